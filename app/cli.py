@@ -1,0 +1,289 @@
+"""The ``kiosk`` command: run the kiosk, manage its catalogue and settings.
+
+Exit codes: 0 success; 1 refused or failed (the message says why and what to
+do); 2 bad usage (click's convention).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from app import bootstrap
+from app.config import Settings, SettingsError, example_toml, load_settings, settings_markdown
+from app.domain.catalogue import Unit
+from app.domain.rejections import Refused
+from app.services.catalogue import CatalogueImportError, import_catalogue, load_promotions_file
+from app.storage.catalogue_repo import CatalogueMismatch
+from app.storage.db import schema_version
+
+
+class Context:
+    def __init__(self, config: Path | None, data_dir: Path | None) -> None:
+        self.config = config
+        self.data_dir = data_dir
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            try:
+                self._settings = load_settings(self.config, self.data_dir)
+            except SettingsError as exc:
+                raise click.ClickException(f"bad setting: {exc}") from None
+        return self._settings
+
+    def kiosk(self) -> bootstrap.Kiosk:
+        try:
+            return bootstrap.build(self.settings)
+        except CatalogueMismatch as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Settings file (TOML). Default: $KIOSK_CONFIG, else <data dir>/kiosk.toml if present.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where the kiosk keeps its database. Default: $KIOSK_DATA_DIR, else "
+    "~/.local/share/scan-and-go-kiosk.",
+)
+@click.pass_context
+def main(ctx: click.Context, config: Path | None, data_dir: Path | None) -> None:
+    """Scan & Go self-service checkout kiosk."""
+    ctx.obj = Context(config, data_dir)
+
+
+# --- running the kiosk -----------------------------------------------------
+@main.command()
+@click.option("--screenshot", type=click.Path(path_type=Path, dir_okay=False),
+              help="Save a screenshot of the first screen to this PNG and exit.")
+@click.pass_obj
+def demo(obj: Context, screenshot: Path | None) -> None:
+    """Start the demo kiosk: loads the demo store into an empty data dir, then opens the screen."""
+    kiosk = obj.kiosk()
+    for line in bootstrap.seed_demo_store(kiosk):
+        click.echo(f"demo store: loaded {line}")
+    click.echo(f"data directory: {obj.settings.data_dir}")
+    bootstrap.run_ui(kiosk, screenshot=screenshot)
+
+
+@main.command()
+@click.option("--screenshot", type=click.Path(path_type=Path, dir_okay=False),
+              help="Save a screenshot of the first screen to this PNG and exit.")
+@click.pass_obj
+def run(obj: Context, screenshot: Path | None) -> None:
+    """Start the kiosk with the catalogue already in its data dir (what a store runs)."""
+    bootstrap.run_ui(obj.kiosk(), screenshot=screenshot)
+
+
+# --- catalogue -------------------------------------------------------------
+@main.group()
+def catalog() -> None:
+    """Import the product catalogue and look codes up."""
+
+
+@catalog.command("import")
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--replace", is_flag=True,
+              help="Replace the whole catalogue (default: add to it, updating same codes).")
+@click.pass_obj
+def catalog_import(obj: Context, file: Path, replace: bool) -> None:
+    """Import products from a CSV file; all rows or none.
+
+    Columns: code, name_zh, name_en, price (required); member_price, unit (each|kg),
+    tax_class, min_age, quantity_limit, department, image (optional).
+    """
+    kiosk = obj.kiosk()
+    total = file.stat().st_size
+    with click.progressbar(length=total, label="importing", file=sys.stderr,
+                           show_pos=False, show_percent=True) as bar:
+        seen = [0]
+
+        def progress(done: int, _total: int) -> None:
+            bar.update(done - seen[0])
+            seen[0] = done
+
+        try:
+            rows = import_catalogue(
+                kiosk.catalogue, file, replace=replace, progress=progress,
+                tax_classes=frozenset(obj.settings.store.tax_classes),
+            )
+        except CatalogueImportError as exc:
+            click.echo("", err=True)
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"imported {rows} products from {file}; catalogue now has {kiosk.catalogue.count()}")
+
+
+def _decode_argv(code: str) -> str | bytes:
+    # Bytes that are not UTF-8 arrive as surrogate escapes; give the scan check the raw bytes.
+    try:
+        code.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(code)
+    return code
+
+
+@catalog.command("lookup")
+@click.argument("code")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.option("--member", is_flag=True, help="Price as for an identified member.")
+@click.pass_obj
+def catalog_lookup(obj: Context, code: str, as_json: bool, member: bool) -> None:
+    """Resolve any scanned string: product, weight/price/quantity in the code, line price.
+
+    CODE '-' reads the raw scanner bytes from standard input. A refused code
+    prints the reason and exits 1.
+    """
+    raw: str | bytes = sys.stdin.buffer.read() if code == "-" else _decode_argv(code)
+    kiosk = obj.kiosk()
+    try:
+        result = kiosk.lookup(raw, member=member)
+    except Refused as refused:
+        r = refused.refusal
+        if as_json:
+            click.echo(json.dumps({"ok": False, "refused": r.code, "message_en": r.message_en,
+                                   "message_zh": r.message_zh, "input": r.preview},
+                                  ensure_ascii=False, indent=2))
+        else:
+            click.echo(f"refused ({r.code}): {r.message_en}\n  {r.message_zh}", err=True)
+            if r.preview:
+                click.echo(f"  input: {r.preview}", err=True)
+        sys.exit(1)
+    item, line = result.item, result.line
+    product = item.product
+    data: dict[str, Any] = {
+        "ok": True,
+        "code_kind": item.code.kind.value,
+        "key": product.code,
+        "name_zh": product.name_zh,
+        "name_en": product.name_en,
+        "unit": product.unit.value,
+        "unit_price": product.price.to_decimal_string(),
+        "member_price": product.member_price.to_decimal_string() if product.member_price else None,
+        "quantity": item.quantity,
+        "weight_g": item.weight_g,
+        "label_price": item.label_price.to_decimal_string() if item.label_price else None,
+        "expiry": item.code.expiry.isoformat() if item.code.expiry else None,
+        "batch": item.code.batch,
+        "min_age": product.min_age,
+        "regular_price": line.regular.to_decimal_string(),
+        "adjustments": [
+            {"code": a.code, "name_zh": a.name_zh, "name_en": a.name_en,
+             "saving": a.saving.to_decimal_string()}
+            for a in line.adjustments
+        ],
+        "line_price": line.total.to_decimal_string(),
+        "currency": line.total.currency,
+    }
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    per = "/kg" if product.unit is Unit.KG else " each"
+    click.echo(f"{product.name_zh} / {product.name_en}")
+    click.echo(f"  key          {product.code}  ({item.code.kind.value})")
+    click.echo(f"  unit price   {product.price.format()}{per}")
+    if product.member_price:
+        click.echo(f"  member price {product.member_price.format()}{per}")
+    if item.weight_g is not None:
+        click.echo(f"  weight       {item.weight_g / 1000:.3f} kg")
+    if item.label_price is not None:
+        click.echo(f"  label price  {item.label_price.format()}")
+    if product.unit is Unit.EACH:
+        click.echo(f"  quantity     {item.quantity}")
+    if item.code.expiry:
+        click.echo(f"  expiry       {item.code.expiry.isoformat()}")
+    if item.code.batch:
+        click.echo(f"  batch        {item.code.batch}")
+    if product.min_age:
+        click.echo(f"  age check    {product.min_age}+ (staff approve before payment)")
+    for adj in line.adjustments:
+        click.echo(f"  {adj.name_en:<12} -{adj.saving.format()}  {adj.name_zh}")
+    click.echo(f"  line price   {line.total.format()}")
+
+
+# --- promotions ------------------------------------------------------------
+@main.group()
+def promotions() -> None:
+    """Import and list the store's promotions."""
+
+
+@promotions.command("import")
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.pass_obj
+def promotions_import(obj: Context, file: Path) -> None:
+    """Replace the promotions with those in a TOML file of [[promotion]] tables."""
+    kiosk = obj.kiosk()
+    try:
+        loaded = load_promotions_file(file, obj.settings.store.currency)
+    except ValueError as exc:
+        raise click.ClickException(f"promotions not imported: {exc}") from None
+    kiosk.catalogue.replace_promotions(loaded)
+    click.echo(f"imported {len(loaded)} promotions from {file}")
+
+
+@promotions.command("list")
+@click.pass_obj
+def promotions_list(obj: Context) -> None:
+    """List the promotions in force."""
+    for p in obj.kiosk().promotions():
+        click.echo(f"{p.promo_id:<20} {p.kind.value:<16} {p.name_zh} / {p.name_en}")
+
+
+# --- settings and database -------------------------------------------------
+@main.group()
+def config() -> None:
+    """Show the settings, or generate their example file and guide."""
+
+
+@config.command("show")
+@click.pass_obj
+def config_show(obj: Context) -> None:
+    """Print the settings in effect (after file and environment)."""
+    s = obj.settings
+    click.echo(f"data_dir = {s.data_dir}")
+    for section in ("store", "kiosk", "barcodes", "catalogue", "ui"):
+        click.echo(f"[{section}]")
+        for key, value in vars(getattr(s, section)).items():
+            click.echo(f"  {key} = {value!r}")
+
+
+@config.command("example")
+def config_example() -> None:
+    """Print every setting at its default, as TOML (seeds/kiosk.example.toml)."""
+    click.echo(example_toml(), nl=False)
+
+
+@config.command("docs")
+def config_docs() -> None:
+    """Print the settings guide as Markdown (docs/settings.md)."""
+    click.echo(settings_markdown(), nl=False)
+
+
+@main.group()
+def db() -> None:
+    """The kiosk database."""
+
+
+@db.command("status")
+@click.pass_obj
+def db_status(obj: Context) -> None:
+    """Show the database file, its applied migrations and catalogue size."""
+    kiosk = obj.kiosk()
+    click.echo(f"database   {obj.settings.database_path}")
+    click.echo(f"migrations {', '.join(schema_version(kiosk.db))}")
+    click.echo(f"products   {kiosk.catalogue.count()}")
+    click.echo(f"promotions {len(kiosk.promotions())}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

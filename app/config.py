@@ -1,0 +1,336 @@
+"""Typed kiosk settings from a TOML file and environment variables, each with a documented default.
+
+Precedence, lowest first: the defaults below, the TOML file (``--config``,
+``KIOSK_CONFIG``, or ``<data dir>/kiosk.toml`` when it exists), environment
+variables ``KIOSK_<SECTION>__<NAME>`` (e.g. ``KIOSK_STORE__CURRENCY=USD``), then
+command-line flags. ``KIOSK_DATA_DIR`` / ``--data-dir`` choose the data directory.
+Nothing here runs at import time: call ``load_settings``.
+
+Every setting's documentation is the ``doc`` in its field metadata; the
+settings guide (docs/settings.md) and seeds/kiosk.example.toml are generated
+from it (``kiosk config docs`` / ``kiosk config example``) and a test checks
+they are current.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.domain.money import CURRENCY_EXPONENTS
+from app.domain.rcn import REGIONS, RcnLayout, layouts_for
+from app.domain.tax import TaxMode, TaxPolicy, parse_rate
+
+ENV_PREFIX = "KIOSK_"
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names the setting and what it accepts."""
+
+
+def _doc(text: str, default: Any) -> Any:
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: type(default)(default), metadata={"doc": text})
+    return field(default=default, metadata={"doc": text})
+
+
+@dataclass
+class StoreSettings:
+    name_zh: str = _doc("Store name shown on the screen and receipt (Chinese).", "扫码购示范店")
+    name_en: str = _doc("Store name shown on the screen and receipt (English).", "Scan & Go Demo Store")
+    currency: str = _doc("ISO 4217 currency of all prices.", "CNY")
+    tax_mode: str = _doc(
+        "'inclusive' (shelf prices include tax: China, EU) or 'exclusive' (tax added: US).",
+        "inclusive",
+    )
+    tax_classes: dict[str, str] = _doc(
+        "Tax class code -> rate ('0.13' or '13%'). Every product names one of these.",
+        {"standard": "0.13", "food": "0.09", "zero": "0"},
+    )
+
+    def validate(self) -> None:
+        if self.currency not in CURRENCY_EXPONENTS:
+            raise SettingsError(
+                f"store.currency {self.currency!r} is not a supported ISO 4217 code "
+                f"({', '.join(sorted(CURRENCY_EXPONENTS))})"
+            )
+        if self.tax_mode not in {m.value for m in TaxMode}:
+            raise SettingsError("store.tax_mode must be 'inclusive' or 'exclusive'")
+        for code, rate in self.tax_classes.items():
+            try:
+                parse_rate(str(rate))
+            except ValueError as exc:
+                raise SettingsError(f"store.tax_classes.{code}: {exc}") from None
+
+    def tax_policy(self) -> TaxPolicy:
+        rates = {code: parse_rate(str(rate)) for code, rate in self.tax_classes.items()}
+        return TaxPolicy(TaxMode(self.tax_mode), rates)
+
+
+@dataclass
+class KioskSettings:
+    lane_id: str = _doc("This kiosk's lane name, unique in the store; goes on receipts and events.", "lane-01")
+    language: str = _doc("Language the attract screen starts in: 'zh' or 'en'.", "zh")
+
+    def validate(self) -> None:
+        if self.language not in ("zh", "en"):
+            raise SettingsError("kiosk.language must be 'zh' or 'en'")
+        if not self.lane_id or not self.lane_id.replace("-", "").replace("_", "").isalnum():
+            raise SettingsError("kiosk.lane_id must be letters, digits, '-' or '_'")
+
+
+@dataclass
+class BarcodeSettings:
+    rcn_region: str = _doc(
+        "Built-in variable-measure (weight/price) label layouts: "
+        + ", ".join(f"'{r}'" for r in sorted(REGIONS))
+        + ".",
+        "cn",
+    )
+    rcn_layouts: list[dict[str, Any]] = _doc(
+        "Extra or overriding label layouts, e.g. "
+        "[{prefix='24', pattern='PPIIIIIVVVVVX', measure='weight', decimals=3}]. "
+        "Pattern letters: P prefix, I item, V value, C price check digit, X GTIN check digit.",
+        [],
+    )
+    max_length: int = _doc("Longest scanner input accepted, in characters.", 512)
+    refuse_expired: bool = _doc("Refuse items whose GS1 expiry date (AI 17) has passed.", True)
+
+    def validate(self) -> None:
+        try:
+            self.layouts()
+        except (ValueError, TypeError) as exc:
+            raise SettingsError(f"barcodes: {exc}") from None
+        if not 32 <= self.max_length <= 4096:
+            raise SettingsError("barcodes.max_length must be between 32 and 4096")
+
+    def layouts(self) -> dict[str, RcnLayout]:
+        extra = tuple(RcnLayout(**layout) for layout in self.rcn_layouts)
+        return layouts_for(self.rcn_region, extra)
+
+
+@dataclass
+class CatalogueSettings:
+    seed_csv: str = _doc(
+        "Catalogue CSV the demo imports when the catalogue is empty ('' = none).",
+        "seeds/catalogue.csv",
+    )
+    seed_promotions: str = _doc(
+        "Promotions TOML the demo imports when there are none ('' = none).",
+        "seeds/promotions.toml",
+    )
+
+
+@dataclass
+class UiSettings:
+    fullscreen: bool = _doc("Run full screen (a store kiosk) or in a window (a laptop).", False)
+    width: int = _doc("Window width in pixels when not full screen.", 1280)
+    height: int = _doc("Window height in pixels when not full screen.", 800)
+    font: str = _doc(
+        "Font file with Chinese glyphs; '' searches the system (Noto Sans CJK, WenQuanYi).", ""
+    )
+
+    def validate(self) -> None:
+        if not (320 <= self.width <= 7680 and 240 <= self.height <= 4320):
+            raise SettingsError("ui.width/ui.height must be a real screen size in pixels")
+
+
+@dataclass
+class Settings:
+    data_dir: Path
+    store: StoreSettings = field(default_factory=StoreSettings)
+    kiosk: KioskSettings = field(default_factory=KioskSettings)
+    barcodes: BarcodeSettings = field(default_factory=BarcodeSettings)
+    catalogue: CatalogueSettings = field(default_factory=CatalogueSettings)
+    ui: UiSettings = field(default_factory=UiSettings)
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "kiosk.db"
+
+    def validate(self) -> None:
+        for section in SECTIONS:
+            validate = getattr(getattr(self, section), "validate", None)
+            if validate:
+                validate()
+
+
+SECTIONS: dict[str, type] = {
+    "store": StoreSettings,
+    "kiosk": KioskSettings,
+    "barcodes": BarcodeSettings,
+    "catalogue": CatalogueSettings,
+    "ui": UiSettings,
+}
+
+
+def default_data_dir(environ: typing.Mapping[str, str] | None = None) -> Path:
+    """``$XDG_DATA_HOME/scan-and-go-kiosk``, i.e. ``~/.local/share/scan-and-go-kiosk``."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "scan-and-go-kiosk"
+
+
+def _coerce(value: Any, annotation: Any, name: str) -> Any:
+    """Convert a TOML or environment value to the field's type, or say what was expected."""
+    hint = typing.get_origin(annotation) or annotation
+    from_env = isinstance(value, str)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if from_env and value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if from_env and value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{name} must be true or false, got {value!r}")
+    if hint is int:
+        if type(value) is int:
+            return value
+        if from_env and value.strip().lstrip("-").isdigit():
+            return int(value)
+        raise SettingsError(f"{name} must be a whole number, got {value!r}")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise SettingsError(f"{name} must be text, got {value!r}")
+    if hint in (list, dict):
+        if from_env:
+            try:
+                value = tomllib.loads(f"v = {value}")["v"]
+            except tomllib.TOMLDecodeError:
+                raise SettingsError(f"{name} must be a TOML {hint.__name__}, got {value!r}") from None
+        if not isinstance(value, hint):
+            raise SettingsError(f"{name} must be a {hint.__name__}, got {value!r}")
+        return value
+    raise SettingsError(f"{name}: unsupported setting type {annotation!r}")  # pragma: no cover
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def load_settings(
+    config_file: Path | None = None,
+    data_dir: Path | None = None,
+    environ: typing.Mapping[str, str] | None = None,
+) -> Settings:
+    """Read settings: defaults, then the TOML file, then ``KIOSK_*`` environment variables."""
+    env = dict(os.environ if environ is None else environ)
+    if data_dir is None:
+        data_dir = Path(env["KIOSK_DATA_DIR"]) if env.get("KIOSK_DATA_DIR") else default_data_dir(env)
+    if config_file is None and env.get("KIOSK_CONFIG"):
+        config_file = Path(env["KIOSK_CONFIG"])
+    if config_file is None and (data_dir / "kiosk.toml").is_file():
+        config_file = data_dir / "kiosk.toml"
+    file_values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            file_values = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SettingsError(f"config file {config_file} does not exist (--config / KIOSK_CONFIG)") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"config file {config_file} is not valid TOML: {exc}") from None
+    unknown_sections = set(file_values) - set(SECTIONS)
+    if unknown_sections:
+        raise SettingsError(
+            f"{config_file}: unknown section(s) {', '.join(sorted(unknown_sections))}; "
+            f"known: {', '.join(SECTIONS)}"
+        )
+    sections: dict[str, Any] = {}
+    for section, cls in SECTIONS.items():
+        types_ = _field_types(cls)
+        values: dict[str, Any] = {}
+        given = file_values.get(section, {})
+        if not isinstance(given, dict):
+            raise SettingsError(f"[{section}] must be a table")
+        for name, value in given.items():
+            if name not in types_:
+                raise SettingsError(
+                    f"{config_file}: unknown setting {section}.{name}; "
+                    f"known: {', '.join(types_)}"
+                )
+            values[name] = _coerce(value, types_[name], f"{section}.{name}")
+        for name, annotation in types_.items():
+            key = f"{ENV_PREFIX}{section.upper()}__{name.upper()}"
+            if key in env:
+                values[name] = _coerce(env[key], annotation, f"{section}.{name} (from {key})")
+        sections[section] = cls(**values)
+    settings = Settings(data_dir=data_dir, **sections)
+    settings.validate()
+    return settings
+
+
+def describe() -> list[tuple[str, str, Any, str]]:
+    """(section, name, default, doc) for every setting: the source of the settings guide."""
+    rows = []
+    for section, cls in SECTIONS.items():
+        instance = cls()
+        for f in dataclasses.fields(cls):
+            rows.append((section, f.name, getattr(instance, f.name), f.metadata["doc"]))
+    return rows
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_inline(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return _inline(value)
+    raise TypeError(value)  # pragma: no cover
+
+
+def _inline(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    return _toml_value(value)
+
+
+def example_toml() -> str:
+    """Every setting at its default, each under its documentation: seeds/kiosk.example.toml."""
+    out = [
+        "# Scan & Go kiosk settings: every setting, at its default value.",
+        "# Generated by `kiosk config example`; docs/settings.md explains each one.",
+        "# Environment variables override this file: KIOSK_<SECTION>__<NAME>,",
+        "# e.g. KIOSK_STORE__CURRENCY=USD. The data directory is --data-dir or KIOSK_DATA_DIR.",
+    ]
+    current = None
+    for section, name, default, doc in describe():
+        if section != current:
+            out += ["", f"[{section}]"]
+            current = section
+        out.append(f"# {doc}")
+        out.append(f"{name} = {_toml_value(default)}")
+    return "\n".join(out) + "\n"
+
+
+def settings_markdown() -> str:
+    """The settings guide: one table row per setting, generated so it cannot drift."""
+    out = [
+        "# Settings",
+        "",
+        "Generated by `kiosk config docs` from `app/config.py`; do not edit by hand.",
+        "",
+        "Settings come from defaults, then the TOML file (`--config`, `KIOSK_CONFIG`, or",
+        "`<data dir>/kiosk.toml`), then environment variables `KIOSK_<SECTION>__<NAME>`.",
+        "The data directory is `--data-dir`, `KIOSK_DATA_DIR`, or",
+        "`$XDG_DATA_HOME/scan-and-go-kiosk` (`~/.local/share/scan-and-go-kiosk`).",
+        "A full example with every setting is `seeds/kiosk.example.toml`.",
+        "",
+        "| setting | environment variable | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    for section, name, default, doc in describe():
+        env = f"{ENV_PREFIX}{section.upper()}__{name.upper()}"
+        shown = _toml_value(default).replace("|", "\\|")
+        out.append(f"| `{section}.{name}` | `{env}` | `{shown}` | {doc.replace('|', '/')} |")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,94 @@
+"""Untrusted scanner input -> clean text, or a refusal.
+
+Anything a camera decoder, keyboard-wedge or serial scanner hands over passes
+through ``clean_scan`` first. A code the kiosk acts on is printable ASCII (GS1
+Digital Link URIs are percent-encoded ASCII too); the single exception is the
+ASCII group separator (0x1D), which scanners send in place of FNC1 between
+GS1-128 fields. Control and escape characters, invalid UTF-8, invisible Unicode
+and over-long strings are refused with a reason; the raw input is never stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.domain.rejections import refuse
+
+GROUP_SEPARATOR = "\x1d"
+DEFAULT_MAX_LENGTH = 512  # a Digital Link URI with a few attributes fits easily
+
+
+@dataclass(frozen=True, slots=True)
+class CleanScan:
+    """Scanner text that passed the checks, with the AIM symbology identifier split off."""
+
+    text: str
+    symbology: str | None = None  # e.g. "]C1" (GS1-128), "]E0" (EAN/UPC), "]Q3" (GS1 QR)
+
+
+def clean_scan(raw: str | bytes, max_length: int = DEFAULT_MAX_LENGTH) -> CleanScan:
+    if isinstance(raw, bytes):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise refuse(
+                "invalid_utf8",
+                "The scanner sent unreadable data. Scan the item again or type its code.",
+                "扫码数据无法识别。请重新扫描，或手动输入条码。",
+                raw,
+            ) from None
+    else:
+        text = raw
+    # Scanners end each read with CR, LF or CRLF; that suffix is framing, not data.
+    if text.endswith("\r\n"):
+        text = text[:-2]
+    elif text.endswith(("\r", "\n")):
+        text = text[:-1]
+    text = text.strip(" ")
+    if not text:
+        raise refuse(
+            "empty",
+            "Nothing was read. Hold the barcode inside the box and try again.",
+            "未读到条码。请把条码放在扫描框内重试。",
+        )
+    if len(text) > max_length:
+        raise refuse(
+            "too_long",
+            f"That code is too long ({len(text)} characters). Scan the item's barcode instead.",
+            f"条码过长（{len(text)} 个字符）。请扫描商品条码。",
+            text,
+        )
+    for ch in text:
+        if " " <= ch <= "~" or ch == GROUP_SEPARATOR:
+            continue
+        if ch == "\x1b":
+            raise refuse(
+                "escape_character",
+                "That code contains an escape character and was refused. Please call staff.",
+                "条码含有转义字符，已拒绝。请呼叫店员。",
+                text,
+            )
+        if ord(ch) < 0x20 or ord(ch) == 0x7F or 0x80 <= ord(ch) < 0xA0:
+            raise refuse(
+                "control_character",
+                "That code contains control characters and was refused. Please call staff.",
+                "条码含有控制字符，已拒绝。请呼叫店员。",
+                text,
+            )
+        raise refuse(
+            "not_ascii",
+            "That is not a product code. Scan the barcode on the item or type it in.",
+            "这不是商品条码。请扫描商品上的条码或手动输入。",
+            text,
+        )
+    symbology = None
+    # AIM symbology identifiers: "]" + code letter + modifier digit.
+    if len(text) >= 3 and text[0] == "]" and text[1].isalpha() and text[2].isalnum():
+        symbology, text = text[:3], text[3:]
+        if not text:
+            raise refuse(
+                "empty",
+                "Nothing was read. Hold the barcode inside the box and try again.",
+                "未读到条码。请把条码放在扫描框内重试。",
+            )
+    return CleanScan(text, symbology)

@@ -1,0 +1,273 @@
+"""Catalogue use cases: import the store's product file, import promotions, and resolve a scan.
+
+``import_catalogue`` validates every row before anything is written and loads
+the whole file in one transaction, so a file with a bad row leaves the previous
+catalogue exactly as it was, and the error names the line and the reason.
+``lookup`` is what `kiosk catalog lookup` and the checkout use to turn any
+scanned string into a product, the weight/price/quantity in the code, and the
+price the line will cost.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import tomllib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from app.domain.barcodes import BarcodeRules, ScannedCode, interpret
+from app.domain.cart import Cart
+from app.domain.catalogue import Catalogue, ScannedItem, find_item
+from app.domain.gtin import catalogue_key
+from app.domain.money import exponent_of
+from app.domain.pricing import PricedLine, price_cart
+from app.domain.promotions import Promotion, promotion_from_dict
+from app.domain.rejections import Refusal, Refused
+from app.domain.scan_input import clean_scan
+from app.domain.tax import TaxPolicy
+from app.storage.catalogue_repo import ProductRow, SqliteCatalogue
+
+REQUIRED_COLUMNS = ("code", "name_zh", "name_en", "price")
+OPTIONAL_COLUMNS = (
+    "member_price", "unit", "tax_class", "min_age", "quantity_limit", "department", "image",
+)
+MAX_REPORTED_ERRORS = 20
+PROGRESS_EVERY = 20_000  # rows between progress callbacks
+
+Progress = Callable[[int, int], None]  # (bytes read, total bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+
+class CatalogueImportError(ValueError):
+    """The file was refused; ``errors`` lists the first bad rows, ``error_count`` all of them."""
+
+    def __init__(self, errors: list[RowError], error_count: int) -> None:
+        shown = "\n".join(str(e) for e in errors)
+        more = error_count - len(errors)
+        super().__init__(
+            f"catalogue not imported: {error_count} bad row(s); the previous catalogue is unchanged\n"
+            + shown
+            + (f"\n... and {more} more" if more > 0 else "")
+        )
+        self.errors = errors
+        self.error_count = error_count
+
+
+def _parse_minor(text: str, exponent: int) -> int:
+    """'12.50' -> 1250 exactly; ValueError otherwise. The hot path of a million-row import."""
+    whole, dot, frac = text.partition(".")
+    if not whole.isdigit() or not whole.isascii():
+        if whole or not dot:
+            raise ValueError(f"price {text!r} is not an amount like 12.50")
+        whole = "0"
+    if dot:
+        if not frac.isdigit() or not frac.isascii() or len(frac) > exponent:
+            raise ValueError(f"price {text!r} must have at most {exponent} decimals")
+        return int(whole) * 10**exponent + int(frac.ljust(exponent, "0"))
+    return int(whole) * 10**exponent
+
+
+def _validated_rows(
+    reader: Iterator[list[str]],
+    header: list[str],
+    exponent: int,
+    tax_classes: frozenset[str],
+    errors: list[RowError],
+    counts: list[int],
+    on_row: Callable[[int], None],
+) -> Iterator[ProductRow]:
+    index = {name: i for i, name in enumerate(header)}
+    pos = [index.get(name, -1) for name in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+    (i_code, i_zh, i_en, i_price, i_member, i_unit, i_tax, i_age, i_limit, i_dept, i_img) = pos
+    width = len(header)
+    seen: dict[str, int] = {}
+    line = 1
+    for row in reader:
+        line += 1
+        counts[0] = line
+        if line % PROGRESS_EVERY == 0:
+            on_row(line)
+        if not row:
+            continue
+        try:
+            if len(row) != width:
+                raise ValueError(f"expected {width} fields, found {len(row)}")
+            code = catalogue_key(row[i_code])
+            if code in seen:
+                raise ValueError(f"code {row[i_code]} already on line {seen[code]}")
+            seen[code] = line
+            name_zh = row[i_zh].strip()
+            name_en = row[i_en].strip()
+            if not name_zh or not name_en:
+                raise ValueError("name_zh and name_en are both required")
+            if not (name_zh.isprintable() and name_en.isprintable()):
+                raise ValueError("names may not contain control characters")
+            price = _parse_minor(row[i_price].strip(), exponent)
+            member_text = row[i_member].strip() if i_member >= 0 else ""
+            member = _parse_minor(member_text, exponent) if member_text else None
+            if member is not None and member > price:
+                raise ValueError("member_price is above price")
+            unit = (row[i_unit].strip() or "each") if i_unit >= 0 else "each"
+            if unit not in ("each", "kg"):
+                raise ValueError(f"unit must be 'each' or 'kg', not {unit!r}")
+            tax_class = (row[i_tax].strip() or "standard") if i_tax >= 0 else "standard"
+            if tax_class not in tax_classes:
+                raise ValueError(
+                    f"tax_class {tax_class!r} is not in store.tax_classes ({', '.join(sorted(tax_classes))})"
+                )
+            age_text = row[i_age].strip() if i_age >= 0 else ""
+            min_age = int(age_text) if age_text else 0
+            if not 0 <= min_age <= 99:
+                raise ValueError("min_age must be 0-99")
+            limit_text = row[i_limit].strip() if i_limit >= 0 else ""
+            limit = int(limit_text) if limit_text else None
+            if limit is not None and limit < 1:
+                raise ValueError("quantity_limit must be at least 1")
+            dept = row[i_dept].strip() if i_dept >= 0 else ""
+            image = row[i_img].strip() if i_img >= 0 else ""
+        except ValueError as exc:
+            reason = str(exc)
+            if reason.startswith("invalid literal for int()"):
+                reason = "min_age and quantity_limit must be whole numbers"
+            errors.append(RowError(line, reason))
+            continue
+        if not errors:  # once a row is bad nothing will be written; only keep checking
+            yield (code, name_zh, name_en, price, member, unit, tax_class, min_age, limit, dept, image)
+
+
+def import_catalogue(
+    catalogue: SqliteCatalogue,
+    path: Path,
+    *,
+    tax_classes: frozenset[str],
+    replace: bool = False,
+    progress: Progress | None = None,
+) -> int:
+    """Validate and load a catalogue CSV (UTF-8, header row); returns the rows loaded."""
+    exponent = exponent_of(catalogue.currency)
+    total = path.stat().st_size
+    errors: list[RowError] = []
+    counts = [0]
+    with path.open("rb") as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+        reader = csv.reader(text)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            raise CatalogueImportError([RowError(1, "the file is empty")], 1) from None
+        except UnicodeDecodeError:
+            raise CatalogueImportError([RowError(1, "the file is not UTF-8")], 1) from None
+        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        unknown = [c for c in header if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+        if missing or unknown:
+            reason = "; ".join(
+                part
+                for part in (
+                    f"missing column(s) {', '.join(missing)}" if missing else "",
+                    f"unknown column(s) {', '.join(unknown)}" if unknown else "",
+                )
+                if part
+            )
+            raise CatalogueImportError([RowError(1, reason)], 1)
+
+        def on_row(_: int) -> None:
+            if progress:
+                progress(raw.tell(), total)
+
+        rows = _validated_rows(reader, header, exponent, tax_classes, errors, counts, on_row)
+
+        class _Abort(Exception):
+            pass
+
+        def checked() -> Iterator[ProductRow]:
+            try:
+                yield from rows
+            except UnicodeDecodeError:
+                errors.append(RowError(counts[0] + 1, "the file is not UTF-8"))
+            except csv.Error as exc:
+                errors.append(RowError(counts[0], f"CSV format error: {exc}"))
+            if errors:
+                raise _Abort  # rolls the transaction back inside load()
+
+        meta = {"currency": catalogue.currency, "source": path.name}
+        try:
+            loaded = catalogue.load(checked(), replace=replace, meta=meta)
+        except _Abort:
+            raise CatalogueImportError(errors[:MAX_REPORTED_ERRORS], len(errors)) from None
+    if progress:
+        progress(total, total)
+    return loaded
+
+
+def load_promotions_file(path: Path, currency: str) -> list[Promotion]:
+    """Read a promotions TOML file (``[[promotion]]`` tables); ValueError names the bad one."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML: {exc}") from None
+    entries = data.get("promotion", [])
+    if not isinstance(entries, list):
+        raise ValueError(f"{path}: expected [[promotion]] tables")
+    promotions = [promotion_from_dict(entry, currency) for entry in entries]
+    ids = [p.promo_id for p in promotions]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise ValueError(f"{path}: duplicate promo_id {', '.join(duplicates)}")
+    return promotions
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """A scan resolved: the item, and what its line would cost on its own."""
+
+    item: ScannedItem
+    line: PricedLine
+
+
+def read_code(raw: str | bytes, rules: BarcodeRules, max_length: int) -> ScannedCode:
+    """Clean and interpret untrusted scanner input (raises ``Refused``)."""
+    return interpret(clean_scan(raw, max_length), rules)
+
+
+def lookup(
+    raw: str | bytes,
+    *,
+    catalogue: Catalogue,
+    rules: BarcodeRules,
+    tax: TaxPolicy,
+    promotions: list[Promotion],
+    today: date | None,
+    member: bool = False,
+    max_length: int = 512,
+) -> Lookup:
+    """Resolve any scanned string to a product and its line price, or raise ``Refused``."""
+    code = read_code(raw, rules, max_length)
+    item = find_item(code, catalogue, today)
+    cart = Cart()
+    cart.add(item)
+    priced = price_cart(cart.lines, promotions, member=member, tax=tax, currency=rules.currency)
+    return Lookup(item, priced.lines[0])
+
+
+__all__ = [
+    "CatalogueImportError",
+    "Lookup",
+    "Refusal",
+    "Refused",
+    "RowError",
+    "import_catalogue",
+    "load_promotions_file",
+    "lookup",
+    "read_code",
+]

@@ -1,0 +1,1 @@
+"""SQLite storage through sqlite-utils: the kiosk's one database, its schema and repositories."""

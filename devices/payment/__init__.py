@@ -1,0 +1,1 @@
+"""Payment QR adapters, registered as entry points in the ``kiosk.payment`` group."""

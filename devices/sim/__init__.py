@@ -1,0 +1,1 @@
+"""Simulated devices and servers that ship with the product (virtual printer, payment, backend)."""
