@@ -12,6 +12,9 @@ The rules, in the order they apply (and the order the receipt explains them):
 3. **Spend thresholds** (满减) on what the covered lines cost after step 2,
    spread over those lines in proportion, so each line shows its share.
 4. **Tax** per tax class on the final line totals (see ``tax``).
+5. **A member never pays more than a guest.** Member prices can take a basket
+   below a spend threshold a guest would reach; when the guest price of the
+   basket is lower, the member is charged that.
 
 Everything works on lines sorted by product, never by scan order, so the same
 items priced in any order give the same totals and the same line discounts.
@@ -116,6 +119,22 @@ class _Work:
 
 
 def price_cart(
+    lines: list[CartLine],
+    promotions: list[Promotion],
+    *,
+    member: bool,
+    tax: TaxPolicy,
+    currency: str,
+) -> PricedCart:
+    priced = _price(lines, promotions, member=member, tax=tax, currency=currency)
+    if member:
+        as_guest = _price(lines, promotions, member=False, tax=tax, currency=currency)
+        if as_guest.total < priced.total:
+            return as_guest
+    return priced
+
+
+def _price(
     lines: list[CartLine],
     promotions: list[Promotion],
     *,

@@ -15,8 +15,10 @@ import io
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from app.domain.barcodes import BarcodeRules, ScannedCode, interpret
 from app.domain.cart import Cart
@@ -79,63 +81,77 @@ def _parse_minor(text: str, exponent: int) -> int:
 
 
 def _validated_rows(
-    reader: Iterator[list[str]],
+    reader: Any,  # a csv.reader: rows, and line_num for error messages
     header: list[str],
     exponent: int,
     tax_classes: frozenset[str],
     errors: list[RowError],
-    counts: list[int],
     on_row: Callable[[int], None],
 ) -> Iterator[ProductRow]:
-    index = {name: i for i, name in enumerate(header)}
-    pos = [index.get(name, -1) for name in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
-    (i_code, i_zh, i_en, i_price, i_member, i_unit, i_tax, i_age, i_limit, i_dept, i_img) = pos
     width = len(header)
+    # Put every row's fields in the standard column order; a column the file
+    # leaves out reads as "" (the extra field appended to each row below).
+    order = [header.index(c) if c in header else width for c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+    standard = order == list(range(len(order))) and width == len(order)
+    pick = itemgetter(*order)
     seen: dict[str, int] = {}
-    line = 1
+    rows_read = 0
     for row in reader:
-        line += 1
-        counts[0] = line
-        if line % PROGRESS_EVERY == 0:
+        rows_read += 1
+        line = reader.line_num  # the file's line, even after quoted multi-line fields
+        if rows_read % PROGRESS_EVERY == 0:
             on_row(line)
         if not row:
             continue
         try:
             if len(row) != width:
                 raise ValueError(f"expected {width} fields, found {len(row)}")
-            code = catalogue_key(row[i_code])
+            if not standard:
+                row.append("")
+                row = list(pick(row))
+            code, name_zh, name_en, price_text, member_text, unit, tax_class, age, limit_text, dept, image = row  # noqa: E501
+            # Fast paths for the common shapes (a bare GTIN-13, "12.50"); anything
+            # else takes the general, slower checks with their precise messages.
+            if len(code) == 13 and code.isdigit() and code.isascii():
+                digits = code.encode()
+                odd, even = digits[-2::-2], digits[-3::-2]
+                if (3 * (sum(odd) - 288) + sum(even) - 288 + digits[-1] - 48) % 10:
+                    raise ValueError(f"GTIN {code} has a wrong check digit")
+                code = "0" + code
+            else:
+                code = catalogue_key(code)
             if code in seen:
-                raise ValueError(f"code {row[i_code]} already on line {seen[code]}")
+                raise ValueError(f"code {row[0].strip()} already on line {seen[code]}")
             seen[code] = line
-            name_zh = row[i_zh].strip()
-            name_en = row[i_en].strip()
+            name_zh = name_zh.strip()
+            name_en = name_en.strip()
             if not name_zh or not name_en:
                 raise ValueError("name_zh and name_en are both required")
-            if not (name_zh.isprintable() and name_en.isprintable()):
+            if not (name_zh + name_en).isprintable():
                 raise ValueError("names may not contain control characters")
-            price = _parse_minor(row[i_price].strip(), exponent)
-            member_text = row[i_member].strip() if i_member >= 0 else ""
-            member = _parse_minor(member_text, exponent) if member_text else None
+            whole, _, frac = price_text.partition(".")
+            if len(frac) == exponent and whole.isdigit() and frac.isdigit() and price_text.isascii():
+                price = int(whole + frac)
+            else:
+                price = _parse_minor(price_text.strip(), exponent)
+            member = _parse_minor(member_text.strip(), exponent) if member_text else None
             if member is not None and member > price:
                 raise ValueError("member_price is above price")
-            unit = (row[i_unit].strip() or "each") if i_unit >= 0 else "each"
-            if unit not in ("each", "kg"):
+            unit = unit.strip() or "each"
+            if unit != "each" and unit != "kg":
                 raise ValueError(f"unit must be 'each' or 'kg', not {unit!r}")
-            tax_class = (row[i_tax].strip() or "standard") if i_tax >= 0 else "standard"
+            tax_class = tax_class.strip() or "standard"
             if tax_class not in tax_classes:
                 raise ValueError(
-                    f"tax_class {tax_class!r} is not in store.tax_classes ({', '.join(sorted(tax_classes))})"
+                    f"tax_class {tax_class!r} is not in store.tax_classes "
+                    f"({', '.join(sorted(tax_classes))})"
                 )
-            age_text = row[i_age].strip() if i_age >= 0 else ""
-            min_age = int(age_text) if age_text else 0
+            min_age = int(age) if age and age != "0" else 0
             if not 0 <= min_age <= 99:
                 raise ValueError("min_age must be 0-99")
-            limit_text = row[i_limit].strip() if i_limit >= 0 else ""
             limit = int(limit_text) if limit_text else None
             if limit is not None and limit < 1:
                 raise ValueError("quantity_limit must be at least 1")
-            dept = row[i_dept].strip() if i_dept >= 0 else ""
-            image = row[i_img].strip() if i_img >= 0 else ""
         except ValueError as exc:
             reason = str(exc)
             if reason.startswith("invalid literal for int()"):
@@ -143,7 +159,8 @@ def _validated_rows(
             errors.append(RowError(line, reason))
             continue
         if not errors:  # once a row is bad nothing will be written; only keep checking
-            yield (code, name_zh, name_en, price, member, unit, tax_class, min_age, limit, dept, image)
+            yield (code, name_zh, name_en, price, member, unit, tax_class, min_age, limit,
+                   dept.strip(), image.strip())
 
 
 def import_catalogue(
@@ -158,7 +175,6 @@ def import_catalogue(
     exponent = exponent_of(catalogue.currency)
     total = path.stat().st_size
     errors: list[RowError] = []
-    counts = [0]
     with path.open("rb") as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
         reader = csv.reader(text)
@@ -185,7 +201,7 @@ def import_catalogue(
             if progress:
                 progress(raw.tell(), total)
 
-        rows = _validated_rows(reader, header, exponent, tax_classes, errors, counts, on_row)
+        rows = _validated_rows(reader, header, exponent, tax_classes, errors, on_row)
 
         class _Abort(Exception):
             pass
@@ -194,9 +210,9 @@ def import_catalogue(
             try:
                 yield from rows
             except UnicodeDecodeError:
-                errors.append(RowError(counts[0] + 1, "the file is not UTF-8"))
+                errors.append(RowError(reader.line_num + 1, "the file is not UTF-8"))
             except csv.Error as exc:
-                errors.append(RowError(counts[0], f"CSV format error: {exc}"))
+                errors.append(RowError(reader.line_num, f"CSV format error: {exc}"))
             if errors:
                 raise _Abort  # rolls the transaction back inside load()
 

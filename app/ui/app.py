@@ -50,7 +50,7 @@ class KioskApp(App):
         if self._screenshot is not None:
             # Let layout settle, then capture right after a frame is drawn (on_flip):
             # reading pixels at any other moment can give a blank buffer under Mesa.
-            Clock.schedule_once(lambda _dt: Window.bind(on_flip=self._take_screenshot), 1.0)
+            Clock.schedule_once(self._arm_screenshot, 1.0)
         return root
 
     def set_language(self, language: str) -> None:
@@ -60,6 +60,11 @@ class KioskApp(App):
         first, second = (store.name_zh, store.name_en) if language == "zh" else (
             store.name_en, store.name_zh)
         self.store_name, self.store_name_other = first, second
+
+    def _arm_screenshot(self, _dt: float) -> None:
+        Window.bind(on_flip=self._take_screenshot)
+        # Kivy only redraws when something changed; ask for a frame so on_flip fires.
+        Window.canvas.ask_update()
 
     def _take_screenshot(self, *_args: object) -> None:
         Window.unbind(on_flip=self._take_screenshot)

@@ -1,0 +1,145 @@
+"""The `kiosk` command as an integrator runs it: a real process, a real data directory."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from biip.checksums import gs1_price_weight_check_digit
+
+from app.domain.gtin import check_digit
+
+ROOT = Path(__file__).resolve().parents[2]
+KIOSK = str(Path(sys.executable).with_name("kiosk"))
+
+
+def with_check(payload: str) -> str:
+    return payload + str(check_digit(payload))
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    env = {**os.environ, "KIOSK_DATA_DIR": str(d)}
+    subprocess.run([KIOSK, "catalog", "import", str(ROOT / "seeds/catalogue.csv"), "--replace"],
+                   env=env, check=True, capture_output=True)
+    subprocess.run([KIOSK, "promotions", "import", str(ROOT / "seeds/promotions.toml")],
+                   env=env, check=True, capture_output=True)
+    return d
+
+
+def kiosk(data_dir, *args, stdin=None):
+    env = {**os.environ, "KIOSK_DATA_DIR": str(data_dir)}
+    return subprocess.run([KIOSK, *args], env=env, capture_output=True, input=stdin, cwd=ROOT)
+
+
+def lookup(data_dir, code, *extra):
+    result = kiosk(data_dir, "catalog", "lookup", code, "--json", *extra)
+    return result.returncode, json.loads(result.stdout)
+
+
+def test_demo_gtin(data_dir):
+    rc, data = lookup(data_dir, "6900000000014")
+    assert rc == 0
+    assert (data["name_zh"], data["line_price"]) == ("纯牛奶 250ml", "6.50")
+    rc, data = lookup(data_dir, "6900000000014", "--member")
+    assert data["line_price"] == "5.90"
+
+
+def test_rcn_weight_label(data_dir):
+    rc, data = lookup(data_dir, with_check("210010101234"))  # bananas, 1.234 kg
+    assert rc == 0
+    assert data["name_en"] == "Bananas" and data["weight_g"] == 1234
+    assert data["line_price"] == "8.61"  # 6.98/kg x 1.234 kg = 8.613 -> 8.61
+
+
+def test_rcn_with_bad_price_check_is_refused(data_dir):
+    value = "00599"
+    wrong = (gs1_price_weight_check_digit(value) + 1) % 10
+    rc, data = lookup(data_dir, with_check(f"220010{wrong}{value}"))
+    assert rc == 1 and data["refused"] == "bad_price_check_digit"
+
+
+def test_gs1_128_with_net_weight(data_dir):
+    rc, data = lookup(data_dir, "]C10106900000000014310300150010L42")
+    assert rc == 0
+    assert data["code_kind"] == "gs1" and data["weight_g"] == 1500 and data["batch"] == "L42"
+
+
+def test_digital_link_qr(data_dir):
+    rc, data = lookup(data_dir, "https://id.gs1.org/01/06900000000014?17=271231")
+    assert rc == 0 and data["name_en"] == "Whole Milk 250ml"
+
+
+def test_promotion_shown_on_line(data_dir):
+    rc, data = lookup(data_dir, "6900000000663")  # chips, 1.00 off
+    assert data["adjustments"][0]["code"] == "CHIPS-1OFF"
+    assert data["line_price"] == "7.50"
+
+
+def test_escape_character_is_refused_with_non_zero_exit(data_dir):
+    result = kiosk(data_dir, "catalog", "lookup", "690\x1b[2J0000014")
+    assert result.returncode == 1
+    err = result.stderr.decode()
+    assert "escape_character" in err and "请呼叫店员" in err
+    assert "\x1b" not in err  # echoed escaped, never raw
+
+
+def test_invalid_utf8_from_stdin_is_refused(data_dir):
+    result = kiosk(data_dir, "catalog", "lookup", "-", stdin=b"69\xff\xfe\n")
+    assert result.returncode == 1 and b"invalid_utf8" in result.stderr
+
+
+def test_unknown_product(data_dir):
+    rc, data = lookup(data_dir, with_check("690099999999"))
+    assert rc == 1 and data["refused"] == "unknown_product"
+
+
+def test_weighed_product_by_plain_code_needs_a_label(data_dir):
+    rc, data = lookup(data_dir, "2100101000003")  # the bananas' base code, no weight
+    assert rc == 1 and data["refused"] == "needs_weighing"
+
+
+def test_plu(data_dir):
+    rc, data = lookup(data_dir, "4046")
+    assert rc == 0 and data["name_en"] == "Avocado"
+
+
+def test_text_output(data_dir):
+    result = kiosk(data_dir, "catalog", "lookup", with_check("210010101234"))
+    out = result.stdout.decode()
+    assert "香蕉 / Bananas" in out and "1.234 kg" in out and "¥8.61" in out
+
+
+def test_bad_import_exits_non_zero_and_keeps_catalogue(data_dir, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("code,name_zh,name_en,price\n123,奶,Milk,1.00\n", encoding="utf-8")
+    result = kiosk(data_dir, "catalog", "import", str(bad), "--replace")
+    assert result.returncode == 1
+    assert b"line 2" in result.stderr and b"unchanged" in result.stderr
+    assert lookup(data_dir, "6900000000014")[0] == 0
+
+
+def test_bad_setting_names_it(data_dir):
+    env = {**os.environ, "KIOSK_DATA_DIR": str(data_dir), "KIOSK_STORE__CURRENCY": "ABC"}
+    result = subprocess.run([KIOSK, "db", "status"], env=env, capture_output=True)
+    assert result.returncode == 1 and b"store.currency" in result.stderr
+
+
+def test_currency_change_without_reimport_is_caught(data_dir):
+    env = {**os.environ, "KIOSK_DATA_DIR": str(data_dir), "KIOSK_STORE__CURRENCY": "USD"}
+    result = subprocess.run([KIOSK, "catalog", "lookup", "4046"], env=env, capture_output=True)
+    assert result.returncode == 1 and b"re-import the catalogue" in result.stderr
+
+
+def test_db_status(data_dir):
+    out = kiosk(data_dir, "db", "status").stdout.decode()
+    assert "m001_catalogue" in out and "promotions 7" in out
+
+
+def test_every_command_has_help(data_dir):
+    for args in (["--help"], ["catalog", "import", "--help"], ["catalog", "lookup", "--help"],
+                 ["promotions", "import", "--help"], ["config", "show"], ["demo", "--help"]):
+        assert kiosk(data_dir, *args).returncode == 0, args

@@ -1,0 +1,42 @@
+import sqlite3
+
+import pytest
+
+from app.storage.db import open_database, schema_version, write_transaction
+
+
+def test_database_is_wal_with_full_sync(tmp_path):
+    db = open_database(tmp_path / "kiosk.db")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def test_migrations_are_recorded_and_not_rerun(tmp_path):
+    path = tmp_path / "kiosk.db"
+    db = open_database(path)
+    assert schema_version(db) == ["m001_catalogue"]
+    db.close()
+    again = open_database(path)
+    assert schema_version(again) == ["m001_catalogue"]
+    assert {"products", "promotions", "catalogue_meta"} <= set(again.table_names())
+
+
+def test_write_transaction_rolls_back_everything(tmp_path):
+    db = open_database(tmp_path / "kiosk.db")
+    with pytest.raises(RuntimeError):
+        with write_transaction(db):
+            db.execute("INSERT INTO catalogue_meta VALUES ('a', '1')")
+            with write_transaction(db):  # nested: a savepoint
+                db.execute("INSERT INTO catalogue_meta VALUES ('b', '2')")
+            raise RuntimeError("power cut")
+    assert db.execute("SELECT count(*) FROM catalogue_meta").fetchone()[0] == 0
+
+
+def test_committed_write_is_visible_to_another_connection(tmp_path):
+    path = tmp_path / "kiosk.db"
+    db = open_database(path)
+    with write_transaction(db):
+        db.execute("INSERT INTO catalogue_meta VALUES ('k', 'v')")
+    other = sqlite3.connect(path)
+    assert other.execute("SELECT value FROM catalogue_meta").fetchone() == ("v",)
