@@ -96,7 +96,9 @@ def seed_demo_store(kiosk: Kiosk) -> list[str]:
         done.append(f"{rows} products from {csv_path}")
     promo_path = resolve_seed(kiosk.settings.catalogue.seed_promotions)
     if promo_path is not None and not kiosk.promotions():
-        promotions = catalogue_service.load_promotions_file(promo_path, kiosk.settings.store.currency)
+        promotions = catalogue_service.load_promotions_file(
+            promo_path, kiosk.settings.store.currency
+        )
         kiosk.catalogue.replace_promotions(promotions)
         done.append(f"{len(promotions)} promotions from {promo_path}")
     return done

@@ -65,8 +65,11 @@ def main(ctx: click.Context, config: Path | None, data_dir: Path | None) -> None
 
 # --- running the kiosk -----------------------------------------------------
 @main.command()
-@click.option("--screenshot", type=click.Path(path_type=Path, dir_okay=False),
-              help="Save a screenshot of the first screen to this PNG and exit.")
+@click.option(
+    "--screenshot",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Save a screenshot of the first screen to this PNG and exit.",
+)
 @click.pass_obj
 def demo(obj: Context, screenshot: Path | None) -> None:
     """Start the demo kiosk: loads the demo store into an empty data dir, then opens the screen."""
@@ -78,8 +81,11 @@ def demo(obj: Context, screenshot: Path | None) -> None:
 
 
 @main.command()
-@click.option("--screenshot", type=click.Path(path_type=Path, dir_okay=False),
-              help="Save a screenshot of the first screen to this PNG and exit.")
+@click.option(
+    "--screenshot",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Save a screenshot of the first screen to this PNG and exit.",
+)
 @click.pass_obj
 def run(obj: Context, screenshot: Path | None) -> None:
     """Start the kiosk with the catalogue already in its data dir (what a store runs)."""
@@ -94,8 +100,11 @@ def catalog() -> None:
 
 @catalog.command("import")
 @click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@click.option("--replace", is_flag=True,
-              help="Replace the whole catalogue (default: add to it, updating same codes).")
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Replace the whole catalogue (default: add to it, updating same codes).",
+)
 @click.pass_obj
 def catalog_import(obj: Context, file: Path, replace: bool) -> None:
     """Import products from a CSV file; all rows or none.
@@ -105,8 +114,9 @@ def catalog_import(obj: Context, file: Path, replace: bool) -> None:
     """
     kiosk = obj.kiosk()
     total = file.stat().st_size
-    with click.progressbar(length=total, label="importing", file=sys.stderr,
-                           show_pos=False, show_percent=True) as bar:
+    with click.progressbar(
+        length=total, label="importing", file=sys.stderr, show_pos=False, show_percent=True
+    ) as bar:
         seen = [0]
 
         def progress(done: int, _total: int) -> None:
@@ -115,7 +125,10 @@ def catalog_import(obj: Context, file: Path, replace: bool) -> None:
 
         try:
             rows = import_catalogue(
-                kiosk.catalogue, file, replace=replace, progress=progress,
+                kiosk.catalogue,
+                file,
+                replace=replace,
+                progress=progress,
                 tax_classes=frozenset(obj.settings.store.tax_classes),
             )
         except CatalogueImportError as exc:
@@ -151,9 +164,19 @@ def catalog_lookup(obj: Context, code: str, as_json: bool, member: bool) -> None
     except Refused as refused:
         r = refused.refusal
         if as_json:
-            click.echo(json.dumps({"ok": False, "refused": r.code, "message_en": r.message_en,
-                                   "message_zh": r.message_zh, "input": r.preview},
-                                  ensure_ascii=False, indent=2))
+            click.echo(
+                json.dumps(
+                    {
+                        "ok": False,
+                        "refused": r.code,
+                        "message_en": r.message_en,
+                        "message_zh": r.message_zh,
+                        "input": r.preview,
+                    },
+                    ensure_ascii=False,
+                    indent=2,
+                )
+            )
         else:
             click.echo(f"refused ({r.code}): {r.message_en}\n  {r.message_zh}", err=True)
             if r.preview:
@@ -178,8 +201,12 @@ def catalog_lookup(obj: Context, code: str, as_json: bool, member: bool) -> None
         "min_age": product.min_age,
         "regular_price": line.regular.to_decimal_string(),
         "adjustments": [
-            {"code": a.code, "name_zh": a.name_zh, "name_en": a.name_en,
-             "saving": a.saving.to_decimal_string()}
+            {
+                "code": a.code,
+                "name_zh": a.name_zh,
+                "name_en": a.name_en,
+                "saving": a.saving.to_decimal_string(),
+            }
             for a in line.adjustments
         ],
         "line_price": line.total.to_decimal_string(),

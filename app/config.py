@@ -42,7 +42,9 @@ def _doc(text: str, default: Any) -> Any:
 @dataclass
 class StoreSettings:
     name_zh: str = _doc("Store name shown on the screen and receipt (Chinese).", "扫码购示范店")
-    name_en: str = _doc("Store name shown on the screen and receipt (English).", "Scan & Go Demo Store")
+    name_en: str = _doc(
+        "Store name shown on the screen and receipt (English).", "Scan & Go Demo Store"
+    )
     currency: str = _doc("ISO 4217 currency of all prices.", "CNY")
     tax_mode: str = _doc(
         "'inclusive' (shelf prices include tax: China, EU) or 'exclusive' (tax added: US).",
@@ -74,7 +76,9 @@ class StoreSettings:
 
 @dataclass
 class KioskSettings:
-    lane_id: str = _doc("This kiosk's lane name, unique in the store; goes on receipts and events.", "lane-01")
+    lane_id: str = _doc(
+        "This kiosk's lane name, unique in the store; goes on receipts and events.", "lane-01"
+    )
     language: str = _doc("Language the attract screen starts in: 'zh' or 'en'.", "zh")
 
     def validate(self) -> None:
@@ -203,7 +207,9 @@ def _coerce(value: Any, annotation: Any, name: str) -> Any:
             try:
                 value = tomllib.loads(f"v = {value}")["v"]
             except tomllib.TOMLDecodeError:
-                raise SettingsError(f"{name} must be a TOML {hint.__name__}, got {value!r}") from None
+                raise SettingsError(
+                    f"{name} must be a TOML {hint.__name__}, got {value!r}"
+                ) from None
         if not isinstance(value, hint):
             raise SettingsError(f"{name} must be a {hint.__name__}, got {value!r}")
         return value
@@ -222,7 +228,9 @@ def load_settings(
     """Read settings: defaults, then the TOML file, then ``KIOSK_*`` environment variables."""
     env = dict(os.environ if environ is None else environ)
     if data_dir is None:
-        data_dir = Path(env["KIOSK_DATA_DIR"]) if env.get("KIOSK_DATA_DIR") else default_data_dir(env)
+        data_dir = (
+            Path(env["KIOSK_DATA_DIR"]) if env.get("KIOSK_DATA_DIR") else default_data_dir(env)
+        )
     if config_file is None and env.get("KIOSK_CONFIG"):
         config_file = Path(env["KIOSK_CONFIG"])
     if config_file is None and (data_dir / "kiosk.toml").is_file():
@@ -232,7 +240,9 @@ def load_settings(
         try:
             file_values = tomllib.loads(config_file.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise SettingsError(f"config file {config_file} does not exist (--config / KIOSK_CONFIG)") from None
+            raise SettingsError(
+                f"config file {config_file} does not exist (--config / KIOSK_CONFIG)"
+            ) from None
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"config file {config_file} is not valid TOML: {exc}") from None
     unknown_sections = set(file_values) - set(SECTIONS)
@@ -251,8 +261,7 @@ def load_settings(
         for name, value in given.items():
             if name not in types_:
                 raise SettingsError(
-                    f"{config_file}: unknown setting {section}.{name}; "
-                    f"known: {', '.join(types_)}"
+                    f"{config_file}: unknown setting {section}.{name}; known: {', '.join(types_)}"
                 )
             values[name] = _coerce(value, types_[name], f"{section}.{name}")
         for name, annotation in types_.items():

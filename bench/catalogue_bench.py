@@ -32,8 +32,19 @@ from app.storage.catalogue_repo import SqliteCatalogue  # noqa: E402
 from app.storage.db import open_database  # noqa: E402
 from app.storage.migrations import PRODUCTS_COLUMNS  # noqa: E402
 
-HEADER = ["code", "name_zh", "name_en", "price", "member_price", "unit", "tax_class",
-          "min_age", "quantity_limit", "department", "image"]
+HEADER = [
+    "code",
+    "name_zh",
+    "name_en",
+    "price",
+    "member_price",
+    "unit",
+    "tax_class",
+    "min_age",
+    "quantity_limit",
+    "department",
+    "image",
+]
 TAX = frozenset({"standard", "food", "zero"})
 
 
@@ -53,9 +64,21 @@ def make_csv(path: Path, rows: int) -> list[str]:
             codes.append(code.zfill(14))
             price = rnd.randint(100, 99999)
             member = f"{(price * 9 // 10) / 100:.2f}" if i % 7 == 0 else ""
-            w.writerow([code, f"商品{i}号 500g", f"Product {i} 500g", f"{price // 100}.{price % 100:02d}",
-                        member, "each", "food" if i % 3 else "standard", "18" if i % 97 == 0 else "0",
-                        "6" if i % 89 == 0 else "", f"dept{i % 20}", ""])
+            w.writerow(
+                [
+                    code,
+                    f"商品{i}号 500g",
+                    f"Product {i} 500g",
+                    f"{price // 100}.{price % 100:02d}",
+                    member,
+                    "each",
+                    "food" if i % 3 else "standard",
+                    "18" if i % 97 == 0 else "0",
+                    "6" if i % 89 == 0 else "",
+                    f"dept{i % 20}",
+                    "",
+                ]
+            )
     return codes
 
 
@@ -126,8 +149,10 @@ def main() -> None:
         for n in range(args.repeat):
             base_times.append(baseline_import(csv_path, tmpdir / f"base{n}.db"))
             kiosk_times.append(kiosk_import(csv_path, tmpdir / f"kiosk{n}.db"))
-            print(f"run {n + 1}: baseline {base_times[-1]:.2f}s kiosk {kiosk_times[-1]:.2f}s",
-                  file=sys.stderr)
+            print(
+                f"run {n + 1}: baseline {base_times[-1]:.2f}s kiosk {kiosk_times[-1]:.2f}s",
+                file=sys.stderr,
+            )
             if n < args.repeat - 1:
                 (tmpdir / f"base{n}.db").unlink()
         keys = random.Random(7).choices(codes, k=args.lookups)
@@ -135,13 +160,17 @@ def main() -> None:
     bi, ki = statistics.median(base_times), statistics.median(kiosk_times)
     b50, b99 = percentile(lat["baseline"], 0.5), percentile(lat["baseline"], 0.99)
     k50, k99 = percentile(lat["kiosk"], 0.5), percentile(lat["kiosk"], 0.99)
-    print(f"\nmachine: {platform.processor() or platform.machine()}, {platform.system()} "
-          f"{platform.release()}, Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}")
+    print(
+        f"\nmachine: {platform.processor() or platform.machine()}, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}"
+    )
     print(f"{args.rows:,} rows, median of {args.repeat} runs; {args.lookups:,} lookups\n")
     print("| measure | kiosk | plain sqlite3 baseline | ratio | target |")
     print("|---|---|---|---|---|")
-    print(f"| catalogue import ({args.rows:,} rows, validated) | {ki:.2f} s | {bi:.2f} s | "
-          f"{ki / bi:.2f}x | within 2x |")
+    print(
+        f"| catalogue import ({args.rows:,} rows, validated) | {ki:.2f} s | {bi:.2f} s | "
+        f"{ki / bi:.2f}x | within 2x |"
+    )
     print(f"| lookup p50 | {k50:.1f} µs | {b50:.1f} µs | {k50 / b50:.2f}x | |")
     print(f"| lookup p99 | {k99:.1f} µs | {b99:.1f} µs | {k99 / b99:.2f}x | within 2x |")
 

@@ -172,9 +172,7 @@ def _digital_link(text: str, rules: BarcodeRules) -> ScannedCode:
         uri = GS1DigitalLinkURI.parse(text)
     except (ParseError, ValueError):
         raise _not_product(text) from None
-    return _from_element_strings(
-        list(uri.element_strings), text, rules, CodeKind.DIGITAL_LINK
-    )
+    return _from_element_strings(list(uri.element_strings), text, rules, CodeKind.DIGITAL_LINK)
 
 
 def _from_element_strings(

@@ -14,13 +14,37 @@ from fractions import Fraction
 
 # ISO 4217 minor-unit exponents for the currencies a store may run in.
 CURRENCY_EXPONENTS: dict[str, int] = {
-    "CNY": 2, "HKD": 2, "TWD": 2, "MOP": 2, "USD": 2, "EUR": 2, "GBP": 2, "CAD": 2,
-    "AUD": 2, "NZD": 2, "SGD": 2, "CHF": 2, "SEK": 2, "NOK": 2, "DKK": 2, "PLN": 2,
-    "JPY": 0, "KRW": 0, "VND": 0, "KWD": 3, "BHD": 3,
+    "CNY": 2,
+    "HKD": 2,
+    "TWD": 2,
+    "MOP": 2,
+    "USD": 2,
+    "EUR": 2,
+    "GBP": 2,
+    "CAD": 2,
+    "AUD": 2,
+    "NZD": 2,
+    "SGD": 2,
+    "CHF": 2,
+    "SEK": 2,
+    "NOK": 2,
+    "DKK": 2,
+    "PLN": 2,
+    "JPY": 0,
+    "KRW": 0,
+    "VND": 0,
+    "KWD": 3,
+    "BHD": 3,
 }
 
 CURRENCY_SYMBOLS: dict[str, str] = {
-    "CNY": "¥", "JPY": "¥", "USD": "$", "HKD": "HK$", "EUR": "€", "GBP": "£", "KRW": "₩",
+    "CNY": "¥",
+    "JPY": "¥",
+    "USD": "$",
+    "HKD": "HK$",
+    "EUR": "€",
+    "GBP": "£",
+    "KRW": "₩",
 }
 
 

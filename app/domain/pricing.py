@@ -77,7 +77,9 @@ class PricedCart:
         result: dict[str, Money] = {}
         for line in self.lines:
             for adj in line.adjustments:
-                result[adj.code] = result[adj.code] + adj.saving if adj.code in result else adj.saving
+                result[adj.code] = (
+                    result[adj.code] + adj.saving if adj.code in result else adj.saving
+                )
         return result
 
 
@@ -160,7 +162,9 @@ def _price(
             amount = w.savings[promo_id]
             if amount:
                 p = by_id[promo_id]
-                adjustments.append(Adjustment(p.promo_id, p.name_zh, p.name_en, Money(amount, currency)))
+                adjustments.append(
+                    Adjustment(p.promo_id, p.name_zh, p.name_en, Money(amount, currency))
+                )
         priced_by_id[w.line.line_id] = PricedLine(
             w.line, w.line.product.price, w.regular, tuple(adjustments), w.current
         )

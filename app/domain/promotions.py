@@ -94,8 +94,19 @@ class Promotion:
 
 _MONEY_FIELDS = ("price", "amount", "threshold")
 _KNOWN_FIELDS = {
-    "promo_id", "kind", "name_zh", "name_en", "products", "departments", "buy", "pay",
-    "percent", "repeat", "member_only", "priority", *_MONEY_FIELDS,
+    "promo_id",
+    "kind",
+    "name_zh",
+    "name_en",
+    "products",
+    "departments",
+    "buy",
+    "pay",
+    "percent",
+    "repeat",
+    "member_only",
+    "priority",
+    *_MONEY_FIELDS,
 }
 
 
@@ -118,7 +129,7 @@ def promotion_from_dict(data: dict[str, object], currency: str) -> Promotion:
     for name in _MONEY_FIELDS:
         value = data.get(name)
         if value is not None and not isinstance(value, str):
-            raise ValueError(f"{where}: {name} must be a string like \"10.00\", not {value!r}")
+            raise ValueError(f'{where}: {name} must be a string like "10.00", not {value!r}')
         money[name] = Money.parse(value, currency) if value is not None else None
 
     def ints(name: str, default: int) -> int:

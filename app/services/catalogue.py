@@ -15,8 +15,8 @@ import io
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from operator import itemgetter
 from datetime import date
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,13 @@ from app.storage.catalogue_repo import ProductRow, SqliteCatalogue
 
 REQUIRED_COLUMNS = ("code", "name_zh", "name_en", "price")
 OPTIONAL_COLUMNS = (
-    "member_price", "unit", "tax_class", "min_age", "quantity_limit", "department", "image",
+    "member_price",
+    "unit",
+    "tax_class",
+    "min_age",
+    "quantity_limit",
+    "department",
+    "image",
 )
 MAX_REPORTED_ERRORS = 20
 PROGRESS_EVERY = 20_000  # rows between progress callbacks
@@ -58,8 +64,8 @@ class CatalogueImportError(ValueError):
         shown = "\n".join(str(e) for e in errors)
         more = error_count - len(errors)
         super().__init__(
-            f"catalogue not imported: {error_count} bad row(s); the previous catalogue is unchanged\n"
-            + shown
+            f"catalogue not imported: {error_count} bad row(s); "
+            "the previous catalogue is unchanged\n" + shown
             + (f"\n... and {more} more" if more > 0 else "")
         )
         self.errors = errors
@@ -76,8 +82,10 @@ def _parse_minor(text: str, exponent: int) -> int:
     if dot:
         if not frac.isdigit() or not frac.isascii() or len(frac) > exponent:
             raise ValueError(f"price {text!r} must have at most {exponent} decimals")
-        return int(whole) * 10**exponent + int(frac.ljust(exponent, "0"))
-    return int(whole) * 10**exponent
+        frac = frac.ljust(exponent, "0")
+    else:
+        frac = "0" * exponent
+    return int(whole + frac)
 
 
 def _validated_rows(
@@ -109,7 +117,19 @@ def _validated_rows(
             if not standard:
                 row.append("")
                 row = list(pick(row))
-            code, name_zh, name_en, price_text, member_text, unit, tax_class, age, limit_text, dept, image = row  # noqa: E501
+            (
+                code,
+                name_zh,
+                name_en,
+                price_text,
+                member_text,
+                unit,
+                tax_class,
+                age,
+                limit_text,
+                dept,
+                image,
+            ) = row  # noqa: E501
             # Fast paths for the common shapes (a bare GTIN-13, "12.50"); anything
             # else takes the general, slower checks with their precise messages.
             if len(code) == 13 and code.isdigit() and code.isascii():
@@ -130,7 +150,12 @@ def _validated_rows(
             if not (name_zh + name_en).isprintable():
                 raise ValueError("names may not contain control characters")
             whole, _, frac = price_text.partition(".")
-            if len(frac) == exponent and whole.isdigit() and frac.isdigit() and price_text.isascii():
+            if (
+                len(frac) == exponent
+                and whole.isdigit()
+                and frac.isdigit()
+                and price_text.isascii()
+            ):
                 price = int(whole + frac)
             else:
                 price = _parse_minor(price_text.strip(), exponent)
@@ -159,8 +184,19 @@ def _validated_rows(
             errors.append(RowError(line, reason))
             continue
         if not errors:  # once a row is bad nothing will be written; only keep checking
-            yield (code, name_zh, name_en, price, member, unit, tax_class, min_age, limit,
-                   dept.strip(), image.strip())
+            yield (
+                code,
+                name_zh,
+                name_en,
+                price,
+                member,
+                unit,
+                tax_class,
+                min_age,
+                limit,
+                dept.strip(),
+                image.strip(),
+            )
 
 
 def import_catalogue(

@@ -12,17 +12,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+
 import sqlite_utils
 
 from app.domain.catalogue import Product, Unit
 from app.domain.money import Money
+from app.domain.promotions import Promotion, promotion_from_dict, promotion_to_dict
 from app.storage.db import write_transaction
 from app.storage.migrations import create_products_table
-from app.domain.promotions import Promotion, promotion_from_dict, promotion_to_dict
 
 COLUMNS = (
-    "code", "name_zh", "name_en", "price", "member_price", "unit", "tax_class",
-    "min_age", "quantity_limit", "department", "image",
+    "code",
+    "name_zh",
+    "name_en",
+    "price",
+    "member_price",
+    "unit",
+    "tax_class",
+    "min_age",
+    "quantity_limit",
+    "department",
+    "image",
 )
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM products WHERE code = ?"
 _INSERT = "INSERT INTO products_next VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -57,9 +67,17 @@ class SqliteCatalogue:
         code, zh, en, price, member, unit, tax_class, min_age, limit, dept, image = row
         currency = self.currency
         return Product(
-            code, zh, en, Money(price, currency), Unit(unit), tax_class,
+            code,
+            zh,
+            en,
+            Money(price, currency),
+            Unit(unit),
+            tax_class,
             Money(member, currency) if member is not None else None,
-            min_age, limit, dept, image,
+            min_age,
+            limit,
+            dept,
+            image,
         )
 
     def count(self) -> int:
@@ -102,7 +120,10 @@ class SqliteCatalogue:
             self._conn.executemany(
                 "INSERT INTO promotions (promo_id, definition) VALUES (?, ?)",
                 [
-                    (p.promo_id, json.dumps(promotion_to_dict(p), ensure_ascii=False, sort_keys=True))
+                    (
+                        p.promo_id,
+                        json.dumps(promotion_to_dict(p), ensure_ascii=False, sort_keys=True),
+                    )
                     for p in promotions
                 ],
             )
@@ -111,8 +132,15 @@ class SqliteCatalogue:
 def product_row(product: Product) -> ProductRow:
     """The row a Product is stored as (used by tests and the demo seeding)."""
     return (
-        product.code, product.name_zh, product.name_en, product.price.minor,
-        product.member_price.minor if product.member_price else None, product.unit.value,
-        product.tax_class, product.min_age, product.quantity_limit, product.department,
+        product.code,
+        product.name_zh,
+        product.name_en,
+        product.price.minor,
+        product.member_price.minor if product.member_price else None,
+        product.unit.value,
+        product.tax_class,
+        product.min_age,
+        product.quantity_limit,
+        product.department,
         product.image,
     )

@@ -34,7 +34,6 @@ def create_products_table(db: sqlite_utils.Database, name: str) -> None:
 def m001_catalogue(db: sqlite_utils.Database) -> None:
     create_products_table(db, "products")
     db.execute(
-        "CREATE TABLE promotions (promo_id TEXT PRIMARY KEY NOT NULL, "
-        "definition TEXT NOT NULL)"
+        "CREATE TABLE promotions (promo_id TEXT PRIMARY KEY NOT NULL, definition TEXT NOT NULL)"
     )
     db.execute("CREATE TABLE catalogue_meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)")

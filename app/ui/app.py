@@ -57,8 +57,9 @@ class KioskApp(App):
         self.language = language
         self.text = STRINGS[language]
         store = self.kiosk.settings.store
-        first, second = (store.name_zh, store.name_en) if language == "zh" else (
-            store.name_en, store.name_zh)
+        first, second = (
+            (store.name_zh, store.name_en) if language == "zh" else (store.name_en, store.name_zh)
+        )
         self.store_name, self.store_name_other = first, second
 
     def _arm_screenshot(self, _dt: float) -> None:

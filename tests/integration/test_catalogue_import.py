@@ -3,7 +3,7 @@ import pytest
 from app.bootstrap import PROJECT_ROOT
 from app.services.catalogue import CatalogueImportError, import_catalogue
 
-HEADER = "code,name_zh,name_en,price,member_price,unit,tax_class,min_age,quantity_limit,department,image\n"
+HEADER = "code,name_zh,name_en,price,member_price,unit,tax_class,min_age,quantity_limit,department,image\n"  # noqa: E501
 TAX = frozenset({"standard", "food", "zero"})
 
 
@@ -15,8 +15,13 @@ def write(tmp_path, body, name="c.csv", header=HEADER):
 
 def test_demo_catalogue_imports(kiosk):
     seen = []
-    n = import_catalogue(kiosk.catalogue, PROJECT_ROOT / "seeds" / "catalogue.csv",
-                         tax_classes=TAX, replace=True, progress=lambda d, t: seen.append((d, t)))
+    n = import_catalogue(
+        kiosk.catalogue,
+        PROJECT_ROOT / "seeds" / "catalogue.csv",
+        tax_classes=TAX,
+        replace=True,
+        progress=lambda d, t: seen.append((d, t)),
+    )
     assert n == kiosk.catalogue.count() >= 200
     assert seen[-1][0] == seen[-1][1]  # progress reached 100%
     milk = kiosk.catalogue.get("06900000000014")
@@ -53,7 +58,9 @@ def test_bad_row_is_reported_with_line_and_nothing_changes(kiosk, tmp_path, row,
 
 
 def test_duplicate_codes_name_both_lines(kiosk, tmp_path):
-    path = write(tmp_path, "4011,香蕉,Banana,1.00,,each,food,0,,p,\n4011,香蕉,Banana,1.00,,each,food,0,,p,\n")
+    path = write(
+        tmp_path, "4011,香蕉,Banana,1.00,,each,food,0,,p,\n4011,香蕉,Banana,1.00,,each,food,0,,p,\n"
+    )
     with pytest.raises(CatalogueImportError, match="line 3: code 4011 already on line 2"):
         import_catalogue(kiosk.catalogue, path, tax_classes=TAX)
 
@@ -69,10 +76,15 @@ def test_many_errors_are_counted_but_only_the_first_listed(kiosk, tmp_path):
 
 def test_header_problems(kiosk, tmp_path):
     with pytest.raises(CatalogueImportError, match="missing column"):
-        import_catalogue(kiosk.catalogue, write(tmp_path, "", header="code,name_zh\n"), tax_classes=TAX)
+        import_catalogue(
+            kiosk.catalogue, write(tmp_path, "", header="code,name_zh\n"), tax_classes=TAX
+        )
     with pytest.raises(CatalogueImportError, match="unknown column"):
-        import_catalogue(kiosk.catalogue, write(tmp_path, "", header=HEADER.strip() + ",colour\n"),
-                         tax_classes=TAX)
+        import_catalogue(
+            kiosk.catalogue,
+            write(tmp_path, "", header=HEADER.strip() + ",colour\n"),
+            tax_classes=TAX,
+        )
     empty = tmp_path / "empty.csv"
     empty.write_text("")
     with pytest.raises(CatalogueImportError, match="empty"):
@@ -81,14 +93,20 @@ def test_header_problems(kiosk, tmp_path):
 
 def test_not_utf8_is_refused(kiosk, tmp_path):
     path = tmp_path / "gbk.csv"
-    path.write_bytes(HEADER.encode() + "6900000000014,纯牛奶,Milk,6.50,,each,food,0,,dairy,\n".encode("gbk"))
+    path.write_bytes(
+        HEADER.encode() + "6900000000014,纯牛奶,Milk,6.50,,each,food,0,,dairy,\n".encode("gbk")
+    )
     with pytest.raises(CatalogueImportError, match="not UTF-8"):
         import_catalogue(kiosk.catalogue, path, tax_classes=TAX)
     assert kiosk.catalogue.count() == 0
 
 
 def test_merge_updates_and_adds_replace_swaps(kiosk, tmp_path):
-    a = write(tmp_path, "6900000000014,纯牛奶,Milk,6.50,,each,food,0,,dairy,\n4011,香蕉,Banana,1.00,,each,food,0,,p,\n", "a.csv")
+    a = write(
+        tmp_path,
+        "6900000000014,纯牛奶,Milk,6.50,,each,food,0,,dairy,\n4011,香蕉,Banana,1.00,,each,food,0,,p,\n",
+        "a.csv",
+    )
     b = write(tmp_path, "6900000000014,纯牛奶,Milk,7.00,,each,food,0,,dairy,\n", "b.csv")
     import_catalogue(kiosk.catalogue, a, tax_classes=TAX, replace=True)
     import_catalogue(kiosk.catalogue, b, tax_classes=TAX)
@@ -99,7 +117,14 @@ def test_merge_updates_and_adds_replace_swaps(kiosk, tmp_path):
 
 
 def test_minimal_columns_get_defaults(kiosk, tmp_path):
-    path = write(tmp_path, "6900000000014,纯牛奶,Milk,6.50\n", header="code,name_zh,name_en,price\n")
+    path = write(
+        tmp_path, "6900000000014,纯牛奶,Milk,6.50\n", header="code,name_zh,name_en,price\n"
+    )
     import_catalogue(kiosk.catalogue, path, tax_classes=TAX)
     milk = kiosk.catalogue.get("06900000000014")
-    assert (milk.unit.value, milk.tax_class, milk.min_age, milk.quantity_limit) == ("each", "standard", 0, None)
+    assert (milk.unit.value, milk.tax_class, milk.min_age, milk.quantity_limit) == (
+        "each",
+        "standard",
+        0,
+        None,
+    )

@@ -23,10 +23,18 @@ def with_check(payload: str) -> str:
 def data_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("cli")
     env = {**os.environ, "KIOSK_DATA_DIR": str(d)}
-    subprocess.run([KIOSK, "catalog", "import", str(ROOT / "seeds/catalogue.csv"), "--replace"],
-                   env=env, check=True, capture_output=True)
-    subprocess.run([KIOSK, "promotions", "import", str(ROOT / "seeds/promotions.toml")],
-                   env=env, check=True, capture_output=True)
+    subprocess.run(
+        [KIOSK, "catalog", "import", str(ROOT / "seeds/catalogue.csv"), "--replace"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [KIOSK, "promotions", "import", str(ROOT / "seeds/promotions.toml")],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     return d
 
 
@@ -140,6 +148,12 @@ def test_db_status(data_dir):
 
 
 def test_every_command_has_help(data_dir):
-    for args in (["--help"], ["catalog", "import", "--help"], ["catalog", "lookup", "--help"],
-                 ["promotions", "import", "--help"], ["config", "show"], ["demo", "--help"]):
+    for args in (
+        ["--help"],
+        ["catalog", "import", "--help"],
+        ["catalog", "lookup", "--help"],
+        ["promotions", "import", "--help"],
+        ["config", "show"],
+        ["demo", "--help"],
+    ):
         assert kiosk(data_dir, *args).returncode == 0, args

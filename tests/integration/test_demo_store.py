@@ -19,7 +19,10 @@ def test_catalogue_file_shape():
         assert is_valid_gtin(code) or (code.isdigit() and len(code) in (4, 5)), code
         assert row["name_zh"] and row["name_en"]
         assert any("\u4e00" <= ch <= "\u9fff" for ch in row["name_zh"])
-    assert sum(1 for r in rows if r["unit"] == "kg" and r["code"][:2] in ("20", "21", "22", "23")) >= 10
+    assert (
+        sum(1 for r in rows if r["unit"] == "kg" and r["code"][:2] in ("20", "21", "22", "23"))
+        >= 10
+    )
     assert sum(1 for r in rows if len(r["code"]) in (4, 5)) >= 5
     assert sum(1 for r in rows if r["min_age"] == "18") >= 5
     assert sum(1 for r in rows if r["member_price"]) >= 10

@@ -30,10 +30,19 @@ def png_size_and_colours(path: Path) -> tuple[tuple[int, int], int]:
 
 def test_demo_opens_attract_screen_and_screenshots(tmp_path, display):
     shot = tmp_path / "attract.png"
-    env = {**os.environ, "KIOSK_DATA_DIR": str(tmp_path / "data"),
-           "KIVY_HOME": str(tmp_path / "kivy"), "KIVY_NO_ARGS": "1"}
-    result = subprocess.run([KIOSK, "demo", "--screenshot", str(shot)], env=env, cwd=ROOT,
-                            capture_output=True, timeout=120)
+    env = {
+        **os.environ,
+        "KIOSK_DATA_DIR": str(tmp_path / "data"),
+        "KIVY_HOME": str(tmp_path / "kivy"),
+        "KIVY_NO_ARGS": "1",
+    }
+    result = subprocess.run(
+        [KIOSK, "demo", "--screenshot", str(shot)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     size, colours = png_size_and_colours(shot)
     assert size == (1280, 800)

@@ -33,6 +33,14 @@ def product(
     tax_class: str = "standard",
 ) -> Product:
     return Product(
-        gtin(n), f"商品{n}", f"Item {n}", cny(price), unit, tax_class,
-        cny(member) if member is not None else None, min_age, limit, dept,
+        gtin(n),
+        f"商品{n}",
+        f"Item {n}",
+        cny(price),
+        unit,
+        tax_class,
+        cny(member) if member is not None else None,
+        min_age,
+        limit,
+        dept,
     )

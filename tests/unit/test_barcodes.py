@@ -79,9 +79,7 @@ def test_us_variable_price_upca():
 
 
 def test_custom_layout_overrides_region():
-    rules = BarcodeRules(
-        "CNY", layouts_for("cn", (RcnLayout("21", "PPIIIIVVVVVVX", "weight", 3),))
-    )
+    rules = BarcodeRules("CNY", layouts_for("cn", (RcnLayout("21", "PPIIIIVVVVVVX", "weight", 3),)))
     assert read(with_check("210001001500"), rules).weight_g == 1500
 
 

@@ -30,7 +30,9 @@ def test_data_dir_from_environment_and_default(tmp_path):
 def test_file_then_environment_precedence(tmp_path):
     cfg = tmp_path / "k.toml"
     cfg.write_text('[store]\ncurrency = "USD"\ntax_mode = "exclusive"\n[ui]\nwidth = 1024\n')
-    s = load_settings(cfg, tmp_path, environ={"KIOSK_UI__WIDTH": "800", "KIOSK_UI__FULLSCREEN": "yes"})
+    s = load_settings(
+        cfg, tmp_path, environ={"KIOSK_UI__WIDTH": "800", "KIOSK_UI__FULLSCREEN": "yes"}
+    )
     assert s.store.currency == "USD"
     assert s.ui.width == 800
     assert s.ui.fullscreen is True
@@ -52,8 +54,11 @@ def test_config_in_data_dir_is_found(tmp_path):
         ("", {"KIOSK_UI__FULLSCREEN": "maybe"}, "ui.fullscreen"),
         ('[store]\ntax_classes = { standard = "1.5" }\n', {}, "store.tax_classes.standard"),
         ('[barcodes]\nrcn_region = "mars"\n', {}, "barcodes.rcn_layouts"),
-        ("[barcodes]\nrcn_layouts = [{prefix='21', pattern='PPX', measure='weight'}]\n", {},
-         "pattern must be 13"),
+        (
+            "[barcodes]\nrcn_layouts = [{prefix='21', pattern='PPX', measure='weight'}]\n",
+            {},
+            "pattern must be 13",
+        ),
         ("not toml [", {}, "not valid TOML"),
     ],
 )

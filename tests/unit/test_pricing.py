@@ -19,16 +19,50 @@ CHIPS = product(7, 850, dept="snacks", member=790)
 STEAK = product(8, 8900, dept="meat", unit=Unit.KG, member=7900)
 
 PROMOS = [
-    Promotion("Y3F2", PromoKind.MULTI_BUY, "酸奶买3付2", "Yogurt 3 for 2",
-              products=frozenset(p.code for p in YOGURT), buy=3, pay=2),
-    Promotion("TEA2", PromoKind.N_FOR_X, "茶2瓶7元", "Tea 2 for 7",
-              products=frozenset(p.code for p in TEA), buy=2, price=cny(700)),
-    Promotion("BAKERY", PromoKind.PERCENT_OFF, "烘焙8折", "Bakery 20% off",
-              departments=frozenset({"bakery"}), percent=20),
-    Promotion("CHIPS1", PromoKind.AMOUNT_OFF, "薯片减1元", "Chips 1 off",
-              products=frozenset({CHIPS.code}), amount=cny(100)),
-    Promotion("S100", PromoKind.SPEND_THRESHOLD, "满100减10", "Spend 100 save 10",
-              threshold=cny(10000), amount=cny(1000), repeat=True, priority=200),
+    Promotion(
+        "Y3F2",
+        PromoKind.MULTI_BUY,
+        "酸奶买3付2",
+        "Yogurt 3 for 2",
+        products=frozenset(p.code for p in YOGURT),
+        buy=3,
+        pay=2,
+    ),
+    Promotion(
+        "TEA2",
+        PromoKind.N_FOR_X,
+        "茶2瓶7元",
+        "Tea 2 for 7",
+        products=frozenset(p.code for p in TEA),
+        buy=2,
+        price=cny(700),
+    ),
+    Promotion(
+        "BAKERY",
+        PromoKind.PERCENT_OFF,
+        "烘焙8折",
+        "Bakery 20% off",
+        departments=frozenset({"bakery"}),
+        percent=20,
+    ),
+    Promotion(
+        "CHIPS1",
+        PromoKind.AMOUNT_OFF,
+        "薯片减1元",
+        "Chips 1 off",
+        products=frozenset({CHIPS.code}),
+        amount=cny(100),
+    ),
+    Promotion(
+        "S100",
+        PromoKind.SPEND_THRESHOLD,
+        "满100减10",
+        "Spend 100 save 10",
+        threshold=cny(10000),
+        amount=cny(1000),
+        repeat=True,
+        priority=200,
+    ),
 ]
 
 
@@ -52,8 +86,15 @@ def savings(priced):
 
 def test_multi_buy_cheapest_of_each_group_is_free():
     cheap = product(9, 300, dept="dairy")
-    promo = Promotion("M", PromoKind.MULTI_BUY, "买3付2", "3 for 2",
-                      products=frozenset({YOGURT[0].code, cheap.code}), buy=3, pay=2)
+    promo = Promotion(
+        "M",
+        PromoKind.MULTI_BUY,
+        "买3付2",
+        "3 for 2",
+        products=frozenset({YOGURT[0].code, cheap.code}),
+        buy=3,
+        pay=2,
+    )
     priced = price(cart_of((YOGURT[0], 2), (cheap, 2)), [promo])
     assert savings(priced) == {"M": 300}  # group: 450, 450, 300 -> the 300 is free
     assert priced.total.minor == 450 * 2 + 300 * 2 - 300
@@ -73,8 +114,9 @@ def test_n_for_x_explained_on_each_line():
 
 
 def test_n_for_x_never_raises_a_price():
-    cheap = Promotion("X", PromoKind.N_FOR_X, "", "", products=frozenset({TEA[0].code}),
-                      buy=2, price=cny(900))
+    cheap = Promotion(
+        "X", PromoKind.N_FOR_X, "", "", products=frozenset({TEA[0].code}), buy=2, price=cny(900)
+    )
     assert price(cart_of((TEA[0], 2)), [cheap]).total.minor == 800
 
 
@@ -84,8 +126,15 @@ def test_percent_and_amount_off():
 
 
 def test_member_price_and_member_only_promotion():
-    member_promo = Promotion("MEAT10", PromoKind.PERCENT_OFF, "会员鲜肉9折", "Meat 10%",
-                             departments=frozenset({"meat"}), percent=10, member_only=True)
+    member_promo = Promotion(
+        "MEAT10",
+        PromoKind.PERCENT_OFF,
+        "会员鲜肉9折",
+        "Meat 10%",
+        departments=frozenset({"meat"}),
+        percent=10,
+        member_only=True,
+    )
     cart = cart_of((STEAK, 500), CHIPS)
     guest = price(cart, [member_promo])
     assert guest.total.minor == 4450 + 850
@@ -104,18 +153,33 @@ def test_spend_threshold_repeats_and_is_spread_over_lines():
 
 def test_threshold_counts_spend_after_item_promotions():
     # 3 yogurts = 13.50 regular, 9.00 after 3-for-2: below a 10.00 threshold
-    promo = Promotion("T10", PromoKind.SPEND_THRESHOLD, "", "", threshold=cny(1000),
-                      amount=cny(100), priority=200)
+    promo = Promotion(
+        "T10", PromoKind.SPEND_THRESHOLD, "", "", threshold=cny(1000), amount=cny(100), priority=200
+    )
     priced = price(cart_of(*YOGURT), [PROMOS[0], promo])
     assert "T10" not in savings(priced)
 
 
 def test_each_unit_gets_at_most_one_item_promotion_lowest_priority_first():
-    amount = Promotion("B2", PromoKind.AMOUNT_OFF, "", "", departments=frozenset({"bakery"}),
-                       amount=cny(100), priority=50)
+    amount = Promotion(
+        "B2",
+        PromoKind.AMOUNT_OFF,
+        "",
+        "",
+        departments=frozenset({"bakery"}),
+        amount=cny(100),
+        priority=50,
+    )
     assert savings(price(cart_of(BREAD), [PROMOS[2], amount])) == {"B2": 100}
-    later = Promotion("B2", PromoKind.AMOUNT_OFF, "", "", departments=frozenset({"bakery"}),
-                      amount=cny(100), priority=150)
+    later = Promotion(
+        "B2",
+        PromoKind.AMOUNT_OFF,
+        "",
+        "",
+        departments=frozenset({"bakery"}),
+        amount=cny(100),
+        priority=150,
+    )
     assert savings(price(cart_of(BREAD), [PROMOS[2], later])) == {"BAKERY": 250}
 
 
@@ -159,8 +223,14 @@ def test_promotion_file_errors_name_the_problem():
 
 
 # --- properties ----------------------------------------------------------
-SHELF = [*YOGURT, *TEA, BREAD, CHIPS, product(12, 1999, dept="household"),
-         product(13, 1, dept="snacks")]
+SHELF = [
+    *YOGURT,
+    *TEA,
+    BREAD,
+    CHIPS,
+    product(12, 1999, dept="household"),
+    product(13, 1, dept="snacks"),
+]
 WEIGHED = [STEAK, product(14, 698, unit=Unit.KG, dept="produce", member=598)]
 
 entries = st.lists(
@@ -208,9 +278,7 @@ def test_totals_add_up_and_are_never_negative(entry_list, member):
     priced = price(build(entry_list), member=member)
     for line in priced.lines:
         assert line.total.minor >= 0
-        assert line.total == line.regular - sum(
-            (a.saving for a in line.adjustments), cny(0)
-        )
+        assert line.total == line.regular - sum((a.saving for a in line.adjustments), cny(0))
         assert all(a.saving.minor > 0 for a in line.adjustments)
     assert priced.total == sum((line.total for line in priced.lines), cny(0))
     assert priced.subtotal - priced.savings == priced.total
