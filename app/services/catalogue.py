@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import multiprocessing
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -65,7 +66,8 @@ class CatalogueImportError(ValueError):
         more = error_count - len(errors)
         super().__init__(
             f"catalogue not imported: {error_count} bad row(s); "
-            "the previous catalogue is unchanged\n" + shown
+            "the previous catalogue is unchanged\n"
+            + shown
             + (f"\n... and {more} more" if more > 0 else "")
         )
         self.errors = errors
@@ -199,6 +201,96 @@ def _validated_rows(
             )
 
 
+BATCH_ROWS = 2000
+# Files above this size are validated in a second process while this one writes
+# to SQLite: validation is pure Python and about as costly as the inserts, and
+# sqlite3 cannot overlap the two within one process (the GIL). Below it the
+# process start-up (~0.3 s) is not worth it.
+PARALLEL_FROM_BYTES = 4_000_000
+
+Message = tuple[Any, ...]  # ("rows", batch, bytes read) | ("done", errors) | ("failed", text)
+
+
+def _validation_messages(
+    path: Path, exponent: int, tax_classes: frozenset[str]
+) -> Iterator[Message]:
+    """Parse and validate a catalogue file: batches of rows, then the list of errors."""
+    errors: list[RowError] = []
+    with path.open("rb") as raw:
+        reader = csv.reader(io.TextIOWrapper(raw, encoding="utf-8-sig", newline=""))
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            yield ("done", [RowError(1, "the file is empty")])
+            return
+        except UnicodeDecodeError:
+            yield ("done", [RowError(1, "the file is not UTF-8")])
+            return
+        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        unknown = [c for c in header if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+        if missing or unknown:
+            parts = [f"missing column(s) {', '.join(missing)}"] if missing else []
+            parts += [f"unknown column(s) {', '.join(unknown)}"] if unknown else []
+            yield ("done", [RowError(1, "; ".join(parts))])
+            return
+        rows = _validated_rows(reader, header, exponent, tax_classes, errors, lambda _: None)
+        batch: list[ProductRow] = []
+        try:
+            for row in rows:
+                batch.append(row)
+                if len(batch) == BATCH_ROWS:
+                    yield ("rows", batch, raw.tell())
+                    batch = []
+        except UnicodeDecodeError:
+            errors.append(RowError(reader.line_num + 1, "the file is not UTF-8"))
+        except csv.Error as exc:
+            errors.append(RowError(reader.line_num, f"CSV format error: {exc}"))
+        if batch and not errors:
+            yield ("rows", batch, raw.tell())
+    yield ("done", errors)
+
+
+def _validation_worker(path: str, exponent: int, tax_classes: list[str], pipe: Any) -> None:
+    try:
+        for message in _validation_messages(Path(path), exponent, frozenset(tax_classes)):
+            pipe.send(message)
+    except BaseException as exc:  # reported to the parent, which raises it
+        pipe.send(("failed", f"{type(exc).__name__}: {exc}"))
+    finally:
+        pipe.close()
+
+
+def _messages_from_worker(
+    path: Path, exponent: int, tax_classes: frozenset[str]
+) -> Iterator[Message]:
+    context = multiprocessing.get_context("spawn")  # no fork: the parent may hold threads and locks
+    receive, send = context.Pipe(duplex=False)
+    worker = context.Process(
+        target=_validation_worker,
+        args=(str(path), exponent, sorted(tax_classes), send),
+        name="catalogue-validation",
+        daemon=True,
+    )
+    worker.start()
+    send.close()
+    try:
+        while True:
+            try:
+                message: Message = receive.recv()
+            except EOFError:
+                raise RuntimeError(
+                    "the catalogue validation process stopped unexpectedly"
+                ) from None
+            yield message
+            if message[0] != "rows":
+                return
+    finally:
+        if worker.is_alive():
+            worker.terminate()
+        worker.join()
+        receive.close()
+
+
 def import_catalogue(
     catalogue: SqliteCatalogue,
     path: Path,
@@ -206,57 +298,41 @@ def import_catalogue(
     tax_classes: frozenset[str],
     replace: bool = False,
     progress: Progress | None = None,
+    parallel: bool | None = None,
 ) -> int:
-    """Validate and load a catalogue CSV (UTF-8, header row); returns the rows loaded."""
+    """Validate and load a catalogue CSV (UTF-8, header row); returns the rows loaded.
+
+    ``parallel`` forces validation in a second process on (True) or off (False);
+    by default large files use one.
+    """
     exponent = exponent_of(catalogue.currency)
     total = path.stat().st_size
+    if parallel is None:
+        parallel = total >= PARALLEL_FROM_BYTES
+    source = _messages_from_worker if parallel else _validation_messages
     errors: list[RowError] = []
-    with path.open("rb") as raw:
-        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-        reader = csv.reader(text)
-        try:
-            header = [h.strip() for h in next(reader)]
-        except StopIteration:
-            raise CatalogueImportError([RowError(1, "the file is empty")], 1) from None
-        except UnicodeDecodeError:
-            raise CatalogueImportError([RowError(1, "the file is not UTF-8")], 1) from None
-        missing = [c for c in REQUIRED_COLUMNS if c not in header]
-        unknown = [c for c in header if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
-        if missing or unknown:
-            reason = "; ".join(
-                part
-                for part in (
-                    f"missing column(s) {', '.join(missing)}" if missing else "",
-                    f"unknown column(s) {', '.join(unknown)}" if unknown else "",
-                )
-                if part
-            )
-            raise CatalogueImportError([RowError(1, reason)], 1)
 
-        def on_row(_: int) -> None:
-            if progress:
-                progress(raw.tell(), total)
+    class _Abort(Exception):
+        pass
 
-        rows = _validated_rows(reader, header, exponent, tax_classes, errors, on_row)
+    def rows() -> Iterator[ProductRow]:
+        for message in source(path, exponent, tax_classes):
+            if message[0] == "rows":
+                yield from message[1]
+                if progress:
+                    progress(message[2], total)
+            elif message[0] == "done":
+                errors.extend(message[1])
+            else:
+                raise RuntimeError(message[1])
+        if errors:
+            raise _Abort  # rolls the transaction back inside load()
 
-        class _Abort(Exception):
-            pass
-
-        def checked() -> Iterator[ProductRow]:
-            try:
-                yield from rows
-            except UnicodeDecodeError:
-                errors.append(RowError(reader.line_num + 1, "the file is not UTF-8"))
-            except csv.Error as exc:
-                errors.append(RowError(reader.line_num, f"CSV format error: {exc}"))
-            if errors:
-                raise _Abort  # rolls the transaction back inside load()
-
-        meta = {"currency": catalogue.currency, "source": path.name}
-        try:
-            loaded = catalogue.load(checked(), replace=replace, meta=meta)
-        except _Abort:
-            raise CatalogueImportError(errors[:MAX_REPORTED_ERRORS], len(errors)) from None
+    meta = {"currency": catalogue.currency, "source": path.name}
+    try:
+        loaded = catalogue.load(rows(), replace=replace, meta=meta)
+    except _Abort:
+        raise CatalogueImportError(errors[:MAX_REPORTED_ERRORS], len(errors)) from None
     if progress:
         progress(total, total)
     return loaded

@@ -128,3 +128,16 @@ def test_minimal_columns_get_defaults(kiosk, tmp_path):
         0,
         None,
     )
+
+
+@pytest.mark.parametrize("parallel", [True, False])
+def test_validation_in_a_second_process_gives_the_same_result(kiosk, tmp_path, parallel):
+    good = PROJECT_ROOT / "seeds" / "catalogue.csv"
+    assert (
+        import_catalogue(kiosk.catalogue, good, tax_classes=TAX, replace=True, parallel=parallel)
+        == 220
+    )
+    bad = write(tmp_path, "6900000000014,纯牛奶,Milk,6.50,,each,food,0,,dairy,\n" * 2)
+    with pytest.raises(CatalogueImportError, match="line 3: code 6900000000014 already on line 2"):
+        import_catalogue(kiosk.catalogue, bad, tax_classes=TAX, replace=True, parallel=parallel)
+    assert kiosk.catalogue.count() == 220
