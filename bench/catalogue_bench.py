@@ -27,24 +27,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.domain.gtin import check_digit  # noqa: E402
-from app.services.catalogue import import_catalogue  # noqa: E402
+from app.services.catalogue import (  # noqa: E402
+    OPTIONAL_COLUMNS,
+    REQUIRED_COLUMNS,
+    import_catalogue,
+)
 from app.storage.catalogue_repo import SqliteCatalogue  # noqa: E402
 from app.storage.db import open_database  # noqa: E402
 from app.storage.migrations import PRODUCTS_COLUMNS  # noqa: E402
 
-HEADER = [
-    "code",
-    "name_zh",
-    "name_en",
-    "price",
-    "member_price",
-    "unit",
-    "tax_class",
-    "min_age",
-    "quantity_limit",
-    "department",
-    "image",
-]
+HEADER = [*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS]  # the catalogue file format
 TAX = frozenset({"standard", "food", "zero"})
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.domain.gtin import check_digit  # noqa: E402
+from app.services.catalogue import OPTIONAL_COLUMNS, REQUIRED_COLUMNS  # noqa: E402
 
 # (department, tax class, [(zh, en, price yuan, member price or "", sizes)])
 PACKAGED = [
@@ -298,19 +299,7 @@ def rows() -> list[list[str]]:
     return out
 
 
-HEADER = [
-    "code",
-    "name_zh",
-    "name_en",
-    "price",
-    "member_price",
-    "unit",
-    "tax_class",
-    "min_age",
-    "quantity_limit",
-    "department",
-    "image",
-]
+HEADER = [*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS]  # the catalogue file format
 
 
 def main() -> None:
