@@ -31,18 +31,11 @@ from app.domain.promotions import Promotion, promotion_from_dict
 from app.domain.rejections import Refusal, Refused
 from app.domain.scan_input import clean_scan
 from app.domain.tax import TaxPolicy
-from app.storage.catalogue_repo import ProductRow, SqliteCatalogue
+from app.storage.catalogue_repo import COLUMNS, ProductRow, SqliteCatalogue
 
-REQUIRED_COLUMNS = ("code", "name_zh", "name_en", "price")
-OPTIONAL_COLUMNS = (
-    "member_price",
-    "unit",
-    "tax_class",
-    "min_age",
-    "quantity_limit",
-    "department",
-    "image",
-)
+# The file's columns are the table's columns, in the same order; the first four are required.
+REQUIRED_COLUMNS = COLUMNS[:4]
+OPTIONAL_COLUMNS = COLUMNS[4:]
 MAX_REPORTED_ERRORS = 20
 PROGRESS_EVERY = 20_000  # rows between progress callbacks
 
