@@ -244,13 +244,7 @@ entries = st.lists(
 
 
 def build(entry_list):
-    cart = Cart()
-    for p, n in entry_list:
-        if p.unit is Unit.KG:
-            cart.add(ScannedItem(p, ScannedCode(CodeKind.GTIN, (p.code,)), 1, n))
-        else:
-            cart.add(ScannedItem(p, ScannedCode(CodeKind.GTIN, (p.code,)), n))
-    return cart
+    return cart_of(*entry_list)
 
 
 @settings(max_examples=200, deadline=None)
