@@ -8,8 +8,10 @@ tests never load a window system.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlite_utils
 
@@ -19,9 +21,21 @@ from app.domain.clock import Clock
 from app.domain.promotions import Promotion
 from app.domain.tax import TaxPolicy
 from app.services import catalogue as catalogue_service
+from app.services.checkout import Checkout
 from app.services.clock import SystemClock
 from app.storage.catalogue_repo import SqliteCatalogue
 from app.storage.db import open_database
+
+if TYPE_CHECKING:  # devices pull in OpenCV and the decoders; commands that need none stay light
+    from devices.camera import Camera, FrameSource
+    from devices.decoder import Decoder, FrameDecoder
+    from devices.scanner import (
+        CameraScanner,
+        KeyboardWedge,
+        RejectListener,
+        ScanListener,
+        SerialScanner,
+    )
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,6 +83,113 @@ def build(settings: Settings, clock: Clock | None = None) -> Kiosk:
         rules=rules,
         tax=settings.store.tax_policy(),
         clock=clock or SystemClock(),
+    )
+
+
+def build_checkout(kiosk: Kiosk) -> Checkout:
+    """A fresh cart for the next shopper."""
+    return Checkout(
+        kiosk.catalogue,
+        kiosk.rules,
+        kiosk.clock,
+        refuse_expired=kiosk.settings.barcodes.refuse_expired,
+        max_length=kiosk.settings.barcodes.max_length,
+    )
+
+
+# --- devices ------------------------------------------------------------------------------
+def build_decoder(settings: Settings) -> Decoder:
+    from devices.decoder import Decoder
+
+    return Decoder(settings.decoder.pipeline, settings.decoder.symbologies)
+
+
+def build_frame_decoder(settings: Settings) -> FrameDecoder:
+    from devices.decoder import FrameDecoder, GuideBox
+
+    return FrameDecoder(
+        build_decoder(settings),
+        GuideBox(settings.camera.guide_width, settings.camera.guide_height),
+        retry_budget=settings.decoder.retry_budget,
+        recheck_ms=settings.decoder.recheck_ms,
+    )
+
+
+def camera_source(settings: Settings) -> Callable[[], FrameSource] | None:
+    """A factory for the configured frame source (called again on every reopen), or None."""
+    from devices import camera as cam
+
+    c = settings.camera
+    if c.source == "none":
+        return None
+    if c.source == "folder":
+        folder = resolve_seed(c.folder) or Path(c.folder)
+        return lambda: cam.ImageFolderSource(folder, fps=c.fps, repeat=15)
+    if c.source == "video":
+        video = resolve_seed(c.video) or Path(c.video)
+        return lambda: cam.VideoFileSource(video, fps=c.fps)
+    if c.source == "generated":
+        # One source object across reopens, so codes queued with show() survive them.
+        generated = cam.GeneratedSource(
+            [cam.Showing(code, 15) for code in c.codes] + [cam.Showing(None, 30)],
+            fps=c.fps, width=c.width, height=c.height, loop=bool(c.codes),
+        )
+        return lambda: generated
+    return lambda: cam.OpenCvSource(c.device, c.width, c.height, c.fps, c.exposure or None)
+
+
+def build_camera(settings: Settings) -> Camera | None:
+    from devices.camera import Camera
+
+    factory = camera_source(settings)
+    if factory is None:
+        return None
+    return Camera(
+        factory,
+        lost_after_s=settings.camera.lost_after_ms / 1000,
+        backoff_max_s=settings.camera.reopen_backoff_max_ms / 1000,
+    )
+
+
+def build_camera_scanner(settings: Settings, camera: Camera, on_scan: ScanListener,
+                         on_reject: RejectListener | None = None) -> CameraScanner:
+    from devices.scanner import CameraScanner, ReadAcceptor, RejectLimiter
+
+    s = settings.scanner
+    return CameraScanner(
+        camera,
+        build_frame_decoder(settings),
+        ReadAcceptor(s.confirm_reads, s.rescan_after_ms / 1000),
+        on_scan,
+        on_reject,
+        max_length=settings.barcodes.max_length,
+        limiter=RejectLimiter(s.reject_burst),
+    )
+
+
+def build_serial_scanner(settings: Settings, on_scan: ScanListener,
+                         on_reject: RejectListener | None = None) -> SerialScanner | None:
+    from devices.scanner import RejectLimiter, SerialScanner
+
+    s = settings.scanner
+    if not s.serial_port:
+        return None
+    return SerialScanner(
+        s.serial_port, on_scan, on_reject, baudrate=s.serial_baudrate, suffix=s.serial_suffix,
+        rtscts=s.serial_rtscts, xonxoff=s.serial_xonxoff,
+        max_length=settings.barcodes.max_length, limiter=RejectLimiter(s.reject_burst),
+    )
+
+
+def build_wedge(settings: Settings, on_scan: ScanListener, on_typing: Callable[[str], None],
+                on_reject: RejectListener | None = None) -> KeyboardWedge:
+    from devices.scanner import KeyboardWedge, RejectLimiter
+
+    s = settings.scanner
+    return KeyboardWedge(
+        on_scan, on_typing, on_reject, max_gap_ms=s.wedge_max_gap_ms,
+        min_length=s.wedge_min_length, max_length=settings.barcodes.max_length,
+        limiter=RejectLimiter(s.reject_burst),
     )
 
 

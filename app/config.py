@@ -144,6 +144,152 @@ class UiSettings:
             raise SettingsError("ui.width/ui.height must be a real screen size in pixels")
 
 
+CAMERA_SOURCES = ("opencv", "folder", "video", "generated", "none")
+SYMBOLOGIES = ("EAN-13", "EAN-8", "UPC-A", "UPC-E", "Code 128", "QR Code", "DataBar",
+               "DataBar Expanded", "Code 39", "ITF", "DataMatrix", "PDF417")
+SERIAL_SUFFIXES = ("CR", "LF", "CRLF", "TAB")
+
+
+@dataclass
+class CameraSettings:
+    source: str = _doc(
+        "Where frames come from: 'opencv' (a real camera), 'folder' (images), 'video' (a file), "
+        "'generated' (rendered codes on a cluttered scene), 'none' (no camera: scanners only).",
+        "opencv",
+    )
+    device: str = _doc(
+        "OpenCV camera: a device index ('0') or a path or URL (/dev/video2, rtsp://...).", "0"
+    )
+    width: int = _doc("Requested frame width in pixels (the driver may choose another).", 1280)
+    height: int = _doc("Requested frame height in pixels.", 720)
+    fps: int = _doc("Requested frames per second; also the rate of simulated sources.", 30)
+    exposure: float = _doc(
+        "Manual exposure in the driver's units; 0 leaves exposure automatic.", 0.0
+    )
+    folder: str = _doc("Folder of images for source 'folder' (shown in name order).", "")
+    video: str = _doc("Video file for source 'video' (played in a loop).", "")
+    codes: list[str] = _doc(
+        "Codes source 'generated' shows in turn, each held for about half a second.", []
+    )
+    lost_after_ms: int = _doc(
+        "No new frame for this long means the camera is lost: it is reopened and the "
+        "shopper is offered manual entry.",
+        2000,
+    )
+    reopen_backoff_max_ms: int = _doc(
+        "Longest wait between attempts to reopen a lost camera (the wait doubles up to this).",
+        10000,
+    )
+    guide_width: float = _doc(
+        "Width of the guide box the shopper holds codes in, as a share of the frame; only "
+        "the box is decoded.",
+        0.6,
+    )
+    guide_height: float = _doc("Height of the guide box, as a share of the frame.", 0.7)
+
+    def validate(self) -> None:
+        if self.source not in CAMERA_SOURCES:
+            raise SettingsError(f"camera.source must be one of {', '.join(CAMERA_SOURCES)}")
+        if self.source == "folder" and not self.folder:
+            raise SettingsError("camera.folder must name a folder when camera.source = 'folder'")
+        if self.source == "video" and not self.video:
+            raise SettingsError("camera.video must name a file when camera.source = 'video'")
+        if not (1 <= self.fps <= 240):
+            raise SettingsError("camera.fps must be between 1 and 240")
+        if not (160 <= self.width <= 7680 and 120 <= self.height <= 4320):
+            raise SettingsError("camera.width/camera.height must be a real frame size")
+        if self.lost_after_ms < 200:
+            raise SettingsError("camera.lost_after_ms must be at least 200")
+        if self.reopen_backoff_max_ms < 100:
+            raise SettingsError("camera.reopen_backoff_max_ms must be at least 100")
+        for name in ("guide_width", "guide_height"):
+            if not 0.1 <= getattr(self, name) <= 1.0:
+                raise SettingsError(f"camera.{name} must be between 0.1 and 1.0")
+
+
+@dataclass
+class DecoderSettings:
+    pipeline: str = _doc(
+        "'combined' (zxing-cpp, then pyzbar and preprocessed retries: reads the most), "
+        "'zxing' or 'zbar' (one library alone).",
+        "combined",
+    )
+    symbologies: list[str] = _doc(
+        "Symbologies read; retail ones by default. Also: " + ", ".join(SYMBOLOGIES[8:]) + ".",
+        list(SYMBOLOGIES[:8]),
+    )
+    retry_budget: float = _doc(
+        "Share of one core the camera may spend on retry passes (pyzbar, contrast, upscale, "
+        "blur, 45 degrees) when the first pass reads nothing.",
+        0.08,
+    )
+    recheck_ms: int = _doc(
+        "An unchanged, empty view is decoded again at least this often.", 1000
+    )
+
+    def validate(self) -> None:
+        if self.pipeline not in ("combined", "zxing", "zbar"):
+            raise SettingsError("decoder.pipeline must be 'combined', 'zxing' or 'zbar'")
+        unknown = [s for s in self.symbologies if s not in SYMBOLOGIES]
+        if unknown or not self.symbologies:
+            raise SettingsError(
+                f"decoder.symbologies: unknown {', '.join(unknown) or '(empty list)'}; "
+                f"known: {', '.join(SYMBOLOGIES)}"
+            )
+        if not 0.0 <= self.retry_budget <= 1.0:
+            raise SettingsError("decoder.retry_budget must be between 0 and 1")
+
+
+@dataclass
+class ScannerSettings:
+    confirm_reads: int = _doc(
+        "A camera read enters the cart after this many identical reads in consecutive frames.",
+        2,
+    )
+    rescan_after_ms: int = _doc(
+        "A code still under the camera is not added again; once unread this long, showing it "
+        "again adds another unit.",
+        800,
+    )
+    wedge_max_gap_ms: int = _doc(
+        "Keyboard-wedge scanner: keys at most this far apart (and ending in Enter) are a scan; "
+        "slower keys are a person typing.",
+        40,
+    )
+    wedge_min_length: int = _doc("Keyboard-wedge scanner: shortest code, in characters.", 6)
+    serial_port: str = _doc(
+        "Serial scanner port or pyserial URL ('' = none), e.g. /dev/ttyACM0 or "
+        "/dev/serial/by-id/...",
+        "",
+    )
+    serial_baudrate: int = _doc("Serial scanner baud rate.", 9600)
+    serial_suffix: str = _doc(
+        "What the serial scanner sends after each code: " + ", ".join(SERIAL_SUFFIXES) + ".",
+        "CR",
+    )
+    serial_rtscts: bool = _doc("Serial scanner: RTS/CTS hardware flow control.", False)
+    serial_xonxoff: bool = _doc("Serial scanner: XON/XOFF software flow control.", False)
+    reject_burst: int = _doc(
+        "Refused scanner inputs reported per second; more are counted but not shown or "
+        "logged (a scanner flooding garbage).",
+        5,
+    )
+
+    def validate(self) -> None:
+        if not 1 <= self.confirm_reads <= 5:
+            raise SettingsError("scanner.confirm_reads must be between 1 and 5")
+        if self.serial_suffix not in SERIAL_SUFFIXES:
+            raise SettingsError(
+                f"scanner.serial_suffix must be one of {', '.join(SERIAL_SUFFIXES)}"
+            )
+        if not 5 <= self.wedge_max_gap_ms <= 200:
+            raise SettingsError("scanner.wedge_max_gap_ms must be between 5 and 200")
+        if not 2 <= self.wedge_min_length <= 64:
+            raise SettingsError("scanner.wedge_min_length must be between 2 and 64")
+        if self.serial_baudrate not in (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200):
+            raise SettingsError("scanner.serial_baudrate must be a standard rate, e.g. 9600")
+
+
 @dataclass
 class Settings:
     data_dir: Path
@@ -152,6 +298,9 @@ class Settings:
     barcodes: BarcodeSettings = field(default_factory=BarcodeSettings)
     catalogue: CatalogueSettings = field(default_factory=CatalogueSettings)
     ui: UiSettings = field(default_factory=UiSettings)
+    camera: CameraSettings = field(default_factory=CameraSettings)
+    decoder: DecoderSettings = field(default_factory=DecoderSettings)
+    scanner: ScannerSettings = field(default_factory=ScannerSettings)
 
     @property
     def database_path(self) -> Path:
@@ -170,6 +319,9 @@ SECTIONS: dict[str, type] = {
     "barcodes": BarcodeSettings,
     "catalogue": CatalogueSettings,
     "ui": UiSettings,
+    "camera": CameraSettings,
+    "decoder": DecoderSettings,
+    "scanner": ScannerSettings,
 }
 
 
@@ -198,6 +350,15 @@ def _coerce(value: Any, annotation: Any, name: str) -> Any:
         if from_env and value.strip().lstrip("-").isdigit():
             return int(value)
         raise SettingsError(f"{name} must be a whole number, got {value!r}")
+    if hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if from_env:
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise SettingsError(f"{name} must be a number, got {value!r}")
     if hint is str:
         if isinstance(value, str):
             return value
@@ -287,7 +448,7 @@ def describe() -> list[tuple[str, str, Any, str]]:
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int):
+    if isinstance(value, int | float):
         return str(value)
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

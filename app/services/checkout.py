@@ -1,0 +1,43 @@
+"""The shopping cart as a use case: scans in, cart lines out.
+
+This is the seam between every scanner (camera, keyboard wedge, serial,
+manual entry) and the cart: whatever the source, a scan is validated and
+interpreted by the domain, looked up in the catalogue, and added. Sessions,
+members and behaviour events build on it in their own issues.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from app.domain.barcodes import BarcodeRules
+from app.domain.cart import Cart, CartLine
+from app.domain.catalogue import Catalogue, find_item
+from app.domain.clock import Clock
+from app.services.catalogue import read_code
+
+
+@dataclass
+class Checkout:
+    """One shopper's cart. Thread-safe: scanners call ``add_scan`` from their own threads."""
+
+    catalogue: Catalogue
+    rules: BarcodeRules
+    clock: Clock
+    refuse_expired: bool = True
+    max_length: int = 512
+    cart: Cart = field(default_factory=Cart)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add_scan(self, text: str, symbology: str | None = None) -> CartLine:
+        """Add the product a scan names; raises ``Refused`` with the reason when it cannot."""
+        code = read_code((symbology or "") + text, self.rules, self.max_length)
+        today = self.clock.now().date() if self.refuse_expired else None
+        item = find_item(code, self.catalogue, today)
+        with self._lock:
+            return self.cart.add(item)
+
+    def lines(self) -> list[CartLine]:
+        with self._lock:
+            return list(self.cart.lines)
