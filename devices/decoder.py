@@ -89,19 +89,22 @@ class Decoded:
 Engine = Callable[[np.ndarray], list[Read]]
 
 
-def ean13_form(text: str, symbology: str) -> str:
-    """EAN/UPC reads as 13 digits, whichever library read them.
+def ean13_form(text: str, symbology: str) -> tuple[str, str]:
+    """EAN/UPC reads as 13 digits, whichever library read them: (text, symbology).
 
-    zbar reports a UPC-A as 12 digits and a UPC-E as 8, zxing-cpp reports both
-    as 13; without one form the two-frame rule would see two different codes.
-    13 digits under ``]E0`` is also what a hardware scanner set to "UPC-A as
-    EAN-13" sends, and the domain reads every form anyway.
+    zbar reports a UPC-A as 12 digits and a UPC-E as 8; zxing-cpp reports a
+    UPC-A as a 13-digit EAN-13. Without one form the two-frame rule would see
+    two different codes. 13 digits under ``]E0`` is also what a hardware
+    scanner set to "UPC-A as EAN-13" sends, and the domain reads every form.
+    An EAN-13 starting with 0 is, by GS1's definition, a UPC-A.
     """
     if symbology == "UPC-E" and len(text) == 8:
         text = expand_upce(text) or text
     if symbology in ("UPC-A", "UPC-E") and len(text) == 12 and text.isdigit():
-        return "0" + text
-    return text
+        return "0" + text, symbology
+    if symbology == "EAN-13" and text.startswith("0"):
+        return text, "UPC-A"
+    return text, symbology
 
 
 def _zxing_reader(symbologies: Sequence[str], pass_name: str, try_rotate: bool = True) -> Engine:
@@ -115,8 +118,8 @@ def _zxing_reader(symbologies: Sequence[str], pass_name: str, try_rotate: bool =
                    b.position.bottom_left]
             xs, ys = [p.x for p in pts], [p.y for p in pts]
             box = (min(xs), min(ys), max(xs) - min(xs) + 1, max(ys) - min(ys) + 1)
-            name = str(b.format)
-            out.append(Read(ean13_form(b.text, name), name, b.symbology_identifier, "zxing", pass_name, box))
+            text, name = ean13_form(b.text, str(b.format))
+            out.append(Read(text, name, b.symbology_identifier, "zxing", pass_name, box))
         return out
 
     return read
@@ -133,7 +136,8 @@ def _zbar_reader(symbologies: Sequence[str], pass_name: str) -> Engine:
                 text = r.data.decode("utf-8")
             except UnicodeDecodeError:
                 continue  # zbar guessed the wrong character set: not a usable read
-            out.append(Read(ean13_form(text, name), name, aim, "zbar", pass_name, tuple(r.rect)))
+            text, name = ean13_form(text, name)
+            out.append(Read(text, name, aim, "zbar", pass_name, tuple(r.rect)))
         return out
 
     return read
@@ -408,9 +412,10 @@ class FrameDecoder:
     Per frame, in order:
 
     1. Crop to the guide box.
-    2. If the box has not changed since the last decode, that decode found
-       nothing, and it was less than ``recheck_ms`` ago, skip the frame: a
-       kiosk's idle frames are a still scene, and re-reading it finds nothing new.
+    2. If the box has not changed since it was last looked at, both
+       orientations have looked at it and found nothing, and that was less
+       than ``recheck_ms`` ago, skip the frame: a kiosk's idle frames are a
+       still scene, and re-reading it finds nothing new.
        The change test compares a 1/8-size blurred thumbnail, so sensor noise
        does not count as change.
     3. Run one zxing-cpp orientation pass: upright and turned 90 degrees take
@@ -451,6 +456,7 @@ class FrameDecoder:
         self._spent: list[tuple[float, float]] = []  # (when, seconds) of retry passes
         self._thumb: np.ndarray | None = None
         self._last_found = False
+        self._empty_looks = 0  # decodes of the current view that found nothing
         self._last_decode = -1e9
         self.frames = 0
         self.skipped = 0
@@ -462,12 +468,15 @@ class FrameDecoder:
         previous, self._thumb = self._thumb, thumb
         if previous is None or previous.shape != thumb.shape:
             return True
-        if self._last_found or (now - self._last_decode) * 1000 >= self.recheck_ms:
-            return True
         changed = float(np.mean(np.abs(thumb - previous))) >= self.change_threshold
-        if not changed:
-            self._thumb = previous  # compare with the last decoded view, so slow drift adds up
-        return changed
+        if changed:
+            self._empty_looks = 0
+            return True
+        self._thumb = previous  # compare with the first look at this view, so drift adds up
+        # A view is known empty only once every orientation pass has looked at it.
+        if self._last_found or self._empty_looks < len(self._orientations):
+            return True
+        return (now - self._last_decode) * 1000 >= self.recheck_ms
 
     def _retry_allowed(self, now: float) -> bool:
         self._spent = [(t, s) for t, s in self._spent if now - t < 1.0]
@@ -516,5 +525,6 @@ class FrameDecoder:
                 break
         self._lead = lead
         self._last_found = bool(kept)
+        self._empty_looks = 0 if kept else self._empty_looks + 1
         reads = _scaled(kept, 1.0, x, y)
         return Decoded(reads, (time.perf_counter() - start) * 1000, ran, dropped)

@@ -376,13 +376,17 @@ class SerialScanner:
     def _read_lines(self, port: serial.SerialBase) -> None:
         buffer = b""
         limit = self.max_length * 4 + 16  # bytes: UTF-8 is at most 4 per character
+        overflowed = False  # dropping the rest of an over-long line, up to its suffix
         while not self._stop.is_set():
-            chunk = port.read(256)
+            chunk = port.read(4096)
             if not chunk:
                 continue
             buffer += chunk
             *lines, buffer = buffer.split(self.suffix)
             for line in lines:
+                if overflowed:
+                    overflowed = False  # the tail of the over-long line: resynchronised
+                    continue
                 # A scanner sending CRLF to a kiosk set for CR leaves a leading LF: framing.
                 line = line.strip(b"\r\n")
                 if line:
@@ -390,8 +394,10 @@ class SerialScanner:
                         accept_input(line, "serial", time.monotonic(), self.max_length))
             if len(buffer) > limit:
                 buffer = b""
-                self.outlet.deliver(ScanRejection(refuse(
-                    "too_long",
-                    "The scanner sent too much data. Scan the item's barcode again.",
-                    "扫码枪发送的数据过长。请重新扫描商品条码。",
-                ).refusal, "serial", time.monotonic()))
+                if not overflowed:
+                    overflowed = True
+                    self.outlet.deliver(ScanRejection(refuse(
+                        "too_long",
+                        "The scanner sent too much data. Scan the item's barcode again.",
+                        "扫码枪发送的数据过长。请重新扫描商品条码。",
+                    ).refusal, "serial", time.monotonic()))

@@ -8,7 +8,6 @@ members and behaviour events build on it in their own issues.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 
 from app.domain.barcodes import BarcodeRules
@@ -20,7 +19,12 @@ from app.services.catalogue import read_code
 
 @dataclass
 class Checkout:
-    """One shopper's cart. Thread-safe: scanners call ``add_scan`` from their own threads."""
+    """One shopper's cart.
+
+    Call it from the thread that owns the kiosk's database (the UI thread, or
+    the scenario runner's loop): scanners run on their own threads and hand
+    scans over through the UI bridge or a queue, never by calling in directly.
+    """
 
     catalogue: Catalogue
     rules: BarcodeRules
@@ -28,16 +32,13 @@ class Checkout:
     refuse_expired: bool = True
     max_length: int = 512
     cart: Cart = field(default_factory=Cart)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add_scan(self, text: str, symbology: str | None = None) -> CartLine:
         """Add the product a scan names; raises ``Refused`` with the reason when it cannot."""
         code = read_code((symbology or "") + text, self.rules, self.max_length)
         today = self.clock.now().date() if self.refuse_expired else None
         item = find_item(code, self.catalogue, today)
-        with self._lock:
-            return self.cart.add(item)
+        return self.cart.add(item)
 
     def lines(self) -> list[CartLine]:
-        with self._lock:
-            return list(self.cart.lines)
+        return list(self.cart.lines)

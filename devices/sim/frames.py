@@ -56,17 +56,17 @@ class Scene:
     def __post_init__(self) -> None:
         rng = np.random.default_rng(self.seed)
         img = np.full((self.height, self.width), 150, np.uint8)
-        for _ in range(60):  # packaging and shelf edges
+        for _ in range(30):  # packaging and shelf edges
             x, y = rng.integers(0, self.width), rng.integers(0, self.height)
             w, h = rng.integers(20, 300), rng.integers(20, 200)
             shade = int(rng.integers(30, 230))
             cv2.rectangle(img, (int(x), int(y)), (int(x + w), int(y + h)), shade, -1)
-        for _ in range(40):  # printed words: strong edges a decoder has to reject
+        for _ in range(15):  # printed words: strong edges a decoder has to reject
             x, y = rng.integers(0, self.width - 200), rng.integers(20, self.height)
             scale = float(rng.uniform(0.5, 2.0))
             shade = int(rng.integers(0, 255))
             cv2.putText(img, "SALE 5.99 Milk", (int(x), int(y)), 0, scale, shade, 2)
-        for _ in range(8):  # hands, cables: curves
+        for _ in range(3):  # hands, cables: curves
             pts = rng.integers(0, [self.width, self.height], size=(5, 2)).astype(np.int32)
             cv2.polylines(img, [pts], False, int(rng.integers(0, 255)), int(rng.integers(2, 12)))
         xs = np.linspace(0.75, 1.15, self.width, dtype=np.float32)  # uneven light
@@ -84,7 +84,7 @@ class Scene:
         module_px: int = 3,
         angle: float = 4.0,
         offset: tuple[int, int] = (0, 0),
-        noise: float = 3.0,
+        noise: float = 2.0,
         rng: np.random.Generator | None = None,
         color: bool = True,
     ) -> np.ndarray:

@@ -4,22 +4,29 @@
 ``SerialScanner`` opens ``port`` (the slave side, e.g. /dev/pts/5) through
 pyserial exactly as it opens /dev/ttyACM0 in a store, and ``send`` writes what
 a scanner would: an optional AIM identifier, the code and the suffix.
-``unplug`` closes the pty so the kiosk sees the port vanish.
+``unplug`` closes the pty so the kiosk sees the port vanish. With ``link``,
+the port is also reachable at a fixed path that follows the scanner across
+unplug and replug, as udev's /dev/serial/by-id links do in a store.
 """
 
 from __future__ import annotations
 
 import os
 import tty
+from pathlib import Path
 
 
 class VirtualSerialScanner:
     """A scanner at the far end of a pty. Use as a context manager, or call ``close``."""
 
-    def __init__(self) -> None:
+    def __init__(self, link: str | Path | None = None) -> None:
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)  # no echo, no CR/LF translation: bytes pass as sent
         self.port = os.ttyname(self._slave)
+        self.link = Path(link) if link else None
+        if self.link is not None:
+            self.link.unlink(missing_ok=True)
+            self.link.symlink_to(self.port)
         self.open = True
 
     def send(self, code: str | bytes, aim: str = "", suffix: bytes = b"\r") -> None:
@@ -34,6 +41,8 @@ class VirtualSerialScanner:
         if self.open:
             os.close(self._master)
             os.close(self._slave)
+            if self.link is not None:
+                self.link.unlink(missing_ok=True)
             self.open = False
 
     close = unplug
