@@ -15,7 +15,14 @@ from typing import Any
 import click
 
 from app import bootstrap
-from app.config import Settings, SettingsError, example_toml, load_settings, settings_markdown
+from app.config import (
+    SECTIONS,
+    Settings,
+    SettingsError,
+    example_toml,
+    load_settings,
+    settings_markdown,
+)
 from app.domain.catalogue import Unit
 from app.domain.rejections import Refused
 from app.services.catalogue import CatalogueImportError, import_catalogue, load_promotions_file

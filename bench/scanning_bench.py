@@ -29,10 +29,10 @@ import argparse
 import json
 import os
 import platform
+import queue
 import statistics
 import sys
 import tempfile
-import queue
 import time
 from pathlib import Path
 

@@ -370,7 +370,10 @@ class Camera:
             self._generation += 1
             generation = self._generation
             self._opened_at = time.monotonic()
-        self._set_health("starting", self._health.source or "camera")
+        # A reopen leaves the camera "lost" until a frame arrives: the shopper keeps
+        # the manual-entry offer and staff keep the alert while it is retried.
+        if self._health.state != "lost":
+            self._set_health("starting", self._health.source or "camera")
         threading.Thread(target=self._capture, args=(generation,), name="camera-capture",
                          daemon=True).start()
 
@@ -400,7 +403,10 @@ class Camera:
                     self._delay = self.backoff_s
                     self._set_health("ok", source.name)
                 for listener in list(self._frame_listeners):
-                    listener(frame)
+                    try:
+                        listener(frame)
+                    except Exception:  # one faulty listener must not stop the camera
+                        log.exception("a camera frame listener failed")
         except Exception as exc:  # a driver can raise anything; the watchdog reopens
             if self._current(generation):
                 name = source.name if source else "camera"

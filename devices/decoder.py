@@ -187,7 +187,9 @@ def build_passes(pipeline: str, symbologies: Sequence[str]) -> list[Pass]:
     if pipeline == "zbar":
         return [Pass("zbar", zb)]
     if pipeline != "combined":
-        raise ValueError(f"decoder.pipeline must be 'combined', 'zxing' or 'zbar', not {pipeline!r}")
+        raise ValueError(
+            f"decoder.pipeline must be 'combined', 'zxing' or 'zbar', not {pipeline!r}"
+        )
     clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8))
 
     def named(engine: Callable[[str], Engine], name: str,

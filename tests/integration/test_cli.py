@@ -155,5 +155,50 @@ def test_every_command_has_help(data_dir):
         ["promotions", "import", "--help"],
         ["config", "show"],
         ["demo", "--help"],
+        ["decode", "--help"],
     ):
         assert kiosk(data_dir, *args).returncode == 0, args
+
+
+# --- kiosk decode ----------------------------------------------------------------------------
+def test_decode_reports_codes_symbology_and_time_per_image(tmp_path):
+    import cv2
+    import numpy as np
+
+    from devices.sim.frames import render_barcode
+
+    ean = tmp_path / "ean.png"
+    cv2.imwrite(str(ean), cv2.copyMakeBorder(render_barcode("6901234567892"), 30, 30, 30, 30,
+                                             cv2.BORDER_CONSTANT, value=255))
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), cv2.putText(np.full((200, 300), 255, np.uint8), "no code here",
+                                        (10, 100), 0, 1.0, 0, 2))
+    broken = tmp_path / "broken.png"
+    broken.write_text("not a picture")
+    out = subprocess.run([KIOSK, "decode", "--json", str(ean), str(blank), str(broken)],
+                         capture_output=True, text=True)
+    assert out.returncode == 1  # something did not scan
+    records = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["image"] for r in records] == [str(ean), str(blank), str(broken)]
+    code = records[0]["codes"][0]
+    assert (code["text"], code["symbology"], code["aim"]) == ("6901234567892", "EAN-13", "]E0")
+    assert records[0]["ms"] > 0 and records[0]["passes"][0] == "zxing"
+    assert records[1]["codes"] == [] and "zxing-rotate45" in records[1]["passes"]
+    assert "not an image" in records[2]["error"]
+    ok = subprocess.run([KIOSK, "decode", str(ean)], capture_output=True, text=True)
+    assert ok.returncode == 0 and "EAN-13 '6901234567892'" in ok.stdout
+
+
+def test_decode_lookup_says_what_the_cart_would_get(tmp_path, data_dir):
+    import cv2
+
+    from devices.sim.frames import render_barcode
+
+    image = tmp_path / "milk.png"
+    cv2.imwrite(str(image), cv2.copyMakeBorder(render_barcode("6900000000014"), 30, 30, 30, 30,
+                                               cv2.BORDER_CONSTANT, value=255))
+    env = {**os.environ, "KIOSK_DATA_DIR": str(data_dir)}
+    out = subprocess.run([KIOSK, "decode", "--lookup", str(image)], env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "Whole Milk 250ml" in out.stdout
