@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -381,6 +382,72 @@ def db_status(obj: Context) -> None:
     click.echo(f"migrations {', '.join(schema_version(kiosk.db))}")
     click.echo(f"products   {kiosk.catalogue.count()}")
     click.echo(f"promotions {len(kiosk.promotions())}")
+
+
+# --- simulators --------------------------------------------------------------
+@main.group()
+def sim() -> None:
+    """Simulated devices an integrator runs instead of hardware."""
+
+
+@sim.command("scanner")
+@click.argument("codes", nargs=-1)
+@click.option("--link", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also make the port reachable at this path (like /dev/serial/by-id/...).")
+@click.option("--aim", default="", help="AIM symbology identifier to prefix, e.g. ']E0'.")
+@click.option("--suffix", type=click.Choice(["CR", "LF", "CRLF", "TAB"]), default="CR",
+              show_default=True, help="What the scanner sends after each code.")
+def sim_scanner(codes: tuple[str, ...], link: Path | None, aim: str, suffix: str) -> None:
+    """A serial barcode scanner on a virtual serial port (a pty).
+
+    Prints the port to set as scanner.serial_port, sends CODES, then sends each
+    line typed on standard input as one scan, until end of input.
+    """
+    from devices.scanner import SUFFIXES
+    from devices.sim.serial_scanner import VirtualSerialScanner
+
+    with VirtualSerialScanner(link) as scanner:
+        click.echo(f"virtual serial scanner on {scanner.port}"
+                   + (f" (also {link})" if link else ""), err=True)
+        for code in codes:
+            scanner.send(code, aim, SUFFIXES[suffix])
+        if codes:
+            time.sleep(0.5)  # let the kiosk read them before the port closes
+        for line in sys.stdin:
+            if line.strip():
+                scanner.send(line.strip(), aim, SUFFIXES[suffix])
+
+
+@sim.command("frames")
+@click.argument("outdir", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("codes", nargs=-1, required=True)
+@click.option("--size", default="1280x720", show_default=True, help="Frame size, WxH.")
+def sim_frames(outdir: Path, codes: tuple[str, ...], size: str) -> None:
+    """Write camera-like frames (a cluttered scene) showing each code, as PNGs.
+
+    For camera.source = 'folder', and to try `kiosk decode` on frames like a
+    camera's. A code's symbology follows its form: 8/12/13 digits EAN/UPC,
+    URLs QR, anything else Code 128.
+    """
+    import cv2
+
+    from devices.sim.frames import Scene
+
+    try:
+        width, height = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter("use WIDTHxHEIGHT, e.g. 1280x720", param_hint="--size") from None
+    outdir.mkdir(parents=True, exist_ok=True)
+    scene = Scene(width, height)
+    for i, code in enumerate(codes):
+        try:
+            frame = scene.frame(code)
+        except (ValueError, RuntimeError) as exc:
+            raise click.ClickException(f"cannot render {code!r}: {exc}") from None
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in code[:20])
+        path = outdir / f"{i:03d}-{safe}.png"
+        cv2.imwrite(str(path), frame)
+        click.echo(str(path))
 
 
 if __name__ == "__main__":  # pragma: no cover

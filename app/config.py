@@ -221,7 +221,7 @@ class DecoderSettings:
     retry_budget: float = _doc(
         "Share of one core the camera may spend on retry passes (pyzbar, contrast, upscale, "
         "blur, 45 degrees) when the first pass reads nothing.",
-        0.08,
+        0.05,
     )
     recheck_ms: int = _doc(
         "An unchanged, empty view is decoded again at least this often.", 1000

@@ -202,3 +202,49 @@ def test_decode_lookup_says_what_the_cart_would_get(tmp_path, data_dir):
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "Whole Milk 250ml" in out.stdout
+
+
+# --- kiosk sim -------------------------------------------------------------------------------
+def test_sim_scanner_is_a_serial_port_the_kiosk_reads(tmp_path):
+    import time
+
+    from devices.scanner import SerialScanner
+
+    link = tmp_path / "scanner"
+    proc = subprocess.Popen([KIOSK, "sim", "scanner", "--link", str(link), "--aim", "]E0"],
+                            stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        banner = proc.stderr.readline()
+        assert "virtual serial scanner on /dev/pts/" in banner and str(link) in banner
+        scans = []
+        reader = SerialScanner(str(link), scans.append)
+        reader.start()
+        end = time.monotonic() + 5
+        while reader.health().state != "ok" and time.monotonic() < end:
+            time.sleep(0.01)
+        proc.stdin.write("6901234567892\n96385074\n")
+        proc.stdin.flush()
+        while len(scans) < 2 and time.monotonic() < end:
+            time.sleep(0.01)
+        reader.stop()
+        assert [(s.text, s.symbology) for s in scans] == [("6901234567892", "]E0"),
+                                                          ("96385074", "]E0")]
+    finally:
+        proc.stdin.close()
+        assert proc.wait(timeout=5) == 0
+    assert not link.exists()  # unplugged on exit
+
+
+def test_sim_frames_writes_frames_the_decoder_reads(tmp_path):
+    out = subprocess.run([KIOSK, "sim", "frames", str(tmp_path), "6901234567892",
+                          "https://example.com/p/1", "--size", "640x480"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    paths = out.stdout.split()
+    assert len(paths) == 2 and all(Path(p).is_file() for p in paths)
+    decoded = subprocess.run([KIOSK, "decode", "--json", *paths], capture_output=True, text=True)
+    texts = [json.loads(line)["codes"][0]["text"] for line in decoded.stdout.splitlines()]
+    assert texts == ["6901234567892", "https://example.com/p/1"]
+    bad = subprocess.run([KIOSK, "sim", "frames", str(tmp_path), "6901234567890"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and "check digit" in bad.stderr

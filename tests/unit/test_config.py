@@ -60,6 +60,15 @@ def test_config_in_data_dir_is_found(tmp_path):
             "pattern must be 13",
         ),
         ("not toml [", {}, "not valid TOML"),
+        ('[camera]\nsource = "webcam"\n', {}, "camera.source"),
+        ('[camera]\nsource = "folder"\n', {}, "camera.folder must name"),
+        ("[camera]\nguide_width = 1.5\n", {}, "camera.guide_width"),
+        ("", {"KIOSK_CAMERA__GUIDE_HEIGHT": "tall"}, "KIOSK_CAMERA__GUIDE_HEIGHT"),
+        ("[camera]\nexposure = true\n", {}, "camera.exposure must be a number"),
+        ('[decoder]\nsymbologies = ["EAN-13", "Aztec"]\n', {}, "decoder.symbologies"),
+        ('[decoder]\npipeline = "fast"\n', {}, "decoder.pipeline"),
+        ('[scanner]\nserial_suffix = "ETX"\n', {}, "scanner.serial_suffix"),
+        ("", {"KIOSK_SCANNER__SERIAL_BAUDRATE": "9601"}, "scanner.serial_baudrate"),
     ],
 )
 def test_bad_settings_name_the_setting(tmp_path, toml, env, message):
@@ -67,6 +76,17 @@ def test_bad_settings_name_the_setting(tmp_path, toml, env, message):
     cfg.write_text(toml)
     with pytest.raises(SettingsError, match=message):
         load_settings(cfg, tmp_path, environ=env)
+
+
+def test_device_settings_from_file_and_environment(tmp_path):
+    cfg = tmp_path / "k.toml"
+    cfg.write_text('[camera]\nsource = "generated"\ncodes = ["6901234567892"]\nguide_width = 1\n')
+    s = load_settings(cfg, tmp_path, environ={"KIOSK_CAMERA__EXPOSURE": "-6.5",
+                                              "KIOSK_SCANNER__SERIAL_PORT": "/dev/ttyACM0"})
+    assert s.camera.source == "generated" and s.camera.codes == ["6901234567892"]
+    assert s.camera.guide_width == 1.0 and s.camera.exposure == -6.5
+    assert s.scanner.serial_port == "/dev/ttyACM0"
+    assert s.decoder.pipeline == "combined" and "EAN-13" in s.decoder.symbologies
 
 
 def test_missing_config_file_is_reported(tmp_path):
