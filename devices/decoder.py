@@ -219,15 +219,14 @@ def build_passes(pipeline: str, symbologies: Sequence[str]) -> list[Pass]:
     def sharpen(g: np.ndarray) -> np.ndarray:
         return cv2.addWeighted(g, 1.5, cv2.GaussianBlur(g, (0, 0), 3), -0.5, 0)
 
-    def turned(g: np.ndarray) -> np.ndarray:
-        return rotate(g, 45)
+    at_45 = zxe("zxing-rotate45")
 
-    def unturned(g: np.ndarray) -> list[Read]:
+    def turned_45(g: np.ndarray) -> list[Read]:
         # Boxes in the turned image do not map back simply; the box of the whole
-        # image is honest enough for the overlap check and the acceptor.
+        # image is honest enough for the overlap check and the cross-check.
         h, w = g.shape[:2]
         return [Read(r.text, r.symbology, r.aim, r.engine, r.pass_name, (0, 0, w, h))
-                for r in zxe("zxing-rotate45")(turned(g))]
+                for r in at_45(rotate(g, 45))]
 
     return [
         Pass("zxing", zx),
@@ -238,7 +237,7 @@ def build_passes(pipeline: str, symbologies: Sequence[str]) -> list[Pass]:
         named(zxe, "zxing-blur", blur),
         named(zxe, "zxing-sharpen", sharpen),
         named(zbe, "zbar-upscale", up2, 2.0),
-        Pass("zxing-rotate45", unturned),
+        Pass("zxing-rotate45", turned_45),
     ]
 
 

@@ -177,6 +177,19 @@ class CameraScanner:
         self.dropped = 0
         self.decode_ms: list[float] = []
 
+    def stats(self) -> dict[str, float | int]:
+        """For staff mode's device health: what the decoder is doing and what it costs."""
+        recent = sorted(self.decode_ms)
+        return {
+            "frames_decoded": self.decoded,
+            "frames_skipped_unchanged": self.decoder.skipped,
+            "frames_dropped_busy": self.dropped,
+            "decode_ms_p50": round(recent[len(recent) // 2], 2) if recent else 0.0,
+            "decode_ms_p95": round(recent[int(len(recent) * 0.95)], 2) if recent else 0.0,
+            "scans": self.outlet.scans,
+            "rejections": self.outlet.rejections,
+        }
+
     def start(self) -> None:
         self._stop = False
         self.camera.on_frame(self._offer)
