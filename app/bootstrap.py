@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import sqlite_utils
 
-from app.config import Settings
+from app.config import Settings, SettingsError
 from app.domain.barcodes import BarcodeRules
 from app.domain.clock import Clock
 from app.domain.promotions import Promotion
@@ -129,6 +129,13 @@ def camera_source(settings: Settings) -> Callable[[], FrameSource] | None:
         video = resolve_seed(c.video) or Path(c.video)
         return lambda: cam.VideoFileSource(video, fps=c.fps)
     if c.source == "generated":
+        from devices.sim.frames import render_barcode
+
+        for code in c.codes:
+            try:
+                render_barcode(code)
+            except (ValueError, RuntimeError) as exc:
+                raise SettingsError(f"camera.codes: cannot show {code!r}: {exc}") from None
         # One source object across reopens, so codes queued with show() survive them.
         generated = cam.GeneratedSource(
             [cam.Showing(code, 15) for code in c.codes] + [cam.Showing(None, 30)],

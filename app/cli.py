@@ -397,18 +397,28 @@ def sim() -> None:
 @click.option("--aim", default="", help="AIM symbology identifier to prefix, e.g. ']E0'.")
 @click.option("--suffix", type=click.Choice(["CR", "LF", "CRLF", "TAB"]), default="CR",
               show_default=True, help="What the scanner sends after each code.")
-def sim_scanner(codes: tuple[str, ...], link: Path | None, aim: str, suffix: str) -> None:
+@click.option("--delay", type=click.FloatRange(0, 3600), default=2.0, show_default=True,
+              help="Seconds to wait before sending CODES, so the kiosk can open the port "
+              "(opening a serial port discards what was sent before).")
+def sim_scanner(codes: tuple[str, ...], link: Path | None, aim: str, suffix: str,
+                delay: float) -> None:
     """A serial barcode scanner on a virtual serial port (a pty).
 
-    Prints the port to set as scanner.serial_port, sends CODES, then sends each
-    line typed on standard input as one scan, until end of input.
+    Prints the port to set as scanner.serial_port, waits --delay seconds,
+    sends CODES, then sends each line typed on standard input as one scan,
+    until end of input.
     """
     from devices.scanner import SUFFIXES
     from devices.sim.serial_scanner import VirtualSerialScanner
 
+    if not (aim == "" or (len(aim) == 3 and aim.isascii() and aim.startswith("]"))):
+        raise click.BadParameter("an AIM identifier is ']' and two characters, e.g. ']E0'",
+                                 param_hint="--aim")
     with VirtualSerialScanner(link) as scanner:
         click.echo(f"virtual serial scanner on {scanner.port}"
                    + (f" (also {link})" if link else ""), err=True)
+        if codes:
+            time.sleep(delay)
         for code in codes:
             scanner.send(code, aim, SUFFIXES[suffix])
         if codes:
@@ -437,6 +447,8 @@ def sim_frames(outdir: Path, codes: tuple[str, ...], size: str) -> None:
         width, height = (int(v) for v in size.lower().split("x"))
     except ValueError:
         raise click.BadParameter("use WIDTHxHEIGHT, e.g. 1280x720", param_hint="--size") from None
+    if not (320 <= width <= 7680 and 240 <= height <= 4320):
+        raise click.BadParameter("frames must be 320x240 to 7680x4320", param_hint="--size")
     outdir.mkdir(parents=True, exist_ok=True)
     scene = Scene(width, height)
     for i, code in enumerate(codes):

@@ -221,7 +221,7 @@ class DecoderSettings:
     retry_budget: float = _doc(
         "Share of one core the camera may spend on retry passes (pyzbar, contrast, upscale, "
         "blur, 45 degrees) when the first pass reads nothing.",
-        0.05,
+        0.04,
     )
     recheck_ms: int = _doc(
         "An unchanged, empty view is decoded again at least this often.", 1000
@@ -238,6 +238,8 @@ class DecoderSettings:
             )
         if not 0.0 <= self.retry_budget <= 1.0:
             raise SettingsError("decoder.retry_budget must be between 0 and 1")
+        if not 100 <= self.recheck_ms <= 60_000:
+            raise SettingsError("decoder.recheck_ms must be between 100 and 60000")
 
 
 @dataclass
@@ -278,6 +280,10 @@ class ScannerSettings:
     def validate(self) -> None:
         if not 1 <= self.confirm_reads <= 5:
             raise SettingsError("scanner.confirm_reads must be between 1 and 5")
+        if not 100 <= self.rescan_after_ms <= 10_000:
+            raise SettingsError("scanner.rescan_after_ms must be between 100 and 10000")
+        if not 1 <= self.reject_burst <= 1000:
+            raise SettingsError("scanner.reject_burst must be between 1 and 1000")
         if self.serial_suffix not in SERIAL_SUFFIXES:
             raise SettingsError(
                 f"scanner.serial_suffix must be one of {', '.join(SERIAL_SUFFIXES)}"

@@ -226,6 +226,7 @@ class GeneratedSource:
         self.scene = Scene(width, height, seed)
         self.module_px = module_px
         self._queue: list[Showing] = []
+        self._opened = False
         self._remaining = 0
         self._current: Showing | None = None
         self._lock = threading.Lock()
@@ -235,8 +236,12 @@ class GeneratedSource:
         self.shown: list[tuple[str | None, float]] = []  # (code, monotonic time first shown)
 
     def open(self) -> None:
+        # The script is queued once: a reopen after a lost camera continues where
+        # it was, as a real scene would, and keeps codes queued with show().
         with self._lock:
-            self._queue = list(self.script)
+            if not self._opened:
+                self._queue = list(self.script) + self._queue
+                self._opened = True
         self._pace = _Paced(self.fps)
 
     def show(self, code: str | None, frames: int = 15, symbology: str | None = None) -> None:
@@ -306,6 +311,7 @@ class Camera:
         self.backoff_s, self.backoff_max_s = backoff_s, backoff_max_s
         self.watch_interval_s = watch_interval_s
         self._lock = threading.Lock()
+        self._notify_lock = threading.RLock()
         self._frame_listeners: list[FrameListener] = []
         self._health_listeners: list[HealthListener] = []
         self._latest: Frame | None = None
@@ -338,15 +344,25 @@ class Camera:
         age = None if last is None else round(time.monotonic() - last, 3)
         return replace(health, fps=round(self._stats.fps(), 1), last_frame_age_s=age)
 
-    def _set_health(self, state: str, source: str, error: str = "") -> None:
-        with self._lock:
-            changed = (state, error) != (self._health.state, self._health.error)
-            self._health = CameraHealth(state, source, reopen_count=self._reopens, error=error)
-        if changed:
+    def _set_health(self, state: str, source: str, error: str = "",
+                    unless: Callable[[], bool] | None = None) -> None:
+        """Change state and tell listeners, in order; ``unless`` is checked under the lock."""
+        with self._notify_lock:  # one change and its notifications at a time, in order
+            with self._lock:
+                if unless is not None and unless():
+                    return
+                changed = (state, error) != (self._health.state, self._health.error)
+                self._health = CameraHealth(state, source, reopen_count=self._reopens,
+                                            error=error)
+            if not changed:
+                return
             log.info("camera %s: %s %s", source, state, error)
             health = self.health()
             for listener in list(self._health_listeners):
-                listener(health)
+                try:
+                    listener(health)
+                except Exception:  # a faulty listener must not stop the watchdog
+                    log.exception("a camera health listener failed")
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -418,16 +434,23 @@ class Camera:
                 except Exception:  # pragma: no cover - closing a dead device
                     log.exception("closing the camera failed")
 
+    def _fresh(self) -> bool:
+        """Called under the lock: has a frame (or an open) happened within lost_after_s?"""
+        last = self._latest.captured_at if self._latest else 0.0
+        since = max(last, self._opened_at)
+        return self._health.state not in ("ok", "starting") \
+            or time.monotonic() - since <= self.lost_after_s
+
     def _watch(self) -> None:
         while not self._stop.wait(self.watch_interval_s):
             now = time.monotonic()
             with self._lock:
-                last = self._latest.captured_at if self._latest else None
-                state = self._health.state
-            since = max(last or 0.0, self._opened_at)
-            if state in ("ok", "starting") and now - since > self.lost_after_s:
+                last = self._latest.captured_at if self._latest else 0.0
+                since = max(last, self._opened_at)
+            if now - since > self.lost_after_s:
+                # Decided again under the lock, so a frame arriving meanwhile wins.
                 self._set_health("lost", self._health.source,
-                                 f"no frame for {now - since:.1f} s")
+                                 f"no frame for {now - since:.1f} s", unless=self._fresh)
             if self._health.state == "lost" and now >= self._next_attempt:
                 # The first reopen is immediate; each failed one doubles the wait.
                 self._reopens += 1

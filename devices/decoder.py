@@ -259,11 +259,17 @@ def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> boo
     return ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah
 
 
+def _family(symbology: str) -> str:
+    # A misread keeps its symbology family: an EAN misread as another EAN (or
+    # UPC), never as a Code 128. An EAN beside a GS1-128 label is two codes.
+    return "EAN/UPC" if symbology in ("EAN-13", "EAN-8", "UPC-A", "UPC-E") else symbology
+
+
 def drop_conflicts(reads: list[Read]) -> tuple[list[Read], list[Read]]:
     """Keep reads that agree; drop linear codes read two different ways in one place.
 
     One EAN printed once cannot hold two numbers: when a pass returns two
-    different linear codes whose boxes overlap, at least one is a misread that
+    different linear codes of one family whose boxes overlap, at least one is a misread that
     happens to have a valid check digit, and there is no telling which. The
     measured case (a CD sleeve) reads both 5030159003930 and 7034759003930.
     """
@@ -274,7 +280,8 @@ def drop_conflicts(reads: list[Read]) -> tuple[list[Read], list[Read]]:
     items = list(unique.values())
     for r in items:
         clash = r.symbology in LINEAR and any(
-            o is not r and o.symbology in LINEAR and _overlaps(r.box, o.box) for o in items
+            o is not r and _family(o.symbology) == _family(r.symbology)
+            and _overlaps(r.box, o.box) for o in items
         )
         (dropped if clash else kept).append(r)
     return kept, dropped
@@ -415,10 +422,14 @@ class FrameDecoder:
     Per frame, in order:
 
     1. Crop to the guide box.
-    2. If the box has not changed since it was last looked at, that look
-       found nothing, and it was less than ``recheck_ms`` ago, skip the
-       frame: a kiosk's idle frames are a still scene, and re-reading it
-       finds nothing new.
+    2. If the box has not changed since it was last looked at and that look
+       found nothing, do not run the orientation passes again (until
+       ``recheck_ms``): a kiosk's idle frames are a still scene, and
+       re-reading it finds nothing new. Only the retry passes that have not
+       yet looked at this view run, one a frame, within the budget; once
+       all have, unchanged frames are skipped. The change test compares
+       1/8-size blurred thumbnails tile by tile (4x4), so sensor noise is not
+       change and a small label entering one corner is.
        The change test compares a 1/8-size blurred thumbnail, so sensor noise
        does not count as change.
     3. Run zxing-cpp upright, then (if that read nothing) turned 90 degrees:
@@ -439,7 +450,7 @@ class FrameDecoder:
     """
 
     def __init__(self, decoder: Decoder, guide: GuideBox | None = None, *,
-                 retry_budget: float = 0.05, recheck_ms: float = 1000.0,
+                 retry_budget: float = 0.04, recheck_ms: float = 1000.0,
                  change_threshold: float = 4.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.decoder = decoder
@@ -463,26 +474,39 @@ class FrameDecoder:
         self._spent: list[tuple[float, float]] = []  # (when, seconds) of retry passes
         self._thumb: np.ndarray | None = None
         self._last_found = False
-        self._empty_looks = 0  # decodes of the current view that found nothing
+        self._untried: list[Pass] = list(self._others)  # retry passes yet to see this view
         self._last_decode = -1e9
         self.frames = 0
         self.skipped = 0
 
-    def _changed(self, gray: np.ndarray, now: float) -> bool:
+    def _new_view(self) -> None:
+        # Start each new view's retries where the last view's left off, so in a
+        # scene that changes every frame every retry pass still gets its turns.
+        k = self._cursor % len(self._others) if self._others else 0
+        self._untried = self._others[k:] + self._others[:k]
+
+    def _look(self, gray: np.ndarray, now: float) -> str:
+        """"full" (decode), "retry" (same empty view: only an untried retry pass) or "skip"."""
         small = cv2.resize(gray, (max(1, gray.shape[1] // 8), max(1, gray.shape[0] // 8)),
                            interpolation=cv2.INTER_AREA)
-        thumb = cv2.GaussianBlur(small, (3, 3), 0).astype(np.int16)
+        thumb = cv2.GaussianBlur(small, (3, 3), 0)
         previous, self._thumb = self._thumb, thumb
         if previous is None or previous.shape != thumb.shape:
-            return True
-        changed = float(np.mean(np.abs(thumb - previous))) >= self.change_threshold
-        if changed:
-            self._empty_looks = 0
-            return True
+            self._new_view()
+            return "full"
+        # The largest change in any tile of a 4x4 grid: a small label entering one
+        # corner barely moves the mean over the whole box.
+        diff = cv2.absdiff(thumb, previous).astype(np.float32)
+        tiles = cv2.resize(diff, (4, 4), interpolation=cv2.INTER_AREA)
+        if float(tiles.max()) >= self.change_threshold:
+            self._new_view()
+            return "full"
         self._thumb = previous  # compare with the first look at this view, so drift adds up
-        if self._last_found or self._empty_looks < 1:
-            return True
-        return (now - self._last_decode) * 1000 >= self.recheck_ms
+        if self._last_found or (now - self._last_decode) * 1000 >= self.recheck_ms:
+            return "full"
+        # The same view, and the orientation passes found nothing in it: only the
+        # retry passes that have not looked at it yet can still find something.
+        return "retry" if self._untried else "skip"
 
     def _retry_allowed(self, now: float) -> bool:
         self._spent = [(t, s) for t, s in self._spent if now - t < 1.0]
@@ -492,28 +516,43 @@ class FrameDecoder:
         plan = [self._lead] if self._lead else []
         plan += [p for p in self._orientations if p not in plan]
         if self._others and self._retry_allowed(now):
-            retry = self._others[self._cursor % len(self._others)]
+            retry = self._untried[0] if self._untried \
+                else self._others[self._cursor % len(self._others)]
             self._cursor += 1
             if retry not in plan:
                 plan.append(retry)
         return plan
 
-    def decode(self, frame: np.ndarray) -> Decoded | None:
-        """The codes in the guide box of ``frame``, or None when the frame was skipped."""
+    def decode(self, frame: np.ndarray, force: bool = False) -> Decoded | None:
+        """The codes in the guide box of ``frame``, or None when the frame was skipped.
+
+        ``force``: decode even an unchanged view (the scanner has a code in view).
+        """
         start = time.perf_counter()
         now = self.clock()
         self.frames += 1
         x, y, w, h = self.guide.region(frame.shape[1], frame.shape[0])
         box = to_gray(np.ascontiguousarray(frame[y:y + h, x:x + w]))  # convert only the box
-        if not self._changed(box, now):
+        look = "full" if force else self._look(box, now)
+        if force:
+            self._look(box, now)  # keep the change reference current
+        if look == "retry":
+            if not self._retry_allowed(now):
+                look = "skip"
+            else:
+                plan = [self._untried[0]]
+                self._cursor += 1
+        if look == "skip":
             self.skipped += 1
             return None
-        self._last_decode = now
+        if look == "full":
+            self._last_decode = now
+            plan = self._plan(now)
         ran: list[str] = []
         kept: list[Read] = []
         dropped: list[Read] = []
         lead = None
-        for p in self._plan(now):
+        for p in plan:
             t0 = time.perf_counter()
             ran.append(p.name)
             kept, lost = drop_conflicts(self.decoder.run_pass(p, box))
@@ -522,12 +561,13 @@ class FrameDecoder:
                 lost += rejected
             if p in self._others:
                 self._spent.append((now, time.perf_counter() - t0))
+                if p in self._untried:
+                    self._untried.remove(p)
             dropped += lost
             if kept:
                 lead = p
                 break
         self._lead = lead
         self._last_found = bool(kept)
-        self._empty_looks = 0 if kept else self._empty_looks + 1
         reads = _scaled(kept, 1.0, x, y)
         return Decoded(reads, (time.perf_counter() - start) * 1000, ran, dropped)

@@ -101,16 +101,20 @@ class _Outlet:
         self.rejections = 0
 
     def deliver(self, result: Scan | ScanRejection) -> None:
-        if isinstance(result, Scan):
-            self.scans += 1
-            self.on_scan(result)
-            return
-        self.rejections += 1
-        if self.limiter.allow(result.at):
-            log.warning("%s scanner input refused: %s %s", result.source,
-                        result.refusal.code, result.refusal.preview)
-            if self.on_reject:
-                self.on_reject(result)
+        # A listener that raises must not end the scanner thread that called it.
+        try:
+            if isinstance(result, Scan):
+                self.scans += 1
+                self.on_scan(result)
+                return
+            self.rejections += 1
+            if self.limiter.allow(result.at):
+                log.warning("%s scanner input refused: %s %s", result.source,
+                            result.refusal.code, result.refusal.preview)
+                if self.on_reject:
+                    self.on_reject(result)
+        except Exception:
+            log.exception("a scan listener failed")
 
 
 @dataclass
@@ -152,6 +156,10 @@ class ReadAcceptor:
 
     def in_view(self) -> set[str]:
         return set(self._in_view)
+
+    def pending(self) -> set[str]:
+        """Codes read but not yet confirmed."""
+        return {c for c, n in self._streak.items() if c not in self._in_view}
 
 
 class CameraScanner:
@@ -225,7 +233,10 @@ class CameraScanner:
 
     def process(self, frame: Frame) -> list[Scan | ScanRejection]:
         """Decode one frame and apply the two-frame rule (the worker calls this)."""
-        decoded = self.decoder.decode(frame.image)
+        # While a code is in view (or half confirmed) every frame is decoded: a
+        # skipped frame would let a packet held still "leave" and count twice.
+        busy = bool(self.acceptor.in_view() or self.acceptor.pending())
+        decoded = self.decoder.decode(frame.image, force=busy)
         now = time.monotonic()
         if self.on_decoded:
             self.on_decoded(frame, decoded)
@@ -248,38 +259,49 @@ class CameraScanner:
 class KeyboardWedge:
     """Tells a keyboard-wedge scanner from a person typing, by key timing.
 
-    A wedge scanner "types" a whole code in a few milliseconds per key and ends
-    it with Enter; people type 100 ms or more apart. Keys are held back until
-    the timing decides: a run of at least ``min_length`` keys, each at most
-    ``max_gap_ms`` after the last and ending in Enter, is a scan; anything
-    slower is released to ``on_typing`` as typing. A fast run that never ends
-    in Enter is a scanner with the wrong suffix (or garbage): refused, never typed.
+    A wedge scanner "types" a whole code a few milliseconds a key and ends it
+    with Enter; people type 100 ms or more apart. Keys are held back until the
+    timing decides, at Enter or after ``hold_ms`` of silence:
+
+    - at least ``min_length`` keys ending in Enter, with most gaps (all but
+      one in five, so one UI stall does not split a scan) at most
+      ``max_gap_ms``, is a scan, checked by ``clean_scan`` like any other;
+    - a fast run like that without Enter is a scanner with the wrong suffix,
+      or garbage: refused, never typed;
+    - anything else is a person typing and goes to ``on_typing``, except that
+      control and escape characters are never typed: they are refused.
 
     Call ``key`` from the UI's key handler and ``tick`` every ~50 ms, both with
-    ``time.monotonic()``.
+    ``time.monotonic()``. On a kiosk the shopper types on on-screen keypads, so
+    the wedge is normally the only "keyboard" and holding keys costs nothing.
     """
 
     def __init__(self, on_scan: ScanListener, on_typing: Callable[[str], None],
                  on_reject: RejectListener | None = None, *, max_gap_ms: float = 40.0,
-                 min_length: int = 6, max_length: int = 512,
+                 min_length: int = 6, max_length: int = 512, hold_ms: float = 150.0,
                  limiter: RejectLimiter | None = None) -> None:
         self.on_typing = on_typing
         self.max_gap = max_gap_ms / 1000.0
+        self.hold = max(hold_ms, max_gap_ms) / 1000.0
         self.min_length, self.max_length = min_length, max_length
         self.outlet = _Outlet(on_scan, on_reject, limiter)
         self._keys: list[tuple[str, float]] = []
 
+    def _fast(self, times: list[float]) -> bool:
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        slow = sum(1 for g in gaps if g > self.max_gap)
+        return bool(gaps) and slow * 5 <= len(gaps)
+
     def key(self, char: str, at: float) -> None:
-        if self._keys and at - self._keys[-1][1] > self.max_gap:
+        if self._keys and at - self._keys[-1][1] > self.hold:
             self._flush(at)
         if char in ("\r", "\n"):
-            if len(self._keys) >= self.min_length:
-                text = "".join(c for c, _ in self._keys)
-                self._keys = []
+            keys, self._keys = self._keys, []
+            text = "".join(c for c, _ in keys)
+            if len(keys) >= self.min_length and self._fast([t for _, t in keys] + [at]):
                 self.outlet.deliver(accept_input(text, "wedge", at, self.max_length))
             else:
-                self._flush(at)
-                self.on_typing(char)
+                self._typed(text + char, at)
             return
         self._keys.append((char, at))
         if len(self._keys) > self.max_length:
@@ -291,22 +313,33 @@ class KeyboardWedge:
             ).refusal, "wedge", at))
 
     def tick(self, at: float) -> None:
-        if self._keys and at - self._keys[-1][1] > self.max_gap:
+        if self._keys and at - self._keys[-1][1] > self.hold:
             self._flush(at)
 
     def _flush(self, at: float) -> None:
         keys, self._keys = self._keys, []
         if not keys:
             return
-        if len(keys) >= self.min_length:
+        text = "".join(c for c, _ in keys)
+        if len(keys) >= self.min_length and self._fast([t for _, t in keys]):
             self.outlet.deliver(ScanRejection(refuse(
                 "no_suffix",
                 "The scanner's code did not end properly. Scan again or call staff.",
                 "扫码枪数据未正常结束。请重新扫描或呼叫店员。",
-                "".join(c for c, _ in keys),
+                text,
             ).refusal, "wedge", at))
             return
-        self.on_typing("".join(c for c, _ in keys))
+        self._typed(text, at)
+
+    def _typed(self, text: str, at: float) -> None:
+        """Pass typing on, unless it holds what no keyboard should type."""
+        body = text.rstrip("\r\n")
+        if body:
+            checked = accept_input(body, "wedge", at, self.max_length)
+            if isinstance(checked, ScanRejection) and checked.refusal.code != "too_long":
+                self.outlet.deliver(checked)
+                return
+        self.on_typing(text)
 
 
 @dataclass(frozen=True)
@@ -331,7 +364,7 @@ class SerialScanner:
                  on_reject: RejectListener | None = None, *, baudrate: int = 9600,
                  suffix: str = "CR", rtscts: bool = False, xonxoff: bool = False,
                  max_length: int = 512, backoff_s: float = 0.5, backoff_max_s: float = 10.0,
-                 limiter: RejectLimiter | None = None) -> None:
+                 partial_timeout: float = 0.3, limiter: RejectLimiter | None = None) -> None:
         if suffix not in SUFFIXES:
             raise ValueError(f"scanner.serial_suffix must be one of {', '.join(SUFFIXES)}")
         self.port, self.baudrate = port, baudrate
@@ -339,6 +372,7 @@ class SerialScanner:
         self.rtscts, self.xonxoff = rtscts, xonxoff
         self.max_length = max_length
         self.backoff_s, self.backoff_max_s = backoff_s, backoff_max_s
+        self.partial_timeout = partial_timeout
         self.outlet = _Outlet(on_scan, on_reject, limiter)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -378,7 +412,7 @@ class SerialScanner:
             self._health = SerialHealth("ok", self.port, self._reopens)
             try:
                 self._read_lines(port)
-            except (serial.SerialException, OSError) as exc:
+            except Exception as exc:  # SerialException, OSError, or a bug: reopen, never die
                 log.warning("serial scanner %s lost: %s", self.port, exc)
                 self._health = SerialHealth("lost", self.port, self._reopens, str(exc))
                 self._reopens += 1
@@ -390,10 +424,24 @@ class SerialScanner:
         buffer = b""
         limit = self.max_length * 4 + 16  # bytes: UTF-8 is at most 4 per character
         overflowed = False  # dropping the rest of an over-long line, up to its suffix
+        last_byte = time.monotonic()
         while not self._stop.is_set():
             chunk = port.read(4096)
+            now = time.monotonic()
             if not chunk:
+                # A scanner sends a code in one burst. Bytes left without their suffix
+                # after a pause are noise or an aborted scan; kept, they would be glued
+                # onto the front of the next code.
+                if buffer and now - last_byte > self.partial_timeout:
+                    self.outlet.deliver(ScanRejection(refuse(
+                        "incomplete",
+                        "The scanner sent part of a code. Scan the item again.",
+                        "扫码枪只发送了部分条码。请重新扫描。",
+                        buffer,
+                    ).refusal, "serial", now))
+                    buffer, overflowed = b"", False
                 continue
+            last_byte = now
             buffer += chunk
             *lines, buffer = buffer.split(self.suffix)
             for line in lines:

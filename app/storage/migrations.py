@@ -37,3 +37,24 @@ def m001_catalogue(db: sqlite_utils.Database) -> None:
         "CREATE TABLE promotions (promo_id TEXT PRIMARY KEY NOT NULL, definition TEXT NOT NULL)"
     )
     db.execute("CREATE TABLE catalogue_meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)")
+
+
+@MIGRATIONS()
+def m002_print_jobs(db: sqlite_utils.Database) -> None:
+    # A paid sale's receipt waits here until the printer has printed it; the sale
+    # itself (JSON) is kept so a copy can be printed again from it at any time.
+    db.execute(
+        "CREATE TABLE print_jobs ("
+        "job_id INTEGER PRIMARY KEY, "
+        "order_id TEXT NOT NULL, "
+        "sale TEXT NOT NULL, "
+        "exit_pass TEXT NOT NULL, "
+        "copy INTEGER NOT NULL DEFAULT 0, "
+        "status TEXT NOT NULL DEFAULT 'pending' "
+        "CHECK (status IN ('pending', 'printed', 'unconfirmed', 'cancelled')), "
+        "attempts INTEGER NOT NULL DEFAULT 0, "
+        "created_at TEXT NOT NULL, "
+        "updated_at TEXT NOT NULL, "
+        "last_error TEXT NOT NULL DEFAULT '')"
+    )
+    db.execute("CREATE INDEX print_jobs_pending ON print_jobs (status, job_id)")

@@ -21,7 +21,7 @@ from kivy.lang import Builder  # noqa: E402
 from kivy.properties import DictProperty, StringProperty  # noqa: E402
 
 from app.bootstrap import PROJECT_ROOT, Kiosk  # noqa: E402
-from app.ui.fonts import find_cjk_font  # noqa: E402
+from app.fonts import find_cjk_font  # noqa: E402
 from app.ui.strings import STRINGS  # noqa: E402
 
 

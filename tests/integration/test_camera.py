@@ -66,7 +66,7 @@ def test_frames_flow_at_the_source_rate_and_health_says_ok():
     try:
         assert wait_for(lambda: len(frames) >= 30)
         health = camera.health()
-        assert health.ok and 20 <= health.fps <= 40
+        assert health.ok and 10 <= health.fps <= 45  # 30 nominal; the machine may be busy
         assert health.last_frame_age_s is not None and health.last_frame_age_s < 0.5
         seqs = [f.seq for f in frames]
         assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
@@ -118,7 +118,7 @@ def test_an_unplugged_camera_is_retried_with_backoff_until_it_returns():
 
 
 def test_a_listener_that_raises_does_not_stop_the_camera():
-    camera = Camera(lambda: GeneratedSource(fps=30, width=320, height=240), lost_after_s=0.5,
+    camera = Camera(lambda: GeneratedSource(fps=30, width=320, height=240), lost_after_s=2.0,
                     backoff_s=0.05)
     calls = []
 
@@ -134,6 +134,35 @@ def test_a_listener_that_raises_does_not_stop_the_camera():
         assert camera.health().ok and camera.health().reopen_count == 0
     finally:
         camera.stop()
+
+
+def test_a_health_listener_that_raises_does_not_stop_the_watchdog():
+    freeze, fail_open = threading.Event(), threading.Event()
+    camera = Camera(lambda: Freezable(freeze, fail_open), lost_after_s=0.5, backoff_s=0.1)
+
+    def broken(health: CameraHealth) -> None:
+        raise RuntimeError("bug in the UI bridge")
+
+    camera.on_health(broken)
+    camera.start()
+    try:
+        assert wait_for(lambda: camera.health().ok)
+        freeze.set()
+        assert wait_for(lambda: camera.health().state == "lost", 3.0)
+        freeze.clear()
+        assert wait_for(lambda: camera.health().ok, 5.0)  # still watched, still reopened
+    finally:
+        camera.stop()
+
+
+def test_a_reopened_generated_camera_keeps_its_queue():
+    source = GeneratedSource([Showing("6901234567892", 1)], fps=500)
+    source.open()
+    source.show("96385074", 1)
+    source.open()  # the camera was lost and reopened
+    decoder = Decoder()
+    texts = [[r.text for r in decoder.read_image(source.read()).reads] for _ in range(3)]
+    assert texts == [["6901234567892"], ["96385074"], []]
 
 
 def test_an_image_folder_plays_its_images_in_order(tmp_path: Path):

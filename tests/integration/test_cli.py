@@ -211,7 +211,8 @@ def test_sim_scanner_is_a_serial_port_the_kiosk_reads(tmp_path):
     from devices.scanner import SerialScanner
 
     link = tmp_path / "scanner"
-    proc = subprocess.Popen([KIOSK, "sim", "scanner", "--link", str(link), "--aim", "]E0"],
+    proc = subprocess.Popen([KIOSK, "sim", "scanner", "--link", str(link), "--aim", "]E0",
+                             "--delay", "1", "4006381333931"],
                             stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         banner = proc.stderr.readline()
@@ -222,12 +223,15 @@ def test_sim_scanner_is_a_serial_port_the_kiosk_reads(tmp_path):
         end = time.monotonic() + 5
         while reader.health().state != "ok" and time.monotonic() < end:
             time.sleep(0.01)
+        while len(scans) < 1 and time.monotonic() < end:  # the argument, after --delay
+            time.sleep(0.01)
         proc.stdin.write("6901234567892\n96385074\n")
         proc.stdin.flush()
-        while len(scans) < 2 and time.monotonic() < end:
+        while len(scans) < 3 and time.monotonic() < end:
             time.sleep(0.01)
         reader.stop()
-        assert [(s.text, s.symbology) for s in scans] == [("6901234567892", "]E0"),
+        assert [(s.text, s.symbology) for s in scans] == [("4006381333931", "]E0"),
+                                                          ("6901234567892", "]E0"),
                                                           ("96385074", "]E0")]
     finally:
         proc.stdin.close()
@@ -248,3 +252,6 @@ def test_sim_frames_writes_frames_the_decoder_reads(tmp_path):
     bad = subprocess.run([KIOSK, "sim", "frames", str(tmp_path), "6901234567890"],
                          capture_output=True, text=True)
     assert bad.returncode == 1 and "check digit" in bad.stderr
+    tiny = subprocess.run([KIOSK, "sim", "frames", str(tmp_path), "96385074", "--size",
+                           "100x80"], capture_output=True, text=True)
+    assert tiny.returncode == 2 and "--size" in tiny.stderr

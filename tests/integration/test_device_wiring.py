@@ -35,6 +35,17 @@ def test_the_configured_camera_source_is_built(tmp_path):
         assert isinstance(bootstrap.camera_source(s)(), cls)
 
 
+def test_a_generated_camera_code_that_cannot_be_shown_names_the_setting(tmp_path):
+    import pytest
+
+    from app.config import SettingsError
+
+    s = settings_with(tmp_path, KIOSK_CAMERA__SOURCE="generated",
+                      KIOSK_CAMERA__CODES='["6901234567890"]')  # wrong check digit
+    with pytest.raises(SettingsError, match="camera.codes"):
+        bootstrap.build_camera(s)
+
+
 def test_scanners_are_built_from_settings(tmp_path):
     s = settings_with(tmp_path)
     assert bootstrap.build_serial_scanner(s, lambda scan: None) is None  # no port configured
@@ -59,20 +70,24 @@ def test_a_folder_of_camera_frames_scans_into_the_cart(tmp_path, demo_kiosk):
     scans: queue.Queue[Scan] = queue.Queue()
     scanner = bootstrap.build_camera_scanner(settings, camera, scans.put)
     checkout = bootstrap.build_checkout(demo_kiosk)
+    added_at = []
     scanner.start()
     camera.start()
     try:
         # Each image is held for 15 frames (0.5 s), then the folder loops: the milk is
         # away for 1 s, longer than scanner.rescan_after_ms, so each showing adds one.
-        end = time.monotonic() + 5
-        while time.monotonic() < end and sum(line.quantity for line in checkout.lines()) < 2:
+        end = time.monotonic() + 6
+        while time.monotonic() < end and len(added_at) < 2:
             try:
                 scan = scans.get(timeout=0.1)
             except queue.Empty:
                 continue
             checkout.add_scan(scan.text, scan.symbology)
+            added_at.append(time.monotonic())
     finally:
         camera.stop()
         scanner.stop()
     lines = checkout.lines()
     assert [(line.product.name_en, line.quantity) for line in lines] == [("Whole Milk 250ml", 2)]
+    # One unit per showing: the second came with the next loop (1.5 s), not while held.
+    assert added_at[1] - added_at[0] > 1.0

@@ -69,6 +69,9 @@ def test_config_in_data_dir_is_found(tmp_path):
         ('[decoder]\npipeline = "fast"\n', {}, "decoder.pipeline"),
         ('[scanner]\nserial_suffix = "ETX"\n', {}, "scanner.serial_suffix"),
         ("", {"KIOSK_SCANNER__SERIAL_BAUDRATE": "9601"}, "scanner.serial_baudrate"),
+        ("", {"KIOSK_SCANNER__RESCAN_AFTER_MS": "-5"}, "scanner.rescan_after_ms"),
+        ("", {"KIOSK_SCANNER__REJECT_BURST": "0"}, "scanner.reject_burst"),
+        ("", {"KIOSK_DECODER__RECHECK_MS": "0"}, "decoder.recheck_ms"),
     ],
 )
 def test_bad_settings_name_the_setting(tmp_path, toml, env, message):

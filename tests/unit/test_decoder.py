@@ -99,6 +99,13 @@ def test_codes_in_different_places_and_repeated_reads_are_kept():
     assert kept == [a, far, qr1, qr2] and dropped == []
 
 
+def test_an_ean_beside_a_gs1_128_label_is_two_codes():
+    ean = read("6901234567892", (0, 0, 200, 80))
+    label = read("0106901234567892\x1d10LOT1", (0, 90, 300, 60), "Code 128")
+    kept, dropped = drop_conflicts([ean, label])
+    assert kept == [ean, label] and dropped == []
+
+
 def test_unreadable_files_say_why(tmp_path):
     (tmp_path / "notes.png").write_text("not an image")
     with pytest.raises(ValueError, match="not an image"):
@@ -118,7 +125,7 @@ class Ticks:
 
 def test_a_still_empty_scene_is_skipped_until_the_recheck_interval(scene):
     ticks = Ticks()
-    decoder = FrameDecoder(Decoder(), recheck_ms=1000, clock=ticks)
+    decoder = FrameDecoder(Decoder(), retry_budget=0.0, recheck_ms=1000, clock=ticks)
     rng = np.random.default_rng(0)
     results = []
     for i in range(45):  # 1.5 s at 30 fps; sensor noise differs on every frame
@@ -127,6 +134,37 @@ def test_a_still_empty_scene_is_skipped_until_the_recheck_interval(scene):
     decoded = [i for i, r in enumerate(results) if r is not None]
     assert decoded == [0, 30]  # the first frame, then one look a second later
     assert decoder.skipped == 43
+
+
+def test_every_retry_pass_looks_at_a_still_view_once_then_it_is_skipped(scene):
+    ticks = Ticks()
+    decoder = FrameDecoder(Decoder(), retry_budget=1.0, recheck_ms=10_000, clock=ticks)
+    rng = np.random.default_rng(0)
+    passes = []
+    for i in range(20):
+        ticks.now = i / 30
+        result = decoder.decode(scene.frame(None, rng=rng))
+        passes.append(result.passes if result else None)
+    retries = [p for p in Decoder().passes[1:]]
+    # Frame 0: both orientations and the first retry; then one untried retry a frame.
+    assert passes[0] == ["zxing-upright", "zxing-turned", retries[0].name]
+    assert passes[1:len(retries)] == [[r.name] for r in retries[1:]]
+    assert passes[len(retries):] == [None] * (20 - len(retries))
+
+
+def test_a_label_held_at_45_degrees_is_found_while_held_still(scene):
+    ticks = Ticks()
+    decoder = FrameDecoder(Decoder(), retry_budget=1.0, clock=ticks)
+    rng = np.random.default_rng(4)
+    frame = scene.frame("6901234567892", angle=45, rng=rng)
+    found_at = None
+    for i in range(12):
+        ticks.now = i / 30
+        result = decoder.decode(frame)
+        if result and result.reads:
+            found_at = i
+            break
+    assert found_at is not None and found_at < 10
 
 
 def test_a_code_appearing_in_a_still_scene_is_read_on_its_first_frame_and_every_frame(scene):
@@ -179,7 +217,8 @@ def test_retry_passes_stay_inside_their_cpu_budget(scene):
     generous = FrameDecoder(Decoder(), retry_budget=1.0, clock=ticks)
     passes = [generous.decode(Scene(seed=80 + i).frame(None, rng=rng)).passes[2:]
               for i in range(3)]
-    assert passes == [["zbar"], ["zxing-upscale"], ["zxing-contrast"]]  # one each, in turn
+    # A scene changing every frame: one retry a frame, taking turns.
+    assert passes == [["zbar"], ["zxing-upscale"], ["zxing-contrast"]]
 
 
 def test_a_bad_guide_box_is_refused():

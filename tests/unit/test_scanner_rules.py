@@ -117,8 +117,9 @@ def test_a_person_typing_is_passed_through_as_typing():
 def test_keys_are_released_as_typing_once_the_gap_shows_a_person():
     w = Wedge()
     w.wedge.key("1", 0.0)
-    assert w.typed == []  # held back until the timing decides
     w.wedge.tick(0.1)
+    assert w.typed == []  # held back until the timing decides
+    w.wedge.tick(0.2)
     assert w.typed == ["1"]
 
 
@@ -127,6 +128,29 @@ def test_a_short_fast_burst_is_typing_not_a_scan():
     end = w.type("12\r", gap_ms=5)  # a person's key rollover
     w.wedge.tick(end + 1)
     assert w.scans == [] and "".join(w.typed) == "12\r"
+
+
+def test_a_short_burst_of_escape_codes_is_refused_not_typed():
+    w = Wedge(min_length=6)
+    end = w.type("\x1b[2J\r", gap_ms=2)
+    w.wedge.tick(end + 1)
+    assert w.typed == [] and w.scans == []
+    assert [r.refusal.code for r in w.rejected] == ["escape_character"]
+
+
+def test_a_ui_stall_in_the_middle_of_a_scan_does_not_split_it():
+    w = Wedge()
+    t = w.type("69012", gap_ms=5)
+    w.type("34567892\r", gap_ms=5, start=t + 0.09)  # the UI thread was busy for 90 ms
+    w.wedge.tick(t + 1)
+    assert [s.text for s in w.scans] == ["6901234567892"] and w.typed == []
+
+
+def test_an_enter_arriving_a_little_late_still_ends_the_scan():
+    w = Wedge()
+    t = w.type("6901234567892", gap_ms=5)
+    w.wedge.key("\r", t + 0.06)
+    assert [s.text for s in w.scans] == ["6901234567892"] and w.rejected == []
 
 
 def test_a_fast_burst_without_enter_is_refused_never_typed():

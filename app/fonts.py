@@ -1,4 +1,4 @@
-"""Finding a font that renders Chinese, so no shopper ever sees empty boxes.
+"""Finding a font with Chinese glyphs, for the screen and the virtual printer's receipts.
 
 The set-up command installs WenQuanYi Micro Hei (Debian ``fonts-wqy-microhei``);
 Noto Sans CJK works too. ``ui.font`` overrides the search.

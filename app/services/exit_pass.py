@@ -1,0 +1,127 @@
+"""Signing exit passes with the kiosk's Ed25519 key, and checking them offline.
+
+Each kiosk has its own private key, created on first use in a file outside
+the database (``exit_pass.private_key_file``, mode 0600), so a copied
+database cannot mint passes. The store's exit check holds the public keys of
+every lane (``exit_pass.public_keys_file``, TOML ``lane-id = "base64 key"``);
+``kiosk pass key`` prints this lane's line for it. Verification needs no
+network: a shopper's pass is checked against those keys alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from app.domain.exit_pass import ExitPass, PassInvalid, decode, encode
+
+
+class KeyFileError(ValueError):
+    """A key file is missing, unreadable or malformed; the message names the file."""
+
+
+def load_or_create_private_key(path: Path) -> Ed25519PrivateKey:
+    if path.exists():
+        try:
+            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        except (ValueError, TypeError) as exc:
+            raise KeyFileError(f"{path} is not a PEM private key (exit_pass.private_key_file): "
+                               f"{exc}") from None
+        if not isinstance(key, Ed25519PrivateKey):
+            raise KeyFileError(f"{path} is not an Ed25519 key (exit_pass.private_key_file)")
+        return key
+    key = Ed25519PrivateKey.generate()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    # Created 0600 from the start: the key never exists readable by others, even briefly.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    return key
+
+
+def public_key_text(key: Ed25519PublicKey) -> str:
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode("ascii")
+
+
+def load_public_keys(path: Path) -> dict[str, Ed25519PublicKey]:
+    """lane id -> public key, from a TOML file of ``lane-id = "base64"`` lines."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise KeyFileError(f"{path} does not exist (exit_pass.public_keys_file)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise KeyFileError(f"{path} is not valid TOML: {exc}") from None
+    keys = {}
+    for lane, text in data.get("lanes", data).items():
+        try:
+            keys[lane] = Ed25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
+        except (ValueError, TypeError):
+            raise KeyFileError(f"{path}: the key for {lane!r} is not a base64 Ed25519 "
+                               "public key") from None
+    return keys
+
+
+class PassSigner:
+    """Signs this lane's exit passes."""
+
+    def __init__(self, key: Ed25519PrivateKey) -> None:
+        self._key = key
+
+    @classmethod
+    def from_file(cls, path: Path) -> PassSigner:
+        return cls(load_or_create_private_key(path))
+
+    def public_key(self) -> Ed25519PublicKey:
+        return self._key.public_key()
+
+    def sign(self, exit_pass: ExitPass) -> str:
+        return encode(exit_pass, self._key.sign(exit_pass.body()))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a scanned pass says, or why it cannot be trusted."""
+
+    valid: bool
+    code: str  # "valid", "malformed", "unknown_kiosk", "altered", "bad_signature"
+    message: str
+    exit_pass: ExitPass | None = None
+
+
+def verify(text: str, keys: dict[str, Ed25519PublicKey]) -> Verdict:
+    try:
+        exit_pass, body, signature = decode(text)
+    except PassInvalid as exc:
+        return Verdict(False, exc.code, str(exc))
+    key = keys.get(exit_pass.lane_id)
+    if key is None:
+        return Verdict(False, "unknown_kiosk",
+                       f"no public key for lane {exit_pass.lane_id!r}: not this store's kiosk, "
+                       "or its key is missing from the store's key file", exit_pass)
+    if _signed_by(key, body, signature):
+        return Verdict(True, "valid", "valid exit pass", exit_pass)
+    for lane, other in keys.items():
+        if lane != exit_pass.lane_id and _signed_by(other, body, signature):
+            return Verdict(False, "altered",
+                           f"signed by lane {lane!r} but claims lane {exit_pass.lane_id!r}",
+                           exit_pass)
+    return Verdict(False, "bad_signature",
+                   "the signature does not match: the pass was altered or forged", exit_pass)
+
+
+def _signed_by(key: Ed25519PublicKey, body: bytes, signature: bytes) -> bool:
+    try:
+        key.verify(signature, body)
+    except InvalidSignature:
+        return False
+    return True
