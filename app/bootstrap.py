@@ -23,12 +23,15 @@ from app.domain.tax import TaxPolicy
 from app.services import catalogue as catalogue_service
 from app.services.checkout import Checkout
 from app.services.clock import SystemClock
+from app.services.exit_pass import PassSigner, load_public_keys, public_key_text
 from app.storage.catalogue_repo import SqliteCatalogue
 from app.storage.db import open_database
 
 if TYPE_CHECKING:  # devices pull in OpenCV and the decoders; commands that need none stay light
     from devices.camera import Camera, FrameSource
     from devices.decoder import Decoder, FrameDecoder
+    from devices.printer import ReceiptPrinter, SerialLink
+    from devices.receipt import ReceiptStyle
     from devices.scanner import (
         CameraScanner,
         KeyboardWedge,
@@ -197,6 +200,55 @@ def build_wedge(settings: Settings, on_scan: ScanListener, on_typing: Callable[[
         on_scan, on_typing, on_reject, max_gap_ms=s.wedge_max_gap_ms,
         min_length=s.wedge_min_length, max_length=settings.barcodes.max_length,
         limiter=RejectLimiter(s.reject_burst),
+    )
+
+
+# --- receipts ------------------------------------------------------------------------------
+def build_signer(settings: Settings) -> PassSigner:
+    """This lane's exit-pass signer; on first use its key is created and its public key is
+    added to the store's key file, so the kiosk can verify its own passes at once."""
+    signer = PassSigner.from_file(settings.private_key_path)
+    keys_path = settings.public_keys_path
+    lane = settings.kiosk.lane_id
+    known = load_public_keys(keys_path) if keys_path.exists() else {}
+    if lane not in known:
+        keys_path.parent.mkdir(parents=True, exist_ok=True)
+        with keys_path.open("a", encoding="utf-8") as f:
+            f.write(f'{lane} = "{public_key_text(signer.public_key())}"\n')
+    return signer
+
+
+def build_receipt_style(settings: Settings) -> ReceiptStyle:
+    from devices.receipt import ReceiptStyle
+
+    p = settings.printer
+    return ReceiptStyle(paper_mm=p.paper_mm, encoding=p.encoding, native_qr=p.native_qr,
+                        profile=p.profile, footer_zh=p.footer_zh, footer_en=p.footer_en)
+
+
+def build_printer_link(settings: Settings, port: str | None = None) -> SerialLink:
+    from devices.printer import SerialLink
+
+    p = settings.printer
+    return SerialLink(port or p.port, p.baudrate, rtscts=p.rtscts, xonxoff=p.xonxoff,
+                      dsrdtr=p.dsrdtr)
+
+
+def build_printer(kiosk: Kiosk) -> ReceiptPrinter | None:
+    """The print queue's worker for the configured printer, or None without one."""
+    from devices.printer import ReceiptPrinter
+
+    settings = kiosk.settings
+    if not settings.printer.port:
+        return None
+    return ReceiptPrinter(
+        lambda: build_printer_link(settings),
+        settings.database_path,
+        build_receipt_style(settings),
+        kiosk.clock,
+        port_name=settings.printer.port,
+        status_timeout=settings.printer.status_timeout_ms / 1000,
+        backoff_max_s=settings.printer.reopen_backoff_max_ms / 1000,
     )
 
 

@@ -384,6 +384,160 @@ def db_status(obj: Context) -> None:
     click.echo(f"promotions {len(kiosk.promotions())}")
 
 
+# --- receipts and exit passes ------------------------------------------------
+@main.group()
+def printer() -> None:
+    """The receipt printer: its status, a test page, the print queue."""
+
+
+def _port(obj: Context, port: str | None) -> str:
+    chosen = port or obj.settings.printer.port
+    if not chosen:
+        raise click.UsageError("no printer port: give --port or set printer.port")
+    return chosen
+
+
+@printer.command("status")
+@click.option("--port", help="Serial port or pyserial URL (default: printer.port).")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.pass_obj
+def printer_status(obj: Context, port: str | None, as_json: bool) -> None:
+    """Ask the printer for its real-time status (DLE EOT). Exit 1 unless it can print.
+
+    States: ok, paper_near_end (prints; change the roll soon), paper_out,
+    cover_open, offline, unknown (no reply: not known to be fine), disconnected.
+    """
+    from devices.printer import PORT_ERRORS, PrinterState, PrinterStatus, read_status
+
+    link = bootstrap.build_printer_link(obj.settings, _port(obj, port))
+    timeout = obj.settings.printer.status_timeout_ms / 1000
+    try:
+        link.open()
+        status = read_status(link, timeout)
+    except PORT_ERRORS as exc:
+        status = PrinterStatus(PrinterState.DISCONNECTED, str(exc))
+    finally:
+        link.close()
+    notice = status.shopper_notice()
+    if as_json:
+        click.echo(json.dumps({"port": _port(obj, port), "state": status.state.value,
+                               "can_print": status.can_print, "detail": status.detail,
+                               "shopper_notice_en": notice[1] if notice else None}))
+    else:
+        click.echo(f"{status.state.value}" + (f" ({status.detail})" if status.detail else ""))
+    if not status.can_print:
+        sys.exit(1)
+
+
+@printer.command("test")
+@click.option("--port", help="Serial port or pyserial URL (default: printer.port).")
+@click.pass_obj
+def printer_test(obj: Context, port: str | None) -> None:
+    """Print a test page: Chinese and English text, alignment and a QR code."""
+    from devices.printer import PORT_ERRORS, read_status
+    from devices.receipt import render_test_page
+
+    settings = obj.settings
+    link = bootstrap.build_printer_link(settings, _port(obj, port))
+    try:
+        link.open()
+        status = read_status(link, settings.printer.status_timeout_ms / 1000)
+        if not status.can_print and status.state.value != "unknown":
+            raise click.ClickException(f"the printer cannot print: {status.state.value}")
+        link.write(render_test_page(bootstrap.build_receipt_style(settings),
+                                    f"{settings.kiosk.lane_id} printer test"))
+    except PORT_ERRORS as exc:
+        raise click.ClickException(f"cannot reach the printer: {exc}") from None
+    finally:
+        link.close()
+    click.echo(f"test page sent to {_port(obj, port)} ({status.state.value})")
+
+
+@printer.command("queue")
+@click.pass_obj
+def printer_queue(obj: Context) -> None:
+    """List receipts waiting for the printer."""
+    from app.storage.print_jobs import PrintJobs
+
+    kiosk = obj.kiosk()
+    pending = PrintJobs(kiosk.db).pending()
+    for job in pending:
+        click.echo(f"{job.job_id}  {job.order_id}  attempts={job.attempts}"
+                   + ("  COPY" if job.copy else "") + (f"  {job.last_error}" if job.last_error
+                                                        else ""))
+    click.echo(f"{len(pending)} receipt(s) waiting")
+
+
+@printer.command("reprint")
+@click.argument("order_id")
+@click.pass_obj
+def printer_reprint(obj: Context, order_id: str) -> None:
+    """Queue another copy (marked COPY) of a sale's receipt."""
+    from app.services.receipts import reprint
+    from app.storage.print_jobs import PrintJobs
+
+    kiosk = obj.kiosk()
+    try:
+        job_id = reprint(PrintJobs(kiosk.db), order_id, kiosk.clock)
+    except KeyError:
+        raise click.ClickException(f"no receipt for order {order_id!r}") from None
+    click.echo(f"queued copy as job {job_id}")
+
+
+@main.group("pass")
+def exit_pass_group() -> None:
+    """Exit passes: this lane's public key, and checking a pass."""
+
+
+@exit_pass_group.command("key")
+@click.pass_obj
+def pass_key(obj: Context) -> None:
+    """Print this lane's public key line for the store's key file (creating the key once)."""
+    from app.services.exit_pass import public_key_text
+
+    signer = bootstrap.build_signer(obj.settings)
+    click.echo(f'{obj.settings.kiosk.lane_id} = "{public_key_text(signer.public_key())}"')
+
+
+@exit_pass_group.command("verify")
+@click.argument("payload")
+@click.option("--keys", type=click.Path(path_type=Path, dir_okay=False),
+              help="The store's public keys (default: exit_pass.public_keys_file).")
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
+@click.pass_obj
+def pass_verify(obj: Context, payload: str, keys: Path | None, as_json: bool) -> None:
+    """Check an exit pass offline and say what it holds. Exit 1 if it is not valid."""
+    from datetime import UTC, datetime
+
+    from app.services.exit_pass import KeyFileError, load_public_keys, verify
+
+    try:
+        public_keys = load_public_keys(keys or obj.settings.public_keys_path)
+    except KeyFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    verdict = verify(payload, public_keys)
+    held = verdict.exit_pass
+    record: dict[str, Any] = {"valid": verdict.valid, "code": verdict.code,
+                              "message": verdict.message}
+    if held is not None:
+        record.update(
+            lane_id=held.lane_id, order_id=held.order_id, total_minor=held.total_minor,
+            currency=held.currency, item_count=held.item_count, exit_audit=held.exit_audit,
+            issued_at=datetime.fromtimestamp(held.issued_at, UTC).isoformat(),
+        )
+    if as_json:
+        click.echo(json.dumps(record, ensure_ascii=False))
+    else:
+        click.echo(("VALID: " if verdict.valid else "NOT VALID: ") + verdict.message)
+        if held is not None:
+            click.echo(f"  lane {held.lane_id}, order {held.order_id}, "
+                       f"{held.item_count} item(s), {held.currency} {held.total_minor} (minor "
+                       f"units), issued {record['issued_at']}"
+                       + (", picked for an exit check" if held.exit_audit else ""))
+    if not verdict.valid:
+        sys.exit(1)
+
+
 # --- simulators --------------------------------------------------------------
 @main.group()
 def sim() -> None:
@@ -426,6 +580,39 @@ def sim_scanner(codes: tuple[str, ...], link: Path | None, aim: str, suffix: str
         for line in sys.stdin:
             if line.strip():
                 scanner.send(line.strip(), aim, SUFFIXES[suffix])
+
+
+@sim.command("printer")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
+              default=Path("receipts"), show_default=True,
+              help="Where each receipt goes, as NNNN.txt and NNNN.png.")
+@click.option("--link", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also make the port reachable at this path.")
+@click.option("--paper", type=click.Choice(["58", "80"]), default="80", show_default=True,
+              help="Paper width in mm.")
+def sim_printer(out_dir: Path, link: Path | None, paper: str) -> None:
+    """A virtual ESC/POS receipt printer on a pty, until Ctrl-C.
+
+    Set printer.port to the printed port (or the link). Faults while it runs:
+    write a line to OUT/control: paper-out, paper-ok, near-end, cover-open,
+    cover-closed, offline, online, silent (no status replies), answer,
+    paper-left N (paper runs out after N more bytes).
+    """
+    from devices.sim.printer import VirtualPrinter
+
+    with VirtualPrinter(out_dir, paper_mm=int(paper), link=link) as vp:
+        click.echo(f"virtual printer on {vp.port}" + (f" (also {link})" if link else "")
+                   + f"; receipts in {out_dir}/; faults: echo paper-out > {out_dir}/control",
+                   err=True)
+        seen = 0
+        try:
+            while True:
+                files = vp.wait_for_receipts(seen + 1, timeout=1.0)
+                for path in files[seen:]:
+                    click.echo(str(path))
+                seen = len(files)
+        except KeyboardInterrupt:
+            pass
 
 
 @sim.command("frames")

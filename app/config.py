@@ -148,6 +148,7 @@ CAMERA_SOURCES = ("opencv", "folder", "video", "generated", "none")
 SYMBOLOGIES = ("EAN-13", "EAN-8", "UPC-A", "UPC-E", "Code 128", "QR Code", "DataBar",
                "DataBar Expanded", "Code 39", "ITF", "DataMatrix", "PDF417")
 SERIAL_SUFFIXES = ("CR", "LF", "CRLF", "TAB")
+BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 
 
 @dataclass
@@ -292,8 +293,69 @@ class ScannerSettings:
             raise SettingsError("scanner.wedge_max_gap_ms must be between 5 and 200")
         if not 2 <= self.wedge_min_length <= 64:
             raise SettingsError("scanner.wedge_min_length must be between 2 and 64")
-        if self.serial_baudrate not in (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200):
+        if self.serial_baudrate not in BAUD_RATES:
             raise SettingsError("scanner.serial_baudrate must be a standard rate, e.g. 9600")
+
+
+@dataclass
+class PrinterSettings:
+    port: str = _doc(
+        "Receipt printer serial port or pyserial URL ('' = no printer: every exit pass is "
+        "shown on screen), e.g. /dev/ttyUSB0 or /dev/serial/by-id/...",
+        "",
+    )
+    baudrate: int = _doc("Printer baud rate (the printer's self-test page shows it).", 9600)
+    rtscts: bool = _doc("RTS/CTS hardware flow control.", False)
+    dsrdtr: bool = _doc("DSR/DTR hardware flow control (many Epson printers).", False)
+    xonxoff: bool = _doc("XON/XOFF software flow control.", False)
+    paper_mm: int = _doc("Paper width: 58 or 80 (mm).", 80)
+    encoding: str = _doc(
+        "'gb18030' for Chinese-model printers (Chinese and English), 'ascii' for English-only "
+        "printers (English names only).",
+        "gb18030",
+    )
+    native_qr: bool = _doc(
+        "Print the exit-pass QR with the printer's own QR command; false sends it as an "
+        "image (printers without GS ( k).",
+        True,
+    )
+    profile: str = _doc("python-escpos printer profile (capabilities), e.g. 'TM-T88V'.",
+                        "default")
+    status_timeout_ms: int = _doc(
+        "How long to wait for each status reply (DLE EOT) before calling the state unknown.",
+        300,
+    )
+    reopen_backoff_max_ms: int = _doc(
+        "Longest wait between attempts to reopen a vanished printer port.", 10000
+    )
+    footer_zh: str = _doc("Last line of the receipt (Chinese).", "谢谢惠顾，欢迎再来")
+    footer_en: str = _doc("Last line of the receipt (English).", "Thank you for shopping with us")
+
+    def validate(self) -> None:
+        if self.paper_mm not in (58, 80):
+            raise SettingsError("printer.paper_mm must be 58 or 80")
+        if self.encoding not in ("gb18030", "ascii"):
+            raise SettingsError("printer.encoding must be 'gb18030' or 'ascii'")
+        if self.baudrate not in BAUD_RATES:
+            raise SettingsError("printer.baudrate must be a standard rate, e.g. 9600")
+        if not 20 <= self.status_timeout_ms <= 5000:
+            raise SettingsError("printer.status_timeout_ms must be between 20 and 5000")
+        if self.rtscts and self.dsrdtr:
+            raise SettingsError("printer.rtscts and printer.dsrdtr: choose one flow control")
+
+
+@dataclass
+class ExitPassSettings:
+    private_key_file: str = _doc(
+        "This kiosk's Ed25519 signing key (PEM), created on first use with mode 0600; '' = "
+        "<data dir>/keys/exit-pass.pem. Keep it out of backups that leave the kiosk.",
+        "",
+    )
+    public_keys_file: str = _doc(
+        "The store's public keys, TOML lines 'lane-id = \"base64\"' (`kiosk pass key` prints "
+        "this lane's); '' = <data dir>/keys/store-keys.toml.",
+        "",
+    )
 
 
 @dataclass
@@ -307,10 +369,22 @@ class Settings:
     camera: CameraSettings = field(default_factory=CameraSettings)
     decoder: DecoderSettings = field(default_factory=DecoderSettings)
     scanner: ScannerSettings = field(default_factory=ScannerSettings)
+    printer: PrinterSettings = field(default_factory=PrinterSettings)
+    exit_pass: ExitPassSettings = field(default_factory=ExitPassSettings)
 
     @property
     def database_path(self) -> Path:
         return self.data_dir / "kiosk.db"
+
+    @property
+    def private_key_path(self) -> Path:
+        given = self.exit_pass.private_key_file
+        return Path(given) if given else self.data_dir / "keys" / "exit-pass.pem"
+
+    @property
+    def public_keys_path(self) -> Path:
+        given = self.exit_pass.public_keys_file
+        return Path(given) if given else self.data_dir / "keys" / "store-keys.toml"
 
     def validate(self) -> None:
         for section in SECTIONS:
@@ -328,6 +402,8 @@ SECTIONS: dict[str, type] = {
     "camera": CameraSettings,
     "decoder": DecoderSettings,
     "scanner": ScannerSettings,
+    "printer": PrinterSettings,
+    "exit_pass": ExitPassSettings,
 }
 
 

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import logging
+import termios
 import threading
 import time
 from collections.abc import Callable
@@ -32,13 +33,15 @@ from escpos.exceptions import DeviceNotFoundError
 from escpos.printer import Serial as EscposSerial
 
 from app.domain.clock import Clock
-from app.domain.sale import PaidSale
 from app.storage.print_jobs import PrintJob, PrintJobs
 from devices.receipt import ReceiptStyle, render_receipt
 
 log = logging.getLogger(__name__)
 
 DLE_EOT = b"\x10\x04"
+# What a vanished serial port raises: pyserial's exception, the OS's, and termios's
+# (tcflush/tcdrain on a dead pty or USB adapter raise termios.error, not OSError).
+PORT_ERRORS = (serial.SerialException, OSError, termios.error)
 
 
 class PrinterState(StrEnum):
@@ -161,7 +164,7 @@ class SerialLink:
         if device is not None:
             try:
                 device.close()
-            except (serial.SerialException, OSError):
+            except PORT_ERRORS:
                 pass
         self._printer.device = None
 
@@ -287,7 +290,7 @@ class ReceiptPrinter:
             link = self._factory()
             try:
                 link.open()
-            except (serial.SerialException, OSError) as exc:
+            except PORT_ERRORS as exc:
                 self._backoff.failed(now)
                 self._health = replace(self._health, reopen_count=self._health.reopen_count + 1)
                 raise serial.SerialException(str(exc)) from None
@@ -303,7 +306,7 @@ class ReceiptPrinter:
     def _check(self) -> PrinterStatus:
         try:
             return self._set_status(read_status(self._connected(), self.status_timeout))
-        except (serial.SerialException, OSError) as exc:
+        except PORT_ERRORS as exc:
             self._drop_link()
             return self._set_status(PrinterStatus(PrinterState.DISCONNECTED, str(exc)), str(exc))
 
@@ -347,7 +350,7 @@ class ReceiptPrinter:
             jobs.started(job.job_id, self._now())
             try:
                 self._connected().write(data)
-            except (serial.SerialException, OSError) as exc:
+            except PORT_ERRORS as exc:
                 self._drop_link()
                 jobs.failed(job.job_id, f"port lost while printing: {exc}", self._now())
                 self._tell(JobOutcome(job.job_id, job.order_id, False, "pending", str(exc)))
@@ -366,8 +369,3 @@ class ReceiptPrinter:
             jobs.failed(job.job_id, f"printer {after.state.value} while printing", self._now())
             self._tell(JobOutcome(job.job_id, job.order_id, False, "pending", after.state.value))
         return after
-
-
-def queue_receipt(jobs: PrintJobs, sale: PaidSale, exit_pass: str, clock: Clock) -> int:
-    """Persist a paid sale's receipt job (the printer thread picks it up)."""
-    return jobs.add(sale, exit_pass, clock.now())

@@ -157,7 +157,7 @@ def render_receipt(sale: PaidSale, exit_pass: str, style: ReceiptStyle,
         p._raw(FS_CHINESE_ON)
     if copy:
         p.set(align="center", bold=True)
-        w.line(w.both("*** 副本 ***", "*** COPY ***"))
+        w.line(f"*** {w.both('副本', 'COPY')} ***")
     p.set(align="center", bold=True, double_height=True, double_width=True)
     if style.chinese:
         w.lines(wrap(sale.store_name_zh, cols // 2))
@@ -202,7 +202,7 @@ def render_receipt(sale: PaidSale, exit_pass: str, style: ReceiptStyle,
                             w.both("积分", "Points") + f" +{sale.points_earned}", cols))
     w.rule()
     p.set(align="center", bold=True)
-    w.line(w.both("出口凭证", "EXIT PASS") + (w.both(" (副本)", " (COPY)") if copy else ""))
+    w.line(w.both("出口凭证", "EXIT PASS") + (f" ({w.both('副本', 'COPY')})" if copy else ""))
     p.set(align="center", bold=False)
     # The QR is centred by ESC a, which both GS ( k and raster images obey.
     p.qr(exit_pass, ec=QR_ECLEVEL_M, size=5 if style.paper_mm == 58 else 6,

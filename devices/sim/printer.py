@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import select
 import threading
 import time
@@ -383,11 +384,19 @@ def receipt_text(blocks: list[Block], columns: int) -> str:
 def receipt_image(blocks: list[Block], dots: int, font_path: Path | None) -> Image.Image:
     fonts: dict[int, ImageFont.FreeTypeFont | ImageFont.ImageFont] = {}
 
-    def font(height: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-        if height not in fonts:
-            fonts[height] = (ImageFont.truetype(str(font_path), CHAR_H * height)
-                             if font_path else ImageFont.load_default())
-        return fonts[height]
+    def font() -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+        if not fonts:
+            fonts[0] = ImageFont.load_default()
+            if font_path:
+                # A .ttc may hold a monospaced face (WenQuanYi Micro Hei Mono is index 1):
+                # a printer's Font A is monospaced, and receipts line up in columns.
+                for index in (1, 0):
+                    try:
+                        fonts[0] = ImageFont.truetype(str(font_path), CHAR_H - 4, index=index)
+                        break
+                    except OSError:
+                        continue
+        return fonts[0]
 
     rows: list[tuple[int, Image.Image]] = []
     for block in blocks:
@@ -397,22 +406,21 @@ def receipt_image(blocks: list[Block], dots: int, font_path: Path | None) -> Ima
         height = max((r.height for r in block.runs), default=1) * CHAR_H + 6
         width = sum(_run_width(r.text) * CHAR_W * r.width for r in block.runs)
         line = Image.new("L", (max(1, min(width, dots)), height), 255)
-        draw = ImageDraw.Draw(line)
         x = 0
         for run in block.runs:
-            run_font = font(run.height)
             for ch in run.text:
-                w = _run_width(ch) * CHAR_W * run.width
+                cell = _run_width(ch) * CHAR_W
+                # Draw each character in its printer cell, then stretch the cell as the
+                # printer does for double width/height; bold is struck twice.
+                glyph = Image.new("L", (cell, CHAR_H), 255)
+                pen = ImageDraw.Draw(glyph)
+                pen.text((0, 0), ch, font=font(), fill=0)
+                if run.bold:
+                    pen.text((1, 0), ch, font=font(), fill=0)
                 if run.width > 1 or run.height > 1:
-                    glyph = Image.new("L", (_run_width(ch) * CHAR_W, CHAR_H * run.height), 255)
-                    ImageDraw.Draw(glyph).text((0, 0), ch, font=run_font, fill=0)
-                    glyph = glyph.resize((w, CHAR_H * run.height))
-                    line.paste(glyph, (x, height - CHAR_H * run.height - 3))
-                else:
-                    draw.text((x, 3), ch, font=run_font, fill=0)
-                    if run.bold:
-                        draw.text((x + 1, 3), ch, font=run_font, fill=0)
-                x += w
+                    glyph = glyph.resize((cell * run.width, CHAR_H * run.height))
+                line.paste(glyph, (x, height - glyph.height - 3))
+                x += cell * run.width
         rows.append((block.align, line))
     total = sum(img.height for _, img in rows) + 40
     page = Image.new("L", (dots, max(total, 40)), 255)
@@ -456,7 +464,9 @@ class VirtualPrinter:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._written = 0
+        self._queued = 0
+        self._finished: queue.Queue[tuple[int, list[Block], bool] | None] = queue.Queue()
+        self._saver: threading.Thread | None = None
         self.files: list[Path] = []  # receipts written, in order
         self.received = threading.Condition()
 
@@ -492,7 +502,19 @@ class VirtualPrinter:
     def start(self) -> VirtualPrinter:
         self._thread = threading.Thread(target=self._run, name="virtual-printer", daemon=True)
         self._thread.start()
+        # Receipts are drawn on another thread: a real printer answers DLE EOT at
+        # once, even while printing, and so must this one.
+        self._saver = threading.Thread(target=self._save_loop, name="virtual-printer-out",
+                                       daemon=True)
+        self._saver.start()
         return self
+
+    def _save_loop(self) -> None:
+        while True:
+            item = self._finished.get()
+            if item is None:
+                return
+            self._save(*item)
 
     def _run(self) -> None:
         last_control = 0.0
@@ -521,17 +543,18 @@ class VirtualPrinter:
 
     def _save_new(self) -> None:
         receipts = self.interpreter.receipts
-        while self._written < len(receipts):
-            blocks, complete = receipts[self._written]
-            self._written += 1
-            stem = f"{self._written:04d}" + ("" if complete else "-incomplete")
-            text_path = self.out_dir / f"{stem}.txt"
-            text_path.write_text(receipt_text(blocks, self.interpreter.columns), encoding="utf-8")
-            receipt_image(blocks, self.interpreter.dots, self.font).save(
-                self.out_dir / f"{stem}.png")
-            with self.received:
-                self.files.append(text_path)
-                self.received.notify_all()
+        while self._queued < len(receipts):
+            self._queued += 1
+            self._finished.put((self._queued, *receipts[self._queued - 1]))
+
+    def _save(self, number: int, blocks: list[Block], complete: bool) -> None:
+        stem = f"{number:04d}" + ("" if complete else "-incomplete")
+        text_path = self.out_dir / f"{stem}.txt"
+        text_path.write_text(receipt_text(blocks, self.interpreter.columns), encoding="utf-8")
+        receipt_image(blocks, self.interpreter.dots, self.font).save(self.out_dir / f"{stem}.png")
+        with self.received:
+            self.files.append(text_path)
+            self.received.notify_all()
 
     def wait_for_receipts(self, count: int, timeout: float = 5.0) -> list[Path]:
         """Block until ``count`` receipts (complete or not) have been written."""
@@ -549,6 +572,9 @@ class VirtualPrinter:
         with self._lock:
             self.interpreter.flush_incomplete()
         self._save_new()
+        self._finished.put(None)
+        if self._saver is not None:
+            self._saver.join(timeout=10)
         for fd in (self._master, self._slave):
             try:
                 os.close(fd)
