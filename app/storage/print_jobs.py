@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
@@ -61,7 +62,7 @@ class PrintJobs:
             raise KeyError(f"no receipt for order {order_id!r}")
         return self.add(job.sale, job.exit_pass, now, copy=True)
 
-    def _job(self, row: tuple) -> PrintJob:
+    def _job(self, row: tuple[Any, ...]) -> PrintJob:
         job_id, order_id, sale, exit_pass, copy, status, attempts, last_error = row
         return PrintJob(job_id, order_id, PaidSale.from_dict(json.loads(sale)), exit_pass,
                         bool(copy), status, attempts, last_error)

@@ -255,3 +255,91 @@ def test_sim_frames_writes_frames_the_decoder_reads(tmp_path):
     tiny = subprocess.run([KIOSK, "sim", "frames", str(tmp_path), "96385074", "--size",
                            "100x80"], capture_output=True, text=True)
     assert tiny.returncode == 2 and "--size" in tiny.stderr
+
+
+# --- kiosk printer / pass / sim printer -------------------------------------------------------
+@pytest.fixture
+def sim_printer(tmp_path):
+    link = tmp_path / "printer"
+    out = tmp_path / "receipts"
+    proc = subprocess.Popen([KIOSK, "sim", "printer", "--out", str(out), "--link", str(link)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    banner = proc.stderr.readline()
+    assert "virtual printer on /dev/pts/" in banner
+    yield link, out, proc
+    proc.terminate()
+    proc.wait(timeout=5)
+
+
+def test_printer_status_against_the_virtual_printer(sim_printer, tmp_path):
+    import time
+
+    link, out, _ = sim_printer
+    ok = subprocess.run([KIOSK, "printer", "status", "--port", str(link), "--json"],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["state"] == "ok"
+    (out / "control").write_text("paper-out\n")
+    time.sleep(0.4)  # the printer reads its control file every 0.1 s
+    empty = subprocess.run([KIOSK, "printer", "status", "--port", str(link), "--json"],
+                           capture_output=True, text=True)
+    assert empty.returncode == 1
+    report = json.loads(empty.stdout)
+    assert report["state"] == "paper_out" and not report["can_print"]
+    assert "screen" in report["shopper_notice_en"]
+    gone = subprocess.run([KIOSK, "printer", "status", "--port", str(tmp_path / "nope")],
+                          capture_output=True, text=True)
+    assert gone.returncode == 1 and gone.stdout.startswith("disconnected")
+
+
+def test_printer_test_prints_a_readable_page_with_a_scannable_qr(sim_printer):
+    import time
+
+    link, out, _ = sim_printer
+    result = subprocess.run([KIOSK, "printer", "test", "--port", str(link)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    end = time.monotonic() + 5
+    while not (out / "0001.png").exists() and time.monotonic() < end:
+        time.sleep(0.05)
+    text = (out / "0001.txt").read_text(encoding="utf-8")
+    assert "打印测试 TEST" in text and "扫码购自助收银机" in text
+    decoded = subprocess.run([KIOSK, "decode", "--json", str(out / "0001.png")],
+                             capture_output=True, text=True)
+    assert json.loads(decoded.stdout)["codes"][0]["text"] == "lane-01 printer test"
+
+
+def test_printer_commands_without_a_port_say_which_setting(tmp_path):
+    env = {**os.environ, "KIOSK_DATA_DIR": str(tmp_path)}
+    out = subprocess.run([KIOSK, "printer", "status"], env=env, capture_output=True, text=True)
+    assert out.returncode == 2 and "printer.port" in out.stderr
+
+
+def test_pass_key_and_verify(tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    from app.config import load_settings
+    from app.domain.exit_pass import ExitPass
+    from app.services.exit_pass import PassSigner
+
+    env = {**os.environ, "KIOSK_DATA_DIR": str(tmp_path)}
+    key = subprocess.run([KIOSK, "pass", "key"], env=env, capture_output=True, text=True)
+    assert key.returncode == 0 and key.stdout.startswith('lane-01 = "')
+    settings = load_settings(data_dir=tmp_path, environ={})
+    signer = PassSigner.from_file(settings.private_key_path)  # the key `pass key` created
+    issued = int(datetime(2026, 11, 25, 10, 30, tzinfo=timezone(timedelta(hours=8))).timestamp())
+    text = signer.sign(ExitPass("lane-01", "K1-000123", 6213, "CNY", 4, issued, True))
+    ok = subprocess.run([KIOSK, "pass", "verify", text, "--json"], env=env,
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    verdict = json.loads(ok.stdout)
+    assert verdict["valid"] and verdict["order_id"] == "K1-000123"
+    assert verdict["total_minor"] == 6213 and verdict["exit_audit"] is True
+    assert verdict["issued_at"] == "2026-11-25T02:30:00+00:00"
+    human = subprocess.run([KIOSK, "pass", "verify", text], env=env, capture_output=True,
+                           text=True)
+    assert human.stdout.startswith("VALID") and "exit check" in human.stdout
+    for bad, code in [(text[:-6] + "AAAAAA", "bad_signature"), ("EP1:XYZ", "malformed")]:
+        out = subprocess.run([KIOSK, "pass", "verify", bad, "--json"], env=env,
+                             capture_output=True, text=True)
+        assert out.returncode == 1 and json.loads(out.stdout)["code"] == code
