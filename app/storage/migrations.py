@@ -58,3 +58,50 @@ def m002_print_jobs(db: sqlite_utils.Database) -> None:
         "last_error TEXT NOT NULL DEFAULT '')"
     )
     db.execute("CREATE INDEX print_jobs_pending ON print_jobs (status, job_id)")
+
+
+@MIGRATIONS()
+def m003_payments(db: sqlite_utils.Database) -> None:
+    db.execute(
+        "CREATE TABLE payments ("
+        "out_trade_no TEXT PRIMARY KEY NOT NULL, "
+        "cart_id TEXT NOT NULL, "
+        "amount_minor INTEGER NOT NULL CHECK (amount_minor > 0), "
+        "currency TEXT NOT NULL, "
+        "method TEXT NOT NULL, "
+        "state TEXT NOT NULL, "
+        "created_at TEXT NOT NULL, "
+        "expires_at TEXT NOT NULL, "
+        "updated_at TEXT NOT NULL, "
+        "qr_payload TEXT NOT NULL DEFAULT '', "
+        "provider_ref TEXT NOT NULL DEFAULT '', "
+        "paid_minor INTEGER, "
+        "paid_at TEXT, "
+        "closing INTEGER NOT NULL DEFAULT 0, "
+        "close_reason TEXT NOT NULL DEFAULT '', "
+        "staff_flag TEXT NOT NULL DEFAULT '', "
+        "last_error TEXT NOT NULL DEFAULT '', "
+        "sale_draft TEXT NOT NULL DEFAULT '')"
+    )
+    # At most one open provider order per cart, enforced by the database itself.
+    db.execute(
+        "CREATE UNIQUE INDEX payments_one_open_per_cart ON payments (cart_id) "
+        "WHERE state IN ('created', 'pending', 'unknown')"
+    )
+    db.execute(
+        "CREATE TABLE payment_steps (step_id INTEGER PRIMARY KEY, out_trade_no TEXT NOT NULL, "
+        "at TEXT NOT NULL, state TEXT NOT NULL, note TEXT NOT NULL DEFAULT '')"
+    )
+    db.execute(
+        "CREATE TABLE notifications_seen (notification_id TEXT PRIMARY KEY NOT NULL, "
+        "out_trade_no TEXT NOT NULL, at TEXT NOT NULL)"
+    )
+    db.execute(
+        "CREATE TABLE sales (order_id TEXT PRIMARY KEY NOT NULL, sale TEXT NOT NULL, "
+        "paid_at TEXT NOT NULL)"
+    )
+    db.execute(
+        "CREATE TABLE staff_alerts (alert_id INTEGER PRIMARY KEY, kind TEXT NOT NULL, "
+        "ref TEXT NOT NULL, message TEXT NOT NULL, created_at TEXT NOT NULL, "
+        "resolved_at TEXT)"
+    )

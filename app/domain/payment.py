@@ -1,0 +1,168 @@
+"""The payment state machine: what the kiosk believes about one QR payment, and why.
+
+    created ──create ok──▶ pending ──provider: paid──▶ paid
+       │                     │  └──provider: closed/declined──▶ failed
+       └─create lost──▶ unknown ──(query)──▶ pending | paid | failed
+    pending/unknown ──timeout/cancel: query, close, query──▶ expired/cancelled (or paid, late)
+
+The rules the machine enforces:
+
+- The order id (``out_trade_no``) exists before the first network call and is
+  reused on every retry, so a retry after a crash or a lost response never
+  creates a second provider order.
+- Only the provider's word moves a payment to ``paid``: a query or a verified
+  notification that says paid. Nothing else does, and nothing moves a paid
+  payment anywhere else.
+- ``expired`` and ``cancelled`` are reached only after the provider confirmed
+  the order closed (or said it never existed). Until then the payment stays
+  open (``unknown``), so a shopper who pays at the last second is found.
+- Money that arrives for the wrong amount, or after the shopper left, is
+  still recorded as paid (it was taken) and flagged for staff.
+
+Pure functions over frozen values: the service persists every step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+
+
+class PaymentState(StrEnum):
+    CREATED = "created"  # order id written; provider not asked yet
+    PENDING = "pending"  # provider order exists, QR shown
+    UNKNOWN = "unknown"  # outcome of the last provider call not learned yet
+    PAID = "paid"
+    FAILED = "failed"  # declined, or the provider closed it
+    CANCELLED = "cancelled"  # shopper cancelled; provider confirmed closed
+    EXPIRED = "expired"  # timed out; provider confirmed closed
+
+
+OPEN = frozenset({PaymentState.CREATED, PaymentState.PENDING, PaymentState.UNKNOWN})
+FINAL = frozenset({PaymentState.PAID, PaymentState.FAILED, PaymentState.CANCELLED,
+                   PaymentState.EXPIRED})
+
+
+class ProviderStatus(StrEnum):
+    """What a provider says about an order, in the kiosk's words."""
+
+    NOT_FOUND = "not_found"  # no such order (yet): Alipay before the shopper scans
+    WAITING = "waiting"  # created, not paid (WeChat NOTPAY, Alipay WAIT_BUYER_PAY)
+    PAYING = "paying"  # the shopper is entering a PIN (WeChat USERPAYING)
+    PAID = "paid"
+    CLOSED = "closed"  # closed or cancelled, unpaid
+    DECLINED = "declined"  # the payment failed at the provider
+    REFUNDED = "refunded"  # paid, then refunded (Alipay cancel after payment)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderView:
+    status: ProviderStatus
+    paid_minor: int | None = None
+    provider_ref: str = ""
+
+
+class PaymentError(Exception):
+    """A provider call failed. ``maybe_done``: it may have taken effect (timeout, lost reply)."""
+
+    def __init__(self, message: str, *, maybe_done: bool = True) -> None:
+        super().__init__(message)
+        self.maybe_done = maybe_done
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    out_trade_no: str
+    cart_id: str
+    amount_minor: int
+    currency: str
+    method: str  # the adapter's name
+    state: PaymentState
+    created_at: datetime
+    expires_at: datetime
+    qr_payload: str = ""
+    provider_ref: str = ""
+    paid_minor: int | None = None
+    paid_at: datetime | None = None
+    closing: bool = False  # timeout or cancel asked; waiting for the provider to confirm
+    close_reason: str = ""  # "timeout" or "cancel"
+    staff_flag: str = ""  # why staff must look: paid late, amount mismatch, refunded
+    last_error: str = ""
+
+    @property
+    def open(self) -> bool:
+        return self.state in OPEN
+
+
+def new_payment(out_trade_no: str, cart_id: str, amount_minor: int, currency: str,
+                method: str, now: datetime, expires_at: datetime) -> Payment:
+    if amount_minor <= 0:
+        raise ValueError("a payment is for a positive amount")
+    if now.tzinfo is None or expires_at <= now:
+        raise ValueError("times carry their offset, and a payment expires after it starts")
+    return Payment(out_trade_no, cart_id, amount_minor, currency, method,
+                   PaymentState.CREATED, now, expires_at)
+
+
+def created(p: Payment, qr_payload: str) -> Payment:
+    """The provider created the order and gave the QR payload."""
+    if p.state in FINAL:
+        return p
+    return replace(p, state=PaymentState.PENDING, qr_payload=qr_payload, last_error="")
+
+
+def call_failed(p: Payment, error: str, maybe_done: bool) -> Payment:
+    """A provider call failed. If it may have worked, the outcome is unknown until a query."""
+    if p.state in FINAL:
+        return p
+    state = PaymentState.UNKNOWN if maybe_done or p.state is not PaymentState.CREATED \
+        else p.state
+    return replace(p, state=state, last_error=error)
+
+
+def ask_to_close(p: Payment, reason: str) -> Payment:
+    """Timeout or shopper cancel: from now on the kiosk is closing the order."""
+    if p.state in FINAL:
+        return p
+    return replace(p, closing=True, close_reason=p.close_reason or reason)
+
+
+def observed(p: Payment, view: ProviderView, now: datetime, *,
+             closed_confirmed: bool = False) -> Payment:
+    """Apply what the provider says (a query, or a verified notification).
+
+    ``closed_confirmed``: the kiosk has asked the provider to close the order
+    and this view comes after that; WAITING/NOT_FOUND then mean closed for good.
+    """
+    if p.state is PaymentState.PAID:
+        return p  # paid is final: a replay or a late "closed" changes nothing
+    if view.status is ProviderStatus.PAID:
+        flags = []
+        if view.paid_minor is not None and view.paid_minor != p.amount_minor:
+            flags.append(f"amount mismatch: paid {view.paid_minor}, due {p.amount_minor}")
+        if p.closing or p.state in FINAL:
+            flags.append("paid after the kiosk gave up: complete the sale, refund or contact")
+        return replace(p, state=PaymentState.PAID, paid_minor=view.paid_minor,
+                       provider_ref=view.provider_ref or p.provider_ref, paid_at=now,
+                       staff_flag="; ".join(flags), last_error="")
+    if p.state in FINAL:
+        return p
+    if view.status is ProviderStatus.REFUNDED:
+        return replace(p, state=PaymentState.CANCELLED if p.close_reason == "cancel"
+                       else PaymentState.EXPIRED, provider_ref=view.provider_ref or
+                       p.provider_ref, staff_flag="paid, then refunded by the provider")
+    if view.status is ProviderStatus.DECLINED:
+        return replace(p, state=PaymentState.FAILED, last_error="declined by the provider")
+    if view.status is ProviderStatus.CLOSED or (
+            closed_confirmed and view.status in (ProviderStatus.NOT_FOUND,
+                                                 ProviderStatus.WAITING)):
+        if p.closing:
+            end = PaymentState.CANCELLED if p.close_reason == "cancel" else PaymentState.EXPIRED
+            return replace(p, state=end, last_error="")
+        return replace(p, state=PaymentState.FAILED, last_error="closed by the provider")
+    # Waiting, paying, or not found yet: the order is open. A kiosk that had lost
+    # track (unknown) now knows where it is.
+    if p.state is PaymentState.UNKNOWN and p.qr_payload:
+        return replace(p, state=PaymentState.PENDING, last_error="")
+    return p

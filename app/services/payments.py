@@ -1,0 +1,260 @@
+"""Paying for a cart: the payment use cases over the state machine, the repository and a provider.
+
+``PaymentProvider`` is the port every adapter implements (devices/payment/:
+the simulator, the store gateway, WeChat Pay, Alipay). ``PaymentDesk`` drives
+one lane's payments and writes every step before acting on it:
+
+- ``start``: at most one open payment per cart; the order id is written before
+  the provider is called, and reused by every retry;
+- ``poll`` (the default way to learn the outcome: a kiosk behind NAT gets no
+  notifications) and ``notify`` (verified notifications relayed by a store
+  backend; a replay has no second effect);
+- ``timeout``/``cancel`` and ``recover`` (every start-up): query first, and
+  if paid complete the sale (paid late is still paid); otherwise close the
+  provider order and query again to confirm it is closed;
+- a payment that turns out paid completes the sale: the payment, the sale and
+  its receipt job are written in one transaction.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from app.domain.clock import Clock
+from app.domain.payment import (
+    Payment,
+    PaymentError,
+    PaymentState,
+    ProviderStatus,
+    ProviderView,
+    ask_to_close,
+    call_failed,
+    created,
+    new_payment,
+    observed,
+)
+from app.domain.sale import PaidSale
+from app.services.exit_pass import PassSigner
+from app.services.receipts import exit_pass_for
+from app.storage.payments_repo import OpenPaymentExists, PaymentsRepo
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    out_trade_no: str
+    amount_minor: int
+    currency: str
+    description: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Notification:
+    notification_id: str
+    out_trade_no: str
+    view: ProviderView
+
+
+class InvalidNotification(ValueError):
+    """A notification that failed verification: forged, altered, stale or malformed."""
+
+
+class PaymentProvider(Protocol):
+    """The port a payment adapter implements. Every call raises ``PaymentError`` on failure."""
+
+    name: str
+
+    def create(self, order: OrderRequest) -> str:
+        """Create (or, for the same out_trade_no, find again) the order; return the QR payload."""
+        ...
+
+    def query(self, out_trade_no: str) -> ProviderView: ...
+
+    def close(self, out_trade_no: str) -> ProviderView | None:
+        """Close an unpaid order. Returns what the provider said if that was more than "ok"
+        (e.g. it was already paid, or was refunded instead)."""
+        ...
+
+    def refund(self, out_trade_no: str, refund_no: str, amount_minor: int,
+               total_minor: int, reason: str) -> str: ...
+
+    def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
+        """Verify and read a notification, or raise ``InvalidNotification``."""
+        ...
+
+
+def new_order_id(lane_id: str, now: datetime) -> str:
+    """A fresh out_trade_no: lane, time, randomness; within WeChat's 6-32 [A-Za-z0-9_-]."""
+    lane = "".join(c for c in lane_id if c.isalnum())[-8:] or "K"
+    return f"{lane}{now.strftime('%y%m%d%H%M%S')}{secrets.token_hex(4)}"
+
+
+@dataclass
+class Completed:
+    """A payment that completed a sale: what the screen and printer need."""
+
+    payment: Payment
+    sale: PaidSale
+    exit_pass: str
+    job_id: int
+
+
+class PaymentDesk:
+    """One lane's payments. Call from one thread (the kiosk's main or checkout thread)."""
+
+    def __init__(self, repo: PaymentsRepo, provider: PaymentProvider, signer: PassSigner,
+                 clock: Clock, lane_id: str, *, expire_after: timedelta = timedelta(minutes=2),
+                 on_completed: Callable[[Completed], None] | None = None) -> None:
+        self.repo, self.provider, self.signer = repo, provider, signer
+        self.clock, self.lane_id = clock, lane_id
+        self.expire_after = expire_after
+        self.on_completed = on_completed
+
+    # -- starting ----------------------------------------------------------------------------
+    def start(self, cart_id: str, sale: PaidSale, description: str) -> Payment:
+        """The cart's open payment, or a new one for ``sale.total``; asks the provider for a QR."""
+        existing = self.repo.open_for_cart(cart_id)
+        if existing is not None:
+            return self._ensure_created(existing, description)
+        now = self.clock.now()
+        payment = new_payment(new_order_id(self.lane_id, now), cart_id, sale.total.minor,
+                              sale.currency, self.provider.name, now, now + self.expire_after)
+        try:
+            self.repo.add(payment, sale.to_dict(), now)
+        except OpenPaymentExists:
+            found = self.repo.open_for_cart(cart_id)
+            assert found is not None
+            payment = found
+        return self._ensure_created(payment, description)
+
+    def _ensure_created(self, p: Payment, description: str = "") -> Payment:
+        if p.qr_payload or p.closing or p.state not in (PaymentState.CREATED,
+                                                        PaymentState.UNKNOWN):
+            return p
+        order = OrderRequest(p.out_trade_no, p.amount_minor, p.currency,
+                             description or f"{self.lane_id} {p.out_trade_no}", p.expires_at)
+        try:
+            p = created(p, self.provider.create(order))
+            note = "provider order created"
+        except PaymentError as exc:
+            p = call_failed(p, str(exc), exc.maybe_done)
+            note = f"create failed: {exc}"
+        self.repo.save(p, self.clock.now(), note)
+        return p
+
+    # -- learning the outcome ----------------------------------------------------------------
+    def poll(self, out_trade_no: str) -> Payment:
+        p = self._get(out_trade_no)
+        if not p.open:
+            return p
+        if p.state is not PaymentState.PENDING and not p.qr_payload and not p.closing:
+            return self._ensure_created(p)  # the create's reply was lost: ask again, same id
+        try:
+            view = self.provider.query(out_trade_no)
+        except PaymentError as exc:
+            p2 = replace(p, last_error=str(exc))
+            self.repo.save(p2, self.clock.now(), f"query failed: {exc}")
+            return p2
+        return self._apply(p, view, "query")
+
+    def notify(self, headers: Mapping[str, str], body: bytes) -> Payment | None:
+        """A provider notification relayed to the kiosk. Raises ``InvalidNotification``."""
+        note = self.provider.parse_notification(headers, body)
+        p = self.repo.get(note.out_trade_no)
+        if p is None:
+            raise InvalidNotification(f"no payment {note.out_trade_no!r} on this kiosk")
+        if self.repo.seen_notification(note.notification_id, note.out_trade_no,
+                                       self.clock.now()):
+            return p  # a replay: no second effect
+        return self._apply(p, note.view, "notification")
+
+    def _apply(self, p: Payment, view: ProviderView, source: str, *,
+               closed_confirmed: bool = False) -> Payment:
+        after = observed(p, view, self.clock.now(), closed_confirmed=closed_confirmed)
+        if after.state is PaymentState.PAID and p.state is not PaymentState.PAID:
+            self._complete(after)
+        elif after != p:
+            self.repo.save(after, self.clock.now(), f"{source}: {view.status.value}")
+        return after
+
+    def _complete(self, p: Payment) -> Completed:
+        draft = self.repo.sale_draft(p.out_trade_no)
+        paid_at = p.paid_at or self.clock.now()
+        sale = PaidSale.from_dict(draft | {
+            "order_id": p.out_trade_no, "payment_method": p.method,
+            "provider_ref": p.provider_ref, "paid_at": paid_at.isoformat()})
+        exit_pass = self.signer.sign(exit_pass_for(sale))
+        job_id = self.repo.complete_sale(p, sale, exit_pass, self.clock.now())
+        done = Completed(p, sale, exit_pass, job_id)
+        if self.on_completed:
+            self.on_completed(done)
+        return done
+
+    # -- giving up ---------------------------------------------------------------------------
+    def cancel(self, out_trade_no: str) -> Payment:
+        """The shopper pressed Cancel."""
+        return self._close(self._get(out_trade_no), "cancel")
+
+    def expire_due(self) -> list[Payment]:
+        """Close every open payment past its expiry (call every second or so)."""
+        now = self.clock.now()
+        return [self._close(p, "timeout") for p in self.repo.all_open()
+                if p.expires_at <= now or p.closing]
+
+    def recover(self) -> list[Payment]:
+        """At start-up: settle every payment left open by a crash or power cut."""
+        return [self._close(p, p.close_reason or "timeout") for p in self.repo.all_open()]
+
+    def _close(self, p: Payment, reason: str) -> Payment:
+        if not p.open:
+            return p
+        p = ask_to_close(p, reason)
+        self.repo.save(p, self.clock.now(), f"closing: {reason}")
+        try:
+            first = self.provider.query(p.out_trade_no)  # query first: paid late is paid
+            p = self._apply(p, first, "query before close")
+            if not p.open:
+                return p
+            said = self.provider.close(p.out_trade_no)
+            if said is not None:
+                p = self._apply(p, said, "close")
+                if not p.open:
+                    return p
+            confirm = self.provider.query(p.out_trade_no)
+            return self._apply(p, confirm, "query after close", closed_confirmed=True)
+        except PaymentError as exc:
+            # Still open: the next expire_due() or recover() tries again.
+            p = call_failed(p, str(exc), True) if p.open else p
+            self.repo.save(p, self.clock.now(), f"close failed: {exc}")
+            return p
+
+    def refund(self, out_trade_no: str, amount_minor: int | None = None,
+               reason: str = "") -> str:
+        """Refund a paid sale (staff, manager). Returns the provider's refund id."""
+        p = self._get(out_trade_no)
+        if p.state is not PaymentState.PAID:
+            raise ValueError(f"payment {out_trade_no} is {p.state.value}, not paid")
+        amount = amount_minor if amount_minor is not None else (p.paid_minor or p.amount_minor)
+        refund_no = f"R{out_trade_no}"[:32]
+        return self.provider.refund(out_trade_no, refund_no, amount, p.paid_minor or
+                                    p.amount_minor, reason or "refund at the kiosk")
+
+    def _get(self, out_trade_no: str) -> Payment:
+        p = self.repo.get(out_trade_no)
+        if p is None:
+            raise KeyError(f"no payment {out_trade_no!r}")
+        return p
+
+    def describe(self, out_trade_no: str) -> dict[str, Any]:
+        p = self._get(out_trade_no)
+        return {"out_trade_no": p.out_trade_no, "state": p.state.value,
+                "amount_minor": p.amount_minor, "paid_minor": p.paid_minor,
+                "staff_flag": p.staff_flag, "steps": self.repo.steps(out_trade_no)}
+
+
+__all__ = ["Completed", "InvalidNotification", "Notification", "OrderRequest", "PaymentDesk",
+           "PaymentError", "PaymentProvider", "ProviderStatus", "ProviderView", "new_order_id"]

@@ -1,0 +1,162 @@
+"""Payments on disk: every state change written (and logged) before the kiosk acts on it.
+
+The ``payments`` table holds the current state of each payment; the
+``payment_steps`` table keeps every step, for staff and for audits. A unique
+partial index makes a second open payment for one cart impossible, whatever
+the code above it does. ``complete_sale`` writes the paid payment, the sale
+and its receipt job in one transaction: a paid sale cannot be half recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+from app.domain.payment import OPEN, Payment, PaymentState
+from app.domain.sale import PaidSale
+from app.storage.db import write_transaction
+
+_FIELDS = ("out_trade_no", "cart_id", "amount_minor", "currency", "method", "state",
+           "created_at", "expires_at", "qr_payload", "provider_ref", "paid_minor", "paid_at",
+           "closing", "close_reason", "staff_flag", "last_error")
+
+
+class OpenPaymentExists(Exception):
+    """The cart already has an open payment (the database refused a second)."""
+
+
+def _row(p: Payment, now: datetime) -> dict[str, Any]:
+    return {
+        "out_trade_no": p.out_trade_no, "cart_id": p.cart_id, "amount_minor": p.amount_minor,
+        "currency": p.currency, "method": p.method, "state": p.state.value,
+        "created_at": p.created_at.isoformat(), "expires_at": p.expires_at.isoformat(),
+        "updated_at": now.isoformat(), "qr_payload": p.qr_payload,
+        "provider_ref": p.provider_ref, "paid_minor": p.paid_minor,
+        "paid_at": p.paid_at.isoformat() if p.paid_at else None, "closing": int(p.closing),
+        "close_reason": p.close_reason, "staff_flag": p.staff_flag, "last_error": p.last_error,
+    }
+
+
+def _payment(row: sqlite3.Row | tuple[Any, ...]) -> Payment:
+    d = dict(zip(_FIELDS, row, strict=True))
+    return Payment(
+        out_trade_no=d["out_trade_no"], cart_id=d["cart_id"], amount_minor=d["amount_minor"],
+        currency=d["currency"], method=d["method"], state=PaymentState(d["state"]),
+        created_at=datetime.fromisoformat(d["created_at"]),
+        expires_at=datetime.fromisoformat(d["expires_at"]),
+        qr_payload=d["qr_payload"], provider_ref=d["provider_ref"], paid_minor=d["paid_minor"],
+        paid_at=datetime.fromisoformat(d["paid_at"]) if d["paid_at"] else None,
+        closing=bool(d["closing"]), close_reason=d["close_reason"],
+        staff_flag=d["staff_flag"], last_error=d["last_error"],
+    )
+
+
+class PaymentsRepo:
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+
+    _SELECT = f"SELECT {', '.join(_FIELDS)} FROM payments"
+
+    def add(self, p: Payment, sale_draft: dict[str, Any], now: datetime) -> None:
+        row = _row(p, now) | {"sale_draft": json.dumps(sale_draft, ensure_ascii=False)}
+        try:
+            with write_transaction(self.db):
+                self.db.execute(
+                    f"INSERT INTO payments ({', '.join(row)}) VALUES "
+                    f"({', '.join('?' for _ in row)})", list(row.values()))
+                self._step(p, now, "created")
+        except sqlite3.IntegrityError as exc:
+            raise OpenPaymentExists(str(exc)) from None
+
+    def save(self, p: Payment, now: datetime, note: str = "") -> None:
+        row = _row(p, now)
+        with write_transaction(self.db):
+            self.db.execute(
+                f"UPDATE payments SET {', '.join(f'{k} = ?' for k in row)} "
+                "WHERE out_trade_no = ?", [*row.values(), p.out_trade_no])
+            self._step(p, now, note)
+            if p.staff_flag:
+                self._alert(p, now)
+
+    def _step(self, p: Payment, now: datetime, note: str) -> None:
+        self.db.execute("INSERT INTO payment_steps (out_trade_no, at, state, note) "
+                        "VALUES (?, ?, ?, ?)", [p.out_trade_no, now.isoformat(),
+                                                p.state.value, note])
+
+    def _alert(self, p: Payment, now: datetime) -> None:
+        exists = self.db.execute(
+            "SELECT 1 FROM staff_alerts WHERE kind = 'payment' AND ref = ? AND message = ?",
+            [p.out_trade_no, p.staff_flag]).fetchone()
+        if not exists:
+            self.db.execute(
+                "INSERT INTO staff_alerts (kind, ref, message, created_at) "
+                "VALUES ('payment', ?, ?, ?)", [p.out_trade_no, p.staff_flag, now.isoformat()])
+
+    def get(self, out_trade_no: str) -> Payment | None:
+        row = self.db.execute(f"{self._SELECT} WHERE out_trade_no = ?",
+                              [out_trade_no]).fetchone()
+        return _payment(row) if row else None
+
+    def sale_draft(self, out_trade_no: str) -> dict[str, Any]:
+        row = self.db.execute("SELECT sale_draft FROM payments WHERE out_trade_no = ?",
+                              [out_trade_no]).fetchone()
+        return dict(json.loads(row[0])) if row and row[0] else {}
+
+    def open_for_cart(self, cart_id: str) -> Payment | None:
+        states = ", ".join(f"'{s.value}'" for s in OPEN)
+        row = self.db.execute(f"{self._SELECT} WHERE cart_id = ? AND state IN ({states})",
+                              [cart_id]).fetchone()
+        return _payment(row) if row else None
+
+    def all_open(self) -> list[Payment]:
+        states = ", ".join(f"'{s.value}'" for s in OPEN)
+        rows = self.db.execute(f"{self._SELECT} WHERE state IN ({states}) "
+                               "ORDER BY created_at").fetchall()
+        return [_payment(r) for r in rows]
+
+    def steps(self, out_trade_no: str) -> list[tuple[str, str]]:
+        return [(r[0], r[1]) for r in self.db.execute(
+            "SELECT state, note FROM payment_steps WHERE out_trade_no = ? ORDER BY step_id",
+            [out_trade_no]).fetchall()]
+
+    def alerts(self) -> list[tuple[str, str]]:
+        return [(r[0], r[1]) for r in self.db.execute(
+            "SELECT ref, message FROM staff_alerts WHERE resolved_at IS NULL ORDER BY alert_id"
+        ).fetchall()]
+
+    def seen_notification(self, notification_id: str, out_trade_no: str,
+                          now: datetime) -> bool:
+        """Record a notification id; True if it had been seen before (a replay)."""
+        try:
+            with write_transaction(self.db):
+                self.db.execute("INSERT INTO notifications_seen VALUES (?, ?, ?)",
+                                [notification_id, out_trade_no, now.isoformat()])
+        except sqlite3.IntegrityError:
+            return True
+        return False
+
+    def complete_sale(self, p: Payment, sale: PaidSale, exit_pass: str, now: datetime) -> int:
+        """The paid payment, the sale and its receipt job: all written, or none."""
+        with write_transaction(self.db):
+            self.save(p, now, "paid")
+            self.db.execute("INSERT OR IGNORE INTO sales (order_id, sale, paid_at) "
+                            "VALUES (?, ?, ?)", [sale.order_id, json.dumps(
+                                sale.to_dict(), ensure_ascii=False), now.isoformat()])
+            cursor = self.db.execute(
+                "INSERT INTO print_jobs (order_id, sale, exit_pass, copy, created_at, "
+                "updated_at) VALUES (?, ?, ?, 0, ?, ?)",
+                [sale.order_id, json.dumps(sale.to_dict(), ensure_ascii=False), exit_pass,
+                 now.isoformat(), now.isoformat()])
+            return int(cursor.lastrowid or 0)
+
+    def sale(self, order_id: str) -> PaidSale | None:
+        row = self.db.execute("SELECT sale FROM sales WHERE order_id = ?", [order_id]).fetchone()
+        return PaidSale.from_dict(json.loads(row[0])) if row else None
+
+    def count_sales(self, order_id: str) -> int:
+        return int(self.db.execute("SELECT count(*) FROM sales WHERE order_id = ?",
+                                   [order_id]).fetchone()[0])

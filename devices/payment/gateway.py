@@ -1,0 +1,159 @@
+"""The store-gateway adapter, and the simulator adapter that speaks the same contract.
+
+The gateway contract (docs/payment-gateway.yaml) is a small REST API on the
+store's own payment backend, which holds the merchant keys for WeChat Pay and
+Alipay: the unattended kiosk then holds no merchant key at all, only a
+per-kiosk secret the store can revoke. This is the recommended production
+setup. Requests and responses are signed with HMAC-SHA256 over
+``METHOD\\nPATH\\nTIMESTAMP\\nBODY``; a response or notification whose
+signature or timestamp does not check out is not believed.
+
+``kiosk sim pay`` implements this contract too, so the ``simulator`` adapter
+is the gateway adapter pointed at it with the simulator's well-known secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+
+from app.domain.payment import PaymentError, ProviderStatus, ProviderView
+from app.services.payments import InvalidNotification, Notification, OrderRequest
+
+SIMULATOR_URL = "http://127.0.0.1:8765"
+SIMULATOR_SECRET = "simulator-secret-not-for-production"  # noqa: S105 - a public test value
+TIMESTAMP_WINDOW_S = 300
+
+
+def sign(secret: str, method: str, path: str, timestamp: str, body: bytes) -> str:
+    message = f"{method}\n{path}\n{timestamp}\n".encode() + body
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def _view(data: Mapping[str, Any]) -> ProviderView:
+    try:
+        status = ProviderStatus(data["status"])
+    except (KeyError, ValueError):
+        raise PaymentError(f"unexpected order status in {data!r}", maybe_done=True) from None
+    paid = data.get("paid_minor")
+    return ProviderView(status, int(paid) if paid is not None else None,
+                        str(data.get("provider_ref") or ""))
+
+
+class GatewayAdapter:
+    """HTTP client of the gateway contract."""
+
+    name = "gateway"
+
+    def __init__(self, base_url: str, kiosk_id: str, secret: str, *,
+                 connect_timeout: float = 3.0, read_timeout: float = 10.0) -> None:
+        if not secret:
+            raise ValueError("payment.options.secret is required for the gateway adapter")
+        self.base_url = base_url.rstrip("/")
+        self.kiosk_id, self.secret = kiosk_id, secret
+        self.timeout = (connect_timeout, read_timeout)
+        self.http = requests.Session()
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], kiosk_id: str) -> GatewayAdapter:
+        return cls(str(options.get("base_url", "")), kiosk_id, str(options.get("secret", "")),
+                   connect_timeout=float(options.get("connect_timeout_s", 3.0)),
+                   read_timeout=float(options.get("read_timeout_s", 10.0)))
+
+    def _call(self, method: str, path: str, payload: dict[str, Any] | None = None,
+              ok: tuple[int, ...] = (200, 201)) -> dict[str, Any]:
+        body = json.dumps(payload, separators=(",", ":")).encode() if payload is not None \
+            else b""
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            "X-Kiosk-Id": self.kiosk_id,
+            "X-Kiosk-Timestamp": timestamp,
+            "X-Kiosk-Signature": sign(self.secret, method, path, timestamp, body),
+        }
+        try:
+            response = self.http.request(method, self.base_url + path, data=body or None,
+                                         headers=headers, timeout=self.timeout)
+        except requests.ConnectionError as exc:
+            # Refused before sending means nothing happened; anything later may have.
+            refused = "refused" in str(exc).lower()
+            raise PaymentError(f"gateway unreachable: {exc}", maybe_done=not refused) from None
+        except requests.RequestException as exc:
+            raise PaymentError(f"gateway did not answer: {exc}", maybe_done=True) from None
+        self._check_response(response, path)
+        if response.status_code not in ok:
+            raise PaymentError(f"gateway said {response.status_code}: {response.text[:200]}",
+                               maybe_done=response.status_code >= 500)
+        try:
+            return dict(response.json())
+        except ValueError:
+            raise PaymentError("gateway reply is not JSON", maybe_done=True) from None
+
+    def _check_response(self, response: requests.Response, path: str) -> None:
+        timestamp = response.headers.get("X-Gateway-Timestamp", "")
+        given = response.headers.get("X-Gateway-Signature", "")
+        expected = sign(self.secret, "RESPONSE", path, timestamp, response.content)
+        if not (given and hmac.compare_digest(given, expected)):
+            raise PaymentError("gateway reply has a bad signature: not believed",
+                               maybe_done=True)
+        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > TIMESTAMP_WINDOW_S:
+            raise PaymentError("gateway reply is stale: not believed", maybe_done=True)
+
+    def create(self, order: OrderRequest) -> str:
+        data = self._call("POST", "/v1/orders", {
+            "out_trade_no": order.out_trade_no, "amount_minor": order.amount_minor,
+            "currency": order.currency, "description": order.description,
+            "expires_at": order.expires_at.isoformat()})
+        qr = data.get("qr_payload")
+        if not isinstance(qr, str) or not qr:
+            raise PaymentError("gateway created no QR payload", maybe_done=True)
+        return qr
+
+    def query(self, out_trade_no: str) -> ProviderView:
+        return _view(self._call("GET", f"/v1/orders/{out_trade_no}"))
+
+    def close(self, out_trade_no: str) -> ProviderView | None:
+        view = _view(self._call("POST", f"/v1/orders/{out_trade_no}/close", {}))
+        return None if view.status in (ProviderStatus.CLOSED, ProviderStatus.NOT_FOUND) else view
+
+    def refund(self, out_trade_no: str, refund_no: str, amount_minor: int, total_minor: int,
+               reason: str) -> str:
+        data = self._call("POST", f"/v1/orders/{out_trade_no}/refunds", {
+            "refund_no": refund_no, "amount_minor": amount_minor, "total_minor": total_minor,
+            "reason": reason})
+        return str(data.get("refund_id", ""))
+
+    def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
+        lower = {k.lower(): v for k, v in headers.items()}
+        timestamp = lower.get("x-gateway-timestamp", "")
+        given = lower.get("x-gateway-signature", "")
+        expected = sign(self.secret, "NOTIFY", "/notify", timestamp, body)
+        if not (given and hmac.compare_digest(given, expected)):
+            raise InvalidNotification("bad signature")
+        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > TIMESTAMP_WINDOW_S:
+            raise InvalidNotification("timestamp outside the accepted window")
+        try:
+            data = json.loads(body)
+            return Notification(str(data["notification_id"]), str(data["out_trade_no"]),
+                                _view(data))
+        except (ValueError, KeyError, TypeError, PaymentError):
+            raise InvalidNotification("malformed notification") from None
+
+
+class SimulatorAdapter(GatewayAdapter):
+    """The gateway contract against ``kiosk sim pay`` (the default adapter)."""
+
+    name = "simulator"
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], kiosk_id: str) -> SimulatorAdapter:
+        return cls(str(options.get("base_url", SIMULATOR_URL)), kiosk_id,
+                   str(options.get("secret", SIMULATOR_SECRET)),
+                   connect_timeout=float(options.get("connect_timeout_s", 2.0)),
+                   read_timeout=float(options.get("read_timeout_s", 5.0)))

@@ -1,0 +1,382 @@
+"""The payment provider simulator: ``kiosk sim pay``, an HTTP server on 127.0.0.1.
+
+It speaks the store-gateway contract (what the ``simulator`` and ``gateway``
+adapters call; docs/payment-gateway.yaml), and can be told how each order
+ends, per order or for all:
+
+    approve (after N s)  decline  pay_late (after the kiosk's timeout)
+    pay_on_close (the shopper pays just as the kiosk closes the order)
+    never_answer (requests hang)  slow (N s per reply)  bad_signature
+    wrong_amount (pays N minor units instead)  manual (wait for the page)
+
+Scripts: ``POST /sim/script {"order": "*" | out_trade_no, "outcome": ..., "seconds": N,
+"amount": N}``, or ``kiosk sim pay --outcome approve:2``. The page at ``/``
+lists open orders with Pay and Decline buttons (what the shopper's phone
+would do). ``GET /sim/orders/<no>/notification`` returns the signed
+notification the provider would send, for tests of the notification path.
+
+Orders live in memory, behind one lock: a provider, not a database.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from devices.payment.gateway import SIMULATOR_SECRET, sign
+
+OUTCOMES = ("approve", "decline", "pay_late", "pay_on_close", "never_answer", "slow",
+            "bad_signature", "wrong_amount", "manual")
+
+
+@dataclass
+class Script:
+    outcome: str = "manual"
+    seconds: float = 0.0
+    amount: int | None = None
+
+
+@dataclass
+class Order:
+    out_trade_no: str
+    amount_minor: int
+    currency: str
+    description: str
+    created: float
+    expires: float
+    status: str = "waiting"  # waiting, paid, closed, declined, refunded
+    paid_minor: int | None = None
+    provider_ref: str = ""
+    script: Script = field(default_factory=Script)
+    refunds: list[dict[str, Any]] = field(default_factory=list)
+    creates: int = 0  # how many create calls named this order (idempotency is tested)
+
+
+class Provider:
+    """The simulated provider's orders and rules, shared by every protocol it speaks."""
+
+    def __init__(self, secret: str = SIMULATOR_SECRET) -> None:
+        self.secret = secret
+        self.lock = threading.RLock()
+        self.orders: dict[str, Order] = {}
+        self.scripts: dict[str, Script] = {}
+        self.default = Script()
+        self.charges: dict[str, int] = {}  # out_trade_no -> times the shopper was charged
+
+    # -- rules -------------------------------------------------------------------------------
+    def script_for(self, no: str) -> Script:
+        return self.scripts.get(no, self.default)
+
+    def create(self, no: str, amount: int, currency: str, description: str,
+               expires: float) -> Order:
+        with self.lock:
+            order = self.orders.get(no)
+            if order is None:
+                order = Order(no, amount, currency, description, time.time(), expires,
+                              script=self.script_for(no))
+                self.orders[no] = order
+            order.creates += 1
+            return order
+
+    def advance(self, order: Order) -> None:
+        """Apply the order's script as time passes (called on every look at the order)."""
+        s = order.script
+        if order.status != "waiting":
+            return
+        age = time.time() - order.created
+        if s.outcome == "approve" and age >= s.seconds:
+            self.pay(order)
+        elif s.outcome == "decline" and age >= s.seconds:
+            order.status = "declined"
+        elif s.outcome == "wrong_amount" and age >= s.seconds:
+            self.pay(order, s.amount if s.amount is not None else order.amount_minor + 1)
+        elif s.outcome == "pay_late" and time.time() >= order.expires + s.seconds:
+            self.pay(order)
+
+    def pay(self, order: Order, amount: int | None = None) -> bool:
+        with self.lock:
+            if order.status != "waiting":
+                return False  # a closed or paid order cannot be paid (again)
+            order.status = "paid"
+            order.paid_minor = order.amount_minor if amount is None else amount
+            order.provider_ref = "SIM" + uuid.uuid4().hex[:20].upper()
+            self.charges[order.out_trade_no] = self.charges.get(order.out_trade_no, 0) + 1
+            return True
+
+    def close(self, order: Order) -> None:
+        with self.lock:
+            if order.script.outcome == "pay_on_close" and order.status == "waiting":
+                self.pay(order)  # the shopper's payment lands just before the close
+            if order.status == "waiting":
+                order.status = "closed"
+
+    def refund(self, order: Order, refund_no: str, amount: int) -> dict[str, Any]:
+        with self.lock:
+            for r in order.refunds:
+                if r["refund_no"] == refund_no:
+                    return r  # idempotent
+            if order.status not in ("paid", "refunded"):
+                raise ValueError("only a paid order can be refunded")
+            done = sum(r["amount_minor"] for r in order.refunds)
+            if done + amount > (order.paid_minor or 0):
+                raise ValueError("refund exceeds the amount paid")
+            r = {"refund_no": refund_no, "refund_id": "SIMR" + uuid.uuid4().hex[:16].upper(),
+                 "amount_minor": amount, "status": "succeeded"}
+            order.refunds.append(r)
+            if done + amount == order.paid_minor:
+                order.status = "refunded"
+            return r
+
+    def view(self, order: Order) -> dict[str, Any]:
+        return {"out_trade_no": order.out_trade_no, "status": order.status,
+                "amount_minor": order.amount_minor, "paid_minor": order.paid_minor,
+                "provider_ref": order.provider_ref}
+
+    def notification(self, order: Order) -> tuple[dict[str, str], bytes]:
+        body = json.dumps(self.view(order) | {"notification_id": uuid.uuid4().hex},
+                          separators=(",", ":")).encode()
+        timestamp = str(int(time.time()))
+        return ({"X-Gateway-Timestamp": timestamp,
+                 "X-Gateway-Signature": sign(self.secret, "NOTIFY", "/notify", timestamp, body)},
+                body)
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: PayServer
+
+    def log_message(self, fmt: str, *args: Any) -> None:  # quiet: tests run many requests
+        pass
+
+    @property
+    def provider(self) -> Provider:
+        return self.server.provider
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, status: int, data: Any, path: str = "", sign_as: str = "RESPONSE",
+              bad: bool = False) -> None:
+        body = json.dumps(data, separators=(",", ":")).encode() if not isinstance(data, bytes) \
+            else data
+        timestamp = str(int(time.time()))
+        signature = sign(self.provider.secret, sign_as, path, timestamp, body)
+        if bad:
+            signature = "0" * len(signature)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Gateway-Timestamp", timestamp)
+        self.send_header("X-Gateway-Signature", signature)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _authorised(self, method: str, path: str, body: bytes) -> bool:
+        timestamp = self.headers.get("X-Kiosk-Timestamp", "")
+        given = self.headers.get("X-Kiosk-Signature", "")
+        ok = given == sign(self.provider.secret, method, path, timestamp, body)
+        fresh = timestamp.isdigit() and abs(time.time() - int(timestamp)) < 300
+        return ok and fresh
+
+    def _misbehave(self, order: Order | None) -> bool:
+        """Apply never_answer / slow; True if the request must not be answered."""
+        if order is None:
+            return False
+        s = order.script
+        if s.outcome == "never_answer":
+            time.sleep(s.seconds or 30)
+            return True
+        if s.outcome == "slow":
+            time.sleep(s.seconds)
+        return False
+
+    # -- routing -----------------------------------------------------------------------------
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        url = urlparse(self.path)
+        parts = [p for p in url.path.split("/") if p]
+        if not parts:
+            return self._page()
+        if parts[:2] == ["v1", "orders"] and len(parts) == 3:
+            return self._gateway("GET", url.path, parts[2], None, b"")
+        if parts[:2] == ["sim", "orders"] and len(parts) == 4 and parts[3] == "notification":
+            order = self.provider.orders.get(parts[2])
+            if order is None:
+                return self._send(404, {"error": "no such order"})
+            headers, body = self.provider.notification(order)
+            return self._send(200, {"headers": headers, "body": body.decode()})
+        if parts == ["sim", "state"]:
+            with self.provider.lock:
+                return self._send(200, {
+                    "orders": {n: self.provider.view(o) | {"creates": o.creates}
+                               for n, o in self.provider.orders.items()},
+                    "charges": self.provider.charges})
+        self._send(404, {"error": "not found"})
+
+    def do_POST(self) -> None:  # noqa: N802
+        url = urlparse(self.path)
+        parts = [p for p in url.path.split("/") if p]
+        body = self._body()
+        if parts[:2] == ["v1", "orders"]:
+            return self._gateway("POST", url.path, parts[2] if len(parts) > 2 else None,
+                                 parts[3] if len(parts) > 3 else None, body)
+        if parts[:2] == ["sim", "orders"] and len(parts) == 4:
+            return self._shopper(parts[2], parts[3], body)
+        if parts == ["sim", "script"]:
+            return self._script(body)
+        self._send(404, {"error": "not found"})
+
+    # -- the gateway contract ----------------------------------------------------------------
+    def _gateway(self, method: str, path: str, no: str | None, action: str | None,
+                 body: bytes) -> None:
+        if not self._authorised(method, path, body):
+            return self._send(401, {"error": "bad or stale signature"}, path)
+        p = self.provider
+        try:
+            payload = json.loads(body) if body else {}
+        except ValueError:
+            return self._send(400, {"error": "body is not JSON"}, path)
+        if method == "POST" and no is None:
+            no = str(payload.get("out_trade_no", ""))
+            if not no or int(payload.get("amount_minor", 0)) <= 0:
+                return self._send(400, {"error": "out_trade_no and amount_minor required"}, path)
+            script = p.script_for(no)
+            if script.outcome == "never_answer":
+                p.create(no, int(payload["amount_minor"]), str(payload.get("currency", "CNY")),
+                         str(payload.get("description", "")), time.time() + 120)
+                time.sleep(script.seconds or 30)
+                return None
+            order = p.create(no, int(payload["amount_minor"]),
+                             str(payload.get("currency", "CNY")),
+                             str(payload.get("description", "")),
+                             _expiry(payload.get("expires_at")))
+            if self._misbehave_slow(order):
+                pass
+            return self._send(201, p.view(order) | {
+                "qr_payload": f"https://pay.sim.local/qr/{no}"}, path,
+                bad=order.script.outcome == "bad_signature")
+        order = p.orders.get(no or "")
+        if order is None:
+            return self._send(200 if action is None else 404,
+                              {"out_trade_no": no, "status": "not_found"}, path)
+        if self._misbehave(order):
+            return None
+        with p.lock:
+            p.advance(order)
+            if method == "GET":
+                return self._send(200, p.view(order), path,
+                                  bad=order.script.outcome == "bad_signature")
+            if action == "close":
+                p.close(order)
+                return self._send(200, p.view(order), path)
+            if action == "refunds":
+                try:
+                    r = p.refund(order, str(payload.get("refund_no", "")),
+                                 int(payload.get("amount_minor", 0)))
+                except ValueError as exc:
+                    return self._send(409, {"error": str(exc)}, path)
+                return self._send(200, r, path)
+        return self._send(404, {"error": "unknown action"}, path)
+
+    def _misbehave_slow(self, order: Order) -> bool:
+        if order.script.outcome == "slow":
+            time.sleep(order.script.seconds)
+        return False
+
+    # -- the shopper's phone and the test hooks ----------------------------------------------
+    def _shopper(self, no: str, action: str, body: bytes) -> None:
+        p = self.provider
+        order = p.orders.get(no)
+        if order is None:
+            return self._send(404, {"error": "no such order"})
+        with p.lock:
+            if action == "pay":
+                amount = parse_qs(body.decode()).get("amount", [None])[0] if body else None
+                ok = p.pay(order, int(amount) if amount else None)
+                return self._send(200 if ok else 409, p.view(order))
+            if action == "decline":
+                if order.status == "waiting":
+                    order.status = "declined"
+                return self._send(200, p.view(order))
+        return self._send(404, {"error": "unknown action"})
+
+    def _script(self, body: bytes) -> None:
+        try:
+            data = json.loads(body)
+            outcome = data["outcome"]
+            if outcome not in OUTCOMES:
+                raise ValueError(outcome)
+            script = Script(outcome, float(data.get("seconds", 0)),
+                            int(data["amount"]) if data.get("amount") is not None else None)
+        except (ValueError, KeyError, TypeError):
+            return self._send(400, {"error": f"outcome must be one of {', '.join(OUTCOMES)}"})
+        with self.provider.lock:
+            target = str(data.get("order", "*"))
+            if target == "*":
+                self.provider.default = script
+            else:
+                self.provider.scripts[target] = script
+                if target in self.provider.orders:
+                    self.provider.orders[target].script = script
+        return self._send(200, {"order": target, "outcome": outcome})
+
+    def _page(self) -> None:
+        p = self.provider
+        rows = []
+        with p.lock:
+            for o in p.orders.values():
+                p.advance(o)
+                buttons = ""
+                if o.status == "waiting":
+                    buttons = (f'<form method="post" action="/sim/orders/{o.out_trade_no}/pay" '
+                               f'style="display:inline"><button>Pay</button></form> '
+                               f'<form method="post" action="/sim/orders/{o.out_trade_no}/'
+                               f'decline" style="display:inline"><button>Decline</button>'
+                               "</form>")
+                rows.append(f"<tr><td>{html.escape(o.out_trade_no)}</td>"
+                            f"<td>{o.amount_minor / 100:.2f} {html.escape(o.currency)}</td>"
+                            f"<td>{html.escape(o.status)}</td><td>{buttons}</td></tr>")
+        page = ("<!doctype html><meta charset=utf-8><meta http-equiv=refresh content=2>"
+                "<title>Payment simulator</title><h1>Payment simulator</h1>"
+                "<table border=1 cellpadding=6><tr><th>order</th><th>amount</th>"
+                "<th>status</th><th></th></tr>" + "".join(rows) + "</table>").encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
+
+
+def _expiry(value: Any) -> float:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(str(value)).timestamp()
+    except ValueError:
+        return time.time() + 120
+
+
+class PayServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, port: int = 8765, secret: str = SIMULATOR_SECRET) -> None:
+        self.provider = Provider(secret)
+        super().__init__(("127.0.0.1", port), Handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def start(self) -> PayServer:
+        threading.Thread(target=self.serve_forever, name="sim-pay", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
