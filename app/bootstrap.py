@@ -23,7 +23,7 @@ from app.domain.tax import TaxPolicy
 from app.services import catalogue as catalogue_service
 from app.services.checkout import Checkout
 from app.services.clock import SystemClock
-from app.services.exit_pass import PassSigner, load_public_keys, public_key_text
+from app.services.exit_pass import KeyFileError, PassSigner, load_public_keys, public_key_text
 from app.storage.catalogue_repo import SqliteCatalogue
 from app.storage.db import open_database
 
@@ -210,11 +210,18 @@ def build_signer(settings: Settings) -> PassSigner:
     signer = PassSigner.from_file(settings.private_key_path)
     keys_path = settings.public_keys_path
     lane = settings.kiosk.lane_id
+    mine = public_key_text(signer.public_key())
     known = load_public_keys(keys_path) if keys_path.exists() else {}
     if lane not in known:
         keys_path.parent.mkdir(parents=True, exist_ok=True)
         with keys_path.open("a", encoding="utf-8") as f:
-            f.write(f'{lane} = "{public_key_text(signer.public_key())}"\n')
+            f.write(f'"{lane}" = "{mine}"\n')
+    elif public_key_text(known[lane]) != mine:
+        raise KeyFileError(
+            f"{keys_path} holds another key for lane {lane!r} than "
+            f"{settings.private_key_path}: every pass would fail to verify. Fix the key file "
+            "(exit_pass.public_keys_file) or restore the lane's private key."
+        )
     return signer
 
 
@@ -249,6 +256,7 @@ def build_printer(kiosk: Kiosk) -> ReceiptPrinter | None:
         port_name=settings.printer.port,
         status_timeout=settings.printer.status_timeout_ms / 1000,
         backoff_max_s=settings.printer.reopen_backoff_max_ms / 1000,
+        confirm_printed=settings.printer.confirm_printed,
     )
 
 

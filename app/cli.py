@@ -460,12 +460,14 @@ def printer_queue(obj: Context) -> None:
     from app.storage.print_jobs import PrintJobs
 
     kiosk = obj.kiosk()
-    pending = PrintJobs(kiosk.db).pending()
-    for job in pending:
-        click.echo(f"{job.job_id}  {job.order_id}  attempts={job.attempts}"
+    jobs = PrintJobs(kiosk.db)
+    pending, unconfirmed = jobs.pending(), jobs.unconfirmed()
+    for job in pending + unconfirmed:
+        click.echo(f"{job.job_id}  {job.order_id}  {job.status}  attempts={job.attempts}"
                    + ("  COPY" if job.copy else "") + (f"  {job.last_error}" if job.last_error
                                                         else ""))
-    click.echo(f"{len(pending)} receipt(s) waiting")
+    click.echo(f"{len(pending)} receipt(s) waiting, {len(unconfirmed)} sent but not confirmed "
+               "printed (reprint if the shopper has none)")
 
 
 @printer.command("reprint")
@@ -496,7 +498,7 @@ def pass_key(obj: Context) -> None:
     from app.services.exit_pass import public_key_text
 
     signer = bootstrap.build_signer(obj.settings)
-    click.echo(f'{obj.settings.kiosk.lane_id} = "{public_key_text(signer.public_key())}"')
+    click.echo(f'"{obj.settings.kiosk.lane_id}" = "{public_key_text(signer.public_key())}"')
 
 
 @exit_pass_group.command("verify")

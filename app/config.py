@@ -84,8 +84,12 @@ class KioskSettings:
     def validate(self) -> None:
         if self.language not in ("zh", "en"):
             raise SettingsError("kiosk.language must be 'zh' or 'en'")
-        if not self.lane_id or not self.lane_id.replace("-", "").replace("_", "").isalnum():
-            raise SettingsError("kiosk.lane_id must be letters, digits, '-' or '_'")
+        plain = self.lane_id.replace("-", "").replace("_", "")
+        if not (0 < len(self.lane_id) <= 32 and plain.isascii() and plain.isalnum()):
+            raise SettingsError(
+                "kiosk.lane_id must be 1-32 ASCII letters, digits, '-' or '_' (it goes into "
+                "order ids and exit passes)"
+            )
 
 
 @dataclass
@@ -321,6 +325,12 @@ class PrinterSettings:
     )
     profile: str = _doc("python-escpos printer profile (capabilities), e.g. 'TM-T88V'.",
                         "default")
+    confirm_printed: bool = _doc(
+        "After each receipt, wait for the printer to confirm it has printed it all (GS ( H). "
+        "Set false for printers without that command; receipts are then confirmed by the "
+        "status right after sending.",
+        True,
+    )
     status_timeout_ms: int = _doc(
         "How long to wait for each status reply (DLE EOT) before calling the state unknown.",
         300,

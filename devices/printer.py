@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import termios
 import threading
@@ -108,28 +109,36 @@ def parse_status(printer: bytes, offline_cause: bytes | None,
 
 
 class Link(Protocol):
-    """What the printer needs from a connection: bytes out, one status byte back."""
+    """What the printer needs from a connection: bytes out, replies back."""
 
     def open(self) -> None: ...
 
     def write(self, data: bytes) -> None: ...
 
-    def ask(self, query: bytes, timeout: float) -> bytes: ...
+    def ask(self, query: bytes, timeout: float, reply_bytes: int = 1) -> bytes: ...
+
+    def read(self, count: int, timeout: float) -> bytes: ...
 
     def close(self) -> None: ...
 
 
 class SerialLink:
-    """A serial receipt printer through python-escpos's Serial connector."""
+    """A serial receipt printer through python-escpos's Serial connector.
+
+    The port is locked (flock) while open, so ``kiosk printer status`` run by
+    hand cannot steal the status replies of the kiosk's print thread. Writes
+    have a timeout that grows with the data and the baud rate: a printer
+    holding flow control must not hang the print thread, and a long receipt at
+    9600 baud must still fit.
+    """
 
     def __init__(self, port: str, baudrate: int = 9600, *, rtscts: bool = False,
-                 xonxoff: bool = False, dsrdtr: bool = False,
-                 write_timeout: float = 10.0) -> None:
+                 xonxoff: bool = False, dsrdtr: bool = False) -> None:
         self.port = port
+        self.baudrate = baudrate
         self._printer = EscposSerial(devfile=port, baudrate=baudrate, timeout=0.2,
                                      xonxoff=xonxoff, dsrdtr=dsrdtr)
         self.rtscts = rtscts
-        self.write_timeout = write_timeout
 
     def open(self) -> None:
         try:
@@ -138,26 +147,42 @@ class SerialLink:
             raise serial.SerialException(str(exc).strip()) from None
         device = self._printer.device
         assert device is not None
+        try:
+            fcntl.flock(device.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.close()
+            raise serial.SerialException(f"{self.port} is in use by another program") from None
         device.rtscts = self.rtscts
-        # A printer that stops taking data (flow control held, cable half out)
-        # must not hang the print thread forever.
-        device.write_timeout = self.write_timeout
+
+    def _seconds_for(self, n: int) -> float:
+        return 5.0 + 2 * n * 10 / self.baudrate  # twice the wire time, plus slack
 
     def write(self, data: bytes) -> None:
-        self._printer._raw(data)
         device = self._printer.device
-        if device is not None:
-            device.flush()
+        if device is None:
+            raise serial.SerialException("printer port is not open")
+        device.write_timeout = self._seconds_for(len(data))
+        device.write(data)
 
-    def ask(self, query: bytes, timeout: float) -> bytes:
+    def ask(self, query: bytes, timeout: float, reply_bytes: int = 1) -> bytes:
         device = self._printer.device
         if device is None:
             raise serial.SerialException("printer port is not open")
         device.reset_input_buffer()  # stale bytes are not the answer to this question
+        device.write_timeout = timeout
+        try:
+            device.write(query)
+        except serial.SerialTimeoutException:
+            return b""  # flow control held: no answer, which means "unknown"
         device.timeout = timeout
-        device.write(query)
-        device.flush()
-        return bytes(device.read(1))
+        return bytes(device.read(reply_bytes))
+
+    def read(self, count: int, timeout: float) -> bytes:
+        device = self._printer.device
+        if device is None:
+            raise serial.SerialException("printer port is not open")
+        device.timeout = timeout
+        return bytes(device.read(count))
 
     def close(self) -> None:
         device = self._printer.device
@@ -167,6 +192,17 @@ class SerialLink:
             except PORT_ERRORS:
                 pass
         self._printer.device = None
+
+
+# GS ( H fn 48: the printer answers "37 22 <id> 00" only once everything sent before
+# it has been printed. A status asked right after the bytes leave the port says
+# nothing about a receipt still in the printer's buffer.
+def completion_query(process_id: bytes) -> bytes:
+    return b"\x1d(H\x06\x00\x30\x30" + process_id
+
+
+def completion_reply(process_id: bytes) -> bytes:
+    return b"\x37\x22" + process_id + b"\x00"
 
 
 def read_status(link: Link, timeout: float) -> PrinterStatus:
@@ -186,6 +222,7 @@ class PrinterHealth:
     port: str
     status: PrinterStatus
     pending_jobs: int
+    unconfirmed_jobs: int = 0  # sent, but never confirmed printed: staff should check
     reopen_count: int = 0
     last_error: str = ""
     checked_at: float = 0.0  # time.monotonic() of the last status reply (or failure)
@@ -225,25 +262,36 @@ class ReceiptPrinter:
 
     ``link_factory`` makes a fresh, unopened ``Link`` (one per reopen).
     ``jobs_path`` is the kiosk database; the worker opens its own connection.
-    Listeners on ``on_outcome`` are called on the worker thread.
+    Listeners on ``on_outcome`` are called on the worker thread: every job
+    gets an outcome, including "pending" when the printer could not take it,
+    so the screen can show the exit pass.
+
+    ``confirm_printed``: after a receipt, ask the printer (GS ( H) to answer
+    once it has printed everything, then ask its status. Printers without
+    GS ( H never answer; for them set it false, and the status right after
+    sending is all the kiosk can know.
     """
 
     def __init__(self, link_factory: Callable[[], Link], jobs_path: Path,
                  style: ReceiptStyle, clock: Clock, *, port_name: str = "",
                  status_timeout: float = 0.3, poll_s: float = 1.0,
-                 backoff_s: float = 0.5, backoff_max_s: float = 10.0) -> None:
+                 backoff_s: float = 0.5, backoff_max_s: float = 10.0,
+                 confirm_printed: bool = True, print_timeout: float = 20.0) -> None:
         self._factory = link_factory
         self.jobs_path = jobs_path
         self.style, self.clock = style, clock
         self.port_name = port_name
         self.status_timeout, self.poll_s = status_timeout, poll_s
+        self.confirm_printed, self.print_timeout = confirm_printed, print_timeout
         self._backoff = _Backoff(backoff_s, backoff_max_s)
         self._lock = threading.RLock()  # one conversation with the printer at a time
+        self._health_lock = threading.Lock()
         self._link: Link | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._listeners: list[Callable[[JobOutcome], None]] = []
+        self._told_pending: set[int] = set()
         self._health = PrinterHealth(port_name, PrinterStatus(PrinterState.UNKNOWN, "not checked"),
                                      0)
 
@@ -269,7 +317,8 @@ class ReceiptPrinter:
         self._wake.set()
 
     def health(self) -> PrinterHealth:
-        return self._health
+        with self._health_lock:
+            return self._health
 
     def status(self) -> PrinterStatus:
         """Ask the printer now (before showing a payment QR). Blocks at most ~3 timeouts."""
@@ -277,6 +326,10 @@ class ReceiptPrinter:
             return self._check()
 
     # -- internals ---------------------------------------------------------------------------
+    def _update(self, **changes: object) -> None:
+        with self._health_lock:
+            self._health = replace(self._health, **changes)  # type: ignore[arg-type]
+
     def _drop_link(self) -> None:
         if self._link is not None:
             self._link.close()
@@ -286,21 +339,22 @@ class ReceiptPrinter:
         if self._link is None:
             now = time.monotonic()
             if now < self._backoff.next_at:
-                raise serial.SerialException(self._health.last_error or "waiting to reopen")
+                raise serial.SerialException(self.health().last_error or "waiting to reopen")
             link = self._factory()
             try:
                 link.open()
             except PORT_ERRORS as exc:
                 self._backoff.failed(now)
-                self._health = replace(self._health, reopen_count=self._health.reopen_count + 1)
+                with self._health_lock:
+                    self._health = replace(self._health,
+                                           reopen_count=self._health.reopen_count + 1)
                 raise serial.SerialException(str(exc)) from None
             self._backoff.ok()
             self._link = link
         return self._link
 
     def _set_status(self, status: PrinterStatus, error: str = "") -> PrinterStatus:
-        self._health = replace(self._health, status=status, last_error=error,
-                               checked_at=time.monotonic())
+        self._update(status=status, last_error=error, checked_at=time.monotonic())
         return status
 
     def _check(self) -> PrinterStatus:
@@ -316,7 +370,7 @@ class ReceiptPrinter:
             while not self._stop.is_set():
                 try:
                     self._work(jobs)
-                except Exception:  # the print thread must outlive any one bad job
+                except Exception:  # the print thread must outlive anything one poll meets
                     log.exception("receipt printer worker")
                 self._wake.wait(self.poll_s)
                 self._wake.clear()
@@ -325,14 +379,24 @@ class ReceiptPrinter:
 
     def _work(self, jobs: PrintJobs) -> None:
         pending = jobs.pending()
-        self._health = replace(self._health, pending_jobs=len(pending))
+        self._update(pending_jobs=len(pending), unconfirmed_jobs=jobs.count_unconfirmed())
         with self._lock:
             status = self._check()  # also keeps health fresh when the queue is empty
         for job in pending:
-            if self._stop.is_set() or not status.can_print:
+            if self._stop.is_set():
                 return
-            status = self._print(jobs, job)
-            self._health = replace(self._health, pending_jobs=jobs.count_pending())
+            if not status.can_print:
+                if job.job_id not in self._told_pending:  # tell the screen once per job
+                    self._told_pending.add(job.job_id)
+                    self._tell(JobOutcome(job.job_id, job.order_id, False, "pending",
+                                          status.state.value))
+                continue
+            try:
+                status = self._print(jobs, job)
+            except Exception as exc:  # one bad job must not hold up the receipts behind it
+                log.exception("printing job %s", job.job_id)
+                jobs.failed(job.job_id, f"could not print: {exc}", self._now())
+        self._update(pending_jobs=jobs.count_pending(), unconfirmed_jobs=jobs.count_unconfirmed())
 
     def _now(self) -> datetime:
         return self.clock.now()
@@ -344,12 +408,44 @@ class ReceiptPrinter:
             except Exception:
                 log.exception("print outcome listener")
 
+    def _printed(self, link: Link, job_id: int, size: int) -> bool | None:
+        """After the bytes: True once the printer says it printed them all, False if it
+        stopped (paper out, cover open) first, None if it never says (no GS ( H)."""
+        if not self.confirm_printed:
+            return None
+        process_id = f"{job_id % 10000:04d}".encode("ascii")
+        expected = completion_reply(process_id)
+        baud = max(getattr(link, "baudrate", 9600), 1200)
+        deadline = time.monotonic() + self.print_timeout + 2 * size * 10 / baud
+        link.write(completion_query(process_id))
+        got = b""
+        while time.monotonic() < deadline:
+            got += link.read(len(expected), 0.25)
+            if expected in got:
+                return True
+            if got:
+                continue  # part of the reply: read the rest
+            # Nothing yet: a printer that has stopped will never answer. DLE EOT is
+            # answered at once, even with the receipt still in the printer's buffer.
+            link.write(DLE_EOT + b"\x01")
+            reply = link.read(1, self.status_timeout)
+            if reply[:1] == expected[:1]:
+                got += reply  # the completion reply overtook the status reply
+            elif _valid(reply) and reply[0] & 0x08:
+                return False
+        return None
+
     def _print(self, jobs: PrintJobs, job: PrintJob) -> PrinterStatus:
-        data = render_receipt(job.sale, job.exit_pass, self.style, copy=job.copy)
+        # Any attempt after bytes went out once is a COPY: part of the first may be
+        # in the shopper's hand, and a crash may have hidden that it printed.
+        data = render_receipt(job.sale, job.exit_pass, self.style,
+                              copy=job.copy or job.attempts > 0)
         with self._lock:
             jobs.started(job.job_id, self._now())
             try:
-                self._connected().write(data)
+                link = self._connected()
+                link.write(data)
+                printed = self._printed(link, job.job_id, len(data))
             except PORT_ERRORS as exc:
                 self._drop_link()
                 jobs.failed(job.job_id, f"port lost while printing: {exc}", self._now())
@@ -357,14 +453,18 @@ class ReceiptPrinter:
                 return self._set_status(PrinterStatus(PrinterState.DISCONNECTED, str(exc)),
                                         str(exc))
             after = self._check()
-        if after.can_print:
+        self._told_pending.discard(job.job_id)
+        if printed is False and after.can_print:
+            after = PrinterStatus(PrinterState.OFFLINE, "stopped part way; now ready again")
+        if after.can_print and (printed or not self.confirm_printed):
             jobs.finish(job.job_id, "printed", self._now())
             self._tell(JobOutcome(job.job_id, job.order_id, True, "printed"))
-        elif after.state is PrinterState.UNKNOWN:
-            # Sent, but the printer will not say whether it printed. Do not print it
-            # again on a guess; staff can reprint, and the exit pass goes on screen.
-            jobs.finish(job.job_id, "unconfirmed", self._now(), after.detail)
-            self._tell(JobOutcome(job.job_id, job.order_id, False, "unconfirmed", after.detail))
+        elif after.can_print or after.state is PrinterState.UNKNOWN:
+            # Sent, but the printer will not say it printed it all. Do not print it
+            # again on a guess: the exit pass goes on screen and staff can reprint.
+            detail = after.detail if not after.can_print else "no print-completion reply"
+            jobs.finish(job.job_id, "unconfirmed", self._now(), detail)
+            self._tell(JobOutcome(job.job_id, job.order_id, False, "unconfirmed", detail))
         else:
             jobs.failed(job.job_id, f"printer {after.state.value} while printing", self._now())
             self._tell(JobOutcome(job.job_id, job.order_id, False, "pending", after.state.value))

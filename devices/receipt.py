@@ -65,8 +65,12 @@ class ReceiptStyle:
 
 
 def width(text: str) -> int:
-    """Columns ``text`` takes on the printer: Chinese characters take two."""
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    """Columns ``text`` takes on a Chinese-mode printer.
+
+    In GB18030 mode the printer prints every multi-byte character double
+    width: Chinese, but also ×, ·, —, é. Only ASCII takes one column.
+    """
+    return sum(1 if c.isascii() else 2 for c in text)
 
 
 def _cut_to(text: str, columns: int) -> str:

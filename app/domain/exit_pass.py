@@ -23,6 +23,7 @@ PREFIX = "EP1:"
 VERSION = 1
 SIGNATURE_BYTES = 64
 MAX_ID = 64
+MAX_TIME = 1 << 34  # Unix seconds up to the year 2514: anything larger is not a real pass
 
 
 class PassInvalid(ValueError):
@@ -102,6 +103,8 @@ def _parse(body: bytes) -> ExitPass:
     pos += 1 + order_len
     if pos != len(body) or len(currency) != 3 or not lane or len(order) != order_len:
         raise ValueError("trailing or missing bytes")
+    if issued_at >= MAX_TIME or total >= 1 << 53 or items > 100_000:
+        raise ValueError("values out of range")
     return ExitPass(lane, order, total, currency, items, issued_at, bool(flags & 1))
 
 

@@ -11,6 +11,7 @@ shopper's hand.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +21,8 @@ import sqlite_utils
 
 from app.domain.sale import PaidSale
 from app.storage.db import open_database, write_transaction
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -84,18 +87,35 @@ class PrintJobs:
         rows = self.db.execute(
             f"SELECT {self._COLUMNS} FROM print_jobs WHERE status = 'pending' ORDER BY job_id"
         ).fetchall()
+        jobs = []
+        for row in rows:
+            try:
+                jobs.append(self._job(row))
+            except (ValueError, KeyError, TypeError):
+                # A damaged row must not hold up every receipt behind it.
+                log.error("print job %s cannot be read; skipped", row[0])
+        return jobs
+
+    def unconfirmed(self) -> list[PrintJob]:
+        rows = self.db.execute(
+            f"SELECT {self._COLUMNS} FROM print_jobs WHERE status = 'unconfirmed' "
+            "ORDER BY job_id").fetchall()
         return [self._job(r) for r in rows]
+
+    def count_unconfirmed(self) -> int:
+        return int(self.db.execute(
+            "SELECT count(*) FROM print_jobs WHERE status = 'unconfirmed'").fetchone()[0])
 
     def count_pending(self) -> int:
         return int(self.db.execute(
             "SELECT count(*) FROM print_jobs WHERE status = 'pending'").fetchone()[0])
 
     def started(self, job_id: int, now: datetime) -> None:
-        """Bytes are about to go to the printer."""
+        """Bytes are about to go to the printer: any later attempt prints a COPY."""
         with write_transaction(self.db):
             self.db.execute(
-                "UPDATE print_jobs SET attempts = attempts + 1, updated_at = ? WHERE job_id = ?",
-                [now.isoformat(), job_id])
+                "UPDATE print_jobs SET attempts = attempts + 1, copy = 1, updated_at = ? "
+                "WHERE job_id = ?", [now.isoformat(), job_id])
 
     def finish(self, job_id: int, status: str, now: datetime, error: str = "") -> None:
         with write_transaction(self.db):

@@ -194,7 +194,7 @@ class Interpreter:
         if end == 0:
             return 1, None
         chunk = bytes(b[:end])
-        if self.chinese and chunk[-1] >= 0x81 and end == len(b):
+        if self.chinese and end == len(b):
             # A GB18030 character may be split across reads: keep its lead byte.
             lead = self._split_point(chunk)
             if lead == 0:
@@ -275,6 +275,12 @@ class Interpreter:
                 return 0, None
             if b[2] == ord("k"):
                 self._two_d(bytes(b[5:5 + length]))
+            elif b[2] == ord("H") and length == 6 and b[5] == 0x30 and b[6] == 0x30:
+                # Process ID response: sent once everything before it has printed, which
+                # a printer that has stopped (paper out, cover open) never does.
+                if self.printing:
+                    return 5 + length, b"\x37\x22" + bytes(b[7:11]) + b"\x00"
+                self.lost = True
             return 5 + length, None
         if cmd == ord("("):
             return 0, None  # GS ( with its length bytes still to come
@@ -536,9 +542,17 @@ class VirtualPrinter:
                 time.sleep(0.05)
                 continue
             with self._lock:
-                reply = self.interpreter.feed(data)
+                try:
+                    reply = self.interpreter.feed(data)
+                except Exception:  # a printer that chokes on bad data drops it, like a real one
+                    log.exception("virtual printer: cannot interpret; input dropped")
+                    self.interpreter.buf.clear()
+                    reply = b""
             if reply:
-                os.write(self._master, reply)
+                try:
+                    os.write(self._master, reply)
+                except OSError:
+                    log.warning("virtual printer: the kiosk went away before the reply")
             self._save_new()
 
     def _save_new(self) -> None:

@@ -324,7 +324,7 @@ def test_pass_key_and_verify(tmp_path):
 
     env = {**os.environ, "KIOSK_DATA_DIR": str(tmp_path)}
     key = subprocess.run([KIOSK, "pass", "key"], env=env, capture_output=True, text=True)
-    assert key.returncode == 0 and key.stdout.startswith('lane-01 = "')
+    assert key.returncode == 0 and key.stdout.startswith('"lane-01" = "')
     settings = load_settings(data_dir=tmp_path, environ={})
     signer = PassSigner.from_file(settings.private_key_path)  # the key `pass key` created
     issued = int(datetime(2026, 11, 25, 10, 30, tzinfo=timezone(timedelta(hours=8))).timestamp())

@@ -125,9 +125,11 @@ def test_paper_out_before_payment_is_reported_and_nothing_is_printed_until_refil
         assert "exit pass will be shown on the screen" in status.shopper_notice()[1]
         issued = issue_receipt(lane.jobs, paid_sale(), signer, kiosk.clock)
         lane.printer.wake()
-        time.sleep(0.5)
+        # The screen is told the receipt is waiting (so it shows the exit pass)...
+        assert wait_for(lambda: lane.outcomes == [
+            JobOutcome(issued.job_id, paid_sale().order_id, False, "pending", "paper_out")])
         job = lane.job(issued.job_id)
-        assert job.status == "pending" and job.attempts == 0  # not a byte sent
+        assert job.status == "pending" and job.attempts == 0  # ...and not a byte was sent
         assert lane.printer.health().pending_jobs == 1
         printer_sim.set_state(paper_out=False)  # staff changed the roll
         assert wait_for(lambda: lane.job(issued.job_id).status == "printed")
@@ -167,7 +169,7 @@ def test_a_cover_opened_mid_receipt_is_handled_like_paper_out(kiosk, printer_sim
         assert lane.printer.status().state is PrinterState.COVER_OPEN
         issued = issue_receipt(lane.jobs, paid_sale(), signer, kiosk.clock)
         lane.printer.wake()
-        time.sleep(0.4)
+        assert wait_for(lambda: [o.detail for o in lane.outcomes] == ["cover_open"])
         assert lane.job(issued.job_id).status == "pending"
         printer_sim.set_state(cover_open=False)
         assert wait_for(lambda: lane.job(issued.job_id).status == "printed")
@@ -188,7 +190,7 @@ def test_an_unplugged_printer_is_reopened_and_the_receipt_still_prints(kiosk, tm
                         is PrinterState.DISCONNECTED)
         issued = issue_receipt(lane.jobs, paid_sale(), signer, kiosk.clock)
         lane.printer.wake()
-        time.sleep(0.3)
+        assert wait_for(lambda: [o.status for o in lane.outcomes] == ["pending"])
         assert lane.job(issued.job_id).status == "pending"
         with VirtualPrinter(out, link=link) as second:  # plugged back in
             assert wait_for(lambda: lane.job(issued.job_id).status == "printed")
@@ -210,7 +212,7 @@ def test_a_silent_printer_is_unknown_and_its_receipt_is_unconfirmed_not_lost(
         # A printer that never answers status may still print; the worker will not
         # send a job on an unknown state, so the job waits for staff or an answer.
         lane.printer.wake()
-        time.sleep(0.5)
+        assert wait_for(lambda: [o.detail for o in lane.outcomes] == ["unknown"])
         assert lane.job(issued.job_id).status == "pending"
         printer_sim.set_state(silent=False)
         assert wait_for(lambda: lane.job(issued.job_id).status == "printed")

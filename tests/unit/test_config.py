@@ -72,6 +72,9 @@ def test_config_in_data_dir_is_found(tmp_path):
         ("", {"KIOSK_SCANNER__RESCAN_AFTER_MS": "-5"}, "scanner.rescan_after_ms"),
         ("", {"KIOSK_SCANNER__REJECT_BURST": "0"}, "scanner.reject_burst"),
         ("", {"KIOSK_DECODER__RECHECK_MS": "0"}, "decoder.recheck_ms"),
+        ("", {"KIOSK_KIOSK__LANE_ID": "收银-1"}, "kiosk.lane_id must be 1-32 ASCII"),
+        ("", {"KIOSK_PRINTER__PAPER_MM": "76"}, "printer.paper_mm"),
+        ('[printer]\nrtscts = true\ndsrdtr = true\n', {}, "choose one flow control"),
     ],
 )
 def test_bad_settings_name_the_setting(tmp_path, toml, env, message):

@@ -102,3 +102,21 @@ def test_bad_key_files_name_the_file_and_setting(tmp_path):
         load_public_keys(keys)
     with pytest.raises(KeyFileError, match="exit_pass.public_keys_file"):
         load_public_keys(tmp_path / "missing.toml")
+
+
+def test_values_no_real_pass_holds_are_malformed(lanes):
+    far_future = ExitPass("lane-01", "X1", 100, "CNY", 1, 2**62)
+    text = PassSigner(lanes["lane-01"]).sign(far_future)
+    assert verify(text, public(lanes)).code == "malformed"
+
+
+def test_a_lane_whose_key_file_entry_does_not_match_is_refused_at_start(tmp_path):
+    from app import bootstrap
+    from app.config import load_settings
+
+    settings = load_settings(data_dir=tmp_path, environ={})
+    bootstrap.build_signer(settings)  # creates the key and its key-file line
+    other = public_key_text(Ed25519PrivateKey.generate().public_key())
+    settings.public_keys_path.write_text(f'"lane-01" = "{other}"\n')
+    with pytest.raises(KeyFileError, match="another key for lane"):
+        bootstrap.build_signer(settings)
