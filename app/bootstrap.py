@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,8 +25,10 @@ from app.services import catalogue as catalogue_service
 from app.services.checkout import Checkout
 from app.services.clock import SystemClock
 from app.services.exit_pass import KeyFileError, PassSigner, load_public_keys, public_key_text
+from app.services.payments import Completed, PaymentDesk, PaymentProvider
 from app.storage.catalogue_repo import SqliteCatalogue
 from app.storage.db import open_database
+from app.storage.payments_repo import PaymentsRepo
 
 if TYPE_CHECKING:  # devices pull in OpenCV and the decoders; commands that need none stay light
     from devices.camera import Camera, FrameSource
@@ -257,6 +260,28 @@ def build_printer(kiosk: Kiosk) -> ReceiptPrinter | None:
         status_timeout=settings.printer.status_timeout_ms / 1000,
         backoff_max_s=settings.printer.reopen_backoff_max_ms / 1000,
         confirm_printed=settings.printer.confirm_printed,
+    )
+
+
+# --- payments ------------------------------------------------------------------------------
+def build_payment_provider(settings: Settings) -> PaymentProvider:
+    from devices.payment import load_adapter
+
+    provider: PaymentProvider = load_adapter(settings.payment.adapter, settings.payment.options,
+                                             settings.kiosk.lane_id)
+    return provider
+
+
+def build_payment_desk(kiosk: Kiosk, provider: PaymentProvider | None = None,
+                       on_completed: Callable[[Completed], None] | None = None) -> PaymentDesk:
+    return PaymentDesk(
+        PaymentsRepo(kiosk.db),
+        provider or build_payment_provider(kiosk.settings),
+        build_signer(kiosk.settings),
+        kiosk.clock,
+        kiosk.settings.kiosk.lane_id,
+        expire_after=timedelta(seconds=kiosk.settings.payment.expire_s),
+        on_completed=on_completed,
     )
 
 

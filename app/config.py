@@ -369,6 +369,33 @@ class ExitPassSettings:
 
 
 @dataclass
+class PaymentSettings:
+    adapter: str = _doc(
+        "Payment adapter, by its name in the 'kiosk.payment' entry-point group: 'simulator' "
+        "(kiosk sim pay), 'gateway' (the store's payment backend: recommended), 'wechatpay', "
+        "'alipay', or a plugin's.",
+        "simulator",
+    )
+    options: dict[str, Any] = _doc(
+        "The adapter's own settings, e.g. { base_url = 'https://pay.store.lan', secret = '...' }"
+        " for the gateway; see docs/payments.md for each adapter's keys.",
+        {},
+    )
+    expire_s: int = _doc(
+        "How long the payment QR stays valid; then the kiosk closes the order (after checking "
+        "it was not paid).",
+        120,
+    )
+    poll_ms: int = _doc("How often the kiosk asks the provider about an open payment.", 1500)
+
+    def validate(self) -> None:
+        if not 30 <= self.expire_s <= 1800:
+            raise SettingsError("payment.expire_s must be between 30 and 1800")
+        if not 200 <= self.poll_ms <= 30_000:
+            raise SettingsError("payment.poll_ms must be between 200 and 30000")
+
+
+@dataclass
 class Settings:
     data_dir: Path
     store: StoreSettings = field(default_factory=StoreSettings)
@@ -381,6 +408,7 @@ class Settings:
     scanner: ScannerSettings = field(default_factory=ScannerSettings)
     printer: PrinterSettings = field(default_factory=PrinterSettings)
     exit_pass: ExitPassSettings = field(default_factory=ExitPassSettings)
+    payment: PaymentSettings = field(default_factory=PaymentSettings)
 
     @property
     def database_path(self) -> Path:
@@ -414,6 +442,7 @@ SECTIONS: dict[str, type] = {
     "scanner": ScannerSettings,
     "printer": PrinterSettings,
     "exit_pass": ExitPassSettings,
+    "payment": PaymentSettings,
 }
 
 

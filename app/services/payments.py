@@ -108,8 +108,10 @@ class PaymentDesk:
 
     def __init__(self, repo: PaymentsRepo, provider: PaymentProvider, signer: PassSigner,
                  clock: Clock, lane_id: str, *, expire_after: timedelta = timedelta(minutes=2),
-                 on_completed: Callable[[Completed], None] | None = None) -> None:
+                 on_completed: Callable[[Completed], None] | None = None,
+                 order_ids: Callable[[str, datetime], str] = new_order_id) -> None:
         self.repo, self.provider, self.signer = repo, provider, signer
+        self.order_ids = order_ids
         self.clock, self.lane_id = clock, lane_id
         self.expire_after = expire_after
         self.on_completed = on_completed
@@ -120,8 +122,11 @@ class PaymentDesk:
         existing = self.repo.open_for_cart(cart_id)
         if existing is not None:
             return self._ensure_created(existing, description)
+        paid = self.repo.paid_for_cart(cart_id)
+        if paid is not None:
+            return paid  # this cart is paid: never a second charge for it
         now = self.clock.now()
-        payment = new_payment(new_order_id(self.lane_id, now), cart_id, sale.total.minor,
+        payment = new_payment(self.order_ids(self.lane_id, now), cart_id, sale.total.minor,
                               sale.currency, self.provider.name, now, now + self.expire_after)
         try:
             self.repo.add(payment, sale.to_dict(), now)

@@ -112,6 +112,11 @@ class PaymentsRepo:
                               [cart_id]).fetchone()
         return _payment(row) if row else None
 
+    def paid_for_cart(self, cart_id: str) -> Payment | None:
+        row = self.db.execute(f"{self._SELECT} WHERE cart_id = ? AND state = 'paid'",
+                              [cart_id]).fetchone()
+        return _payment(row) if row else None
+
     def all_open(self) -> list[Payment]:
         states = ", ".join(f"'{s.value}'" for s in OPEN)
         rows = self.db.execute(f"{self._SELECT} WHERE state IN ({states}) "

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import html
 import json
+import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -365,8 +367,11 @@ def _expiry(value: Any) -> float:
 class PayServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, port: int = 8765, secret: str = SIMULATOR_SECRET) -> None:
+    def __init__(self, port: int = 8765, secret: str = SIMULATOR_SECRET,
+                 keys_dir: Path | None = None) -> None:
         self.provider = Provider(secret)
+        self.keys_dir = Path(keys_dir or tempfile.mkdtemp(prefix="kiosk-sim-pay-"))
+        self.keys_dir.mkdir(parents=True, exist_ok=True)
         super().__init__(("127.0.0.1", port), Handler)
 
     @property

@@ -1,0 +1,236 @@
+"""The payment rules, checked by hypothesis against a model of the provider.
+
+``FakeProvider`` implements the ``PaymentProvider`` port in memory and holds
+the truth: which orders exist and which the shopper paid. It can fail the
+next call in the two ways networks fail: refused (nothing happened) or lost
+(it happened, the reply did not arrive). The state machine creates, polls,
+pays, notifies, times out, cancels, crashes (a new desk on the same SQLite
+file, then ``recover``) and injects faults in any order, and checks:
+
+- the kiosk says paid only if the provider says paid;
+- never two open provider orders for one cart, never two paid;
+- a sale and its receipt are recorded once per paid payment;
+- once the network is back and the kiosk settles, every order the shopper
+  paid is a paid sale on the kiosk (no paid sale lost).
+"""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from app.domain.clock import FixedClock
+from app.domain.payment import PaymentError, PaymentState, ProviderStatus, ProviderView
+from app.services.exit_pass import PassSigner
+from app.services.payments import InvalidNotification, Notification, OrderRequest, PaymentDesk
+from app.storage.db import open_database
+from app.storage.payments_repo import PaymentsRepo
+from tests.unit.factories import paid_sale
+
+START = datetime(2026, 11, 25, 10, 0, tzinfo=timezone(timedelta(hours=8)))
+KEY = None
+
+
+class FakeProvider:
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.orders: dict[str, dict] = {}
+        self.fail: str | None = None  # "refused" or "lost", for the next call only
+        self.notice_ids = itertools.count()
+
+    def _maybe_fail(self, before: bool) -> None:
+        if self.fail == "refused" and before:
+            self.fail = None
+            raise PaymentError("connection refused", maybe_done=False)
+        if self.fail == "lost" and not before:
+            self.fail = None
+            raise PaymentError("reply lost", maybe_done=True)
+
+    def create(self, order: OrderRequest) -> str:
+        self._maybe_fail(True)
+        self.orders.setdefault(order.out_trade_no, {"status": "waiting",
+                                                    "amount": order.amount_minor})
+        self._maybe_fail(False)
+        return f"qr:{order.out_trade_no}"
+
+    def _view(self, no: str) -> ProviderView:
+        o = self.orders.get(no)
+        if o is None:
+            return ProviderView(ProviderStatus.NOT_FOUND)
+        status = {"waiting": ProviderStatus.WAITING, "paid": ProviderStatus.PAID,
+                  "closed": ProviderStatus.CLOSED}[o["status"]]
+        return ProviderView(status, o["amount"] if o["status"] == "paid" else None, "T" + no)
+
+    def query(self, no: str) -> ProviderView:
+        self._maybe_fail(True)
+        view = self._view(no)
+        self._maybe_fail(False)
+        return view
+
+    def close(self, no: str) -> ProviderView | None:
+        self._maybe_fail(True)
+        o = self.orders.get(no)
+        if o is not None and o["status"] == "waiting":
+            o["status"] = "closed"
+        self._maybe_fail(False)
+        return self._view(no) if o is not None and o["status"] == "paid" else None
+
+    def refund(self, *args: object) -> str:
+        return "R"
+
+    def parse_notification(self, headers, body: bytes) -> Notification:
+        if headers.get("sig") != "good":
+            raise InvalidNotification("bad signature")
+        no, nid = body.decode().split("|")
+        return Notification(nid, no, self._view(no))
+
+    def pay(self, no: str) -> bool:
+        o = self.orders.get(no)
+        if o is not None and o["status"] == "waiting":
+            o["status"] = "paid"
+            return True
+        return False
+
+
+class Payments(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        self.tmp = tempfile.TemporaryDirectory()
+        self.path = Path(self.tmp.name) / "kiosk.db"
+        self.clock = FixedClock(START)
+        self.provider = FakeProvider()
+        self.signer = PassSigner(Ed25519PrivateKey.generate())
+        self.carts = ["cart-a", "cart-b"]
+        self.notices: list[tuple[dict, bytes]] = []
+        self.ids = itertools.count(1)  # deterministic ids: hypothesis replays examples
+        self._new_desk()
+
+    def _new_desk(self) -> None:
+        self.db = open_database(self.path)
+        self.repo = PaymentsRepo(self.db)
+        self.desk = PaymentDesk(self.repo, self.provider, self.signer, self.clock, "lane-01",
+                                expire_after=timedelta(minutes=2),
+                                order_ids=lambda lane, now: f"K{next(self.ids):06d}")
+
+    def teardown(self) -> None:
+        # The network is back and the kiosk settles: nothing the shopper paid is lost.
+        self.provider.fail = None
+        self.clock.advance(minutes=10)
+        for _ in range(3):
+            self.desk.recover()
+        for no, o in self.provider.orders.items():
+            p = self.repo.get(no)
+            assert p is not None
+            if o["status"] == "paid":
+                assert p.state is PaymentState.PAID, (no, p)
+                assert self.repo.count_sales(no) == 1
+            else:
+                assert p.state is not PaymentState.PAID and not p.open, (no, p)
+        self.db.close()
+        self.tmp.cleanup()
+
+    def _open_orders(self) -> list[str]:
+        return [p.out_trade_no for p in self.repo.all_open()]
+
+    # -- rules -------------------------------------------------------------------------------
+    @rule(cart=st.sampled_from(["cart-a", "cart-b"]))
+    def start(self, cart: str) -> None:
+        self.desk.start(cart, paid_sale(), "test")
+
+    @precondition(lambda self: self.repo.all_open())
+    @rule(data=st.data())
+    def poll(self, data) -> None:
+        no = data.draw(st.sampled_from(self._open_orders()))
+        self.desk.poll(no)
+
+    @precondition(lambda self: self.provider.orders)
+    @rule(data=st.data())
+    def shopper_pays(self, data) -> None:
+        no = data.draw(st.sampled_from(sorted(self.provider.orders)))
+        self.provider.pay(no)
+
+    @precondition(lambda self: self.provider.orders)
+    @rule(data=st.data(), replay=st.booleans(), forged=st.booleans())
+    def notification(self, data, replay: bool, forged: bool) -> None:
+        no = data.draw(st.sampled_from(sorted(self.provider.orders)))
+        if replay and self.notices:
+            headers, body = data.draw(st.sampled_from(self.notices))
+        else:
+            headers = {"sig": "bad" if forged else "good"}
+            body = f"{no}|n{next(self.provider.notice_ids)}".encode()
+            if not forged:
+                self.notices.append((headers, body))
+        before = self.repo.get(no)
+        try:
+            self.desk.notify(headers, body)
+        except InvalidNotification:
+            assert headers["sig"] == "bad"
+            assert self.repo.get(no) == before  # a forged notice changes nothing
+
+    @rule(minutes=st.integers(1, 5))
+    def time_passes(self, minutes: int) -> None:
+        self.clock.advance(minutes=minutes)
+        self.desk.expire_due()
+
+    @precondition(lambda self: self.repo.all_open())
+    @rule(data=st.data())
+    def cancel(self, data) -> None:
+        self.desk.cancel(data.draw(st.sampled_from(self._open_orders())))
+
+    @rule(kind=st.sampled_from(["refused", "lost"]))
+    def network_fault(self, kind: str) -> None:
+        self.provider.fail = kind
+
+    @rule()
+    def crash_and_restart(self) -> None:
+        self.db.close()  # the process dies; only what was committed survives
+        self._new_desk()
+        self.desk.recover()
+
+    # -- invariants --------------------------------------------------------------------------
+    @invariant()
+    def paid_only_if_the_provider_says_paid(self) -> None:
+        for no in self.provider.orders:
+            p = self.repo.get(no)
+            if p is not None and p.state is PaymentState.PAID:
+                assert self.provider.orders[no]["status"] == "paid"
+                assert self.repo.count_sales(no) == 1
+
+    @invariant()
+    def at_most_one_open_and_one_paid_order_per_cart(self) -> None:
+        for cart in self.carts:
+            rows = self.db.execute("SELECT out_trade_no FROM payments WHERE cart_id = ?",
+                                   [cart]).fetchall()
+            mine = [r[0] for r in rows if r[0] in self.provider.orders]
+            waiting = [n for n in mine if self.provider.orders[n]["status"] == "waiting"]
+            paid = [n for n in mine if self.provider.orders[n]["status"] == "paid"]
+            assert len(waiting) <= 1, waiting
+            assert len(paid) <= 1, paid
+            assert len([p for p in self.repo.all_open() if p.cart_id == cart]) <= 1
+
+    @invariant()
+    def one_receipt_per_paid_sale(self) -> None:
+        rows = self.db.execute("SELECT order_id, count(*) FROM print_jobs GROUP BY order_id "
+                               "HAVING count(*) > 1").fetchall()
+        assert rows == []
+
+
+class TestPayments(Payments.TestCase):  # type: ignore[name-defined,misc]
+    settings = settings(max_examples=25, stateful_step_count=25, deadline=None)
+
+
+@pytest.mark.slow
+class TestPaymentsLonger(Payments.TestCase):  # type: ignore[name-defined,misc]
+    """The same machine, many more and longer runs (CI runs the slow marker)."""
+
+    settings = settings(max_examples=250, stateful_step_count=40, deadline=None)
