@@ -596,15 +596,21 @@ def pay_start(obj: Context, cart_id: str, amount: str, as_json: bool) -> None:
 @pay.command("wait")
 @click.argument("out_trade_no")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--timeout", type=click.FloatRange(1, 86400),
+              help="Give up after this many seconds (default: the QR's life plus a minute).")
 @click.pass_obj
-def pay_wait(obj: Context, out_trade_no: str, as_json: bool) -> None:
-    """Poll a payment until it ends; at its expiry, close it (checking it was not paid)."""
+def pay_wait(obj: Context, out_trade_no: str, as_json: bool, timeout: float | None) -> None:
+    """Poll a payment until it ends; at its expiry, close it (checking it was not paid).
+
+    Exit 0 when paid, 1 otherwise (including still open when --timeout ran out).
+    """
     kiosk, desk = _desk(obj)
     try:
         payment = desk.poll(out_trade_no)
     except KeyError as exc:
         raise click.ClickException(str(exc)) from None
-    while payment.open:
+    give_up = time.monotonic() + (timeout or obj.settings.payment.expire_s + 60)
+    while payment.open and time.monotonic() < give_up:
         time.sleep(obj.settings.payment.poll_ms / 1000)
         payment = desk.poll(out_trade_no)
         if payment.open and kiosk.clock.now() >= payment.expires_at:
