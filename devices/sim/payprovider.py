@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from devices.payment.gateway import SIMULATOR_SECRET, sign
+from devices.sim import payprotocols
 
 OUTCOMES = ("approve", "decline", "pay_late", "pay_on_close", "never_answer", "slow",
             "bad_signature", "wrong_amount", "manual")
@@ -54,6 +55,7 @@ class Order:
     created: float
     expires: float
     status: str = "waiting"  # waiting, paid, closed, declined, refunded
+    scanned: bool = False  # Alipay: a precreated trade exists only once the shopper scans
     paid_minor: int | None = None
     provider_ref: str = ""
     script: Script = field(default_factory=Script)
@@ -107,6 +109,7 @@ class Provider:
             if order.status != "waiting":
                 return False  # a closed or paid order cannot be paid (again)
             order.status = "paid"
+            order.scanned = True
             order.paid_minor = order.amount_minor if amount is None else amount
             order.provider_ref = "SIM" + uuid.uuid4().hex[:20].upper()
             self.charges[order.out_trade_no] = self.charges.get(order.out_trade_no, 0) + 1
@@ -205,13 +208,21 @@ class Handler(BaseHTTPRequestHandler):
         parts = [p for p in url.path.split("/") if p]
         if not parts:
             return self._page()
+        if parts[:1] == ["v3"]:
+            return payprotocols.wechat(self, "GET", self.path, b"")
         if parts[:2] == ["v1", "orders"] and len(parts) == 3:
             return self._gateway("GET", url.path, parts[2], None, b"")
         if parts[:2] == ["sim", "orders"] and len(parts) == 4 and parts[3] == "notification":
             order = self.provider.orders.get(parts[2])
             if order is None:
                 return self._send(404, {"error": "no such order"})
-            headers, body = self.provider.notification(order)
+            kind = parse_qs(url.query).get("format", ["gateway"])[0]
+            if kind == "wechat":
+                headers, body = payprotocols.wechat_notification(self.server, order)
+            elif kind == "alipay":
+                headers, body = payprotocols.alipay_notification(self.server, order)
+            else:
+                headers, body = self.provider.notification(order)
             return self._send(200, {"headers": headers, "body": body.decode()})
         if parts == ["sim", "state"]:
             with self.provider.lock:
@@ -225,6 +236,10 @@ class Handler(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         parts = [p for p in url.path.split("/") if p]
         body = self._body()
+        if parts[:1] == ["v3"]:
+            return payprotocols.wechat(self, "POST", self.path, body)
+        if parts == ["gateway.do"]:
+            return payprotocols.alipay(self, body)
         if parts[:2] == ["v1", "orders"]:
             return self._gateway("POST", url.path, parts[2] if len(parts) > 2 else None,
                                  parts[3] if len(parts) > 3 else None, body)
@@ -373,6 +388,7 @@ class PayServer(ThreadingHTTPServer):
         self.keys_dir = Path(keys_dir or tempfile.mkdtemp(prefix="kiosk-sim-pay-"))
         self.keys_dir.mkdir(parents=True, exist_ok=True)
         super().__init__(("127.0.0.1", port), Handler)
+        self.keys = payprotocols.SimKeys.create(self.keys_dir, self.url)
 
     @property
     def url(self) -> str:

@@ -1,0 +1,207 @@
+"""Alipay face-to-face ``precreate``: a QR (``qr_code``) the shopper scans with Alipay.
+
+As Alipay's open API documents it:
+
+- every call is a form POST to the gateway (``alipay.trade.precreate``,
+  ``.query``, ``.cancel``, ``.refund``) with ``biz_content`` JSON, signed RSA2
+  (SHA256 with RSA over the parameters sorted by name, ``k=v`` joined by
+  ``&``, without ``sign``) with the app's private key;
+- every reply is verified with Alipay's public key over the exact text of its
+  ``*_response`` object; notifications over their sorted parameters without
+  ``sign`` and ``sign_type``;
+- amounts are yuan with two decimals ("62.13"); CNY only.
+
+Note that a precreated trade does not exist at Alipay until the shopper
+scans the QR: until then a query answers ``ACQ.TRADE_NOT_EXIST``, which the
+adapter reports as "not found" and the kiosk treats as still open. To give up,
+the kiosk uses ``alipay.trade.cancel``, which closes a trade not yet paid and
+*refunds* one that was (``action=refund``): the kiosk then records the payment
+as cancelled with a refund, and staff are told.
+
+Options (``payment.options``): ``app_id``, ``app_private_key_file``,
+``alipay_public_key_file``, ``notify_url``, ``base_url`` (default the real
+gateway; tests point it at ``kiosk sim pay``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from datetime import timedelta, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from app.domain.payment import PaymentError, ProviderStatus, ProviderView
+from app.services.payments import InvalidNotification, Notification, OrderRequest
+from devices.payment.wechatpay import rsa_sign, rsa_verify
+
+GATEWAY = "https://openapi.alipay.com/gateway.do"
+CHINA = timezone(timedelta(hours=8))  # Alipay's timestamps are Beijing time
+TRADE_STATES = {"WAIT_BUYER_PAY": ProviderStatus.WAITING, "TRADE_SUCCESS": ProviderStatus.PAID,
+                "TRADE_FINISHED": ProviderStatus.PAID, "TRADE_CLOSED": ProviderStatus.CLOSED}
+
+
+def yuan(minor: int) -> str:
+    """Fen as Alipay writes amounts: yuan with exactly two decimals."""
+    sign = "-" if minor < 0 else ""
+    minor = abs(minor)
+    return f"{sign}{minor // 100}.{minor % 100:02d}"
+
+
+def fen(text: str) -> int:
+    whole, _, frac = text.strip().partition(".")
+    if not whole.lstrip("-").isdigit() or (frac and not frac.isdigit()) or len(frac) > 2:
+        raise ValueError(f"not a yuan amount: {text!r}")
+    value = int(whole.lstrip("-")) * 100 + int((frac + "00")[:2])
+    return -value if whole.startswith("-") else value
+
+
+def sign_params(params: Mapping[str, str]) -> str:
+    """The string Alipay signs: parameters sorted by name, empty ones left out."""
+    return "&".join(f"{k}={v}" for k, v in sorted(params.items())
+                    if k != "sign" and v not in ("", None))
+
+
+def _key(path: str, setting: str, private: bool) -> Any:
+    try:
+        data = Path(path).read_bytes()
+        key = serialization.load_pem_private_key(data, password=None) if private \
+            else serialization.load_pem_public_key(data)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ValueError(f"payment.options.{setting}: cannot read a key from {path!r}: {exc}") \
+            from None
+    if not isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+        raise ValueError(f"payment.options.{setting}: {path!r} is not an RSA key")
+    return key
+
+
+class AlipayAdapter:
+    name = "alipay"
+
+    def __init__(self, *, app_id: str, app_key: rsa.RSAPrivateKey,
+                 alipay_key: rsa.RSAPublicKey, notify_url: str = "", base_url: str = GATEWAY,
+                 connect_timeout: float = 3.0, read_timeout: float = 10.0) -> None:
+        self.app_id, self.app_key, self.alipay_key = app_id, app_key, alipay_key
+        self.notify_url, self.base_url = notify_url, base_url
+        self.timeout = (connect_timeout, read_timeout)
+        self.http = requests.Session()
+
+    @classmethod
+    def from_options(cls, o: Mapping[str, Any], kiosk_id: str) -> AlipayAdapter:
+        for needed in ("app_id", "app_private_key_file", "alipay_public_key_file"):
+            if not o.get(needed):
+                raise ValueError(f"payment.options.{needed} is required for alipay")
+        return cls(app_id=str(o["app_id"]),
+                   app_key=_key(str(o["app_private_key_file"]), "app_private_key_file", True),
+                   alipay_key=_key(str(o["alipay_public_key_file"]), "alipay_public_key_file",
+                                   False),
+                   notify_url=str(o.get("notify_url", "")),
+                   base_url=str(o.get("base_url", GATEWAY)),
+                   connect_timeout=float(o.get("connect_timeout_s", 3.0)),
+                   read_timeout=float(o.get("read_timeout_s", 10.0)))
+
+    def _call(self, method: str, biz: dict[str, Any]) -> dict[str, Any]:
+        params = {"app_id": self.app_id, "method": method, "format": "JSON",
+                  "charset": "utf-8", "sign_type": "RSA2", "version": "1.0",
+                  "timestamp": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(
+                      time.time() + 8 * 3600)),
+                  "biz_content": json.dumps(biz, separators=(",", ":"), ensure_ascii=False)}
+        if self.notify_url:
+            params["notify_url"] = self.notify_url
+        params["sign"] = rsa_sign(self.app_key, sign_params(params).encode())
+        try:
+            response = self.http.post(self.base_url, data=params, timeout=self.timeout)
+        except requests.ConnectionError as exc:
+            refused = "refused" in str(exc).lower()
+            raise PaymentError(f"Alipay unreachable: {exc}", maybe_done=not refused) from None
+        except requests.RequestException as exc:
+            raise PaymentError(f"Alipay did not answer: {exc}", maybe_done=True) from None
+        return self._verified_node(method, response.text)
+
+    def _verified_node(self, method: str, text: str) -> dict[str, Any]:
+        key = f'"{method.replace(".", "_")}_response":'
+        start = text.find(key)
+        if start < 0:
+            raise PaymentError(f"Alipay reply has no {key[1:-2]}", maybe_done=True)
+        node_start = start + len(key)
+        try:
+            node, end = json.JSONDecoder().raw_decode(text, node_start)
+            signature = json.loads(text)["sign"]
+        except (ValueError, KeyError, TypeError):
+            raise PaymentError("Alipay reply is not the JSON it should be", maybe_done=True) \
+                from None
+        if not rsa_verify(self.alipay_key, text[node_start:end].encode(), str(signature)):
+            raise PaymentError("Alipay reply failed signature verification: not believed",
+                               maybe_done=True)
+        return dict(node)
+
+    @staticmethod
+    def _ok(node: Mapping[str, Any]) -> bool:
+        return node.get("code") == "10000"
+
+    def create(self, order: OrderRequest) -> str:
+        if order.currency != "CNY":
+            raise PaymentError("Alipay takes CNY only", maybe_done=False)
+        node = self._call("alipay.trade.precreate", {
+            "out_trade_no": order.out_trade_no, "total_amount": yuan(order.amount_minor),
+            "subject": order.description[:256],
+            "time_expire": order.expires_at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M:%S")})
+        if not self._ok(node) or not node.get("qr_code"):
+            raise PaymentError(f"Alipay precreate failed: {node.get('sub_code') or node}",
+                               maybe_done=False)
+        return str(node["qr_code"])
+
+    def _view(self, data: Mapping[str, Any]) -> ProviderView:
+        status = TRADE_STATES.get(str(data.get("trade_status", "")))
+        if status is None:
+            raise PaymentError(f"unexpected trade_status in {dict(data)!r}")
+        paid = data.get("buyer_pay_amount") or data.get("total_amount")
+        return ProviderView(status, fen(str(paid)) if status is ProviderStatus.PAID and paid
+                            else None, str(data.get("trade_no") or ""))
+
+    def query(self, out_trade_no: str) -> ProviderView:
+        node = self._call("alipay.trade.query", {"out_trade_no": out_trade_no})
+        if node.get("sub_code") == "ACQ.TRADE_NOT_EXIST":
+            return ProviderView(ProviderStatus.NOT_FOUND)  # not scanned yet
+        if not self._ok(node):
+            raise PaymentError(f"Alipay query failed: {node.get('sub_code') or node}")
+        return self._view(node)
+
+    def close(self, out_trade_no: str) -> ProviderView | None:
+        node = self._call("alipay.trade.cancel", {"out_trade_no": out_trade_no})
+        if not self._ok(node):
+            raise PaymentError(f"Alipay cancel failed: {node.get('sub_code') or node}")
+        if node.get("action") == "refund":
+            return ProviderView(ProviderStatus.REFUNDED)
+        return None
+
+    def refund(self, out_trade_no: str, refund_no: str, amount_minor: int, total_minor: int,
+               reason: str) -> str:
+        node = self._call("alipay.trade.refund", {
+            "out_trade_no": out_trade_no, "refund_amount": yuan(amount_minor),
+            "out_request_no": refund_no, "refund_reason": reason[:256]})
+        if not self._ok(node):
+            raise PaymentError(f"Alipay refund failed: {node.get('sub_code') or node}")
+        return str(node.get("trade_no", "")) + ":" + refund_no
+
+    def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
+        try:
+            params = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True,
+                                    strict_parsing=True))
+        except (UnicodeDecodeError, ValueError):
+            raise InvalidNotification("malformed notification") from None
+        signature = params.pop("sign", "")
+        params.pop("sign_type", None)
+        if params.get("app_id") != self.app_id or not rsa_verify(
+                self.alipay_key, sign_params(params).encode(), signature):
+            raise InvalidNotification("bad signature or another app's notification")
+        try:
+            return Notification(params["notify_id"], params["out_trade_no"], self._view(params))
+        except (KeyError, PaymentError, ValueError):
+            raise InvalidNotification("malformed notification") from None
