@@ -164,3 +164,22 @@ def test_alipay_amounts_and_signing_string():
     with pytest.raises(ValueError):
         fen("1.234")
     assert sign_params({"b": "2", "a": "1", "sign": "x", "c": ""}) == "a=1&b=2"
+
+
+@pytest.mark.parametrize("payload", ["weixin://wxpay/bizpayurl?pr=SIMlane01261125",
+                                     "https://qr.alipay.com/SIMlane012611252125206f0d4c83"])
+def test_the_payment_qr_is_readable_with_a_quiet_zone_and_big_modules(payload):
+    import numpy as np
+
+    from devices.decoder import Decoder
+    from devices.payment.qr import QUIET_ZONE, module_px_for, payment_qr
+
+    px = module_px_for(160)  # a 15.6" 1920x1080 kiosk screen is ~140-160 dpi
+    assert px * 25.4 / 160 >= 0.8
+    image = payment_qr(payload, px)
+    pixels = np.array(image)
+    border = QUIET_ZONE * px
+    assert pixels[:border].min() == 255 and pixels[:, :border].min() == 255  # quiet zone
+    assert [r.text for r in Decoder().read_image(pixels).reads] == [payload]
+    with pytest.raises(ValueError):
+        payment_qr("")
