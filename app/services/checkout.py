@@ -8,13 +8,20 @@ members and behaviour events build on it in their own issues.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from app.domain.barcodes import BarcodeRules
 from app.domain.cart import Cart, CartLine
 from app.domain.catalogue import Catalogue, find_item
 from app.domain.clock import Clock
 from app.services.catalogue import read_code
+
+if TYPE_CHECKING:
+    from app.domain.payment import Payment
+    from app.domain.sale import PaidSale
+    from app.services.payments import PaymentDesk
 
 
 @dataclass
@@ -32,6 +39,7 @@ class Checkout:
     refuse_expired: bool = True
     max_length: int = 512
     cart: Cart = field(default_factory=Cart)
+    cart_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def add_scan(self, text: str, symbology: str | None = None) -> CartLine:
         """Add the product a scan names; raises ``Refused`` with the reason when it cannot."""
@@ -42,3 +50,22 @@ class Checkout:
 
     def lines(self) -> list[CartLine]:
         return list(self.cart.lines)
+
+    def start_payment(self, desk: PaymentDesk, sale: PaidSale, description: str) -> Payment:
+        """Freeze the cart and start (or resume) its one payment.
+
+        While a payment is open the cart cannot change: the amount the provider
+        was asked for is the amount of this cart, line for line.
+        """
+        self.cart.frozen = True
+        payment = desk.start(self.cart_id, sale, description)
+        self.payment_changed(payment)
+        return payment
+
+    def payment_changed(self, payment: Payment) -> None:
+        """Unfreeze the cart when its payment ended without money (failed, cancelled,
+        expired): the shopper may change it and pay again. Paid carts stay frozen."""
+        from app.domain.payment import PaymentState
+
+        if not payment.open and payment.state is not PaymentState.PAID:
+            self.cart.frozen = False

@@ -167,3 +167,22 @@ def test_an_unreachable_provider_leaves_the_payment_open(kiosk):
     p = desk.start("cart-x", paid_sale(), "test")
     assert p.open and p.state is PaymentState.CREATED and "unreachable" in p.last_error
     assert json.loads(json.dumps(desk.describe(p.out_trade_no)))["steps"]
+
+
+def test_the_cart_is_frozen_while_its_payment_is_open(demo_kiosk, sim):
+    from app.domain.rejections import Refused
+
+    provider = SimulatorAdapter(sim.url, "lane-01", SIMULATOR_SECRET)
+    desk = bootstrap.build_payment_desk(demo_kiosk, provider)
+    checkout = bootstrap.build_checkout(demo_kiosk)
+    checkout.add_scan("6900000000014")
+    payment = checkout.start_payment(desk, paid_sale(), "test")
+    assert payment.open and checkout.cart.frozen
+    with pytest.raises(Refused) as refused:
+        checkout.add_scan("6900000000014")
+    assert refused.value.refusal.code == "cart_frozen"
+    checkout.payment_changed(desk.cancel(payment.out_trade_no))
+    assert not checkout.cart.frozen
+    checkout.add_scan("6900000000014")  # the shopper can change the cart and pay again
+    again = checkout.start_payment(desk, paid_sale(), "test")
+    assert again.out_trade_no != payment.out_trade_no and checkout.cart.frozen
