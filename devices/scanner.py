@@ -90,6 +90,14 @@ class RejectLimiter:
         return True
 
 
+def _too_much(source: str, at: float) -> ScanRejection:
+    return ScanRejection(refuse(
+        "too_long",
+        "The scanner sent too much data. Scan the item's barcode again.",
+        "扫码枪发送的数据过长。请重新扫描商品条码。",
+    ).refusal, source, at)
+
+
 class _Outlet:
     """Delivers scans and (rate-limited) rejections to listeners; shared by every scanner."""
 
@@ -306,11 +314,7 @@ class KeyboardWedge:
         self._keys.append((char, at))
         if len(self._keys) > self.max_length:
             self._keys = []  # no Enter in sight: a flood, not a code
-            self.outlet.deliver(ScanRejection(refuse(
-                "too_long",
-                "The scanner sent too much data. Scan the item's barcode again.",
-                "扫码枪发送的数据过长。请重新扫描商品条码。",
-            ).refusal, "wedge", at))
+            self.outlet.deliver(_too_much("wedge", at))
 
     def tick(self, at: float) -> None:
         if self._keys and at - self._keys[-1][1] > self.hold:
@@ -457,8 +461,4 @@ class SerialScanner:
                 buffer = b""
                 if not overflowed:
                     overflowed = True
-                    self.outlet.deliver(ScanRejection(refuse(
-                        "too_long",
-                        "The scanner sent too much data. Scan the item's barcode again.",
-                        "扫码枪发送的数据过长。请重新扫描商品条码。",
-                    ).refusal, "serial", time.monotonic()))
+                    self.outlet.deliver(_too_much("serial", time.monotonic()))

@@ -22,15 +22,7 @@ from devices.camera import (
     VideoFileSource,
 )
 from devices.decoder import Decoder
-
-
-def wait_for(condition, timeout: float = 5.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
+from tests.helpers import wait_for
 
 
 class Freezable:

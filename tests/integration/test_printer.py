@@ -6,7 +6,6 @@ pyserial), the status queries, the persisted print queue and its worker.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -26,16 +25,8 @@ from devices.printer import (
 )
 from devices.receipt import ReceiptStyle
 from devices.sim.printer import VirtualPrinter
+from tests.helpers import wait_for
 from tests.unit.factories import paid_sale
-
-
-def wait_for(condition, timeout: float = 5.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 # --- status bytes --------------------------------------------------------------------------

@@ -8,15 +8,7 @@ import pytest
 
 from devices.scanner import Scan, ScanRejection, SerialScanner
 from devices.sim.serial_scanner import VirtualSerialScanner
-
-
-def wait_for(condition, timeout: float = 3.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
+from tests.helpers import wait_for
 
 
 class Reader:
