@@ -628,7 +628,10 @@ def pay_wait(obj: Context, out_trade_no: str, as_json: bool, timeout: float | No
 def pay_cancel(obj: Context, out_trade_no: str, as_json: bool) -> None:
     """The shopper cancelled: query, close the provider order, confirm it closed."""
     _, desk = _desk(obj)
-    _show(desk.cancel(out_trade_no), as_json)
+    try:
+        _show(desk.cancel(out_trade_no), as_json)
+    except KeyError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @pay.command("recover")

@@ -128,12 +128,23 @@ def ask_to_close(p: Payment, reason: str) -> Payment:
     return replace(p, closing=True, close_reason=p.close_reason or reason)
 
 
+_ENDS = {"cancel": PaymentState.CANCELLED, "declined": PaymentState.FAILED}
+
+
+def _ended(p: Payment) -> PaymentState:
+    return _ENDS.get(p.close_reason, PaymentState.EXPIRED)
+
+
 def observed(p: Payment, view: ProviderView, now: datetime, *,
              closed_confirmed: bool = False) -> Payment:
     """Apply what the provider says (a query, or a verified notification).
 
     ``closed_confirmed``: the kiosk has asked the provider to close the order
-    and this view comes after that; WAITING/NOT_FOUND then mean closed for good.
+    and this view comes after that. Only CLOSED confirms the close; "waiting"
+    means the close has not taken effect (WeChat warns of exactly that right
+    after creating an order) and the payment stays open, to be closed again.
+    NOT_FOUND confirms it only when no QR was ever shown, or the QR's own
+    expiry has passed (an Alipay trade exists only once scanned).
     """
     if p.state is PaymentState.PAID:
         return p  # paid is final: a replay or a late "closed" changes nothing
@@ -149,17 +160,19 @@ def observed(p: Payment, view: ProviderView, now: datetime, *,
     if p.state in FINAL:
         return p
     if view.status is ProviderStatus.REFUNDED:
-        return replace(p, state=PaymentState.CANCELLED if p.close_reason == "cancel"
-                       else PaymentState.EXPIRED, provider_ref=view.provider_ref or
-                       p.provider_ref, staff_flag="paid, then refunded by the provider")
+        return replace(p, state=_ended(p), provider_ref=view.provider_ref or p.provider_ref,
+                       staff_flag="paid, then refunded by the provider")
     if view.status is ProviderStatus.DECLINED:
-        return replace(p, state=PaymentState.FAILED, last_error="declined by the provider")
+        # The payment failed, but the order may still be payable: close it before the
+        # cart gets another (WeChat Pay's rule), and only then call it failed.
+        return replace(p, closing=True, close_reason=p.close_reason or "declined",
+                       last_error="declined by the provider")
+    never_shown_or_expired = not p.qr_payload or now >= p.expires_at
     if view.status is ProviderStatus.CLOSED or (
-            closed_confirmed and view.status in (ProviderStatus.NOT_FOUND,
-                                                 ProviderStatus.WAITING)):
+            closed_confirmed and view.status is ProviderStatus.NOT_FOUND
+            and never_shown_or_expired):
         if p.closing:
-            end = PaymentState.CANCELLED if p.close_reason == "cancel" else PaymentState.EXPIRED
-            return replace(p, state=end, last_error="")
+            return replace(p, state=_ended(p), last_error="")
         return replace(p, state=PaymentState.FAILED, last_error="closed by the provider")
     # Waiting, paying, or not found yet: the order is open. A kiosk that had lost
     # track (unknown) now knows where it is.

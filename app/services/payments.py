@@ -131,8 +131,9 @@ class PaymentDesk:
         try:
             self.repo.add(payment, sale.to_dict(), now)
         except OpenPaymentExists:
-            found = self.repo.open_for_cart(cart_id)
-            assert found is not None
+            found = self.repo.open_for_cart(cart_id) or self.repo.paid_for_cart(cart_id)
+            if found is None:  # pragma: no cover - the index refused, then the row went
+                raise
             payment = found
         return self._ensure_created(payment, description)
 
@@ -167,26 +168,51 @@ class PaymentDesk:
         return self._apply(p, view, "query")
 
     def notify(self, headers: Mapping[str, str], body: bytes) -> Payment | None:
-        """A provider notification relayed to the kiosk. Raises ``InvalidNotification``."""
+        """A provider notification relayed to the kiosk. Raises ``InvalidNotification``.
+
+        The notification id is recorded in the same transaction as the change it
+        makes: a notification that failed half way is applied when the provider
+        sends it again, and one that was applied is never applied twice.
+        """
         note = self.provider.parse_notification(headers, body)
         p = self.repo.get(note.out_trade_no)
         if p is None:
             raise InvalidNotification(f"no payment {note.out_trade_no!r} on this kiosk")
-        if self.repo.seen_notification(note.notification_id, note.out_trade_no,
-                                       self.clock.now()):
-            return p  # a replay: no second effect
-        return self._apply(p, note.view, "notification")
-
-    def _apply(self, p: Payment, view: ProviderView, source: str, *,
-               closed_confirmed: bool = False) -> Payment:
-        after = observed(p, view, self.clock.now(), closed_confirmed=closed_confirmed)
-        if after.state is PaymentState.PAID and p.state is not PaymentState.PAID:
-            self._complete(after)
-        elif after != p:
-            self.repo.save(after, self.clock.now(), f"{source}: {view.status.value}")
+        done: list[Completed] = []
+        with self.repo.transaction():
+            if self.repo.seen_notification(note.notification_id, note.out_trade_no,
+                                           self.clock.now()):
+                return self.repo.get(note.out_trade_no)  # a replay: no second effect
+            after = self._apply(p, note.view, "notification", settle=False, completed=done)
+        self._announce(done)
+        if after.open and after.closing:
+            after = self._close(after, after.close_reason)
         return after
 
-    def _complete(self, p: Payment) -> Completed:
+    def _apply(self, p: Payment, view: ProviderView, source: str, *,
+               closed_confirmed: bool = False, settle: bool = True,
+               completed: list[Completed] | None = None) -> Payment:
+        after = observed(p, view, self.clock.now(), closed_confirmed=closed_confirmed)
+        if after.state is PaymentState.PAID and p.state is not PaymentState.PAID:
+            done = self._complete(after)
+            if done is None:  # another desk (or a notification) completed it first
+                return self.repo.get(p.out_trade_no) or after
+            if completed is None:
+                self._announce([done])
+            else:
+                completed.append(done)
+        elif after != p:
+            self.repo.save(after, self.clock.now(), f"{source}: {view.status.value}")
+        if settle and after.open and after.closing and not p.closing:
+            return self._close(after, after.close_reason)  # declined: close before anything
+        return after
+
+    def _announce(self, done: list[Completed]) -> None:
+        for item in done:
+            if self.on_completed:
+                self.on_completed(item)
+
+    def _complete(self, p: Payment) -> Completed | None:
         draft = self.repo.sale_draft(p.out_trade_no)
         paid_at = p.paid_at or self.clock.now()
         sale = PaidSale.from_dict(draft | {
@@ -194,10 +220,9 @@ class PaymentDesk:
             "provider_ref": p.provider_ref, "paid_at": paid_at.isoformat()})
         exit_pass = self.signer.sign(exit_pass_for(sale))
         job_id = self.repo.complete_sale(p, sale, exit_pass, self.clock.now())
-        done = Completed(p, sale, exit_pass, job_id)
-        if self.on_completed:
-            self.on_completed(done)
-        return done
+        if job_id is None:
+            return None
+        return Completed(p, sale, exit_pass, job_id)
 
     # -- giving up ---------------------------------------------------------------------------
     def cancel(self, out_trade_no: str) -> Payment:
@@ -221,16 +246,17 @@ class PaymentDesk:
         self.repo.save(p, self.clock.now(), f"closing: {reason}")
         try:
             first = self.provider.query(p.out_trade_no)  # query first: paid late is paid
-            p = self._apply(p, first, "query before close")
+            p = self._apply(p, first, "query before close", settle=False)
             if not p.open:
                 return p
             said = self.provider.close(p.out_trade_no)
             if said is not None:
-                p = self._apply(p, said, "close")
+                p = self._apply(p, said, "close", settle=False)
                 if not p.open:
                     return p
             confirm = self.provider.query(p.out_trade_no)
-            return self._apply(p, confirm, "query after close", closed_confirmed=True)
+            return self._apply(p, confirm, "query after close", closed_confirmed=True,
+                               settle=False)
         except PaymentError as exc:
             # Still open: the next expire_due() or recover() tries again.
             p = call_failed(p, str(exc), True) if p.open else p
@@ -244,9 +270,15 @@ class PaymentDesk:
         if p.state is not PaymentState.PAID:
             raise ValueError(f"payment {out_trade_no} is {p.state.value}, not paid")
         amount = amount_minor if amount_minor is not None else (p.paid_minor or p.amount_minor)
-        refund_no = f"R{out_trade_no}"[:32]
-        return self.provider.refund(out_trade_no, refund_no, amount, p.paid_minor or
-                                    p.amount_minor, reason or "refund at the kiosk")
+        # One refund number per refund, reused if this one is retried after a failure:
+        # the number counts only the refunds that succeeded.
+        done = sum(1 for _, note in self.repo.steps(out_trade_no) if note.startswith("refunded"))
+        refund_no = f"R{done + 1}{out_trade_no}"[:32]
+        refund_id = self.provider.refund(out_trade_no, refund_no, amount,
+                                         p.paid_minor or p.amount_minor,
+                                         reason or "refund at the kiosk")
+        self.repo.log(p, self.clock.now(), f"refunded {amount} as {refund_no}: {refund_id}")
+        return refund_id
 
     def _get(self, out_trade_no: str) -> Payment:
         p = self.repo.get(out_trade_no)

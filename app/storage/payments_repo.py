@@ -72,15 +72,29 @@ class PaymentsRepo:
         except sqlite3.IntegrityError as exc:
             raise OpenPaymentExists(str(exc)) from None
 
-    def save(self, p: Payment, now: datetime, note: str = "") -> None:
+    def transaction(self) -> Any:
+        """One atomic unit over several repository calls (they nest as savepoints)."""
+        return write_transaction(self.db)
+
+    def save(self, p: Payment, now: datetime, note: str = "") -> bool:
+        """Write ``p``; False (nothing written) if the row is already paid and ``p`` is
+        not: a stale view of the payment must never undo a payment."""
         row = _row(p, now)
         with write_transaction(self.db):
-            self.db.execute(
+            cursor = self.db.execute(
                 f"UPDATE payments SET {', '.join(f'{k} = ?' for k in row)} "
-                "WHERE out_trade_no = ?", [*row.values(), p.out_trade_no])
+                "WHERE out_trade_no = ? AND (state != 'paid' OR ? = 'paid')",
+                [*row.values(), p.out_trade_no, p.state.value])
+            if cursor.rowcount == 0:
+                return False
             self._step(p, now, note)
             if p.staff_flag:
                 self._alert(p, now)
+        return True
+
+    def log(self, p: Payment, now: datetime, note: str) -> None:
+        with write_transaction(self.db):
+            self._step(p, now, note)
 
     def _step(self, p: Payment, now: datetime, note: str) -> None:
         self.db.execute("INSERT INTO payment_steps (out_trade_no, at, state, note) "
@@ -144,9 +158,19 @@ class PaymentsRepo:
             return True
         return False
 
-    def complete_sale(self, p: Payment, sale: PaidSale, exit_pass: str, now: datetime) -> int:
-        """The paid payment, the sale and its receipt job: all written, or none."""
+    def complete_sale(self, p: Payment, sale: PaidSale, exit_pass: str,
+                      now: datetime) -> int | None:
+        """The paid payment, the sale and its receipt job: all written, or none.
+
+        None if the payment was already paid (another desk or a notification got
+        there first): the sale is completed exactly once.
+        """
         with write_transaction(self.db):
+            cursor = self.db.execute(
+                "UPDATE payments SET state = 'paid' WHERE out_trade_no = ? AND state != 'paid'",
+                [p.out_trade_no])
+            if cursor.rowcount == 0:
+                return None
             self.save(p, now, "paid")
             self.db.execute("INSERT OR IGNORE INTO sales (order_id, sale, paid_at) "
                             "VALUES (?, ?, ?)", [sale.order_id, json.dumps(

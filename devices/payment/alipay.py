@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -43,6 +43,7 @@ from devices.payment.wechatpay import rsa_sign, rsa_verify
 
 GATEWAY = "https://openapi.alipay.com/gateway.do"
 CHINA = timezone(timedelta(hours=8))  # Alipay's timestamps are Beijing time
+NOTIFY_WINDOW_S = 25 * 3600
 TRADE_STATES = {"WAIT_BUYER_PAY": ProviderStatus.WAITING, "TRADE_SUCCESS": ProviderStatus.PAID,
                 "TRADE_FINISHED": ProviderStatus.PAID, "TRADE_CLOSED": ProviderStatus.CLOSED}
 
@@ -161,9 +162,14 @@ class AlipayAdapter:
         status = TRADE_STATES.get(str(data.get("trade_status", "")))
         if status is None:
             raise PaymentError(f"unexpected trade_status in {dict(data)!r}")
-        paid = data.get("buyer_pay_amount") or data.get("total_amount")
-        return ProviderView(status, fen(str(paid)) if status is ProviderStatus.PAID and paid
-                            else None, str(data.get("trade_no") or ""))
+        # total_amount is what the order cost; buyer_pay_amount is what the shopper's own
+        # money paid, less any Alipay coupon: the kiosk compares the order's amount.
+        paid = data.get("total_amount") or data.get("buyer_pay_amount")
+        try:
+            paid_minor = fen(str(paid)) if status is ProviderStatus.PAID and paid else None
+        except ValueError:
+            raise PaymentError(f"unreadable amount {paid!r}", maybe_done=True) from None
+        return ProviderView(status, paid_minor, str(data.get("trade_no") or ""))
 
     def query(self, out_trade_no: str) -> ProviderView:
         node = self._call("alipay.trade.query", {"out_trade_no": out_trade_no})
@@ -179,7 +185,11 @@ class AlipayAdapter:
             raise PaymentError(f"Alipay cancel failed: {node.get('sub_code') or node}")
         if node.get("action") == "refund":
             return ProviderView(ProviderStatus.REFUNDED)
-        return None
+        if node.get("retry_flag") == "Y":
+            raise PaymentError("Alipay asks for the cancel to be retried", maybe_done=True)
+        # Cancelled: a trade not yet paid is closed, and one not yet created (the QR
+        # never scanned) can no longer be created. That is Alipay's confirmation.
+        return ProviderView(ProviderStatus.CLOSED)
 
     def refund(self, out_trade_no: str, refund_no: str, amount_minor: int, total_minor: int,
                reason: str) -> str:
@@ -201,6 +211,14 @@ class AlipayAdapter:
         if params.get("app_id") != self.app_id or not rsa_verify(
                 self.alipay_key, sign_params(params).encode(), signature):
             raise InvalidNotification("bad signature or another app's notification")
+        try:
+            sent = datetime.strptime(params["notify_time"], "%Y-%m-%d %H:%M:%S").replace(
+                tzinfo=CHINA)
+        except (KeyError, ValueError):
+            raise InvalidNotification("notification without a readable notify_time") from None
+        # Alipay retries a notification for about 25 hours; older ones are not taken.
+        if abs((datetime.now(CHINA) - sent).total_seconds()) > NOTIFY_WINDOW_S:
+            raise InvalidNotification("notification outside the accepted time window")
         try:
             return Notification(params["notify_id"], params["out_trade_no"], self._view(params))
         except (KeyError, PaymentError, ValueError):

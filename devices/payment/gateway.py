@@ -41,9 +41,11 @@ def _view(data: Mapping[str, Any]) -> ProviderView:
         status = ProviderStatus(data["status"])
     except (KeyError, ValueError):
         raise PaymentError(f"unexpected order status in {data!r}", maybe_done=True) from None
-    paid = data.get("paid_minor")
-    return ProviderView(status, int(paid) if paid is not None else None,
-                        str(data.get("provider_ref") or ""))
+    try:
+        paid = int(data["paid_minor"]) if data.get("paid_minor") is not None else None
+    except (TypeError, ValueError):
+        raise PaymentError(f"unreadable paid amount in {data!r}", maybe_done=True) from None
+    return ProviderView(status, paid, str(data.get("provider_ref") or ""))
 
 
 class GatewayAdapter:
@@ -92,8 +94,8 @@ class GatewayAdapter:
                                maybe_done=response.status_code >= 500)
         try:
             return dict(response.json())
-        except ValueError:
-            raise PaymentError("gateway reply is not JSON", maybe_done=True) from None
+        except (ValueError, TypeError):
+            raise PaymentError("gateway reply is not a JSON object", maybe_done=True) from None
 
     def _check_response(self, response: requests.Response, path: str) -> None:
         timestamp = response.headers.get("X-Gateway-Timestamp", "")
@@ -119,8 +121,11 @@ class GatewayAdapter:
         return _view(self._call("GET", f"/v1/orders/{out_trade_no}"))
 
     def close(self, out_trade_no: str) -> ProviderView | None:
-        view = _view(self._call("POST", f"/v1/orders/{out_trade_no}/close", {}))
-        return None if view.status in (ProviderStatus.CLOSED, ProviderStatus.NOT_FOUND) else view
+        # 404: the gateway never had the order (the kiosk died before creating it).
+        data = self._call("POST", f"/v1/orders/{out_trade_no}/close", {}, ok=(200, 404))
+        view = _view(data if "status" in data else {"status": "not_found"})
+        return view if view.status not in (ProviderStatus.CLOSED,
+                                           ProviderStatus.NOT_FOUND) else None
 
     def refund(self, out_trade_no: str, refund_no: str, amount_minor: int, total_minor: int,
                reason: str) -> str:

@@ -165,8 +165,9 @@ class WeChatPayAdapter:
         if response.content:
             try:
                 data = dict(response.json())
-            except ValueError:
-                raise PaymentError("WeChat Pay reply is not JSON", maybe_done=True) from None
+            except (ValueError, TypeError):
+                raise PaymentError("WeChat Pay reply is not a JSON object", maybe_done=True) \
+                    from None
         return response.status_code, data
 
     # -- the port ----------------------------------------------------------------------------
@@ -189,9 +190,14 @@ class WeChatPayAdapter:
         if state not in TRADE_STATES:
             raise PaymentError(f"unexpected trade_state {state!r}", maybe_done=True)
         amount = data.get("amount") or {}
-        paid = amount.get("payer_total", amount.get("total")) if state in ("SUCCESS", "REFUND") \
-            else None
-        return ProviderView(TRADE_STATES[state], int(paid) if paid is not None else None,
+        # total is what the order cost; payer_total is what the shopper's own money paid,
+        # less any coupon: the kiosk compares the order's amount.
+        paid = amount.get("total") if state in ("SUCCESS", "REFUND") else None
+        try:
+            paid_minor = int(paid) if paid is not None else None
+        except (TypeError, ValueError):
+            raise PaymentError(f"unreadable amount {paid!r}", maybe_done=True) from None
+        return ProviderView(TRADE_STATES[state], paid_minor,
                             str(data.get("transaction_id") or ""))
 
     def query(self, out_trade_no: str) -> ProviderView:

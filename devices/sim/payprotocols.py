@@ -134,6 +134,9 @@ def _wechat_transaction(order: Order) -> dict[str, Any]:
                             "amount": {"total": order.amount_minor, "currency": "CNY"}}
     if order.status in ("paid", "refunded"):
         data["transaction_id"] = order.provider_ref
+        # What the provider took: differs from the order's amount only under the
+        # simulator's wrong_amount script.
+        data["amount"]["total"] = order.paid_minor
         data["amount"]["payer_total"] = order.paid_minor
     return data
 
@@ -260,7 +263,7 @@ def alipay(h: Handler, body: bytes) -> None:
                 return _alipay_reply(h, method, not_exist, order)
             node = {"code": "10000", "msg": "Success", "out_trade_no": no,
                     "trade_status": ALIPAY_STATES[order.status],
-                    "total_amount": yuan(order.amount_minor)}
+                    "total_amount": yuan(order.paid_minor or order.amount_minor)}
             if order.status in ("paid", "refunded"):
                 node |= {"trade_no": order.provider_ref,
                          "buyer_pay_amount": yuan(order.paid_minor or 0)}

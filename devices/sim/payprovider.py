@@ -106,8 +106,9 @@ class Provider:
 
     def pay(self, order: Order, amount: int | None = None) -> bool:
         with self.lock:
-            if order.status != "waiting":
-                return False  # a closed or paid order cannot be paid (again)
+            if order.status not in ("waiting", "declined"):
+                return False  # a closed or paid order cannot be paid (again); a declined
+                # attempt can be retried by the shopper until the order is closed
             order.status = "paid"
             order.scanned = True
             order.paid_minor = order.amount_minor if amount is None else amount
@@ -119,7 +120,7 @@ class Provider:
         with self.lock:
             if order.script.outcome == "pay_on_close" and order.status == "waiting":
                 self.pay(order)  # the shopper's payment lands just before the close
-            if order.status == "waiting":
+            if order.status in ("waiting", "declined"):  # a declined order is still open
                 order.status = "closed"
 
     def refund(self, order: Order, refund_no: str, amount: int) -> dict[str, Any]:

@@ -66,7 +66,8 @@ class FakeProvider:
         if o is None:
             return ProviderView(ProviderStatus.NOT_FOUND)
         status = {"waiting": ProviderStatus.WAITING, "paid": ProviderStatus.PAID,
-                  "closed": ProviderStatus.CLOSED}[o["status"]]
+                  "closed": ProviderStatus.CLOSED,
+                  "declined": ProviderStatus.DECLINED}[o["status"]]
         return ProviderView(status, o["amount"] if o["status"] == "paid" else None, "T" + no)
 
     def query(self, no: str) -> ProviderView:
@@ -78,10 +79,17 @@ class FakeProvider:
     def close(self, no: str) -> ProviderView | None:
         self._maybe_fail(True)
         o = self.orders.get(no)
-        if o is not None and o["status"] == "waiting":
+        if self.fail == "close_ignored":
+            self.fail = None  # the provider says ok, but the order stays payable
+        elif o is not None and o["status"] in ("waiting", "declined"):
             o["status"] = "closed"
         self._maybe_fail(False)
         return self._view(no) if o is not None and o["status"] == "paid" else None
+
+    def decline(self, no: str) -> None:
+        o = self.orders.get(no)
+        if o is not None and o["status"] == "waiting":
+            o["status"] = "declined"  # the payment failed; the order is still open
 
     def refund(self, *args: object) -> str:
         return "R"
@@ -94,7 +102,7 @@ class FakeProvider:
 
     def pay(self, no: str) -> bool:
         o = self.orders.get(no)
-        if o is not None and o["status"] == "waiting":
+        if o is not None and o["status"] in ("waiting", "declined"):  # a retry may succeed
             o["status"] = "paid"
             return True
         return False
@@ -136,6 +144,7 @@ class Payments(RuleBasedStateMachine):
                 assert self.repo.count_sales(no) == 1
             else:
                 assert p.state is not PaymentState.PAID and not p.open, (no, p)
+                assert o["status"] == "closed", (no, o)  # nothing left payable
         self.db.close()
         self.tmp.cleanup()
 
@@ -187,9 +196,27 @@ class Payments(RuleBasedStateMachine):
     def cancel(self, data) -> None:
         self.desk.cancel(data.draw(st.sampled_from(self._open_orders())))
 
-    @rule(kind=st.sampled_from(["refused", "lost"]))
+    @rule(kind=st.sampled_from(["refused", "lost", "close_ignored"]))
     def network_fault(self, kind: str) -> None:
         self.provider.fail = kind
+
+    @precondition(lambda self: self.provider.orders)
+    @rule(data=st.data())
+    def payment_declined(self, data) -> None:
+        self.provider.decline(data.draw(st.sampled_from(sorted(self.provider.orders))))
+
+    @rule()
+    def a_second_desk_on_the_same_file(self) -> None:
+        # Two desks (a notification handler and the poller, say) on one database: each
+        # applies what it sees; the sale must still be completed exactly once.
+        other = PaymentDesk(PaymentsRepo(open_database(self.path)), self.provider, self.signer,
+                            self.clock, "lane-01", order_ids=lambda lane, now: "unused")
+        stale = self.repo.all_open()
+        for p in stale:
+            other.poll(p.out_trade_no)
+        for p in stale:
+            self.desk._apply(p, self.provider._view(p.out_trade_no), "stale poll")
+        other.repo.db.close()
 
     @rule()
     def crash_and_restart(self) -> None:
@@ -212,7 +239,8 @@ class Payments(RuleBasedStateMachine):
             rows = self.db.execute("SELECT out_trade_no FROM payments WHERE cart_id = ?",
                                    [cart]).fetchall()
             mine = [r[0] for r in rows if r[0] in self.provider.orders]
-            waiting = [n for n in mine if self.provider.orders[n]["status"] == "waiting"]
+            waiting = [n for n in mine if self.provider.orders[n]["status"] in ("waiting",
+                                                                                   "declined")]
             paid = [n for n in mine if self.provider.orders[n]["status"] == "paid"]
             assert len(waiting) <= 1, waiting
             assert len(paid) <= 1, paid
