@@ -396,6 +396,31 @@ class PaymentSettings:
 
 
 @dataclass
+class MembershipSettings:
+    base_url: str = _doc(
+        "The membership backend (docs/membership-api.yaml); '' = keep events on the kiosk "
+        "only. `kiosk sim backend` listens on http://127.0.0.1:8766.",
+        "",
+    )
+    token: str = _doc("The kiosk's bearer token for the membership backend.", "")
+    store_id: str = _doc("This store's id, sent with every batch of events.", "store-001")
+    max_mb: int = _doc(
+        "Cap on the event outbox on disk; staff are alerted as it fills (75%) and new "
+        "events are refused at the cap.",
+        512,
+    )
+    keep_days: int = _doc("Delivered events are kept this many days, then removed.", 7)
+
+    def validate(self) -> None:
+        if not 1 <= self.max_mb <= 100_000:
+            raise SettingsError("membership.max_mb must be between 1 and 100000")
+        if not 0 <= self.keep_days <= 3650:
+            raise SettingsError("membership.keep_days must be between 0 and 3650")
+        if self.base_url and not self.base_url.startswith(("http://", "https://")):
+            raise SettingsError("membership.base_url must start with http:// or https://")
+
+
+@dataclass
 class Settings:
     data_dir: Path
     store: StoreSettings = field(default_factory=StoreSettings)
@@ -409,6 +434,7 @@ class Settings:
     printer: PrinterSettings = field(default_factory=PrinterSettings)
     exit_pass: ExitPassSettings = field(default_factory=ExitPassSettings)
     payment: PaymentSettings = field(default_factory=PaymentSettings)
+    membership: MembershipSettings = field(default_factory=MembershipSettings)
 
     @property
     def database_path(self) -> Path:
@@ -443,6 +469,7 @@ SECTIONS: dict[str, type] = {
     "printer": PrinterSettings,
     "exit_pass": ExitPassSettings,
     "payment": PaymentSettings,
+    "membership": MembershipSettings,
 }
 
 

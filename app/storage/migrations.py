@@ -105,3 +105,28 @@ def m003_payments(db: sqlite_utils.Database) -> None:
         "ref TEXT NOT NULL, message TEXT NOT NULL, created_at TEXT NOT NULL, "
         "resolved_at TEXT)"
     )
+
+
+@MIGRATIONS()
+def m004_outbox(db: sqlite_utils.Database) -> None:
+    # AUTOINCREMENT: seq never goes back and is never reused, even after delivered
+    # rows are removed or the kiosk restarts; the clock plays no part in it.
+    db.execute(
+        "CREATE TABLE outbox ("
+        "seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "event_id TEXT NOT NULL UNIQUE, "
+        "type TEXT NOT NULL, "
+        "occurred_at TEXT NOT NULL, "
+        "session_id TEXT NOT NULL, "
+        "member_id TEXT, "
+        "payload TEXT NOT NULL, "
+        "size INTEGER NOT NULL, "
+        "status TEXT NOT NULL DEFAULT 'pending' "
+        "CHECK (status IN ('pending', 'in_flight', 'delivered', 'dead')), "
+        "batch_id TEXT, "
+        "attempts INTEGER NOT NULL DEFAULT 0, "
+        "reason TEXT NOT NULL DEFAULT '', "
+        "delivered_at TEXT)"
+    )
+    db.execute("CREATE INDEX outbox_status ON outbox (status, seq)")
+    db.execute("CREATE TABLE outbox_meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)")

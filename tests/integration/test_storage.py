@@ -15,10 +15,10 @@ def test_database_is_wal_with_full_sync(tmp_path):
 def test_migrations_are_recorded_and_not_rerun(tmp_path):
     path = tmp_path / "kiosk.db"
     db = open_database(path)
-    assert schema_version(db) == ["m001_catalogue", "m002_print_jobs", "m003_payments"]
+    assert schema_version(db) == ["m001_catalogue", "m002_print_jobs", "m003_payments", "m004_outbox"]
     db.close()
     again = open_database(path)
-    assert schema_version(again) == ["m001_catalogue", "m002_print_jobs", "m003_payments"]
+    assert schema_version(again) == ["m001_catalogue", "m002_print_jobs", "m003_payments", "m004_outbox"]
     assert {"products", "promotions", "catalogue_meta"} <= set(again.table_names())
 
 

@@ -1,0 +1,164 @@
+"""The event outbox: behaviour events kept on the kiosk until the membership backend has them.
+
+Rows carry a status (pending -> in_flight -> delivered, or dead), as in
+persist-queue's ack queue: a batch is marked in flight before it is sent, so
+rows caught mid-send by a crash are found at start-up (``requeue_in_flight``)
+and sent again; the backend dedupes by ``event_id``. ``record`` joins the
+caller's transaction, so an event is written with the change it records or
+not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from app.domain.events import Event
+from app.storage.db import open_database, write_transaction
+
+
+@dataclass(frozen=True)
+class Batch:
+    batch_id: str
+    events: list[dict[str, Any]]  # wire form, in seq order
+
+    @property
+    def event_ids(self) -> list[str]:
+        return [e["event_id"] for e in self.events]
+
+
+@dataclass(frozen=True)
+class OutboxStatus:
+    pending: int
+    in_flight: int
+    dead: int
+    delivered: int
+    bytes_queued: int
+    oldest_pending: str | None  # occurred_at of the oldest undelivered event
+    last_upload: str | None  # when a batch was last accepted
+
+
+class QueueFull(Exception):
+    """The outbox reached its size cap; the message says what to do."""
+
+
+class Outbox:
+    def __init__(self, db: sqlite_utils.Database, max_bytes: int = 512 * 1024 * 1024) -> None:
+        self.db = db
+        self.max_bytes = max_bytes
+
+    @classmethod
+    def open(cls, path: Path, max_bytes: int = 512 * 1024 * 1024) -> Outbox:
+        """An outbox on its own connection, for the uploader's thread."""
+        return cls(open_database(path, migrate=False), max_bytes)
+
+    def record(self, event: Event) -> int:
+        """Write ``event`` (inside the caller's transaction, if any); returns its seq."""
+        payload = json.dumps(event.payload, ensure_ascii=False, separators=(",", ":"))
+        size = len(payload.encode()) + 200  # the fields around the payload, roughly
+        with write_transaction(self.db):
+            queued = self.bytes_queued()
+            if queued + size > self.max_bytes:
+                raise QueueFull(
+                    f"the event outbox holds {queued} bytes, its cap (outbox.max_mb): the "
+                    "membership backend has been unreachable too long; staff must restore "
+                    "the connection or raise the cap")
+            cursor = self.db.execute(
+                "INSERT INTO outbox (event_id, type, occurred_at, session_id, member_id, "
+                "payload, size) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [event.event_id, event.type.value, event.occurred_at.isoformat(),
+                 event.session_id, event.member_id, payload, size])
+            return int(cursor.lastrowid or 0)
+
+    def bytes_queued(self) -> int:
+        row = self.db.execute("SELECT coalesce(sum(size), 0) FROM outbox "
+                              "WHERE status IN ('pending', 'in_flight', 'dead')").fetchone()
+        return int(row[0])
+
+    def fill(self) -> float:
+        """How full the outbox is, 0.0-1.0 (staff are alerted as it fills)."""
+        return self.bytes_queued() / self.max_bytes if self.max_bytes else 0.0
+
+    def requeue_in_flight(self) -> int:
+        """At start-up: rows a crash caught mid-send go back to pending."""
+        with write_transaction(self.db):
+            return self.db.execute("UPDATE outbox SET status = 'pending', batch_id = NULL "
+                                   "WHERE status = 'in_flight'").rowcount
+
+    def next_batch(self, max_events: int = 500, max_bytes: int = 256 * 1024) -> Batch | None:
+        """Mark the oldest pending events in flight, up to the limits, and return them."""
+        rows = self.db.execute(
+            "SELECT seq, event_id, type, occurred_at, session_id, member_id, payload, size "
+            "FROM outbox WHERE status = 'pending' ORDER BY seq LIMIT ?", [max_events]).fetchall()
+        if not rows:
+            return None
+        chosen, total = [], 1024  # the envelope
+        for row in rows:
+            if chosen and total + row[7] > max_bytes:
+                break
+            chosen.append(row)
+            total += row[7]
+        batch_id = str(uuid.uuid4())
+        with write_transaction(self.db):
+            self.db.conn.executemany(
+                "UPDATE outbox SET status = 'in_flight', batch_id = ?, attempts = attempts + 1 "
+                "WHERE seq = ? AND status = 'pending'", [(batch_id, r[0]) for r in chosen])
+        events = [{"event_id": r[1], "seq": r[0], "type": r[2], "occurred_at": r[3],
+                   "session_id": r[4], "member_id": r[5], "payload": json.loads(r[6])}
+                  for r in chosen]
+        return Batch(batch_id, events)
+
+    def settle(self, batch: Batch, delivered: list[str], rejected: dict[str, str],
+               now: datetime) -> None:
+        """The backend's answer: delivered (accepted or duplicate) and rejected events;
+        anything in the batch it did not mention goes back to pending."""
+        with write_transaction(self.db):
+            self.db.conn.executemany(
+                "UPDATE outbox SET status = 'delivered', delivered_at = ? WHERE event_id = ? "
+                "AND batch_id = ?", [(now.isoformat(), e, batch.batch_id) for e in delivered])
+            self.db.conn.executemany(
+                "UPDATE outbox SET status = 'dead', reason = ? WHERE event_id = ? "
+                "AND batch_id = ?", [(r, e, batch.batch_id) for e, r in rejected.items()])
+            self.db.execute("UPDATE outbox SET status = 'pending' WHERE batch_id = ? "
+                            "AND status = 'in_flight'", [batch.batch_id])
+            self.db.execute("INSERT OR REPLACE INTO outbox_meta VALUES ('last_upload', ?)",
+                            [now.isoformat()])
+
+    def release(self, batch: Batch) -> None:
+        """The send failed: the batch goes back to pending, nothing lost."""
+        with write_transaction(self.db):
+            self.db.execute("UPDATE outbox SET status = 'pending' WHERE batch_id = ? "
+                            "AND status = 'in_flight'", [batch.batch_id])
+
+    def dead_letters(self) -> list[tuple[int, str, str, str]]:
+        return [(r[0], r[1], r[2], r[3]) for r in self.db.execute(
+            "SELECT seq, event_id, type, reason FROM outbox WHERE status = 'dead' ORDER BY seq")]
+
+    def retry_dead(self) -> int:
+        with write_transaction(self.db):
+            return self.db.execute("UPDATE outbox SET status = 'pending', reason = '' "
+                                   "WHERE status = 'dead'").rowcount
+
+    def prune(self, keep_days: int, now: datetime) -> int:
+        """Remove delivered events older than ``keep_days``."""
+        cutoff = (now - timedelta(days=keep_days)).isoformat()
+        with write_transaction(self.db):
+            return self.db.execute("DELETE FROM outbox WHERE status = 'delivered' "
+                                   "AND delivered_at < ?", [cutoff]).rowcount
+
+    def status(self) -> OutboxStatus:
+        counts = dict(self.db.execute("SELECT status, count(*) FROM outbox GROUP BY status"))
+        oldest = self.db.execute("SELECT min(occurred_at) FROM outbox "
+                                 "WHERE status IN ('pending', 'in_flight')").fetchone()[0]
+        last = self.db.execute("SELECT value FROM outbox_meta WHERE key = 'last_upload'"
+                               ).fetchone()
+        return OutboxStatus(counts.get("pending", 0), counts.get("in_flight", 0),
+                            counts.get("dead", 0), counts.get("delivered", 0),
+                            self.bytes_queued(), oldest, last[0] if last else None)
+

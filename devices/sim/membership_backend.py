@@ -1,0 +1,198 @@
+"""The reference membership backend: ``kiosk sim backend``, on 127.0.0.1.
+
+It implements docs/membership-api.yaml: ``POST /v1/events`` (bearer token,
+``Idempotency-Key``), storing events in its own SQLite file and deduping by
+``event_id``, and ``GET /v1/members/{id}``. A status page at ``/`` counts
+what each kiosk delivered. It can be told to misbehave while running,
+``POST /sim/mode`` with any of::
+
+    {"status": 503 | 500 | 429 | 200, "retry_after": N, "slow": S,
+     "reject_types": ["help_requested"], "token": "..."}
+
+and stopped and started again on the same file and port to be "down"
+(connections refused).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+DEFAULT_TOKEN = "kiosk-sim-token"  # noqa: S105 - the simulator's public test token
+
+
+@dataclass
+class Mode:
+    status: int = 200
+    retry_after: int | None = None
+    slow: float = 0.0
+    reject_types: list[str] = field(default_factory=list)
+    token: str = DEFAULT_TOKEN
+
+
+class Store:
+    """The backend's own SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self.lock = threading.Lock()
+        self.conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY, kiosk_id TEXT, "
+            "store_id TEXT, seq INTEGER, type TEXT, occurred_at TEXT, body TEXT, "
+            "received_at TEXT)")
+        self.conn.execute("CREATE TABLE IF NOT EXISTS batches (idempotency_key TEXT PRIMARY KEY, "
+                          "response TEXT)")
+        self.conn.execute("CREATE TABLE IF NOT EXISTS members (member_id TEXT PRIMARY KEY, "
+                          "name TEXT, tier TEXT, points INTEGER)")
+        self.conn.execute("INSERT OR IGNORE INTO members VALUES "
+                          "('M000001', '王小明', 'gold', 1200), "
+                          "('M000002', 'Alice Chen', 'silver', 300)")
+
+    def counts(self) -> dict[str, int]:
+        with self.lock:
+            return dict(self.conn.execute(
+                "SELECT kiosk_id, count(*) FROM events GROUP BY kiosk_id").fetchall())
+
+    def events(self, kiosk_id: str) -> list[tuple[int, str]]:
+        with self.lock:
+            return self.conn.execute("SELECT seq, event_id FROM events WHERE kiosk_id = ? "
+                                     "ORDER BY seq", [kiosk_id]).fetchall()
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: BackendServer
+
+    def log_message(self, fmt: str, *args: Any) -> None:
+        pass
+
+    def _reply(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
+        body = json.dumps(data, ensure_ascii=False).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802
+        store = self.server.store
+        if self.path == "/":
+            rows = "".join(f"<tr><td>{k}</td><td>{n}</td></tr>" for k, n in store.counts().items())
+            page = ("<!doctype html><meta charset=utf-8><title>Membership backend</title>"
+                    "<h1>Events delivered</h1><table border=1><tr><th>kiosk</th><th>events</th>"
+                    f"</tr>{rows}</table>").encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+            return
+        if self.path.startswith("/v1/members/"):
+            if not self._authorised():
+                return self._reply(401, {"error": "bad token"})
+            member_id = self.path.rsplit("/", 1)[1]
+            with store.lock:
+                row = store.conn.execute("SELECT member_id, name, tier, points FROM members "
+                                         "WHERE member_id = ?", [member_id]).fetchone()
+            if row is None:
+                return self._reply(404, {"error": "no such member"})
+            return self._reply(200, dict(zip(("member_id", "name", "tier", "points"), row,
+                                             strict=True)))
+        if self.path == "/sim/counts":
+            return self._reply(200, store.counts())
+        self._reply(404, {"error": "not found"})
+
+    def _authorised(self) -> bool:
+        return self.headers.get("Authorization", "") == f"Bearer {self.server.mode.token}"
+
+    def do_POST(self) -> None:  # noqa: N802
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if self.path == "/sim/mode":
+            data = json.loads(raw or b"{}")
+            mode = self.server.mode
+            for key in ("status", "retry_after", "slow", "reject_types", "token"):
+                if key in data:
+                    setattr(mode, key, data[key])
+            return self._reply(200, mode.__dict__)
+        if self.path != "/v1/events":
+            return self._reply(404, {"error": "not found"})
+        mode = self.server.mode
+        if mode.slow:
+            time.sleep(mode.slow)
+        if not self._authorised():
+            return self._reply(401, {"error": "bad or missing bearer token"})
+        if mode.status != 200:
+            headers = {"Retry-After": str(mode.retry_after)} if mode.retry_after else {}
+            return self._reply(mode.status, {"error": "simulated failure"}, headers)
+        key = self.headers.get("Idempotency-Key", "")
+        try:
+            body = json.loads(raw)
+            kiosk_id, store_id = str(body["kiosk_id"]), str(body["store_id"])
+            events = list(body["events"])
+        except (ValueError, KeyError, TypeError):
+            return self._reply(400, {"error": "body must be the events envelope"})
+        if not key:
+            return self._reply(400, {"error": "Idempotency-Key header required"})
+        self._reply(200, self.server.accept(key, kiosk_id, store_id, events))
+
+
+class BackendServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, port: int = 8766, db: Path | None = None) -> None:
+        self.db_path = db or Path(":memory:")
+        self.store = Store(self.db_path)
+        self.mode = Mode()
+        super().__init__(("127.0.0.1", port), Handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def accept(self, key: str, kiosk_id: str, store_id: str,
+               events: list[dict[str, Any]]) -> dict[str, Any]:
+        store = self.store
+        with store.lock:
+            done = store.conn.execute("SELECT response FROM batches WHERE idempotency_key = ?",
+                                      [key]).fetchone()
+            if done:
+                return dict(json.loads(done[0]))  # the same batch again: the same answer
+            accepted, duplicates, rejected = [], [], []
+            now = datetime.now(UTC).isoformat()
+            store.conn.execute("BEGIN")
+            for e in events:
+                event_id = str(e.get("event_id", ""))
+                if e.get("type") in self.mode.reject_types:
+                    rejected.append({"event_id": event_id, "reason": "type not accepted"})
+                    continue
+                if not event_id or not isinstance(e.get("seq"), int):
+                    rejected.append({"event_id": event_id, "reason": "missing event_id or seq"})
+                    continue
+                cursor = store.conn.execute(
+                    "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [event_id, kiosk_id, store_id, e["seq"], str(e.get("type")),
+                     str(e.get("occurred_at")), json.dumps(e, ensure_ascii=False), now])
+                (accepted if cursor.rowcount else duplicates).append(event_id)
+            response = {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
+            store.conn.execute("INSERT INTO batches VALUES (?, ?)", [key, json.dumps(response)])
+            store.conn.execute("COMMIT")
+            return response
+
+    def start(self) -> BackendServer:
+        threading.Thread(target=self.serve_forever, name="sim-backend", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()

@@ -1,0 +1,264 @@
+"""The event outbox on a real SQLite file, and the uploader against the reference backend."""
+
+from __future__ import annotations
+
+import random
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import requests
+
+from app.domain.clock import FixedClock
+from app.domain.events import BadEvent, EventType, new_event
+from app.storage.db import open_database, write_transaction
+from app.storage.outbox import Outbox, QueueFull
+from devices.membership import Uploader, retry_after_seconds
+from devices.sim.membership_backend import DEFAULT_TOKEN, BackendServer
+from tests.helpers import wait_for
+
+SHANGHAI = timezone(timedelta(hours=8))
+T0 = datetime(2026, 11, 22, 8, 0, tzinfo=SHANGHAI)
+
+
+def event(i: int, at: datetime = T0, kind: EventType = EventType.ITEM_SCANNED):
+    payload = {"code": f"69000000{i:05d}", "product": "Whole Milk 250ml", "price_minor": 650,
+               "how": "camera"} if kind is EventType.ITEM_SCANNED else {"reason": "help"}
+    return new_event(kind, occurred_at=at, session_id=f"s{i // 10}", payload=payload)
+
+
+@pytest.fixture
+def db_path(tmp_path) -> Path:
+    path = tmp_path / "kiosk.db"
+    open_database(path).close()
+    return path
+
+
+@pytest.fixture
+def outbox(db_path):
+    box = Outbox.open(db_path)
+    yield box
+    box.db.close()
+
+
+def test_events_need_their_payload_fields():
+    with pytest.raises(BadEvent, match="needs payload fields"):
+        new_event(EventType.ITEM_SCANNED, occurred_at=T0, session_id="s", payload={})
+    with pytest.raises(BadEvent, match="offset"):
+        new_event(EventType.HELP_REQUESTED, occurred_at=T0.replace(tzinfo=None),
+                  session_id="s", payload={"reason": "x"})
+
+
+def test_seq_only_grows_across_restarts_and_pruning(db_path, outbox):
+    first = [outbox.record(event(i)) for i in range(3)]
+    batch = outbox.next_batch()
+    outbox.settle(batch, batch.event_ids, {}, T0 + timedelta(days=30))
+    outbox.prune(7, T0 + timedelta(days=60))  # every delivered row removed
+    outbox.db.close()
+    again = Outbox.open(db_path)  # a restart
+    later = again.record(event(3, at=T0 - timedelta(days=1)))  # the clock went back
+    assert later > max(first)
+    again.db.close()
+
+
+def test_an_event_is_written_with_its_change_or_not_at_all(outbox):
+    with pytest.raises(RuntimeError):
+        with write_transaction(outbox.db):
+            outbox.record(event(1))
+            raise RuntimeError("the change failed")
+    assert outbox.status().pending == 0
+
+
+def test_batches_respect_the_event_and_byte_limits(outbox):
+    for i in range(1200):
+        outbox.record(event(i))
+    assert len(outbox.next_batch(max_events=500).events) == 500
+    small = outbox.next_batch(max_events=500, max_bytes=20_000)
+    assert 0 < len(small.events) < 100
+    seqs = [e["seq"] for e in small.events]
+    assert seqs == sorted(seqs)
+
+
+def test_rows_caught_mid_send_are_sent_again(outbox):
+    outbox.record(event(1))
+    outbox.next_batch()
+    assert outbox.status().in_flight == 1
+    assert outbox.requeue_in_flight() == 1 and outbox.status().pending == 1
+
+
+def test_the_queue_cap_refuses_new_events_with_a_clear_message(db_path):
+    box = Outbox.open(db_path, max_bytes=2000)
+    with pytest.raises(QueueFull, match="outbox.max_mb"):
+        for i in range(100):
+            box.record(event(i))
+    assert 0.8 < box.fill() <= 1.0
+    box.db.close()
+
+
+def test_retry_after_as_seconds_or_date():
+    assert retry_after_seconds("7") == 7.0
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470) == 10.0
+    assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
+
+
+# --- the uploader against the reference backend ------------------------------------------------
+class Rig:
+    def __init__(self, tmp_path: Path, db_path: Path) -> None:
+        self.port = _free_port()
+        self.backend_db = tmp_path / "backend.db"
+        self.backend: BackendServer | None = None
+        self.alerts: list[str] = []
+        self.uploader = Uploader(db_path, f"http://127.0.0.1:{self.port}", DEFAULT_TOKEN,
+                                 "lane-01", "store-001", FixedClock(T0), backoff_base=0.05,
+                                 backoff_cap=0.3, idle_s=0.05, pause_s=0.3,
+                                 read_timeout=1.0, rng=random.Random(1),
+                                 on_alert=self.alerts.append)
+
+    def up(self) -> BackendServer:
+        self.backend = BackendServer(self.port, self.backend_db).start()
+        return self.backend
+
+    def down(self) -> None:
+        if self.backend is not None:
+            self.backend.stop()
+            self.backend = None
+
+    def mode(self, **kw) -> None:
+        assert self.backend is not None
+        requests.post(f"{self.backend.url}/sim/mode", json=kw, timeout=5)
+
+    def delivered(self) -> list[tuple[int, str]]:
+        assert self.backend is not None
+        return self.backend.store.events("lane-01")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def rig(tmp_path, db_path):
+    r = Rig(tmp_path, db_path)
+    yield r
+    r.uploader.stop()
+    r.down()
+
+
+def test_three_days_offline_then_every_event_arrives_once_in_order(rig, outbox):
+    rig.uploader.start()  # the backend is down: connections refused
+    ids = []
+    for i in range(3000):  # three days of shopping, 1000 events a day
+        e = event(i, at=T0 + timedelta(days=i // 1000, minutes=i % 1000))
+        outbox.record(e)
+        ids.append(e.event_id)
+    assert wait_for(lambda: rig.uploader.health().state == "backing_off")
+    assert outbox.status().pending + outbox.status().in_flight == 3000  # nothing lost
+    rig.up()
+    rig.uploader.wake()
+    assert wait_for(lambda: outbox.status().delivered == 3000, 30)
+    delivered = rig.delivered()
+    assert [e for _, e in delivered] == ids  # exactly once, in seq order
+    assert [s for s, _ in delivered] == sorted(s for s, _ in delivered)
+
+
+def test_429_with_retry_after_and_500s_are_retried_without_loss(rig, outbox):
+    rig.up()
+    rig.mode(status=429, retry_after=1)
+    rig.uploader.start()
+    for i in range(50):
+        outbox.record(event(i))
+    assert wait_for(lambda: rig.uploader.health().state == "backing_off")
+    assert rig.uploader.health().next_try_in_s >= 1.0  # Retry-After honoured
+    rig.mode(status=500)
+    assert wait_for(lambda: "500" in rig.uploader.health().last_error)
+    rig.mode(status=200)
+    assert wait_for(lambda: outbox.status().delivered == 50, 10)
+    assert len(rig.delivered()) == 50
+
+
+def test_slow_replies_time_out_and_the_resend_is_deduplicated(rig, outbox):
+    rig.up()
+    rig.mode(slow=1.5)  # longer than the uploader's 1 s read timeout
+    for i in range(20):
+        outbox.record(event(i))
+    rig.uploader.start()
+    assert wait_for(lambda: "Timeout" in rig.uploader.health().last_error, 10)
+    rig.mode(slow=0)
+    assert wait_for(lambda: outbox.status().delivered == 20, 10)
+    assert len(rig.delivered()) == 20  # stored once, though sent more than once
+
+
+def test_rejected_events_become_dead_letters_for_staff(rig, outbox):
+    rig.up()
+    rig.mode(reject_types=["help_requested"])
+    outbox.record(event(1))
+    outbox.record(event(2, kind=EventType.HELP_REQUESTED))
+    rig.uploader.start()
+    assert wait_for(lambda: outbox.status().dead == 1 and outbox.status().delivered == 1)
+    assert outbox.dead_letters()[0][2:] == ("help_requested", "type not accepted")
+    assert any("rejected" in a for a in rig.alerts)
+    rig.mode(reject_types=[])
+    assert outbox.retry_dead() == 1
+    rig.uploader.wake()
+    assert wait_for(lambda: outbox.status().delivered == 2)
+
+
+def test_a_refused_token_pauses_uploading_and_alerts_staff(rig, outbox):
+    rig.up()
+    rig.mode(token="rotated")
+    outbox.record(event(1))
+    rig.uploader.start()
+    assert wait_for(lambda: rig.uploader.health().state == "paused")
+    assert any("token" in a for a in rig.alerts)
+    assert outbox.status().pending == 1  # kept
+    rig.mode(token=DEFAULT_TOKEN)
+    rig.uploader.resume()
+    assert wait_for(lambda: outbox.status().delivered == 1)
+
+
+def test_the_contract_file_matches_what_is_sent_and_answered(rig, outbox):
+    import jsonschema
+    import yaml
+
+    spec = yaml.safe_load((Path(__file__).resolve().parents[2] / "docs" /
+                           "membership-api.yaml").read_text(encoding="utf-8"))
+    schemas = spec["components"]["schemas"]
+
+    def check(instance, name):
+        schema = dict(schemas[name], components={"schemas": schemas})
+        jsonschema.validate(instance, schema)
+
+    rig.up()
+    outbox.record(event(1))
+    outbox.record(event(2, kind=EventType.HELP_REQUESTED))
+    batch = outbox.next_batch()
+    body = rig.uploader.envelope(batch)
+    check(body, "EventBatch")
+    reply = requests.post(f"{rig.backend.url}/v1/events", json=body, timeout=5, headers={
+        "Authorization": f"Bearer {DEFAULT_TOKEN}", "Idempotency-Key": batch.batch_id}).json()
+    check(reply, "BatchResult")
+    with pytest.raises(jsonschema.ValidationError):
+        check({"kiosk_id": "k", "events": []}, "EventBatch")  # the check can fail
+
+
+def test_uploading_never_blocks_writing_events(rig, outbox, db_path):
+    rig.up()
+    rig.mode(slow=0.8)
+    outbox.record(event(0))
+    rig.uploader.start()
+    done = threading.Event()
+
+    def write():  # the checkout's thread, with its own connection
+        box = Outbox.open(db_path)
+        for i in range(1, 200):
+            box.record(event(i))
+        box.db.close()
+        done.set()
+
+    threading.Thread(target=write).start()
+    assert done.wait(5)  # writes finish while the uploader waits on a slow backend
