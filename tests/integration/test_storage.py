@@ -12,13 +12,16 @@ def test_database_is_wal_with_full_sync(tmp_path):
     assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
 
 
+ALL_MIGRATIONS = ["m001_catalogue", "m002_print_jobs", "m003_payments", "m004_outbox"]
+
+
 def test_migrations_are_recorded_and_not_rerun(tmp_path):
     path = tmp_path / "kiosk.db"
     db = open_database(path)
-    assert schema_version(db) == ["m001_catalogue", "m002_print_jobs", "m003_payments", "m004_outbox"]
+    assert schema_version(db) == ALL_MIGRATIONS
     db.close()
     again = open_database(path)
-    assert schema_version(again) == ["m001_catalogue", "m002_print_jobs", "m003_payments", "m004_outbox"]
+    assert schema_version(again) == ALL_MIGRATIONS
     assert {"products", "promotions", "catalogue_meta"} <= set(again.table_names())
 
 
