@@ -28,11 +28,13 @@ from app.services.exit_pass import KeyFileError, PassSigner, load_public_keys, p
 from app.services.payments import Completed, PaymentDesk, PaymentProvider
 from app.storage.catalogue_repo import SqliteCatalogue
 from app.storage.db import open_database
+from app.storage.outbox import Outbox
 from app.storage.payments_repo import PaymentsRepo
 
 if TYPE_CHECKING:  # devices pull in OpenCV and the decoders; commands that need none stay light
     from devices.camera import Camera, FrameSource
     from devices.decoder import Decoder, FrameDecoder
+    from devices.membership import Uploader
     from devices.printer import ReceiptPrinter, SerialLink
     from devices.receipt import ReceiptStyle
     from devices.scanner import (
@@ -283,6 +285,23 @@ def build_payment_desk(kiosk: Kiosk, provider: PaymentProvider | None = None,
         expire_after=timedelta(seconds=kiosk.settings.payment.expire_s),
         on_completed=on_completed,
     )
+
+
+# --- behaviour events ------------------------------------------------------------------------
+def build_outbox(kiosk: Kiosk) -> Outbox:
+    return Outbox(kiosk.db, kiosk.settings.membership.max_mb * 1024 * 1024)
+
+
+def build_uploader(settings: Settings, clock: Clock,
+                   on_alert: Callable[[str], None] | None = None) -> Uploader | None:
+    """The event uploader for the configured membership backend, or None without one."""
+    from devices.membership import Uploader
+
+    m = settings.membership
+    if not m.base_url:
+        return None
+    return Uploader(settings.database_path, m.base_url, m.token, settings.kiosk.lane_id,
+                    m.store_id, clock, on_alert=on_alert)
 
 
 def resolve_seed(path: str) -> Path | None:

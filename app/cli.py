@@ -691,6 +691,94 @@ def pay_alerts(obj: Context) -> None:
     click.echo(f"{len(alerts)} alert(s)")
 
 
+# --- behaviour events ---------------------------------------------------------
+@main.group()
+def outbox() -> None:
+    """The shopper-event outbox: what waits for the membership backend."""
+
+
+@outbox.command("status")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def outbox_status(obj: Context, as_json: bool) -> None:
+    """Pending, in flight, dead letters, the oldest waiting event and the last upload."""
+    from datetime import datetime
+
+    kiosk = obj.kiosk()
+    box = bootstrap.build_outbox(kiosk)
+    st = box.status()
+    age = None
+    if st.oldest_pending:
+        age = round((kiosk.clock.now() - datetime.fromisoformat(st.oldest_pending))
+                    .total_seconds())
+    record = {"pending": st.pending, "in_flight": st.in_flight, "dead_letters": st.dead,
+              "delivered_kept": st.delivered, "bytes_queued": st.bytes_queued,
+              "fill": round(box.fill(), 4), "oldest_pending_age_s": age,
+              "last_upload": st.last_upload,
+              "backend": obj.settings.membership.base_url or None}
+    if as_json:
+        click.echo(json.dumps(record))
+    else:
+        for key, value in record.items():
+            click.echo(f"{key:22} {value}")
+
+
+@outbox.command("flush")
+@click.option("--timeout", type=click.FloatRange(1, 86400), default=120, show_default=True,
+              help="Give up after this many seconds of failed sends.")
+@click.pass_obj
+def outbox_flush(obj: Context, timeout: float) -> None:
+    """Send everything waiting now, with a progress bar. Exit 1 if some could not be sent."""
+    from app.storage.outbox import Outbox
+
+    kiosk = obj.kiosk()
+    uploader = bootstrap.build_uploader(obj.settings, kiosk.clock)
+    if uploader is None:
+        raise click.ClickException("no membership backend: set membership.base_url")
+    box = Outbox.open(obj.settings.database_path)
+    box.requeue_in_flight()  # rows a crash caught mid-send go out again
+    total = box.status().pending
+    give_up = time.monotonic() + timeout
+    with click.progressbar(length=total, label="sending events") as bar:
+        while time.monotonic() < give_up:
+            before = box.status().pending
+            if before == 0:
+                break
+            wait = uploader.drain_once(box)
+            bar.update(max(0, before - box.status().pending))
+            if wait > 0:
+                time.sleep(min(wait, max(0.0, give_up - time.monotonic())))
+    left = box.status()
+    click.echo(f"{total - left.pending} sent, {left.pending} waiting, {left.dead} dead letters"
+               + (f"; last error: {uploader.health().last_error}"
+                  if uploader.health().last_error else ""))
+    if left.pending:
+        sys.exit(1)
+
+
+@outbox.group("dead")
+def outbox_dead() -> None:
+    """Events the backend rejected, kept for staff."""
+
+
+@outbox_dead.command("list")
+@click.pass_obj
+def outbox_dead_list(obj: Context) -> None:
+    """Each dead letter: seq, event id, type and the backend's reason."""
+    box = bootstrap.build_outbox(obj.kiosk())
+    letters = box.dead_letters()
+    for seq, event_id, kind, reason in letters:
+        click.echo(f"{seq}  {event_id}  {kind}  {reason}")
+    click.echo(f"{len(letters)} dead letter(s)")
+
+
+@outbox_dead.command("retry")
+@click.pass_obj
+def outbox_dead_retry(obj: Context) -> None:
+    """Queue every dead letter to be sent again."""
+    click.echo(f"{bootstrap.build_outbox(obj.kiosk()).retry_dead()} event(s) queued again")
+
+
 # --- simulators --------------------------------------------------------------
 @main.group()
 def sim() -> None:
@@ -802,6 +890,34 @@ def sim_pay(port: int, outcome: str, keys_dir: Path | None) -> None:
     server.provider.default = script
     click.echo(f"payment simulator on {server.url} (orders: {server.url}/); outcome {outcome}; "
                f"keys in {server.keys_dir}", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@sim.command("backend")
+@click.option("--port", type=click.IntRange(0, 65535), default=8766, show_default=True)
+@click.option("--db", "db_file", type=click.Path(path_type=Path, dir_okay=False),
+              default=Path("membership-backend.db"), show_default=True,
+              help="The backend's own SQLite file.")
+def sim_backend(port: int, db_file: Path) -> None:
+    """The reference membership backend on 127.0.0.1, until Ctrl-C.
+
+    Stores events (deduplicated by event_id), answers member look-ups, shows
+    counts at http://127.0.0.1:PORT/. Misbehave while it runs:
+    POST /sim/mode {"status": 503, "retry_after": 5, "slow": 2, "reject_types": [...]}.
+    Its bearer token is "kiosk-sim-token".
+    """
+    from devices.sim.membership_backend import BackendServer
+
+    try:
+        server = BackendServer(port, db_file)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {exc}") from None
+    click.echo(f"membership backend on {server.url}; events in {db_file}", err=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
