@@ -277,7 +277,7 @@ def build_payment_provider(settings: Settings) -> PaymentProvider:
 def build_payment_desk(kiosk: Kiosk, provider: PaymentProvider | None = None,
                        on_completed: Callable[[Completed], None] | None = None) -> PaymentDesk:
     return PaymentDesk(
-        PaymentsRepo(kiosk.db),
+        PaymentsRepo(kiosk.db, build_outbox(kiosk)),
         provider or build_payment_provider(kiosk.settings),
         build_signer(kiosk.settings),
         kiosk.clock,

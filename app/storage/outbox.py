@@ -98,7 +98,8 @@ class Outbox:
             "FROM outbox WHERE status = 'pending' ORDER BY seq LIMIT ?", [max_events]).fetchall()
         if not rows:
             return None
-        chosen, total = [], 1024  # the envelope
+        chosen: list[Any] = []
+        total = 1024  # the envelope
         for row in rows:
             if chosen and total + row[7] > max_bytes:
                 break

@@ -16,9 +16,11 @@ from typing import Any
 
 import sqlite_utils
 
+from app.domain.events import EventType, new_event
 from app.domain.payment import OPEN, Payment, PaymentState
 from app.domain.sale import PaidSale
 from app.storage.db import write_transaction
+from app.storage.outbox import Outbox
 
 _FIELDS = ("out_trade_no", "cart_id", "amount_minor", "currency", "method", "state",
            "created_at", "expires_at", "qr_payload", "provider_ref", "paid_minor", "paid_at",
@@ -55,9 +57,23 @@ def _payment(row: sqlite3.Row | tuple[Any, ...]) -> Payment:
     )
 
 
+_ENDED_EVENTS = {PaymentState.FAILED: EventType.PAYMENT_FAILED,
+                 PaymentState.CANCELLED: EventType.PAYMENT_CANCELLED,
+                 PaymentState.EXPIRED: EventType.PAYMENT_EXPIRED}
+
+
 class PaymentsRepo:
-    def __init__(self, db: sqlite_utils.Database) -> None:
+    """Payments; with an ``outbox``, each step's behaviour event is written in the same
+    transaction as the step (payment started, paid, failed, cancelled, expired)."""
+
+    def __init__(self, db: sqlite_utils.Database, outbox: Outbox | None = None) -> None:
         self.db = db
+        self.outbox = outbox
+
+    def _event(self, kind: EventType, p: Payment, now: datetime, **payload: Any) -> None:
+        if self.outbox is not None:
+            self.outbox.record(new_event(kind, occurred_at=now, session_id=p.cart_id,
+                                         payload={"order_id": p.out_trade_no, **payload}))
 
     _SELECT = f"SELECT {', '.join(_FIELDS)} FROM payments"
 
@@ -69,6 +85,8 @@ class PaymentsRepo:
                     f"INSERT INTO payments ({', '.join(row)}) VALUES "
                     f"({', '.join('?' for _ in row)})", list(row.values()))
                 self._step(p, now, "created")
+                self._event(EventType.PAYMENT_STARTED, p, now, amount_minor=p.amount_minor,
+                            method=p.method)
         except sqlite3.IntegrityError as exc:
             raise OpenPaymentExists(str(exc)) from None
 
@@ -90,7 +108,19 @@ class PaymentsRepo:
             self._step(p, now, note)
             if p.staff_flag:
                 self._alert(p, now)
+            ended = _ENDED_EVENTS.get(p.state)
+            if ended is not None and not self._event_written(p, ended):
+                extra = {"reason": p.last_error or p.close_reason or p.state.value} \
+                    if ended is EventType.PAYMENT_FAILED else {}
+                self._event(ended, p, now, **extra)
         return True
+
+    def _event_written(self, p: Payment, kind: EventType) -> bool:
+        # A state can be saved more than once (a note added); its event is written once.
+        count = self.db.execute(
+            "SELECT count(*) FROM payment_steps WHERE out_trade_no = ? AND state = ?",
+            [p.out_trade_no, p.state.value]).fetchone()[0]
+        return int(count) > 1
 
     def log(self, p: Payment, now: datetime, note: str) -> None:
         with write_transaction(self.db):
@@ -172,6 +202,8 @@ class PaymentsRepo:
             if cursor.rowcount == 0:
                 return None
             self.save(p, now, "paid")
+            self._event(EventType.PAYMENT_PAID, p, now, amount_minor=p.paid_minor or 0,
+                        provider_ref=p.provider_ref, staff_flag=p.staff_flag)
             self.db.execute("INSERT OR IGNORE INTO sales (order_id, sale, paid_at) "
                             "VALUES (?, ?, ?)", [sale.order_id, json.dumps(
                                 sale.to_dict(), ensure_ascii=False), now.isoformat()])

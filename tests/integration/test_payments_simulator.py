@@ -186,3 +186,23 @@ def test_the_cart_is_frozen_while_its_payment_is_open(demo_kiosk, sim):
     checkout.add_scan("6900000000014")  # the shopper can change the cart and pay again
     again = checkout.start_payment(desk, paid_sale(), "test")
     assert again.out_trade_no != payment.out_trade_no and checkout.cart.frozen
+
+
+def test_each_payment_step_writes_its_event_in_the_same_transaction(desk, sim, kiosk):
+    from app.storage.outbox import Outbox
+
+    script(sim, "approve")
+    p = desk.start("cart-e", paid_sale(), "test")
+    poll_until(desk, p.out_trade_no, {PaymentState.PAID})
+    script(sim, "manual")
+    q = desk.start("cart-f", paid_sale(), "test")
+    desk.cancel(q.out_trade_no)
+    box = Outbox(kiosk.db)
+    batch = box.next_batch()
+    kinds = [(e["type"], e["session_id"], e["payload"]["order_id"]) for e in batch.events]
+    assert kinds == [("payment_started", "cart-e", p.out_trade_no),
+                     ("payment_paid", "cart-e", p.out_trade_no),
+                     ("payment_started", "cart-f", q.out_trade_no),
+                     ("payment_cancelled", "cart-f", q.out_trade_no)]
+    paid = batch.events[1]["payload"]
+    assert paid["amount_minor"] == paid_sale().total.minor and paid["provider_ref"]
