@@ -21,6 +21,7 @@ the outbox, in their own transactions.
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import random
 import threading
@@ -151,15 +152,22 @@ class Uploader:
                                next_try_in_s=round(delay, 2))
         return delay
 
+    def body(self, batch: Batch) -> bytes:
+        """The request body: the envelope around the events' stored JSON, as it is."""
+        head = json.dumps({"kiosk_id": self.kiosk_id, "store_id": self.store_id,
+                           "sent_at": datetime.now(UTC).isoformat()}, ensure_ascii=False)
+        return (head[:-1] + ',"events":[' + ",".join(batch.wire) + "]}").encode()
+
     def envelope(self, batch: Batch) -> dict[str, Any]:
-        return {"kiosk_id": self.kiosk_id, "store_id": self.store_id,
-                "sent_at": datetime.now(UTC).isoformat(), "events": batch.events}
+        """The request body as an object (for checking it against the contract)."""
+        return dict(json.loads(self.body(batch)))
 
     def _send(self, outbox: Outbox, batch: Batch) -> float:
         headers = {"Authorization": f"Bearer {self.token}",
-                   "Idempotency-Key": batch.batch_id or str(uuid.uuid4())}
+                   "Idempotency-Key": batch.batch_id or str(uuid.uuid4()),
+                   "Content-Type": "application/json"}
         try:
-            response = self.http.post(f"{self.base_url}/v1/events", json=self.envelope(batch),
+            response = self.http.post(f"{self.base_url}/v1/events", data=self.body(batch),
                                       headers=headers, timeout=self.timeout)
         except requests.RequestException as exc:
             outbox.release(batch)

@@ -26,11 +26,13 @@ from app.storage.db import open_database, write_transaction
 @dataclass(frozen=True)
 class Batch:
     batch_id: str
-    events: list[dict[str, Any]]  # wire form, in seq order
+    event_ids: list[str]
+    wire: list[str]  # each event as its JSON text (docs/membership-api.yaml), in seq order
 
     @property
-    def event_ids(self) -> list[str]:
-        return [e["event_id"] for e in self.events]
+    def events(self) -> list[dict[str, Any]]:
+        """The events as objects (tests and tools; sending uses ``wire`` as it is)."""
+        return [json.loads(w) for w in self.wire]
 
 
 @dataclass(frozen=True)
@@ -49,21 +51,40 @@ class QueueFull(Exception):
 
 
 class Outbox:
+    # Summing the table on every event made enqueueing O(backlog): 20,000 events took
+    # 55 s. The cap needs an estimate, not an exact figure: keep a running total,
+    # recounted now and then (the uploader's deliveries shrink it from its own connection).
+    RECOUNT_EVERY = 1000
+
     def __init__(self, db: sqlite_utils.Database, max_bytes: int = 512 * 1024 * 1024) -> None:
         self.db = db
         self.max_bytes = max_bytes
+        self._queued: int | None = None
+        self._since_count = 0
 
     @classmethod
     def open(cls, path: Path, max_bytes: int = 512 * 1024 * 1024) -> Outbox:
-        """An outbox on its own connection, for the uploader's thread."""
-        return cls(open_database(path, migrate=False), max_bytes)
+        """An outbox on its own connection, for the uploader's thread.
+
+        This connection only moves rows between pending, in flight, delivered and
+        dead, so it commits with ``synchronous=NORMAL``: a power cut can at worst
+        undo its last marks, and those events are sent again and deduplicated by
+        the backend. Events themselves are written by the checkout's connection,
+        with ``synchronous=FULL``. (Measured: two fsyncs per batch made draining
+        a 20,000-event backlog 1.9x slower than plain POSTs.)
+        """
+        db = open_database(path, migrate=False)
+        db.execute("PRAGMA synchronous=NORMAL")
+        return cls(db, max_bytes)
 
     def record(self, event: Event) -> int:
         """Write ``event`` (inside the caller's transaction, if any); returns its seq."""
         payload = json.dumps(event.payload, ensure_ascii=False, separators=(",", ":"))
         size = len(payload.encode()) + 200  # the fields around the payload, roughly
         with write_transaction(self.db):
-            queued = self.bytes_queued()
+            if self._queued is None or self._since_count >= self.RECOUNT_EVERY:
+                self._queued, self._since_count = self.bytes_queued(), 0
+            queued = self._queued
             if queued + size > self.max_bytes:
                 raise QueueFull(
                     f"the event outbox holds {queued} bytes, its cap (outbox.max_mb): the "
@@ -74,6 +95,8 @@ class Outbox:
                 "payload, size) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [event.event_id, event.type.value, event.occurred_at.isoformat(),
                  event.session_id, event.member_id, payload, size])
+            self._queued += size
+            self._since_count += 1
             return int(cursor.lastrowid or 0)
 
     def bytes_queued(self) -> int:
@@ -110,19 +133,29 @@ class Outbox:
             self.db.conn.executemany(
                 "UPDATE outbox SET status = 'in_flight', batch_id = ?, attempts = attempts + 1 "
                 "WHERE seq = ? AND status = 'pending'", [(batch_id, r[0]) for r in chosen])
-        events = [{"event_id": r[1], "seq": r[0], "type": r[2], "occurred_at": r[3],
-                   "session_id": r[4], "member_id": r[5], "payload": json.loads(r[6])}
-                  for r in chosen]
-        return Batch(batch_id, events)
+        # The payload is stored as JSON text and goes out as it is: decoding and
+        # re-encoding every payload was a fifth of the drain time.
+        wire = [
+            f'{{"event_id":{json.dumps(r[1])},"seq":{r[0]},"type":{json.dumps(r[2])},'
+            f'"occurred_at":{json.dumps(r[3])},"session_id":{json.dumps(r[4])},'
+            f'"member_id":{json.dumps(r[5])},"payload":{r[6]}}}'
+            for r in chosen]
+        return Batch(batch_id, [r[1] for r in chosen], wire)
 
     def settle(self, batch: Batch, delivered: list[str], rejected: dict[str, str],
                now: datetime) -> None:
         """The backend's answer: delivered (accepted or duplicate) and rejected events;
         anything in the batch it did not mention goes back to pending."""
         with write_transaction(self.db):
-            self.db.conn.executemany(
-                "UPDATE outbox SET status = 'delivered', delivered_at = ? WHERE event_id = ? "
-                "AND batch_id = ?", [(now.isoformat(), e, batch.batch_id) for e in delivered])
+            if not rejected and set(delivered) >= set(batch.event_ids):
+                self.db.execute(  # the usual case: the whole batch delivered
+                    "UPDATE outbox SET status = 'delivered', delivered_at = ? "
+                    "WHERE batch_id = ? AND status = 'in_flight'", [now.isoformat(),
+                                                                    batch.batch_id])
+            else:
+                self.db.conn.executemany(
+                    "UPDATE outbox SET status = 'delivered', delivered_at = ? WHERE event_id = ? "
+                    "AND batch_id = ?", [(now.isoformat(), e, batch.batch_id) for e in delivered])
             self.db.conn.executemany(
                 "UPDATE outbox SET status = 'dead', reason = ? WHERE event_id = ? "
                 "AND batch_id = ?", [(r, e, batch.batch_id) for e, r in rejected.items()])

@@ -12,7 +12,8 @@ def test_database_is_wal_with_full_sync(tmp_path):
     assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
 
 
-ALL_MIGRATIONS = ["m001_catalogue", "m002_print_jobs", "m003_payments", "m004_outbox"]
+ALL_MIGRATIONS = ["m001_catalogue", "m002_print_jobs", "m003_payments", "m004_outbox",
+                  "m005_outbox_batches"]
 
 
 def test_migrations_are_recorded_and_not_rerun(tmp_path):
