@@ -25,6 +25,7 @@ from app.services import catalogue as catalogue_service
 from app.services.checkout import Checkout
 from app.services.clock import SystemClock
 from app.services.exit_pass import KeyFileError, PassSigner, load_public_keys, public_key_text
+from app.services.members import MemberCodes
 from app.services.payments import Completed, PaymentDesk, PaymentProvider
 from app.storage.catalogue_repo import SqliteCatalogue
 from app.storage.db import open_database
@@ -302,6 +303,17 @@ def build_uploader(settings: Settings, clock: Clock,
         return None
     return Uploader(settings.database_path, m.base_url, m.token, settings.kiosk.lane_id,
                     m.store_id, clock, on_alert=on_alert)
+
+
+def build_member_codes(settings: Settings) -> MemberCodes | None:
+    """The member QR checker, or None until the backend's member key is configured."""
+    key = settings.membership.member_key
+    if not key:
+        return None
+    try:
+        return MemberCodes.from_base64(key)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def resolve_seed(path: str) -> Path | None:

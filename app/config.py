@@ -410,6 +410,11 @@ class MembershipSettings:
         512,
     )
     keep_days: int = _doc("Delivered events are kept this many days, then removed.", 7)
+    member_key: str = _doc(
+        "The backend's public member key (base64 Ed25519) that member QR codes are checked "
+        "with, offline (GET /v1/keys/member on the backend).",
+        "",
+    )
 
     def validate(self) -> None:
         if not 1 <= self.max_mb <= 100_000:

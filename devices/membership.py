@@ -204,3 +204,31 @@ class Uploader:
         hint = retry_after_seconds(response.headers.get("Retry-After"))
         return self._back_off(f"backend answered {status}",
                               at_least=hint if status in (429, 503) else None)
+
+
+class MemberClient:
+    """Member look-ups on the membership backend (``GET /v1/members?phone=``)."""
+
+    def __init__(self, base_url: str, token: str, timeout: tuple[float, float] = (2.0, 3.0)
+                 ) -> None:
+        self.base_url, self.token, self.timeout = base_url.rstrip("/"), token, timeout
+        self.http = requests.Session()
+
+    def member_for_phone(self, phone: str) -> str | None:
+        """The member id, None if there is no such member; ``BackendUnavailable`` offline."""
+        from app.services.members import BackendUnavailable
+
+        try:
+            response = self.http.get(f"{self.base_url}/v1/members", params={"phone": phone},
+                                     headers={"Authorization": f"Bearer {self.token}"},
+                                     timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise BackendUnavailable(str(exc)) from None
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise BackendUnavailable(f"membership backend answered {response.status_code}")
+        try:
+            return str(response.json()["member_id"])
+        except (ValueError, KeyError, TypeError):
+            raise BackendUnavailable("membership backend reply is not JSON") from None

@@ -19,6 +19,8 @@ import base64
 import binascii
 from dataclasses import dataclass
 
+from app.domain.varint import decode_uvarint, encode_uvarint
+
 PREFIX = "EP1:"
 VERSION = 1
 SIGNATURE_BYTES = 64
@@ -53,7 +55,8 @@ class ExitPass:
             raise ValueError("currency must be a 3-letter ISO 4217 code")
         return (
             bytes([VERSION, 1 if self.exit_audit else 0])
-            + _varint(self.issued_at) + _varint(self.total_minor) + _varint(self.item_count)
+            + encode_uvarint(self.issued_at) + encode_uvarint(self.total_minor)
+            + encode_uvarint(self.item_count)
             + self.currency.encode("ascii")
             + bytes([len(lane)]) + lane + bytes([len(order)]) + order
         )
@@ -90,9 +93,9 @@ def _parse(body: bytes) -> ExitPass:
         raise ValueError(f"unknown exit pass version {body[0]}")
     flags = body[1]
     pos = 2
-    issued_at, pos = _read_varint(body, pos)
-    total, pos = _read_varint(body, pos)
-    items, pos = _read_varint(body, pos)
+    issued_at, pos = decode_uvarint(body, pos)
+    total, pos = decode_uvarint(body, pos)
+    items, pos = decode_uvarint(body, pos)
     currency = body[pos:pos + 3].decode("ascii")
     pos += 3
     lane_len = body[pos]
@@ -106,28 +109,3 @@ def _parse(body: bytes) -> ExitPass:
     if issued_at >= MAX_TIME or total >= 1 << 53 or items > 100_000:
         raise ValueError("values out of range")
     return ExitPass(lane, order, total, currency, items, issued_at, bool(flags & 1))
-
-
-def _varint(value: int) -> bytes:
-    if value < 0:
-        raise ValueError("varints are unsigned")
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint too long")

@@ -15,6 +15,7 @@ and stopped and started again on the same file and port to be "down"
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 import threading
@@ -24,6 +25,12 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from app.domain.member_code import PREFIX, Credential, encode
+from app.domain.varint import encode_uvarint
 
 DEFAULT_TOKEN = "kiosk-sim-token"  # noqa: S105 - the simulator's public test token
 
@@ -51,10 +58,10 @@ class Store:
         self.conn.execute("CREATE TABLE IF NOT EXISTS batches (idempotency_key TEXT PRIMARY KEY, "
                           "response TEXT)")
         self.conn.execute("CREATE TABLE IF NOT EXISTS members (member_id TEXT PRIMARY KEY, "
-                          "name TEXT, tier TEXT, points INTEGER)")
+                          "name TEXT, tier TEXT, points INTEGER, phone TEXT)")
         self.conn.execute("INSERT OR IGNORE INTO members VALUES "
-                          "('M000001', '王小明', 'gold', 1200), "
-                          "('M000002', 'Alice Chen', 'silver', 300)")
+                          "('M000001', '王小明', 'gold', 1200, '13800138000'), "
+                          "('M000002', 'Alice Chen', 'silver', 300, '13900139000')")
 
     def counts(self) -> dict[str, int]:
         with self.lock:
@@ -96,6 +103,21 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(page)
             return
+        if self.path == "/v1/keys/member":
+            return self._reply(200, {"member_key": self.server.member_key_text()})
+        if self.path.startswith("/sim/member-code/"):
+            return self._reply(200, {"code": self.server.member_code(
+                self.path.rsplit("/", 1)[1])})
+        if self.path.startswith("/v1/members?phone="):
+            if not self._authorised():
+                return self._reply(401, {"error": "bad token"})
+            phone = self.path.split("=", 1)[1]
+            with store.lock:
+                row = store.conn.execute("SELECT member_id FROM members WHERE phone = ?",
+                                         [phone]).fetchone()
+            if row is None:
+                return self._reply(404, {"error": "no such member"})
+            return self._reply(200, {"member_id": row[0]})
         if self.path.startswith("/v1/members/"):
             if not self._authorised():
                 return self._reply(401, {"error": "bad token"})
@@ -154,7 +176,25 @@ class BackendServer(ThreadingHTTPServer):
         self.db_path = db or Path(":memory:")
         self.store = Store(self.db_path)
         self.mode = Mode()
+        self.member_key = Ed25519PrivateKey.generate()  # signs app credentials
         super().__init__(("127.0.0.1", port), Handler)
+
+    def member_key_text(self) -> str:
+        raw = self.member_key.public_key().public_bytes(serialization.Encoding.Raw,
+                                                        serialization.PublicFormat.Raw)
+        return base64.b64encode(raw).decode()
+
+    def member_code(self, member_id: str, shown_at: int | None = None,
+                    valid_days: int = 30) -> str:
+        """A fresh member QR, as the membership app would show it."""
+        app = Ed25519PrivateKey.generate()
+        app_pub = app.public_key().public_bytes(serialization.Encoding.Raw,
+                                                serialization.PublicFormat.Raw)
+        now = int(time.time()) if shown_at is None else shown_at
+        credential = Credential(member_id, app_pub, now + valid_days * 86400).encode()
+        backend_sig = self.member_key.sign(credential)
+        message = PREFIX.encode() + credential + encode_uvarint(now)
+        return encode(credential, backend_sig, now, app.sign(message))
 
     @property
     def url(self) -> str:
