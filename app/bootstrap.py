@@ -302,7 +302,7 @@ def build_uploader(settings: Settings, clock: Clock,
     if not m.base_url:
         return None
     return Uploader(settings.database_path, m.base_url, m.token, settings.kiosk.lane_id,
-                    m.store_id, clock, on_alert=on_alert)
+                    m.store_id, clock, keep_days=m.keep_days, on_alert=on_alert)
 
 
 def build_member_codes(settings: Settings) -> MemberCodes | None:

@@ -69,7 +69,8 @@ class Uploader:
                  max_bytes: int = 256 * 1024, connect_timeout: float = 3.0,
                  read_timeout: float = 15.0, backoff_base: float = 1.0,
                  backoff_cap: float = 300.0, idle_s: float = 2.0, pause_s: float = 600.0,
-                 rng: random.Random | None = None,
+                 rng: random.Random | None = None, keep_days: int = 7,
+                 prune_every_s: float = 3600.0,
                  on_alert: Callable[[str], None] | None = None) -> None:
         self.outbox_path = outbox_path
         self.base_url = base_url.rstrip("/")
@@ -81,6 +82,8 @@ class Uploader:
         self.idle_s, self.pause_s = idle_s, pause_s
         self.rng = rng or random.Random()
         self.on_alert = on_alert
+        self.keep_days, self.prune_every_s = keep_days, prune_every_s
+        self._pruned_at = 0.0
         self.http = requests.Session()
         self._failures = 0
         self._wake = threading.Event()
@@ -120,6 +123,12 @@ class Uploader:
             if requeued:
                 log.info("uploader: %d events caught mid-send will be sent again", requeued)
             while not self._stop.is_set():
+                if time.monotonic() - self._pruned_at >= self.prune_every_s:
+                    self._pruned_at = time.monotonic()
+                    removed = outbox.prune(self.keep_days, self.clock.now())
+                    if removed:
+                        log.info("uploader: removed %d delivered events older than %d days",
+                                 removed, self.keep_days)
                 wait = self.drain_once(outbox)
                 if wait > 0:
                     self._wake.wait(wait)

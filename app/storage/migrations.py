@@ -137,3 +137,21 @@ def m005_outbox_batches(db: sqlite_utils.Database) -> None:
     # settle() and release() find a batch's rows by batch_id: without an index each
     # batch scanned the whole outbox, slowing a large backlog's drain.
     db.execute("CREATE INDEX outbox_batch ON outbox (batch_id) WHERE batch_id IS NOT NULL")
+
+
+@MIGRATIONS()
+def m006_sessions(db: sqlite_utils.Database) -> None:
+    # The shopping session and its cart on disk: each change is written with its
+    # behaviour event, and a kiosk restarted mid-session finds the cart again.
+    db.execute(
+        "CREATE TABLE sessions (session_id TEXT PRIMARY KEY NOT NULL, lane_id TEXT NOT NULL, "
+        "started_at TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'open' "
+        "CHECK (state IN ('open', 'paid', 'abandoned')), member_id TEXT, "
+        "member_provisional INTEGER NOT NULL DEFAULT 0, ended_at TEXT, order_id TEXT)"
+    )
+    db.execute(
+        "CREATE TABLE cart_lines (session_id TEXT NOT NULL, line_id INTEGER NOT NULL, "
+        "product_code TEXT NOT NULL, quantity INTEGER NOT NULL, weight_g INTEGER, "
+        "label_price_minor INTEGER, age_approved INTEGER NOT NULL DEFAULT 0, "
+        "PRIMARY KEY (session_id, line_id))"
+    )

@@ -97,7 +97,21 @@ class Outbox:
                  event.session_id, event.member_id, payload, size])
             self._queued += size
             self._since_count += 1
+            if self._queued >= self.ALERT_AT * self.max_bytes:
+                self._alert_filling(event.occurred_at)
             return int(cursor.lastrowid or 0)
+
+    ALERT_AT = 0.75  # staff are told while there is still a quarter left
+
+    def _alert_filling(self, now: datetime) -> None:
+        queued = self._queued or 0
+        message = (f"the event outbox is {queued * 100 // self.max_bytes}% full: the "
+                   "membership backend has not taken events for a long time")
+        exists = self.db.execute("SELECT 1 FROM staff_alerts WHERE kind = 'outbox' AND "
+                                 "resolved_at IS NULL").fetchone()
+        if not exists:
+            self.db.execute("INSERT INTO staff_alerts (kind, ref, message, created_at) VALUES "
+                            "('outbox', 'fill', ?, ?)", [message, now.isoformat()])
 
     def bytes_queued(self) -> int:
         row = self.db.execute("SELECT coalesce(sum(size), 0) FROM outbox "

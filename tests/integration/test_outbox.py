@@ -262,3 +262,30 @@ def test_uploading_never_blocks_writing_events(rig, outbox, db_path):
 
     threading.Thread(target=write).start()
     assert done.wait(5)  # writes finish while the uploader waits on a slow backend
+
+
+def test_staff_are_alerted_once_as_the_outbox_fills(db_path):
+    box = Outbox.open(db_path, max_bytes=3500)
+    for i in range(11):  # about 290 bytes each: past 75% at the 10th
+        box.record(event(i))
+    alerts = box.db.execute("SELECT kind, message FROM staff_alerts").fetchall()
+    assert len(alerts) == 1 and alerts[0][0] == "outbox" and "% full" in alerts[0][1]
+    box.db.close()
+
+
+def test_delivered_events_are_pruned_by_the_uploader_after_keep_days(rig, outbox):
+    rig.up()
+    for i in range(5):
+        outbox.record(event(i))
+    clock = FixedClock(T0)
+    rig.uploader.clock, rig.uploader.keep_days = clock, 2
+    rig.uploader.prune_every_s = 0.0  # prune on every loop, for the test
+    rig.uploader.start()
+    assert wait_for(lambda: outbox.status().delivered == 5)
+    clock.advance(days=1)
+    rig.uploader.wake()
+    assert not wait_for(lambda: outbox.status().delivered == 0, 0.5)  # kept: one day old
+    clock.advance(days=2)
+    rig.uploader.wake()
+    assert wait_for(lambda: outbox.status().delivered == 0)  # three days old: removed
+    assert len(rig.delivered()) == 5

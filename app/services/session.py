@@ -1,0 +1,171 @@
+"""A shopping session: the cart on disk, each change written with its behaviour event.
+
+Every change the shopper makes (a scan, a quantity, a removal) is applied to
+the cart, then written to SQLite together with its event in one transaction.
+If the write fails (the disk, the outbox cap), the cart in memory is put back
+as it was: no change without its event, no event without its change. Scans
+that are refused change nothing and record only their ``scan_rejected`` event.
+A kiosk restarted mid-session finds the open session and its cart (``resume``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import sqlite_utils
+
+from app.domain.cart import Cart, CartLine
+from app.domain.events import EventType, new_event
+from app.domain.money import Money
+from app.domain.rejections import Refused
+from app.services.checkout import Checkout
+from app.services.members import MemberIdentity
+from app.storage.db import write_transaction
+from app.storage.outbox import Outbox
+
+
+class ShoppingSession:
+    def __init__(self, db: sqlite_utils.Database, outbox: Outbox, checkout: Checkout,
+                 lane_id: str, member_id: str | None = None) -> None:
+        self.db, self.outbox, self.checkout = db, outbox, checkout
+        self.lane_id = lane_id
+        self.member_id = member_id
+
+    @property
+    def session_id(self) -> str:
+        return self.checkout.cart_id
+
+    # -- life --------------------------------------------------------------------------------
+    @classmethod
+    def start(cls, db: sqlite_utils.Database, outbox: Outbox, checkout: Checkout,
+              lane_id: str, how: str) -> ShoppingSession:
+        session = cls(db, outbox, checkout, lane_id)
+        checkout.cart_id = uuid.uuid4().hex
+        now = checkout.clock.now()
+        with write_transaction(db):
+            db.execute("INSERT INTO sessions (session_id, lane_id, started_at) VALUES (?, ?, ?)",
+                       [session.session_id, lane_id, now.isoformat()])
+            session._event(EventType.SESSION_STARTED, how=how)
+        return session
+
+    @classmethod
+    def resume(cls, db: sqlite_utils.Database, outbox: Outbox, checkout: Checkout,
+               lane_id: str) -> ShoppingSession | None:
+        """The session a crash or restart interrupted, with its cart, or None."""
+        row = db.execute("SELECT session_id, member_id FROM sessions WHERE lane_id = ? AND "
+                         "state = 'open' ORDER BY started_at DESC", [lane_id]).fetchone()
+        if row is None:
+            return None
+        checkout.cart_id = row[0]
+        lines = []
+        for line_id, code, qty, weight, label, approved in db.execute(
+                "SELECT line_id, product_code, quantity, weight_g, label_price_minor, "
+                "age_approved FROM cart_lines WHERE session_id = ? ORDER BY line_id", [row[0]]):
+            product = checkout.catalogue.get(code)
+            if product is None:
+                continue  # withdrawn from the catalogue since: the line cannot be sold
+            price = Money(label, product.price.currency) if label is not None else None
+            lines.append(CartLine(line_id, product, qty, weight, price, bool(approved)))
+        checkout.cart = Cart(lines)
+        return cls(db, outbox, checkout, lane_id, row[1])
+
+    def end(self, order_id: str, total_minor: int, item_count: int) -> None:
+        """The sale was paid: the session is over."""
+        with write_transaction(self.db):
+            self._close("paid", order_id)
+            self._event(EventType.SESSION_ENDED, order_id=order_id, total_minor=total_minor,
+                        item_count=item_count)
+
+    def abandon(self, reason: str = "timeout") -> None:
+        """The shopper walked away (or staff reset the kiosk): recorded with the cart."""
+        cart = [{"product": ln.product.code, "name": ln.product.name_en,
+                 "quantity": ln.quantity, "weight_g": ln.weight_g} for ln in self.checkout.lines()]
+        with write_transaction(self.db):
+            self._close("abandoned", None)
+            self._event(EventType.SESSION_ABANDONED, cart=cart, reason=reason)
+
+    def _close(self, state: str, order_id: str | None) -> None:
+        self.db.execute("UPDATE sessions SET state = ?, ended_at = ?, order_id = ? "
+                        "WHERE session_id = ?", [state, self.checkout.clock.now().isoformat(),
+                                                  order_id, self.session_id])
+
+    # -- what the shopper does ---------------------------------------------------------------
+    def identify(self, member: MemberIdentity) -> None:
+        with write_transaction(self.db):
+            self.db.execute("UPDATE sessions SET member_id = ?, member_provisional = ? "
+                            "WHERE session_id = ?", [member.member_id, int(member.provisional),
+                                                      self.session_id])
+            self.member_id = member.member_id
+            self._event(EventType.MEMBER_IDENTIFIED, how=member.how,
+                        provisional=member.provisional)
+
+    def scan(self, text: str, symbology: str | None = None, how: str = "camera") -> CartLine:
+        """Add what a scan names. A refusal is recorded (scan_rejected) and raised."""
+        try:
+            line = self._change(lambda: self.checkout.add_scan(text, symbology),
+                                EventType.ITEM_SCANNED, how=how)
+        except Refused as exc:
+            with write_transaction(self.db):
+                self._event(EventType.SCAN_REJECTED, reason=exc.refusal.code, how=how)
+            raise
+        return line
+
+    def set_quantity(self, line_id: int, quantity: int) -> CartLine:
+        return self._change(lambda: self.checkout.cart.set_quantity(line_id, quantity),
+                            EventType.QUANTITY_CHANGED)
+
+    def remove(self, line_id: int) -> CartLine:
+        return self._change(lambda: self.checkout.cart.remove(line_id), EventType.ITEM_REMOVED)
+
+    def approve_age(self, line_id: int, staff: str) -> CartLine:
+        return self._change(lambda: self.checkout.cart.approve_age(line_id),
+                            EventType.AGE_CHECK_APPROVED, staff=staff)
+
+    def request_help(self, reason: str) -> None:
+        with write_transaction(self.db):
+            self._event(EventType.HELP_REQUESTED, reason=reason)
+
+    # -- the one way a cart changes ----------------------------------------------------------
+    def _change(self, apply: Callable[[], CartLine], kind: EventType = EventType.ITEM_SCANNED,
+                **extra: Any) -> CartLine:
+        cart = self.checkout.cart
+        before = (list(cart.lines), cart.next_line_id, cart.frozen)
+        line = apply()
+        try:
+            with write_transaction(self.db):
+                self._write_line(line, removed=kind is EventType.ITEM_REMOVED)
+                self._line_event(kind, line, **extra)
+        except BaseException:
+            restored = Cart(before[0], before[1])
+            restored.frozen = before[2]
+            self.checkout.cart = restored  # the write failed: the change did not happen
+            raise
+        return line
+
+    def _write_line(self, line: CartLine, removed: bool) -> None:
+        if removed:
+            self.db.execute("DELETE FROM cart_lines WHERE session_id = ? AND line_id = ?",
+                            [self.session_id, line.line_id])
+            return
+        self.db.execute(
+            "INSERT OR REPLACE INTO cart_lines VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [self.session_id, line.line_id, line.product.code, line.quantity, line.weight_g,
+             line.label_price.minor if line.label_price else None, int(line.age_approved)])
+
+    def _line_event(self, kind: EventType, line: CartLine, **extra: Any) -> None:
+        fields: dict[str, Any] = {"line_id": line.line_id, "product": line.product.code,
+                                  "quantity": line.quantity, "weight_g": line.weight_g}
+        if kind is EventType.ITEM_SCANNED:
+            fields |= {"code": line.product.code, "price_minor": line.product.price.minor,
+                       "how": extra.pop("how", "camera")}
+        self._event(kind, **fields, **extra)
+        if kind is EventType.ITEM_SCANNED and line.needs_age_check:
+            self._event(EventType.AGE_CHECK_REQUESTED, line_id=line.line_id,
+                        product=line.product.code, min_age=line.product.min_age)
+
+    def _event(self, kind: EventType, **payload: Any) -> None:
+        self.outbox.record(new_event(kind, occurred_at=self.checkout.clock.now(),
+                                     session_id=self.session_id, member_id=self.member_id,
+                                     payload=payload))
