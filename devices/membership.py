@@ -40,6 +40,8 @@ from app.storage.outbox import Batch, Outbox
 
 log = logging.getLogger(__name__)
 
+MAX_RETRY_AFTER_S = 3600.0
+
 
 @dataclass(frozen=True)
 class UploaderHealth:
@@ -86,6 +88,8 @@ class Uploader:
         self._pruned_at = 0.0
         self.http = requests.Session()
         self._failures = 0
+        self._batch_events = max_events  # halved while the backend refuses a batch's size
+        self._outbox: Outbox | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -113,6 +117,9 @@ class Uploader:
     resume = wake
 
     def health(self) -> UploaderHealth:
+        if self._thread is not None and not self._thread.is_alive() and \
+                self._health.state != "stopped":
+            return replace(self._health, state="dead")  # staff must see it, not "backing off"
         return self._health
 
     # -- the loop ----------------------------------------------------------------------------
@@ -123,13 +130,17 @@ class Uploader:
             if requeued:
                 log.info("uploader: %d events caught mid-send will be sent again", requeued)
             while not self._stop.is_set():
-                if time.monotonic() - self._pruned_at >= self.prune_every_s:
-                    self._pruned_at = time.monotonic()
-                    removed = outbox.prune(self.keep_days, self.clock.now())
-                    if removed:
-                        log.info("uploader: removed %d delivered events older than %d days",
-                                 removed, self.keep_days)
-                wait = self.drain_once(outbox)
+                try:
+                    if time.monotonic() - self._pruned_at >= self.prune_every_s:
+                        self._pruned_at = time.monotonic()
+                        removed = outbox.prune(self.keep_days, self.clock.now())
+                        if removed:
+                            log.info("uploader: removed %d delivered events older than %d "
+                                     "days", removed, self.keep_days)
+                    wait = self.drain_once(outbox)
+                except Exception as exc:  # a locked database, a full disk: wait, never die
+                    log.exception("uploader")
+                    wait = self._back_off(f"local error: {exc}")
                 if wait > 0:
                     self._wake.wait(wait)
                     self._wake.clear()
@@ -138,7 +149,8 @@ class Uploader:
 
     def drain_once(self, outbox: Outbox) -> float:
         """Send one batch (if any). Returns how long to wait before the next try."""
-        batch = outbox.next_batch(self.max_events, self.max_bytes)
+        self._outbox = outbox
+        batch = outbox.next_batch(self._batch_events, self.max_bytes)
         if batch is None:
             self._health = replace(self._health, state="idle")
             return self.idle_s
@@ -167,6 +179,19 @@ class Uploader:
                            "sent_at": datetime.now(UTC).isoformat()}, ensure_ascii=False)
         return (head[:-1] + ',"events":[' + ",".join(batch.wire) + "]}").encode()
 
+    def _alert(self, message: str) -> None:
+        """Tell staff: a staff_alerts row (staff mode, `kiosk outbox status`) and on_alert."""
+        if self._outbox is not None:
+            try:
+                self._outbox.alert("uploader", message, self.clock.now())
+            except Exception:  # pragma: no cover - the alert must not break uploading
+                log.exception("writing a staff alert")
+        if self.on_alert:
+            self.on_alert(message)
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def envelope(self, batch: Batch) -> dict[str, Any]:
         """The request body as an object (for checking it against the contract)."""
         return dict(json.loads(self.body(batch)))
@@ -192,25 +217,43 @@ class Uploader:
             except (ValueError, KeyError, TypeError, AttributeError):
                 outbox.release(batch)
                 return self._back_off("backend reply is not the contract's JSON")
+            if not set(delivered) & set(batch.event_ids) and not rejected:
+                # A 200 that acknowledges none of the batch is no progress: wait, or
+                # the same batch would be sent again at once, forever.
+                outbox.release(batch)
+                return self._back_off("backend acknowledged none of the batch")
             outbox.settle(batch, delivered, rejected, self.clock.now())
             self._failures = 0
+            self._batch_events = self.max_events
             self.sent_batches += 1
             self._health = replace(self._health, state="sending", last_error="",
                                    last_upload=self.clock.now().isoformat(), next_try_in_s=0)
-            if rejected and self.on_alert:
-                self.on_alert(f"{len(rejected)} event(s) rejected by the membership backend: "
-                              "see `kiosk outbox dead list`")
+            if rejected:
+                self._alert(f"{len(rejected)} event(s) rejected by the membership backend: "
+                            "see `kiosk outbox dead list`")
             return 0.0
         outbox.release(batch)
+        if status in (400, 413, 422):
+            # The backend refuses the batch itself. Halve it until the one event it
+            # cannot take is alone, and set that one aside, so it does not hold up
+            # every event behind it.
+            if len(batch.event_ids) > 1:
+                self._batch_events = max(1, len(batch.event_ids) // 2)
+                return self._back_off(f"backend refused a batch ({status}): sending smaller")
+            outbox.dead(batch.event_ids[0], f"refused by the backend ({status})")
+            self._alert(f"an event was refused by the membership backend ({status}): see "
+                        "`kiosk outbox dead list`")
+            return 0.0
         if status in (401, 403):
             message = (f"membership backend refused the kiosk's token ({status}): uploading "
                        "paused; fix membership.token, then resume")
             self._health = replace(self._health, state="paused", last_error=message,
                                    next_try_in_s=self.pause_s)
-            if self.on_alert:
-                self.on_alert(message)
+            self._alert(message)
             return self.pause_s
         hint = retry_after_seconds(response.headers.get("Retry-After"))
+        if hint is not None:
+            hint = min(hint, MAX_RETRY_AFTER_S)  # a bad header must not stop uploads for days
         return self._back_off(f"backend answered {status}",
                               at_least=hint if status in (429, 503) else None)
 

@@ -10,6 +10,7 @@ the same transaction as the change it records.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -78,11 +79,18 @@ class Event:
     member_id: str | None
     payload: dict[str, Any]
 
-    def wire(self, seq: int) -> dict[str, Any]:
-        """The event as the membership API carries it (docs/membership-api.yaml)."""
-        return {"event_id": self.event_id, "seq": seq, "type": self.type.value,
-                "occurred_at": self.occurred_at.isoformat(), "session_id": self.session_id,
-                "member_id": self.member_id, "payload": self.payload}
+    def wire(self, seq: int, payload_json: str) -> str:
+        """The event as the membership API carries it (docs/membership-api.yaml), as JSON
+        text around its already encoded payload."""
+        return wire_text(self.event_id, seq, self.type.value, self.occurred_at.isoformat(),
+                         self.session_id, self.member_id, payload_json)
+
+
+def wire_text(event_id: str, seq: int, type_: str, occurred_at: str, session_id: str,
+              member_id: str | None, payload_json: str) -> str:
+    return (f'{{"event_id":{json.dumps(event_id)},"seq":{seq},"type":{json.dumps(type_)},'
+            f'"occurred_at":{json.dumps(occurred_at)},"session_id":{json.dumps(session_id)},'
+            f'"member_id":{json.dumps(member_id)},"payload":{payload_json}}}')
 
 
 def _json_safe(value: Any) -> bool:

@@ -9,14 +9,15 @@ at this kiosk while it is still fresh.
 
 ``identify_by_phone`` asks the backend; when the backend cannot be reached
 the shopper is accepted *provisionally* (member prices apply; the id is a
-hash of the number, never the number) and the backend confirms later from
-the ``member_identified`` event.
+keyed hash of the number, never the number) and the backend confirms later
+from the ``member_identified`` event.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -74,11 +75,13 @@ class MemberCodes:
         if abs(now - code.shown_at) > self.max_age_s:
             raise CodeInvalid("expired", "this member code has expired: show the live code "
                                          "in the app")
-        self._seen = {sig: t for sig, t in self._seen.items() if now - t <= self.max_age_s}
+        # Remember a used code for as long as it could still be accepted: until its own
+        # shown-at time plus the window (a phone clock ahead of ours stretches that).
+        self._seen = {sig: until for sig, until in self._seen.items() if until >= now}
         if code.app_sig in self._seen:
             raise CodeInvalid("expired", "this member code was already used: show the live "
                                          "code in the app")
-        self._seen[code.app_sig] = now
+        self._seen[code.app_sig] = max(now, code.shown_at) + self.max_age_s
         return MemberIdentity(code.credential.member_id, "member_qr")
 
 
@@ -92,16 +95,19 @@ def normalise_phone(text: str) -> str:
     return digits
 
 
-def provisional_id(phone: str) -> str:
-    return "P" + hashlib.sha256(phone.encode()).hexdigest()[:15]
+def provisional_id(phone: str, secret: str) -> str:
+    """A keyed hash of the number: the backend (which shares ``secret``, the kiosk's
+    token) can match it to the member; nobody can brute-force 11 digits back from it."""
+    return "P" + hmac.new(secret.encode(), phone.encode(), hashlib.sha256).hexdigest()[:15]
 
 
-def identify_by_phone(text: str, lookup: Callable[[str], str | None]) -> MemberIdentity | None:
+def identify_by_phone(text: str, lookup: Callable[[str], str | None],
+                      secret: str) -> MemberIdentity | None:
     """The member with this phone number, provisional if the backend is unreachable;
     None if the backend says there is no such member."""
     phone = normalise_phone(text)
     try:
         member_id = lookup(phone)
     except BackendUnavailable:
-        return MemberIdentity(provisional_id(phone), "phone", provisional=True)
+        return MemberIdentity(provisional_id(phone, secret), "phone", provisional=True)
     return MemberIdentity(member_id, "phone") if member_id else None

@@ -28,26 +28,24 @@ from app.storage.outbox import Outbox
 
 class ShoppingSession:
     def __init__(self, db: sqlite_utils.Database, outbox: Outbox, checkout: Checkout,
-                 lane_id: str, member_id: str | None = None) -> None:
+                 lane_id: str, session_id: str, member_id: str | None = None) -> None:
         self.db, self.outbox, self.checkout = db, outbox, checkout
-        self.lane_id = lane_id
+        self.lane_id, self.session_id = lane_id, session_id
         self.member_id = member_id
-
-    @property
-    def session_id(self) -> str:
-        return self.checkout.cart_id
 
     # -- life --------------------------------------------------------------------------------
     @classmethod
     def start(cls, db: sqlite_utils.Database, outbox: Outbox, checkout: Checkout,
               lane_id: str, how: str) -> ShoppingSession:
-        session = cls(db, outbox, checkout, lane_id)
-        checkout.cart_id = uuid.uuid4().hex
+        session_id = uuid.uuid4().hex
+        session = cls(db, outbox, checkout, lane_id, session_id)
         now = checkout.clock.now()
         with write_transaction(db):
             db.execute("INSERT INTO sessions (session_id, lane_id, started_at) VALUES (?, ?, ?)",
-                       [session.session_id, lane_id, now.isoformat()])
+                       [session_id, lane_id, now.isoformat()])
             session._event(EventType.SESSION_STARTED, how=how)
+        # Only once it is on disk: a new, empty cart under the new session's id.
+        checkout.cart_id, checkout.cart = session_id, Cart()
         return session
 
     @classmethod
@@ -69,7 +67,7 @@ class ShoppingSession:
             price = Money(label, product.price.currency) if label is not None else None
             lines.append(CartLine(line_id, product, qty, weight, price, bool(approved)))
         checkout.cart = Cart(lines)
-        return cls(db, outbox, checkout, lane_id, row[1])
+        return cls(db, outbox, checkout, lane_id, row[0], row[1])
 
     def end(self, order_id: str, total_minor: int, item_count: int) -> None:
         """The sale was paid: the session is over."""
@@ -97,9 +95,9 @@ class ShoppingSession:
             self.db.execute("UPDATE sessions SET member_id = ?, member_provisional = ? "
                             "WHERE session_id = ?", [member.member_id, int(member.provisional),
                                                       self.session_id])
-            self.member_id = member.member_id
-            self._event(EventType.MEMBER_IDENTIFIED, how=member.how,
-                        provisional=member.provisional)
+            self._event(EventType.MEMBER_IDENTIFIED, member_id=member.member_id,
+                        how=member.how, provisional=member.provisional)
+        self.member_id = member.member_id  # only once written with its event
 
     def scan(self, text: str, symbology: str | None = None, how: str = "camera") -> CartLine:
         """Add what a scan names. A refusal is recorded (scan_rejected) and raised."""
@@ -165,7 +163,8 @@ class ShoppingSession:
             self._event(EventType.AGE_CHECK_REQUESTED, line_id=line.line_id,
                         product=line.product.code, min_age=line.product.min_age)
 
-    def _event(self, kind: EventType, **payload: Any) -> None:
+    def _event(self, kind: EventType, *, member_id: str | None = None,
+               **payload: Any) -> None:
         self.outbox.record(new_event(kind, occurred_at=self.checkout.clock.now(),
-                                     session_id=self.session_id, member_id=self.member_id,
-                                     payload=payload))
+                                     session_id=self.session_id,
+                                     member_id=member_id or self.member_id, payload=payload))

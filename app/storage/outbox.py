@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlite_utils
 
-from app.domain.events import Event
+from app.domain.events import Event, EventType, wire_text
 from app.storage.db import open_database, write_transaction
 
 
@@ -44,6 +44,12 @@ class OutboxStatus:
     bytes_queued: int
     oldest_pending: str | None  # occurred_at of the oldest undelivered event
     last_upload: str | None  # when a batch was last accepted
+
+
+ALWAYS_KEPT = frozenset({
+    EventType.PAYMENT_STARTED, EventType.PAYMENT_PAID, EventType.PAYMENT_FAILED,
+    EventType.PAYMENT_CANCELLED, EventType.PAYMENT_EXPIRED, EventType.SESSION_ENDED,
+})
 
 
 class QueueFull(Exception):
@@ -78,14 +84,23 @@ class Outbox:
         return cls(db, max_bytes)
 
     def record(self, event: Event) -> int:
-        """Write ``event`` (inside the caller's transaction, if any); returns its seq."""
+        """Write ``event`` (inside the caller's transaction, if any); returns its seq.
+
+        Past the cap, behaviour events are refused (``QueueFull``), but money events
+        (payments, the session's end) never are: a paid sale must not be lost to a
+        full outbox.
+        """
         payload = json.dumps(event.payload, ensure_ascii=False, separators=(",", ":"))
-        size = len(payload.encode()) + 200  # the fields around the payload, roughly
+        size = len(event.wire(0, payload).encode()) + 20  # what the uploader sends (seq digits)
         with write_transaction(self.db):
             if self._queued is None or self._since_count >= self.RECOUNT_EVERY:
                 self._queued, self._since_count = self.bytes_queued(), 0
+            if self._queued + size > self.max_bytes:
+                # The estimate only grows between recounts; the uploader may have emptied
+                # the queue meanwhile, so count again before refusing anything.
+                self._queued, self._since_count = self.bytes_queued(), 0
             queued = self._queued
-            if queued + size > self.max_bytes:
+            if queued + size > self.max_bytes and event.type not in ALWAYS_KEPT:
                 raise QueueFull(
                     f"the event outbox holds {queued} bytes, its cap (outbox.max_mb): the "
                     "membership backend has been unreachable too long; staff must restore "
@@ -102,6 +117,16 @@ class Outbox:
             return int(cursor.lastrowid or 0)
 
     ALERT_AT = 0.75  # staff are told while there is still a quarter left
+
+    def alert(self, kind: str, message: str, now: datetime) -> None:
+        """A staff alert, once while an identical one is unresolved."""
+        with write_transaction(self.db):
+            exists = self.db.execute("SELECT 1 FROM staff_alerts WHERE kind = ? AND "
+                                     "message = ? AND resolved_at IS NULL",
+                                     [kind, message]).fetchone()
+            if not exists:
+                self.db.execute("INSERT INTO staff_alerts (kind, ref, message, created_at) "
+                                "VALUES (?, 'events', ?, ?)", [kind, message, now.isoformat()])
 
     def _alert_filling(self, now: datetime) -> None:
         queued = self._queued or 0
@@ -136,12 +161,12 @@ class Outbox:
         if not rows:
             return None
         chosen: list[Any] = []
-        total = 1024  # the envelope
+        total = 256  # the envelope around the events
         for row in rows:
-            if chosen and total + row[7] > max_bytes:
+            if chosen and total + row[7] + 1 > max_bytes:
                 break
             chosen.append(row)
-            total += row[7]
+            total += row[7] + 1  # the event and its comma
         batch_id = str(uuid.uuid4())
         with write_transaction(self.db):
             self.db.conn.executemany(
@@ -149,11 +174,7 @@ class Outbox:
                 "WHERE seq = ? AND status = 'pending'", [(batch_id, r[0]) for r in chosen])
         # The payload is stored as JSON text and goes out as it is: decoding and
         # re-encoding every payload was a fifth of the drain time.
-        wire = [
-            f'{{"event_id":{json.dumps(r[1])},"seq":{r[0]},"type":{json.dumps(r[2])},'
-            f'"occurred_at":{json.dumps(r[3])},"session_id":{json.dumps(r[4])},'
-            f'"member_id":{json.dumps(r[5])},"payload":{r[6]}}}'
-            for r in chosen]
+        wire = [wire_text(r[1], r[0], r[2], r[3], r[4], r[5], r[6]) for r in chosen]
         return Batch(batch_id, [r[1] for r in chosen], wire)
 
     def settle(self, batch: Batch, delivered: list[str], rejected: dict[str, str],
@@ -177,6 +198,12 @@ class Outbox:
                             "AND status = 'in_flight'", [batch.batch_id])
             self.db.execute("INSERT OR REPLACE INTO outbox_meta VALUES ('last_upload', ?)",
                             [now.isoformat()])
+
+    def dead(self, event_id: str, reason: str) -> None:
+        """Set one event aside for staff (the backend refused it on its own)."""
+        with write_transaction(self.db):
+            self.db.execute("UPDATE outbox SET status = 'dead', reason = ? WHERE event_id = ?",
+                            [reason, event_id])
 
     def release(self, batch: Batch) -> None:
         """The send failed: the batch goes back to pending, nothing lost."""

@@ -177,6 +177,7 @@ class BackendServer(ThreadingHTTPServer):
         self.store = Store(self.db_path)
         self.mode = Mode()
         self.member_key = Ed25519PrivateKey.generate()  # signs app credentials
+        self.arrivals: list[str] = []  # event ids in the order they were first stored
         super().__init__(("127.0.0.1", port), Handler)
 
     def member_key_text(self) -> str:
@@ -208,26 +209,42 @@ class BackendServer(ThreadingHTTPServer):
                                       [key]).fetchone()
             if done:
                 return dict(json.loads(done[0]))  # the same batch again: the same answer
-            accepted, duplicates, rejected = [], [], []
             now = datetime.now(UTC).isoformat()
             store.conn.execute("BEGIN")
-            for e in events:
-                event_id = str(e.get("event_id", ""))
-                if e.get("type") in self.mode.reject_types:
-                    rejected.append({"event_id": event_id, "reason": "type not accepted"})
-                    continue
-                if not event_id or not isinstance(e.get("seq"), int):
-                    rejected.append({"event_id": event_id, "reason": "missing event_id or seq"})
-                    continue
-                cursor = store.conn.execute(
-                    "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [event_id, kiosk_id, store_id, e["seq"], str(e.get("type")),
-                     str(e.get("occurred_at")), json.dumps(e, ensure_ascii=False), now])
-                (accepted if cursor.rowcount else duplicates).append(event_id)
-            response = {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
-            store.conn.execute("INSERT INTO batches VALUES (?, ?)", [key, json.dumps(response)])
+            try:
+                response = self._store_batch(key, kiosk_id, store_id, events, now)
+            except Exception:
+                store.conn.execute("ROLLBACK")  # one bad event must not wedge the backend
+                raise
             store.conn.execute("COMMIT")
             return response
+
+    def _store_batch(self, key: str, kiosk_id: str, store_id: str,
+                     events: list[dict[str, Any]], now: str) -> dict[str, Any]:
+        conn = self.store.conn
+        accepted: list[str] = []
+        duplicates: list[str] = []
+        rejected: list[dict[str, str]] = []
+        for e in events:
+            if not isinstance(e, dict):
+                rejected.append({"event_id": "", "reason": "not an event object"})
+                continue
+            event_id = str(e.get("event_id", ""))
+            seq = e.get("seq")
+            if e.get("type") in self.mode.reject_types:
+                rejected.append({"event_id": event_id, "reason": "type not accepted"})
+            elif not event_id or not isinstance(seq, int) or not 0 < seq < 2 ** 63:
+                rejected.append({"event_id": event_id, "reason": "missing event_id or seq"})
+            else:
+                cursor = conn.execute(
+                    "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [event_id, kiosk_id, store_id, seq, str(e.get("type")),
+                     str(e.get("occurred_at")), json.dumps(e, ensure_ascii=False), now])
+                (accepted if cursor.rowcount else duplicates).append(event_id)
+        response = {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
+        conn.execute("INSERT INTO batches VALUES (?, ?)", [key, json.dumps(response)])
+        self.arrivals.extend(accepted)
+        return response
 
     def start(self) -> BackendServer:
         threading.Thread(target=self.serve_forever, name="sim-backend", daemon=True).start()

@@ -40,6 +40,14 @@ def test_a_live_member_code_is_accepted_offline(backend, codes):
                                                                         False)
 
 
+def test_a_code_from_a_phone_whose_clock_runs_ahead_is_not_accepted_twice(backend, codes):
+    now = int(time.time())
+    ahead = backend.member_code("M000001", shown_at=now + 100)
+    codes.verify(ahead, now)
+    with pytest.raises(CodeInvalid, match="already used"):
+        codes.verify(ahead, now + 121)  # still within the code's own window
+
+
 def test_a_screenshot_is_refused_once_stale_and_a_reuse_at_once(backend, codes):
     now = int(time.time())
     old = backend.member_code("M000001", shown_at=now - 600)  # ten minutes ago
@@ -84,13 +92,14 @@ def test_an_expired_credential_asks_the_member_to_sign_in_again(backend, codes):
 
 def test_phone_numbers_with_the_backend_up_and_down(backend):
     client = MemberClient(backend.url, DEFAULT_TOKEN)
-    member = identify_by_phone("138 0013 8000", client.member_for_phone)
+    member = identify_by_phone("138 0013 8000", client.member_for_phone, DEFAULT_TOKEN)
     assert member is not None and (member.member_id, member.provisional) == ("M000001", False)
-    assert identify_by_phone("13700000000", client.member_for_phone) is None  # not a member
+    assert identify_by_phone("13700000000", client.member_for_phone, DEFAULT_TOKEN) is None
     down = MemberClient("http://127.0.0.1:9", DEFAULT_TOKEN, timeout=(0.5, 0.5))
-    offline = identify_by_phone("+86 138-0013-8000", down.member_for_phone)
+    offline = identify_by_phone("+86 138-0013-8000", down.member_for_phone, DEFAULT_TOKEN)
     assert offline is not None and offline.provisional
-    assert offline.member_id == provisional_id("13800138000")
+    assert offline.member_id == provisional_id("13800138000", DEFAULT_TOKEN)
+    assert provisional_id("13800138000", "another store") != offline.member_id  # keyed
     assert "13800138000" not in offline.member_id  # the number itself is not kept
 
 

@@ -82,3 +82,13 @@ def test_age_restricted_items_ask_for_a_check_and_approval_is_recorded(demo_kios
     kinds = [t for t, _ in events(demo_kiosk)]
     assert kinds[-3:] == ["item_scanned", "age_check_requested", "age_check_approved"]
     assert events(demo_kiosk)[-1][1]["staff"] == "anna"
+
+
+def test_a_new_session_starts_with_an_empty_cart_even_on_a_reused_checkout(demo_kiosk):
+    outbox = bootstrap.build_outbox(demo_kiosk)
+    checkout = bootstrap.build_checkout(demo_kiosk)
+    first = ShoppingSession.start(demo_kiosk.db, outbox, checkout, "lane-01", how="start")
+    first.scan(MILK)
+    first.end("K1", 650, 1)
+    second = ShoppingSession.start(demo_kiosk.db, outbox, checkout, "lane-01", how="start")
+    assert second.session_id != first.session_id and checkout.lines() == []
