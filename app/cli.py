@@ -856,6 +856,16 @@ def sim_printer(out_dir: Path, link: Path | None, paper: str) -> None:
             pass
 
 
+def _serve_until_interrupted(server: Any) -> None:
+    """Run a simulator's HTTP server in the foreground until Ctrl-C, then free its port."""
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
 @sim.command("pay")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
               help="Port on 127.0.0.1 (0 = any free port).")
@@ -890,12 +900,7 @@ def sim_pay(port: int, outcome: str, keys_dir: Path | None) -> None:
     server.provider.default = script
     click.echo(f"payment simulator on {server.url} (orders: {server.url}/); outcome {outcome}; "
                f"keys in {server.keys_dir}", err=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    _serve_until_interrupted(server)
 
 
 @sim.command("backend")
@@ -918,12 +923,7 @@ def sim_backend(port: int, db_file: Path) -> None:
     except OSError as exc:
         raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {exc}") from None
     click.echo(f"membership backend on {server.url}; events in {db_file}", err=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    _serve_until_interrupted(server)
 
 
 @sim.command("frames")

@@ -37,3 +37,13 @@ def kiosk(data_dir: Path, clock: FixedClock):
 def demo_kiosk(kiosk):
     bootstrap.seed_demo_store(kiosk)
     return kiosk
+
+
+@pytest.fixture
+def sim():
+    """The payment provider simulator (`kiosk sim pay`) on a free port of 127.0.0.1."""
+    from devices.sim.payprovider import PayServer
+
+    server = PayServer(0).start()
+    yield server
+    server.stop()

@@ -29,17 +29,15 @@ import json
 import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 import requests
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app.domain.payment import PaymentError, ProviderStatus, ProviderView
 from app.services.payments import InvalidNotification, Notification, OrderRequest
-from devices.payment.wechatpay import rsa_sign, rsa_verify
+from devices.payment.wechatpay import load_private_key, load_public_key, rsa_sign, rsa_verify
 
 GATEWAY = "https://openapi.alipay.com/gateway.do"
 CHINA = timezone(timedelta(hours=8))  # Alipay's timestamps are Beijing time
@@ -69,19 +67,6 @@ def sign_params(params: Mapping[str, str]) -> str:
                     if k != "sign" and v not in ("", None))
 
 
-def _key(path: str, setting: str, private: bool) -> Any:
-    try:
-        data = Path(path).read_bytes()
-        key = serialization.load_pem_private_key(data, password=None) if private \
-            else serialization.load_pem_public_key(data)
-    except (OSError, ValueError, TypeError) as exc:
-        raise ValueError(f"payment.options.{setting}: cannot read a key from {path!r}: {exc}") \
-            from None
-    if not isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
-        raise ValueError(f"payment.options.{setting}: {path!r} is not an RSA key")
-    return key
-
-
 class AlipayAdapter:
     name = "alipay"
 
@@ -99,9 +84,10 @@ class AlipayAdapter:
             if not o.get(needed):
                 raise ValueError(f"payment.options.{needed} is required for alipay")
         return cls(app_id=str(o["app_id"]),
-                   app_key=_key(str(o["app_private_key_file"]), "app_private_key_file", True),
-                   alipay_key=_key(str(o["alipay_public_key_file"]), "alipay_public_key_file",
-                                   False),
+                   app_key=load_private_key(str(o["app_private_key_file"]),
+                                            "app_private_key_file"),
+                   alipay_key=load_public_key(str(o["alipay_public_key_file"]),
+                                              "alipay_public_key_file"),
                    notify_url=str(o.get("notify_url", "")),
                    base_url=str(o.get("base_url", GATEWAY)),
                    connect_timeout=float(o.get("connect_timeout_s", 3.0)),

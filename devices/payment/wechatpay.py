@@ -61,7 +61,7 @@ def rsa_verify(key: rsa.RSAPublicKey, message: bytes, signature: str) -> bool:
     return True
 
 
-def _private_key(path: str, setting: str) -> rsa.RSAPrivateKey:
+def load_private_key(path: str, setting: str) -> rsa.RSAPrivateKey:
     try:
         key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
     except (OSError, ValueError, TypeError) as exc:
@@ -72,7 +72,7 @@ def _private_key(path: str, setting: str) -> rsa.RSAPrivateKey:
     return key
 
 
-def _public_key(path: str, setting: str) -> rsa.RSAPublicKey:
+def load_public_key(path: str, setting: str) -> rsa.RSAPublicKey:
     try:
         key = serialization.load_pem_public_key(Path(path).read_bytes())
     except (OSError, ValueError, TypeError) as exc:
@@ -111,9 +111,9 @@ class WeChatPayAdapter:
         except OSError as exc:
             raise ValueError(f"payment.options.apiv3_key_file: {exc}") from None
         return cls(mchid=str(o["mchid"]), appid=str(o["appid"]),
-                   private_key=_private_key(str(o["private_key_file"]), "private_key_file"),
+                   private_key=load_private_key(str(o["private_key_file"]), "private_key_file"),
                    serial_no=str(o["serial_no"]),
-                   platform_key=_public_key(str(o["platform_public_key_file"]),
+                   platform_key=load_public_key(str(o["platform_public_key_file"]),
                                             "platform_public_key_file"),
                    platform_serial=str(o["platform_serial"]), apiv3_key=apiv3,
                    notify_url=str(o.get("notify_url", "https://kiosk.invalid/notify")),

@@ -20,17 +20,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from devices.sim.payprovider import PayServer
-
 pytestmark = pytest.mark.slow
 KIOSK = str(Path(sys.executable).with_name("kiosk"))
-
-
-@pytest.fixture
-def sim():
-    server = PayServer(0).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

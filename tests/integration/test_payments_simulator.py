@@ -13,15 +13,7 @@ from app.domain.payment import PaymentError, PaymentState
 from app.services.payments import InvalidNotification
 from devices.payment import AdapterNotFound, available, load_adapter
 from devices.payment.gateway import SIMULATOR_SECRET, GatewayAdapter, SimulatorAdapter
-from devices.sim.payprovider import PayServer
 from tests.unit.factories import paid_sale
-
-
-@pytest.fixture
-def sim():
-    server = PayServer(0).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
