@@ -33,9 +33,10 @@ from app.storage.outbox import Outbox
 from app.storage.payments_repo import PaymentsRepo
 
 if TYPE_CHECKING:  # devices pull in OpenCV and the decoders; commands that need none stay light
+    from app.services.lane import Lane
     from devices.camera import Camera, FrameSource
     from devices.decoder import Decoder, FrameDecoder
-    from devices.membership import Uploader
+    from devices.membership import MemberClient, Uploader
     from devices.printer import ReceiptPrinter, SerialLink
     from devices.receipt import ReceiptStyle
     from devices.scanner import (
@@ -353,3 +354,58 @@ def run_ui(kiosk: Kiosk, *, screenshot: Path | None = None) -> None:
     from app.ui.app import KioskApp  # Kivy loads here and only here
 
     KioskApp(kiosk, screenshot=screenshot).run()
+
+
+# --- the lane (the shopper's flow) ------------------------------------------------------------
+def build_lane(kiosk: Kiosk, *, provider: PaymentProvider | None = None,
+               receipt_notice: Callable[[], tuple[str, str] | None] | None = None,
+               wake_printer: Callable[[], None] = lambda: None,
+               other_scanners: bool = False) -> Lane:
+    """The lane over ``kiosk`` (build it on the thread that will run it: it owns the
+    kiosk's database connection). ``receipt_notice`` asks the printer; None = no printer."""
+    from app.services.lane import Lane, LaneParts, LaneTimings
+
+    s = kiosk.settings
+    outbox = build_outbox(kiosk)
+    member_client = build_member_client(s)
+    parts = LaneParts(
+        db=kiosk.db, outbox=outbox, new_checkout=lambda: build_checkout(kiosk),
+        desk=build_payment_desk(kiosk, provider), clock=kiosk.clock, lane_id=s.kiosk.lane_id,
+        store_name_zh=s.store.name_zh, store_name_en=s.store.name_en,
+        currency=s.store.currency, tax=kiosk.tax, promotions=kiosk.promotions,
+        receipt_notice=receipt_notice or no_printer_notice, wake_printer=wake_printer,
+        member_codes=build_member_codes(s),
+        phone_lookup=member_client.member_for_phone if member_client else None,
+        phone_secret=s.membership.token or s.kiosk.lane_id,
+        wallets=tuple(s.payment.wallets), other_scanners=other_scanners,
+        timings=LaneTimings(
+            idle=timedelta(seconds=s.ui.idle_s),
+            still_there=timedelta(seconds=s.ui.still_there_s),
+            receipt=timedelta(seconds=s.ui.receipt_s),
+            receipt_on_screen=timedelta(seconds=s.ui.receipt_on_screen_s),
+            poll=timedelta(milliseconds=s.payment.poll_ms),
+            out_of_order_after=timedelta(milliseconds=max(s.camera.lost_after_ms * 10, 30_000)),
+        ),
+    )
+    lane = Lane(parts)
+    parts.desk.on_completed = lane.payment_completed
+    return lane
+
+
+def no_printer_notice() -> tuple[str, str]:
+    return ("本机没有收据打印机：收据和出口凭证将显示在屏幕上",
+            "This lane has no receipt printer: your receipt and exit pass will be shown on screen")
+
+
+def printer_notice(printer: ReceiptPrinter) -> Callable[[], tuple[str, str] | None]:
+    """Ask the printer (DLE EOT) before taking money; what to tell the shopper, if anything."""
+    def ask() -> tuple[str, str] | None:
+        return printer.status().shopper_notice()
+    return ask
+
+
+def build_member_client(settings: Settings) -> MemberClient | None:
+    from devices.membership import MemberClient
+
+    m = settings.membership
+    return MemberClient(m.base_url, m.token) if m.base_url else None

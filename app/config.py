@@ -142,10 +142,36 @@ class UiSettings:
     font: str = _doc(
         "Font file with Chinese glyphs; '' searches the system (Noto Sans CJK, WenQuanYi).", ""
     )
+    dpi: int = _doc(
+        "The screen's pixels per inch, so touch targets come out at least 15 mm wide on the "
+        "glass; 96 for a 15.6-inch 1366x768 panel.",
+        96,
+    )
+    idle_s: int = _doc("No touch or scan for this long mid-session: ask 'Still there?'.", 90)
+    still_there_s: int = _doc(
+        "The 'Still there?' countdown; then the cart is abandoned and the screen wiped.", 30
+    )
+    receipt_s: int = _doc("The receipt screen's time when the receipt printed.", 15)
+    receipt_on_screen_s: int = _doc(
+        "The receipt screen's time when the exit pass is shown on screen instead.", 60
+    )
+    sounds: bool = _doc("Play the scan, reject and paid sounds.", True)
+    camera_preview: bool = _doc("Show the live camera picture with the scan box.", True)
+    demo_shelf: bool = _doc(
+        "Show the demo shelf (products to 'hold under the camera' with a click, and the "
+        "simulated phone's Pay button). `kiosk demo` turns it on.",
+        False,
+    )
 
     def validate(self) -> None:
         if not (320 <= self.width <= 7680 and 240 <= self.height <= 4320):
             raise SettingsError("ui.width/ui.height must be a real screen size in pixels")
+        if not 48 <= self.dpi <= 600:
+            raise SettingsError("ui.dpi must be between 48 and 600")
+        if not 10 <= self.idle_s <= 3600 or not 5 <= self.still_there_s <= 600:
+            raise SettingsError("ui.idle_s must be 10-3600 and ui.still_there_s 5-600")
+        if not 3 <= self.receipt_s <= 600 or not 3 <= self.receipt_on_screen_s <= 600:
+            raise SettingsError("ui.receipt_s and ui.receipt_on_screen_s must be 3-600")
 
 
 CAMERA_SOURCES = ("opencv", "folder", "video", "generated", "none")
@@ -368,6 +394,9 @@ class ExitPassSettings:
     )
 
 
+WALLETS = ("wechat", "alipay", "unionpay")
+
+
 @dataclass
 class PaymentSettings:
     adapter: str = _doc(
@@ -387,8 +416,17 @@ class PaymentSettings:
         120,
     )
     poll_ms: int = _doc("How often the kiosk asks the provider about an open payment.", 1500)
+    wallets: list[str] = _doc(
+        "Wallets the payment QR accepts, offered as the shopper's choice ('wechat', "
+        "'alipay', 'unionpay'); one QR serves them all (an aggregated QR), the choice is "
+        "recorded. One entry or none: no choice screen.",
+        ["wechat", "alipay"],
+    )
 
     def validate(self) -> None:
+        unknown = [w for w in self.wallets if w not in WALLETS]
+        if unknown:
+            raise SettingsError(f"payment.wallets: unknown {unknown}; known: {list(WALLETS)}")
         if not 30 <= self.expire_s <= 1800:
             raise SettingsError("payment.expire_s must be between 30 and 1800")
         if not 200 <= self.poll_ms <= 30_000:

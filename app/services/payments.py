@@ -229,6 +229,10 @@ class PaymentDesk:
         """The shopper pressed Cancel."""
         return self._close(self._get(out_trade_no), "cancel")
 
+    def settle(self, p: Payment, reason: str) -> Payment:
+        """Close an open payment for ``reason`` (timeout, cancel, reset), querying first."""
+        return self._close(p, reason)
+
     def expire_due(self) -> list[Payment]:
         """Close every open payment past its expiry (call every second or so)."""
         now = self.clock.now()

@@ -110,6 +110,11 @@ class ShoppingSession:
             raise
         return line
 
+    def scan_refused(self, reason: str, how: str = "camera") -> None:
+        """A scanner refused what it read before it became a scan: recorded, nothing added."""
+        with write_transaction(self.db):
+            self._event(EventType.SCAN_REJECTED, reason=reason, how=how)
+
     def set_quantity(self, line_id: int, quantity: int) -> CartLine:
         return self._change(lambda: self.checkout.cart.set_quantity(line_id, quantity),
                             EventType.QUANTITY_CHANGED)

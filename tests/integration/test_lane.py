@@ -1,0 +1,322 @@
+"""The lane's shopper flow, headless: the same object the touch screen drives.
+
+Real SQLite in a temp dir, the payment simulator on 127.0.0.1, a fixed clock
+moved by hand (so inactivity and expiry are exact, not slept).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+import requests
+
+from app import bootstrap
+from app.config import load_settings
+from app.domain.money import Money
+from app.services.lane import Lane, Screen
+from app.services.lane_worker import LaneWorker
+from devices.payment.gateway import SIMULATOR_SECRET, SimulatorAdapter
+from tests.helpers import wait_for
+
+MILK = "6900000000014"  # 6.50, member 5.90
+MILK_KEY = "0" + MILK  # GTIN-14, how the catalogue keys it
+BEER = "6900000001769"  # 18+
+
+
+@pytest.fixture
+def make_lane(demo_kiosk, sim, clock):
+    made = []
+
+    def make(notice=None, wallets=("wechat", "alipay"), lookup=None, kiosk=None):
+        k = kiosk or demo_kiosk
+        provider = SimulatorAdapter(sim.url, "lane-01", SIMULATOR_SECRET, read_timeout=2.0)
+        k.settings.payment.wallets = list(wallets)
+        lane = bootstrap.build_lane(k, provider=provider, receipt_notice=notice or (lambda: None))
+        if lookup is not None:
+            lane.p.phone_lookup = lookup
+        lane.boot()
+        made.append(lane)
+        return lane
+    return make
+
+
+def events(kiosk) -> list[str]:
+    return [r[0] for r in kiosk.db.execute("SELECT type FROM outbox ORDER BY seq")]
+
+
+def pay_on_phone(sim, lane) -> None:
+    no = lane.view.payment.out_trade_no
+    assert requests.post(f"{sim.url}/sim/orders/{no}/pay", timeout=5).ok
+
+
+def test_a_shopper_starts_skips_membership_scans_and_edits_the_cart(make_lane, demo_kiosk):
+    lane = make_lane()
+    assert lane.view.screen is Screen.ATTRACT
+    lane.start()
+    assert lane.view.screen is Screen.MEMBER
+    lane.skip_member()
+    lane.scan(MILK, "]E0")
+    view = lane.view
+    assert view.screen is Screen.SHOPPING and view.notice.key == "added"
+    (line,) = view.priced.lines
+    assert line.line.product.code == MILK_KEY and view.priced.total == Money(650, "CNY")
+    lane.plus(line.line.line_id)
+    lane.plus(line.line.line_id)
+    assert lane.view.priced.lines[0].line.quantity == 3
+    lane.minus(line.line.line_id)
+    assert lane.view.priced.lines[0].line.quantity == 2
+    lane.remove(line.line.line_id)
+    assert lane.view.priced.lines == () and lane.view.priced.total == Money(0, "CNY")
+    assert events(demo_kiosk) == ["session_started", "item_scanned", "quantity_changed",
+                                  "quantity_changed", "quantity_changed", "item_removed"]
+
+
+def test_scanning_a_product_on_the_attract_screen_starts_a_session(make_lane, demo_kiosk):
+    lane = make_lane()
+    lane.scan(MILK)
+    assert lane.view.screen is Screen.SHOPPING and len(lane.view.priced.lines) == 1
+    assert demo_kiosk.db.execute("SELECT count(*) FROM sessions WHERE state = 'open'"
+                                 ).fetchone()[0] == 1
+
+
+def test_an_unknown_or_bad_code_says_so_and_changes_nothing(make_lane, demo_kiosk):
+    lane = make_lane()
+    lane.scan(MILK)
+    lane.scan("4006381333931")  # valid check digit, not sold here
+    notice = lane.view.notice
+    assert (notice.key, notice.level) == ("refused", "error")
+    assert dict(notice.values)["code"] == "unknown_product"
+    assert dict(notice.values)["message_zh"] and dict(notice.values)["message_en"]
+    lane.scan("6900000000015")  # wrong check digit
+    assert lane.view.notice.key == "refused"
+    assert dict(lane.view.notice.values)["code"] != "unknown_product"
+    lane.typed_code("\x1b[2J; DROP TABLE products")
+    assert lane.view.notice.key == "refused"
+    assert len(lane.view.priced.lines) == 1
+    assert events(demo_kiosk).count("scan_rejected") == 3
+
+
+def test_a_member_by_phone_gets_member_prices(make_lane, demo_kiosk):
+    lane = make_lane(lookup=lambda phone: "M000001" if phone == "13800000001" else None)
+    lane.start()
+    lane.member_phone("1380000")
+    assert lane.view.notice.key == "member_phone_invalid" and lane.view.screen is Screen.MEMBER
+    lane.member_phone("13900000009")
+    assert lane.view.notice.key == "member_unknown"
+    lane.member_phone("138 0000 0001")
+    assert lane.view.screen is Screen.SHOPPING and lane.view.member_id == "M000001"
+    lane.scan(MILK)
+    assert lane.view.priced.total == Money(590, "CNY")
+
+
+def test_an_age_restricted_item_waits_for_staff_before_paying(make_lane, demo_kiosk):
+    lane = make_lane()
+    lane.scan(BEER)
+    lane.pay()
+    assert lane.view.screen is Screen.AGE_CHECK
+    assert lane.view.age_lines[0][3] == 18
+    lane.approve_age("clerk-7")
+    assert lane.view.screen is Screen.SHOPPING and lane.view.age_lines == ()
+    lane.pay()
+    assert lane.view.screen is Screen.PAY
+    assert "age_check_approved" in events(demo_kiosk)
+
+
+def test_a_whole_sale_paid_through_the_simulator(make_lane, demo_kiosk, sim, clock):
+    lane = make_lane()
+    lane.scan(MILK)
+    lane.scan(MILK)
+    lane.pay()
+    assert lane.view.screen is Screen.PAY and lane.view.payment is None
+    assert lane.view.wallets == ("wechat", "alipay")
+    lane.choose_wallet("alipay")
+    pv = lane.view.payment
+    assert pv.qr_payload.endswith(pv.out_trade_no) and pv.amount == Money(1300, "CNY")
+    assert pv.wallet == "alipay" and lane.view.frozen
+    lane.scan(MILK)  # a scan while paying adds nothing
+    assert lane.checkout.cart.item_count() == 2
+    pay_on_phone(sim, lane)
+    clock.advance(seconds=2)
+    lane.tick()
+    view = lane.view
+    assert view.screen is Screen.RECEIPT and view.receipt.total == Money(1300, "CNY")
+    assert view.receipt.printed is None and not view.receipt.show_pass
+    lane.receipt_outcome(1, view.receipt.order_id, True, "")
+    assert lane.view.receipt.printed is True
+    clock.advance(seconds=16)
+    lane.tick()
+    assert lane.view.screen is Screen.ATTRACT and lane.view.priced is None
+    kinds = events(demo_kiosk)
+    tail = [k for k in kinds if k in ("payment_started", "payment_paid", "session_ended",
+                                      "receipt_printed")]
+    assert tail == ["payment_started", "payment_paid", "session_ended", "receipt_printed"]
+    assert demo_kiosk.db.execute("SELECT state FROM sessions").fetchone()[0] == "paid"
+
+
+def test_a_failed_receipt_puts_the_exit_pass_on_screen(make_lane, sim, clock):
+    lane = make_lane(wallets=("wechat",))
+    lane.scan(MILK)
+    lane.pay()  # one wallet: straight to the QR
+    assert lane.view.payment is not None
+    pay_on_phone(sim, lane)
+    clock.advance(seconds=2)
+    lane.tick()
+    receipt = lane.view.receipt
+    lane.receipt_outcome(1, receipt.order_id, False, "paper out")
+    assert lane.view.receipt.show_pass and lane.view.receipt.printed is False
+    assert lane.view.deadline == clock.now() + timedelta(seconds=60)
+
+
+def test_a_printer_that_cannot_print_is_told_before_paying(make_lane, sim, clock):
+    lane = make_lane(notice=lambda: ("打印机缺纸", "The printer is out of paper"),
+                     wallets=())
+    lane.scan(MILK)
+    lane.pay()
+    assert lane.view.printer_notice == ("打印机缺纸", "The printer is out of paper")
+    pay_on_phone(sim, lane)
+    clock.advance(seconds=2)
+    lane.tick()
+    assert lane.view.receipt.show_pass  # known before any outcome arrives
+
+
+def test_cancel_closes_the_payment_and_the_cart_can_change_again(make_lane, sim, demo_kiosk):
+    lane = make_lane(wallets=())
+    lane.scan(MILK)
+    lane.pay()
+    no = lane.view.payment.out_trade_no
+    lane.cancel_payment()
+    assert lane.view.screen is Screen.SHOPPING and lane.view.notice.key == "payment_cancelled"
+    assert not lane.view.frozen
+    lane.scan(MILK)
+    assert lane.checkout.cart.item_count() == 2
+    assert requests.post(f"{sim.url}/sim/orders/{no}/pay", timeout=5).status_code == 409
+
+
+def test_an_expired_qr_goes_back_to_the_cart(make_lane, clock):
+    lane = make_lane(wallets=())
+    lane.scan(MILK)
+    lane.pay()
+    clock.advance(seconds=121)
+    lane.tick()
+    assert lane.view.screen is Screen.SHOPPING and lane.view.notice.key == "payment_expired"
+
+
+def test_inactivity_asks_then_abandons_and_wipes_the_screen(make_lane, clock, demo_kiosk):
+    lane = make_lane()
+    lane.scan(MILK)
+    clock.advance(seconds=91)
+    lane.tick()
+    assert lane.view.screen is Screen.STILL_THERE
+    lane.still_here()
+    assert lane.view.screen is Screen.SHOPPING and len(lane.view.priced.lines) == 1
+    clock.advance(seconds=91)
+    lane.tick()
+    clock.advance(seconds=31)
+    lane.tick()
+    assert lane.view.screen is Screen.ATTRACT and lane.view.priced is None
+    assert lane.view.member_id is None and lane.session is None
+    row = demo_kiosk.db.execute("SELECT state FROM sessions").fetchone()
+    assert row[0] == "abandoned"
+    payload = json.loads(demo_kiosk.db.execute(
+        "SELECT payload FROM outbox WHERE type = 'session_abandoned'").fetchone()[0])
+    assert payload["cart"][0]["product"] == MILK_KEY and payload["reason"] == "timeout"
+
+
+def test_walking_away_from_an_open_payment_resolves_it_before_wiping(make_lane, clock, sim,
+                                                                     demo_kiosk):
+    lane = make_lane(wallets=())
+    lane.scan(MILK)
+    lane.pay()
+    no = lane.view.payment.out_trade_no
+    lane.abandon("staff_reset")
+    assert lane.view.screen is Screen.ATTRACT
+    state = demo_kiosk.db.execute("SELECT state FROM payments WHERE out_trade_no = ?",
+                                  [no]).fetchone()[0]
+    assert state == "cancelled"
+
+
+def test_a_restart_comes_back_to_the_same_cart_and_payment(make_lane, demo_kiosk, sim, clock,
+                                                            data_dir):
+    lane = make_lane(wallets=())
+    lane.scan(MILK)
+    lane.scan(BEER)
+    lane.approve_age("clerk")
+    lane.pay()
+    no = lane.view.payment.out_trade_no
+    # The kiosk dies here; a new process opens the same data dir.
+    settings = load_settings(data_dir=data_dir, environ={})
+    fresh = bootstrap.build(settings, clock=clock)
+    again = make_lane(wallets=(), kiosk=fresh)
+    assert again.view.screen is Screen.PAY and again.view.payment.out_trade_no == no
+    assert [pl.line.product.code for pl in again.view.priced.lines] == [MILK_KEY, "0" + BEER]
+    assert again.view.frozen
+    pay_on_phone(sim, again)
+    clock.advance(seconds=2)
+    again.tick()
+    assert again.view.screen is Screen.RECEIPT
+    fresh.close()
+
+
+def test_a_restart_after_paying_shows_the_receipt(make_lane, demo_kiosk, sim, clock, data_dir):
+    lane = make_lane(wallets=())
+    lane.scan(MILK)
+    lane.pay()
+    pay_on_phone(sim, lane)
+    # The desk completes the sale on disk, and the kiosk dies before the screen hears of it.
+    lane.p.desk.on_completed = None
+    lane.p.desk.poll(lane.view.payment.out_trade_no)
+    settings = load_settings(data_dir=data_dir, environ={})
+    fresh = bootstrap.build(settings, clock=clock)
+    again = make_lane(wallets=(), kiosk=fresh)
+    assert again.view.screen is Screen.RECEIPT and again.view.receipt.total == Money(650, "CNY")
+    fresh.close()
+
+
+def test_a_lost_camera_offers_the_keypad_then_closes_the_lane(make_lane, clock):
+    lane = make_lane()
+    lane.camera_health("lost")
+    assert lane.view.manual_entry and lane.view.notice.key == "camera_lost"
+    clock.advance(seconds=31)
+    lane.tick()
+    assert lane.view.screen is Screen.OUT_OF_ORDER
+    lane.camera_health("ok")
+    assert lane.view.screen is Screen.ATTRACT and not lane.view.manual_entry
+
+
+def test_a_closed_lane_takes_no_shoppers(make_lane):
+    lane = make_lane()
+    lane.set_open(False)
+    assert lane.view.screen is Screen.CLOSED
+    lane.scan(MILK)
+    assert lane.view.screen is Screen.CLOSED and lane.session is None
+    lane.set_open(True)
+    assert lane.view.screen is Screen.ATTRACT
+
+
+def test_the_worker_runs_commands_off_thread_and_shows_errors(demo_kiosk, sim, data_dir, clock):
+    seen = []
+
+    def make() -> Lane:
+        settings = load_settings(data_dir=data_dir, environ={})
+        k = bootstrap.build(settings, clock=clock)
+        provider = SimulatorAdapter(sim.url, "lane-01", SIMULATOR_SECRET)
+        return bootstrap.build_lane(k, provider=provider)
+
+    worker = LaneWorker(make, seen.append, tick_s=0.05)
+    worker.start()
+    worker.post(lambda lane: lane.scan(MILK))
+    worker.idle()
+    assert seen[-1].screen is Screen.SHOPPING
+
+    def broken(lane: Lane) -> None:
+        raise RuntimeError("disk on fire")
+    worker.post(broken)
+    worker.idle()
+    assert seen[-1].screen is Screen.ERROR and seen[-1].notice.key == "error_generic"
+    worker.post(Lane.recover_from_error)
+    worker.idle()
+    assert seen[-1].screen is Screen.SHOPPING and len(seen[-1].priced.lines) == 1
+    assert wait_for(lambda: seen[-1].version > 0)
+    worker.stop()
