@@ -155,10 +155,12 @@ def camera_source(settings: Settings) -> Callable[[], FrameSource] | None:
     return lambda: cam.OpenCvSource(c.device, c.width, c.height, c.fps, c.exposure or None)
 
 
-def build_camera(settings: Settings) -> Camera | None:
+def build_camera(settings: Settings,
+                 factory: Callable[[], FrameSource] | None = None) -> Camera | None:
+    """The camera for the configured source (or ``factory``'s, e.g. the demo shelf's)."""
     from devices.camera import Camera
 
-    factory = camera_source(settings)
+    factory = factory or camera_source(settings)
     if factory is None:
         return None
     return Camera(
@@ -349,11 +351,26 @@ def seed_demo_store(kiosk: Kiosk) -> list[str]:
     return done
 
 
-def run_ui(kiosk: Kiosk, *, screenshot: Path | None = None) -> None:
-    """Start the touch screen (blocks until the window closes)."""
+def run_ui(kiosk: Kiosk, *, screenshot: Path | None = None, demo: bool = False,
+           webcam: bool = False) -> None:
+    """Start the touch screen (blocks until the kiosk is stopped). ``demo`` starts the
+    simulated store first (devices.sim.demo) and points the settings at it."""
+    from app.ui.window import configure
+
+    configure(kiosk.settings.ui)  # before the window exists
     from app.ui.app import KioskApp  # Kivy loads here and only here
 
-    KioskApp(kiosk, screenshot=screenshot).run()
+    rig = None
+    if demo:
+        from devices.sim.demo import DemoRig
+
+        rig = DemoRig(kiosk.settings.data_dir, keep_camera=webcam)
+        rig.start(kiosk.settings)
+    try:
+        KioskApp(kiosk, rig=rig, screenshot=screenshot).run()
+    finally:
+        if rig is not None:
+            rig.stop()
 
 
 # --- the lane (the shopper's flow) ------------------------------------------------------------

@@ -142,14 +142,22 @@ def decode(obj: Context, images: tuple[Path, ...], as_json: bool, lookup: bool) 
     type=click.Path(path_type=Path, dir_okay=False),
     help="Save a screenshot of the first screen to this PNG and exit.",
 )
+@click.option("--webcam", is_flag=True,
+              help="Use the configured camera ([camera] settings) instead of the demo shelf.")
 @click.pass_obj
-def demo(obj: Context, screenshot: Path | None) -> None:
-    """Start the demo kiosk: loads the demo store into an empty data dir, then opens the screen."""
+def demo(obj: Context, screenshot: Path | None, webcam: bool) -> None:
+    """Start the demo kiosk against the simulated store.
+
+    Loads the demo store into an empty data dir, starts the payment simulator, the
+    reference membership backend and the virtual printer (receipts land in
+    DATA_DIR/receipts), and feeds the camera from the demo shelf.
+    """
     kiosk = obj.kiosk()
     for line in bootstrap.seed_demo_store(kiosk):
         click.echo(f"demo store: loaded {line}")
     click.echo(f"data directory: {obj.settings.data_dir}")
-    bootstrap.run_ui(kiosk, screenshot=screenshot)
+    click.echo(f"receipts: {obj.settings.data_dir / 'receipts'}")
+    bootstrap.run_ui(kiosk, screenshot=screenshot, demo=True, webcam=webcam)
 
 
 @main.command()

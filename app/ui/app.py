@@ -1,15 +1,21 @@
-"""The Kivy application: loads kiosk.kv, sets the Chinese-capable font, shows the attract screen.
+"""The Kivy application: the kiosk's touch screen, wired to the lane and the devices.
 
-This is the foundation's screen: the attract screen with the store's name, the
-prompt and the language switch. The shopping, payment and staff screens come
-with the kiosk screen issue. ``screenshot`` saves the first rendered frame and
-quits, for docs and UI tests.
+``KioskApp`` loads kiosk.kv, starts the lane on its own thread (``LaneWorker``)
+and the devices on theirs (camera, camera scanner, printer, event uploader),
+and renders each ``LaneView`` the lane publishes. Device and lane threads
+never touch a widget: they post through ``Bridge`` onto the Kivy thread.
+A kiosk cannot be left: Escape does nothing and closing the window is
+refused; only ``stop()`` (Ctrl-C in the terminal, tests) ends it.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("KIVY_NO_ARGS", "1")
 
@@ -18,11 +24,44 @@ from kivy.clock import Clock  # noqa: E402
 from kivy.core.text import DEFAULT_FONT, LabelBase  # noqa: E402
 from kivy.core.window import Window  # noqa: E402
 from kivy.lang import Builder  # noqa: E402
-from kivy.properties import DictProperty, StringProperty  # noqa: E402
+from kivy.metrics import sp  # noqa: E402
+from kivy.properties import (  # noqa: E402
+    BooleanProperty,
+    DictProperty,
+    ListProperty,
+    NumericProperty,
+    ObjectProperty,
+    StringProperty,
+)
 
+from app import bootstrap  # noqa: E402
 from app.bootstrap import PROJECT_ROOT, Kiosk  # noqa: E402
 from app.fonts import find_cjk_font  # noqa: E402
-from app.ui.strings import STRINGS  # noqa: E402
+from app.services.lane import Lane, LaneView, Screen  # noqa: E402
+from app.services.lane_worker import LaneWorker  # noqa: E402
+from app.ui import present  # noqa: E402
+from app.ui.bridge import Bridge  # noqa: E402
+from app.ui.sounds import Sounds  # noqa: E402
+from app.ui.strings import STRINGS, say  # noqa: E402
+from app.ui.widgets import CodeEntry, DemoShelf  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+THEMES = {
+    "normal": {"bg": [0.97, 0.97, 0.95, 1], "panel": [1, 1, 1, 1], "ink": [0.08, 0.08, 0.08, 1],
+               "muted": [0.35, 0.35, 0.35, 1], "accent": [0.0, 0.45, 0.3, 1],
+               "on_accent": [1, 1, 1, 1], "alert": [0.75, 0.2, 0.1, 1],
+               "ok": [0.0, 0.5, 0.2, 1], "warn": [0.65, 0.4, 0.0, 1],
+               "error": [0.75, 0.12, 0.08, 1], "quiet": [0.86, 0.86, 0.84, 1],
+               "highlight": [0.88, 0.96, 0.9, 1]},
+    "contrast": {"bg": [0, 0, 0, 1], "panel": [0.08, 0.08, 0.08, 1], "ink": [1, 1, 1, 1],
+                 "muted": [1, 1, 0.6, 1], "accent": [1, 0.9, 0, 1], "on_accent": [0, 0, 0, 1],
+                 "alert": [1, 0.35, 0.2, 1], "ok": [0.4, 1, 0.4, 1], "warn": [1, 0.85, 0.2, 1],
+                 "error": [1, 0.45, 0.4, 1], "quiet": [0.3, 0.3, 0.3, 1],
+                 "highlight": [0.15, 0.3, 0.15, 1]},
+}
+LARGE = 1.3  # large-text mode: every font and touch target this much bigger
+MIN_TARGET_MM = 15
 
 
 class KioskApp(App):
@@ -30,38 +69,260 @@ class KioskApp(App):
     text = DictProperty({})
     store_name = StringProperty("")
     store_name_other = StringProperty("")
+    scale = NumericProperty(1.0)
+    target = NumericProperty(96)  # the smallest touch target, in pixels
+    large_text = BooleanProperty(False)
+    high_contrast = BooleanProperty(False)
+    theme = DictProperty(THEMES["normal"])
+    view: LaneView = ObjectProperty(LaneView(Screen.ATTRACT))
+    shown = DictProperty({})  # every string the current screen shows, in the current language
+    rows = ListProperty([])
+    demo = ObjectProperty(None, allownone=True)
+    camera = ObjectProperty(None, allownone=True)
+    demo_items = ListProperty([])
 
-    def __init__(self, kiosk: Kiosk, screenshot: Path | None = None) -> None:
+    def __init__(self, kiosk: Kiosk, *, rig: Any = None, screenshot: Path | None = None,
+                 on_started: Callable[[KioskApp], None] | None = None) -> None:
         super().__init__()
         self.kiosk = kiosk
+        self.settings = kiosk.settings
+        self.demo = rig
         self._screenshot = screenshot
+        self._on_started = on_started
         self.title = kiosk.settings.store.name_en
+        self.worker: LaneWorker | None = None
+        self.printer: Any = None
+        self.scanner: Any = None
+        self.uploader: Any = None
+        self.sounds = Sounds(PROJECT_ROOT / "assets" / "sounds", self.settings.ui.sounds)
+        self._bridge = Bridge(self.show)
+        self._last_view = LaneView(Screen.ATTRACT)
+        self._entry: CodeEntry | None = None
+        self._shelf: DemoShelf | None = None
 
+    # -- building ------------------------------------------------------------------------------
     def build(self):  # type: ignore[no-untyped-def]
-        ui = self.kiosk.settings.ui
+        ui = self.settings.ui
         LabelBase.register(DEFAULT_FONT, str(find_cjk_font(ui.font, PROJECT_ROOT)))
-        if ui.fullscreen:
-            Window.fullscreen = "auto"
-        else:
-            Window.size = (ui.width, ui.height)
-        Window.clearcolor = (0.97, 0.97, 0.95, 1)
-        self.set_language(self.kiosk.settings.kiosk.language)
+        if not ui.fullscreen and tuple(Window.size) != (ui.width, ui.height):
+            Window.size = (ui.width, ui.height)  # app.ui.window.configure was not called
+        Window.bind(on_request_close=self._refuse_close)
+        px_per_mm = ui.dpi / 25.4
+        self._min_target = MIN_TARGET_MM * px_per_mm
+        self.set_text_size(False)
+        self.set_contrast(False)
+        self.set_language(self.settings.kiosk.language)
         root = Builder.load_file(str(PROJECT_ROOT / "kiosk.kv"))
+        self._start_devices()
+        Clock.schedule_interval(self._every_half_second, 0.5)
         if self._screenshot is not None:
             # Let layout settle, then capture right after a frame is drawn (on_flip):
             # reading pixels at any other moment can give a blank buffer under Mesa.
             Clock.schedule_once(self._arm_screenshot, 1.0)
         return root
 
+    def on_start(self) -> None:
+        signal.signal(signal.SIGINT, lambda *_: Clock.schedule_once(lambda _dt: self.stop()))
+        if self._on_started is not None:
+            self._on_started(self)
+
+    def _start_devices(self) -> None:
+        settings = self.settings
+        self.printer = bootstrap.build_printer(self.kiosk)
+        if self.printer is not None:
+            self.printer.on_outcome(lambda o: self.post(
+                Lane.receipt_outcome, o.job_id, o.order_id, o.printed, o.detail))
+            self.printer.start()
+        source = self.demo.camera if self.demo is not None else None
+        self.camera = bootstrap.build_camera(settings, (lambda: source) if source else None)
+        self.scanner = bootstrap.build_serial_scanner(
+            settings, lambda s: self.post(Lane.scan, s.text, s.symbology, s.source),
+            lambda r: self.post(Lane.scan_rejected, r.refusal.code))
+        printer = self.printer
+        clock = self.kiosk.clock
+        other_scanners = self.scanner is not None
+
+        def make_lane() -> Lane:
+            # On the lane's thread: it owns this database connection.
+            kiosk = bootstrap.build(settings, clock)
+            return bootstrap.build_lane(
+                kiosk, other_scanners=other_scanners,
+                receipt_notice=bootstrap.printer_notice(printer) if printer else None,
+                wake_printer=printer.wake if printer else (lambda: None))
+
+        self.worker = LaneWorker(make_lane, self._bridge.post)
+        self.worker.start()
+        if self.camera is not None:
+            self._camera_scanner = bootstrap.build_camera_scanner(
+                settings, self.camera,
+                lambda s: self.post(Lane.scan, s.text, s.symbology, s.source),
+                lambda r: self.post(Lane.scan_rejected, r.refusal.code))
+            self.camera.on_health(self._camera_health)
+            self._camera_scanner.start()
+            self.camera.start()
+        if self.scanner is not None:
+            self.scanner.start()
+        self.uploader = bootstrap.build_uploader(settings, clock)
+        if self.uploader is not None:
+            self.uploader.start()
+
+    def _camera_health(self, health: Any) -> None:
+        if health.state in ("ok", "lost"):
+            self.post(Lane.camera_health, health.state)
+
+    def on_stop(self) -> None:
+        for device in (getattr(self, "_camera_scanner", None), self.camera, self.scanner,
+                       self.printer, self.uploader):
+            if device is not None:
+                try:
+                    device.stop()
+                except Exception:  # noqa: BLE001 - stopping the rest matters more
+                    log.exception("stopping %r failed", device)
+        if self.worker is not None:
+            self.worker.stop()
+
+    def _refuse_close(self, *_args: object) -> bool:
+        return True  # a kiosk's window cannot be closed by a shopper
+
+    # -- commands from the screen --------------------------------------------------------------
+    def post(self, command: Callable[..., object], *args: object) -> None:
+        """Run a lane command on the lane's thread (from a touch or a device thread)."""
+        if self.worker is not None:
+            self.worker.post(lambda lane: command(lane, *args))
+
+    def do(self, name: str, *args: object) -> None:
+        """kiosk.kv's buttons: ``app.do("pay")`` runs ``Lane.pay`` on the lane's thread."""
+        self.post(getattr(Lane, name), *args)
+
+    def open_code_entry(self) -> None:
+        self.do("touch")
+        self._entry = self._entry or CodeEntry()
+        self._entry.open()
+
+    def code_entered(self, text: str) -> None:
+        if self._entry is not None:
+            self._entry.dismiss()
+        self.do("typed_code", text)
+
+    def open_demo_shelf(self) -> None:
+        if self.demo is None:
+            return
+        self._shelf = self._shelf or DemoShelf()
+        self._shelf.open()
+
+    def demo_hold(self, code: str) -> None:
+        if self._shelf is not None:
+            self._shelf.dismiss()
+        if self.demo is not None:
+            self.demo.hold(code)
+
+    def demo_member(self, member_id: str) -> None:
+        if self.demo is not None:
+            self.demo_hold(self.demo.member_code(member_id))
+
+    def demo_phone(self, action: str) -> None:
+        payment = self.view.payment
+        if self.demo is not None and payment is not None:
+            self.demo.phone(payment.out_trade_no, action)
+
+    # -- look ----------------------------------------------------------------------------------
     def set_language(self, language: str) -> None:
         self.language = language
         self.text = STRINGS[language]
-        store = self.kiosk.settings.store
+        store = self.settings.store
         first, second = (
             (store.name_zh, store.name_en) if language == "zh" else (store.name_en, store.name_zh)
         )
         self.store_name, self.store_name_other = first, second
+        self._render()
 
+    def toggle_language(self) -> None:
+        self.do("touch")
+        self.set_language("en" if self.language == "zh" else "zh")
+
+    def set_text_size(self, large: bool) -> None:
+        self.large_text = large
+        self.scale = LARGE if large else 1.0
+        self.target = max(sp(88), self._min_target) * self.scale
+
+    def set_contrast(self, high: bool) -> None:
+        self.high_contrast = high
+        self.theme = THEMES["contrast" if high else "normal"]
+        Window.clearcolor = self.theme["bg"]
+
+    # -- showing the lane ----------------------------------------------------------------------
+    def show(self, view: LaneView) -> None:
+        """On the Kivy thread: the lane's newest view."""
+        before = self._last_view
+        self._last_view = view
+        self.view = view
+        if self.root is not None:
+            self.root.ids.screens.current = view.screen.value
+        self._render()
+        self._react(before, view)
+
+    def _react(self, before: LaneView, view: LaneView) -> None:
+        """Sounds and the preview's flash, once per new notice."""
+        notice = view.notice
+        preview = self.root.ids.get("preview") if self.root is not None else None
+        if notice is not None and notice is not before.notice:
+            if notice.key == "added":
+                self.sounds.play("accepted")
+                if preview is not None:
+                    preview.flash(True)
+            elif notice.level == "error":
+                self.sounds.play("rejected")
+                if preview is not None:
+                    preview.flash(False)
+        if view.screen is Screen.RECEIPT and before.screen is not Screen.RECEIPT:
+            self.sounds.play("paid")
+        if view.screen is not Screen.SHOPPING and self._entry is not None:
+            self._entry.dismiss()
+
+    def _every_half_second(self, _dt: float) -> None:
+        self._render()
+
+    def _render(self) -> None:
+        view, lang = self.view, self.language
+        now = self.kiosk.clock.now()
+        rows = present.cart_rows(view, lang)
+        line = sp(22) * self.scale * 1.35
+        for row in rows:  # RecycleView rows need their height up front
+            extra = row["savings"].count("\n") + 1 if row["savings"] else 0
+            row["height"] = max(self.target + sp(12), line * (2 + extra) + sp(16))
+        self.rows = rows
+        shown: dict[str, Any] = present.totals(view, lang)
+        shown["notice"] = present.notice_text(view.notice, lang)
+        shown["notice_level"] = view.notice.level if view.notice else "info"
+        shown["member"] = present.member_line(view, lang)
+        shown["ages"] = present.age_lines(view, lang)
+        shown["countdown"] = present.seconds_left(view.deadline, now)
+        pay = view.payment
+        shown["pay_amount"] = present.money(pay.amount, lang) if pay else \
+            shown.get("total", "")
+        shown["pay_prompt"] = (say(lang, "scan_to_pay", wallet=present.wallet_name(
+            pay.wallet, lang)) if pay.wallet else say(lang, "scan_to_pay_any")) if pay else ""
+        shown["pay_expires"] = say(lang, "expires_in", seconds=present.seconds_left(
+            pay.expires_at, now)) if pay and pay.qr_payload and not pay.closing else ""
+        shown["qr"] = pay.qr_payload if pay and not pay.closing else ""
+        shown["printer_notice"] = (view.printer_notice[0 if lang == "zh" else 1]
+                                   if view.printer_notice else "")
+        shown["wallets"] = [(w, present.wallet_name(w, lang)) for w in view.wallets] \
+            if pay is None and not view.checking_printer else []
+        r = view.receipt
+        shown["receipt_pass"] = r.exit_pass if r and r.show_pass else ""
+        shown["receipt_status"] = ("" if r is None else say(lang, "exit_pass_prompt")
+                                   if r.show_pass else say(lang, "printing")
+                                   if r.printed is None else say(lang, "take_receipt"))
+        shown["receipt_audit"] = say(lang, "audit") if r and r.exit_audit else ""
+        shown["receipt_points"] = say(lang, "points", points=r.points) \
+            if r and r.points else ""
+        shown["receipt_order"] = say(lang, "order", order_id=r.order_id) if r else ""
+        shown["receipt_total"] = present.money(r.total, lang) if r else ""
+        shown["still_there"] = say(lang, "still_there_prompt", seconds=shown["countdown"])
+        self.shown = shown
+
+    # -- screenshots ---------------------------------------------------------------------------
     def _arm_screenshot(self, _dt: float) -> None:
         Window.bind(on_flip=self._take_screenshot)
         # Kivy only redraws when something changed; ask for a frame so on_flip fires.
@@ -70,10 +331,18 @@ class KioskApp(App):
     def _take_screenshot(self, *_args: object) -> None:
         Window.unbind(on_flip=self._take_screenshot)
         assert self._screenshot is not None
-        target = self._screenshot
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Window.screenshot appends a counter to the name; move the file to the exact path.
-        saved = Window.screenshot(name=str(target.with_suffix("")) + "%(counter)04d.png")
-        if saved:
-            Path(saved).replace(target)
+        save_screenshot(self._screenshot)
         self.stop()
+
+
+def save_screenshot(target: Path) -> Path:
+    """Save what the window shows now to exactly ``target`` (a PNG)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Window.screenshot appends a counter to the name; move the file to the exact path.
+    saved = Window.screenshot(name=str(target.with_suffix("")) + "%(counter)04d.png")
+    if saved:
+        Path(saved).replace(target)
+    return target
+
+
+__all__ = ["KioskApp", "save_screenshot"]

@@ -1,0 +1,104 @@
+"""What each screen says, worked out from a ``LaneView`` in the shopper's language.
+
+Pure functions (no Kivy), so the wording, the money formatting and the cart
+rows are tested without a window; kiosk.kv only binds widgets to the dicts
+these return.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from app.domain.money import Money
+from app.domain.pricing import PricedLine
+from app.services.lane import LaneView, Notice
+from app.ui.strings import say
+
+LOCALES = {"zh": "zh_CN", "en": "en_US"}
+
+
+def money(m: Money | None, language: str) -> str:
+    return m.format(LOCALES[language]) if m is not None else ""
+
+
+def notice_text(notice: Notice | None, language: str) -> str:
+    if notice is None:
+        return ""
+    return say(language, notice.key, **dict(notice.values))
+
+
+def cart_row(pl: PricedLine, language: str, *, highlight: bool, frozen: bool) -> dict[str, Any]:
+    line, product = pl.line, pl.line.product
+    name = product.name_zh if language == "zh" else product.name_en
+    if line.weighed:
+        kg = f"{(line.weight_g or 0) / 1000:.3f}"
+        detail = f"{say(language, 'weight', kg=kg)} × {money(pl.unit_price, language)}" \
+                 f"{say(language, 'per_kg')}"
+    else:
+        detail = f"{line.quantity} × {money(pl.unit_price, language)}"
+    savings = [f"{adj.name(language)}  -{money(adj.saving, language)}"
+               for adj in pl.adjustments]
+    if product.member_price is not None and not any(a.code == "member_price"
+                                                    for a in pl.adjustments):
+        # Not a member (yet): say what the member price would be.
+        savings.insert(0, f"{say(language, 'member_label')} "
+                          f"{money(product.member_price, language)}")
+    return {
+        "line_id": line.line_id,
+        "name": name,
+        "detail": detail,
+        "savings": "\n".join(savings),
+        "regular": money(pl.regular, language) if pl.saving else "",
+        "total": money(pl.total, language),
+        "quantity": "" if line.weighed else str(line.quantity),
+        "can_change": not frozen and not line.weighed and line.label_price is None,
+        "can_remove": not frozen,
+        "highlight": highlight,
+        "needs_age": line.needs_age_check,
+    }
+
+
+def cart_rows(view: LaneView, language: str) -> list[dict[str, Any]]:
+    if view.priced is None:
+        return []
+    rows = [cart_row(pl, language, highlight=pl.line.line_id == view.last_line_id,
+                     frozen=view.frozen) for pl in view.priced.lines]
+    return rows
+
+
+def totals(view: LaneView, language: str) -> dict[str, str]:
+    p = view.priced
+    if p is None:
+        return {"count": say(language, "items", count=0), "subtotal": "", "savings": "",
+                "total": ""}
+    return {
+        "count": say(language, "items", count=p.item_count),
+        "subtotal": money(p.subtotal, language) if p.savings else "",
+        "savings": money(p.savings, language) if p.savings else "",
+        "total": money(p.total, language),
+    }
+
+
+def seconds_left(deadline: datetime | None, now: datetime) -> int:
+    if deadline is None:
+        return 0
+    return max(0, int((deadline - now).total_seconds() + 0.999))
+
+
+def wallet_name(wallet: str, language: str) -> str:
+    return say(language, f"wallet_{wallet}") or wallet
+
+
+def member_line(view: LaneView, language: str) -> str:
+    if not view.member_id:
+        return ""
+    extra = say(language, "member_provisional") if view.member_provisional else ""
+    shown = view.member_id if not view.member_id.startswith("P") else "·" * 4 + \
+        view.member_id[-4:]  # a provisional id is a hash: show only its end
+    return f"{say(language, 'member_label')} {shown}{extra}"
+
+
+def age_lines(view: LaneView, language: str) -> str:
+    return "\n".join(say(language, "age_line", name_zh=zh, name_en=en, min_age=age)
+                     for _, zh, en, age in view.age_lines)

@@ -1,0 +1,132 @@
+"""The kiosk's own widgets: live camera preview, payment/exit-pass QR, cart row, keypad.
+
+Their look is in kiosk.kv; what is here is what kv cannot say: copying
+camera frames into a texture, drawing a QR, and a keypad's typing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kivy.animation import Animation
+from kivy.clock import Clock
+from kivy.graphics.texture import Texture
+from kivy.properties import (
+    BooleanProperty,
+    ListProperty,
+    NumericProperty,
+    ObjectProperty,
+    StringProperty,
+)
+from kivy.uix.boxlayout import BoxLayout
+from kivy.uix.image import Image
+from kivy.uix.modalview import ModalView
+from kivy.uix.recycleview.views import RecycleDataViewBehavior
+
+from devices.camera import Camera, preview_rgb
+from devices.payment.qr import payment_qr
+
+
+class CameraPreview(Image):
+    """The live camera picture with the guide box; ``flash`` it on a read."""
+
+    guide = ListProperty([0.6, 0.7])  # the guide box, as shares of the frame
+    flash_rgba = ListProperty([0, 0, 0, 0])
+    camera: Camera | None = ObjectProperty(None, allownone=True)
+    fps = NumericProperty(15)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._seq = -1
+        self._event = Clock.schedule_interval(self._update, 1 / 15)
+        self.fit_mode = "contain"
+
+    def _update(self, _dt: float) -> None:
+        # The UI thread reads the newest frame the capture thread left; it never waits.
+        if self.camera is None or not self.get_root_window():
+            return
+        frame = self.camera.latest()
+        if frame is None or frame.seq == self._seq:
+            return
+        self._seq = frame.seq
+        data, w, h = preview_rgb(frame.image, 480)
+        texture = self.texture
+        if texture is None or texture.size != (w, h):
+            texture = Texture.create(size=(w, h), colorfmt="rgb")
+        texture.blit_buffer(data, colorfmt="rgb", bufferfmt="ubyte")
+        self.texture = texture
+        self.canvas.ask_update()
+
+    def flash(self, ok: bool) -> None:
+        self.flash_rgba = [0.1, 0.8, 0.3, 0.9] if ok else [0.9, 0.15, 0.1, 0.9]
+        Animation.cancel_all(self, "flash_rgba")
+        Animation(flash_rgba=[0, 0, 0, 0], duration=0.6, t="in_quad").start(self)
+
+
+class QrImage(Image):
+    """A QR code drawn crisp (nearest-neighbour scaling) from ``payload``."""
+
+    payload = StringProperty("")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.fit_mode = "contain"
+
+    def on_payload(self, _widget: QrImage, payload: str) -> None:
+        if not payload:
+            self.texture = None
+            return
+        image = payment_qr(payload, module_px=4).convert("RGB")
+        w, h = image.size
+        texture = Texture.create(size=(w, h), colorfmt="rgb")
+        texture.blit_buffer(image.transpose(1).tobytes(), colorfmt="rgb", bufferfmt="ubyte")
+        texture.mag_filter = "nearest"
+        texture.min_filter = "nearest"
+        self.texture = texture
+
+
+class CartRow(RecycleDataViewBehavior, BoxLayout):
+    """One cart line; its words come from app.ui.present.cart_row."""
+
+    line_id = NumericProperty(0)
+    name = StringProperty("")
+    detail = StringProperty("")
+    savings = StringProperty("")
+    regular = StringProperty("")
+    total = StringProperty("")
+    quantity = StringProperty("")
+    can_change = BooleanProperty(True)
+    can_remove = BooleanProperty(True)
+    highlight = BooleanProperty(False)
+    needs_age = BooleanProperty(False)
+
+
+class Keypad(BoxLayout):
+    """Digits typed on screen (phone numbers, barcodes, PLUs); ``entered`` on OK."""
+
+    typed = StringProperty("")
+    max_length = NumericProperty(20)
+    __events__ = ("on_entered",)
+
+    def press(self, key: str) -> None:
+        if key == "clear":
+            self.typed = ""
+        elif key == "back":
+            self.typed = self.typed[:-1]
+        elif key == "ok":
+            if self.typed:
+                self.dispatch("on_entered", self.typed)
+                self.typed = ""
+        elif key.isdigit() and len(self.typed) < self.max_length:
+            self.typed += key
+
+    def on_entered(self, text: str) -> None:
+        pass
+
+
+class CodeEntry(ModalView):
+    """The manual-entry keypad for a barcode or PLU, over the shopping screen."""
+
+
+class DemoShelf(ModalView):
+    """Demo only: products and member codes to hold under the simulated camera."""
