@@ -230,7 +230,7 @@ class Lane:
         # Payments a crash left open that are not this cart's: settle them (query, close).
         for p in self.p.desk.repo.all_open():
             if mine is None or p.out_trade_no != mine.out_trade_no:
-                self._guard(lambda p=p: self.p.desk.settle(p, p.close_reason or "timeout"))
+                self._guard(self.p.desk.settle, p, p.close_reason or "timeout")
         if session is None:
             self._show(screen=self._home())
             return
@@ -257,9 +257,9 @@ class Lane:
         return (lost is not None and not self.p.other_scanners
                 and self.clock.now() - lost >= self.p.timings.out_of_order_after)
 
-    def _guard(self, action: Callable[[], object]) -> None:
+    def _guard(self, action: Callable[..., object], *args: Any) -> None:
         try:
-            action()
+            action(*args)
         except Exception:  # noqa: BLE001 - a provider down at start-up must not stop the lane
             log.exception("settling a payment left open failed; the next tick retries")
 

@@ -292,6 +292,11 @@ class KioskApp(App):
             row["height"] = max(self.target + sp(12), line * (2 + extra) + sp(16))
         self.rows = rows
         shown: dict[str, Any] = present.totals(view, lang)
+        # kv cannot bind to a LaneView's fields (it is not a Kivy object): flat values here.
+        shown |= {"help_requested": view.help_requested, "manual_entry": view.manual_entry,
+                  "member_id": view.member_id or "", "frozen": view.frozen,
+                  "checking_printer": view.checking_printer,
+                  "has_payment": view.payment is not None}
         shown["notice"] = present.notice_text(view.notice, lang)
         shown["notice_level"] = view.notice.level if view.notice else "info"
         shown["member"] = present.member_line(view, lang)

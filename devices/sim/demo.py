@@ -10,6 +10,7 @@ frames, so someone without a camera can shop with the mouse.
 
 from __future__ import annotations
 
+import csv
 import logging
 import threading
 from pathlib import Path
@@ -23,6 +24,7 @@ from devices.sim.payprovider import PayServer
 from devices.sim.printer import VirtualPrinter
 
 log = logging.getLogger(__name__)
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class DemoRig:
@@ -33,6 +35,7 @@ class DemoRig:
         self.backend: BackendServer | None = None
         self.printer: VirtualPrinter | None = None
         self.camera: GeneratedSource | None = None
+        self.pay_url = ""  # where the simulated phone pays: this rig's simulator, or another
 
     @property
     def receipts_dir(self) -> Path:
@@ -42,10 +45,12 @@ class DemoRig:
         """Start the simulators and point ``settings`` at them."""
         self.pay = PayServer(0, keys_dir=self.data_dir / "sim-pay-keys").start()
         self.backend = BackendServer(0, self.data_dir / "sim-backend.db").start()
+        self._enrol_demo_members()
         self.printer = VirtualPrinter(self.receipts_dir,
                                       paper_mm=settings.printer.paper_mm).start()
         settings.payment.adapter = "simulator"
-        settings.payment.options = {"base_url": self.pay.url}
+        self.pay_url = self.pay_url or self.pay.url
+        settings.payment.options = {"base_url": self.pay_url}
         settings.printer.port = self.printer.port
         m = settings.membership
         m.base_url, m.token = self.backend.url, DEFAULT_TOKEN
@@ -55,6 +60,13 @@ class DemoRig:
             c = settings.camera
             c.source = "generated"
             self.camera = GeneratedSource([], fps=c.fps, width=c.width, height=c.height)
+
+    def _enrol_demo_members(self) -> None:
+        assert self.backend is not None
+        with (PROJECT_ROOT / "seeds" / "members.csv").open(encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                self.backend.add_member(row["member_id"], row["name"], row["tier"],
+                                        row["phone"])
 
     def hold(self, code: str, frames: int = 20) -> None:
         """Hold ``code`` under the demo camera for ``frames`` frames."""
@@ -68,8 +80,7 @@ class DemoRig:
 
     def phone(self, out_trade_no: str, action: str = "pay") -> None:
         """The shopper's simulated phone pays (or declines) the order, off the UI thread."""
-        assert self.pay is not None
-        url = f"{self.pay.url}/sim/orders/{out_trade_no}/{action}"
+        url = f"{self.pay_url}/sim/orders/{out_trade_no}/{action}"
 
         def send() -> None:
             try:

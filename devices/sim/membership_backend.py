@@ -185,6 +185,13 @@ class BackendServer(ThreadingHTTPServer):
                                                         serialization.PublicFormat.Raw)
         return base64.b64encode(raw).decode()
 
+    def add_member(self, member_id: str, name: str, tier: str, phone: str,
+                   points: int = 0) -> None:
+        """Enrol (or update) a member, as the membership app's sign-up would."""
+        with self.store.lock:
+            self.store.conn.execute("INSERT OR REPLACE INTO members VALUES (?, ?, ?, ?, ?)",
+                                    [member_id, name, tier, points, phone])
+
     def member_code(self, member_id: str, shown_at: int | None = None,
                     valid_days: int = 30) -> str:
         """A fresh member QR, as the membership app would show it."""

@@ -1,0 +1,191 @@
+"""Whole shopping sessions on the real screen, as ``tests.ui.driver`` runs them.
+
+Each flow touches what a shopper would touch, holds codes under the demo
+camera (rendered into real frames and decoded by the real decoder), and
+asserts on what the widgets show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from app.services.lane import Lane
+from tests.ui.driver import Driver, FlowFailed, Step
+
+MILK = "6900000000014"
+BEER = "6900000001769"
+UNKNOWN = "4006381333931"
+
+
+def check(condition: object, message: str) -> None:
+    if not condition:
+        raise FlowFailed(message)
+
+
+def whole_sale(d: Driver) -> Step:
+    """Start, member by phone, scan, +/-, remove, a refused code, pay by WeChat, receipt."""
+    yield from d.screen_is("attract")
+    d.press("start_button")
+    yield from d.screen_is("member")
+    d.type_keys("phone_keypad", "13800000001")
+    check(d.widget("phone_keypad").typed == "13800000001", d.widget("phone_keypad").typed)
+    d.press("phone_ok")
+    yield from d.screen_is("shopping")
+    yield from d.until(lambda: "M000001" in d.app.shown.get("member", ""), "member shown")
+    d.hold(MILK)
+    yield from d.until(lambda: len(d.app.rows) == 1, "milk in the cart")
+    check("纯牛奶" in d.app.rows[0]["name"], d.app.rows[0])
+    check(d.app.sounds.played[-1:] == ["accepted"], d.app.sounds.played)
+    check("会员价" in d.app.rows[0]["savings"], "member price shown on the line")
+    yield from d.frames(3)
+    d.touch(d.row_button(0, "+"))
+    yield from d.until(lambda: d.app.rows and d.app.rows[0]["quantity"] == "2", "quantity 2")
+    check("11.80" in d.text("total"), (d.text("total"), dict(d.app.shown)))  # 2 x 5.90
+    d.hold(BEER)
+    yield from d.until(lambda: len(d.app.rows) == 2, "beer in the cart")
+    yield from d.frames(3)
+    d.touch(d.row_button(1, "-"))  # one beer, minus: the line goes
+    yield from d.until(lambda: len(d.app.rows) == 1, "beer removed")
+    d.hold(UNKNOWN)
+    yield from d.until(lambda: d.app.shown.get("notice_level") == "error", "refusal shown")
+    check(d.app.sounds.played[-1] == "rejected", d.app.sounds.played)
+    check(d.text("shopping_notice"), "the refusal is on screen")
+    check(len(d.app.rows) == 1, "the refused code added nothing")
+    d.press("pay_button")
+    yield from d.screen_is("pay")
+    yield from d.until(lambda: d.widget("wallet_wechat").height > 0, "wallet choice")
+    d.press("wallet_wechat")
+    yield from d.until(lambda: d.widget("pay_qr").texture is not None, "payment QR")
+    check("11.80" in d.text("pay_amount"), d.text("pay_amount"))
+    check("秒" in d.text("pay_expires"), d.text("pay_expires"))
+    d.press("demo_pay")
+    yield from d.screen_is("receipt", timeout=15)
+    check(d.app.sounds.played[-1] == "paid", d.app.sounds.played)
+    yield from d.until(lambda: "请取走小票" in d.text("receipt_status"), "receipt printed",
+                       timeout=20)
+    receipts = list(d.rig.receipts_dir.glob("*.txt"))
+    check(receipts, "the virtual printer printed the receipt")
+    text = receipts[0].read_text(encoding="utf-8")
+    check("纯牛奶" in text and "11.80" in text, text[:400])
+    d.press("done_button")
+    yield from d.screen_is("attract")
+    check(d.app.rows == [], "the screen is wiped for the next shopper")
+
+
+def age_check_and_cancel(d: Driver) -> Step:
+    """An 18+ item waits for staff; then a payment is started and cancelled."""
+    yield from d.screen_is("attract")
+    d.hold(BEER)  # scanning on the attract screen starts a session
+    yield from d.screen_is("shopping")
+    yield from d.until(lambda: len(d.app.rows) == 1, "beer in the cart")
+    d.press("pay_button")
+    yield from d.screen_is("age_check")
+    check("18" in d.text("age_lines"), d.text("age_lines"))
+    d.press("call_staff_button")
+    yield from d.until(lambda: d.text("staff_coming"), "staff called banner")
+    yield from d.post(Lane.approve_age, "clerk-7")
+    yield from d.screen_is("shopping")
+    d.press("pay_button")
+    yield from d.screen_is("pay")
+    yield from d.until(lambda: d.widget("wallet_alipay").height > 0, "wallet choice")
+    d.press("wallet_alipay")
+    yield from d.until(lambda: d.widget("pay_qr").texture is not None, "payment QR")
+    d.press("cancel_payment")
+    yield from d.screen_is("shopping")
+    yield from d.until(lambda: "取消" in d.text("shopping_notice"), "cancelled notice")
+    check(not d.widget("pay_button").disabled, "the cart can be paid again")
+
+
+def inactivity(d: Driver) -> Step:
+    """Still there? then the cart is abandoned and the screen wiped."""
+    yield from d.screen_is("attract")
+    d.hold(MILK)
+    yield from d.until(lambda: len(d.app.rows) == 1, "milk in the cart")
+    d.clock.advance(seconds=91)
+    yield from d.screen_is("still_there")
+    check("30" in d.text("still_there_prompt") or "29" in d.text("still_there_prompt"),
+          d.text("still_there_prompt"))
+    d.press("still_here_button")
+    yield from d.screen_is("shopping")
+    check(len(d.app.rows) == 1, "the cart is still there")
+    d.clock.advance(seconds=91)
+    yield from d.screen_is("still_there")
+    d.clock.advance(seconds=31)
+    yield from d.screen_is("attract")
+    check(d.app.rows == [] and d.app.view.member_id is None, "wiped")
+
+
+def manual_entry_and_looks(d: Driver) -> Step:
+    """Typing a code; switching language, large text and high contrast mid-session."""
+    yield from d.screen_is("attract")
+    d.press("start_button")
+    yield from d.screen_is("member")
+    d.press("skip_button")
+    yield from d.screen_is("shopping")
+    d.press("type_code_button")
+    yield from d.frames(3)
+    d.type_keys("code_keypad", MILK)
+    d.press("code_ok")
+    yield from d.until(lambda: len(d.app.rows) == 1, "typed milk in the cart")
+    yield from d.popup_closed()
+    before = d.widget("total").font_size
+    d.press("language_button")
+    yield from d.frames(2)
+    check(d.app.rows[0]["name"].startswith("Whole Milk"), d.app.rows[0]["name"])
+    check(d.text("pay_button") == "Pay", d.text("pay_button"))
+    d.press("large_text_button")
+    yield from d.frames(2)
+    check(d.widget("total").font_size > before * 1.2, "large text is larger")
+    check(d.widget("pay_button").height >= d.app.target, "targets grew too")
+    d.press("contrast_button")
+    yield from d.frames(2)
+    check(d.app.theme["bg"][:3] == [0, 0, 0], "high contrast is black")
+
+
+def restart_mid_payment(d: Driver) -> Step:
+    """First half of the crash test: stops (is killed) with the payment QR showing."""
+    yield from d.screen_is("attract")
+    d.hold(MILK)
+    yield from d.until(lambda: len(d.app.rows) == 1, "milk in the cart")
+    d.press("pay_button")
+    yield from d.until(lambda: d.widget("wallet_wechat").height > 0, "wallet choice")
+    d.press("wallet_wechat")
+    yield from d.until(lambda: d.widget("pay_qr").texture is not None, "payment QR")
+    print(f"ORDER {d.app.view.payment.out_trade_no}", flush=True)
+    while True:  # the test kills this process here, as a power cut would
+        yield
+
+
+def restart_resumed(d: Driver) -> Step:
+    """Second half: the restarted kiosk shows the same cart and payment, and takes the pay."""
+    yield from d.screen_is("pay", timeout=15)
+    print(f"RESUMED {d.app.view.payment.out_trade_no}", flush=True)
+    check(len(d.app.rows) == 1, "the cart came back")
+    d.press("demo_pay")
+    yield from d.screen_is("receipt", timeout=15)
+
+
+def printer_out_of_paper(d: Driver) -> Step:
+    """The shopper is told before paying; the exit pass is shown on screen."""
+    yield from d.screen_is("attract")
+    d.hold(MILK)
+    yield from d.until(lambda: len(d.app.rows) == 1, "milk in the cart")
+    d.press("pay_button")
+    yield from d.until(lambda: d.text("printer_notice"), "printer notice", timeout=15)
+    d.press("wallet_wechat")
+    yield from d.until(lambda: d.widget("pay_qr").texture is not None, "payment QR")
+    d.press("demo_pay")
+    yield from d.screen_is("receipt", timeout=15)
+    yield from d.until(lambda: d.widget("exit_pass_qr").texture is not None, "exit pass QR")
+    check("出口" in d.text("receipt_status"), d.text("receipt_status"))
+
+
+FLOWS: dict[str, Callable[[Driver], Step]] = {
+    "whole_sale": whole_sale,
+    "age_check_and_cancel": age_check_and_cancel,
+    "inactivity": inactivity,
+    "manual_entry_and_looks": manual_entry_and_looks,
+    "restart_mid_payment": restart_mid_payment,
+    "restart_resumed": restart_resumed,
+    "printer_out_of_paper": printer_out_of_paper,
+}

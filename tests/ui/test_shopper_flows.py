@@ -1,0 +1,80 @@
+"""Whole shopping sessions on the real Kivy screen under Xvfb (./run.sh test starts it).
+
+Each flow in tests/ui/flows.py runs in its own process (one Kivy window per
+process) against the demo rig: the payment simulator, the reference backend
+and the virtual printer on real ports and ptys, and the demo camera whose
+frames the real decoder reads.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.ui
+
+
+@pytest.fixture
+def display():
+    if not os.environ.get("DISPLAY"):
+        pytest.skip("needs an X display: ./run.sh test runs the suite under Xvfb")
+
+
+def env(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "KIVY_HOME": str(tmp_path / "kivy"), "KIVY_NO_ARGS": "1",
+            "KIVY_LOG_MODE": "PYTHON"}
+
+
+def drive(flow: str, tmp_path: Path, *extra: str, timeout: float = 150) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.ui.driver", flow, "--data", str(tmp_path / "data"),
+         *extra], cwd=ROOT, env=env(tmp_path), capture_output=True, text=True,
+        timeout=timeout)
+    assert result.returncode == 0, f"{flow} failed:\n{result.stderr[-4000:]}"
+    return result.stdout
+
+
+@pytest.mark.parametrize("flow", ["whole_sale", "age_check_and_cancel", "inactivity",
+                                  "manual_entry_and_looks"])
+def test_shopper_flow(flow, tmp_path, display):
+    drive(flow, tmp_path)
+
+
+def test_the_shopper_is_told_before_paying_when_the_printer_is_out_of_paper(tmp_path,
+                                                                            display):
+    drive("printer_out_of_paper", tmp_path, "--paper-out")
+
+
+def test_a_killed_kiosk_restarts_into_the_same_cart_and_payment(tmp_path, display, sim):
+    """Killed (SIGKILL, as a power cut) with the payment QR up; restarted on the same data."""
+    first = subprocess.Popen(
+        [sys.executable, "-m", "tests.ui.driver", "restart_mid_payment", "--data",
+         str(tmp_path / "data"), "--pay-url", sim.url], cwd=ROOT, env=env(tmp_path),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    order = ""
+    end = time.monotonic() + 120
+    assert first.stdout is not None
+    while time.monotonic() < end:
+        line = first.stdout.readline()
+        if line.startswith("ORDER "):
+            order = line.split()[1]
+            break
+        if not line and first.poll() is not None:
+            break
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    assert order, first.stderr.read()[-3000:] if first.stderr else "no order shown"
+    out = drive("restart_resumed", tmp_path, "--pay-url", sim.url)
+    assert f"RESUMED {order}" in out
+    state = requests.get(f"{sim.url}/sim/state", timeout=5).json()
+    assert state["charges"] == {order: 1}  # one order, charged once
+    assert state["orders"][order]["creates"] == 1
