@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -162,9 +163,26 @@ class KioskApp(App):
             self.camera.start()
         if self.scanner is not None:
             self.scanner.start()
+        # A USB barcode scanner "types" codes: the wedge tells it from a person typing.
+        self.wedge = bootstrap.build_wedge(
+            settings, lambda s: self.post(Lane.scan, s.text, s.symbology, s.source),
+            lambda _typed: None,  # people type on the on-screen keypads, not a keyboard
+            lambda r: self.post(Lane.scan_rejected, r.refusal.code))
+        Window.bind(on_textinput=self._key_text, on_key_down=self._key_down)
+        Clock.schedule_interval(lambda _dt: self.wedge.tick(time.monotonic()), 0.05)
         self.uploader = bootstrap.build_uploader(settings, clock)
         if self.uploader is not None:
             self.uploader.start()
+
+    def _key_text(self, _window: object, text: str) -> None:
+        for char in text:
+            self.wedge.key(char, time.monotonic())
+
+    def _key_down(self, _window: object, key: int, *_args: object) -> bool:
+        if key in (13, 271):  # Enter, keypad Enter: the wedge's suffix
+            self.wedge.key("\r", time.monotonic())
+            return True
+        return key == 27  # Escape: swallowed, a kiosk cannot be left
 
     def _camera_health(self, health: Any) -> None:
         if health.state in ("ok", "lost"):

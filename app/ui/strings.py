@@ -31,6 +31,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "ok": "确定",
         "skip": "跳过",
         "clear": "清除",
+        "backspace": "退格",
         "back": "返回",
         "member_welcome": "欢迎您，会员价已生效",
         "member_welcome_offline": "已记录您的手机号，会员价已生效（网络恢复后积分到账）",
@@ -111,7 +112,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "out_of_order_title": "本机暂时故障",
         "out_of_order_prompt": "摄像头无法使用。请到其他收银通道，或呼叫店员",
         "error_title": "出了点问题",
-        "error_generic": "出了点问题。您的购物车已保存，请点击“返回”重试，或呼叫店员",
+        "error_generic": "您的购物车已保存，请点击“返回”重试，或呼叫店员",
         # demo
         "demo_shelf": "演示货架",
         "demo_shelf_title": "演示货架：点击商品，把它“放到摄像头下”",
@@ -139,6 +140,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "ok": "OK",
         "skip": "Skip",
         "clear": "Clear",
+        "backspace": "Del",
         "back": "Back",
         "member_welcome": "Welcome back! Member prices apply",
         "member_welcome_offline": "Phone number noted: member prices apply (points follow "
@@ -220,8 +222,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "out_of_order_prompt": "The camera is not working. Please use another checkout or "
                                "call staff",
         "error_title": "Something went wrong",
-        "error_generic": "Something went wrong. Your cart is saved: tap Back to try again, "
-                         "or call staff",
+        "error_generic": "Your cart is saved: tap Back to try again, or call staff",
         "demo_shelf": "Demo shelf",
         "demo_shelf_title": "Demo shelf: click a product to hold it under the camera",
         "demo_member": "Member code: {member_id}",

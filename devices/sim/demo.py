@@ -19,6 +19,7 @@ import requests
 
 from app.config import Settings
 from devices.camera import GeneratedSource
+from devices.sim.frames import render_barcode
 from devices.sim.membership_backend import DEFAULT_TOKEN, BackendServer
 from devices.sim.payprovider import PayServer
 from devices.sim.printer import VirtualPrinter
@@ -72,6 +73,7 @@ class DemoRig:
         """Hold ``code`` under the demo camera for ``frames`` frames."""
         if self.camera is None:
             raise RuntimeError("the demo shelf needs the generated camera (not --webcam)")
+        render_barcode(code)  # raises ValueError here, not in the camera thread
         self.camera.show(code, frames)
 
     def member_code(self, member_id: str) -> str:

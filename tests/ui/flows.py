@@ -128,10 +128,21 @@ def manual_entry_and_looks(d: Driver) -> Step:
     d.press("code_ok")
     yield from d.until(lambda: len(d.app.rows) == 1, "typed milk in the cart")
     yield from d.popup_closed()
+    # A USB scanner (keyboard wedge) types a code fast and ends it with Enter.
+    from kivy.core.window import Window
+    for char in "6900000000045":
+        Window.dispatch("on_textinput", char)
+    Window.dispatch("on_key_down", 13, 0, "", [])
+    yield from d.until(lambda: len(d.app.rows) == 2, "the wedge scan in the cart")
+    # Escape does not leave the kiosk.
+    Window.dispatch("on_key_down", 27, 0, "", [])
+    yield from d.frames(3)
+    check(Window.dispatch("on_request_close"), "closing the window is refused")
     before = d.widget("total").font_size
     d.press("language_button")
     yield from d.frames(2)
     check(d.app.rows[0]["name"].startswith("Whole Milk"), d.app.rows[0]["name"])
+    check(d.app.rows[1]["name"] == "Whole Milk 1L", d.app.rows[1]["name"])
     check(d.text("pay_button") == "Pay", d.text("pay_button"))
     d.press("large_text_button")
     yield from d.frames(2)
@@ -189,3 +200,118 @@ FLOWS: dict[str, Callable[[Driver], Step]] = {
     "restart_resumed": restart_resumed,
     "printer_out_of_paper": printer_out_of_paper,
 }
+
+
+def screenshots(d: Driver) -> Step:
+    """Every screen in Chinese and English, and the main ones in large text (README)."""
+    def both(name: str) -> Step:
+        for language in ("zh", "en"):
+            d.app.set_language(language)
+            yield from d.shot(f"{name}-{language}")
+        d.app.set_language("zh")
+
+    def large(name: str) -> Step:
+        d.app.set_text_size(True)
+        yield from d.shot(f"{name}-large")
+        d.app.set_text_size(False)
+
+    yield from d.screen_is("attract")
+    yield from both("attract")
+    yield from large("attract")
+    d.press("start_button")
+    yield from d.screen_is("member")
+    d.type_keys("phone_keypad", "1380000")
+    yield from both("member")
+    d.widget("phone_keypad").typed = ""
+    d.type_keys("phone_keypad", "13800000001")
+    d.press("phone_ok")
+    yield from d.screen_is("shopping")
+    for code in (MILK, "6900000000045", MILK, "2100109012343"):
+        d.hold(code)
+        yield from d.until(lambda: d.app.view.notice and d.app.view.notice.key == "added"
+                           and d.app.view.last_line_id is not None, "a scan")
+        yield from d.frames(25)  # the next code must be a new showing
+    d.hold(UNKNOWN)
+    yield from d.until(lambda: d.app.shown["notice_level"] == "error", "refusal")
+    yield from both("shopping")
+    yield from large("shopping")
+    d.app.set_contrast(True)
+    yield from d.shot("shopping-contrast-en" if d.app.language == "en" else
+                      "shopping-contrast-zh")
+    d.app.set_contrast(False)
+    d.press("type_code_button")
+    yield from d.frames(5)
+    d.type_keys("code_keypad", "6900")
+    yield from both("manual-entry")
+    d.widget("code_keypad").typed = ""
+    d.touch(next(w for w in d.widget("code_keypad").parent.walk()
+                 if getattr(w, "text", "") in ("关闭", "Close") and hasattr(w, "trigger_action")))
+    yield from d.popup_closed()
+    d.app.open_demo_shelf()
+    yield from d.frames(5)
+    yield from d.shot("demo-shelf-zh")
+    d.app._shelf.dismiss()
+    yield from d.popup_closed()
+    d.hold(BEER)
+    yield from d.until(lambda: len(d.app.rows) == 4, "beer")
+    d.press("pay_button")
+    yield from d.screen_is("age_check")
+    yield from both("age-check")
+    yield from d.post(Lane.approve_age, "clerk-7")
+    yield from d.screen_is("shopping")
+    d.press("pay_button")
+    yield from d.until(lambda: d.widget("wallet_wechat").height > 0, "wallet choice")
+    yield from both("pay-choose")
+    d.press("wallet_wechat")
+    yield from d.until(lambda: d.widget("pay_qr").texture is not None, "payment QR")
+    yield from both("pay-qr")
+    yield from large("pay-qr")
+    d.rig.printer.set_state(paper_out=True)
+    d.press("demo_pay")
+    yield from d.screen_is("receipt", timeout=15)
+    yield from d.until(lambda: d.app.view.receipt and d.app.view.receipt.printed is False,
+                       "the receipt to fail", timeout=20)
+    yield from both("receipt-exit-pass")
+    d.rig.printer.set_state(paper_out=False)
+    d.press("done_button")
+    yield from d.screen_is("attract")
+    d.hold(MILK)
+    yield from d.until(lambda: len(d.app.rows) == 1, "milk")
+    d.press("pay_button")
+    yield from d.until(lambda: d.widget("wallet_wechat").height > 0, "wallet choice")
+    d.press("wallet_wechat")
+    yield from d.until(lambda: d.widget("pay_qr").texture is not None, "payment QR")
+    d.press("demo_pay")
+    yield from d.screen_is("receipt", timeout=15)
+    yield from d.until(lambda: d.app.view.receipt and d.app.view.receipt.printed, "printed",
+                       timeout=20)
+    yield from both("receipt-printed")
+    d.press("done_button")
+    yield from d.screen_is("attract")
+    d.hold(MILK)
+    yield from d.until(lambda: len(d.app.rows) == 1, "milk")
+    d.clock.advance(seconds=95)
+    yield from d.screen_is("still_there")
+    yield from both("still-there")
+    d.press("still_here_button")
+    yield from d.screen_is("shopping")
+    yield from d.post(Lane.abandon, "staff_reset")
+    yield from d.post(Lane.set_open, False)
+    yield from d.screen_is("closed")
+    yield from both("closed")
+    yield from d.post(Lane.set_open, True)
+    yield from d.post(Lane.camera_health, "lost")
+    d.clock.advance(seconds=31)
+    yield from d.screen_is("out_of_order")
+    yield from both("out-of-order")
+    yield from d.post(Lane.camera_health, "ok")
+    yield from d.screen_is("attract")
+
+    def broken(_lane: Lane) -> None:
+        raise RuntimeError("simulated fault for the error screen")
+    yield from d.post(broken)
+    yield from d.screen_is("error")
+    yield from both("error")
+
+
+FLOWS["screenshots"] = screenshots

@@ -78,3 +78,24 @@ def test_a_killed_kiosk_restarts_into_the_same_cart_and_payment(tmp_path, displa
     state = requests.get(f"{sim.url}/sim/state", timeout=5).json()
     assert state["charges"] == {order: 1}  # one order, charged once
     assert state["orders"][order]["creates"] == 1
+
+
+SCREENS = ["attract", "member", "shopping", "manual-entry", "age-check", "pay-choose", "pay-qr",
+           "receipt-exit-pass", "receipt-printed", "still-there", "closed", "out-of-order",
+           "error"]
+
+
+def test_every_screen_is_captured_in_both_languages_and_large_text(tmp_path, display):
+    """The README's screenshots come from this tour (tests.ui.driver screenshots)."""
+    import cv2
+
+    shots = tmp_path / "shots"
+    drive("screenshots", tmp_path, "--shots", str(shots), timeout=300)
+    expected = {f"{s}-{lang}.png" for s in SCREENS for lang in ("zh", "en")}
+    expected |= {"attract-large.png", "shopping-large.png", "pay-qr-large.png"}
+    taken = {p.name for p in shots.glob("*.png")}
+    assert expected <= taken, sorted(expected - taken)
+    for name in expected:
+        image = cv2.imread(str(shots / name))
+        assert image.shape[:2] == (800, 1280), name
+        assert len({tuple(px) for px in image[::16, ::16].reshape(-1, 3).tolist()}) > 8, name
