@@ -61,6 +61,10 @@ class Screen(StrEnum):
 
 # Screens where a shopper is in the middle of something and may walk away.
 _IDLE_WATCHED = (Screen.MEMBER, Screen.SHOPPING, Screen.AGE_CHECK)
+HELP_REPEAT = timedelta(minutes=1)  # "Call staff" again within this is the same call
+HELP_WAIT = timedelta(minutes=5)  # no "still there?" while waiting this long for staff
+ATTRACT_NOTICE = timedelta(seconds=10)  # a message on the attract screen, then clear it
+RETRY_MAX_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -188,6 +192,12 @@ class Lane:
         self._camera_lost_since: datetime | None = None
         self._receipt_notice: tuple[str, str] | None = None
         self._wallet = ""
+        self._help_at: datetime | None = None
+        self._notice_at = self.clock.now()
+        # Payments whose close failed (provider unreachable): retried with backoff.
+        self._retry_at: dict[str, datetime] = {}
+        self._retry_wait: dict[str, float] = {}
+        self._recover: set[str] = set()  # left open by a crash: settle at the next ticks
 
     # -- publishing the view ------------------------------------------------------------------
     @property
@@ -198,6 +208,8 @@ class Lane:
         self._listeners.append(listener)
 
     def _show(self, **changes: Any) -> None:
+        if "notice" in changes and changes["notice"] is not self._view.notice:
+            self._notice_at = self.clock.now()
         view = replace(self._view, version=self._view.version + 1, **changes)
         self._view = view
         for listener in self._listeners:
@@ -227,10 +239,12 @@ class Lane:
                 "SELECT member_provisional FROM sessions WHERE session_id = ?",
                 [session.session_id]).fetchone()[0])
             mine = self.p.desk.repo.open_for_cart(session.session_id)
-        # Payments a crash left open that are not this cart's: settle them (query, close).
-        for p in self.p.desk.repo.all_open():
-            if mine is None or p.out_trade_no != mine.out_trade_no:
-                self._guard(self.p.desk.settle, p, p.close_reason or "timeout")
+        # Payments a crash left open that are not this cart's: settled (query, close) by
+        # the next ticks, not here: an unreachable provider must not stop the kiosk starting.
+        self._recover = {p.out_trade_no for p in self.p.desk.repo.all_open()
+                         if mine is None or p.out_trade_no != mine.out_trade_no}
+        if session is not None:
+            self._receipt_notice = self.p.receipt_notice()  # asked again: a restart forgot it
         if session is None:
             self._show(screen=self._home())
             return
@@ -257,12 +271,6 @@ class Lane:
         return (lost is not None and not self.p.other_scanners
                 and self.clock.now() - lost >= self.p.timings.out_of_order_after)
 
-    def _guard(self, action: Callable[..., object], *args: Any) -> None:
-        try:
-            action(*args)
-        except Exception:  # noqa: BLE001 - a provider down at start-up must not stop the lane
-            log.exception("settling a payment left open failed; the next tick retries")
-
     # -- the shopper's session ----------------------------------------------------------------
     def _begin(self, how: str) -> None:
         self.checkout = self.p.new_checkout()
@@ -270,6 +278,8 @@ class Lane:
         self.session = ShoppingSession.start(self.p.db, self.p.outbox, self.checkout,
                                              self.p.lane_id, how)
         self.member_provisional = False
+        self._help_at = None
+        self._show(help_requested=False)
         self._touched()
 
     def _touched(self) -> None:
@@ -425,9 +435,17 @@ class Lane:
         self._cart_view(screen=screen, notice=Notice.of("age_approved", "ok"))
 
     def call_staff(self) -> None:
+        """Recorded every time (at most once a minute): as an event in a session, and
+        always as a staff alert, so "staff are on their way" is true."""
         self._touched()
-        if self.session is not None and not self._view.help_requested:
-            self.session.request_help(self._view.screen.value)
+        now = self.clock.now()
+        if self._help_at is not None and now - self._help_at < HELP_REPEAT:
+            return
+        self._help_at = now
+        where = self._view.screen.value
+        if self.session is not None:
+            self.session.request_help(where)
+        self.p.outbox.alert("help", f"{self.p.lane_id}: a shopper asked for help ({where})", now)
         self._show(help_requested=True)
 
     def back(self) -> None:
@@ -525,8 +543,13 @@ class Lane:
     def payment_completed(self, done: Completed) -> None:
         """The desk completed a sale (by a poll, a close that found it paid, a notification)."""
         if self.session is None or done.payment.cart_id != self.session.session_id:
+            # Paid after the shopper left (the close had failed): a sale all the same. Its
+            # session is recorded as paid, not abandoned, and the receipt prints for staff.
             log.warning("payment %s completed for a cart no longer on screen; its receipt "
                         "prints", done.payment.out_trade_no)
+            ShoppingSession(self.p.db, self.p.outbox, self.checkout, self.p.lane_id,
+                            done.payment.cart_id).end(done.sale.order_id, done.sale.total.minor,
+                                                      done.sale.item_count)
             self.p.wake_printer()
             return
         self._finish_paid(done.payment, done)
@@ -590,7 +613,15 @@ class Lane:
         """Call a few times a second: inactivity, the receipt screen's end, payment polling."""
         now = self.clock.now()
         view = self._view
-        if view.screen is Screen.PAY and view.payment is not None and \
+        idle = now - self._last_activity >= self.p.timings.idle and \
+            not (self._help_at and now - self._help_at < HELP_WAIT)
+        # A cancel the provider could not hear yet: the shopper may walk away from it.
+        stuck_closing = view.screen is Screen.PAY and view.payment is not None and \
+            view.payment.closing
+        if stuck_closing and idle:
+            self._show(screen=Screen.STILL_THERE, back_to=view.screen,
+                       deadline=now + self.p.timings.still_there)
+        elif view.screen is Screen.PAY and view.payment is not None and \
                 self._next_poll is not None and now >= self._next_poll:
             self._next_poll = now + self.p.timings.poll
             out = view.payment.out_trade_no
@@ -602,28 +633,52 @@ class Lane:
         elif view.screen is Screen.PAY and view.payment is None and not view.checking_printer \
                 and now - self._last_activity >= self.p.timings.idle:
             self.cancel_payment()  # walked away at the wallet choice
-        elif view.screen in _IDLE_WATCHED and now - self._last_activity >= self.p.timings.idle:
+        elif view.screen in _IDLE_WATCHED and idle:
             self._show(screen=Screen.STILL_THERE, back_to=view.screen,
                        deadline=now + self.p.timings.still_there)
         elif view.screen is Screen.STILL_THERE and view.deadline and now >= view.deadline:
             self.abandon("timeout")
         elif view.screen is Screen.RECEIPT and view.deadline and now >= view.deadline:
-            self._wipe()
+            receipt = view.receipt
+            if receipt is not None and receipt.printed is None and not receipt.show_pass:
+                # The printer has not said yet: the shopper must not leave with nothing.
+                self._show(receipt=replace(receipt, show_pass=True),
+                           deadline=now + self.p.timings.receipt_on_screen)
+            else:
+                self._wipe()
+        elif view.screen is Screen.ERROR and now - self._last_activity >= self.p.timings.idle:
+            self.abandon("error")  # nobody came back: the next shopper starts clean
+
         elif view.screen in (Screen.ATTRACT, Screen.OUT_OF_ORDER) and \
                 self._home() is not view.screen:
             self._show(screen=self._home())
+        if self._view.screen is Screen.ATTRACT and self._view.notice is not None and \
+                now - self._notice_at >= ATTRACT_NOTICE:
+            self._show(notice=None)  # the last shopper's message is not the next one's
         if view.screen is not Screen.PAY:
             self._settle_stray_payments(now)
 
     def _settle_stray_payments(self, now: datetime) -> None:
-        # Payments whose close failed (network) are retried here until the provider answers.
+        # Payments left open by a crash, or whose close failed (network), are retried here
+        # until the provider answers, each with its own backoff so a dead provider does
+        # not make every tick (and so every touch) wait for its timeouts.
         for p in self.p.desk.repo.all_open():
-            if (p.expires_at <= now or p.closing) and (
-                    self.session is None or p.cart_id != self.session.session_id
-                    or self._view.screen is not Screen.PAY):
-                after = self.p.desk.settle(p, p.close_reason or "timeout")
-                if self.session is not None and after.cart_id == self.session.session_id:
-                    self.checkout.payment_changed(after)
+            due = p.expires_at <= now or p.closing or p.out_trade_no in self._recover
+            on_screen = self.session is not None and p.cart_id == self.session.session_id \
+                and self._view.screen is Screen.PAY
+            if not due or on_screen or now < self._retry_at.get(p.out_trade_no, now):
+                continue
+            after = self.p.desk.settle(p, p.close_reason or "timeout")
+            if after.open:
+                wait = min(RETRY_MAX_S, self._retry_wait.get(p.out_trade_no, 1.0) * 2)
+                self._retry_wait[p.out_trade_no] = wait
+                self._retry_at[p.out_trade_no] = now + timedelta(seconds=wait)
+                continue
+            self._recover.discard(p.out_trade_no)
+            self._retry_at.pop(p.out_trade_no, None)
+            self._retry_wait.pop(p.out_trade_no, None)
+            if self.session is not None and after.cart_id == self.session.session_id:
+                self.checkout.payment_changed(after)
 
     def still_here(self) -> None:
         if self._view.screen is Screen.STILL_THERE:
@@ -643,6 +698,7 @@ class Lane:
         self._wipe()
 
     def _wipe(self) -> None:
+        self._help_at = None
         self.session = None
         self.checkout = self.p.new_checkout()
         self.member_provisional = False
@@ -663,7 +719,9 @@ class Lane:
         elif self._camera_lost_since is None:
             self._camera_lost_since = self.clock.now()
         if ok != self._view.camera_ok:
-            notice = self._view.notice if ok else Notice.of("camera_lost", "warn")
+            current = self._view.notice
+            keep = current if current is None or current.key != "camera_lost" else None
+            notice = keep if ok else Notice.of("camera_lost", "warn")
             self._show(camera_ok=ok, manual_entry=not ok, notice=notice)
         if ok and self._view.screen is Screen.OUT_OF_ORDER:
             self._show(screen=self._home())
@@ -688,7 +746,8 @@ class Lane:
         self.checkout = self.p.new_checkout()
         self.session = None
         self._view = LaneView(Screen.ATTRACT, version=self._view.version,
-                              camera_ok=self._view.camera_ok)
+                              camera_ok=self._view.camera_ok,
+                              manual_entry=self._view.manual_entry)
         self.boot()
 
 

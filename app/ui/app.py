@@ -80,7 +80,7 @@ class KioskApp(App):
     rows = ListProperty([])
     demo = ObjectProperty(None, allownone=True)
     camera = ObjectProperty(None, allownone=True)
-    demo_items = ListProperty([])
+    demo_shelf = BooleanProperty(False)  # the demo rig feeds the camera: show its shelf
 
     def __init__(self, kiosk: Kiosk, *, rig: Any = None, screenshot: Path | None = None,
                  on_started: Callable[[KioskApp], None] | None = None) -> None:
@@ -88,6 +88,7 @@ class KioskApp(App):
         self.kiosk = kiosk
         self.settings = kiosk.settings
         self.demo = rig
+        self.demo_shelf = rig is not None and getattr(rig, "camera", None) is not None
         self._screenshot = screenshot
         self._on_started = on_started
         self.title = kiosk.settings.store.name_en
@@ -133,7 +134,6 @@ class KioskApp(App):
         if self.printer is not None:
             self.printer.on_outcome(lambda o: self.post(
                 Lane.receipt_outcome, o.job_id, o.order_id, o.printed, o.detail))
-            self.printer.start()
         source = self.demo.camera if self.demo is not None else None
         self.camera = bootstrap.build_camera(settings, (lambda: source) if source else None)
         self.scanner = bootstrap.build_serial_scanner(
@@ -153,6 +153,8 @@ class KioskApp(App):
 
         self.worker = LaneWorker(make_lane, self._bridge.post)
         self.worker.start()
+        if self.printer is not None:
+            self.printer.start()  # after the lane exists: no outcome may be posted to nobody
         if self.camera is not None:
             self._camera_scanner = bootstrap.build_camera_scanner(
                 settings, self.camera,
@@ -205,8 +207,10 @@ class KioskApp(App):
     # -- commands from the screen --------------------------------------------------------------
     def post(self, command: Callable[..., object], *args: object) -> None:
         """Run a lane command on the lane's thread (from a touch or a device thread)."""
-        if self.worker is not None:
-            self.worker.post(lambda lane: command(lane, *args))
+        if self.worker is None:
+            log.error("lane command %s before the lane started: dropped", command)
+            return
+        self.worker.post(lambda lane: command(lane, *args))
 
     def do(self, name: str, *args: object) -> None:
         """kiosk.kv's buttons: ``app.do("pay")`` runs ``Lane.pay`` on the lane's thread."""
@@ -223,7 +227,7 @@ class KioskApp(App):
         self.do("typed_code", text)
 
     def open_demo_shelf(self) -> None:
-        if self.demo is None:
+        if not self.demo_shelf:
             return
         self._shelf = self._shelf or DemoShelf()
         self._shelf.open()
@@ -276,8 +280,17 @@ class KioskApp(App):
         self.view = view
         if self.root is not None:
             self.root.ids.screens.current = view.screen.value
+            if view.screen is not before.screen:
+                self._clear_keypads()
         self._render()
         self._react(before, view)
+
+    def _clear_keypads(self) -> None:
+        """Digits typed on a keypad (a phone number!) never outlive the screen they were
+        typed on: the next shopper must not see them."""
+        self.root.ids.phone_keypad.typed = ""
+        if self._entry is not None:
+            self._entry.ids.code_keypad.typed = ""
 
     def _react(self, before: LaneView, view: LaneView) -> None:
         """Sounds and the preview's flash, once per new notice."""

@@ -320,3 +320,162 @@ def test_the_worker_runs_commands_off_thread_and_shows_errors(demo_kiosk, sim, d
     assert seen[-1].screen is Screen.SHOPPING and len(seen[-1].priced.lines) == 1
     assert wait_for(lambda: seen[-1].version > 0)
     worker.stop()
+
+
+# -- found in review: a shopper or a lane must never be stuck --------------------------------
+class Switchable:
+    """The simulator adapter with a switch: off = the provider cannot be reached."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.up, self.calls = inner, True, 0
+        self.name = inner.name
+
+    def __getattr__(self, attr):
+        method = getattr(self.inner, attr)
+
+        def call(*args, **kwargs):
+            from app.domain.payment import PaymentError
+
+            self.calls += 1
+            if not self.up:
+                raise PaymentError("provider unreachable (switched off)")
+            return method(*args, **kwargs)
+        return call
+
+
+@pytest.fixture
+def switchable_lane(demo_kiosk, sim):
+    provider = Switchable(SimulatorAdapter(sim.url, "lane-01", SIMULATOR_SECRET))
+    demo_kiosk.settings.payment.wallets = []
+    lane = bootstrap.build_lane(demo_kiosk, provider=provider, receipt_notice=lambda: None)
+    lane.boot()
+    return lane, provider
+
+
+def test_a_cancel_the_provider_cannot_hear_does_not_trap_the_shopper(switchable_lane, clock,
+                                                                     demo_kiosk):
+    lane, provider = switchable_lane
+    lane.scan(MILK)
+    lane.pay()
+    provider.up = False
+    lane.cancel_payment()
+    assert lane.view.screen is Screen.PAY and lane.view.payment.closing
+    assert lane.view.notice.key == "payment_closing"
+    clock.advance(seconds=91)
+    lane.tick()
+    assert lane.view.screen is Screen.STILL_THERE
+    clock.advance(seconds=31)
+    lane.tick()
+    assert lane.view.screen is Screen.ATTRACT  # the lane is free for the next shopper
+    assert demo_kiosk.db.execute("SELECT state FROM sessions").fetchone()[0] == "abandoned"
+    # The payment is still open: retried with backoff, not on every tick.
+    calls = provider.calls
+    for _ in range(40):
+        clock.advance(seconds=0.25)
+        lane.tick()
+    assert provider.calls - calls <= 4
+    provider.up = True
+    clock.advance(seconds=120)
+    lane.tick()
+    assert demo_kiosk.db.execute("SELECT state FROM payments").fetchone()[0] == "cancelled"
+
+
+def test_paid_after_the_shopper_left_is_a_sale_and_its_session_says_so(switchable_lane, clock,
+                                                                       demo_kiosk, sim):
+    lane, provider = switchable_lane
+    lane.scan(MILK)
+    lane.pay()
+    no = lane.view.payment.out_trade_no
+    provider.up = False
+    lane.abandon("timeout")  # the close fails: the payment stays open
+    assert requests.post(f"{sim.url}/sim/orders/{no}/pay", timeout=5).ok  # paid anyway
+    provider.up = True
+    clock.advance(seconds=121)
+    lane.tick()
+    row = demo_kiosk.db.execute("SELECT state, order_id FROM sessions").fetchone()
+    assert tuple(row) == ("paid", no)
+    assert lane.view.screen is Screen.ATTRACT
+
+
+def test_boot_does_not_wait_for_an_unreachable_provider(switchable_lane, demo_kiosk, clock):
+    lane, provider = switchable_lane
+    lane.scan(MILK)
+    lane.pay()
+    lane.abandon("timeout")
+    provider.up = False
+    demo_kiosk.db.execute("UPDATE payments SET state = 'pending'")  # as a crash left it
+    calls = provider.calls
+    again = bootstrap.build_lane(demo_kiosk, provider=provider, receipt_notice=lambda: None)
+    again.boot()
+    assert provider.calls == calls and again.view.screen is Screen.ATTRACT
+
+
+def test_without_a_printer_the_exit_pass_shows_after_a_restart(make_lane, demo_kiosk, sim,
+                                                               clock, data_dir):
+    no_printer = bootstrap.no_printer_notice
+    lane = make_lane(notice=no_printer, wallets=())
+    lane.scan(MILK)
+    lane.pay()
+    settings = load_settings(data_dir=data_dir, environ={})
+    fresh = bootstrap.build(settings, clock=clock)
+    again = make_lane(notice=no_printer, wallets=(), kiosk=fresh)
+    assert again.view.printer_notice == no_printer()
+    pay_on_phone(sim, again)
+    clock.advance(seconds=2)
+    again.tick()
+    assert again.view.receipt.show_pass
+    fresh.close()
+
+
+def test_a_receipt_the_printer_never_confirms_shows_the_pass_before_wiping(make_lane, sim,
+                                                                           clock):
+    lane = make_lane(wallets=())
+    lane.scan(MILK)
+    lane.pay()
+    pay_on_phone(sim, lane)
+    clock.advance(seconds=2)
+    lane.tick()
+    assert lane.view.receipt.printed is None and not lane.view.receipt.show_pass
+    clock.advance(seconds=16)
+    lane.tick()
+    assert lane.view.screen is Screen.RECEIPT and lane.view.receipt.show_pass
+    clock.advance(seconds=61)
+    lane.tick()
+    assert lane.view.screen is Screen.ATTRACT
+
+
+def test_an_error_screen_nobody_comes_back_to_is_wiped(make_lane, clock, demo_kiosk):
+    lane = make_lane()
+    lane.scan(MILK)
+    lane.failed(RuntimeError("boom"))
+    clock.advance(seconds=91)
+    lane.tick()
+    assert lane.view.screen is Screen.ATTRACT and lane.view.priced is None
+    assert demo_kiosk.db.execute("SELECT state FROM sessions").fetchone()[0] == "abandoned"
+
+
+def test_call_staff_always_alerts_and_does_not_leak_into_the_next_session(make_lane, clock,
+                                                                          demo_kiosk):
+    lane = make_lane()
+    lane.call_staff()  # on the attract screen: no session, still an alert
+    alerts = demo_kiosk.db.execute("SELECT kind, message FROM staff_alerts").fetchall()
+    assert [a[0] for a in alerts] == ["help"]
+    lane.start()
+    assert not lane.view.help_requested
+    lane.skip_member()
+    lane.call_staff()
+    lane.call_staff()  # a second tap within a minute is the same call
+    assert events(demo_kiosk).count("help_requested") == 1
+    clock.advance(seconds=91)
+    lane.tick()
+    assert lane.view.screen is Screen.SHOPPING  # waiting for staff is not walking away
+    clock.advance(seconds=300)
+    lane.tick()
+    assert lane.view.screen is Screen.STILL_THERE
+
+
+def test_a_recovered_camera_takes_its_warning_away(make_lane, clock):
+    lane = make_lane()
+    lane.camera_health("lost")
+    lane.camera_health("ok")
+    assert lane.view.notice is None and lane.view.camera_ok
