@@ -19,6 +19,8 @@ import sqlite_utils
 from app.config import Settings, SettingsError
 from app.domain.barcodes import BarcodeRules
 from app.domain.clock import Clock
+from app.domain.exit_audit import ExitAuditRules
+from app.domain.money import Money
 from app.domain.promotions import Promotion
 from app.domain.tax import TaxPolicy
 from app.services import catalogue as catalogue_service
@@ -27,10 +29,13 @@ from app.services.clock import SystemClock
 from app.services.exit_pass import KeyFileError, PassSigner, load_public_keys, public_key_text
 from app.services.members import MemberCodes
 from app.services.payments import Completed, PaymentDesk, PaymentProvider
+from app.services.reports import Reports
+from app.storage.audit import AuditLog
 from app.storage.catalogue_repo import SqliteCatalogue
 from app.storage.db import open_database
 from app.storage.outbox import Outbox
 from app.storage.payments_repo import PaymentsRepo
+from app.storage.staff_book import StaffBook, load_secret
 
 if TYPE_CHECKING:  # devices pull in OpenCV and the decoders; commands that need none stay light
     from app.services.lane import Lane
@@ -281,7 +286,7 @@ def build_payment_provider(settings: Settings) -> PaymentProvider:
 def build_payment_desk(kiosk: Kiosk, provider: PaymentProvider | None = None,
                        on_completed: Callable[[Completed], None] | None = None) -> PaymentDesk:
     return PaymentDesk(
-        PaymentsRepo(kiosk.db, build_outbox(kiosk)),
+        PaymentsRepo(kiosk.db, build_outbox(kiosk), build_audit(kiosk)),
         provider or build_payment_provider(kiosk.settings),
         build_signer(kiosk.settings),
         kiosk.clock,
@@ -289,6 +294,48 @@ def build_payment_desk(kiosk: Kiosk, provider: PaymentProvider | None = None,
         expire_after=timedelta(seconds=kiosk.settings.payment.expire_s),
         on_completed=on_completed,
     )
+
+
+# --- staff and audit --------------------------------------------------------------------------
+def build_audit(kiosk: Kiosk) -> AuditLog:
+    return AuditLog(kiosk.db, kiosk.settings.audit_head_path)
+
+
+def build_staff_book(kiosk: Kiosk) -> StaffBook:
+    return StaffBook(kiosk.db, load_secret(kiosk.settings.staff_secret_path))
+
+
+def build_reports(kiosk: Kiosk) -> Reports:
+    return Reports(kiosk.db, build_audit(kiosk), kiosk.settings.kiosk.lane_id,
+                   kiosk.settings.store.currency)
+
+
+def backend_audit_head(settings: Settings) -> tuple[int, str] | None:
+    """The newest audit head the membership backend holds for this kiosk, if reachable."""
+    m = settings.membership
+    if not m.base_url:
+        return None
+    import requests
+
+    try:
+        r = requests.get(f"{m.base_url.rstrip('/')}/v1/kiosks/{settings.kiosk.lane_id}/"
+                         "audit-head", headers={"Authorization": f"Bearer {m.token}"},
+                         timeout=(2, 5))
+        if r.status_code != 200:
+            return None
+        body = r.json()
+        return int(body["seq"]), str(body["hash"])
+    except (requests.RequestException, ValueError, KeyError, TypeError):
+        return None
+
+
+def exit_audit_rules(settings: Settings) -> ExitAuditRules:
+    a = settings.exit_audit
+    try:
+        high = Money.parse(a.high_total, settings.store.currency) if a.high_total else None
+    except ValueError as exc:
+        raise SettingsError(f"exit_audit.high_total: {exc}") from None
+    return ExitAuditRules(a.share, high, a.max_removals, a.max_manual)
 
 
 # --- behaviour events ------------------------------------------------------------------------
@@ -377,10 +424,16 @@ def run_ui(kiosk: Kiosk, *, screenshot: Path | None = None, demo: bool = False,
 def build_lane(kiosk: Kiosk, *, provider: PaymentProvider | None = None,
                receipt_notice: Callable[[], tuple[str, str] | None] | None = None,
                wake_printer: Callable[[], None] = lambda: None,
-               other_scanners: bool = False) -> Lane:
+               other_scanners: bool = False,
+               flush: Callable[[], None] = lambda: None,
+               devices: Callable[[], list[str]] = lambda: []) -> Lane:
     """The lane over ``kiosk`` (build it on the thread that will run it: it owns the
     kiosk's database connection). ``receipt_notice`` asks the printer; None = no printer."""
+    import secrets
+
     from app.services.lane import Lane, LaneParts, LaneTimings
+    from app.services.staff import StaffMode, StaffParts
+    from app.storage.print_jobs import PrintJobs
 
     s = kiosk.settings
     outbox = build_outbox(kiosk)
@@ -395,6 +448,7 @@ def build_lane(kiosk: Kiosk, *, provider: PaymentProvider | None = None,
         phone_lookup=member_client.member_for_phone if member_client else None,
         phone_secret=s.membership.token or s.kiosk.lane_id,
         wallets=tuple(s.payment.wallets), other_scanners=other_scanners,
+        exit_audit=exit_audit_rules(s), roll=secrets.SystemRandom().random,
         timings=LaneTimings(
             idle=timedelta(seconds=s.ui.idle_s),
             still_there=timedelta(seconds=s.ui.still_there_s),
@@ -406,7 +460,69 @@ def build_lane(kiosk: Kiosk, *, provider: PaymentProvider | None = None,
     )
     lane = Lane(parts)
     parts.desk.on_completed = lane.payment_completed
+    lane.staff = StaffMode(lane, StaffParts(
+        book=build_staff_book(kiosk), audit=build_audit(kiosk), reports=build_reports(kiosk),
+        jobs=PrintJobs(kiosk.db), verify_pass=pass_checker(s),
+        health=lambda: "\n".join(health(kiosk, parts.desk.provider, outbox, devices)),
+        flush_outbox=lambda: outbox_state(outbox, flush), retry_dead=outbox.retry_dead,
+        wake_printer=wake_printer, idle=timedelta(seconds=s.staff.idle_s)))
     return lane
+
+
+def pass_checker(settings: Settings) -> Callable[[str], tuple[bool, str]]:
+    """Staff's exit-pass check: (valid, what it holds), against the store's key file."""
+    def check(text: str) -> tuple[bool, str]:
+        from app.services.exit_pass import verify
+
+        try:
+            keys = load_public_keys(settings.public_keys_path)
+        except KeyFileError as exc:
+            return False, f"key file: {exc}"
+        verdict = verify(text, keys)
+        held = verdict.exit_pass
+        if held is None:
+            return verdict.valid, verdict.message
+        total = Money(held.total_minor, held.currency).to_decimal_string()
+        return verdict.valid, (f"{verdict.message}\nlane {held.lane_id}, order {held.order_id}"
+                               f"\n{held.item_count} items, {total} {held.currency}"
+                               + ("\nEXIT CHECK / 出口抽检" if held.exit_audit else ""))
+    return check
+
+
+def outbox_state(outbox: Outbox, flush: Callable[[], None]) -> str:
+    flush()
+    st = outbox.status()
+    return (f"Upload asked / 已请求上传: {st.pending} waiting, {st.in_flight} sending, "
+            f"{st.dead} set aside; last upload {st.last_upload or 'never'}")
+
+
+def health(kiosk: Kiosk, provider: PaymentProvider, outbox: Outbox,
+           devices: Callable[[], list[str]]) -> list[str]:
+    """The device health page: ``devices`` (the screen's camera, decoder and printer),
+    then what the lane's thread checks itself: the payment provider, events, alerts."""
+    import time
+
+    try:
+        lines = list(devices())
+    except Exception as exc:  # noqa: BLE001 - a health page must always show
+        lines = [f"(devices: {exc})"]
+    started = time.monotonic()
+    try:
+        provider.query("HEALTHCHECK0000")
+        reach = f"answered in {(time.monotonic() - started) * 1000:.0f} ms"
+    except Exception as exc:  # noqa: BLE001 - any answer at all is what is being checked
+        said = str(exc)
+        reachable = "status" in said or "404" in said or "not found" in said.lower()
+        reach = (f"answered in {(time.monotonic() - started) * 1000:.0f} ms" if reachable
+                 else f"NOT REACHABLE: {said[:80]}")
+    lines.append(f"Payment ({provider.name}): {reach}")
+    st = outbox.status()
+    lines.append(f"Events: {st.pending} waiting, {st.in_flight} sending, {st.dead} set aside, "
+                 f"oldest {st.oldest_pending or '-'}, last upload {st.last_upload or 'never'}")
+    alerts = kiosk.db.execute("SELECT kind, message FROM staff_alerts WHERE resolved_at IS "
+                              "NULL ORDER BY created_at DESC LIMIT 5").fetchall()
+    lines += [f"Alert ({kind}): {message}" for kind, message in alerts] or ["Alerts: none"]
+    return lines
 
 
 def no_printer_notice() -> tuple[str, str]:

@@ -787,6 +787,143 @@ def outbox_dead_retry(obj: Context) -> None:
     click.echo(f"{bootstrap.build_outbox(obj.kiosk()).retry_dead()} event(s) queued again")
 
 
+# --- staff, audit log, reports -----------------------------------------------------
+@main.group()
+def staff() -> None:
+    """Store staff who may open staff mode (PIN, or badge QR + PIN)."""
+
+
+@staff.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["attendant", "manager"]), required=True)
+@click.option("--pin", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="4-12 digits; asked for (not echoed) when not given.")
+@click.pass_obj
+def staff_add(obj: Context, name: str, role: str, pin: str) -> None:
+    """Add a staff member; prints their badge code (print it as a QR for their badge)."""
+    from app.storage.staff_book import StaffError
+
+    kiosk = obj.kiosk()
+    try:
+        member = bootstrap.build_staff_book(kiosk).add(name, role, pin, kiosk.clock.now())
+    except StaffError as exc:
+        raise click.ClickException(str(exc)) from None
+    bootstrap.build_audit(kiosk).append("staff_added", "cli", {"name": name, "role": role},
+                                        kiosk.clock.now())
+    click.echo(f"added {member.name} ({member.role}); badge: {member.badge}")
+
+
+@staff.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def staff_list(obj: Context, as_json: bool) -> None:
+    """Names and roles (never PINs or their hashes)."""
+    members = bootstrap.build_staff_book(obj.kiosk()).members()
+    if as_json:
+        click.echo(json.dumps([{"name": m.name, "role": m.role} for m in members],
+                              ensure_ascii=False))
+        return
+    for m in members:
+        click.echo(f"{m.name:24} {m.role}")
+
+
+@staff.command("remove")
+@click.argument("name")
+@click.pass_obj
+def staff_remove(obj: Context, name: str) -> None:
+    """Remove a staff member: their PIN and badge stop working at once."""
+    from app.storage.staff_book import StaffError
+
+    kiosk = obj.kiosk()
+    try:
+        bootstrap.build_staff_book(kiosk).remove(name)
+    except StaffError as exc:
+        raise click.ClickException(str(exc)) from None
+    bootstrap.build_audit(kiosk).append("staff_removed", "cli", {"name": name},
+                                        kiosk.clock.now())
+    click.echo(f"removed {name}")
+
+
+@main.group()
+def audit() -> None:
+    """The hash-chained audit log of staff actions and payment outcomes."""
+
+
+@audit.command("verify")
+@click.option("--head", "heads", multiple=True, metavar="SEQ:HASH",
+              help="A head recorded elsewhere (a printed Z report); may repeat.")
+@click.pass_obj
+def audit_verify(obj: Context, heads: tuple[str, ...]) -> None:
+    """Check every row's hash and that the log still reaches every head carried off the
+    kiosk (the head file, Z reports, the membership backend). Exit 1 naming the first
+    bad row."""
+    kiosk = obj.kiosk()
+    log = bootstrap.build_audit(kiosk)
+    known = bootstrap.build_reports(kiosk).z_heads()
+    for given in heads:
+        seq, _, digest = given.partition(":")
+        if not seq.isdigit() or len(digest) != 64:
+            raise click.BadParameter(f"{given!r} is not SEQ:HASH", param_hint="--head")
+        known.append((int(seq), digest))
+    backend = bootstrap.backend_audit_head(obj.settings)
+    if backend is not None:
+        known.append(backend)
+    verdict = log.verify(known)
+    if verdict.ok:
+        click.echo(f"audit log OK: {verdict.rows} rows, head {verdict.head_seq} "
+                   f"{verdict.head_hash}")
+        return
+    click.echo(f"AUDIT LOG BROKEN at row {verdict.bad_seq}: {verdict.reason}", err=True)
+    sys.exit(1)
+
+
+@audit.command("show")
+@click.option("--since", type=click.DateTime(), help="Rows at or after this time.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def audit_show(obj: Context, since: Any, as_json: bool) -> None:
+    """The rows, oldest first."""
+    kiosk = obj.kiosk()
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=kiosk.clock.now().tzinfo)
+    for entry in bootstrap.build_audit(kiosk).entries(since):
+        if as_json:
+            click.echo(json.dumps(entry.to_dict(), ensure_ascii=False))
+        else:
+            detail = json.dumps(entry.detail, ensure_ascii=False)
+            click.echo(f"{entry.seq:>6} {entry.at} {entry.kind:24} {entry.actor:14} {detail}")
+
+
+@main.group()
+def report() -> None:
+    """X report (since the last Z) and Z report (closes the period)."""
+
+
+@report.command("x")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def report_x(obj: Context, as_json: bool) -> None:
+    """What the lane took since the last Z report."""
+    kiosk = obj.kiosk()
+    r = bootstrap.build_reports(kiosk).x(kiosk.clock.now())
+    click.echo(json.dumps(r.to_dict(), ensure_ascii=False) if as_json else r.text())
+
+
+@report.command("z")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--staff", "staff_name", default="cli", show_default=True,
+              help="Who closes the period (goes to the audit log).")
+@click.pass_obj
+def report_z(obj: Context, as_json: bool, staff_name: str) -> None:
+    """Close the period: the report is kept, audited, and queued for the printer."""
+    from app.storage.print_jobs import PrintJobs
+
+    kiosk = obj.kiosk()
+    r = bootstrap.build_reports(kiosk).z(kiosk.clock.now(), staff_name)
+    PrintJobs(kiosk.db).add_document(f"Z{r.z_number}", r.text(), kiosk.clock.now())
+    click.echo(json.dumps(r.to_dict(), ensure_ascii=False) if as_json else r.text())
+
+
 # --- simulators --------------------------------------------------------------
 @main.group()
 def sim() -> None:

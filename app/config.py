@@ -394,6 +394,50 @@ class ExitPassSettings:
     )
 
 
+@dataclass
+class ExitAuditSettings:
+    share: float = _doc(
+        "Share of sales picked at random for an exit check (0.03 = 3%); the flag is signed "
+        "into the exit pass and the receipt and screen tell the shopper.",
+        0.03,
+    )
+    high_total: str = _doc(
+        "A sale of at least this total (store currency) is always checked; '' = no limit.",
+        "500.00",
+    )
+    max_removals: int = _doc(
+        "A session with more item removals than this is checked; 0 = no limit.", 4
+    )
+    max_manual: int = _doc(
+        "A session with more typed (manual-entry) codes than this is checked; 0 = no limit.", 3
+    )
+
+    def validate(self) -> None:
+        if not 0.0 <= self.share <= 1.0:
+            raise SettingsError("exit_audit.share must be between 0 and 1")
+        if self.max_removals < 0 or self.max_manual < 0:
+            raise SettingsError("exit_audit.max_removals and max_manual must be 0 or more")
+
+
+@dataclass
+class StaffSettings:
+    idle_s: int = _doc("Staff mode signs itself out after this long without a touch.", 120)
+    hold_s: float = _doc(
+        "How long a screen corner must be held to open the staff PIN pad.", 3.0
+    )
+    secret_file: str = _doc(
+        "The install secret PINs are hashed with (created 0600 on first use), kept out of the "
+        "database; '' = <data dir>/keys/staff-secret.",
+        "",
+    )
+
+    def validate(self) -> None:
+        if not 15 <= self.idle_s <= 3600:
+            raise SettingsError("staff.idle_s must be between 15 and 3600")
+        if not 1.0 <= self.hold_s <= 10.0:
+            raise SettingsError("staff.hold_s must be between 1 and 10")
+
+
 WALLETS = ("wechat", "alipay", "unionpay")
 
 
@@ -476,6 +520,8 @@ class Settings:
     scanner: ScannerSettings = field(default_factory=ScannerSettings)
     printer: PrinterSettings = field(default_factory=PrinterSettings)
     exit_pass: ExitPassSettings = field(default_factory=ExitPassSettings)
+    exit_audit: ExitAuditSettings = field(default_factory=ExitAuditSettings)
+    staff: StaffSettings = field(default_factory=StaffSettings)
     payment: PaymentSettings = field(default_factory=PaymentSettings)
     membership: MembershipSettings = field(default_factory=MembershipSettings)
 
@@ -487,6 +533,15 @@ class Settings:
     def private_key_path(self) -> Path:
         given = self.exit_pass.private_key_file
         return Path(given) if given else self.data_dir / "keys" / "exit-pass.pem"
+
+    @property
+    def staff_secret_path(self) -> Path:
+        given = self.staff.secret_file
+        return Path(given) if given else self.data_dir / "keys" / "staff-secret"
+
+    @property
+    def audit_head_path(self) -> Path:
+        return self.data_dir / "audit-head"
 
     @property
     def public_keys_path(self) -> Path:
@@ -511,6 +566,8 @@ SECTIONS: dict[str, type] = {
     "scanner": ScannerSettings,
     "printer": PrinterSettings,
     "exit_pass": ExitPassSettings,
+    "exit_audit": ExitAuditSettings,
+    "staff": StaffSettings,
     "payment": PaymentSettings,
     "membership": MembershipSettings,
 }

@@ -142,6 +142,7 @@ def memory(sessions: int) -> dict[str, float]:
     warm = min(10, len(samples) - 1)
     growth = (samples[-1] - samples[warm]) / max(1, len(samples) - 1 - warm)
     return {"sessions": len(samples), "scans": 20 * len(samples),
+            "every_10": [round(x / 1024, 1) for x in samples[::10]],
             "rss_warm_mib": samples[warm] / 1024, "rss_end_mib": samples[-1] / 1024,
             "growth_kib_per_session": growth,
             "rss_min_mib": min(samples[warm:]) / 1024, "rss_max_mib": max(samples[warm:]) / 1024}
@@ -171,6 +172,7 @@ def main() -> None:
           f"RSS {m['rss_warm_mib']:.1f} MiB after 10 sessions, {m['rss_end_mib']:.1f} MiB at "
           f"the end (range {m['rss_min_mib']:.1f}-{m['rss_max_mib']:.1f}), "
           f"{m['growth_kib_per_session']:+.0f} KiB per session")
+    print(f"RSS MiB every 10 sessions: {m['every_10']}")
 
 
 if __name__ == "__main__":

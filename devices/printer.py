@@ -35,7 +35,7 @@ from escpos.printer import Serial as EscposSerial
 
 from app.domain.clock import Clock
 from app.storage.print_jobs import PrintJob, PrintJobs
-from devices.receipt import ReceiptStyle, render_receipt
+from devices.receipt import ReceiptStyle, render_document, render_receipt
 
 log = logging.getLogger(__name__)
 
@@ -438,8 +438,11 @@ class ReceiptPrinter:
     def _print(self, jobs: PrintJobs, job: PrintJob) -> PrinterStatus:
         # Any attempt after bytes went out once is a COPY: part of the first may be
         # in the shopper's hand, and a crash may have hidden that it printed.
-        data = render_receipt(job.sale, job.exit_pass, self.style,
-                              copy=job.copy or job.attempts > 0)
+        if job.sale is None:
+            data = render_document(job.document, self.style)
+        else:
+            data = render_receipt(job.sale, job.exit_pass, self.style,
+                                  copy=job.copy or job.attempts > 0)
         with self._lock:
             jobs.started(job.job_id, self._now())
             try:

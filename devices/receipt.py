@@ -222,6 +222,20 @@ def render_receipt(sale: PaidSale, exit_pass: str, style: ReceiptStyle,
     return bytes(p.output)
 
 
+def render_document(text: str, style: ReceiptStyle) -> bytes:
+    """A plain text document (a staff X or Z report): its lines wrapped to the paper."""
+    w = _Writer(style)
+    p, cols = w.p, style.columns
+    p.hw("INIT")
+    if style.chinese:
+        p._raw(FS_CHINESE_ON)
+    p.set(align="left")
+    for line in text.splitlines():
+        w.lines(wrap(line, cols) if line else [""])
+    p.cut()
+    return bytes(p.output)
+
+
 def render_test_page(style: ReceiptStyle, qr_text: str) -> bytes:
     """``kiosk printer test``: both languages, sizes, alignment and a QR."""
     w = _Writer(style)

@@ -145,6 +145,18 @@ class Cart:
         del self._lines[line_id]
         return line
 
+    def override_price(self, line_id: int, line_total: Money) -> CartLine:
+        """A manager sets what this line costs (a damaged item, a shelf-edge error)."""
+        if self.frozen:
+            raise _frozen()
+        line = self.line(line_id)
+        if line_total.minor < 0 or line_total.currency != line.product.price.currency:
+            raise refuse("bad_price", "The new price must be zero or more, in the store's "
+                         "currency.", "新价格必须大于等于零，且为本店币种。")
+        updated = replace(line, label_price=line_total)
+        self._lines[line_id] = updated
+        return updated
+
     def approve_age(self, line_id: int) -> CartLine:
         line = self.line(line_id)
         updated = replace(line, age_approved=True)

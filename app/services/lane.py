@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
 from app.domain.clock import Clock
 from app.domain.events import EventType, new_event
+from app.domain.exit_audit import ExitAuditRules, exit_audit_reasons
 from app.domain.member_code import PREFIX as MEMBER_CODE_PREFIX
 from app.domain.member_code import CodeInvalid
 from app.domain.money import Money
@@ -41,7 +43,12 @@ from app.services.checkout import Checkout
 from app.services.members import MemberCodes, MemberIdentity, identify_by_phone
 from app.services.payments import Completed, PaymentDesk
 from app.services.session import ShoppingSession
+from app.storage.db import write_transaction
 from app.storage.outbox import Outbox
+from app.storage.staff_book import BADGE_PREFIX
+
+if TYPE_CHECKING:
+    from app.services.staff import StaffMode, StaffView
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +64,7 @@ class Screen(StrEnum):
     CLOSED = "closed"
     OUT_OF_ORDER = "out_of_order"
     ERROR = "error"
+    STAFF = "staff"
 
 
 # Screens where a shopper is in the middle of something and may walk away.
@@ -128,6 +136,7 @@ class LaneView:
     help_requested: bool = False
     manual_entry: bool = False  # the camera is lost: typing the code is offered first
     camera_ok: bool = True
+    staff: StaffView | None = None  # staff mode's page, while it is open
 
 
 @dataclass
@@ -164,6 +173,8 @@ class LaneParts:
     phone_secret: str = ""
     wallets: tuple[str, ...] = ()
     points_per_unit: int = 1
+    exit_audit: ExitAuditRules = field(default_factory=lambda: ExitAuditRules(share=0.0))
+    roll: Callable[[], float] = random.random  # bootstrap passes SystemRandom's
     other_scanners: bool = False  # a serial or wedge scanner works without the camera
     timings: LaneTimings = field(default_factory=LaneTimings)
 
@@ -185,6 +196,7 @@ class Lane:
         self._promotions: list[Promotion] = []
         self._view = LaneView(Screen.ATTRACT)
         self._listeners: list[Callable[[LaneView], None]] = []
+        self._leaving = False
         self._last_activity = self.clock.now()
         self._next_poll: datetime | None = None
         self._receipt_job: int | None = None
@@ -198,6 +210,9 @@ class Lane:
         self._retry_at: dict[str, datetime] = {}
         self._retry_wait: dict[str, float] = {}
         self._recover: set[str] = set()  # left open by a crash: settle at the next ticks
+        self.staff: StaffMode | None = None  # set by bootstrap.build_lane
+        self._open = self._stored_open()
+        self._exit_audit: tuple[str, list[str]] | None = None  # decided once per session
 
     # -- publishing the view ------------------------------------------------------------------
     @property
@@ -208,6 +223,11 @@ class Lane:
         self._listeners.append(listener)
 
     def _show(self, **changes: Any) -> None:
+        screen = changes.get("screen")
+        if self._view.screen is Screen.STAFF and screen is not None and \
+                screen is not Screen.STAFF and not self._leaving:
+            # Staff mode stays up; what the lane did underneath is where it returns to.
+            changes["back_to"] = changes.pop("screen")
         if "notice" in changes and changes["notice"] is not self._view.notice:
             self._notice_at = self.clock.now()
         view = replace(self._view, version=self._view.version + 1, **changes)
@@ -312,6 +332,13 @@ class Lane:
         """A code from the camera, a scanner or the keypad."""
         self._touched()
         screen = self._view.screen
+        if self.staff is not None and (screen is Screen.STAFF or
+                                       text.startswith(BADGE_PREFIX)):
+            if screen is Screen.STAFF:
+                self.staff.scanned(text)
+            else:
+                self.staff.open_pin_pad(text)  # a staff badge, on any screen
+            return
         if screen in (Screen.CLOSED, Screen.OUT_OF_ORDER, Screen.ERROR, Screen.RECEIPT,
                       Screen.PAY):
             return  # no cart to add to; a payment QR or exit pass under the camera is not a buy
@@ -483,13 +510,32 @@ class Lane:
         priced = price_cart(self.checkout.lines(), self._promotions,
                             member=self.session.member_id is not None, tax=self.p.tax,
                             currency=self.p.currency)
-        draft = self._sale_draft(priced)
+        draft = self._sale_draft(priced, exit_audit=bool(self._audit_reasons(priced)))
         what = f"{self.p.store_name_en} {priced.item_count} items"
         payment = self.checkout.start_payment(self.p.desk, draft, what)
         self._wallet = wallet
         self._after_payment(payment)
 
-    def _sale_draft(self, priced: PricedCart) -> PaidSale:
+    def _audit_reasons(self, priced: PricedCart) -> list[str]:
+        """Whether this sale gets an exit check, decided once per session (paying again
+        after a cancel does not roll the dice again)."""
+        assert self.session is not None
+        sid = self.session.session_id
+        if self._exit_audit is None or self._exit_audit[0] != sid:
+            removals = manual = 0
+            for kind, payload in self.p.db.execute(
+                    "SELECT type, payload FROM outbox WHERE session_id = ? AND type IN "
+                    "('item_removed', 'item_scanned')", [sid]):
+                if kind == "item_removed":
+                    removals += 1
+                elif json.loads(payload).get("how") == "manual":
+                    manual += 1
+            self._exit_audit = (sid, exit_audit_reasons(
+                self.p.exit_audit, total=priced.total, removals=removals,
+                manual_entries=manual, roll=self.p.roll()))
+        return self._exit_audit[1]
+
+    def _sale_draft(self, priced: PricedCart, exit_audit: bool = False) -> PaidSale:
         # The order id, method and paid time are filled in when the payment completes.
         return sale_from_cart(
             priced, order_id="pending", lane_id=self.p.lane_id,
@@ -498,7 +544,8 @@ class Lane:
             member_id=self.session.member_id if self.session else None,
             points_earned=points_for(priced.total, member=bool(self.session and
                                                                 self.session.member_id),
-                                     points_per_unit=self.p.points_per_unit))
+                                     points_per_unit=self.p.points_per_unit),
+            exit_audit=exit_audit)
 
     def _after_payment(self, payment: Payment) -> None:
         """Show what a payment step left: still open, paid, or ended without money."""
@@ -566,6 +613,11 @@ class Lane:
             if row is None:  # pragma: no cover - paid, sale and job are one transaction
                 raise RuntimeError(f"paid payment {payment.out_trade_no} has no receipt job")
             sale, exit_pass, job_id = PaidSale.from_dict(json.loads(row[0])), row[1], row[2]
+        if sale.exit_audit:
+            reasons = self._exit_audit[1] if self._exit_audit and \
+                self._exit_audit[0] == self.session.session_id else ["decided before a restart"]
+            self.session.record(EventType.EXIT_AUDIT_FLAGGED, order_id=sale.order_id,
+                                reasons=reasons)
         self.session.end(sale.order_id, sale.total.minor, sale.item_count)
         self.session = None
         self._next_poll = None
@@ -613,6 +665,13 @@ class Lane:
         """Call a few times a second: inactivity, the receipt screen's end, payment polling."""
         now = self.clock.now()
         view = self._view
+        if self.staff is not None:
+            self.staff.publish_audit_head()
+        if view.screen is Screen.STAFF:
+            if self.staff is not None:
+                self.staff.tick()
+            self._settle_stray_payments(now)
+            return
         idle = now - self._last_activity >= self.p.timings.idle and \
             not (self._help_at and now - self._help_at < HELP_WAIT)
         # A cancel the provider could not hear yet: the shopper may walk away from it.
@@ -705,9 +764,10 @@ class Lane:
         self._receipt_job = None
         self._next_poll = None
         self._receipt_notice = None
-        self._view = LaneView(Screen.ATTRACT, version=self._view.version,
-                              camera_ok=self._view.camera_ok,
-                              manual_entry=self._view.manual_entry)
+        staff = self._view.staff if self._view.screen is Screen.STAFF else None
+        self._view = LaneView(Screen.STAFF if staff else Screen.ATTRACT,
+                              version=self._view.version, camera_ok=self._view.camera_ok,
+                              manual_entry=self._view.manual_entry, staff=staff)
         self._show(screen=self._home())
 
     # -- the lane itself ----------------------------------------------------------------------
@@ -726,15 +786,66 @@ class Lane:
         if ok and self._view.screen is Screen.OUT_OF_ORDER:
             self._show(screen=self._home())
 
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    def _stored_open(self) -> bool:
+        row = self.p.db.execute("SELECT value FROM lane_state WHERE key = 'open'").fetchone()
+        return row is None or row[0] == "1"
+
     def set_open(self, is_open: bool) -> None:
-        """Staff open or close the lane; a shopper mid-session finishes first."""
+        """Staff open or close the lane (kept across restarts); a shopper mid-session
+        finishes first."""
+        with write_transaction(self.p.db):
+            self.p.db.execute("INSERT OR REPLACE INTO lane_state (key, value) VALUES "
+                              "('open', ?)", ["1" if is_open else "0"])
         self._open = is_open
         if self._view.screen in (Screen.ATTRACT, Screen.CLOSED, Screen.OUT_OF_ORDER):
             self._show(screen=self._home())
 
+    # -- staff mode (app.services.staff drives these) --------------------------------------------
+    def enter_staff(self, view: StaffView) -> None:
+        current = self._view.screen
+        if current is Screen.STAFF:
+            self._show(staff=view)
+            return
+        back = self._view.back_to if current is Screen.STILL_THERE else current
+        self._show(screen=Screen.STAFF, staff=view, back_to=back or Screen.ATTRACT)
+
+    def show_staff(self, view: StaffView) -> None:
+        if self._view.screen is Screen.STAFF:
+            self._show(staff=view)
+
+    def leave_staff(self) -> None:
+        if self._view.screen is not Screen.STAFF:
+            return
+        target = self._view.back_to or self._home()
+        if self.session is None and target in (*_IDLE_WATCHED, Screen.PAY, Screen.STILL_THERE):
+            target = self._home()
+        if target in (Screen.ATTRACT, Screen.CLOSED, Screen.OUT_OF_ORDER):
+            target = self._home()  # staff may have opened or closed the lane
+        self._touched()  # the shopper gets a fresh idle time
+        self._leaving = True
+        try:
+            if self.session is not None and target in (*_IDLE_WATCHED, Screen.PAY):
+                self._cart_view(screen=target, staff=None, back_to=None)
+            else:
+                self._show(screen=target, staff=None, back_to=None)
+        finally:
+            self._leaving = False
+
+    def refresh(self) -> None:
+        """Show the cart again after staff changed it."""
+        self._cart_view()
+
     def failed(self, error: BaseException) -> None:
         """A command raised: show the error screen (what to do next) instead of freezing."""
         log.error("lane command failed", exc_info=error)
+        if self._view.screen is Screen.STAFF and self._view.staff is not None:
+            self._show(staff=replace(self._view.staff, message=f"Failed: {error}",
+                                     level="error"))
+            return
         back = self._view.screen if self._view.screen is not Screen.ERROR else self._view.back_to
         self._show(screen=Screen.ERROR, back_to=back,
                    notice=Notice.of("error_generic", "error"))

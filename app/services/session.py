@@ -110,6 +110,11 @@ class ShoppingSession:
             raise
         return line
 
+    def record(self, kind: EventType, **payload: Any) -> None:
+        """An event of this session that changes no cart line (exit audit flagged...)."""
+        with write_transaction(self.db):
+            self._event(kind, **payload)
+
     def scan_refused(self, reason: str, how: str = "camera") -> None:
         """A scanner refused what it read before it became a scan: recorded, nothing added."""
         with write_transaction(self.db):
@@ -121,6 +126,16 @@ class ShoppingSession:
 
     def remove(self, line_id: int) -> CartLine:
         return self._change(lambda: self.checkout.cart.remove(line_id), EventType.ITEM_REMOVED)
+
+    def void(self, line_id: int, staff: str) -> CartLine:
+        """Staff took a line off the cart."""
+        return self._change(lambda: self.checkout.cart.remove(line_id), EventType.ITEM_REMOVED,
+                            staff=staff)
+
+    def override_price(self, line_id: int, line_total: Money, staff: str) -> CartLine:
+        return self._change(lambda: self.checkout.cart.override_price(line_id, line_total),
+                            EventType.STAFF_ACTION, action="override_price", staff=staff,
+                            total_minor=line_total.minor)
 
     def approve_age(self, line_id: int, staff: str) -> CartLine:
         return self._change(lambda: self.checkout.cart.approve_age(line_id),

@@ -155,3 +155,42 @@ def m006_sessions(db: sqlite_utils.Database) -> None:
         "label_price_minor INTEGER, age_approved INTEGER NOT NULL DEFAULT 0, "
         "PRIMARY KEY (session_id, line_id))"
     )
+
+
+@MIGRATIONS()
+def m007_staff_and_audit(db: sqlite_utils.Database) -> None:
+    # The audit log is append-only twice over: triggers refuse UPDATE and DELETE through
+    # SQL, and each row's hash covers the one before it, so an edit made around the
+    # triggers (another tool, the file itself) breaks the chain where it was made.
+    db.execute(
+        "CREATE TABLE audit_log (seq INTEGER PRIMARY KEY, at TEXT NOT NULL, "
+        "kind TEXT NOT NULL, actor TEXT NOT NULL, detail TEXT NOT NULL, "
+        "prev_hash TEXT NOT NULL, hash TEXT NOT NULL)"
+    )
+    db.execute(
+        "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log "
+        "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
+    )
+    db.execute(
+        "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log "
+        "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
+    )
+    db.execute(
+        "CREATE TABLE staff (name TEXT PRIMARY KEY NOT NULL, role TEXT NOT NULL "
+        "CHECK (role IN ('attendant', 'manager')), salt BLOB NOT NULL, pin_hash BLOB NOT NULL, "
+        "badge TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL)"
+    )
+    # One row: failed PIN entries and the lock they earned, on disk so a restart keeps it.
+    db.execute(
+        "CREATE TABLE staff_lock (id INTEGER PRIMARY KEY CHECK (id = 1), "
+        "failures INTEGER NOT NULL DEFAULT 0, locked_until TEXT)"
+    )
+    db.execute("INSERT INTO staff_lock (id, failures) VALUES (1, 0)")
+    db.execute(
+        "CREATE TABLE z_reports (z_number INTEGER PRIMARY KEY, opened_at TEXT NOT NULL, "
+        "closed_at TEXT NOT NULL, body TEXT NOT NULL, audit_seq INTEGER NOT NULL, "
+        "audit_hash TEXT NOT NULL)"
+    )
+    db.execute("CREATE TABLE lane_state (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)")
+    # Staff reports (X, Z) print through the same queue as receipts: plain text documents.
+    db.execute("ALTER TABLE print_jobs ADD COLUMN document TEXT NOT NULL DEFAULT ''")

@@ -19,6 +19,7 @@ import sqlite_utils
 from app.domain.events import EventType, new_event
 from app.domain.payment import OPEN, Payment, PaymentState
 from app.domain.sale import PaidSale
+from app.storage.audit import AuditLog
 from app.storage.db import write_transaction
 from app.storage.outbox import Outbox
 
@@ -66,9 +67,18 @@ class PaymentsRepo:
     """Payments; with an ``outbox``, each step's behaviour event is written in the same
     transaction as the step (payment started, paid, failed, cancelled, expired)."""
 
-    def __init__(self, db: sqlite_utils.Database, outbox: Outbox | None = None) -> None:
+    def __init__(self, db: sqlite_utils.Database, outbox: Outbox | None = None,
+                 audit: AuditLog | None = None) -> None:
         self.db = db
         self.outbox = outbox
+        self.audit = audit  # every payment outcome is audited, in the outcome's transaction
+
+    def _audited(self, p: Payment, now: datetime, **detail: Any) -> None:
+        if self.audit is not None:
+            self.audit.append(f"payment_{p.state.value}", "kiosk", {
+                "order_id": p.out_trade_no, "amount_minor": p.amount_minor,
+                "paid_minor": p.paid_minor, "method": p.method, "staff_flag": p.staff_flag,
+                **detail}, now)
 
     def _event(self, kind: EventType, p: Payment, now: datetime, **payload: Any) -> None:
         if self.outbox is not None:
@@ -113,6 +123,7 @@ class PaymentsRepo:
                 extra = {"reason": p.last_error or p.close_reason or p.state.value} \
                     if ended is EventType.PAYMENT_FAILED else {}
                 self._event(ended, p, now, **extra)
+                self._audited(p, now, **extra)
         return True
 
     def _event_written(self, p: Payment, kind: EventType) -> bool:
@@ -204,6 +215,7 @@ class PaymentsRepo:
             self.save(p, now, "paid")
             self._event(EventType.PAYMENT_PAID, p, now, amount_minor=p.paid_minor or 0,
                         provider_ref=p.provider_ref, staff_flag=p.staff_flag)
+            self._audited(p, now, provider_ref=p.provider_ref)
             self.db.execute("INSERT OR IGNORE INTO sales (order_id, sale, paid_at) "
                             "VALUES (?, ?, ?)", [sale.order_id, json.dumps(
                                 sale.to_dict(), ensure_ascii=False), now.isoformat()])

@@ -29,12 +29,13 @@ log = logging.getLogger(__name__)
 class PrintJob:
     job_id: int
     order_id: str
-    sale: PaidSale
+    sale: PaidSale | None  # None for a document (a staff report)
     exit_pass: str
     copy: bool
     status: str  # pending, printed, unconfirmed (sent, but the printer never answered), cancelled
     attempts: int
     last_error: str
+    document: str = ""  # a staff report's text, printed instead of a receipt
 
 
 class PrintJobs:
@@ -58,19 +59,31 @@ class PrintJobs:
             )
             return int(cursor.lastrowid or 0)
 
+    def add_document(self, name: str, text: str, now: datetime) -> int:
+        """A staff report (or any plain text) to print; ``name`` stands where an order id
+        would."""
+        with write_transaction(self.db):
+            cursor = self.db.execute(
+                "INSERT INTO print_jobs (order_id, sale, exit_pass, copy, created_at, "
+                "updated_at, document) VALUES (?, '{}', '', 0, ?, ?, ?)",
+                [name, now.isoformat(), now.isoformat(), text])
+            return int(cursor.lastrowid or 0)
+
     def reprint(self, order_id: str, now: datetime) -> int:
         """A new job printing the latest receipt of ``order_id`` again, marked COPY."""
         job = self.latest_for(order_id)
-        if job is None:
+        if job is None or job.sale is None:
             raise KeyError(f"no receipt for order {order_id!r}")
         return self.add(job.sale, job.exit_pass, now, copy=True)
 
     def _job(self, row: tuple[Any, ...]) -> PrintJob:
-        job_id, order_id, sale, exit_pass, copy, status, attempts, last_error = row
-        return PrintJob(job_id, order_id, PaidSale.from_dict(json.loads(sale)), exit_pass,
-                        bool(copy), status, attempts, last_error)
+        job_id, order_id, sale, exit_pass, copy, status, attempts, last_error, document = row
+        parsed = None if document else PaidSale.from_dict(json.loads(sale))
+        return PrintJob(job_id, order_id, parsed, exit_pass, bool(copy), status, attempts,
+                        last_error, document)
 
-    _COLUMNS = "job_id, order_id, sale, exit_pass, copy, status, attempts, last_error"
+    _COLUMNS = ("job_id, order_id, sale, exit_pass, copy, status, attempts, last_error, "
+                "document")
 
     def get(self, job_id: int) -> PrintJob | None:
         row = self.db.execute(f"SELECT {self._COLUMNS} FROM print_jobs WHERE job_id = ?",

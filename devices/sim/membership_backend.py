@@ -57,6 +57,8 @@ class Store:
             "received_at TEXT)")
         self.conn.execute("CREATE TABLE IF NOT EXISTS batches (idempotency_key TEXT PRIMARY KEY, "
                           "response TEXT)")
+        self.conn.execute("CREATE TABLE IF NOT EXISTS audit_heads (kiosk_id TEXT PRIMARY KEY, "
+                          "seq INTEGER, hash TEXT, received_at TEXT)")
         self.conn.execute("CREATE TABLE IF NOT EXISTS members (member_id TEXT PRIMARY KEY, "
                           "name TEXT, tier TEXT, points INTEGER, phone TEXT)")
         self.conn.execute("INSERT OR IGNORE INTO members VALUES "
@@ -118,6 +120,13 @@ class Handler(BaseHTTPRequestHandler):
             if row is None:
                 return self._reply(404, {"error": "no such member"})
             return self._reply(200, {"member_id": row[0]})
+        if self.path.startswith("/v1/kiosks/") and self.path.endswith("/audit-head"):
+            if not self._authorised():
+                return self._reply(401, {"error": "bad token"})
+            head = self.server.audit_head(self.path.split("/")[3])
+            if head is None:
+                return self._reply(404, {"error": "no audit head from this kiosk yet"})
+            return self._reply(200, {"seq": head[0], "hash": head[1]})
         if self.path.startswith("/v1/members/"):
             if not self._authorised():
                 return self._reply(401, {"error": "bad token"})
@@ -165,6 +174,9 @@ class Handler(BaseHTTPRequestHandler):
             return self._reply(400, {"error": "body must be the events envelope"})
         if not key:
             return self._reply(400, {"error": "Idempotency-Key header required"})
+        head = body.get("audit_head")
+        if isinstance(head, dict) and isinstance(head.get("seq"), int):
+            self.server.keep_audit_head(kiosk_id, head["seq"], str(head.get("hash", "")))
         self._reply(200, self.server.accept(key, kiosk_id, store_id, events))
 
 
@@ -207,6 +219,21 @@ class BackendServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def keep_audit_head(self, kiosk_id: str, seq: int, digest: str) -> None:
+        """The newest audit-log row a kiosk reported: only ever forward."""
+        with self.store.lock:
+            self.store.conn.execute(
+                "INSERT INTO audit_heads VALUES (?, ?, ?, ?) ON CONFLICT (kiosk_id) DO UPDATE "
+                "SET seq = excluded.seq, hash = excluded.hash, received_at = excluded.received_at "
+                "WHERE excluded.seq > audit_heads.seq",
+                [kiosk_id, seq, digest, datetime.now(UTC).isoformat()])
+
+    def audit_head(self, kiosk_id: str) -> tuple[int, str] | None:
+        with self.store.lock:
+            row = self.store.conn.execute("SELECT seq, hash FROM audit_heads WHERE kiosk_id = ?",
+                                          [kiosk_id]).fetchone()
+        return (int(row[0]), str(row[1])) if row else None
 
     def accept(self, key: str, kiosk_id: str, store_id: str,
                events: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,0 +1,143 @@
+"""X and Z reports: what the lane took since the last Z, and closing the period.
+
+Figures come from the records, not from counters that could drift: paid sales
+(``sales``), refunds (the payment steps the desk logs when a refund succeeds),
+voids and price overrides (the audit log), abandoned sessions, exit audits
+(flags signed into the sales) and payments flagged for staff. A Z report is
+kept (``z_reports``) with the audit log's head, which is how a shortened log
+is caught later, and is written to the audit log itself. ``net`` is always
+the period's sales less its refunds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+from app.domain.money import Money
+from app.domain.sale import PaidSale
+from app.storage.audit import AuditLog
+from app.storage.db import write_transaction
+
+EPOCH = "0000"
+REFUND_NOTE = re.compile(r"^refunded (\d+) as ")
+
+
+@dataclass(frozen=True)
+class Report:
+    kind: str  # "X" or "Z"
+    z_number: int | None  # the Z this closed (None for X)
+    opened_at: str  # the period: since the last Z (or the first sale)
+    closed_at: str
+    lane_id: str
+    currency: str
+    body: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "z_number": self.z_number, "lane_id": self.lane_id,
+                "opened_at": self.opened_at, "closed_at": self.closed_at,
+                "currency": self.currency, **self.body}
+
+    def text(self) -> str:
+        """The printed and on-screen form (English: staff reports are read by staff)."""
+        b = self.body
+
+        def m(minor: int) -> str:
+            return Money(minor, self.currency).to_decimal_string()
+        title = f"{self.kind} REPORT" + (f" #{self.z_number}" if self.z_number else "")
+        lines = [title, f"Lane {self.lane_id}", f"From {self.opened_at[:19]}",
+                 f"To   {self.closed_at[:19]}", "-" * 24,
+                 f"Sales: {b['sales_count']}  total {m(b['sales_minor'])}"]
+        for method, row in sorted(b["by_method"].items()):
+            lines.append(f"  {method}: {row['count']}  {m(row['minor'])}")
+        lines += [f"Refunds: {b['refunds_count']}  total {m(b['refunds_minor'])}",
+                  f"Net: {m(b['net_minor'])}", "-" * 24,
+                  f"Voided lines: {b['voids']}", f"Price overrides: {b['price_overrides']}",
+                  f"Abandoned carts: {b['abandoned_carts']}",
+                  f"Exit audits: {b['exit_audits']}",
+                  f"Payments flagged for staff: {b['payments_flagged']}",
+                  f"Audit head: {b['audit_seq']} {b['audit_hash'][:16]}"]
+        return "\n".join(lines)
+
+
+class Reports:
+    def __init__(self, db: sqlite_utils.Database, audit: AuditLog, lane_id: str,
+                 currency: str) -> None:
+        self.db, self.audit = db, audit
+        self.lane_id, self.currency = lane_id, currency
+
+    def period_start(self) -> str:
+        row = self.db.execute("SELECT closed_at FROM z_reports ORDER BY z_number DESC LIMIT 1"
+                              ).fetchone()
+        return str(row[0]) if row else EPOCH
+
+    def _body(self, start: str, end: str) -> dict[str, Any]:
+        sales = [PaidSale.from_dict(json.loads(r[0])) for r in self.db.execute(
+            "SELECT sale FROM sales WHERE paid_at >= ? AND paid_at < ?", [start, end])]
+        by_method: dict[str, dict[str, int]] = defaultdict(lambda: {"count": 0, "minor": 0})
+        for sale in sales:
+            by_method[sale.payment_method or "unknown"]["count"] += 1
+            by_method[sale.payment_method or "unknown"]["minor"] += sale.total.minor
+        refunds = [int(match.group(1)) for (note,) in self.db.execute(
+            "SELECT note FROM payment_steps WHERE at >= ? AND at < ? AND note LIKE 'refunded %'",
+            [start, end]) if (match := REFUND_NOTE.match(note))]
+        audit_kinds = dict(self.db.execute(
+            "SELECT kind, count(*) FROM audit_log WHERE at >= ? AND at < ? GROUP BY kind",
+            [start, end]).fetchall())
+        abandoned = self.db.execute(
+            "SELECT count(*) FROM sessions WHERE state = 'abandoned' AND ended_at >= ? "
+            "AND ended_at < ?", [start, end]).fetchone()[0]
+        flagged = self.db.execute(
+            "SELECT count(DISTINCT ref) FROM staff_alerts WHERE kind = 'payment' AND "
+            "created_at >= ? AND created_at < ?", [start, end]).fetchone()[0]
+        sales_minor = sum(s.total.minor for s in sales)
+        seq, digest = self.audit.head()
+        return {
+            "sales_count": len(sales), "sales_minor": sales_minor,
+            "by_method": dict(by_method),
+            "refunds_count": len(refunds), "refunds_minor": sum(refunds),
+            "net_minor": sales_minor - sum(refunds),
+            "voids": audit_kinds.get("void_line", 0),
+            "price_overrides": audit_kinds.get("override_price", 0),
+            "abandoned_carts": int(abandoned),
+            "exit_audits": sum(1 for s in sales if s.exit_audit),
+            "payments_flagged": int(flagged),
+            "audit_seq": seq, "audit_hash": digest,
+        }
+
+    def x(self, now: datetime) -> Report:
+        start = self.period_start()
+        return Report("X", None, start, now.isoformat(), self.lane_id, self.currency,
+                      self._body(start, now.isoformat()))
+
+    def z(self, now: datetime, staff: str) -> Report:
+        """Close the period: the report is kept, and written to the audit log."""
+        with write_transaction(self.db):
+            start = self.period_start()
+            end = now.isoformat()
+            body = self._body(start, end)
+            number = int(self.db.execute("SELECT coalesce(max(z_number), 0) + 1 FROM z_reports"
+                                         ).fetchone()[0])
+            entry = self.audit.append("z_report", staff, {
+                "z_number": number, "sales_count": body["sales_count"],
+                "net_minor": body["net_minor"]}, now)
+            # The report carries the head *including* its own audit row.
+            body["audit_seq"], body["audit_hash"] = entry.seq, entry.hash
+            self.db.execute("INSERT INTO z_reports (z_number, opened_at, closed_at, body, "
+                            "audit_seq, audit_hash) VALUES (?, ?, ?, ?, ?, ?)",
+                            [number, start, end, json.dumps(body), entry.seq, entry.hash])
+        return Report("Z", number, start, end, self.lane_id, self.currency, body)
+
+    def z_heads(self) -> list[tuple[int, str]]:
+        """Every audit head a Z report carried (to check the log still reaches them)."""
+        return [(int(a), str(b)) for a, b in self.db.execute(
+            "SELECT audit_seq, audit_hash FROM z_reports ORDER BY z_number")]
+
+
+__all__ = ["Report", "Reports"]

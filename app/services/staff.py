@@ -1,0 +1,360 @@
+"""Staff mode: a PIN (or badge + PIN) opens it, and every action in it is audited.
+
+The lane owns the screen; staff mode is one of its screens (``Screen.STAFF``)
+with pages of its own (``StaffView``): the PIN pad, the menu, a line or sale
+picker, and results. Each action checks the role (attendant or manager),
+does its work through the same services the shopper's screens use, and writes
+an audit row (and, in a session, a ``staff_action`` event). Staff mode signs
+itself out after ``staff.idle_s``; the PIN lockout is StaffBook's, on disk.
+
+Runs on the lane's thread, like the lane.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from app.domain.events import EventType, new_event
+from app.domain.money import Money
+from app.domain.payment import PaymentState
+from app.domain.rejections import Refused
+from app.domain.sale import PaidSale
+from app.services.receipts import reprint
+from app.storage.audit import AuditLog
+from app.storage.print_jobs import PrintJobs
+from app.storage.staff_book import BADGE_PREFIX, StaffBook, StaffError, StaffMember
+
+if TYPE_CHECKING:
+    from app.services.lane import Lane
+    from app.services.reports import Reports
+
+log = logging.getLogger(__name__)
+
+MANAGER_ONLY = {"override_price", "refund", "z_report"}
+PUBLISH_EVERY = timedelta(seconds=5)
+
+
+@dataclass(frozen=True)
+class StaffView:
+    page: str  # pin, menu, lines, sales, amount, verify, text
+    name: str = ""
+    role: str = ""
+    badge_name: str = ""  # the PIN pad after a badge scan: whose PIN is asked for
+    purpose: str = ""  # what the picker or keypad is for: void, override, refund, reprint
+    message: str = ""  # the last action's outcome (English and Chinese, staff read both)
+    level: str = "info"
+    title: str = ""  # the text page's heading
+    text: str = ""  # report, audit log, device health, pass verdict
+    choices: tuple[tuple[str, str], ...] = ()  # (id, label) for the pickers
+    chosen: str = ""  # the line or order an amount is for
+    lane_open: bool = True
+    locked_until: str = ""
+
+
+@dataclass
+class StaffParts:
+    book: StaffBook
+    audit: AuditLog
+    reports: Reports
+    jobs: PrintJobs
+    verify_pass: Callable[[str], tuple[bool, str]]  # (valid, what staff read)
+    health: Callable[[], str]  # the device health page
+    flush_outbox: Callable[[], str]  # wake the uploader; returns the outbox's state
+    retry_dead: Callable[[], int]
+    wake_printer: Callable[[], None]
+    idle: timedelta = timedelta(minutes=2)
+
+
+class StaffMode:
+    def __init__(self, lane: Lane, parts: StaffParts) -> None:
+        self.lane, self.p = lane, parts
+        self.clock = lane.clock
+        self.member: StaffMember | None = None
+        self._last = self.clock.now()
+        self._badge: StaffMember | None = None
+        self._published: datetime | None = None
+
+    # -- in and out ---------------------------------------------------------------------------
+    @property
+    def active(self) -> bool:
+        return self.lane.view.screen.value == "staff"
+
+    def open_pin_pad(self, badge: str | None = None) -> None:
+        """The hidden gesture (a corner held) or a staff badge scanned."""
+        self._badge = self.p.book.by_badge(badge) if badge else None
+        if badge and self._badge is None:
+            return  # not one of ours: nothing happens, as for any unknown code
+        self._last = self.clock.now()
+        until = self.p.book.locked_until(self.clock.now())
+        self._enter(StaffView("pin", badge_name=self._badge.name if self._badge else "",
+                              locked_until=f"{until:%H:%M}" if until else "",
+                              message=f"Locked until {until:%H:%M} / 锁定至 {until:%H:%M}"
+                              if until else "", level="error" if until else "info"))
+
+    def pin(self, pin: str) -> None:
+        now = self.clock.now()
+        self._last = now
+        try:
+            member = self.p.book.sign_in(pin, now, self._badge.badge if self._badge else None)
+        except StaffError as exc:
+            self.p.audit.append("staff_sign_in_refused", self._badge.name if self._badge
+                                else "unknown", {"reason": type(exc).__name__}, now)
+            self._page("pin", message=str(exc), level="error")
+            return
+        self.member = member
+        self._record("sign_in", {})
+        self._page("menu", name=member.name, role=member.role, message="", level="info")
+
+    def sign_out(self, reason: str = "signed out") -> None:
+        if self.member is not None:
+            self._record("sign_out", {"reason": reason})
+        self.member, self._badge = None, None
+        self.lane.leave_staff()
+
+    def tick(self) -> None:
+        if self.active and self.clock.now() - self._last >= self.p.idle:
+            self.sign_out("idle")
+
+    def publish_audit_head(self) -> None:
+        """Every few seconds: carry the audit log's head to the file beside the database;
+        a log that no longer reaches the head written before raises a staff alert."""
+        now = self.clock.now()
+        if self._published is not None and now - self._published < PUBLISH_EVERY:
+            return
+        self._published = now
+        if not self.p.audit.publish_head():
+            self.lane.p.outbox.alert("audit", "the audit log no longer reaches its last "
+                                     "recorded head: run `kiosk audit verify`", now)
+
+    # -- the actions --------------------------------------------------------------------------
+    def do(self, action: str, *args: Any) -> None:
+        """Run a menu action (its handler is ``_<action>``), role and audit included."""
+        self._last = self.clock.now()
+        if self.member is None:
+            self._page("pin", message="Sign in first / 请先登录", level="error")
+            return
+        if action in MANAGER_ONLY and not self.member.manager:
+            self._page("menu", message=f"{action}: managers only / 需要店长权限",
+                       level="error")
+            return
+        handler = getattr(self, f"_{action}", None)
+        if handler is None:
+            raise ValueError(f"no staff action {action!r}")
+        try:
+            handler(*args)
+        except (StaffError, Refused, ValueError, KeyError) as exc:
+            message = exc.refusal.message_en if isinstance(exc, Refused) else str(exc)
+            self._page(self.lane.view.staff.page if self.lane.view.staff else "menu",
+                       message=message, level="error")
+
+    def menu(self) -> None:
+        self._last = self.clock.now()
+        self._page("menu", message="", text="", choices=(), chosen="")
+
+    def _reset(self, reason: str = "staff reset") -> None:
+        had = self.lane.session is not None
+        self._record("reset", {"reason": reason, "had_session": had})
+        self.lane.abandon("staff_reset")
+        self._page("menu", message="Lane reset / 已重置", level="ok")
+
+    def _pick_line(self, purpose: str) -> None:
+        lines = self.lane.checkout.lines()
+        if not lines:
+            raise StaffError("the cart is empty / 购物车为空")
+        self._page("lines", purpose=purpose, choices=tuple(
+            (str(ln.line_id), f"{ln.product.name_zh} {ln.product.name_en} x{ln.quantity}")
+            for ln in lines), message="")
+
+    def _void_line(self, line_id: str | None = None) -> None:
+        if line_id is None:
+            self._pick_line("void_line")
+            return
+        if self.lane.session is None:
+            raise StaffError("no shopper session / 没有购物会话")
+        line = self.lane.session.void(int(line_id), self._name)
+        self._record("void_line", {"line_id": line.line_id, "product": line.product.code,
+                                   "quantity": line.quantity}, event=False)
+        self.lane.refresh()
+        self._page("menu", message=f"Voided / 已删除: {line.product.name_en}", level="ok")
+
+    def _override_price(self, line_id: str | None = None, amount: str | None = None) -> None:
+        if line_id is None:
+            self._pick_line("override_price")
+            return
+        if amount is None:
+            self._page("amount", purpose="override_price", chosen=line_id,
+                       message="New line total, e.g. 1250 = 12.50 / 输入新价格（分）")
+            return
+        if self.lane.session is None:
+            raise StaffError("no shopper session / 没有购物会话")
+        total = Money(int(amount), self.lane.p.currency)
+        line = self.lane.session.override_price(int(line_id), total, self._name)
+        self._record("override_price", {"line_id": line.line_id, "product": line.product.code,
+                                        "total_minor": total.minor}, event=False)
+        self.lane.refresh()
+        self._page("menu", message=f"Price set / 已改价: {total.to_decimal_string()}",
+                   level="ok")
+
+    def _approve_age(self) -> None:
+        if self.lane.session is None or not self.lane.checkout.cart.pending_age_checks():
+            raise StaffError("nothing waits for an age check / 没有待核验商品")
+        self._record("approve_age", {"lines": [ln.line_id for ln in
+                                               self.lane.checkout.cart.pending_age_checks()]},
+                     event=False)
+        self.lane.approve_age(self._name)
+        self._page("menu", message="Age check approved / 已确认年龄", level="ok")
+
+    def _recent_sales(self) -> tuple[tuple[str, str], ...]:
+        rows = self.lane.p.db.execute(
+            "SELECT order_id, sale FROM sales ORDER BY paid_at DESC LIMIT 8").fetchall()
+        out = []
+        for order_id, body in rows:
+            sale = PaidSale.from_dict(json.loads(body))
+            out.append((order_id, f"{sale.paid_at:%H:%M} {sale.total.to_decimal_string()} "
+                                  f"x{sale.item_count}  {order_id[-10:]}"))
+        return tuple(out)
+
+    def _refund(self, order_id: str | None = None) -> None:
+        if order_id is None:
+            self._page("sales", purpose="refund", choices=self._recent_sales(), message="")
+            return
+        payment = self.lane.p.desk.repo.get(order_id)
+        if payment is None or payment.state is not PaymentState.PAID:
+            raise StaffError(f"{order_id} is not a paid sale / 不是已付款订单")
+        refund_id = self.lane.p.desk.refund(order_id, reason=f"staff {self._name}")
+        self._record("refund", {"order_id": order_id, "amount_minor":
+                                payment.paid_minor or payment.amount_minor,
+                                "refund_id": refund_id})
+        self._page("menu", message=f"Refunded / 已退款: {order_id}", level="ok")
+
+    def _reprint(self, order_id: str | None = None) -> None:
+        if order_id is None:
+            self._page("sales", purpose="reprint", choices=self._recent_sales(), message="")
+            return
+        job = reprint(self.p.jobs, order_id, self.clock)
+        self.p.wake_printer()
+        self._record("reprint", {"order_id": order_id, "job_id": job})
+        self._page("menu", message=f"Reprinting / 补打中: {order_id}", level="ok")
+
+    def _verify_pass(self) -> None:
+        self._page("verify", message="Scan the exit pass / 请扫描出口凭证", level="info",
+                   text="")
+
+    def scanned(self, text: str) -> None:
+        """A code scanned while staff mode is open: an exit pass to check, or a badge."""
+        self._last = self.clock.now()
+        view = self.lane.view.staff
+        if view is None:
+            return
+        if text.startswith(BADGE_PREFIX) and view.page == "pin":
+            self.open_pin_pad(text)
+            return
+        if view.page != "verify" or self.member is None:
+            return
+        valid, what = self.p.verify_pass(text)
+        self._record("verify_pass", {"valid": valid, "verdict": what[:200]})
+        self._page("verify", title="Exit pass / 出口凭证", text=what,
+                   message="VALID / 有效" if valid else "NOT VALID / 无效",
+                   level="ok" if valid else "error")
+
+    def _open_lane(self) -> None:
+        self._set_open(True)
+
+    def _close_lane(self) -> None:
+        self._set_open(False)
+
+    def _set_open(self, is_open: bool) -> None:
+        self.lane.set_open(is_open)
+        self._record("open_lane" if is_open else "close_lane", {})
+        self._page("menu", level="ok",
+                   message="Lane open / 通道已开放" if is_open else "Lane closed / 通道已关闭")
+
+    def _flush_outbox(self) -> None:
+        state = self.p.flush_outbox()
+        self._record("flush_outbox", {})
+        self._page("menu", message=state, level="ok")
+
+    def _retry_dead(self) -> None:
+        count = self.p.retry_dead()
+        self._record("retry_dead_letters", {"events": count})
+        self._page("menu", message=f"{count} events queued again / 已重新排队", level="ok")
+
+    def _audit_log(self) -> None:
+        entries = self.p.audit.entries()[-25:]
+        lines = [f"{e.seq:>5} {e.at[11:19]} {e.kind:<22} {e.actor:<10} "
+                 f"{_short(e.detail)}" for e in reversed(entries)]
+        verdict = self.p.audit.verify(self.p.reports.z_heads())
+        head = "chain OK" if verdict.ok else f"CHAIN BROKEN at row {verdict.bad_seq}: " \
+                                             f"{verdict.reason}"
+        self._record("read_audit_log", {})
+        self._page("text", title=f"Audit log / 审计日志 ({head})", text="\n".join(lines))
+
+    def _device_health(self) -> None:
+        self._record("device_health", {})
+        self._page("text", title="Device health / 设备状态", text=self.p.health())
+
+    def _x_report(self) -> None:
+        report = self.p.reports.x(self.clock.now())
+        self._record("x_report", {"sales_count": report.body["sales_count"]})
+        self._page("text", title="X report", text=report.text(), purpose="x_report")
+
+    def _z_report(self) -> None:
+        report = self.p.reports.z(self.clock.now(), self._name)  # audited by Reports.z
+        self.p.jobs.add_document(f"Z{report.z_number}", report.text(), self.clock.now())
+        self.p.wake_printer()
+        self._page("text", title=f"Z report #{report.z_number} (printing)",
+                   text=report.text())
+
+    def _print_x(self) -> None:
+        report = self.p.reports.x(self.clock.now())
+        self.p.jobs.add_document("X", report.text(), self.clock.now())
+        self.p.wake_printer()
+        self._record("print_x_report", {})
+        self._page("text", title="X report (printing)", text=report.text())
+
+    # -- helpers ------------------------------------------------------------------------------
+    @property
+    def _name(self) -> str:
+        assert self.member is not None
+        return self.member.name
+
+    def _record(self, action: str, detail: dict[str, Any], event: bool = True) -> None:
+        actor = self.member.name if self.member else "unknown"
+        now = self.clock.now()
+        self.p.audit.append(action, actor, {"lane": self.lane.p.lane_id, **detail}, now)
+        session = self.lane.session
+        if event and session is not None:
+            self.lane.p.outbox.record(new_event(
+                EventType.STAFF_ACTION, occurred_at=now, session_id=session.session_id,
+                member_id=session.member_id, payload={"action": action, "staff": actor}))
+
+    def _enter(self, view: StaffView) -> None:
+        self.lane.enter_staff(replace(view, lane_open=self.lane.is_open))
+
+    def _page(self, page: str, **changes: Any) -> None:
+        current = self.lane.view.staff or StaffView(page)
+        changes.setdefault("lane_open", self.lane.is_open)
+        self.lane.show_staff(replace(current, page=page, **changes))
+
+
+def _short(detail: dict[str, Any]) -> str:
+    text = ", ".join(f"{k}={v}" for k, v in detail.items() if k != "lane")
+    return text[:60]
+
+
+def menu_actions(manager: bool) -> list[str]:
+    actions = ["reset", "void_line", "approve_age", "reprint", "verify_pass", "open_lane",
+               "close_lane", "flush_outbox", "retry_dead", "audit_log", "device_health",
+               "x_report", "print_x"]
+    if manager:
+        actions[3:3] = ["override_price", "refund"]
+        actions.append("z_report")
+    return actions
+
+
+__all__ = ["MANAGER_ONLY", "StaffMode", "StaffParts", "StaffView", "menu_actions"]

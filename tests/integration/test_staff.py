@@ -1,0 +1,313 @@
+"""Staff mode, headless: PINs and the lockout, every action audited, reports that add up,
+exit audits, and the audit log catching tampering done to the database file itself."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import timedelta
+
+import pytest
+import requests
+
+from app import bootstrap
+from app.config import load_settings
+from app.domain.exit_audit import ExitAuditRules
+from app.domain.money import Money
+from app.services.lane import Screen
+from app.storage.audit import AuditLog
+from app.storage.staff_book import Locked, StaffBook, StaffError, WrongPin
+from devices.payment.gateway import SIMULATOR_SECRET, SimulatorAdapter
+
+MILK = "6900000000014"
+BEER = "6900000001769"
+
+
+@pytest.fixture
+def book(demo_kiosk, clock):
+    b = bootstrap.build_staff_book(demo_kiosk)
+    b.add("Li Na", "attendant", "2468", clock.now())
+    b.add("Wang Wei", "manager", "13579", clock.now())
+    return b
+
+
+@pytest.fixture
+def lane(demo_kiosk, sim, book):
+    provider = SimulatorAdapter(sim.url, "lane-01", SIMULATOR_SECRET, read_timeout=2.0)
+    demo_kiosk.settings.payment.wallets = []
+    ln = bootstrap.build_lane(demo_kiosk, provider=provider, receipt_notice=lambda: None)
+    ln.boot()
+    return ln
+
+
+def sign_in(lane, pin):
+    lane.staff.open_pin_pad()
+    lane.staff.pin(pin)
+    return lane.view.staff
+
+
+def pay(lane, sim, clock):
+    lane.pay()
+    no = lane.view.payment.out_trade_no
+    assert requests.post(f"{sim.url}/sim/orders/{no}/pay", timeout=5).ok
+    clock.advance(seconds=2)
+    lane.tick()
+    assert lane.view.screen is Screen.RECEIPT
+    lane.done()
+    return no
+
+
+def kinds(kiosk):
+    return [r[0] for r in kiosk.db.execute("SELECT kind FROM audit_log ORDER BY seq")]
+
+
+# -- PINs -----------------------------------------------------------------------------------
+def test_pins_are_hashed_with_a_secret_kept_outside_the_database(demo_kiosk, book, clock):
+    rows = demo_kiosk.db.execute("SELECT pin_hash, salt FROM staff").fetchall()
+    assert all(b"2468" not in bytes(h) and len(bytes(h)) == 32 for h, _ in rows)
+    secret = demo_kiosk.settings.staff_secret_path
+    assert secret.stat().st_mode & 0o777 == 0o600
+    assert secret.parent != demo_kiosk.settings.database_path  # a file of its own
+    # The same database with another install secret signs nobody in.
+    other = StaffBook(demo_kiosk.db, b"x" * 32)
+    with pytest.raises(WrongPin):
+        other.sign_in("2468", clock.now())
+    with pytest.raises(StaffError, match="4 to 12 digits"):
+        book.add("Zhao", "attendant", "12a4", clock.now())
+    with pytest.raises(StaffError, match="already"):
+        book.add("Li Na", "manager", "1111", clock.now())
+
+
+def test_five_wrong_pins_lock_staff_mode_and_a_restart_keeps_the_lock(demo_kiosk, book, clock,
+                                                                      data_dir):
+    for left in (4, 3, 2, 1):
+        with pytest.raises(WrongPin) as wrong:
+            book.sign_in("0000", clock.now())
+        assert wrong.value.tries_left == left
+    with pytest.raises(Locked):
+        book.sign_in("0001", clock.now())
+    with pytest.raises(Locked):  # the right PIN too, while locked
+        book.sign_in("2468", clock.now())
+    # A restart: a new process, the same files.
+    settings = load_settings(data_dir=data_dir, environ={})
+    fresh = bootstrap.build(settings, clock=clock)
+    with pytest.raises(Locked):
+        bootstrap.build_staff_book(fresh).sign_in("2468", clock.now())
+    clock.advance(minutes=15, seconds=1)
+    assert bootstrap.build_staff_book(fresh).sign_in("2468", clock.now()).name == "Li Na"
+    fresh.close()
+
+
+def test_a_badge_asks_for_its_holders_pin_only(lane, book):
+    badge = next(m.badge for m in book.members() if m.name == "Li Na")
+    lane.scan(badge)
+    assert lane.view.screen is Screen.STAFF and lane.view.staff.badge_name == "Li Na"
+    lane.staff.pin("13579")  # the manager's PIN is not Li Na's
+    assert lane.view.staff.page == "pin" and lane.view.staff.level == "error"
+    lane.staff.pin("2468")
+    assert lane.view.staff.page == "menu" and lane.view.staff.name == "Li Na"
+
+
+def test_staff_mode_signs_out_when_left_alone(lane, clock):
+    lane.scan(MILK)
+    sign_in(lane, "2468")
+    clock.advance(seconds=121)
+    lane.tick()
+    assert lane.view.screen is Screen.SHOPPING and lane.view.staff is None
+    assert len(lane.view.priced.lines) == 1  # the shopper's cart is as it was
+
+
+# -- actions ---------------------------------------------------------------------------------
+def test_attendant_actions_are_audited_and_manager_actions_refused(lane, demo_kiosk, clock):
+    lane.scan(MILK)
+    lane.scan(BEER)
+    sign_in(lane, "2468")
+    lane.staff.do("approve_age")
+    assert not lane.checkout.cart.pending_age_checks()
+    lane.staff.do("void_line")
+    assert lane.view.staff.page == "lines"
+    lane.staff.do("void_line", "1")
+    assert [ln.product.code for ln in lane.checkout.lines()] == ["0" + BEER]
+    lane.staff.do("override_price", "2")
+    assert "managers only" in lane.view.staff.message
+    lane.staff.do("refund")
+    assert "managers only" in lane.view.staff.message
+    lane.staff.do("close_lane")
+    lane.staff.sign_out()
+    assert lane.view.screen is Screen.SHOPPING  # the shopper finishes first
+    log = kinds(demo_kiosk)
+    for k in ("sign_in", "approve_age", "void_line", "close_lane", "sign_out"):
+        assert k in log
+    staff_events = demo_kiosk.db.execute(
+        "SELECT payload FROM outbox WHERE type = 'item_removed'").fetchone()
+    assert json.loads(staff_events[0])["staff"] == "Li Na"
+
+
+def test_a_manager_overrides_a_price_and_refunds_a_sale(lane, demo_kiosk, sim, clock):
+    lane.scan(MILK)
+    sign_in(lane, "13579")
+    lane.staff.do("override_price", "1")
+    assert lane.view.staff.page == "amount"
+    lane.staff.do("override_price", "1", "400")
+    lane.staff.sign_out()
+    assert lane.view.priced.total == Money(400, "CNY")
+    no = pay(lane, sim, clock)
+    sign_in(lane, "13579")
+    lane.staff.do("refund")
+    assert lane.view.staff.choices[0][0] == no
+    lane.staff.do("refund", no)
+    assert lane.view.staff.level == "ok"
+    state = requests.get(f"{sim.url}/sim/state", timeout=5).json()
+    assert state["orders"][no]["status"] == "refunded"
+    assert {"override_price", "refund", "payment_paid"} <= set(kinds(demo_kiosk))
+
+
+def test_reset_resolves_the_pending_payment_first(lane, demo_kiosk, sim):
+    lane.scan(MILK)
+    lane.pay()
+    no = lane.view.payment.out_trade_no
+    sign_in(lane, "2468")
+    lane.staff.do("reset", "shopper left")
+    assert demo_kiosk.db.execute("SELECT state FROM payments WHERE out_trade_no = ?",
+                                 [no]).fetchone()[0] == "cancelled"
+    lane.staff.sign_out()
+    assert lane.view.screen is Screen.ATTRACT and lane.session is None
+    assert {"reset", "payment_cancelled"} <= set(kinds(demo_kiosk))
+
+
+def test_reprint_and_exit_pass_verification(lane, demo_kiosk, sim, clock):
+    lane.scan(MILK)
+    no = pay(lane, sim, clock)
+    exit_pass = demo_kiosk.db.execute("SELECT exit_pass FROM print_jobs WHERE order_id = ?",
+                                      [no]).fetchone()[0]
+    sign_in(lane, "2468")
+    lane.staff.do("reprint", no)
+    assert demo_kiosk.db.execute("SELECT count(*) FROM print_jobs WHERE order_id = ?",
+                                 [no]).fetchone()[0] == 2
+    lane.staff.do("verify_pass")
+    lane.scan(exit_pass)
+    assert lane.view.staff.message.startswith("VALID") and no in lane.view.staff.text
+    lane.scan(exit_pass[:-4] + "AAAA")
+    assert lane.view.staff.message.startswith("NOT VALID")
+
+
+def test_the_z_report_adds_up_and_closes_the_period(lane, demo_kiosk, sim, clock):
+    lane.scan(MILK)
+    first = pay(lane, sim, clock)
+    lane.scan(MILK)
+    lane.scan(MILK)
+    pay(lane, sim, clock)
+    lane.scan(MILK)
+    lane.abandon("timeout")
+    sign_in(lane, "13579")
+    lane.staff.do("refund", first)
+    reports = bootstrap.build_reports(demo_kiosk)
+    clock.advance(seconds=1)
+    z = reports.z(clock.now(), "Wang Wei")
+    b = z.body
+    assert b["sales_count"] == 2 and b["sales_minor"] == 650 + 1300
+    assert b["refunds_count"] == 1 and b["refunds_minor"] == 650
+    assert b["net_minor"] == b["sales_minor"] - b["refunds_minor"] == 1300
+    assert b["by_method"] == {"simulator": {"count": 2, "minor": 1950}}
+    assert b["abandoned_carts"] == 1
+    assert AuditLog(demo_kiosk.db).head() == (b["audit_seq"], b["audit_hash"])
+    clock.advance(seconds=1)
+    assert reports.x(clock.now()).body["sales_count"] == 0  # a new period
+
+
+# -- exit audits -----------------------------------------------------------------------------
+def test_exit_audit_rules_flag_the_sale_the_pass_and_the_receipt(lane, demo_kiosk, sim, clock):
+    lane.p.exit_audit = ExitAuditRules(share=0.0, high_total=Money(1000, "CNY"))
+    lane.scan(MILK)
+    lane.scan(MILK)
+    pay(lane, sim, clock)
+    sale = json.loads(demo_kiosk.db.execute("SELECT sale FROM sales").fetchone()[0])
+    assert sale["exit_audit"] is True
+    flagged = demo_kiosk.db.execute(
+        "SELECT payload FROM outbox WHERE type = 'exit_audit_flagged'").fetchone()
+    assert json.loads(flagged[0])["reasons"] == ["high_total"]
+    lane.p.exit_audit = ExitAuditRules(share=0.5)
+    lane.p.roll = lambda: 0.7
+    lane.scan(MILK)
+    pay(lane, sim, clock)
+    lane.p.roll = lambda: 0.2
+    lane.scan(MILK)
+    lane.pay()
+    lane.cancel_payment()
+    lane.p.roll = lambda: 0.9  # paying again does not roll again
+    lane.pay()
+    assert lane.view.payment is not None
+    flags = [json.loads(r[0])["exit_audit"] for r in
+             demo_kiosk.db.execute("SELECT sale_draft FROM payments ORDER BY created_at")]
+    assert flags[-1] is True
+
+
+def test_receipt_screen_tells_the_shopper_about_the_exit_check(lane, sim, clock):
+    lane.p.exit_audit = ExitAuditRules(share=1.0)
+    lane.scan(MILK)
+    lane.pay()
+    no = lane.view.payment.out_trade_no
+    assert requests.post(f"{sim.url}/sim/orders/{no}/pay", timeout=5).ok
+    clock.advance(seconds=2)
+    lane.tick()
+    assert lane.view.receipt.exit_audit
+
+
+# -- the audit log against tampering with the file ---------------------------------------------
+@pytest.fixture
+def audited(demo_kiosk, clock, data_dir):
+    log = bootstrap.build_audit(demo_kiosk)
+    for i in range(6):
+        log.append("void_line", "Li Na", {"line_id": i}, clock.now() + timedelta(seconds=i))
+    assert log.publish_head()
+    db_path = demo_kiosk.settings.database_path
+    demo_kiosk.db.conn.commit()
+    return log, db_path
+
+
+def tamper(db_path, *sql):
+    conn = sqlite3.connect(db_path)
+    conn.execute("DROP TRIGGER audit_log_no_update")
+    conn.execute("DROP TRIGGER audit_log_no_delete")
+    for statement in sql:
+        conn.execute(statement)
+    conn.commit()
+    conn.close()
+
+
+def test_the_log_refuses_edits_through_sql(audited, demo_kiosk):
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        demo_kiosk.db.execute("UPDATE audit_log SET actor = 'x' WHERE seq = 2")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        demo_kiosk.db.execute("DELETE FROM audit_log WHERE seq = 2")
+    assert audited[0].verify().ok
+
+
+@pytest.mark.parametrize("sql, bad_seq", [
+    (["UPDATE audit_log SET detail = '{\"line_id\": 99}' WHERE seq = 3"], 3),
+    (["UPDATE audit_log SET actor = 'nobody' WHERE seq = 5"], 5),
+    (["DELETE FROM audit_log WHERE seq = 4"], 5),
+    (["UPDATE audit_log SET seq = 100 WHERE seq = 2", "UPDATE audit_log SET seq = 2 WHERE "
+      "seq = 3", "UPDATE audit_log SET seq = 3 WHERE seq = 100"], 2),
+    (["DELETE FROM audit_log WHERE seq >= 5"], 5),
+    (["DELETE FROM audit_log"], 1),
+])
+def test_tampering_with_the_database_file_is_found(audited, demo_kiosk, sql, bad_seq):
+    log, db_path = audited
+    before = log.file_head()
+    tamper(db_path, *sql)
+    verdict = log.verify()
+    assert not verdict.ok and verdict.bad_seq == bad_seq, verdict
+    log.publish_head()
+    assert log.file_head() == before  # the evidence off the chain is never overwritten
+
+
+def test_a_cut_off_tail_is_found_from_a_z_report_even_without_the_head_file(audited,
+                                                                            demo_kiosk):
+    log, db_path = audited
+    head = log.head()
+    log.head_file.unlink()
+    tamper(db_path, "DELETE FROM audit_log WHERE seq = 6")
+    assert log.verify().ok  # nothing on the kiosk says a row is missing ...
+    verdict = log.verify([head])  # ... but the head carried off does
+    assert not verdict.ok and verdict.bad_seq == 6 and "cut off" in verdict.reason
