@@ -398,6 +398,21 @@ def seed_demo_store(kiosk: Kiosk) -> list[str]:
     return done
 
 
+DEMO_STAFF = (("Demo Manager 店长", "manager", "2580"), ("Demo Attendant 店员", "attendant", "1470"))
+
+
+def seed_demo_staff(kiosk: Kiosk) -> list[str]:
+    """The demo store's staff, so staff mode can be tried (never in a real store)."""
+    book = build_staff_book(kiosk)
+    if book.members():
+        return []
+    done = []
+    for name, role, pin in DEMO_STAFF:
+        book.add(name, role, pin, kiosk.clock.now())
+        done.append(f"{role} {name!r} PIN {pin}")
+    return done
+
+
 def run_ui(kiosk: Kiosk, *, screenshot: Path | None = None, demo: bool = False,
            webcam: bool = False) -> None:
     """Start the touch screen (blocks until the kiosk is stopped). ``demo`` starts the

@@ -155,6 +155,8 @@ def demo(obj: Context, screenshot: Path | None, webcam: bool) -> None:
     kiosk = obj.kiosk()
     for line in bootstrap.seed_demo_store(kiosk):
         click.echo(f"demo store: loaded {line}")
+    for line in bootstrap.seed_demo_staff(kiosk):
+        click.echo(f"demo staff: {line} (hold the top-left corner 3 s for staff mode)")
     click.echo(f"data directory: {obj.settings.data_dir}")
     click.echo(f"receipts: {obj.settings.data_dir / 'receipts'}")
     bootstrap.run_ui(kiosk, screenshot=screenshot, demo=True, webcam=webcam)

@@ -87,8 +87,10 @@ class AuditLog:
         if self.head_file is None:
             return True
         seq, digest = self.head()
+        if seq == 0:
+            return True  # nothing logged yet: nothing to carry
         on_file = self.file_head()
-        if on_file is not None:
+        if on_file is not None and on_file[0] > 0:
             if on_file == (seq, digest):
                 return True
             known = self.db.execute("SELECT hash FROM audit_log WHERE seq = ?",

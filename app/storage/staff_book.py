@@ -45,14 +45,15 @@ class StaffError(Exception):
 
 class WrongPin(StaffError):
     def __init__(self, tries_left: int) -> None:
-        super().__init__(f"wrong PIN; {tries_left} tries left before staff mode locks")
+        super().__init__(f"wrong PIN; {tries_left} tries left before staff mode locks / "
+                         f"密码错误，还可尝试 {tries_left} 次")
         self.tries_left = tries_left
 
 
 class Locked(StaffError):
     def __init__(self, until: datetime) -> None:
         super().__init__(f"staff mode is locked until {until:%H:%M} after {MAX_TRIES} "
-                         "wrong PINs")
+                         f"wrong PINs / 密码错误次数过多，锁定至 {until:%H:%M}")
         self.until = until
 
 

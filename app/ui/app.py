@@ -61,6 +61,7 @@ THEMES = {
                  "error": [1, 0.45, 0.4, 1], "quiet": [0.3, 0.3, 0.3, 1],
                  "highlight": [0.15, 0.3, 0.15, 1]},
 }
+STAFF_PAGES = {"lines": "pick", "sales": "pick", "verify": "text"}  # pages sharing a layout
 LARGE = 1.3  # large-text mode: every font and touch target this much bigger
 MIN_TARGET_MM = 15
 
@@ -80,7 +81,8 @@ class KioskApp(App):
     rows = ListProperty([])
     demo = ObjectProperty(None, allownone=True)
     camera = ObjectProperty(None, allownone=True)
-    demo_shelf = BooleanProperty(False)  # the demo rig feeds the camera: show its shelf
+    demo_shelf = BooleanProperty(False)
+    staff_choices = ListProperty([])  # the demo rig feeds the camera: show its shelf
 
     def __init__(self, kiosk: Kiosk, *, rig: Any = None, screenshot: Path | None = None,
                  on_started: Callable[[KioskApp], None] | None = None) -> None:
@@ -149,7 +151,9 @@ class KioskApp(App):
             return bootstrap.build_lane(
                 kiosk, other_scanners=other_scanners,
                 receipt_notice=bootstrap.printer_notice(printer) if printer else None,
-                wake_printer=printer.wake if printer else (lambda: None))
+                wake_printer=printer.wake if printer else (lambda: None),
+                flush=lambda: self.uploader.wake() if self.uploader else None,
+                devices=self._device_lines)
 
         self.worker = LaneWorker(make_lane, self._bridge.post)
         self.worker.start()
@@ -171,6 +175,7 @@ class KioskApp(App):
             lambda _typed: None,  # people type on the on-screen keypads, not a keyboard
             lambda r: self.post(Lane.scan_rejected, r.refusal.code))
         Window.bind(on_textinput=self._key_text, on_key_down=self._key_down)
+        Window.bind(on_touch_down=self._corner_down, on_touch_up=self._corner_up)
         Clock.schedule_interval(lambda _dt: self.wedge.tick(time.monotonic()), 0.05)
         self.uploader = bootstrap.build_uploader(settings, clock)
         if self.uploader is not None:
@@ -185,6 +190,32 @@ class KioskApp(App):
             self.wedge.key("\r", time.monotonic())
             return True
         return key == 27  # Escape: swallowed, a kiosk cannot be left
+
+    def _device_lines(self) -> list[str]:
+        """Staff mode's device health page, the devices this screen owns (lane thread)."""
+        lines = []
+        if self.camera is None:
+            lines.append("Camera: none configured")
+        else:
+            h = self.camera.health()
+            age = "-" if h.last_frame_age_s is None else f"{h.last_frame_age_s:.2f} s"
+            lines.append(f"Camera ({h.source}): {h.state}, {h.fps} fps, last frame {age} ago, "
+                         f"reopened {h.reopen_count}x {h.error}".rstrip())
+            scanner = getattr(self, "_camera_scanner", None)
+            if scanner is not None:
+                st = scanner.stats()
+                lines.append(f"Decoder: {st['scans']} scans, {st['rejections']} refused, "
+                             f"decode p50 {st['decode_ms_p50']} ms, p95 {st['decode_ms_p95']} ms")
+        if self.printer is None:
+            lines.append("Printer: none configured (exit passes shown on screen)")
+        else:
+            ph = self.printer.health()
+            lines.append(f"Printer ({ph.port}): {ph.status.state.value} {ph.status.detail}, "
+                         f"{ph.pending_jobs} waiting, {ph.unconfirmed_jobs} unconfirmed, "
+                         f"reopened {ph.reopen_count}x {ph.last_error}".rstrip())
+        if self.scanner is not None:
+            lines.append(f"Serial scanner: {self.settings.scanner.serial_port}")
+        return lines
 
     def _camera_health(self, health: Any) -> None:
         if health.state in ("ok", "lost"):
@@ -215,6 +246,34 @@ class KioskApp(App):
     def do(self, name: str, *args: object) -> None:
         """kiosk.kv's buttons: ``app.do("pay")`` runs ``Lane.pay`` on the lane's thread."""
         self.post(getattr(Lane, name), *args)
+
+    # -- staff mode ------------------------------------------------------------------------
+    def staff_post(self, method: str, *args: object) -> None:
+        """``app.staff_post("do", "reset")``: a StaffMode method on the lane's thread."""
+        if self.worker is not None:
+            self.worker.post(lambda lane: getattr(lane.staff, method)(*args)
+                             if lane.staff else None)
+
+    def staff_choose(self, choice: str) -> None:
+        self.staff_post("do", self.shown["staff_purpose"], choice)
+
+    def staff_amount(self, typed: str) -> None:
+        self.staff_post("do", self.shown["staff_purpose"], self.shown["staff_chosen"], typed)
+
+    def _corner_down(self, _window: object, touch: Any) -> bool:
+        # The hidden way in: a finger held on the top-left corner for staff.hold_s.
+        corner = 80
+        if touch.x <= corner and touch.y >= Window.height - corner:
+            self._corner_touch = touch
+            self._corner_event = Clock.schedule_once(
+                lambda _dt: self.staff_post("open_pin_pad"), self.settings.staff.hold_s)
+        return False
+
+    def _corner_up(self, _window: object, touch: Any) -> bool:
+        if getattr(self, "_corner_touch", None) is touch:
+            self._corner_event.cancel()
+            self._corner_touch = None
+        return False
 
     def open_code_entry(self) -> None:
         self.do("touch")
@@ -282,6 +341,12 @@ class KioskApp(App):
             self.root.ids.screens.current = view.screen.value
             if view.screen is not before.screen:
                 self._clear_keypads()
+            page = view.staff.page if view.staff else "menu"
+            staff = self.root.ids.staff_screen.ids
+            staff.staff_pages.current = STAFF_PAGES.get(page, page)
+            if (before.staff and before.staff.page) != (view.staff and view.staff.page):
+                staff.staff_keypad.typed = ""
+                staff.amount_keypad.typed = ""
         self._render()
         self._react(before, view)
 
@@ -289,6 +354,9 @@ class KioskApp(App):
         """Digits typed on a keypad (a phone number!) never outlive the screen they were
         typed on: the next shopper must not see them."""
         self.root.ids.phone_keypad.typed = ""
+        staff = self.root.ids.staff_screen.ids
+        staff.staff_keypad.typed = ""
+        staff.amount_keypad.typed = ""
         if self._entry is not None:
             self._entry.ids.code_keypad.typed = ""
 
@@ -356,6 +424,21 @@ class KioskApp(App):
         shown["receipt_order"] = say(lang, "order", order_id=r.order_id) if r else ""
         shown["receipt_total"] = present.money(r.total, lang) if r else ""
         shown["still_there"] = say(lang, "still_there_prompt", seconds=shown["countdown"])
+        st = view.staff
+        shown |= {
+            "staff_name": f"{st.name} ({st.role})" if st and st.name else "",
+            "staff_manager": bool(st and st.role == "manager"),
+            "staff_message": st.message if st else "",
+            "staff_level": st.level if st else "info",
+            "staff_title": st.title if st else "",
+            "staff_text": st.text if st else "",
+            "staff_badge": st.badge_name if st else "",
+            "staff_purpose": st.purpose if st else "",
+            "staff_chosen": st.chosen if st else "",
+            "staff_lane_open": st.lane_open if st else True,
+        }
+        self.staff_choices = [{"text": label, "choice": cid}
+                              for cid, label in (st.choices if st else ())]
         self.shown = shown
 
     # -- screenshots ---------------------------------------------------------------------------

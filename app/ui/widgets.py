@@ -106,6 +106,7 @@ class Keypad(BoxLayout):
 
     typed = StringProperty("")
     max_length = NumericProperty(20)
+    masked = BooleanProperty(False)  # a PIN shows as dots
     __events__ = ("on_entered",)
 
     def press(self, key: str) -> None:

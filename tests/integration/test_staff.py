@@ -311,3 +311,12 @@ def test_a_cut_off_tail_is_found_from_a_z_report_even_without_the_head_file(audi
     assert log.verify().ok  # nothing on the kiosk says a row is missing ...
     verdict = log.verify([head])  # ... but the head carried off does
     assert not verdict.ok and verdict.bad_seq == 6 and "cut off" in verdict.reason
+
+
+def test_publishing_the_head_of_an_empty_log_is_no_alarm(demo_kiosk, clock):
+    log = bootstrap.build_audit(demo_kiosk)
+    assert log.publish_head() and not log.head_file.exists()
+    log.append("sign_in", "Li Na", {}, clock.now())
+    assert log.publish_head() and log.file_head() == log.head()
+    log.append("sign_out", "Li Na", {}, clock.now())
+    assert log.publish_head() and log.file_head() == log.head()

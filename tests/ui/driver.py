@@ -60,6 +60,9 @@ class Driver:
         found = self.app.root.ids.get(widget_id)
         if found is not None:
             return found
+        found = self.app.root.ids.staff_screen.ids.get(widget_id)
+        if found is not None:
+            return found
         for child in Window.children:  # popups (code entry, demo shelf) sit on the window
             if widget_id in getattr(child, "ids", {}):
                 return child.ids[widget_id]
@@ -73,6 +76,18 @@ class Driver:
         x, y = widget.to_window(*widget.center)
         touch = UnitTestTouch(x, y)
         touch.touch_down()
+        touch.touch_up()
+
+    def hold_corner(self, seconds: float) -> Step:
+        """A finger held on the top-left corner (the hidden way into staff mode)."""
+        from kivy.core.window import Window
+        from kivy.tests.common import UnitTestTouch
+
+        touch = UnitTestTouch(5, Window.height - 5)
+        touch.touch_down()
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            yield
         touch.touch_up()
 
     def press(self, widget_id: str) -> None:
@@ -173,6 +188,7 @@ def run(flow: Callable[[Driver], Step], data_dir: Path, *, shots: Path | None = 
     clock = OffsetClock()
     kiosk = bootstrap.build(settings, clock)
     bootstrap.seed_demo_store(kiosk)
+    bootstrap.seed_demo_staff(kiosk)
     rig = DemoRig(data_dir)
     rig.pay_url = pay_url  # a simulator that outlives this process (the restart test)
     rig.start(settings)

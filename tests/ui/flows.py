@@ -204,13 +204,17 @@ FLOWS: dict[str, Callable[[Driver], Step]] = {
 }
 
 
+def shots_both(d: Driver, name: str) -> Step:
+    for language in ("zh", "en"):
+        d.app.set_language(language)
+        yield from d.shot(f"{name}-{language}")
+    d.app.set_language("zh")
+
+
 def screenshots(d: Driver) -> Step:
     """Every screen in Chinese and English, and the main ones in large text (README)."""
     def both(name: str) -> Step:
-        for language in ("zh", "en"):
-            d.app.set_language(language)
-            yield from d.shot(f"{name}-{language}")
-        d.app.set_language("zh")
+        yield from shots_both(d, name)
 
     def large(name: str) -> Step:
         d.app.set_text_size(True)
@@ -317,3 +321,60 @@ def screenshots(d: Driver) -> Step:
 
 
 FLOWS["screenshots"] = screenshots
+
+
+def staff_mode(d: Driver) -> Step:
+    """The hidden corner, a wrong PIN, the attendant's menu, actions, sign out."""
+    yield from d.screen_is("attract")
+    d.hold(MILK)
+    yield from d.until(lambda: len(d.app.rows) == 1, "milk")
+    yield from d.frames(25)
+    d.hold(BEER)
+    yield from d.until(lambda: len(d.app.rows) == 2, "beer")
+    yield from d.hold_corner(1.0)  # too short: nothing happens
+    yield from d.frames(5)
+    check(d.screen == "shopping", "a short touch on the corner does nothing")
+    yield from d.hold_corner(3.3)
+    yield from d.screen_is("staff")
+    check(d.widget("staff_pages").current == "pin", d.widget("staff_pages").current)
+    d.type_keys("staff_keypad", "9999")
+    check(d.widget("staff_keypad").typed == "9999", "typed")
+    d.press("staff_pin_ok")
+    yield from d.until(lambda: "wrong PIN" in d.text("staff_message"), "wrong PIN message")
+    d.type_keys("staff_keypad", "14")
+    yield from shots_both(d, "staff-pin")
+    d.widget("staff_keypad").typed = ""
+    d.type_keys("staff_keypad", "1470")
+    d.press("staff_pin_ok")
+    yield from d.until(lambda: d.widget("staff_pages").current == "menu", "the menu")
+    check(d.widget("act_override_price").disabled, "an attendant cannot override prices")
+    yield from shots_both(d, "staff-menu")
+    d.press("act_approve_age")
+    yield from d.until(lambda: "Age check approved" in d.text("staff_message"), "approved")
+    d.press("act_void_line")
+    yield from d.until(lambda: d.widget("staff_pages").current == "pick", "line picker")
+    yield from d.frames(3)
+    first = next(w for w in d.widget("staff_choices").walk()
+                 if getattr(w, "choice", "") == "1")
+    d.touch(first)
+    yield from d.until(lambda: "Voided" in d.text("staff_message"), "voided")
+    d.press("act_device_health")
+    yield from d.until(lambda: "Camera" in d.text("staff_text"), "device health")
+    check("Printer" in d.text("staff_text") and "Payment" in d.text("staff_text"),
+          d.text("staff_text"))
+    check("Alert (audit)" not in d.text("staff_text"), d.text("staff_text"))
+    yield from shots_both(d, "staff-health")
+    d.press("staff_menu_button")
+    yield from d.until(lambda: d.widget("staff_pages").current == "menu", "the menu")
+    d.press("act_audit_log")
+    yield from d.until(lambda: "chain OK" in d.app.shown["staff_title"], "audit log")
+    check("void_line" in d.text("staff_text"), d.text("staff_text")[:300])
+    yield from shots_both(d, "staff-audit-log")
+    d.press("staff_sign_out")
+    yield from d.screen_is("shopping")
+    check(len(d.app.rows) == 1 and "啤酒" in d.app.rows[0]["name"], d.app.rows)
+    d.press("pay_button")
+    yield from d.screen_is("pay")  # the beer was approved: no age check screen
+
+
+FLOWS["staff_mode"] = staff_mode
