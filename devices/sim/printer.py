@@ -556,10 +556,13 @@ class VirtualPrinter:
             self._save_new()
 
     def _save_new(self) -> None:
-        receipts = self.interpreter.receipts
-        while self._queued < len(receipts):
+        # Handed to the saver and dropped here: a printer that runs for days (the demo)
+        # must not keep every receipt it ever printed in memory.
+        with self._lock:
+            done, self.interpreter.receipts = self.interpreter.receipts, []
+        for blocks, complete in done:
             self._queued += 1
-            self._finished.put((self._queued, *receipts[self._queued - 1]))
+            self._finished.put((self._queued, blocks, complete))
 
     def _save(self, number: int, blocks: list[Block], complete: bool) -> None:
         stem = f"{number:04d}" + ("" if complete else "-incomplete")
