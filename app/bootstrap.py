@@ -398,7 +398,8 @@ def seed_demo_store(kiosk: Kiosk) -> list[str]:
     return done
 
 
-DEMO_STAFF = (("Demo Manager 店长", "manager", "2580"), ("Demo Attendant 店员", "attendant", "1470"))
+DEMO_STAFF = (("Demo Manager 店长", "manager", "2580"),
+              ("Demo Attendant 店员", "attendant", "1470"))
 
 
 def seed_demo_staff(kiosk: Kiosk) -> list[str]:

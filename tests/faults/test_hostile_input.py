@@ -20,7 +20,7 @@ CORPUS: list[bytes] = [
     b"\x07\x08\x7f6900000000014",  # bell, backspace, delete
     b"6900000000014\r\n6900000000021",  # two codes in one read
     b"A" * 10_000,  # 10 kB
-    "6".encode() * 10_240,  # 10 kB of digits
+    b"6" * 10_240,  # 10 kB of digits
     b"\xff\xfe\x00\x00",  # invalid UTF-8
     b"\xc3\x28",  # invalid UTF-8 continuation
     b"'; DROP TABLE products; --",
