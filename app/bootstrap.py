@@ -310,8 +310,9 @@ def build_reports(kiosk: Kiosk) -> Reports:
                    kiosk.settings.store.currency)
 
 
-def backend_audit_head(settings: Settings) -> tuple[int, str] | None:
-    """The newest audit head the membership backend holds for this kiosk, if reachable."""
+def backend_audit_heads(settings: Settings) -> list[tuple[int, str]] | None:
+    """Every audit head the membership backend holds for this kiosk; None if it could not
+    be asked (no backend configured, or unreachable)."""
     m = settings.membership
     if not m.base_url:
         return None
@@ -321,10 +322,11 @@ def backend_audit_head(settings: Settings) -> tuple[int, str] | None:
         r = requests.get(f"{m.base_url.rstrip('/')}/v1/kiosks/{settings.kiosk.lane_id}/"
                          "audit-head", headers={"Authorization": f"Bearer {m.token}"},
                          timeout=(2, 5))
+        if r.status_code == 404:
+            return []
         if r.status_code != 200:
             return None
-        body = r.json()
-        return int(body["seq"]), str(body["hash"])
+        return [(int(h["seq"]), str(h["hash"])) for h in r.json()["heads"]]
     except (requests.RequestException, ValueError, KeyError, TypeError):
         return None
 
@@ -478,16 +480,22 @@ def build_lane(kiosk: Kiosk, *, provider: PaymentProvider | None = None,
     parts.desk.on_completed = lane.payment_completed
     lane.staff = StaffMode(lane, StaffParts(
         book=build_staff_book(kiosk), audit=build_audit(kiosk), reports=build_reports(kiosk),
-        jobs=PrintJobs(kiosk.db), verify_pass=pass_checker(s),
+        jobs=PrintJobs(kiosk.db), verify_pass=pass_checker(kiosk),
         health=lambda: "\n".join(health(kiosk, parts.desk.provider, outbox, devices)),
         flush_outbox=lambda: outbox_state(outbox, flush), retry_dead=outbox.retry_dead,
         wake_printer=wake_printer, idle=timedelta(seconds=s.staff.idle_s)))
     return lane
 
 
-def pass_checker(settings: Settings) -> Callable[[str], tuple[bool, str]]:
-    """Staff's exit-pass check: (valid, what it holds), against the store's key file."""
+def pass_checker(kiosk: Kiosk) -> Callable[[str], tuple[bool, str]]:
+    """Staff's exit-pass check: (valid, what it holds). Valid means signed by a lane of
+    this store, issued within ``exit_pass.max_age_h``, and (when the sale is this lane's)
+    not refunded."""
+    settings = kiosk.settings
+
     def check(text: str) -> tuple[bool, str]:
+        from datetime import UTC, datetime
+
         from app.services.exit_pass import verify
 
         try:
@@ -498,10 +506,25 @@ def pass_checker(settings: Settings) -> Callable[[str], tuple[bool, str]]:
         held = verdict.exit_pass
         if held is None:
             return verdict.valid, verdict.message
+        issued = datetime.fromtimestamp(held.issued_at, UTC)
+        age_h = (kiosk.clock.now() - issued).total_seconds() / 3600
         total = Money(held.total_minor, held.currency).to_decimal_string()
-        return verdict.valid, (f"{verdict.message}\nlane {held.lane_id}, order {held.order_id}"
-                               f"\n{held.item_count} items, {total} {held.currency}"
-                               + ("\nEXIT CHECK / 出口抽检" if held.exit_audit else ""))
+        lines = [verdict.message, f"lane {held.lane_id}, order {held.order_id}",
+                 f"{held.item_count} items, {total} {held.currency}",
+                 f"issued {issued.astimezone(kiosk.clock.now().tzinfo):%Y-%m-%d %H:%M} "
+                 f"({age_h:.1f} h ago)"]
+        valid = verdict.valid
+        if valid and age_h > settings.exit_pass.max_age_h:
+            valid = False
+            lines.append(f"TOO OLD: older than {settings.exit_pass.max_age_h} h / 凭证已过期")
+        refunded = PaymentsRepo(kiosk.db).refunded_minor(held.order_id)
+        if valid and refunded:
+            valid = False
+            lines.append(f"REFUNDED {Money(refunded, held.currency).to_decimal_string()} "
+                         "/ 该订单已退款")
+        if held.exit_audit:
+            lines.append("EXIT CHECK / 出口抽检")
+        return valid, "\n".join(lines)
     return check
 
 

@@ -493,6 +493,8 @@ def printer_reprint(obj: Context, order_id: str) -> None:
         job_id = reprint(PrintJobs(kiosk.db), order_id, kiosk.clock)
     except KeyError:
         raise click.ClickException(f"no receipt for order {order_id!r}") from None
+    bootstrap.build_audit(kiosk).append("reprint", "cli", {"order_id": order_id,
+                                                           "job_id": job_id}, kiosk.clock.now())
     click.echo(f"queued copy as job {job_id}")
 
 
@@ -682,7 +684,7 @@ def pay_refund(obj: Context, out_trade_no: str, amount: str | None, reason: str)
     _, desk = _desk(obj)
     minor = Money.parse(amount, obj.settings.store.currency).minor if amount else None
     try:
-        refund_id = desk.refund(out_trade_no, minor, reason)
+        refund_id = desk.refund(out_trade_no, minor, reason, actor="cli")
     except (KeyError, ValueError, PaymentError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"refunded: {refund_id}")
@@ -786,7 +788,11 @@ def outbox_dead_list(obj: Context) -> None:
 @click.pass_obj
 def outbox_dead_retry(obj: Context) -> None:
     """Queue every dead letter to be sent again."""
-    click.echo(f"{bootstrap.build_outbox(obj.kiosk()).retry_dead()} event(s) queued again")
+    kiosk = obj.kiosk()
+    count = bootstrap.build_outbox(kiosk).retry_dead()
+    bootstrap.build_audit(kiosk).append("retry_dead_letters", "cli", {"events": count},
+                                        kiosk.clock.now())
+    click.echo(f"{count} event(s) queued again")
 
 
 # --- staff, audit log, reports -----------------------------------------------------
@@ -867,10 +873,13 @@ def audit_verify(obj: Context, heads: tuple[str, ...]) -> None:
         if not seq.isdigit() or len(digest) != 64:
             raise click.BadParameter(f"{given!r} is not SEQ:HASH", param_hint="--head")
         known.append((int(seq), digest))
-    backend = bootstrap.backend_audit_head(obj.settings)
-    if backend is not None:
-        known.append(backend)
+    backend = bootstrap.backend_audit_heads(obj.settings)
+    known.extend(backend or [])
+    consulted = ("membership backend: not configured" if not obj.settings.membership.base_url
+                 else "membership backend: NOT REACHABLE, its heads were not checked"
+                 if backend is None else f"membership backend: {len(backend)} heads checked")
     verdict = log.verify(known)
+    click.echo(consulted, err=backend is None and bool(obj.settings.membership.base_url))
     if verdict.ok:
         click.echo(f"audit log OK: {verdict.rows} rows, head {verdict.head_seq} "
                    f"{verdict.head_hash}")

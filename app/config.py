@@ -392,6 +392,9 @@ class ExitPassSettings:
         "this lane's); '' = <data dir>/keys/store-keys.toml.",
         "",
     )
+    max_age_h: int = _doc(
+        "Staff's exit-pass check refuses a pass issued longer ago than this (hours).", 24
+    )
 
 
 @dataclass

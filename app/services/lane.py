@@ -212,7 +212,8 @@ class Lane:
         self._recover: set[str] = set()  # left open by a crash: settle at the next ticks
         self.staff: StaffMode | None = None  # set by bootstrap.build_lane
         self._open = self._stored_open()
-        self._exit_audit: tuple[str, list[str]] | None = None  # decided once per session
+        self._exit_audit: tuple[str, list[str]] | None = None  # the last decision's reasons
+        self._roll: tuple[str, float] | None = None  # the random draw, once per session
 
     # -- publishing the view ------------------------------------------------------------------
     @property
@@ -521,18 +522,20 @@ class Lane:
         after a cancel does not roll the dice again)."""
         assert self.session is not None
         sid = self.session.session_id
-        if self._exit_audit is None or self._exit_audit[0] != sid:
-            removals = manual = 0
-            for kind, payload in self.p.db.execute(
-                    "SELECT type, payload FROM outbox WHERE session_id = ? AND type IN "
-                    "('item_removed', 'item_scanned')", [sid]):
-                if kind == "item_removed":
-                    removals += 1
-                elif json.loads(payload).get("how") == "manual":
-                    manual += 1
-            self._exit_audit = (sid, exit_audit_reasons(
-                self.p.exit_audit, total=priced.total, removals=removals,
-                manual_entries=manual, roll=self.p.roll()))
+        if self._roll is None or self._roll[0] != sid:
+            self._roll = (sid, self.p.roll())  # the dice, once per session
+        removals = manual = 0
+        for kind, payload in self.p.db.execute(
+                "SELECT type, payload FROM outbox WHERE session_id = ? AND type IN "
+                "('item_removed', 'item_scanned')", [sid]):
+            if kind == "item_removed":
+                removals += 1
+            elif json.loads(payload).get("how") == "manual":
+                manual += 1
+        # The risk rules are checked on the cart as it is now, at every attempt to pay.
+        self._exit_audit = (sid, exit_audit_reasons(
+            self.p.exit_audit, total=priced.total, removals=removals, manual_entries=manual,
+            roll=self._roll[1]))
         return self._exit_audit[1]
 
     def _sale_draft(self, priced: PricedCart, exit_audit: bool = False) -> PaidSale:

@@ -268,7 +268,7 @@ class PaymentDesk:
             return p
 
     def refund(self, out_trade_no: str, amount_minor: int | None = None,
-               reason: str = "") -> str:
+               reason: str = "", actor: str = "kiosk") -> str:
         """Refund a paid sale (staff, manager). Returns the provider's refund id."""
         p = self._get(out_trade_no)
         if p.state is not PaymentState.PAID:
@@ -281,7 +281,7 @@ class PaymentDesk:
         refund_id = self.provider.refund(out_trade_no, refund_no, amount,
                                          p.paid_minor or p.amount_minor,
                                          reason or "refund at the kiosk")
-        self.repo.log(p, self.clock.now(), f"refunded {amount} as {refund_no}: {refund_id}")
+        self.repo.refunded(p, self.clock.now(), amount, refund_no, refund_id, actor)
         return refund_id
 
     def _get(self, out_trade_no: str) -> Payment:

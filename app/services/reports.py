@@ -62,7 +62,8 @@ class Report:
                   f"Abandoned carts: {b['abandoned_carts']}",
                   f"Exit audits: {b['exit_audits']}",
                   f"Payments flagged for staff: {b['payments_flagged']}",
-                  f"Audit head: {b['audit_seq']} {b['audit_hash'][:16]}"]
+                  f"Audit head: {b['audit_seq']}:",  # in full: `kiosk audit verify --head`
+                  b["audit_hash"][:32], b["audit_hash"][32:]]
         return "\n".join(lines)
 
 

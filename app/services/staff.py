@@ -215,21 +215,24 @@ class StaffMode:
         out = []
         for order_id, body in rows:
             sale = PaidSale.from_dict(json.loads(body))
+            refunded = self.lane.p.desk.repo.refunded_minor(order_id)
             out.append((order_id, f"{sale.paid_at:%H:%M} {sale.total.to_decimal_string()} "
-                                  f"x{sale.item_count}  {order_id[-10:]}"))
+                                  f"x{sale.item_count}  {order_id[-10:]}"
+                                  + ("  REFUNDED / 已退款" if refunded else "")))
         return tuple(out)
 
     def _refund(self, order_id: str | None = None) -> None:
         if order_id is None:
             self._page("sales", purpose="refund", choices=self._recent_sales(), message="")
             return
-        payment = self.lane.p.desk.repo.get(order_id)
+        repo = self.lane.p.desk.repo
+        payment = repo.get(order_id)
         if payment is None or payment.state is not PaymentState.PAID:
             raise StaffError(f"{order_id} is not a paid sale / 不是已付款订单")
-        refund_id = self.lane.p.desk.refund(order_id, reason=f"staff {self._name}")
-        self._record("refund", {"order_id": order_id, "amount_minor":
-                                payment.paid_minor or payment.amount_minor,
-                                "refund_id": refund_id})
+        if repo.refunded_minor(order_id) >= (payment.paid_minor or payment.amount_minor):
+            raise StaffError(f"{order_id} was already refunded / 该订单已退款")
+        # Audited by the desk, in the same transaction as the refund's record.
+        self.lane.p.desk.refund(order_id, reason=f"staff {self._name}", actor=self._name)
         self._page("menu", message=f"Refunded / 已退款: {order_id}", level="ok")
 
     def _reprint(self, order_id: str | None = None) -> None:

@@ -90,6 +90,8 @@ class AuditLog:
         if seq == 0:
             return True  # nothing logged yet: nothing to carry
         on_file = self.file_head()
+        if on_file is not None and on_file[0] < 0:
+            return False  # unreadable: alert, and leave it for staff to look at
         if on_file is not None and on_file[0] > 0:
             if on_file == (seq, digest):
                 return True
@@ -99,7 +101,10 @@ class AuditLog:
                 return False
         # Atomic replace: a crash leaves the old head or the new one, never half of one.
         tmp = self.head_file.with_suffix(".tmp")
-        tmp.write_text(f"{seq} {digest}\n", encoding="ascii")
+        with tmp.open("w", encoding="ascii") as f:
+            f.write(f"{seq} {digest}\n")
+            f.flush()
+            os.fsync(f.fileno())  # a power cut leaves the old head or the new, never nothing
         os.replace(tmp, self.head_file)
         return True
 
@@ -118,10 +123,17 @@ class AuditLog:
         return [AuditEntry(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
 
     def file_head(self) -> tuple[int, str] | None:
+        """The head file's (seq, hash); None if there is none. An unreadable file reads
+        as (-1, reason): it disagrees with every chain, and nothing here crashes on it."""
         if self.head_file is None or not self.head_file.exists():
             return None
-        seq, digest = self.head_file.read_text(encoding="ascii").split()
-        return int(seq), digest
+        try:
+            seq, digest = self.head_file.read_text(encoding="ascii").split()
+            if not seq.isdigit() or len(digest) != 64:
+                raise ValueError("not 'SEQ HASH'")
+            return int(seq), digest
+        except (OSError, ValueError) as exc:
+            return -1, f"unreadable head file: {exc}"
 
     def verify(self, known_heads: list[tuple[int, str]] | None = None) -> Verdict:
         """Walk the chain; then check it still reaches every head carried off the kiosk."""
@@ -152,6 +164,8 @@ class AuditLog:
         if on_file is not None:
             heads.append(on_file)
         for seq, digest in heads:
+            if seq < 0:
+                return Verdict(False, rows, head_seq, prev, None, digest)
             if seq > head_seq:
                 return Verdict(False, rows, head_seq, prev, head_seq + 1,
                                f"the log ends at row {head_seq} but row {seq} was recorded "

@@ -133,6 +133,25 @@ class PaymentsRepo:
             [p.out_trade_no, p.state.value]).fetchone()[0]
         return int(count) > 1
 
+    def refunded(self, p: Payment, now: datetime, amount_minor: int, refund_no: str,
+                 refund_id: str, actor: str) -> None:
+        """A refund the provider made: its step and its audit row, in one transaction."""
+        with write_transaction(self.db):
+            self._step(p, now, f"refunded {amount_minor} as {refund_no}: {refund_id}")
+            if self.audit is not None:
+                self.audit.append("refund", actor, {
+                    "order_id": p.out_trade_no, "amount_minor": amount_minor,
+                    "refund_no": refund_no, "refund_id": refund_id}, now)
+
+    def refunded_minor(self, out_trade_no: str) -> int:
+        """How much of this payment has been refunded so far."""
+        total = 0
+        for (note,) in self.db.execute("SELECT note FROM payment_steps WHERE out_trade_no = ? "
+                                       "AND note LIKE 'refunded %'", [out_trade_no]):
+            amount = note.split()[1]
+            total += int(amount) if amount.isdigit() else 0
+        return total
+
     def log(self, p: Payment, now: datetime, note: str) -> None:
         with write_transaction(self.db):
             self._step(p, now, note)

@@ -97,6 +97,10 @@ class StaffBook:
         with write_transaction(self.db):
             if self.db.execute("SELECT 1 FROM staff WHERE name = ?", [name]).fetchone():
                 raise StaffError(f"{name!r} is already on the staff list")
+            # A PIN identifies its holder (PIN-only sign-in): two people may not share one.
+            for other_salt, other_hash in self.db.execute("SELECT salt, pin_hash FROM staff"):
+                if hmac.compare_digest(self._hash(pin, other_salt), other_hash):
+                    raise StaffError("that PIN is taken: choose another")
             self.db.execute("INSERT INTO staff (name, role, salt, pin_hash, badge, created_at) "
                             "VALUES (?, ?, ?, ?, ?, ?)",
                             [name, role, salt, self._hash(pin, salt), badge, now.isoformat()])
@@ -132,11 +136,14 @@ class StaffBook:
         rows = self.db.execute("SELECT name, role, badge, salt, pin_hash FROM staff" +
                                (" WHERE badge = ?" if badge else ""),
                                [badge] if badge else []).fetchall()
-        found = None
+        matches = []
         for name, role, their_badge, salt, pin_hash in rows:
             # Every row is hashed and compared, match or not: the time taken tells nothing.
-            if hmac.compare_digest(self._hash(pin, salt), pin_hash) and found is None:
-                found = StaffMember(name, role, their_badge)
+            if hmac.compare_digest(self._hash(pin, salt), pin_hash):
+                matches.append(StaffMember(name, role, their_badge))
+        # Two holders of one PIN (from before PINs had to differ): who it is is unknown,
+        # so nobody is signed in by it; their badge still tells them apart.
+        found = matches[0] if len(matches) == 1 else None
         if found is not None:
             with write_transaction(self.db):
                 self.db.execute("UPDATE staff_lock SET failures = 0, locked_until = NULL "

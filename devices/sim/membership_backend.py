@@ -57,8 +57,11 @@ class Store:
             "received_at TEXT)")
         self.conn.execute("CREATE TABLE IF NOT EXISTS batches (idempotency_key TEXT PRIMARY KEY, "
                           "response TEXT)")
-        self.conn.execute("CREATE TABLE IF NOT EXISTS audit_heads (kiosk_id TEXT PRIMARY KEY, "
-                          "seq INTEGER, hash TEXT, received_at TEXT)")
+        # Every audit head a kiosk reported, kept: a log cut short and then grown again
+        # reaches the newest head but no longer holds an older one.
+        self.conn.execute("CREATE TABLE IF NOT EXISTS audit_heads (kiosk_id TEXT NOT NULL, "
+                          "seq INTEGER NOT NULL, hash TEXT NOT NULL, received_at TEXT, "
+                          "PRIMARY KEY (kiosk_id, seq, hash))")
         self.conn.execute("CREATE TABLE IF NOT EXISTS members (member_id TEXT PRIMARY KEY, "
                           "name TEXT, tier TEXT, points INTEGER, phone TEXT)")
         self.conn.execute("INSERT OR IGNORE INTO members VALUES "
@@ -123,10 +126,11 @@ class Handler(BaseHTTPRequestHandler):
         if self.path.startswith("/v1/kiosks/") and self.path.endswith("/audit-head"):
             if not self._authorised():
                 return self._reply(401, {"error": "bad token"})
-            head = self.server.audit_head(self.path.split("/")[3])
-            if head is None:
+            heads = self.server.audit_heads(self.path.split("/")[3])
+            if not heads:
                 return self._reply(404, {"error": "no audit head from this kiosk yet"})
-            return self._reply(200, {"seq": head[0], "hash": head[1]})
+            return self._reply(200, {"seq": heads[-1][0], "hash": heads[-1][1],
+                                     "heads": [{"seq": a, "hash": b} for a, b in heads]})
         if self.path.startswith("/v1/members/"):
             if not self._authorised():
                 return self._reply(401, {"error": "bad token"})
@@ -221,19 +225,16 @@ class BackendServer(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
     def keep_audit_head(self, kiosk_id: str, seq: int, digest: str) -> None:
-        """The newest audit-log row a kiosk reported: only ever forward."""
+        """Every head a kiosk reports is kept (append-only)."""
         with self.store.lock:
-            self.store.conn.execute(
-                "INSERT INTO audit_heads VALUES (?, ?, ?, ?) ON CONFLICT (kiosk_id) DO UPDATE "
-                "SET seq = excluded.seq, hash = excluded.hash, received_at = excluded.received_at "
-                "WHERE excluded.seq > audit_heads.seq",
-                [kiosk_id, seq, digest, datetime.now(UTC).isoformat()])
+            self.store.conn.execute("INSERT OR IGNORE INTO audit_heads VALUES (?, ?, ?, ?)",
+                                    [kiosk_id, seq, digest, datetime.now(UTC).isoformat()])
 
-    def audit_head(self, kiosk_id: str) -> tuple[int, str] | None:
+    def audit_heads(self, kiosk_id: str) -> list[tuple[int, str]]:
         with self.store.lock:
-            row = self.store.conn.execute("SELECT seq, hash FROM audit_heads WHERE kiosk_id = ?",
-                                          [kiosk_id]).fetchone()
-        return (int(row[0]), str(row[1])) if row else None
+            rows = self.store.conn.execute("SELECT seq, hash FROM audit_heads WHERE kiosk_id = ?"
+                                           " ORDER BY seq", [kiosk_id]).fetchall()
+        return [(int(a), str(b)) for a, b in rows]
 
     def accept(self, key: str, kiosk_id: str, store_id: str,
                events: list[dict[str, Any]]) -> dict[str, Any]:

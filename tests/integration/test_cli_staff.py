@@ -46,9 +46,9 @@ def test_staff_add_asks_for_the_pin_without_echo_and_never_shows_it(data_dir):
 
 
 def test_audit_verify_names_the_first_bad_row(data_dir):
-    for name in ("A1", "A2", "A3", "A4"):
+    for n, name in enumerate(("A1", "A2", "A3", "A4")):
         assert kiosk(data_dir, "staff", "add", name, "--role", "attendant",
-                     "--pin", "1234").returncode == 0
+                     "--pin", f"123{n}").returncode == 0
     ok = kiosk(data_dir, "audit", "verify")
     assert ok.returncode == 0 and "4 rows" in ok.stdout
     conn = sqlite3.connect(data_dir / "kiosk.db")
@@ -74,4 +74,8 @@ def test_report_z_json_adds_up_and_closes_the_period(data_dir):
     assert x["opened_at"] == body["closed_at"]
     head = f"{body['audit_seq']}:{body['audit_hash']}"
     assert kiosk(data_dir, "audit", "verify", "--head", head).returncode == 0
+    printed = kiosk(data_dir, "report", "z").stdout.splitlines()
+    at = next(i for i, line in enumerate(printed) if line.startswith("Audit head: "))
+    on_paper = printed[at].removeprefix("Audit head: ") + printed[at + 1] + printed[at + 2]
+    assert kiosk(data_dir, "audit", "verify", "--head", on_paper).returncode == 0
     assert kiosk(data_dir, "audit", "verify", "--head", "99:" + "0" * 64).returncode == 1

@@ -320,3 +320,94 @@ def test_publishing_the_head_of_an_empty_log_is_no_alarm(demo_kiosk, clock):
     assert log.publish_head() and log.file_head() == log.head()
     log.append("sign_out", "Li Na", {}, clock.now())
     assert log.publish_head() and log.file_head() == log.head()
+
+
+# -- found in review ---------------------------------------------------------------------------
+def test_two_people_cannot_share_a_pin(book, clock, demo_kiosk):
+    with pytest.raises(StaffError, match="taken"):
+        book.add("Zhao", "attendant", "13579", clock.now())  # the manager's PIN
+
+
+def test_paying_again_after_a_cancel_rechecks_the_risk_rules(lane, sim, clock, demo_kiosk):
+    lane.p.exit_audit = ExitAuditRules(share=0.0, high_total=Money(1000, "CNY"))
+    lane.scan(MILK)
+    lane.pay()
+    lane.cancel_payment()
+    for _ in range(5):
+        lane.scan(MILK)
+    pay(lane, sim, clock)
+    sale = json.loads(demo_kiosk.db.execute("SELECT sale FROM sales").fetchone()[0])
+    assert sale["total"] == 3900 and sale["exit_audit"] is True
+
+
+def test_refunds_are_audited_wherever_they_are_made_and_the_pass_then_fails(
+        lane, demo_kiosk, sim, clock):
+    lane.scan(MILK)
+    no = pay(lane, sim, clock)
+    exit_pass = demo_kiosk.db.execute("SELECT exit_pass FROM print_jobs WHERE order_id = ?",
+                                      [no]).fetchone()[0]
+    lane.p.desk.refund(no, actor="cli")  # not through the staff screen
+    rows = [e for e in bootstrap.build_audit(demo_kiosk).entries() if e.kind == "refund"]
+    assert [(e.actor, e.detail["order_id"]) for e in rows] == [("cli", no)]
+    sign_in(lane, "13579")
+    lane.staff.do("refund")
+    assert "REFUNDED" in dict(lane.view.staff.choices)[no]
+    lane.staff.do("refund", no)
+    assert "already refunded" in lane.view.staff.message
+    lane.staff.do("verify_pass")
+    lane.scan(exit_pass)
+    assert lane.view.staff.message.startswith("NOT VALID") and "REFUNDED" in lane.view.staff.text
+
+
+def test_an_old_exit_pass_is_refused(lane, demo_kiosk, sim, clock):
+    lane.scan(MILK)
+    no = pay(lane, sim, clock)
+    exit_pass = demo_kiosk.db.execute("SELECT exit_pass FROM print_jobs WHERE order_id = ?",
+                                      [no]).fetchone()[0]
+    clock.advance(hours=25)
+    sign_in(lane, "2468")
+    lane.staff.do("verify_pass")
+    lane.scan(exit_pass)
+    assert lane.view.staff.message.startswith("NOT VALID") and "TOO OLD" in lane.view.staff.text
+
+
+def test_a_damaged_head_file_raises_an_alert_not_a_crash(lane, demo_kiosk, clock):
+    sign_in(lane, "2468")
+    lane.staff.sign_out()
+    clock.advance(seconds=6)
+    lane.tick()
+    head_file = demo_kiosk.settings.audit_head_path
+    assert head_file.exists()
+    head_file.write_text("", encoding="ascii")  # a power cut at the wrong moment
+    clock.advance(seconds=6)
+    lane.tick()  # no exception, no error screen
+    assert lane.view.screen is Screen.ATTRACT
+    alerts = [k for (k,) in demo_kiosk.db.execute("SELECT kind FROM staff_alerts")]
+    assert "audit" in alerts
+    verdict = bootstrap.build_audit(demo_kiosk).verify()
+    assert not verdict.ok and "unreadable" in verdict.reason
+
+
+def test_a_log_cut_short_and_grown_again_is_caught_by_the_backends_heads(demo_kiosk, clock,
+                                                                        tmp_path):
+    from devices.sim.membership_backend import BackendServer
+
+    backend = BackendServer(0, tmp_path / "b.db").start()
+    try:
+        log = bootstrap.build_audit(demo_kiosk)
+        for i in range(6):
+            log.append("refund" if i > 3 else "void_line", "x", {"i": i}, clock.now())
+        backend.keep_audit_head("lane-01", *log.head())
+        demo_kiosk.db.conn.commit()
+        tamper(demo_kiosk.settings.database_path, "DELETE FROM audit_log WHERE seq >= 5")
+        for i in range(3):
+            log.append("void_line", "x", {"again": i}, clock.now())
+        backend.keep_audit_head("lane-01", *log.head())
+        demo_kiosk.settings.membership.base_url = backend.url
+        demo_kiosk.settings.membership.token = "kiosk-sim-token"
+        heads = bootstrap.backend_audit_heads(demo_kiosk.settings)
+        assert heads is not None and len(heads) == 2
+        verdict = log.verify(heads)
+        assert not verdict.ok and verdict.bad_seq == 6
+    finally:
+        backend.stop()
