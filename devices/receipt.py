@@ -222,13 +222,19 @@ def render_receipt(sale: PaidSale, exit_pass: str, style: ReceiptStyle,
     return bytes(p.output)
 
 
+def _started(style: ReceiptStyle) -> _Writer:
+    """A writer on a freshly initialised printer, in two-byte mode for Chinese printers."""
+    w = _Writer(style)
+    w.p.hw("INIT")
+    if style.chinese:
+        w.p._raw(FS_CHINESE_ON)
+    return w
+
+
 def render_document(text: str, style: ReceiptStyle) -> bytes:
     """A plain text document (a staff X or Z report): its lines wrapped to the paper."""
-    w = _Writer(style)
+    w = _started(style)
     p, cols = w.p, style.columns
-    p.hw("INIT")
-    if style.chinese:
-        p._raw(FS_CHINESE_ON)
     p.set(align="left")
     for line in text.splitlines():
         w.lines(wrap(line, cols) if line else [""])
@@ -238,11 +244,8 @@ def render_document(text: str, style: ReceiptStyle) -> bytes:
 
 def render_test_page(style: ReceiptStyle, qr_text: str) -> bytes:
     """``kiosk printer test``: both languages, sizes, alignment and a QR."""
-    w = _Writer(style)
+    w = _started(style)
     p, cols = w.p, style.columns
-    p.hw("INIT")
-    if style.chinese:
-        p._raw(FS_CHINESE_ON)
     p.set(align="center", bold=True, double_height=True, double_width=True)
     w.line(w.both("打印测试", "TEST"))
     p.set(align="center", normal_textsize=True, bold=False)

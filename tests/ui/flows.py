@@ -22,6 +22,14 @@ def check(condition: object, message: str) -> None:
         raise FlowFailed(message)
 
 
+def to_the_qr(d: Driver, wallet: str = "wechat") -> Step:
+    """Shopping screen -> Pay -> a wallet -> the payment QR on screen."""
+    d.press("pay_button")
+    yield from d.until(lambda: d.widget(f"wallet_{wallet}").height > 0, "wallet choice")
+    d.press(f"wallet_{wallet}")
+    yield from d.until(lambda: d.widget("pay_qr").texture is not None, "payment QR")
+
+
 def whole_sale(d: Driver) -> Step:
     """Start, member by phone, scan, +/-, remove, a refused code, pay by WeChat, receipt."""
     yield from d.screen_is("attract")
@@ -160,10 +168,7 @@ def restart_mid_payment(d: Driver) -> Step:
     yield from d.screen_is("attract")
     d.hold(MILK)
     yield from d.until(lambda: len(d.app.rows) == 1, "milk in the cart")
-    d.press("pay_button")
-    yield from d.until(lambda: d.widget("wallet_wechat").height > 0, "wallet choice")
-    d.press("wallet_wechat")
-    yield from d.until(lambda: d.widget("pay_qr").texture is not None, "payment QR")
+    yield from to_the_qr(d)
     print(f"ORDER {d.app.view.payment.out_trade_no}", flush=True)
     while True:  # the test kills this process here, as a power cut would
         yield
@@ -283,10 +288,7 @@ def screenshots(d: Driver) -> Step:
     yield from d.screen_is("attract")
     d.hold(MILK)
     yield from d.until(lambda: len(d.app.rows) == 1, "milk")
-    d.press("pay_button")
-    yield from d.until(lambda: d.widget("wallet_wechat").height > 0, "wallet choice")
-    d.press("wallet_wechat")
-    yield from d.until(lambda: d.widget("pay_qr").texture is not None, "payment QR")
+    yield from to_the_qr(d)
     d.press("demo_pay")
     yield from d.screen_is("receipt", timeout=15)
     yield from d.until(lambda: d.app.view.receipt and d.app.view.receipt.printed, "printed",
