@@ -3,7 +3,9 @@
 Figures come from the records, not from counters that could drift: paid sales
 (``sales``), refunds (the payment steps the desk logs when a refund succeeds),
 voids and price overrides (the audit log), abandoned sessions, exit audits
-(flags signed into the sales) and payments flagged for staff. A Z report is
+(flags signed into the sales) and payments flagged for staff. Money is
+cut into periods by row id, not by clock: each sale and refund is in exactly
+one Z, even one that commits while the Z is being taken. A Z report is
 kept (``z_reports``) with the audit log's head, which is how a shortened log
 is caught later, and is written to the audit log itself. ``net`` is always
 the period's sales less its refunds.
@@ -27,6 +29,16 @@ from app.storage.db import write_transaction
 
 EPOCH = "0000"
 REFUND_NOTE = re.compile(r"^refunded (\d+) as ")
+
+
+@dataclass(frozen=True)
+class Marks:
+    """Where a period starts or ends: a time, and the last sale, payment step and audit row."""
+
+    at: str
+    sale: int
+    step: int
+    audit: int
 
 
 @dataclass(frozen=True)
@@ -73,30 +85,38 @@ class Reports:
         self.db, self.audit = db, audit
         self.lane_id, self.currency = lane_id, currency
 
-    def period_start(self) -> str:
-        row = self.db.execute("SELECT closed_at FROM z_reports ORDER BY z_number DESC LIMIT 1"
-                              ).fetchone()
-        return str(row[0]) if row else EPOCH
+    def period_start(self) -> Marks:
+        row = self.db.execute("SELECT closed_at, last_sale_rowid, last_step_id, audit_seq "
+                              "FROM z_reports ORDER BY z_number DESC LIMIT 1").fetchone()
+        return Marks(*row) if row else Marks(EPOCH, 0, 0, 0)
 
-    def _body(self, start: str, end: str) -> dict[str, Any]:
+    def _now_marks(self, now: datetime) -> Marks:
+        sale = self.db.execute("SELECT coalesce(max(rowid), 0) FROM sales").fetchone()[0]
+        step = self.db.execute("SELECT coalesce(max(step_id), 0) FROM payment_steps"
+                               ).fetchone()[0]
+        return Marks(now.isoformat(), int(sale), int(step), self.audit.head()[0])
+
+    def _body(self, start: Marks, end: Marks) -> dict[str, Any]:
+        # Sales, refunds and audit rows by id: each in exactly one period. Abandoned carts
+        # and alerts (counts, not money) by time.
         sales = [PaidSale.from_dict(json.loads(r[0])) for r in self.db.execute(
-            "SELECT sale FROM sales WHERE paid_at >= ? AND paid_at < ?", [start, end])]
+            "SELECT sale FROM sales WHERE rowid > ? AND rowid <= ?", [start.sale, end.sale])]
         by_method: dict[str, dict[str, int]] = defaultdict(lambda: {"count": 0, "minor": 0})
         for sale in sales:
             by_method[sale.payment_method or "unknown"]["count"] += 1
             by_method[sale.payment_method or "unknown"]["minor"] += sale.total.minor
         refunds = [int(match.group(1)) for (note,) in self.db.execute(
-            "SELECT note FROM payment_steps WHERE at >= ? AND at < ? AND note LIKE 'refunded %'",
-            [start, end]) if (match := REFUND_NOTE.match(note))]
+            "SELECT note FROM payment_steps WHERE step_id > ? AND step_id <= ? AND note LIKE "
+            "'refunded %'", [start.step, end.step]) if (match := REFUND_NOTE.match(note))]
         audit_kinds = dict(self.db.execute(
-            "SELECT kind, count(*) FROM audit_log WHERE at >= ? AND at < ? GROUP BY kind",
-            [start, end]).fetchall())
+            "SELECT kind, count(*) FROM audit_log WHERE seq > ? AND seq <= ? GROUP BY kind",
+            [start.audit, end.audit]).fetchall())
         abandoned = self.db.execute(
             "SELECT count(*) FROM sessions WHERE state = 'abandoned' AND ended_at >= ? "
-            "AND ended_at < ?", [start, end]).fetchone()[0]
+            "AND ended_at < ?", [start.at, end.at]).fetchone()[0]
         flagged = self.db.execute(
             "SELECT count(DISTINCT ref) FROM staff_alerts WHERE kind = 'payment' AND "
-            "created_at >= ? AND created_at < ?", [start, end]).fetchone()[0]
+            "created_at >= ? AND created_at < ?", [start.at, end.at]).fetchone()[0]
         sales_minor = sum(s.total.minor for s in sales)
         seq, digest = self.audit.head()
         return {
@@ -114,14 +134,15 @@ class Reports:
 
     def x(self, now: datetime) -> Report:
         start = self.period_start()
-        return Report("X", None, start, now.isoformat(), self.lane_id, self.currency,
-                      self._body(start, now.isoformat()))
+        end = self._now_marks(now)
+        return Report("X", None, start.at, end.at, self.lane_id, self.currency,
+                      self._body(start, end))
 
     def z(self, now: datetime, staff: str) -> Report:
         """Close the period: the report is kept, and written to the audit log."""
-        with write_transaction(self.db):
+        with write_transaction(self.db):  # one snapshot: nothing commits in between
             start = self.period_start()
-            end = now.isoformat()
+            end = self._now_marks(now)
             body = self._body(start, end)
             number = int(self.db.execute("SELECT coalesce(max(z_number), 0) + 1 FROM z_reports"
                                          ).fetchone()[0])
@@ -131,9 +152,11 @@ class Reports:
             # The report carries the head *including* its own audit row.
             body["audit_seq"], body["audit_hash"] = entry.seq, entry.hash
             self.db.execute("INSERT INTO z_reports (z_number, opened_at, closed_at, body, "
-                            "audit_seq, audit_hash) VALUES (?, ?, ?, ?, ?, ?)",
-                            [number, start, end, json.dumps(body), entry.seq, entry.hash])
-        return Report("Z", number, start, end, self.lane_id, self.currency, body)
+                            "audit_seq, audit_hash, last_sale_rowid, last_step_id) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            [number, start.at, end.at, json.dumps(body), entry.seq, entry.hash,
+                             end.sale, end.step])
+        return Report("Z", number, start.at, end.at, self.lane_id, self.currency, body)
 
     def z_heads(self) -> list[tuple[int, str]]:
         """Every audit head a Z report carried (to check the log still reaches them)."""

@@ -194,3 +194,11 @@ def m007_staff_and_audit(db: sqlite_utils.Database) -> None:
     db.execute("CREATE TABLE lane_state (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)")
     # Staff reports (X, Z) print through the same queue as receipts: plain text documents.
     db.execute("ALTER TABLE print_jobs ADD COLUMN document TEXT NOT NULL DEFAULT ''")
+
+
+@MIGRATIONS()
+def m008_z_report_marks(db: sqlite_utils.Database) -> None:
+    # A Z period ends at row ids, not at a time: a sale or refund that commits just after
+    # the report read its clock still belongs to exactly one period.
+    db.execute("ALTER TABLE z_reports ADD COLUMN last_sale_rowid INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE z_reports ADD COLUMN last_step_id INTEGER NOT NULL DEFAULT 0")

@@ -411,3 +411,18 @@ def test_a_log_cut_short_and_grown_again_is_caught_by_the_backends_heads(demo_ki
         assert not verdict.ok and verdict.bad_seq == 6
     finally:
         backend.stop()
+
+
+def test_a_sale_stamped_before_the_z_but_committed_after_it_is_in_the_next_period(
+        lane, demo_kiosk, sim, clock):
+    reports = bootstrap.build_reports(demo_kiosk)
+    lane.scan(MILK)
+    pay(lane, sim, clock)
+    z = reports.z(clock.now(), "Wang Wei")
+    assert z.body["sales_count"] == 1
+    clock.advance(seconds=-30)  # a clock stepped back, or a sale that read it earlier
+    lane.scan(MILK)
+    pay(lane, sim, clock)
+    clock.advance(seconds=60)
+    x = reports.x(clock.now())
+    assert x.body["sales_count"] == 1 and x.body["sales_minor"] == 650
