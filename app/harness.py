@@ -1,0 +1,536 @@
+"""Scenarios: scripted shopping sessions, headless, on the real services and simulated devices.
+
+``kiosk scenario FILE`` reads a scenario (TOML or JSON, docs/scenarios.md) and
+runs it through the very objects the touch screen drives (``Lane`` and its
+``StaffMode``), against the payment simulator and the reference membership
+backend on 127.0.0.1 and the virtual printer on a real pty, with the real
+print queue and event uploader. Camera scans are rendered into frames and read
+by the real decoder; scanner input goes through the same checks a serial
+scanner's does. Only the touch layer is missing. Time can be jumped (``wait``)
+for inactivity and QR expiry; everything else runs in real time.
+
+Like bootstrap, this module wires devices; it never imports Kivy.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import shutil
+import tempfile
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from app import bootstrap
+from app.config import Settings, load_settings
+from app.services.clock import SystemClock
+from app.services.lane import Lane, Screen
+
+STEPS = ("member_qr", "member_phone", "start", "skip_member", "scan", "quantity", "remove",
+         "wait", "staff", "pay", "cancel", "done", "call_staff", "printer", "backend",
+         "camera", "restart", "expect", "still_here")
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be run, or an expectation that did not hold."""
+
+
+class OffsetClock:
+    """The system clock plus the time a scenario jumped (``wait``)."""
+
+    def __init__(self) -> None:
+        self._system = SystemClock()
+        self.offset = timedelta()
+
+    def now(self) -> datetime:
+        return self._system.now() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
+
+
+@dataclass
+class Scenario:
+    name: str
+    steps: list[dict[str, Any]]
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    description: str = ""
+
+
+def load_scenario(path: Path) -> Scenario:
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise ScenarioError(f"{path}: not valid {path.suffix[1:].upper()}: {exc}") from None
+    steps = data.get("steps")
+    if not isinstance(steps, list) or not steps:
+        raise ScenarioError(f"{path}: a scenario needs a non-empty [[steps]] list")
+    for n, step in enumerate(steps, 1):
+        if not isinstance(step, dict) or step.get("do") not in STEPS:
+            raise ScenarioError(f"{path}: step {n}: 'do' must be one of {', '.join(STEPS)}")
+    settings = data.get("settings", {})
+    if not isinstance(settings, dict):
+        raise ScenarioError(f"{path}: [settings] must be a table of settings sections")
+    return Scenario(str(data.get("name", path.stem)), steps, settings,
+                    str(data.get("description", "")))
+
+
+@dataclass
+class Transcript:
+    name: str
+    lines: list[str] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    payments: list[dict[str, Any]] = field(default_factory=list)
+    receipts: list[str] = field(default_factory=list)
+    exit_passes: list[str] = field(default_factory=list)
+    events: dict[str, Any] = field(default_factory=dict)
+    audit: list[str] = field(default_factory=list)
+    ok: bool = True
+    failure: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "ok": self.ok, "failure": self.failure,
+                "steps": self.steps, "payments": self.payments, "receipts": self.receipts,
+                "exit_passes": self.exit_passes, "events": self.events, "audit": self.audit}
+
+    def text(self) -> str:
+        out = [f"scenario: {self.name}", *self.lines, "", "payments:"]
+        out += [f"  {p['out_trade_no']}  {p['state']}  {p['amount_minor']}"
+                f"{'  ' + p['staff_flag'] if p['staff_flag'] else ''}" for p in self.payments]
+        for n, receipt in enumerate(self.receipts, 1):
+            out += ["", f"receipt {n}:", receipt]
+        out += ["", "exit passes:", *(f"  {p}" for p in self.exit_passes)]
+        out += ["", f"events: {json.dumps(self.events, ensure_ascii=False)}"]
+        out += ["", "audit log:", *(f"  {a}" for a in self.audit)]
+        out += ["", "PASSED" if self.ok else f"FAILED: {self.failure}"]
+        return "\n".join(out)
+
+
+class Rig:
+    """The simulated store a scenario runs in, and the kiosk built over it."""
+
+    def __init__(self, data_dir: Path, overrides: dict[str, dict[str, Any]]) -> None:
+        from devices.sim.membership_backend import BackendServer
+        from devices.sim.payprovider import PayServer
+        from devices.sim.printer import VirtualPrinter
+
+        self.data_dir = data_dir
+        self.overrides = overrides
+        self.pay = PayServer(0, keys_dir=data_dir / "sim-pay-keys").start()
+        self.backend = BackendServer(0, data_dir / "sim-backend.db").start()
+        for row in _demo_members():
+            self.backend.add_member(*row)
+        self.vprinter = VirtualPrinter(data_dir / "receipts").start()
+        self.clock = OffsetClock()
+        self.scans: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.camera: Any = None
+        self.lane: Lane
+        self._start_kiosk()
+
+    def settings(self) -> Settings:
+        s = load_settings(data_dir=self.data_dir, environ={})
+        s.payment.adapter = "simulator"
+        s.payment.options = {"base_url": self.pay.url, "read_timeout_s": 3.0}
+        s.payment.wallets = []
+        s.printer.port = self.vprinter.port
+        s.membership.base_url = self.backend.url
+        s.membership.token = "kiosk-sim-token"
+        s.membership.member_key = self.backend.member_key_text()
+        for section, values in self.overrides.items():
+            target = getattr(s, section, None)
+            if target is None:
+                raise ScenarioError(f"[settings]: no section {section!r}")
+            for key, value in values.items():
+                if not hasattr(target, key):
+                    raise ScenarioError(f"[settings.{section}]: no setting {key!r}")
+                setattr(target, key, value)
+        s.validate()
+        return s
+
+    def _start_kiosk(self) -> None:
+        from devices.camera import Camera, GeneratedSource
+
+        settings = self.settings()
+        self.kiosk = bootstrap.build(settings, self.clock)
+        bootstrap.seed_demo_store(self.kiosk)
+        bootstrap.seed_demo_staff(self.kiosk)
+        self.printer = bootstrap.build_printer(self.kiosk)
+        assert self.printer is not None
+        self.printer.on_outcome(lambda o: self.scans.put(("printed", o)))
+        self.uploader = bootstrap.build_uploader(settings, self.clock)
+        self.lane = bootstrap.build_lane(
+            self.kiosk, receipt_notice=bootstrap.printer_notice(self.printer),
+            wake_printer=self.printer.wake,
+            flush=lambda: self.uploader.wake() if self.uploader else None)
+        self.lane.boot()
+        self.printer.start()
+        if self.uploader is not None:
+            self.uploader.start()
+        source = GeneratedSource([], fps=15, width=960, height=540)
+        self.camera = Camera(lambda: source, lost_after_s=5.0)
+        self.camera_source = source
+        self.camera_scanner = bootstrap.build_camera_scanner(
+            settings, self.camera, lambda s: self.scans.put(("scan", s)),
+            lambda r: self.scans.put(("rejected", r)))
+        self.camera_scanner.start()
+        self.camera.start()
+
+    def stop_kiosk(self) -> None:
+        for part in (self.camera_scanner, self.camera, self.printer, self.uploader):
+            if part is not None:
+                part.stop()
+        self.kiosk.close()
+
+    def stop(self) -> None:
+        self.stop_kiosk()
+        self.vprinter.close()
+        self.pay.stop()
+        self.backend.stop()
+
+    # -- feeding the lane what the devices report ---------------------------------------------
+    def pump(self, seconds: float = 0.0) -> None:
+        """Deliver what the camera and printer said, and tick the lane, for ``seconds``."""
+        end = time.monotonic() + seconds
+        while True:
+            try:
+                kind, item = self.scans.get(timeout=0.05)
+            except queue.Empty:
+                kind, item = "", None
+            if kind == "scan":
+                self.lane.scan(item.text, item.symbology, item.source)
+            elif kind == "rejected":
+                self.lane.scan_rejected(item.refusal.code)
+            elif kind == "printed":
+                self.lane.receipt_outcome(item.job_id, item.order_id, item.printed,
+                                          item.detail)
+            self.lane.tick()
+            if time.monotonic() >= end and self.scans.empty():
+                return
+
+
+def _demo_members() -> list[tuple[str, str, str, str]]:
+    import csv
+
+    with (bootstrap.PROJECT_ROOT / "seeds" / "members.csv").open(encoding="utf-8") as f:
+        return [(r["member_id"], r["name"], r["tier"], r["phone"]) for r in csv.DictReader(f)]
+
+
+class Runner:
+    def __init__(self, scenario: Scenario, data_dir: Path) -> None:
+        self.scenario = scenario
+        self.rig = Rig(data_dir, scenario.settings)
+        self.t = Transcript(scenario.name)
+
+    @property
+    def lane(self) -> Lane:
+        return self.rig.lane
+
+    def run(self) -> Transcript:
+        try:
+            for n, step in enumerate(self.scenario.steps, 1):
+                self._step(n, dict(step))
+        except ScenarioError as exc:
+            self.t.ok, self.t.failure = False, str(exc)
+            self.t.lines.append(f"  !! {exc}")
+        finally:
+            self._finish()
+        return self.t
+
+    # -- steps ----------------------------------------------------------------------------------
+    def _step(self, n: int, step: dict[str, Any]) -> None:
+        do = step.pop("do")
+        handler: Callable[..., str | None] = getattr(self, f"_do_{do}")
+        try:
+            said = handler(**step)
+        except TypeError as exc:
+            raise ScenarioError(f"step {n} ({do}): {exc}") from None
+        self.rig.pump(0.1)
+        view = self.lane.view
+        notice = ""
+        if view.notice is not None:
+            from app.ui.strings import say  # words only: no Kivy in app.ui.strings
+
+            notice = say("en", view.notice.key, **dict(view.notice.values))
+        total = view.priced.total.to_decimal_string() if view.priced else "-"
+        self.t.steps.append({"step": n, "do": do, "screen": view.screen.value,
+                             "notice": notice, "total": total,
+                             "lines": len(view.priced.lines) if view.priced else 0})
+        self.t.lines.append(f"[{n:>2}] {do:<12} {said or '':<40} -> {view.screen.value}"
+                            f"{'  ' + notice if notice else ''}  total {total}")
+
+    def _do_start(self) -> str:
+        self.lane.start()
+        return ""
+
+    def _do_skip_member(self) -> str:
+        self.lane.skip_member()
+        return ""
+
+    def _do_member_phone(self, phone: str) -> str:
+        self.lane.member_phone(phone)
+        return phone
+
+    def _do_member_qr(self, member: str, via: str = "camera") -> str:
+        code = self.rig.backend.member_code(member)
+        self._scan_text(code, via)
+        return f"member QR of {member}"
+
+    def _do_scan(self, code: str, via: str = "camera", times: int = 1) -> str:
+        for _ in range(times):
+            self._scan_text(code, via)
+        return f"{_short(code)} via {via}" + (f" x{times}" if times > 1 else "")
+
+    def _scan_text(self, code: str, via: str) -> None:
+        if via == "camera":
+            self._camera_scan(code)
+        elif via == "scanner":
+            from devices.scanner import Scan, accept_input
+
+            got = accept_input(code.encode("utf-8", "surrogateescape"), "serial",
+                               time.monotonic())
+            if isinstance(got, Scan):
+                self.lane.scan(got.text, got.symbology, "serial")
+            else:
+                self.lane.scan_rejected(got.refusal.code)
+        elif via == "typed":
+            self.lane.typed_code(code)
+        else:
+            raise ScenarioError(f"scan 'via' must be camera, scanner or typed, not {via!r}")
+
+    def _camera_scan(self, code: str) -> None:
+        from devices.sim.frames import render_barcode
+
+        try:
+            render_barcode(code)
+        except (ValueError, RuntimeError) as exc:
+            raise ScenarioError(f"cannot show {code!r} to the camera: {exc}") from None
+        before = self.lane.view.version
+        self.rig.camera_source.show(code, 12)
+        self.rig.camera_source.show(None, 12)  # the item leaves the view
+        end = time.monotonic() + 8
+        while time.monotonic() < end:
+            self.rig.pump(0.1)
+            if self.lane.view.version != before and self.lane.view.notice is not None:
+                self.rig.pump(0.9)  # the rest of the showing: nothing more may be added
+                return
+        raise ScenarioError(f"the camera never read {code!r}")
+
+    def _do_quantity(self, line: int, quantity: int) -> str:
+        current = self.lane.checkout.cart.line(line).quantity
+        while current < quantity:
+            self.lane.plus(line)
+            current += 1
+        while current > quantity:
+            self.lane.minus(line)
+            current -= 1
+        return f"line {line} -> {quantity}"
+
+    def _do_remove(self, line: int) -> str:
+        self.lane.remove(line)
+        return f"line {line}"
+
+    def _do_wait(self, seconds: float) -> str:
+        self.rig.clock.advance(seconds)
+        self.rig.pump(0.3)
+        return f"{seconds:g} s"
+
+    def _do_still_here(self) -> str:
+        self.lane.still_here()
+        return ""
+
+    def _do_call_staff(self) -> str:
+        self.lane.call_staff()
+        return ""
+
+    def _do_cancel(self) -> str:
+        self.lane.cancel_payment()
+        return ""
+
+    def _do_done(self) -> str:
+        self.lane.done()
+        return ""
+
+    def _do_staff(self, pin: str, action: str, args: list[str] | None = None,
+                  badge: str | None = None) -> str:
+        staff = self.lane.staff
+        assert staff is not None
+        staff.open_pin_pad(badge)
+        staff.pin(pin)
+        view = self.lane.view.staff
+        if view is None or view.page != "menu":
+            message = view.message if view else "staff mode did not open"
+            staff.sign_out()
+            return f"sign-in refused: {message}"
+        staff.do(action, *(args or []))
+        said = self.lane.view.staff.message if self.lane.view.staff else ""
+        staff.sign_out()
+        return f"{action} {' '.join(args or [])}: {said}".strip()
+
+    def _do_pay(self, outcome: str = "approve", wallet: str = "", seconds: float = 0,
+                amount: int | None = None, wait: float = 20) -> str:
+        body: dict[str, Any] = {"order": "*", "outcome": outcome, "seconds": seconds}
+        if amount is not None:
+            body["amount"] = amount
+        requests.post(f"{self.rig.pay.url}/sim/script", json=body, timeout=5).raise_for_status()
+        self.lane.pay()
+        if self.lane.view.screen is Screen.PAY and self.lane.view.payment is None:
+            self.lane.choose_wallet(wallet)
+        payment = self.lane.view.payment
+        no = payment.out_trade_no if payment else "-"
+        end = time.monotonic() + wait
+        # Poll as the kiosk does, jumping the clock a poll interval at a time.
+        while self.lane.view.screen is Screen.PAY and time.monotonic() < end:
+            self.rig.clock.advance(self.rig.kiosk.settings.payment.poll_ms / 1000)
+            self.rig.pump(0.05)
+            if outcome in ("pay_late", "never_answer") and self.lane.view.screen is Screen.PAY:
+                self.rig.clock.advance(10)  # these outcomes wait for the QR to expire
+        return f"{outcome} order {no}"
+
+    def _do_printer(self, state: str) -> str:
+        words = {"paper_out": {"paper_out": True}, "paper_ok": {"paper_out": False},
+                 "offline": {"offline": True}, "online": {"offline": False},
+                 "cover_open": {"cover_open": True}, "cover_closed": {"cover_open": False},
+                 "silent": {"silent": True}, "answer": {"silent": False}}
+        if state not in words:
+            raise ScenarioError(f"printer state must be one of {', '.join(words)}")
+        self.rig.vprinter.set_state(**words[state])
+        self.rig.printer.wake()
+        self.rig.pump(0.5)
+        return state
+
+    def _do_backend(self, state: str) -> str:
+        if state not in ("down", "up"):
+            raise ScenarioError("backend state must be 'down' or 'up'")
+        requests.post(f"{self.rig.backend.url}/sim/mode",
+                      json={"status": 503 if state == "down" else 200}, timeout=5)
+        if state == "up" and self.rig.uploader is not None:
+            self.rig.uploader.wake()
+        return state
+
+    def _do_camera(self, state: str) -> str:
+        if state not in ("lost", "ok"):
+            raise ScenarioError("camera state must be 'lost' or 'ok'")
+        self.lane.camera_health(state)
+        return state
+
+    def _do_restart(self) -> str:
+        """The kiosk process dies (nothing is closed cleanly) and starts again."""
+        self.rig.stop_kiosk()
+        self.rig._start_kiosk()
+        return "killed and started again"
+
+    def _do_expect(self, **want: Any) -> str:
+        view = self.lane.view
+        checks: dict[str, Any] = {
+            "screen": view.screen.value,
+            "lines": len(view.priced.lines) if view.priced else 0,
+            "total": view.priced.total.to_decimal_string() if view.priced else "",
+            "notice": view.notice.key if view.notice else "",
+            "member": view.member_id or "",
+            "receipt_printed": view.receipt.printed if view.receipt else None,
+            "exit_pass_on_screen": view.receipt.show_pass if view.receipt else None,
+            "exit_audit": view.receipt.exit_audit if view.receipt else None,
+            "payment_state": self._last_payment_state(),
+            "staff_flag": self._last_payment_flag(),
+            "printer_notice": bool(view.printer_notice),
+        }
+        for key, expected in want.items():
+            if key == "event":
+                kinds = [k for (k,) in self.rig.kiosk.db.execute("SELECT type FROM outbox")]
+                if expected not in kinds:
+                    raise ScenarioError(f"expected a {expected!r} event; have {sorted(set(kinds))}")
+                continue
+            if key == "receipts":
+                self._settle_printer()
+                got = len(self._receipt_texts())
+                if got != expected:
+                    raise ScenarioError(f"expected {expected} receipts printed, got {got}")
+                continue
+            if key not in checks:
+                raise ScenarioError(f"expect: unknown check {key!r}; known: "
+                                    f"{', '.join([*checks, 'event', 'receipts'])}")
+            if checks[key] != expected:
+                raise ScenarioError(f"expected {key} = {expected!r}, got {checks[key]!r}")
+        return ", ".join(f"{k}={v}" for k, v in want.items())
+
+    # -- the end: what happened -------------------------------------------------------------------
+    def _last_payment_state(self) -> str:
+        row = self.rig.kiosk.db.execute("SELECT state FROM payments ORDER BY created_at DESC, "
+                                        "rowid DESC LIMIT 1").fetchone()
+        return str(row[0]) if row else ""
+
+    def _last_payment_flag(self) -> str:
+        row = self.rig.kiosk.db.execute("SELECT staff_flag FROM payments ORDER BY created_at "
+                                        "DESC, rowid DESC LIMIT 1").fetchone()
+        return str(row[0] or "") if row else ""
+
+    def _settle_printer(self) -> None:
+        end = time.monotonic() + 10
+        while time.monotonic() < end and self.rig.kiosk.db.execute(
+                "SELECT count(*) FROM print_jobs WHERE status = 'pending'").fetchone()[0] and \
+                self.rig.vprinter.flags.paper_out is False:
+            self.rig.pump(0.2)
+        self.rig.pump(0.5)
+
+    def _receipt_texts(self) -> list[str]:
+        return [p.read_text(encoding="utf-8") for p in
+                sorted((self.rig.data_dir / "receipts").glob("*.txt"))]
+
+    def _finish(self) -> None:
+        try:
+            self._settle_printer()
+            db = self.rig.kiosk.db
+            self.t.payments = [
+                {"out_trade_no": r[0], "state": r[1], "amount_minor": r[2],
+                 "staff_flag": r[3] or ""}
+                for r in db.execute("SELECT out_trade_no, state, amount_minor, staff_flag FROM "
+                                    "payments ORDER BY created_at")]
+            self.t.receipts = self._receipt_texts()
+            self.t.exit_passes = [p for (p,) in db.execute(
+                "SELECT DISTINCT exit_pass FROM print_jobs WHERE exit_pass != ''")]
+            if self.rig.uploader is not None:
+                self.rig.uploader.wake()
+                end = time.monotonic() + 10
+                while time.monotonic() < end and \
+                        bootstrap.build_outbox(self.rig.kiosk).status().pending:
+                    time.sleep(0.2)
+            st = bootstrap.build_outbox(self.rig.kiosk).status()
+            kinds = dict(db.execute("SELECT type, count(*) FROM outbox GROUP BY type"))
+            delivered = self.rig.backend.store.conn.execute(
+                "SELECT count(*) FROM events").fetchone()[0]
+            self.t.events = {"recorded": kinds, "delivered_to_backend": delivered,
+                             "waiting": st.pending + st.in_flight, "set_aside": st.dead}
+            self.t.audit = [f"{e.seq} {e.kind} {e.actor}" for e in
+                            bootstrap.build_audit(self.rig.kiosk).entries()]
+        finally:
+            self.rig.stop()
+
+
+def _short(code: str) -> str:
+    printable = code.encode("unicode_escape").decode("ascii")
+    return printable if len(printable) <= 24 else printable[:21] + "..."
+
+
+def run_scenario(path: Path, data_dir: Path | None = None) -> Transcript:
+    """Run one scenario file in a fresh data directory (a temporary one unless given)."""
+    scenario = load_scenario(path)
+    own = data_dir is None
+    target = Path(tempfile.mkdtemp(prefix="kiosk-scenario-")) if own else data_dir
+    assert target is not None
+    try:
+        return Runner(scenario, target).run()
+    finally:
+        if own:
+            shutil.rmtree(target, ignore_errors=True)
+
+
+__all__ = ["OffsetClock", "Runner", "Scenario", "ScenarioError", "Transcript",
+           "load_scenario", "run_scenario"]
