@@ -34,7 +34,7 @@ from app.services.clock import SystemClock
 from app.services.lane import Lane, Screen
 
 STEPS = ("member_qr", "member_phone", "start", "skip_member", "scan", "quantity", "remove",
-         "wait", "staff", "pay", "cancel", "done", "call_staff", "printer", "backend",
+         "wait", "pause", "staff", "pay", "cancel", "done", "call_staff", "printer", "backend",
          "camera", "restart", "expect", "still_here")
 
 
@@ -342,6 +342,11 @@ class Runner:
         self.rig.pump(0.3)
         return f"{seconds:g} s"
 
+    def _do_pause(self, seconds: float) -> str:
+        """Real time passes (the shopper's phone, a provider's delay), the lane ticking."""
+        self.rig.pump(seconds)
+        return f"{seconds:g} s real"
+
     def _do_still_here(self) -> str:
         self.lane.still_here()
         return ""
@@ -439,8 +444,9 @@ class Runner:
             "exit_pass_on_screen": view.receipt.show_pass if view.receipt else None,
             "exit_audit": view.receipt.exit_audit if view.receipt else None,
             "payment_state": self._last_payment_state(),
-            "staff_flag": self._last_payment_flag(),
+            "staff_flagged": bool(self._last_payment_flag()),
             "printer_notice": bool(view.printer_notice),
+            "events_all_delivered": self._events_all_delivered(),
         }
         for key, expected in want.items():
             if key == "event":
@@ -471,6 +477,15 @@ class Runner:
         row = self.rig.kiosk.db.execute("SELECT staff_flag FROM payments ORDER BY created_at "
                                         "DESC, rowid DESC LIMIT 1").fetchone()
         return str(row[0] or "") if row else ""
+
+    def _events_all_delivered(self) -> bool:
+        """Give the uploader a moment, then: is nothing left waiting?"""
+        end = time.monotonic() + 3
+        while True:
+            st = bootstrap.build_outbox(self.rig.kiosk).status()
+            if st.pending + st.in_flight == 0 or time.monotonic() >= end:
+                return st.pending + st.in_flight == 0
+            self.rig.pump(0.2)
 
     def _settle_printer(self) -> None:
         end = time.monotonic() + 10

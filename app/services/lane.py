@@ -459,7 +459,9 @@ class Lane:
         for line in self.checkout.cart.pending_age_checks():
             self.session.approve_age(line.line_id, staff)
         self._touched()
-        screen = Screen.SHOPPING if self._view.screen is Screen.AGE_CHECK else self._view.screen
+        # From staff mode the screen to change is the one staff mode returns to.
+        under = self._view.back_to if self._view.screen is Screen.STAFF else self._view.screen
+        screen = Screen.SHOPPING if under is Screen.AGE_CHECK else under
         self._cart_view(screen=screen, notice=Notice.of("age_approved", "ok"))
 
     def call_staff(self) -> None:
