@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import platform
 import random
 import sqlite3
@@ -131,6 +132,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--lookups", type=int, default=50_000)
+    parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
@@ -165,6 +167,11 @@ def main() -> None:
     )
     print(f"| lookup p50 | {k50:.1f} µs | {b50:.1f} µs | {k50 / b50:.2f}x | |")
     print(f"| lookup p99 | {k99:.1f} µs | {b99:.1f} µs | {k99 / b99:.2f}x | within 2x |")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "rows": args.rows, "import_s": ki, "import_baseline_s": bi,
+            "lookup_p50_us": k50, "lookup_p50_baseline_us": b50,
+            "lookup_p99_us": k99, "lookup_p99_baseline_us": b99}))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ plain POSTs. The machine is shared and noisy: compare the ratios.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sqlite3
 import statistics
@@ -135,6 +136,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000, help="backlog to drain")
     parser.add_argument("--enqueue", type=int, default=3_000, help="events to enqueue")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args()
     kiosk_rate, base_rate, kiosk_drain, base_drain = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -153,6 +155,10 @@ def main() -> None:
           f"(plain sqlite3) | {br / kr:.2f}x slower | within 2x |")
     print(f"| drain {args.events:,} events to the reference backend | {kd:.1f} s | {bd:.1f} s "
           f"(plain requests POSTs) | {kd / bd:.2f}x | within 1.5x |")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "enqueue_per_s": kr, "enqueue_baseline_per_s": br, "drain_events": args.events,
+            "drain_s": kd, "drain_baseline_s": bd}))
 
 
 if __name__ == "__main__":

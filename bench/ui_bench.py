@@ -154,6 +154,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=60)
     parser.add_argument("--child", choices=["startup", "memory"])
     parser.add_argument("--data", type=Path)
+    parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args()
     if args.child:
         from tests.ui.driver import run
@@ -173,6 +174,8 @@ def main() -> None:
           f"the end (range {m['rss_min_mib']:.1f}-{m['rss_max_mib']:.1f}), "
           f"{m['growth_kib_per_session']:+.0f} KiB per session")
     print(f"RSS MiB every 10 sessions: {m['every_10']}")
+    if args.json:
+        args.json.write_text(json.dumps({"startup": s, "memory": m}))
 
 
 if __name__ == "__main__":
