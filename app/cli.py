@@ -1085,6 +1085,7 @@ def sim_pay(port: int, outcome: str, keys_dir: Path | None) -> None:
     except OSError as exc:
         raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {exc}") from None
     server.provider.default = script
+    _ = server.keys  # the key files exist before anyone is told where they are
     click.echo(f"payment simulator on {server.url} (orders: {server.url}/); outcome {outcome}; "
                f"keys in {server.keys_dir}", err=True)
     _serve_until_interrupted(server)

@@ -389,7 +389,28 @@ class PayServer(ThreadingHTTPServer):
         self.keys_dir = Path(keys_dir or tempfile.mkdtemp(prefix="kiosk-sim-pay-"))
         self.keys_dir.mkdir(parents=True, exist_ok=True)
         super().__init__(("127.0.0.1", port), Handler)
-        self.keys = payprotocols.SimKeys.create(self.keys_dir, self.url)
+        # Four RSA keys take ~0.3 s; only the WeChat Pay and Alipay protocols need them,
+        # so they are made in the background and waited for on first use (the demo's
+        # start-up and the gateway protocol never wait).
+        self._keys: payprotocols.SimKeys | None = None
+        self._keys_error: BaseException | None = None
+        self._keys_ready = threading.Event()
+        threading.Thread(target=self._make_keys, name="sim-pay-keys", daemon=True).start()
+
+    def _make_keys(self) -> None:
+        try:
+            self._keys = payprotocols.SimKeys.create(self.keys_dir, self.url)
+        except BaseException as exc:  # noqa: BLE001 - re-raised where the keys are used
+            self._keys_error = exc
+        finally:
+            self._keys_ready.set()
+
+    @property
+    def keys(self) -> payprotocols.SimKeys:
+        self._keys_ready.wait(60)
+        if self._keys is None:
+            raise RuntimeError(f"the simulator's keys could not be made: {self._keys_error}")
+        return self._keys
 
     @property
     def url(self) -> str:
