@@ -14,6 +14,7 @@ Like bootstrap, this module wires devices; it never imports Kivy.
 
 from __future__ import annotations
 
+import inspect
 import json
 import queue
 import shutil
@@ -76,6 +77,18 @@ def load_scenario(path: Path) -> Scenario:
     for n, step in enumerate(steps, 1):
         if not isinstance(step, dict) or step.get("do") not in STEPS:
             raise ScenarioError(f"{path}: step {n}: 'do' must be one of {', '.join(STEPS)}")
+        if step["do"] != "expect":
+            params = inspect.signature(getattr(Runner, f"_do_{step['do']}")).parameters
+            allowed = {name for name in params if name != "self"}
+            unknown = set(step) - allowed - {"do"}
+            required = {name for name, p in params.items()
+                        if name != "self" and p.default is inspect.Parameter.empty}
+            if unknown or required - set(step):
+                raise ScenarioError(
+                    f"{path}: step {n} ({step['do']}): takes {', '.join(sorted(allowed)) or 'no'}"
+                    f" fields" + (f"; unknown: {', '.join(sorted(unknown))}" if unknown else "")
+                    + (f"; missing: {', '.join(sorted(required - set(step)))}"
+                       if required - set(step) else ""))
     settings = data.get("settings", {})
     if not isinstance(settings, dict):
         raise ScenarioError(f"{path}: [settings] must be a table of settings sections")
@@ -124,22 +137,26 @@ class Rig:
 
         self.data_dir = data_dir
         self.overrides = overrides
-        self.pay = PayServer(0, keys_dir=data_dir / "sim-pay-keys").start()
-        self.backend = BackendServer(0, data_dir / "sim-backend.db").start()
-        for row in _demo_members():
-            self.backend.add_member(*row)
-        self.vprinter = VirtualPrinter(data_dir / "receipts").start()
         self.clock = OffsetClock()
         self.scans: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.camera: Any = None
         self.lane: Lane
-        self._start_kiosk()
+        self.pay = PayServer(0, keys_dir=data_dir / "sim-pay-keys").start()
+        self.backend = BackendServer(0, data_dir / "sim-backend.db").start()
+        self.vprinter = VirtualPrinter(data_dir / "receipts").start()
+        self._kiosk_up = False
+        try:
+            for row in _demo_members():
+                self.backend.add_member(*row)
+            self._start_kiosk()
+        except BaseException:
+            self.stop()  # nothing left running behind a refused scenario
+            raise
 
     def settings(self) -> Settings:
         s = load_settings(data_dir=self.data_dir, environ={})
         s.payment.adapter = "simulator"
         s.payment.options = {"base_url": self.pay.url, "read_timeout_s": 3.0}
-        s.payment.wallets = []
         s.printer.port = self.vprinter.port
         s.membership.base_url = self.backend.url
         s.membership.token = "kiosk-sim-token"
@@ -174,16 +191,22 @@ class Rig:
         self.printer.start()
         if self.uploader is not None:
             self.uploader.start()
-        source = GeneratedSource([], fps=15, width=960, height=540)
-        self.camera = Camera(lambda: source, lost_after_s=5.0)
+        source = PausableSource(GeneratedSource([], fps=15, width=960, height=540))
+        self.camera = Camera(lambda: source, lost_after_s=2.0)
         self.camera_source = source
+        self.camera.on_health(lambda h: self.scans.put(("health", h.state))
+                              if h.state in ("ok", "lost") else None)
         self.camera_scanner = bootstrap.build_camera_scanner(
             settings, self.camera, lambda s: self.scans.put(("scan", s)),
             lambda r: self.scans.put(("rejected", r)))
         self.camera_scanner.start()
         self.camera.start()
+        self._kiosk_up = True
 
     def stop_kiosk(self) -> None:
+        if not self._kiosk_up:
+            return
+        self._kiosk_up = False
         for part in (self.camera_scanner, self.camera, self.printer, self.uploader):
             if part is not None:
                 part.stop()
@@ -194,6 +217,7 @@ class Rig:
         self.vprinter.close()
         self.pay.stop()
         self.backend.stop()
+        self.backend.store.conn.close()
 
     # -- feeding the lane what the devices report ---------------------------------------------
     def pump(self, seconds: float = 0.0) -> None:
@@ -208,12 +232,38 @@ class Rig:
                 self.lane.scan(item.text, item.symbology, item.source)
             elif kind == "rejected":
                 self.lane.scan_rejected(item.refusal.code)
+            elif kind == "health":
+                self.lane.camera_health(item)
             elif kind == "printed":
                 self.lane.receipt_outcome(item.job_id, item.order_id, item.printed,
                                           item.detail)
             self.lane.tick()
             if time.monotonic() >= end and self.scans.empty():
                 return
+
+
+class PausableSource:
+    """The generated camera, which a scenario can make stop delivering frames."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.paused = False
+
+    def open(self) -> None:
+        self.inner.open()
+
+    def read(self) -> Any:
+        if self.paused:
+            time.sleep(0.05)
+            return None  # no frame: the camera's watchdog judges the gap
+        return self.inner.read()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def show(self, code: str | None, frames: int = 15) -> None:
+        self.inner.show(code, frames)
 
 
 def _demo_members() -> list[tuple[str, str, str, str]]:
@@ -228,6 +278,9 @@ class Runner:
         self.scenario = scenario
         self.rig = Rig(data_dir, scenario.settings)
         self.t = Transcript(scenario.name)
+        self._last_cart: list[str] = []
+        self._staff_signed_in: bool | None = None
+        self._blank_until = 0.0
 
     @property
     def lane(self) -> Lane:
@@ -250,8 +303,12 @@ class Runner:
         handler: Callable[..., str | None] = getattr(self, f"_do_{do}")
         try:
             said = handler(**step)
-        except TypeError as exc:
+        except ScenarioError as exc:
+            self.t.lines.append(f"[{n:>2}] {do:<12} FAILED")
             raise ScenarioError(f"step {n} ({do}): {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - a bad step is reported, not a traceback
+            self.t.lines.append(f"[{n:>2}] {do:<12} FAILED")
+            raise ScenarioError(f"step {n} ({do}): {type(exc).__name__}: {exc}") from None
         self.rig.pump(0.1)
         view = self.lane.view
         notice = ""
@@ -260,11 +317,18 @@ class Runner:
 
             notice = say("en", view.notice.key, **dict(view.notice.values))
         total = view.priced.total.to_decimal_string() if view.priced else "-"
+        cart = [f"{pl.line.product.name_en} x{pl.line.quantity if not pl.line.weighed else ''}"
+                f"{f'{pl.line.weight_g} g' if pl.line.weighed else ''} "
+                f"{pl.total.to_decimal_string()}"
+                for pl in (view.priced.lines if view.priced else ())]
         self.t.steps.append({"step": n, "do": do, "screen": view.screen.value,
-                             "notice": notice, "total": total,
-                             "lines": len(view.priced.lines) if view.priced else 0})
+                             "notice": notice, "total": total, "cart": cart,
+                             "payment": self._last_payment_state()})
         self.t.lines.append(f"[{n:>2}] {do:<12} {said or '':<40} -> {view.screen.value}"
                             f"{'  ' + notice if notice else ''}  total {total}")
+        if cart != self._last_cart:
+            self.t.lines.append(f"       cart: {'; '.join(cart) or 'empty'}")
+            self._last_cart = cart
 
     def _do_start(self) -> str:
         self.lane.start()
@@ -312,9 +376,14 @@ class Runner:
             render_barcode(code)
         except (ValueError, RuntimeError) as exc:
             raise ScenarioError(f"cannot show {code!r} to the camera: {exc}") from None
+        # The item held before must have been out of view for longer than the scanner's
+        # rescan time, or the same code would count as the same showing.
+        while time.monotonic() < self._blank_until:
+            self.rig.pump(0.05)
         before = self.lane.view.version
         self.rig.camera_source.show(code, 12)
-        self.rig.camera_source.show(None, 12)  # the item leaves the view
+        self.rig.camera_source.show(None, 30)  # the item leaves the view
+        self._blank_until = time.monotonic() + 12 / 15 + 1.6
         end = time.monotonic() + 8
         while time.monotonic() < end:
             self.rig.pump(0.1)
@@ -367,13 +436,17 @@ class Runner:
                   badge: str | None = None) -> str:
         staff = self.lane.staff
         assert staff is not None
+        # "$last_order" stands for the newest order's number (for refund and reprint).
+        args = [self._last_order() if a == "$last_order" else str(a) for a in (args or [])]
         staff.open_pin_pad(badge)
         staff.pin(pin)
         view = self.lane.view.staff
         if view is None or view.page != "menu":
             message = view.message if view else "staff mode did not open"
             staff.sign_out()
+            self._staff_signed_in = False
             return f"sign-in refused: {message}"
+        self._staff_signed_in = True
         staff.do(action, *(args or []))
         said = self.lane.view.staff.message if self.lane.view.staff else ""
         staff.sign_out()
@@ -384,10 +457,16 @@ class Runner:
         body: dict[str, Any] = {"order": "*", "outcome": outcome, "seconds": seconds}
         if amount is not None:
             body["amount"] = amount
-        requests.post(f"{self.rig.pay.url}/sim/script", json=body, timeout=5).raise_for_status()
+        reply = requests.post(f"{self.rig.pay.url}/sim/script", json=body, timeout=5)
+        if not reply.ok:
+            raise ScenarioError(f"the payment simulator refused outcome {outcome!r}: "
+                                f"{reply.text[:200]}")
         self.lane.pay()
         if self.lane.view.screen is Screen.PAY and self.lane.view.payment is None:
-            self.lane.choose_wallet(wallet)
+            wallets = self.lane.view.wallets
+            if wallet and wallets and wallet not in wallets:
+                raise ScenarioError(f"wallet {wallet!r} is not offered; offered: {wallets}")
+            self.lane.choose_wallet(wallet or (wallets[0] if wallets else ""))
         payment = self.lane.view.payment
         no = payment.out_trade_no if payment else "-"
         end = time.monotonic() + wait
@@ -421,38 +500,59 @@ class Runner:
         return state
 
     def _do_camera(self, state: str) -> str:
+        """The camera stops delivering frames (unplugged, a hung driver) or comes back;
+        the camera's own watchdog notices and tells the lane."""
         if state not in ("lost", "ok"):
             raise ScenarioError("camera state must be 'lost' or 'ok'")
-        self.lane.camera_health(state)
-        return state
+        self.rig.camera_source.paused = state == "lost"
+        end = time.monotonic() + 15
+        while time.monotonic() < end:
+            self.rig.pump(0.1)
+            if self.lane.view.camera_ok == (state == "ok"):
+                return f"{state} (noticed by the watchdog)"
+        raise ScenarioError(f"the camera watchdog never reported {state!r}")
 
     def _do_restart(self) -> str:
-        """The kiosk process dies (nothing is closed cleanly) and starts again."""
+        """The kiosk stops where it is, mid-whatever, and starts again on the same data:
+        nothing is settled first (no abandon, no payment closed). In-process, its threads
+        are stopped rather than killed; tests/ui kills a real kiosk process with SIGKILL."""
         self.rig.stop_kiosk()
         self.rig._start_kiosk()
         return "killed and started again"
 
     def _do_expect(self, **want: Any) -> str:
         view = self.lane.view
-        checks: dict[str, Any] = {
-            "screen": view.screen.value,
-            "lines": len(view.priced.lines) if view.priced else 0,
-            "total": view.priced.total.to_decimal_string() if view.priced else "",
-            "notice": view.notice.key if view.notice else "",
-            "member": view.member_id or "",
-            "receipt_printed": view.receipt.printed if view.receipt else None,
-            "exit_pass_on_screen": view.receipt.show_pass if view.receipt else None,
-            "exit_audit": view.receipt.exit_audit if view.receipt else None,
-            "payment_state": self._last_payment_state(),
-            "staff_flagged": bool(self._last_payment_flag()),
-            "printer_notice": bool(view.printer_notice),
-            "events_all_delivered": self._events_all_delivered(),
+        checks: dict[str, Callable[[], Any]] = {
+            "screen": lambda: view.screen.value,
+            "lines": lambda: len(view.priced.lines) if view.priced else 0,
+            "total": lambda: view.priced.total.to_decimal_string() if view.priced else "",
+            "notice": lambda: view.notice.key if view.notice else "",
+            "member": lambda: view.member_id or "",
+            "receipt_printed": lambda: view.receipt.printed if view.receipt else None,
+            "exit_pass_on_screen": lambda: view.receipt.show_pass if view.receipt else None,
+            "exit_audit": lambda: view.receipt.exit_audit if view.receipt else None,
+            "payment_state": lambda: self._last_payment_state(),
+            "staff_flagged": lambda: bool(self._last_payment_flag()),
+            "printer_notice": lambda: bool(view.printer_notice),
+            "events_all_delivered": lambda: self._events_all_delivered(),
+            "refusal": lambda: dict(view.notice.values).get("code", "") if view.notice else "",
+            "staff_signed_in": lambda: self._staff_signed_in,
+            "orders": lambda: int(self.rig.kiosk.db.execute("SELECT count(*) FROM payments"
+                                                    ).fetchone()[0]),
+            "charges": lambda: sum(requests.get(f"{self.rig.pay.url}/sim/state", timeout=5)
+                           .json()["charges"].values()),
         }
         for key, expected in want.items():
             if key == "event":
                 kinds = [k for (k,) in self.rig.kiosk.db.execute("SELECT type FROM outbox")]
                 if expected not in kinds:
                     raise ScenarioError(f"expected a {expected!r} event; have {sorted(set(kinds))}")
+                continue
+            if key == "audit":
+                kinds = [e.kind for e in bootstrap.build_audit(self.rig.kiosk).entries()]
+                for wanted in ([expected] if isinstance(expected, str) else expected):
+                    if wanted not in kinds:
+                        raise ScenarioError(f"expected a {wanted!r} audit row; have {kinds}")
                 continue
             if key == "receipts":
                 self._settle_printer()
@@ -462,12 +562,20 @@ class Runner:
                 continue
             if key not in checks:
                 raise ScenarioError(f"expect: unknown check {key!r}; known: "
-                                    f"{', '.join([*checks, 'event', 'receipts'])}")
-            if checks[key] != expected:
-                raise ScenarioError(f"expected {key} = {expected!r}, got {checks[key]!r}")
+                                    f"{', '.join([*checks, 'event', 'receipts', 'audit'])}")
+            got = checks[key]()  # only what is asked for is looked at
+            if got != expected:
+                raise ScenarioError(f"expected {key} = {expected!r}, got {got!r}")
         return ", ".join(f"{k}={v}" for k, v in want.items())
 
     # -- the end: what happened -------------------------------------------------------------------
+    def _last_order(self) -> str:
+        row = self.rig.kiosk.db.execute("SELECT out_trade_no FROM payments ORDER BY created_at "
+                                        "DESC, rowid DESC LIMIT 1").fetchone()
+        if row is None:
+            raise ScenarioError("$last_order: there is no order yet")
+        return str(row[0])
+
     def _last_payment_state(self) -> str:
         row = self.rig.kiosk.db.execute("SELECT state FROM payments ORDER BY created_at DESC, "
                                         "rowid DESC LIMIT 1").fetchone()
@@ -484,7 +592,7 @@ class Runner:
         while True:
             st = bootstrap.build_outbox(self.rig.kiosk).status()
             if st.pending + st.in_flight == 0 or time.monotonic() >= end:
-                return st.pending + st.in_flight == 0
+                return st.pending + st.in_flight + st.dead == 0
             self.rig.pump(0.2)
 
     def _settle_printer(self) -> None:
@@ -540,6 +648,9 @@ def run_scenario(path: Path, data_dir: Path | None = None) -> Transcript:
     own = data_dir is None
     target = Path(tempfile.mkdtemp(prefix="kiosk-scenario-")) if own else data_dir
     assert target is not None
+    if not own and target.exists() and any(target.iterdir()):
+        raise ScenarioError(f"{target} is not empty: a scenario starts from a fresh data "
+                            "directory (remove it, or give another --data)")
     try:
         return Runner(scenario, target).run()
     finally:

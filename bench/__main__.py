@@ -106,6 +106,9 @@ def table(r: dict[str, dict[str, Any]]) -> str:
         rows.append(f"| scan, cart + event in one transaction, p50 | {m['scan_ms_p50']:.2f} ms | "
                     f"plain sqlite3 insert {m['baseline_insert_ms_p50']:.2f} ms | "
                     f"{ratio(m['scan_ms_p50'], m['baseline_insert_ms_p50'])} | |")
+    for name in ("scanning", "catalogue", "events", "ui", "session"):
+        if name in r and not r[name]:
+            rows.append(f"| bench.{name} | FAILED or skipped: see its output above | | | |")
     return "\n".join(rows)
 
 

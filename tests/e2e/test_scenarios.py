@@ -41,3 +41,31 @@ def test_a_malformed_scenario_is_refused_before_anything_runs(tmp_path):
         path.write_text(text, encoding="utf-8")
         with pytest.raises(ScenarioError, match=message):
             load_scenario(path)
+
+
+def test_a_step_that_goes_wrong_is_named_not_a_traceback(tmp_path):
+    cases = [
+        ('[[steps]]\ndo = "quantity"\nline = 7\nquantity = 2\n', "step 1 (quantity)"),
+        ('[[steps]]\ndo = "scan"\ncode = "6900000000014"\nvia = "typed"\n'
+         '[[steps]]\ndo = "pay"\noutcome = "approved"\n', "step 2 (pay)"),
+        ('[[steps]]\ndo = "staff"\npin = "2580"\naction = "teleport"\n', "step 1 (staff)"),
+    ]
+    for n, (text, where) in enumerate(cases):
+        path = tmp_path / f"s{n}.toml"
+        path.write_text(text, encoding="utf-8")
+        transcript = run_scenario(path, tmp_path / f"d{n}")
+        assert not transcript.ok and transcript.failure.startswith(where), transcript.failure
+
+
+def test_fields_are_checked_before_anything_runs(tmp_path):
+    path = tmp_path / "x.toml"
+    path.write_text('[[steps]]\ndo = "scan"\ncod = "6900000000014"\n', encoding="utf-8")
+    with pytest.raises(ScenarioError, match="unknown: cod; missing: code"):
+        load_scenario(path)
+
+
+def test_a_used_data_directory_is_refused(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "kiosk.db").write_text("x")
+    with pytest.raises(ScenarioError, match="not empty"):
+        run_scenario(SCENARIOS[0], tmp_path / "d")
