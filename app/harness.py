@@ -23,7 +23,6 @@ import time
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ import requests
 
 from app import bootstrap
 from app.config import Settings, load_settings
-from app.services.clock import SystemClock
+from app.services.clock import OffsetClock
 from app.services.lane import Lane, Screen
 
 STEPS = ("member_qr", "member_phone", "start", "skip_member", "scan", "quantity", "remove",
@@ -41,20 +40,6 @@ STEPS = ("member_qr", "member_phone", "start", "skip_member", "scan", "quantity"
 
 class ScenarioError(ValueError):
     """A scenario file that cannot be run, or an expectation that did not hold."""
-
-
-class OffsetClock:
-    """The system clock plus the time a scenario jumped (``wait``)."""
-
-    def __init__(self) -> None:
-        self._system = SystemClock()
-        self.offset = timedelta()
-
-    def now(self) -> datetime:
-        return self._system.now() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += timedelta(seconds=seconds)
 
 
 @dataclass
@@ -658,5 +643,5 @@ def run_scenario(path: Path, data_dir: Path | None = None) -> Transcript:
             shutil.rmtree(target, ignore_errors=True)
 
 
-__all__ = ["OffsetClock", "Runner", "Scenario", "ScenarioError", "Transcript",
+__all__ = ["Runner", "Scenario", "ScenarioError", "Transcript",
            "load_scenario", "run_scenario"]

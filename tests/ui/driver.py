@@ -19,29 +19,14 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Generator, Iterator
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from app.services.clock import OffsetClock  # noqa: E402 - no Kivy: safe before the window
 
 Step = Generator[None, None, None]
 
 os.environ.setdefault("KIVY_NO_ARGS", "1")
-
-
-class OffsetClock:
-    """The system clock, plus however far a flow moved it (for inactivity and expiry)."""
-
-    def __init__(self) -> None:
-        from app.services.clock import SystemClock
-
-        self._system = SystemClock()
-        self.offset = timedelta()
-
-    def now(self) -> datetime:
-        return self._system.now() + self.offset
-
-    def advance(self, **delta: float) -> None:
-        self.offset += timedelta(**delta)
 
 
 class FlowFailed(AssertionError):
@@ -179,6 +164,7 @@ def run(flow: Callable[[Driver], Step], data_dir: Path, *, shots: Path | None = 
         pay_url: str = "", language: str = "zh", paper_out: bool = False) -> int:
     from app import bootstrap
     from app.config import load_settings
+    from app.services.clock import OffsetClock
     from app.ui.window import configure
     from devices.sim.demo import DemoRig
 
