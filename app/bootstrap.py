@@ -22,6 +22,7 @@ from app.domain.clock import Clock
 from app.domain.exit_audit import ExitAuditRules
 from app.domain.money import Money
 from app.domain.promotions import Promotion
+from app.domain.sale import PaidSale
 from app.domain.tax import TaxPolicy
 from app.services import catalogue as catalogue_service
 from app.services.checkout import Checkout
@@ -38,7 +39,7 @@ from app.storage.payments_repo import PaymentsRepo
 from app.storage.staff_book import StaffBook, load_secret
 
 if TYPE_CHECKING:  # devices pull in OpenCV and the decoders; commands that need none stay light
-    from app.services.lane import Lane
+    from app.lane import Lane
     from devices.camera import Camera, FrameSource
     from devices.decoder import Decoder, FrameDecoder
     from devices.membership import MemberClient, Uploader
@@ -449,7 +450,8 @@ def build_lane(kiosk: Kiosk, *, provider: PaymentProvider | None = None,
     kiosk's database connection). ``receipt_notice`` asks the printer; None = no printer."""
     import secrets
 
-    from app.services.lane import Lane, LaneParts, LaneTimings
+    from app.lane import Lane, LaneParts, LaneTimings
+    from app.lane.lane import as_lane_control
     from app.services.staff import StaffMode, StaffParts
     from app.storage.print_jobs import PrintJobs
 
@@ -478,13 +480,23 @@ def build_lane(kiosk: Kiosk, *, provider: PaymentProvider | None = None,
     )
     lane = Lane(parts)
     parts.desk.on_completed = lane.payment_completed
-    lane.staff = StaffMode(lane, StaffParts(
+    lane.staff = StaffMode(as_lane_control(lane), StaffParts(
+        clock=kiosk.clock, lane_id=s.kiosk.lane_id, currency=s.store.currency, outbox=outbox,
+        desk=parts.desk, recent_sales=lambda n: recent_sales(kiosk, n),
         book=build_staff_book(kiosk), audit=build_audit(kiosk), reports=build_reports(kiosk),
         jobs=PrintJobs(kiosk.db), verify_pass=pass_checker(kiosk),
         health=lambda: "\n".join(health(kiosk, parts.desk.provider, outbox, devices)),
         flush_outbox=lambda: outbox_state(outbox, flush), retry_dead=outbox.retry_dead,
         wake_printer=wake_printer, idle=timedelta(seconds=s.staff.idle_s)))
     return lane
+
+
+def recent_sales(kiosk: Kiosk, limit: int) -> list[PaidSale]:
+    """The newest paid sales, newest first."""
+    import json
+
+    return [PaidSale.from_dict(json.loads(body)) for (body,) in kiosk.db.execute(
+        "SELECT sale FROM sales ORDER BY paid_at DESC LIMIT ?", [limit])]
 
 
 def pass_checker(kiosk: Kiosk) -> Callable[[str], tuple[bool, str]]:

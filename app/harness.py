@@ -30,8 +30,8 @@ import requests
 
 from app import bootstrap
 from app.config import Settings, load_settings
+from app.lane import Lane, Screen
 from app.services.clock import OffsetClock
-from app.services.lane import Lane, Screen
 
 STEPS = ("member_qr", "member_phone", "start", "skip_member", "scan", "quantity", "remove",
          "wait", "pause", "staff", "pay", "cancel", "done", "call_staff", "printer", "backend",

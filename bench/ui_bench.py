@@ -99,7 +99,7 @@ def startup_flow(d):  # type: ignore[no-untyped-def]
 
 
 def memory_flow(sessions: int):  # type: ignore[no-untyped-def]
-    from app.services.lane import Lane
+    from app.lane import Lane
 
     codes = ["6900000000014", "6900000000045", "6900000001561", "6900000000021",
              "2100109012343"]

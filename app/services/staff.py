@@ -12,26 +12,26 @@ Runs on the lane's thread, like the lane.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from app.domain.clock import Clock
 from app.domain.events import EventType, new_event
 from app.domain.money import Money
 from app.domain.payment import PaymentState
 from app.domain.rejections import Refused
 from app.domain.sale import PaidSale
+from app.services.payments import PaymentDesk
 from app.services.receipts import reprint
+from app.services.reports import Reports
+from app.services.staff_port import LaneControl, StaffView
 from app.storage.audit import AuditLog
+from app.storage.outbox import Outbox
 from app.storage.print_jobs import PrintJobs
 from app.storage.staff_book import BADGE_PREFIX, StaffBook, StaffError, StaffMember
-
-if TYPE_CHECKING:
-    from app.services.lane import Lane
-    from app.services.reports import Reports
 
 log = logging.getLogger(__name__)
 
@@ -39,25 +39,16 @@ MANAGER_ONLY = {"override_price", "refund", "z_report"}
 PUBLISH_EVERY = timedelta(seconds=5)
 
 
-@dataclass(frozen=True)
-class StaffView:
-    page: str  # pin, menu, lines, sales, amount, verify, text
-    name: str = ""
-    role: str = ""
-    badge_name: str = ""  # the PIN pad after a badge scan: whose PIN is asked for
-    purpose: str = ""  # what the picker or keypad is for: void, override, refund, reprint
-    message: str = ""  # the last action's outcome (English and Chinese, staff read both)
-    level: str = "info"
-    title: str = ""  # the text page's heading
-    text: str = ""  # report, audit log, device health, pass verdict
-    choices: tuple[tuple[str, str], ...] = ()  # (id, label) for the pickers
-    chosen: str = ""  # the line or order an amount is for
-    lane_open: bool = True
-    locked_until: str = ""
-
-
 @dataclass
 class StaffParts:
+    """What staff mode works with; ``app.bootstrap`` wires the real ones."""
+
+    clock: Clock
+    lane_id: str
+    currency: str
+    outbox: Outbox  # staff alerts, and the staff_action event in a shopper's session
+    desk: PaymentDesk  # refunds, and what a sale's payment says
+    recent_sales: Callable[[int], list[PaidSale]]  # the newest paid sales, newest first
     book: StaffBook
     audit: AuditLog
     reports: Reports
@@ -71,9 +62,9 @@ class StaffParts:
 
 
 class StaffMode:
-    def __init__(self, lane: Lane, parts: StaffParts) -> None:
+    def __init__(self, lane: LaneControl, parts: StaffParts) -> None:
         self.lane, self.p = lane, parts
-        self.clock = lane.clock
+        self.clock = parts.clock
         self.member: StaffMember | None = None
         self._last = self.clock.now()
         self._badge: StaffMember | None = None
@@ -82,7 +73,7 @@ class StaffMode:
     # -- in and out ---------------------------------------------------------------------------
     @property
     def active(self) -> bool:
-        return self.lane.view.screen.value == "staff"
+        return self.lane.staff_view() is not None
 
     def open_pin_pad(self, badge: str | None = None) -> None:
         """The hidden gesture (a corner held) or a staff badge scanned."""
@@ -128,7 +119,7 @@ class StaffMode:
             return
         self._published = now
         if not self.p.audit.publish_head():
-            self.lane.p.outbox.alert("audit", "the audit log no longer reaches its last "
+            self.p.outbox.alert("audit", "the audit log no longer reaches its last "
                                      "recorded head: run `kiosk audit verify`", now)
 
     # -- the actions --------------------------------------------------------------------------
@@ -149,7 +140,8 @@ class StaffMode:
             handler(*args)
         except (StaffError, Refused, ValueError, KeyError) as exc:
             message = exc.refusal.message_en if isinstance(exc, Refused) else str(exc)
-            self._page(self.lane.view.staff.page if self.lane.view.staff else "menu",
+            view = self.lane.staff_view()
+            self._page(view.page if view else "menu",
                        message=message, level="error")
 
     def menu(self) -> None:
@@ -157,13 +149,13 @@ class StaffMode:
         self._page("menu", message="", text="", choices=(), chosen="")
 
     def _reset(self, reason: str = "staff reset") -> None:
-        had = self.lane.session is not None
+        had = self.lane.shopper_session() is not None
         self._record("reset", {"reason": reason, "had_session": had})
         self.lane.abandon("staff_reset")
         self._page("menu", message="Lane reset / 已重置", level="ok")
 
     def _pick_line(self, purpose: str) -> None:
-        lines = self.lane.checkout.lines()
+        lines = self.lane.cart_lines()
         if not lines:
             raise StaffError("the cart is empty / 购物车为空")
         self._page("lines", purpose=purpose, choices=tuple(
@@ -174,12 +166,11 @@ class StaffMode:
         if line_id is None:
             self._pick_line("void_line")
             return
-        if self.lane.session is None:
+        if self.lane.shopper_session() is None:
             raise StaffError("no shopper session / 没有购物会话")
-        line = self.lane.session.void(int(line_id), self._name)
+        line = self.lane.void_line(int(line_id), self._name)
         self._record("void_line", {"line_id": line.line_id, "product": line.product.code,
                                    "quantity": line.quantity}, event=False)
-        self.lane.refresh()
         self._page("menu", message=f"Voided / 已删除: {line.product.name_en}", level="ok")
 
     def _override_price(self, line_id: str | None = None, amount: str | None = None) -> None:
@@ -190,32 +181,28 @@ class StaffMode:
             self._page("amount", purpose="override_price", chosen=line_id,
                        message="New line total, e.g. 1250 = 12.50 / 输入新价格（分）")
             return
-        if self.lane.session is None:
+        if self.lane.shopper_session() is None:
             raise StaffError("no shopper session / 没有购物会话")
-        total = Money(int(amount), self.lane.p.currency)
-        line = self.lane.session.override_price(int(line_id), total, self._name)
+        total = Money(int(amount), self.p.currency)
+        line = self.lane.override_price(int(line_id), total, self._name)
         self._record("override_price", {"line_id": line.line_id, "product": line.product.code,
                                         "total_minor": total.minor}, event=False)
-        self.lane.refresh()
         self._page("menu", message=f"Price set / 已改价: {total.to_decimal_string()}",
                    level="ok")
 
     def _approve_age(self) -> None:
-        if self.lane.session is None or not self.lane.checkout.cart.pending_age_checks():
+        waiting = self.lane.pending_age_lines()
+        if self.lane.shopper_session() is None or not waiting:
             raise StaffError("nothing waits for an age check / 没有待核验商品")
-        self._record("approve_age", {"lines": [ln.line_id for ln in
-                                               self.lane.checkout.cart.pending_age_checks()]},
-                     event=False)
+        self._record("approve_age", {"lines": [ln.line_id for ln in waiting]}, event=False)
         self.lane.approve_age(self._name)
         self._page("menu", message="Age check approved / 已确认年龄", level="ok")
 
     def _recent_sales(self) -> tuple[tuple[str, str], ...]:
-        rows = self.lane.p.db.execute(
-            "SELECT order_id, sale FROM sales ORDER BY paid_at DESC LIMIT 8").fetchall()
         out = []
-        for order_id, body in rows:
-            sale = PaidSale.from_dict(json.loads(body))
-            refunded = self.lane.p.desk.repo.refunded_minor(order_id)
+        for sale in self.p.recent_sales(8):
+            order_id = sale.order_id
+            refunded = self.p.desk.repo.refunded_minor(order_id)
             out.append((order_id, f"{sale.paid_at:%H:%M} {sale.total.to_decimal_string()} "
                                   f"x{sale.item_count}  {order_id[-10:]}"
                                   + ("  REFUNDED / 已退款" if refunded else "")))
@@ -225,14 +212,14 @@ class StaffMode:
         if order_id is None:
             self._page("sales", purpose="refund", choices=self._recent_sales(), message="")
             return
-        repo = self.lane.p.desk.repo
+        repo = self.p.desk.repo
         payment = repo.get(order_id)
         if payment is None or payment.state is not PaymentState.PAID:
             raise StaffError(f"{order_id} is not a paid sale / 不是已付款订单")
         if repo.refunded_minor(order_id) >= (payment.paid_minor or payment.amount_minor):
             raise StaffError(f"{order_id} was already refunded / 该订单已退款")
         # Audited by the desk, in the same transaction as the refund's record.
-        self.lane.p.desk.refund(order_id, reason=f"staff {self._name}", actor=self._name)
+        self.p.desk.refund(order_id, reason=f"staff {self._name}", actor=self._name)
         self._page("menu", message=f"Refunded / 已退款: {order_id}", level="ok")
 
     def _reprint(self, order_id: str | None = None) -> None:
@@ -251,7 +238,7 @@ class StaffMode:
     def scanned(self, text: str) -> None:
         """A code scanned while staff mode is open: an exit pass to check, or a badge."""
         self._last = self.clock.now()
-        view = self.lane.view.staff
+        view = self.lane.staff_view()
         if view is None:
             return
         if text.startswith(BADGE_PREFIX) and view.page == "pin":
@@ -329,10 +316,10 @@ class StaffMode:
     def _record(self, action: str, detail: dict[str, Any], event: bool = True) -> None:
         actor = self.member.name if self.member else "unknown"
         now = self.clock.now()
-        self.p.audit.append(action, actor, {"lane": self.lane.p.lane_id, **detail}, now)
-        session = self.lane.session
+        self.p.audit.append(action, actor, {"lane": self.p.lane_id, **detail}, now)
+        session = self.lane.shopper_session()
         if event and session is not None:
-            self.lane.p.outbox.record(new_event(
+            self.p.outbox.record(new_event(
                 EventType.STAFF_ACTION, occurred_at=now, session_id=session.session_id,
                 member_id=session.member_id, payload={"action": action, "staff": actor}))
 
@@ -340,7 +327,7 @@ class StaffMode:
         self.lane.enter_staff(replace(view, lane_open=self.lane.is_open))
 
     def _page(self, page: str, **changes: Any) -> None:
-        current = self.lane.view.staff or StaffView(page)
+        current = self.lane.staff_view() or StaffView(page)
         changes.setdefault("lane_open", self.lane.is_open)
         self.lane.show_staff(replace(current, page=page, **changes))
 

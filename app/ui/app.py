@@ -38,8 +38,12 @@ from kivy.properties import (  # noqa: E402
 from app import bootstrap  # noqa: E402
 from app.bootstrap import PROJECT_ROOT, Kiosk  # noqa: E402
 from app.fonts import find_cjk_font  # noqa: E402
-from app.services.lane import Lane, LaneView, Screen  # noqa: E402
-from app.services.lane_worker import LaneWorker  # noqa: E402
+from app.lane import (  # noqa: E402
+    Lane,
+    LaneView,
+    LaneWorker,  # noqa: E402
+    Screen,
+)
 from app.ui import present  # noqa: E402
 from app.ui.bridge import Bridge  # noqa: E402
 from app.ui.sounds import Sounds  # noqa: E402

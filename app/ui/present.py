@@ -12,7 +12,7 @@ from typing import Any
 
 from app.domain.money import Money
 from app.domain.pricing import PricedLine
-from app.services.lane import LaneView, Notice
+from app.lane import LaneView, Notice
 from app.ui.strings import say
 
 LOCALES = {"zh": "zh_CN", "en": "en_US"}

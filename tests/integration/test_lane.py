@@ -15,8 +15,7 @@ import requests
 from app import bootstrap
 from app.config import load_settings
 from app.domain.money import Money
-from app.services.lane import Lane, Screen
-from app.services.lane_worker import LaneWorker
+from app.lane import Lane, LaneWorker, Screen
 from devices.payment.gateway import SIMULATOR_SECRET, SimulatorAdapter
 from tests.helpers import wait_for
 

@@ -14,7 +14,7 @@ from app import bootstrap
 from app.config import load_settings
 from app.domain.exit_audit import ExitAuditRules
 from app.domain.money import Money
-from app.services.lane import Screen
+from app.lane import Screen
 from app.storage.audit import AuditLog
 from app.storage.staff_book import Locked, StaffBook, StaffError, WrongPin
 from devices.payment.gateway import SIMULATOR_SECRET, SimulatorAdapter

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from app.services.lane import Lane
+from app.lane import Lane
 from tests.ui.driver import Driver, FlowFailed, Step
 
 MILK = "6900000000014"

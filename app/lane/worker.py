@@ -17,7 +17,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from app.services.lane import Lane, LaneView
+from app.lane.lane import Lane
+from app.lane.views import LaneView
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,169 @@
+"""The lane's state and how it publishes what it shows; the base every part of the lane shares.
+
+``LaneCore`` holds one lane's state (the checkout, the session, the view) and
+the few moves every part of the flow makes: show a new view, show the cart,
+pick the home screen, start and wipe a session. The parts that decide what a
+touch, a scan, a payment or a timer does are mixins over it (``flow``,
+``scanning``, ``paying``, ``timers``, ``staff_side``), put together in
+``app.lane.lane.Lane``. A method one part calls on another is declared here.
+
+Not thread-safe by design: one thread owns a lane (``LaneWorker`` in the UI,
+inline when headless). Device threads post to that thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from app.domain.payment import Payment
+from app.domain.pricing import price_cart
+from app.domain.promotions import Promotion
+from app.lane.parts import LaneParts
+from app.lane.views import LaneView, Screen
+from app.services.payments import Completed
+from app.services.session import ShoppingSession
+from app.services.staff_port import StaffDesk
+
+log = logging.getLogger(__name__)
+
+
+class LaneCore:
+    def __init__(self, parts: LaneParts) -> None:
+        self.p = parts
+        self.clock = parts.clock
+        self.checkout = parts.new_checkout()
+        self.session: ShoppingSession | None = None
+        self.member_provisional = False
+        self._promotions: list[Promotion] = []
+        self._view = LaneView(Screen.ATTRACT)
+        self._listeners: list[Callable[[LaneView], None]] = []
+        self._leaving = False
+        self._last_activity = self.clock.now()
+        self._next_poll: datetime | None = None
+        self._receipt_job: int | None = None
+        self._open = True
+        self._camera_lost_since: datetime | None = None
+        self._receipt_notice: tuple[str, str] | None = None
+        self._wallet = ""
+        self._help_at: datetime | None = None
+        self._notice_at = self.clock.now()
+        # Payments whose close failed (provider unreachable): retried with backoff.
+        self._retry_at: dict[str, datetime] = {}
+        self._retry_wait: dict[str, float] = {}
+        self._recover: set[str] = set()  # left open by a crash: settle at the next ticks
+        self.staff: StaffDesk | None = None  # staff mode, introduced by the composition root
+        self._open = self._stored_open()
+        self._exit_audit: tuple[str, list[str]] | None = None  # the last decision's reasons
+        self._roll: tuple[str, float] | None = None  # the random draw, once per session
+
+    @property
+    def view(self) -> LaneView:
+        return self._view
+
+    def on_view(self, listener: Callable[[LaneView], None]) -> None:
+        self._listeners.append(listener)
+
+    def _show(self, **changes: Any) -> None:
+        screen = changes.get("screen")
+        if self._view.screen is Screen.STAFF and screen is not None and \
+                screen is not Screen.STAFF and not self._leaving:
+            # Staff mode stays up; what the lane did underneath is where it returns to.
+            changes["back_to"] = changes.pop("screen")
+        if "notice" in changes and changes["notice"] is not self._view.notice:
+            self._notice_at = self.clock.now()
+        view = replace(self._view, version=self._view.version + 1, **changes)
+        self._view = view
+        for listener in self._listeners:
+            listener(view)
+
+    def _cart_view(self, **changes: Any) -> None:
+        """Show the cart as it is now (priced for the member, if any) with ``changes``."""
+        lines = self.checkout.lines()
+        priced = price_cart(lines, self._promotions, member=self.session is not None and
+                            self.session.member_id is not None, tax=self.p.tax,
+                            currency=self.p.currency) if lines or self.session else None
+        ages = tuple((ln.line_id, ln.product.name_zh, ln.product.name_en, ln.product.min_age or 0)
+                     for ln in self.checkout.cart.pending_age_checks())
+        self._show(priced=priced, member_id=self.session.member_id if self.session else None,
+                   member_provisional=self.member_provisional, frozen=self.checkout.cart.frozen,
+                   age_lines=ages, **changes)
+
+    def _home(self) -> Screen:
+        if not self._open:
+            return Screen.CLOSED
+        if self._out_of_order():
+            return Screen.OUT_OF_ORDER
+        return Screen.ATTRACT
+
+    def _out_of_order(self) -> bool:
+        lost = self._camera_lost_since
+        return (lost is not None and not self.p.other_scanners
+                and self.clock.now() - lost >= self.p.timings.out_of_order_after)
+
+    def _begin(self, how: str) -> None:
+        self.checkout = self.p.new_checkout()
+        self._promotions = self.p.promotions()
+        self.session = ShoppingSession.start(self.p.db, self.p.outbox, self.checkout,
+                                             self.p.lane_id, how)
+        self.member_provisional = False
+        self._help_at = None
+        self._show(help_requested=False)
+        self._touched()
+
+    def _touched(self) -> None:
+        self._last_activity = self.clock.now()
+
+    def touch(self) -> None:
+        """Any touch on the screen: the shopper is still there."""
+        self._touched()
+
+    def _wipe(self) -> None:
+        self._help_at = None
+        self.session = None
+        self.checkout = self.p.new_checkout()
+        self.member_provisional = False
+        self._receipt_job = None
+        self._next_poll = None
+        self._receipt_notice = None
+        staff = self._view.staff if self._view.screen is Screen.STAFF else None
+        self._view = LaneView(Screen.STAFF if staff else Screen.ATTRACT,
+                              version=self._view.version, camera_ok=self._view.camera_ok,
+                              manual_entry=self._view.manual_entry, staff=staff)
+        self._show(screen=self._home())
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    def _stored_open(self) -> bool:
+        row = self.p.db.execute("SELECT value FROM lane_state WHERE key = 'open'").fetchone()
+        return row is None or row[0] == "1"
+
+    # -- implemented by the parts (declared here so each part can call the others) --------------
+    def still_here(self) -> None:
+        raise NotImplementedError  # app.lane.flow
+
+    def abandon(self, reason: str) -> None:
+        raise NotImplementedError  # app.lane.flow
+
+    def cancel_payment(self) -> None:
+        raise NotImplementedError  # app.lane.paying
+
+    def _after_payment(self, payment: Payment) -> None:
+        raise NotImplementedError  # app.lane.paying
+
+    def _show_payment(self, payment: Payment) -> None:
+        raise NotImplementedError  # app.lane.paying
+
+    def _finish_paid(self, payment: Payment, done: Completed | None = None) -> None:
+        raise NotImplementedError  # app.lane.paying
+
+    def _settle_stray_payments(self, now: datetime) -> None:
+        raise NotImplementedError  # app.lane.paying
+
+
+__all__ = ["LaneCore"]

@@ -1,0 +1,164 @@
+"""The flow between a lane's screens: start, member, back, help, done, abandon, errors, open/closed.
+
+Boot brings a lane back to where a crash or restart left it: the same cart and
+the same open payment (``app.services.session`` and the payment desk keep both
+on disk before anything else happens).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from app.domain.payment import Payment, PaymentState
+from app.lane.core import LaneCore
+from app.lane.parts import HELP_REPEAT
+from app.lane.views import LaneView, Notice, Screen
+from app.services.session import ShoppingSession
+from app.storage.db import write_transaction
+
+log = logging.getLogger(__name__)
+
+
+class ScreenFlow(LaneCore):
+    def boot(self) -> None:
+        """Come back to where a crash or restart left this lane, or to the attract screen."""
+        self._promotions = self.p.promotions()
+        session = ShoppingSession.resume(self.p.db, self.p.outbox, self.checkout, self.p.lane_id)
+        mine: Payment | None = None
+        if session is not None:
+            self.session = session
+            self.member_provisional = bool(self.p.db.execute(
+                "SELECT member_provisional FROM sessions WHERE session_id = ?",
+                [session.session_id]).fetchone()[0])
+            mine = self.p.desk.repo.open_for_cart(session.session_id)
+        # Payments a crash left open that are not this cart's: settled (query, close) by
+        # the next ticks, not here: an unreachable provider must not stop the kiosk starting.
+        self._recover = {p.out_trade_no for p in self.p.desk.repo.all_open()
+                         if mine is None or p.out_trade_no != mine.out_trade_no}
+        if session is not None:
+            self._receipt_notice = self.p.receipt_notice()  # asked again: a restart forgot it
+        if session is None:
+            self._show(screen=self._home())
+            return
+        paid = self.p.desk.repo.paid_for_cart(session.session_id)
+        if paid is not None:  # paid, then the kiosk died before the receipt screen
+            self._finish_paid(paid)
+            return
+        self._last_activity = self.clock.now()
+        if mine is not None:
+            self.checkout.cart.frozen = True
+            self._show_payment(mine)
+            return
+        self._cart_view(screen=Screen.SHOPPING, notice=Notice.of("welcome_back"))
+
+    def start(self) -> None:
+        """Attract screen, "Start": the member screen comes first."""
+        if self._view.screen is not Screen.ATTRACT:
+            return
+        self._begin("touch")
+        self._cart_view(screen=Screen.MEMBER, notice=None)
+
+    def skip_member(self) -> None:
+        self._touched()
+        if self._view.screen is Screen.MEMBER and self.session is not None:
+            self._cart_view(screen=Screen.SHOPPING, notice=None)
+
+    def member_sign_in(self) -> None:
+        """Shopping screen, "Member": identify later in the session."""
+        self._touched()
+        if self._view.screen is Screen.SHOPPING and self.session and not self.session.member_id:
+            self._cart_view(screen=Screen.MEMBER, notice=None)
+
+    def still_here(self) -> None:
+        if self._view.screen is Screen.STILL_THERE:
+            self._touched()
+            self._show(screen=self._view.back_to or Screen.SHOPPING, deadline=None, back_to=None)
+
+    def back(self) -> None:
+        """Age check or error screen, "Back": to the cart."""
+        self._touched()
+        if self._view.screen in (Screen.AGE_CHECK, Screen.ERROR, Screen.MEMBER):
+            target = Screen.SHOPPING if self.session is not None else self._home()
+            self._cart_view(screen=target, notice=None)
+
+    def call_staff(self) -> None:
+        """Recorded every time (at most once a minute): as an event in a session, and
+        always as a staff alert, so "staff are on their way" is true."""
+        self._touched()
+        now = self.clock.now()
+        if self._help_at is not None and now - self._help_at < HELP_REPEAT:
+            return
+        self._help_at = now
+        where = self._view.screen.value
+        if self.session is not None:
+            self.session.request_help(where)
+        self.p.outbox.alert("help", f"{self.p.lane_id}: a shopper asked for help ({where})", now)
+        self._show(help_requested=True)
+
+    def done(self) -> None:
+        """Receipt screen, "Done": ready for the next shopper."""
+        if self._view.screen is Screen.RECEIPT:
+            self._wipe()
+
+    def abandon(self, reason: str) -> None:
+        """The shopper left (or staff reset the lane): resolve any payment, record, wipe."""
+        if self.session is not None:
+            pending = self.p.desk.repo.open_for_cart(self.session.session_id)
+            if pending is not None:
+                after = self.p.desk.settle(pending, "cancel")
+                if after.state is PaymentState.PAID:  # paid at the last moment: a sale
+                    self._finish_paid(after)
+                    return
+            self.session.abandon(reason)
+        self._wipe()
+
+    def camera_health(self, state: str) -> None:
+        """The camera is "ok" or "lost"; a lost camera offers the keypad, then out of order."""
+        ok = state == "ok"
+        if ok:
+            self._camera_lost_since = None
+        elif self._camera_lost_since is None:
+            self._camera_lost_since = self.clock.now()
+        if ok != self._view.camera_ok:
+            current = self._view.notice
+            keep = current if current is None or current.key != "camera_lost" else None
+            notice = keep if ok else Notice.of("camera_lost", "warn")
+            self._show(camera_ok=ok, manual_entry=not ok, notice=notice)
+        if ok and self._view.screen is Screen.OUT_OF_ORDER:
+            self._show(screen=self._home())
+
+    def set_open(self, is_open: bool) -> None:
+        """Staff open or close the lane (kept across restarts); a shopper mid-session
+        finishes first."""
+        with write_transaction(self.p.db):
+            self.p.db.execute("INSERT OR REPLACE INTO lane_state (key, value) VALUES "
+                              "('open', ?)", ["1" if is_open else "0"])
+        self._open = is_open
+        if self._view.screen in (Screen.ATTRACT, Screen.CLOSED, Screen.OUT_OF_ORDER):
+            self._show(screen=self._home())
+
+    def failed(self, error: BaseException) -> None:
+        """A command raised: show the error screen (what to do next) instead of freezing."""
+        log.error("lane command failed", exc_info=error)
+        if self._view.screen is Screen.STAFF and self._view.staff is not None:
+            self._show(staff=replace(self._view.staff, message=f"Failed: {error}",
+                                     level="error"))
+            return
+        back = self._view.screen if self._view.screen is not Screen.ERROR else self._view.back_to
+        self._show(screen=Screen.ERROR, back_to=back,
+                   notice=Notice.of("error_generic", "error"))
+
+    def recover_from_error(self) -> None:
+        """Error screen, "Back": the cart as the database has it."""
+        if self._view.screen is not Screen.ERROR:
+            return
+        self.checkout = self.p.new_checkout()
+        self.session = None
+        self._view = LaneView(Screen.ATTRACT, version=self._view.version,
+                              camera_ok=self._view.camera_ok,
+                              manual_entry=self._view.manual_entry)
+        self.boot()
+
+
+__all__ = ["ScreenFlow"]

@@ -1,0 +1,68 @@
+"""What a lane is built from (``LaneParts``) and its timings, wired by the composition root."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import sqlite_utils
+
+from app.domain.clock import Clock
+from app.domain.exit_audit import ExitAuditRules
+from app.domain.promotions import Promotion
+from app.domain.tax import TaxPolicy
+from app.services.checkout import Checkout
+from app.services.members import MemberCodes
+from app.services.payments import PaymentDesk
+from app.storage.outbox import Outbox
+
+HELP_REPEAT = timedelta(minutes=1)  # "Call staff" again within this is the same call
+HELP_WAIT = timedelta(minutes=5)  # no "still there?" while waiting this long for staff
+ATTRACT_NOTICE = timedelta(seconds=10)  # a message on the attract screen, then clear it
+RETRY_MAX_S = 60.0  # the longest wait between tries to settle a stray payment
+
+
+@dataclass
+class LaneTimings:
+    idle: timedelta = timedelta(seconds=90)  # no touch or scan: ask "still there?"
+    still_there: timedelta = timedelta(seconds=30)  # the countdown before abandoning
+    receipt: timedelta = timedelta(seconds=15)  # receipt screen, receipt printed
+    receipt_on_screen: timedelta = timedelta(seconds=60)  # exit pass on screen
+    poll: timedelta = timedelta(milliseconds=1500)  # ask the provider about an open payment
+    out_of_order_after: timedelta = timedelta(seconds=30)  # camera lost, no other scanner
+
+
+@dataclass
+class LaneParts:
+    """What a lane works with; ``app.bootstrap.build_lane`` wires the real ones."""
+
+    db: sqlite_utils.Database
+    outbox: Outbox
+    new_checkout: Callable[[], Checkout]
+    desk: PaymentDesk
+    clock: Clock
+    lane_id: str
+    store_name_zh: str
+    store_name_en: str
+    currency: str
+    tax: TaxPolicy
+    promotions: Callable[[], list[Promotion]]
+    # What to tell the shopper before paying about the receipt, or None if it will
+    # print. May block (it asks the printer), which is why a lane has its own thread.
+    receipt_notice: Callable[[], tuple[str, str] | None]
+    wake_printer: Callable[[], None] = lambda: None
+    member_codes: MemberCodes | None = None
+    phone_lookup: Callable[[str], str | None] | None = None
+    phone_secret: str = ""
+    wallets: tuple[str, ...] = ()
+    points_per_unit: int = 1
+    exit_audit: ExitAuditRules = field(default_factory=lambda: ExitAuditRules(share=0.0))
+    roll: Callable[[], float] = random.random  # bootstrap passes SystemRandom's
+    other_scanners: bool = False  # a serial or wedge scanner works without the camera
+    timings: LaneTimings = field(default_factory=LaneTimings)
+
+
+__all__ = ["ATTRACT_NOTICE", "HELP_REPEAT", "HELP_WAIT", "LaneParts", "LaneTimings",
+           "RETRY_MAX_S"]

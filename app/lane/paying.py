@@ -1,0 +1,230 @@
+"""Paying: the printer check, the wallet, the provider's order, polling, the sale and receipt.
+
+Every step goes through the payment desk, which persists the payment's state
+before each provider call; the lane only decides what the shopper sees. A
+payment that completes for a cart no longer on screen is a sale all the same.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from app.domain.events import EventType, new_event
+from app.domain.exit_audit import exit_audit_reasons
+from app.domain.money import Money
+from app.domain.payment import Payment, PaymentState
+from app.domain.points import points_for
+from app.domain.pricing import PricedCart, price_cart
+from app.domain.sale import PaidSale, sale_from_cart
+from app.lane.core import LaneCore
+from app.lane.parts import RETRY_MAX_S
+from app.lane.views import Notice, PaymentView, ReceiptView, Screen
+from app.services.payments import Completed
+from app.services.session import ShoppingSession
+
+log = logging.getLogger(__name__)
+
+
+class Paying(LaneCore):
+    def pay(self) -> None:
+        """Shopping screen, "Pay"."""
+        self._touched()
+        if self.session is None or self._view.screen is not Screen.SHOPPING:
+            return
+        if not self.checkout.lines():
+            self._cart_view(notice=Notice.of("cart_empty", "warn"))
+            return
+        if self.checkout.cart.pending_age_checks():
+            self._cart_view(screen=Screen.AGE_CHECK, notice=None)
+            return
+        self._cart_view(screen=Screen.PAY, checking_printer=True, payment=None,
+                        printer_notice=None, wallets=self.p.wallets, notice=None)
+        self._receipt_notice = self.p.receipt_notice()
+        self._show(checking_printer=False, printer_notice=self._receipt_notice)
+        if len(self.p.wallets) <= 1:
+            self.choose_wallet(self.p.wallets[0] if self.p.wallets else "")
+
+    def choose_wallet(self, wallet: str) -> None:
+        self._touched()
+        if self.session is None or self._view.screen is not Screen.PAY or self._view.payment:
+            return
+        if self.p.wallets and wallet not in self.p.wallets:
+            return
+        priced = price_cart(self.checkout.lines(), self._promotions,
+                            member=self.session.member_id is not None, tax=self.p.tax,
+                            currency=self.p.currency)
+        draft = self._sale_draft(priced, exit_audit=bool(self._audit_reasons(priced)))
+        what = f"{self.p.store_name_en} {priced.item_count} items"
+        payment = self.checkout.start_payment(self.p.desk, draft, what)
+        self._wallet = wallet
+        self._after_payment(payment)
+
+    def _audit_reasons(self, priced: PricedCart) -> list[str]:
+        """Whether this sale gets an exit check, decided once per session (paying again
+        after a cancel does not roll the dice again)."""
+        assert self.session is not None
+        sid = self.session.session_id
+        if self._roll is None or self._roll[0] != sid:
+            self._roll = (sid, self.p.roll())  # the dice, once per session
+        removals = manual = 0
+        for kind, payload in self.p.db.execute(
+                "SELECT type, payload FROM outbox WHERE session_id = ? AND type IN "
+                "('item_removed', 'item_scanned')", [sid]):
+            if kind == "item_removed":
+                removals += 1
+            elif json.loads(payload).get("how") == "manual":
+                manual += 1
+        # The risk rules are checked on the cart as it is now, at every attempt to pay.
+        self._exit_audit = (sid, exit_audit_reasons(
+            self.p.exit_audit, total=priced.total, removals=removals, manual_entries=manual,
+            roll=self._roll[1]))
+        return self._exit_audit[1]
+
+    def _sale_draft(self, priced: PricedCart, exit_audit: bool = False) -> PaidSale:
+        # The order id, method and paid time are filled in when the payment completes.
+        return sale_from_cart(
+            priced, order_id="pending", lane_id=self.p.lane_id,
+            store_name_zh=self.p.store_name_zh, store_name_en=self.p.store_name_en,
+            paid_at=self.clock.now(), payment_method="", provider_ref="",
+            member_id=self.session.member_id if self.session else None,
+            points_earned=points_for(priced.total, member=bool(self.session and
+                                                                self.session.member_id),
+                                     points_per_unit=self.p.points_per_unit),
+            exit_audit=exit_audit)
+
+    def _after_payment(self, payment: Payment) -> None:
+        """Show what a payment step left: still open, paid, or ended without money."""
+        self.checkout.payment_changed(payment)
+        if payment.state is PaymentState.PAID:
+            self._finish_paid(payment)
+        elif payment.open:
+            self._show_payment(payment)
+        else:
+            key = {PaymentState.CANCELLED: "payment_cancelled",
+                   PaymentState.EXPIRED: "payment_expired"}.get(payment.state, "payment_failed")
+            self._next_poll = None
+            self._touched()  # the idle timer starts again from the cart
+            self._cart_view(screen=Screen.SHOPPING, payment=None,
+                            notice=Notice.of(key, "warn" if key != "payment_failed" else "error"))
+
+    def _show_payment(self, payment: Payment) -> None:
+        if self._next_poll is None:
+            self._next_poll = self.clock.now() + self.p.timings.poll
+        view = PaymentView(payment.out_trade_no, payment.qr_payload,
+                           Money(payment.amount_minor, payment.currency), payment.method,
+                           self._wallet, payment.expires_at,
+                           payment.state.value, payment.closing)
+        notice = None
+        if not payment.qr_payload and not payment.closing:
+            notice = Notice.of("payment_connecting", "warn")
+        elif payment.closing:
+            notice = Notice.of("payment_closing", "warn")
+        self._cart_view(screen=Screen.PAY, payment=view, notice=notice,
+                        printer_notice=self._receipt_notice, checking_printer=False)
+
+    def cancel_payment(self) -> None:
+        """Pay screen, "Cancel": close the provider's order (after checking it was not paid)."""
+        self._touched()
+        if self._view.screen is not Screen.PAY:
+            return
+        if self._view.payment is None:
+            self._cart_view(screen=Screen.SHOPPING, notice=None, payment=None)
+            return
+        self._after_payment(self.p.desk.cancel(self._view.payment.out_trade_no))
+
+    def payment_completed(self, done: Completed) -> None:
+        """The desk completed a sale (by a poll, a close that found it paid, a notification)."""
+        if self.session is None or done.payment.cart_id != self.session.session_id:
+            # Paid after the shopper left (the close had failed): a sale all the same. Its
+            # session is recorded as paid, not abandoned, and the receipt prints for staff.
+            log.warning("payment %s completed for a cart no longer on screen; its receipt "
+                        "prints", done.payment.out_trade_no)
+            ShoppingSession(self.p.db, self.p.outbox, self.checkout, self.p.lane_id,
+                            done.payment.cart_id).end(done.sale.order_id, done.sale.total.minor,
+                                                      done.sale.item_count)
+            self.p.wake_printer()
+            return
+        self._finish_paid(done.payment, done)
+
+    def _finish_paid(self, payment: Payment, done: Completed | None = None) -> None:
+        if self.session is None:
+            return
+        if done is not None:
+            sale, exit_pass, job_id = done.sale, done.exit_pass, done.job_id
+        else:  # restarted after the payment completed: the sale and its job are on disk
+            row = self.p.db.execute(
+                "SELECT sale, exit_pass, job_id FROM print_jobs WHERE order_id = ? "
+                "ORDER BY job_id LIMIT 1", [payment.out_trade_no]).fetchone()
+            if row is None:  # pragma: no cover - paid, sale and job are one transaction
+                raise RuntimeError(f"paid payment {payment.out_trade_no} has no receipt job")
+            sale, exit_pass, job_id = PaidSale.from_dict(json.loads(row[0])), row[1], row[2]
+        if sale.exit_audit:
+            reasons = self._exit_audit[1] if self._exit_audit and \
+                self._exit_audit[0] == self.session.session_id else ["decided before a restart"]
+            self.session.record(EventType.EXIT_AUDIT_FLAGGED, order_id=sale.order_id,
+                                reasons=reasons)
+        self.session.end(sale.order_id, sale.total.minor, sale.item_count)
+        self.session = None
+        self._next_poll = None
+        self._receipt_job = job_id
+        show_pass = self._receipt_notice is not None
+        receipt = ReceiptView(sale.order_id, sale.total, sale.item_count, exit_pass,
+                              None, show_pass, sale.exit_audit, sale.member_id,
+                              sale.points_earned)
+        self.p.wake_printer()
+        self._show(screen=Screen.RECEIPT, receipt=receipt, payment=None, notice=None,
+                   deadline=self._receipt_deadline(show_pass), help_requested=False,
+                   frozen=True)
+
+    def _receipt_deadline(self, show_pass: bool) -> datetime:
+        t = self.p.timings
+        return self.clock.now() + (t.receipt_on_screen if show_pass else t.receipt)
+
+    def receipt_outcome(self, job_id: int, order_id: str, printed: bool, detail: str) -> None:
+        """The printer's word on a receipt job; a failure puts the exit pass on screen."""
+        session_id = self.p.db.execute("SELECT session_id FROM sessions WHERE order_id = ?",
+                                       [order_id]).fetchone()
+        kind = EventType.RECEIPT_PRINTED if printed else EventType.RECEIPT_FAILED
+        payload: dict[str, Any] = {"order_id": order_id, "job_id": job_id}
+        if not printed:
+            payload["reason"] = detail or "not printed"
+        self.p.outbox.record(new_event(kind, occurred_at=self.clock.now(),
+                                       session_id=session_id[0] if session_id else "",
+                                       payload=payload))
+        receipt = self._view.receipt
+        if self._view.screen is not Screen.RECEIPT or receipt is None or \
+                receipt.order_id != order_id:
+            return
+        show = receipt.show_pass or not printed
+        self._show(receipt=replace(receipt, printed=printed, show_pass=show),
+                   deadline=self._receipt_deadline(show) if show != receipt.show_pass
+                   else self._view.deadline)
+
+    def _settle_stray_payments(self, now: datetime) -> None:
+        # Payments left open by a crash, or whose close failed (network), are retried here
+        # until the provider answers, each with its own backoff so a dead provider does
+        # not make every tick (and so every touch) wait for its timeouts.
+        for p in self.p.desk.repo.all_open():
+            due = p.expires_at <= now or p.closing or p.out_trade_no in self._recover
+            on_screen = self.session is not None and p.cart_id == self.session.session_id \
+                and self._view.screen is Screen.PAY
+            if not due or on_screen or now < self._retry_at.get(p.out_trade_no, now):
+                continue
+            after = self.p.desk.settle(p, p.close_reason or "timeout")
+            if after.open:
+                wait = min(RETRY_MAX_S, self._retry_wait.get(p.out_trade_no, 1.0) * 2)
+                self._retry_wait[p.out_trade_no] = wait
+                self._retry_at[p.out_trade_no] = now + timedelta(seconds=wait)
+                continue
+            self._recover.discard(p.out_trade_no)
+            self._retry_at.pop(p.out_trade_no, None)
+            self._retry_wait.pop(p.out_trade_no, None)
+            if self.session is not None and after.cart_id == self.session.session_id:
+                self.checkout.payment_changed(after)
+
+
+__all__ = ["Paying"]

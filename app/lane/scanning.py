@@ -1,0 +1,159 @@
+"""What a scan does on each screen, and the shopper's changes to the cart.
+
+A code from the camera, a serial or keyboard-wedge scanner or the keypad
+arrives here already cleaned and classified (``app.domain.scan_input``); the
+screen decides what it means: a staff badge opens staff mode anywhere, a member
+QR identifies the shopper, anything else is looked up as goods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from app.domain.member_code import PREFIX as MEMBER_CODE_PREFIX
+from app.domain.member_code import CodeInvalid
+from app.domain.rejections import Refused
+from app.lane.core import LaneCore
+from app.lane.views import Notice, Screen, refused_notice
+from app.services.members import MemberIdentity, identify_by_phone
+from app.services.session import ShoppingSession
+from app.storage.staff_book import BADGE_PREFIX
+
+
+class Scanning(LaneCore):
+    def scan(self, text: str, symbology: str | None = None, how: str = "camera") -> None:
+        """A code from the camera, a scanner or the keypad."""
+        self._touched()
+        screen = self._view.screen
+        if self.staff is not None and (screen is Screen.STAFF or
+                                       text.startswith(BADGE_PREFIX)):
+            if screen is Screen.STAFF:
+                self.staff.scanned(text)
+            else:
+                self.staff.open_pin_pad(text)  # a staff badge, on any screen
+            return
+        if screen in (Screen.CLOSED, Screen.OUT_OF_ORDER, Screen.ERROR, Screen.RECEIPT,
+                      Screen.PAY):
+            return  # no cart to add to; a payment QR or exit pass under the camera is not a buy
+        if screen is Screen.STILL_THERE:
+            self.still_here()
+        if text.startswith(MEMBER_CODE_PREFIX):
+            self._member_code(text)
+            return
+        if self.session is None:
+            self._begin(how)
+        assert self.session is not None
+        if self.checkout.cart.frozen:
+            self._cart_view(screen=Screen.SHOPPING, notice=Notice.of("cart_frozen", "warn"))
+            return
+        try:
+            line = self.session.scan(text, symbology, how)
+        except Refused as exc:
+            self._cart_view(screen=Screen.SHOPPING,
+                            notice=refused_notice(exc),
+                            last_line_id=None)
+            return
+        self._cart_view(screen=Screen.SHOPPING, last_line_id=line.line_id,
+                        notice=Notice.of("added", "ok", name_zh=line.product.name_zh,
+                                         name_en=line.product.name_en))
+
+    def scan_rejected(self, reason: str) -> None:
+        """A scanner refused what it read (control characters, too long): say so, add nothing."""
+        self._touched()
+        if self.session is not None:
+            self.session.scan_refused(reason)
+        if self._view.screen in (Screen.SHOPPING, Screen.MEMBER, Screen.ATTRACT):
+            self._cart_view(notice=Notice.of("refused_unreadable", "error", code=reason))
+
+    def typed_code(self, text: str) -> None:
+        """The manual-entry keypad: a barcode's digits or a PLU."""
+        text = text.strip()
+        if not text:
+            return
+        self.scan(text, None, how="manual")
+
+    def _member_code(self, text: str) -> None:
+        if self.session is not None and self.session.member_id:
+            self._cart_view(notice=Notice.of("member_already", "info"))
+            return
+        if self.p.member_codes is None:
+            self._cart_view(notice=Notice.of("member_qr_unavailable", "warn"))
+            return
+        try:
+            member = self.p.member_codes.verify(text, int(self.clock.now().timestamp()))
+        except CodeInvalid as exc:
+            self._cart_view(notice=Notice.of(f"member_{exc.code}", "error"))
+            return
+        self._identified(member)
+
+    def member_phone(self, text: str) -> None:
+        self._touched()
+        if self.session is None or self.session.member_id:
+            return
+        if self.p.phone_lookup is None:
+            self._cart_view(notice=Notice.of("member_phone_unavailable", "warn"))
+            return
+        try:
+            member = identify_by_phone(text, self.p.phone_lookup, self.p.phone_secret)
+        except ValueError:
+            self._cart_view(notice=Notice.of("member_phone_invalid", "error"))
+            return
+        if member is None:
+            self._cart_view(notice=Notice.of("member_unknown", "error"))
+            return
+        self._identified(member)
+
+    def _identified(self, member: MemberIdentity) -> None:
+        if self.session is None:
+            self._begin(member.how)
+        assert self.session is not None
+        self.session.identify(member)
+        self.member_provisional = member.provisional
+        self._cart_view(screen=Screen.SHOPPING, notice=Notice.of(
+            "member_welcome_offline" if member.provisional else "member_welcome", "ok"))
+
+    def _line_change(self, change: Callable[[ShoppingSession], object]) -> None:
+        self._touched()
+        if self.session is None or self._view.screen is not Screen.SHOPPING:
+            return
+        if self.checkout.cart.frozen:
+            self._cart_view(notice=Notice.of("cart_frozen", "warn"))
+            return
+        try:
+            change(self.session)
+        except Refused as exc:
+            self._cart_view(notice=refused_notice(exc))
+            return
+        except KeyError:
+            return  # the line went (a double tap on remove): nothing to do
+        self._cart_view(notice=None)
+
+    def plus(self, line_id: int) -> None:
+        self._line_change(lambda s: s.set_quantity(
+            line_id, self.checkout.cart.line(line_id).quantity + 1))
+
+    def minus(self, line_id: int) -> None:
+        def less(s: ShoppingSession) -> object:
+            line = self.checkout.cart.line(line_id)
+            if line.quantity <= 1:
+                return s.remove(line_id)
+            return s.set_quantity(line_id, line.quantity - 1)
+        self._line_change(less)
+
+    def remove(self, line_id: int) -> None:
+        self._line_change(lambda s: s.remove(line_id))
+
+    def approve_age(self, staff: str) -> None:
+        """Staff checked the shopper's age: every waiting line is approved."""
+        if self.session is None:
+            return
+        for line in self.checkout.cart.pending_age_checks():
+            self.session.approve_age(line.line_id, staff)
+        self._touched()
+        # From staff mode the screen to change is the one staff mode returns to.
+        under = self._view.back_to if self._view.screen is Screen.STAFF else self._view.screen
+        screen = Screen.SHOPPING if under is Screen.AGE_CHECK else under
+        self._cart_view(screen=screen, notice=Notice.of("age_approved", "ok"))
+
+
+__all__ = ["Scanning"]

@@ -1,0 +1,107 @@
+"""The lane's timers: inactivity, "still there?", payment polling, the receipt screen's end.
+
+``tick`` runs a few times a second on the lane's thread. Each screen has one
+handler (``_TICKS``); what every tick does whatever the screen (publishing the
+audit head, clearing an old notice on the attract screen, settling payments a
+crash or a failed close left open) runs around it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+
+from app.lane.core import LaneCore
+from app.lane.parts import ATTRACT_NOTICE, HELP_WAIT
+from app.lane.views import IDLE_WATCHED, LaneView, Screen
+
+
+class Timers(LaneCore):
+    def tick(self) -> None:
+        """Call a few times a second: inactivity, the receipt screen's end, payment polling."""
+        now = self.clock.now()
+        view = self._view
+        if self.staff is not None:
+            self.staff.publish_audit_head()
+        if view.screen is Screen.STAFF:
+            if self.staff is not None:
+                self.staff.tick()
+            self._settle_stray_payments(now)
+            return
+        handler = _TICKS.get(view.screen)
+        if handler is not None:
+            handler(self, view, now)
+        if self._view.screen is Screen.ATTRACT and self._view.notice is not None and \
+                now - self._notice_at >= ATTRACT_NOTICE:
+            self._show(notice=None)  # the last shopper's message is not the next one's
+        if view.screen is not Screen.PAY:
+            self._settle_stray_payments(now)
+
+    def _idle(self, now: datetime) -> bool:
+        """No touch or scan for ``timings.idle``, unless staff were called a moment ago."""
+        return now - self._last_activity >= self.p.timings.idle and \
+            not (self._help_at and now - self._help_at < HELP_WAIT)
+
+    def _ask_still_there(self, view: LaneView, now: datetime) -> None:
+        self._show(screen=Screen.STILL_THERE, back_to=view.screen,
+                   deadline=now + self.p.timings.still_there)
+
+    def _tick_pay(self, view: LaneView, now: datetime) -> None:
+        if view.payment is None:
+            if not view.checking_printer and \
+                    now - self._last_activity >= self.p.timings.idle:
+                self.cancel_payment()  # walked away at the wallet choice
+            return
+        if view.payment.closing and self._idle(now):
+            # A cancel the provider could not hear yet: the shopper may walk away from it.
+            self._ask_still_there(view, now)
+        elif self._next_poll is not None and now >= self._next_poll:
+            self._next_poll = now + self.p.timings.poll
+            payment = self.p.desk.poll(view.payment.out_trade_no)
+            if payment.open and (payment.expires_at <= now or payment.closing):
+                payment = self.p.desk.settle(payment, payment.close_reason or "timeout")
+            if self._view.screen is Screen.PAY:  # a completion may have moved on already
+                self._after_payment(payment)
+
+    def _tick_shopping(self, view: LaneView, now: datetime) -> None:
+        if self._idle(now):
+            self._ask_still_there(view, now)
+
+    def _tick_still_there(self, view: LaneView, now: datetime) -> None:
+        if view.deadline and now >= view.deadline:
+            self.abandon("timeout")
+
+    def _tick_receipt(self, view: LaneView, now: datetime) -> None:
+        if not (view.deadline and now >= view.deadline):
+            return
+        receipt = view.receipt
+        if receipt is not None and receipt.printed is None and not receipt.show_pass:
+            # The printer has not said yet: the shopper must not leave with nothing.
+            self._show(receipt=replace(receipt, show_pass=True),
+                       deadline=now + self.p.timings.receipt_on_screen)
+        else:
+            self._wipe()
+
+    def _tick_error(self, view: LaneView, now: datetime) -> None:
+        if now - self._last_activity >= self.p.timings.idle:
+            self.abandon("error")  # nobody came back: the next shopper starts clean
+
+    def _tick_home(self, view: LaneView, now: datetime) -> None:
+        if self._home() is not view.screen:
+            self._show(screen=self._home())
+
+
+_Tick = Callable[[Timers, LaneView, datetime], None]
+_TICKS: dict[Screen, _Tick] = {
+    Screen.PAY: Timers._tick_pay,
+    **{screen: Timers._tick_shopping for screen in IDLE_WATCHED},
+    Screen.STILL_THERE: Timers._tick_still_there,
+    Screen.RECEIPT: Timers._tick_receipt,
+    Screen.ERROR: Timers._tick_error,
+    Screen.ATTRACT: Timers._tick_home,
+    Screen.OUT_OF_ORDER: Timers._tick_home,
+}  # CLOSED waits for staff; STAFF is staff mode's own (above)
+
+
+__all__ = ["Timers"]

@@ -1,0 +1,103 @@
+"""The two small ports between a lane and staff mode, so neither imports the other.
+
+``LaneControl`` is what staff mode may do to a lane (the lane in ``app.lane``
+implements it); ``StaffDesk`` is what a lane asks of staff mode (``StaffMode``
+in ``app.services.staff`` implements it). ``StaffView`` is staff mode's page,
+which the lane carries in its view while staff mode is open. The composition
+root builds both and introduces them; tests can put a ``Fake*`` on either side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from app.domain.cart import CartLine
+from app.domain.money import Money
+
+
+@dataclass(frozen=True)
+class StaffView:
+    page: str  # pin, menu, lines, sales, amount, verify, text
+    name: str = ""
+    role: str = ""
+    badge_name: str = ""  # the PIN pad after a badge scan: whose PIN is asked for
+    purpose: str = ""  # what the picker or keypad is for: void, override, refund, reprint
+    message: str = ""  # the last action's outcome (English and Chinese, staff read both)
+    level: str = "info"
+    title: str = ""  # the text page's heading
+    text: str = ""  # report, audit log, device health, pass verdict
+    choices: tuple[tuple[str, str], ...] = ()  # (id, label) for the pickers
+    chosen: str = ""  # the line or order an amount is for
+    lane_open: bool = True
+    locked_until: str = ""
+
+
+@dataclass(frozen=True)
+class SessionRef:
+    """The shopper session on the lane, as staff mode may know it."""
+
+    session_id: str
+    member_id: str | None
+
+
+class LaneControl(Protocol):
+    """What staff mode may do to a lane. Called on the lane's thread only."""
+
+    @property
+    def is_open(self) -> bool: ...
+
+    def staff_view(self) -> StaffView | None:
+        """Staff mode's page as the lane shows it now; None when staff mode is not up."""
+
+    def enter_staff(self, view: StaffView) -> None:
+        """Put staff mode on screen (over whatever the shopper had), showing ``view``."""
+
+    def show_staff(self, view: StaffView) -> None:
+        """Show another staff page; nothing if staff mode is not on screen."""
+
+    def leave_staff(self) -> None:
+        """Back to the screen staff mode was opened over (or home)."""
+
+    def shopper_session(self) -> SessionRef | None:
+        """The open shopper session, if any."""
+
+    def cart_lines(self) -> list[CartLine]:
+        """The open cart's lines (empty without a session)."""
+
+    def pending_age_lines(self) -> list[CartLine]:
+        """Lines waiting for an age check."""
+
+    def void_line(self, line_id: int, staff: str) -> CartLine:
+        """Remove a line for staff (recorded in the session); raises KeyError if gone."""
+
+    def override_price(self, line_id: int, total: Money, staff: str) -> CartLine:
+        """Set a line's total for staff; raises Refused/KeyError as the session does."""
+
+    def approve_age(self, staff: str) -> None:
+        """Every line waiting for an age check is approved by ``staff``."""
+
+    def abandon(self, reason: str) -> None:
+        """End the shopper's session (any open payment is settled first) and wipe."""
+
+    def set_open(self, is_open: bool) -> None:
+        """Open or close the lane (kept across restarts)."""
+
+
+class StaffDesk(Protocol):
+    """What a lane asks of staff mode. Called on the lane's thread only."""
+
+    def open_pin_pad(self, badge: str | None = None) -> None:
+        """The hidden gesture, or a staff badge scanned on any screen."""
+
+    def scanned(self, text: str) -> None:
+        """A code scanned while staff mode is on screen."""
+
+    def tick(self) -> None:
+        """Staff mode's own timer (sign-out when idle)."""
+
+    def publish_audit_head(self) -> None:
+        """Carry the audit log's head off the database every few seconds."""
+
+
+__all__ = ["LaneControl", "SessionRef", "StaffDesk", "StaffView"]
