@@ -27,9 +27,11 @@ from app.domain.tax import TaxPolicy
 from app.services import catalogue as catalogue_service
 from app.services.checkout import Checkout
 from app.services.clock import SystemClock
-from app.services.exit_pass import KeyFileError, PassSigner, load_public_keys, public_key_text
+from app.services.exit_pass import PassSigner, check_pass, lane_signer
+from app.services.health import health_lines, outbox_state
 from app.services.members import MemberCodes
 from app.services.payments import Completed, PaymentDesk, PaymentProvider
+from app.services.receipts import NO_PRINTER_NOTICE
 from app.services.reports import Reports
 from app.storage.audit import AuditLog
 from app.storage.catalogue_repo import SqliteCatalogue
@@ -40,6 +42,7 @@ from app.storage.staff_book import StaffBook, load_secret
 
 if TYPE_CHECKING:  # devices pull in OpenCV and the decoders; commands that need none stay light
     from app.lane import Lane
+    from app.runtime import KioskRuntime
     from devices.camera import Camera, FrameSource
     from devices.decoder import Decoder, FrameDecoder
     from devices.membership import MemberClient, Uploader
@@ -52,6 +55,7 @@ if TYPE_CHECKING:  # devices pull in OpenCV and the decoders; commands that need
         ScanListener,
         SerialScanner,
     )
+    from devices.sim.store import SimStore
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -220,24 +224,9 @@ def build_wedge(settings: Settings, on_scan: ScanListener, on_typing: Callable[[
 
 # --- receipts ------------------------------------------------------------------------------
 def build_signer(settings: Settings) -> PassSigner:
-    """This lane's exit-pass signer; on first use its key is created and its public key is
-    added to the store's key file, so the kiosk can verify its own passes at once."""
-    signer = PassSigner.from_file(settings.private_key_path)
-    keys_path = settings.public_keys_path
-    lane = settings.kiosk.lane_id
-    mine = public_key_text(signer.public_key())
-    known = load_public_keys(keys_path) if keys_path.exists() else {}
-    if lane not in known:
-        keys_path.parent.mkdir(parents=True, exist_ok=True)
-        with keys_path.open("a", encoding="utf-8") as f:
-            f.write(f'"{lane}" = "{mine}"\n')
-    elif public_key_text(known[lane]) != mine:
-        raise KeyFileError(
-            f"{keys_path} holds another key for lane {lane!r} than "
-            f"{settings.private_key_path}: every pass would fail to verify. Fix the key file "
-            "(exit_pass.public_keys_file) or restore the lane's private key."
-        )
-    return signer
+    """This lane's exit-pass signer (its public key joins the store's key file)."""
+    return lane_signer(settings.private_key_path, settings.public_keys_path,
+                       settings.kiosk.lane_id)
 
 
 def build_receipt_style(settings: Settings) -> ReceiptStyle:
@@ -381,62 +370,93 @@ def resolve_seed(path: str) -> Path | None:
 
 def seed_demo_store(kiosk: Kiosk) -> list[str]:
     """Load the demo catalogue and promotions into an empty kiosk; returns what was loaded."""
-    done = []
-    csv_path = resolve_seed(kiosk.settings.catalogue.seed_csv)
-    if csv_path is not None and kiosk.catalogue.count() == 0:
-        rows = catalogue_service.import_catalogue(
-            kiosk.catalogue,
-            csv_path,
-            tax_classes=frozenset(kiosk.settings.store.tax_classes),
-            replace=True,
-        )
-        done.append(f"{rows} products from {csv_path}")
-    promo_path = resolve_seed(kiosk.settings.catalogue.seed_promotions)
-    if promo_path is not None and not kiosk.promotions():
-        promotions = catalogue_service.load_promotions_file(
-            promo_path, kiosk.settings.store.currency
-        )
-        kiosk.catalogue.replace_promotions(promotions)
-        done.append(f"{len(promotions)} promotions from {promo_path}")
-    return done
+    from app.services.demo_seed import seed_catalogue
 
-
-DEMO_STAFF = (("Demo Manager 店长", "manager", "2580"),
-              ("Demo Attendant 店员", "attendant", "1470"))
+    s = kiosk.settings
+    return seed_catalogue(kiosk.catalogue, resolve_seed(s.catalogue.seed_csv),
+                          resolve_seed(s.catalogue.seed_promotions),
+                          tax_classes=frozenset(s.store.tax_classes), currency=s.store.currency)
 
 
 def seed_demo_staff(kiosk: Kiosk) -> list[str]:
-    """The demo store's staff, so staff mode can be tried (never in a real store)."""
-    book = build_staff_book(kiosk)
-    if book.members():
-        return []
-    done = []
-    for name, role, pin in DEMO_STAFF:
-        book.add(name, role, pin, kiosk.clock.now())
-        done.append(f"{role} {name!r} PIN {pin}")
-    return done
+    """The demo store's staff (app.services.demo_seed.DEMO_STAFF), never in a real store."""
+    from app.services.demo_seed import seed_staff
+
+    return seed_staff(build_staff_book(kiosk), kiosk.clock.now())
 
 
 def run_ui(kiosk: Kiosk, *, screenshot: Path | None = None, demo: bool = False,
            webcam: bool = False) -> None:
     """Start the touch screen (blocks until the kiosk is stopped). ``demo`` starts the
-    simulated store first (devices.sim.demo) and points the settings at it."""
+    simulated store first (devices.sim.store) and points the settings at it."""
     from app.ui.window import configure
 
     configure(kiosk.settings.ui)  # before the window exists
     from app.ui.app import KioskApp  # Kivy loads here and only here
 
-    rig = None
-    if demo:
-        from devices.sim.demo import DemoRig
-
-        rig = DemoRig(kiosk.settings.data_dir, keep_camera=webcam)
-        rig.start(kiosk.settings)
+    store = start_sim_store(kiosk.settings, keep_camera=webcam) if demo else None
     try:
-        KioskApp(kiosk, rig=rig, screenshot=screenshot).run()
+        runtime = build_runtime(kiosk, threaded=True,
+                                camera_factory=store.camera_factory() if store else None)
+        KioskApp(runtime, store=store, screenshot=screenshot).run()
     finally:
-        if rig is not None:
-            rig.stop()
+        if store is not None:
+            store.stop()
+
+
+def start_sim_store(settings: Settings, *, keep_camera: bool = False, pay_url: str = "",
+                    pay_options: dict[str, object] | None = None) -> SimStore:
+    """Start the simulated store (payment, backend, printer, camera) and point ``settings``
+    at it: what `kiosk demo` and `kiosk scenario` run in."""
+    from devices.sim.store import SimStore
+
+    return SimStore(settings.data_dir, keep_camera=keep_camera, pay_url=pay_url,
+                    pay_options=pay_options).start(settings)
+
+
+# --- the running kiosk ------------------------------------------------------------------------
+def build_runtime(kiosk: Kiosk, *, threaded: bool,
+                  camera_factory: Callable[[], FrameSource] | None = None,
+                  provider: PaymentProvider | None = None) -> KioskRuntime:
+    """The running kiosk over ``kiosk``: every configured device, the routing table and
+    the lane's executor (its own thread under the touch screen when ``threaded``; inline,
+    pumped by the caller, headless). ``camera_factory`` replaces the configured camera's
+    source (the simulated store's). Not started: call ``start()``."""
+    from app.lane import InlineLane, LaneWorker
+    from app.runtime import Devices, KioskRuntime, Router
+
+    settings, clock = kiosk.settings, kiosk.clock
+    router = Router()
+    printer = build_printer(kiosk)
+    if printer is not None:
+        printer.on_outcome(router.receipt)
+    camera = build_camera(settings, camera_factory)
+    camera_scanner = None
+    if camera is not None:
+        camera_scanner = build_camera_scanner(settings, camera, router.scan, router.scan_rejected)
+        camera.on_health(router.camera_health)
+    serial = build_serial_scanner(settings, router.scan, router.scan_rejected)
+    # A USB barcode scanner "types" codes: the wedge tells it from a person typing.
+    wedge = build_wedge(settings, router.scan,
+                        lambda _typed: None,  # people type on the on-screen keypads
+                        router.scan_rejected)
+    uploader = build_uploader(settings, clock)
+    devices = Devices(printer, camera, camera_scanner, serial, wedge, uploader,
+                      serial_port=settings.scanner.serial_port)
+
+    def make_lane() -> Lane:
+        # On the lane's thread: under the touch screen it owns its own database connection.
+        lane_kiosk = build(settings, clock) if threaded else kiosk
+        return build_lane(
+            lane_kiosk, provider=provider, other_scanners=serial is not None,
+            receipt_notice=printer_notice(printer) if printer else None,
+            wake_printer=printer.wake if printer else (lambda: None),
+            flush=uploader.wake if uploader else (lambda: None),
+            devices=lambda: runtime.device_lines())
+
+    executor = LaneWorker(make_lane, lambda _view: None) if threaded else InlineLane(make_lane)
+    runtime = KioskRuntime(settings, clock, executor, router, devices)
+    return runtime
 
 
 # --- the lane (the shopper's flow) ------------------------------------------------------------
@@ -463,7 +483,7 @@ def build_lane(kiosk: Kiosk, *, provider: PaymentProvider | None = None,
         desk=build_payment_desk(kiosk, provider), clock=kiosk.clock, lane_id=s.kiosk.lane_id,
         store_name_zh=s.store.name_zh, store_name_en=s.store.name_en,
         currency=s.store.currency, tax=kiosk.tax, promotions=kiosk.promotions,
-        receipt_notice=receipt_notice or no_printer_notice, wake_printer=wake_printer,
+        receipt_notice=receipt_notice or (lambda: NO_PRINTER_NOTICE), wake_printer=wake_printer,
         member_codes=build_member_codes(s),
         phone_lookup=member_client.member_for_phone if member_client else None,
         phone_secret=s.membership.token or s.kiosk.lane_id,
@@ -485,7 +505,8 @@ def build_lane(kiosk: Kiosk, *, provider: PaymentProvider | None = None,
         desk=parts.desk, recent_sales=lambda n: recent_sales(kiosk, n),
         book=build_staff_book(kiosk), audit=build_audit(kiosk), reports=build_reports(kiosk),
         jobs=PrintJobs(kiosk.db), verify_pass=pass_checker(kiosk),
-        health=lambda: "\n".join(health(kiosk, parts.desk.provider, outbox, devices)),
+        health=lambda: "\n".join(health_lines(devices, parts.desk.provider, outbox,
+                                               lambda: open_alerts(kiosk))),
         flush_outbox=lambda: outbox_state(outbox, flush), retry_dead=outbox.retry_dead,
         wake_printer=wake_printer, idle=timedelta(seconds=s.staff.idle_s)))
     return lane
@@ -500,85 +521,20 @@ def recent_sales(kiosk: Kiosk, limit: int) -> list[PaidSale]:
 
 
 def pass_checker(kiosk: Kiosk) -> Callable[[str], tuple[bool, str]]:
-    """Staff's exit-pass check: (valid, what it holds). Valid means signed by a lane of
-    this store, issued within ``exit_pass.max_age_h``, and (when the sale is this lane's)
-    not refunded."""
+    """Staff's exit-pass check (app.services.exit_pass.check_pass) with this kiosk's
+    key file, clock, age limit and refunds."""
     settings = kiosk.settings
-
-    def check(text: str) -> tuple[bool, str]:
-        from datetime import UTC, datetime
-
-        from app.services.exit_pass import verify
-
-        try:
-            keys = load_public_keys(settings.public_keys_path)
-        except KeyFileError as exc:
-            return False, f"key file: {exc}"
-        verdict = verify(text, keys)
-        held = verdict.exit_pass
-        if held is None:
-            return verdict.valid, verdict.message
-        issued = datetime.fromtimestamp(held.issued_at, UTC)
-        age_h = (kiosk.clock.now() - issued).total_seconds() / 3600
-        total = Money(held.total_minor, held.currency).to_decimal_string()
-        lines = [verdict.message, f"lane {held.lane_id}, order {held.order_id}",
-                 f"{held.item_count} items, {total} {held.currency}",
-                 f"issued {issued.astimezone(kiosk.clock.now().tzinfo):%Y-%m-%d %H:%M} "
-                 f"({age_h:.1f} h ago)"]
-        valid = verdict.valid
-        if valid and age_h > settings.exit_pass.max_age_h:
-            valid = False
-            lines.append(f"TOO OLD: older than {settings.exit_pass.max_age_h} h / 凭证已过期")
-        refunded = PaymentsRepo(kiosk.db).refunded_minor(held.order_id)
-        if valid and refunded:
-            valid = False
-            lines.append(f"REFUNDED {Money(refunded, held.currency).to_decimal_string()} "
-                         "/ 该订单已退款")
-        if held.exit_audit:
-            lines.append("EXIT CHECK / 出口抽检")
-        return valid, "\n".join(lines)
-    return check
+    refunds = PaymentsRepo(kiosk.db)
+    return lambda text: check_pass(text, keys_path=settings.public_keys_path,
+                                   now=kiosk.clock.now(), max_age_h=settings.exit_pass.max_age_h,
+                                   refunded_minor=refunds.refunded_minor)
 
 
-def outbox_state(outbox: Outbox, flush: Callable[[], None]) -> str:
-    flush()
-    st = outbox.status()
-    return (f"Upload asked / 已请求上传: {st.pending} waiting, {st.in_flight} sending, "
-            f"{st.dead} set aside; last upload {st.last_upload or 'never'}")
-
-
-def health(kiosk: Kiosk, provider: PaymentProvider, outbox: Outbox,
-           devices: Callable[[], list[str]]) -> list[str]:
-    """The device health page: ``devices`` (the screen's camera, decoder and printer),
-    then what the lane's thread checks itself: the payment provider, events, alerts."""
-    import time
-
-    try:
-        lines = list(devices())
-    except Exception as exc:  # noqa: BLE001 - a health page must always show
-        lines = [f"(devices: {exc})"]
-    started = time.monotonic()
-    try:
-        provider.query("HEALTHCHECK0000")
-        reach = f"answered in {(time.monotonic() - started) * 1000:.0f} ms"
-    except Exception as exc:  # noqa: BLE001 - any answer at all is what is being checked
-        said = str(exc)
-        reachable = "status" in said or "404" in said or "not found" in said.lower()
-        reach = (f"answered in {(time.monotonic() - started) * 1000:.0f} ms" if reachable
-                 else f"NOT REACHABLE: {said[:80]}")
-    lines.append(f"Payment ({provider.name}): {reach}")
-    st = outbox.status()
-    lines.append(f"Events: {st.pending} waiting, {st.in_flight} sending, {st.dead} set aside, "
-                 f"oldest {st.oldest_pending or '-'}, last upload {st.last_upload or 'never'}")
-    alerts = kiosk.db.execute("SELECT kind, message FROM staff_alerts WHERE resolved_at IS "
-                              "NULL ORDER BY created_at DESC LIMIT 5").fetchall()
-    lines += [f"Alert ({kind}): {message}" for kind, message in alerts] or ["Alerts: none"]
-    return lines
-
-
-def no_printer_notice() -> tuple[str, str]:
-    return ("本机没有收据打印机：收据和出口凭证将显示在屏幕上",
-            "This lane has no receipt printer: your receipt and exit pass will be shown on screen")
+def open_alerts(kiosk: Kiosk) -> list[tuple[str, str]]:
+    """Up to five staff alerts not yet resolved, newest first: (kind, message)."""
+    return [(str(k), str(m)) for k, m in kiosk.db.execute(
+        "SELECT kind, message FROM staff_alerts WHERE resolved_at IS NULL "
+        "ORDER BY created_at DESC LIMIT 5").fetchall()]
 
 
 def printer_notice(printer: ReceiptPrinter) -> Callable[[], tuple[str, str] | None]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import queue
 import shutil
 import tempfile
 import time
@@ -30,7 +29,8 @@ import requests
 
 from app import bootstrap
 from app.config import Settings, load_settings
-from app.lane import Lane, Screen
+from app.lane import InlineLane, Lane, Screen
+from app.runtime import KioskRuntime
 from app.services.clock import OffsetClock
 
 STEPS = ("member_qr", "member_phone", "start", "skip_member", "scan", "quantity", "remove",
@@ -113,26 +113,23 @@ class Transcript:
 
 
 class Rig:
-    """The simulated store a scenario runs in, and the kiosk built over it."""
+    """The simulated store a scenario runs in (``devices.sim.store.SimStore``, as for
+    `kiosk demo`), and the kiosk's runtime over it, built by the composition root exactly
+    as a store's is, with the lane inline: ``pump`` delivers what the devices reported."""
 
     def __init__(self, data_dir: Path, overrides: dict[str, dict[str, Any]]) -> None:
-        from devices.sim.membership_backend import BackendServer
-        from devices.sim.payprovider import PayServer
-        from devices.sim.printer import VirtualPrinter
-
         self.data_dir = data_dir
         self.overrides = overrides
         self.clock = OffsetClock()
-        self.scans: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self.camera: Any = None
-        self.lane: Lane
-        self.pay = PayServer(0, keys_dir=data_dir / "sim-pay-keys").start()
-        self.backend = BackendServer(0, data_dir / "sim-backend.db").start()
-        self.vprinter = VirtualPrinter(data_dir / "receipts").start()
-        self._kiosk_up = False
+        self.runtime: KioskRuntime | None = None
+        settings = self.settings()
+        self.store = bootstrap.start_sim_store(settings, pay_options={"read_timeout_s": 3.0})
+        assert self.store.pay is not None and self.store.backend is not None
+        assert self.store.printer is not None and self.store.camera is not None
+        self.pay, self.backend, self.vprinter = self.store.pay, self.store.backend, \
+            self.store.printer
+        self.camera_source = self.store.camera
         try:
-            for row in _demo_members():
-                self.backend.add_member(*row)
             self._start_kiosk()
         except BaseException:
             self.stop()  # nothing left running behind a refused scenario
@@ -140,12 +137,11 @@ class Rig:
 
     def settings(self) -> Settings:
         s = load_settings(data_dir=self.data_dir, environ={})
-        s.payment.adapter = "simulator"
-        s.payment.options = {"base_url": self.pay.url, "read_timeout_s": 3.0}
-        s.printer.port = self.vprinter.port
-        s.membership.base_url = self.backend.url
-        s.membership.token = "kiosk-sim-token"
-        s.membership.member_key = self.backend.member_key_text()
+        # The scenarios' camera: small frames at 15 fps, lost after 2 s without one.
+        s.camera.fps, s.camera.width, s.camera.height = 15, 960, 540
+        s.camera.lost_after_ms = 2000
+        if hasattr(self, "store"):
+            self.store.point(s)
         for section, values in self.overrides.items():
             target = getattr(s, section, None)
             if target is None:
@@ -157,105 +153,48 @@ class Rig:
         s.validate()
         return s
 
-    def _start_kiosk(self) -> None:
-        from devices.camera import Camera, GeneratedSource
+    @property
+    def lane(self) -> Lane:
+        assert self.runtime is not None
+        return self.runtime.lane
 
+    @property
+    def printer(self) -> Any:
+        assert self.runtime is not None
+        return self.runtime.devices.printer
+
+    @property
+    def uploader(self) -> Any:
+        assert self.runtime is not None
+        return self.runtime.devices.uploader
+
+    def _start_kiosk(self) -> None:
         settings = self.settings()
         self.kiosk = bootstrap.build(settings, self.clock)
         bootstrap.seed_demo_store(self.kiosk)
         bootstrap.seed_demo_staff(self.kiosk)
-        self.printer = bootstrap.build_printer(self.kiosk)
-        assert self.printer is not None
-        self.printer.on_outcome(lambda o: self.scans.put(("printed", o)))
-        self.uploader = bootstrap.build_uploader(settings, self.clock)
-        self.lane = bootstrap.build_lane(
-            self.kiosk, receipt_notice=bootstrap.printer_notice(self.printer),
-            wake_printer=self.printer.wake,
-            flush=lambda: self.uploader.wake() if self.uploader else None)
-        self.lane.boot()
-        self.printer.start()
-        if self.uploader is not None:
-            self.uploader.start()
-        source = PausableSource(GeneratedSource([], fps=15, width=960, height=540))
-        self.camera = Camera(lambda: source, lost_after_s=2.0)
-        self.camera_source = source
-        self.camera.on_health(lambda h: self.scans.put(("health", h.state))
-                              if h.state in ("ok", "lost") else None)
-        self.camera_scanner = bootstrap.build_camera_scanner(
-            settings, self.camera, lambda s: self.scans.put(("scan", s)),
-            lambda r: self.scans.put(("rejected", r)))
-        self.camera_scanner.start()
-        self.camera.start()
-        self._kiosk_up = True
+        self.runtime = bootstrap.build_runtime(self.kiosk, threaded=False,
+                                               camera_factory=self.store.camera_factory())
+        self.runtime.start()
 
     def stop_kiosk(self) -> None:
-        if not self._kiosk_up:
+        if self.runtime is None:
             return
-        self._kiosk_up = False
-        for part in (self.camera_scanner, self.camera, self.printer, self.uploader):
-            if part is not None:
-                part.stop()
+        runtime, self.runtime = self.runtime, None
+        runtime.stop()
         self.kiosk.close()
 
     def stop(self) -> None:
         self.stop_kiosk()
-        self.vprinter.close()
-        self.pay.stop()
-        self.backend.stop()
-        self.backend.store.conn.close()
+        self.store.stop()
 
-    # -- feeding the lane what the devices report ---------------------------------------------
     def pump(self, seconds: float = 0.0) -> None:
-        """Deliver what the camera and printer said, and tick the lane, for ``seconds``."""
-        end = time.monotonic() + seconds
-        while True:
-            try:
-                kind, item = self.scans.get(timeout=0.05)
-            except queue.Empty:
-                kind, item = "", None
-            if kind == "scan":
-                self.lane.scan(item.text, item.symbology, item.source)
-            elif kind == "rejected":
-                self.lane.scan_rejected(item.refusal.code)
-            elif kind == "health":
-                self.lane.camera_health(item)
-            elif kind == "printed":
-                self.lane.receipt_outcome(item.job_id, item.order_id, item.printed,
-                                          item.detail)
-            self.lane.tick()
-            if time.monotonic() >= end and self.scans.empty():
-                return
-
-
-class PausableSource:
-    """The generated camera, which a scenario can make stop delivering frames."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.paused = False
-
-    def open(self) -> None:
-        self.inner.open()
-
-    def read(self) -> Any:
-        if self.paused:
-            time.sleep(0.05)
-            return None  # no frame: the camera's watchdog judges the gap
-        return self.inner.read()
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def show(self, code: str | None, frames: int = 15) -> None:
-        self.inner.show(code, frames)
-
-
-def _demo_members() -> list[tuple[str, str, str, str]]:
-    import csv
-
-    with (bootstrap.PROJECT_ROOT / "seeds" / "members.csv").open(encoding="utf-8") as f:
-        return [(r["member_id"], r["name"], r["tier"], r["phone"]) for r in csv.DictReader(f)]
+        """Deliver what the camera, scanners and printer said, and tick the lane, for
+        ``seconds`` (the runtime's inline executor)."""
+        assert self.runtime is not None
+        executor = self.runtime.executor
+        assert isinstance(executor, InlineLane)
+        executor.pump(seconds)
 
 
 class Runner:
@@ -345,10 +284,13 @@ class Runner:
 
             got = accept_input(code.encode("utf-8", "surrogateescape"), "serial",
                                time.monotonic())
+            # As a serial scanner's line: through the runtime's routing table to the lane.
+            assert self.rig.runtime is not None
             if isinstance(got, Scan):
-                self.lane.scan(got.text, got.symbology, "serial")
+                self.rig.runtime.router.scan(got)
             else:
-                self.lane.scan_rejected(got.refusal.code)
+                self.rig.runtime.router.scan_rejected(got)
+            self.rig.pump()
         elif via == "typed":
             self.lane.typed_code(code)
         else:
@@ -587,6 +529,15 @@ class Runner:
                 self.rig.vprinter.flags.paper_out is False:
             self.rig.pump(0.2)
         self.rig.pump(0.5)
+        # A job the printer finished has its outcome on the way to the lane: wait for it
+        # (a loaded machine can take longer than the half second above).
+        receipt = self.lane.view.receipt
+        while receipt is not None and receipt.printed is None and time.monotonic() < end \
+                and self.rig.kiosk.db.execute(
+                    "SELECT count(*) FROM print_jobs WHERE order_id = ? AND status != "
+                    "'pending'", [receipt.order_id]).fetchone()[0]:
+            self.rig.pump(0.1)
+            receipt = self.lane.view.receipt
 
     def _receipt_texts(self) -> list[str]:
         return [p.read_text(encoding="utf-8") for p in

@@ -4,7 +4,7 @@ runs it under the touch screen (``LaneWorker``). Kivy-free: ``app.ui`` renders i
 from app.lane.lane import Lane
 from app.lane.parts import LaneParts, LaneTimings
 from app.lane.views import LaneView, Notice, PaymentView, ReceiptView, Screen
-from app.lane.worker import LaneWorker
+from app.lane.worker import InlineLane, LaneWorker
 
-__all__ = ["Lane", "LaneParts", "LaneTimings", "LaneView", "LaneWorker", "Notice",
+__all__ = ["Lane", "LaneParts", "LaneTimings", "LaneView", "LaneWorker", "InlineLane", "Notice",
            "PaymentView", "ReceiptView", "Screen"]

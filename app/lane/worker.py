@@ -37,6 +37,10 @@ class LaneWorker:
         self._started_error: BaseException | None = None
         self.lane: Lane | None = None  # for tests that inspect it after idle()
 
+    def publish_to(self, publish: Callable[[LaneView], None]) -> None:
+        """Where each new view goes (set before ``start``): the UI's bridge to its thread."""
+        self._publish = publish
+
     def start(self, timeout: float = 30.0) -> None:
         self._thread = threading.Thread(target=self._run, name="lane", daemon=True)
         self._thread.start()
@@ -94,4 +98,51 @@ class LaneWorker:
                         lane.failed(exc)
 
 
-__all__ = ["LaneWorker"]
+class InlineLane:
+    """The headless executor: the lane lives on the caller's thread, and commands posted by
+    device threads wait in a queue until the caller ``pump``s them (with the lane's ticks).
+
+    Unlike ``LaneWorker``, a command that raises is not turned into the error screen: it
+    propagates to ``pump``'s caller, so a scenario or test sees the bug, not a screen."""
+
+    def __init__(self, make_lane: Callable[[], Lane]) -> None:
+        self._make_lane = make_lane
+        self._queue: queue.Queue[Command] = queue.Queue()
+        self.lane: Lane | None = None
+
+    def start(self) -> None:
+        lane = self._make_lane()
+        lane.boot()
+        self.lane = lane
+
+    def post(self, command: Command) -> None:
+        self._queue.put(command)
+
+    def pump(self, seconds: float = 0.0) -> None:
+        """Run what devices posted, ticking the lane, for at least ``seconds`` (monotonic)
+        and until nothing is waiting."""
+        lane = self.lane
+        if lane is None:
+            raise RuntimeError("the lane has not started")
+        end = time.monotonic() + seconds
+        while True:
+            try:
+                command: Command | None = self._queue.get(timeout=0.05)
+            except queue.Empty:
+                command = None
+            if command is not None:
+                command(lane)
+            lane.tick()
+            if time.monotonic() >= end and self._queue.empty():
+                return
+
+    def idle(self, timeout: float = 10.0) -> None:
+        """Run every command posted so far (on this thread)."""
+        while not self._queue.empty():
+            self.pump()
+
+    def stop(self) -> None:
+        self.lane = None
+
+
+__all__ = ["InlineLane", "LaneWorker"]

@@ -13,7 +13,9 @@ from __future__ import annotations
 import base64
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -21,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from app.domain.exit_pass import ExitPass, PassInvalid, decode, encode
+from app.domain.money import Money
 
 
 class KeyFileError(ValueError):
@@ -117,6 +120,63 @@ def verify(text: str, keys: dict[str, Ed25519PublicKey]) -> Verdict:
                            exit_pass)
     return Verdict(False, "bad_signature",
                    "the signature does not match: the pass was altered or forged", exit_pass)
+
+
+def lane_signer(private_key_path: Path, public_keys_path: Path, lane_id: str) -> PassSigner:
+    """This lane's exit-pass signer. On first use its key is created and its public key is
+    added to the store's key file, so the kiosk can verify its own passes at once.
+
+    Raises KeyFileError if the key file holds another key for ``lane_id`` (every pass
+    this lane signs would fail to verify)."""
+    signer = PassSigner.from_file(private_key_path)
+    mine = public_key_text(signer.public_key())
+    known = load_public_keys(public_keys_path) if public_keys_path.exists() else {}
+    if lane_id not in known:
+        public_keys_path.parent.mkdir(parents=True, exist_ok=True)
+        with public_keys_path.open("a", encoding="utf-8") as f:
+            f.write(f'"{lane_id}" = "{mine}"\n')
+    elif public_key_text(known[lane_id]) != mine:
+        raise KeyFileError(
+            f"{public_keys_path} holds another key for lane {lane_id!r} than "
+            f"{private_key_path}: every pass would fail to verify. Fix the key file "
+            "(exit_pass.public_keys_file) or restore the lane's private key."
+        )
+    return signer
+
+
+def check_pass(text: str, *, keys_path: Path, now: datetime, max_age_h: float,
+               refunded_minor: Callable[[str], int]) -> tuple[bool, str]:
+    """Staff's exit-pass check: (valid, what it holds, as lines staff read).
+
+    Valid means signed by a lane of this store (``keys_path``, the store's key file),
+    issued within ``max_age_h`` hours of ``now`` (aware), and not refunded
+    (``refunded_minor(order_id)``, 0 when the sale is not this lane's)."""
+    try:
+        keys = load_public_keys(keys_path)
+    except KeyFileError as exc:
+        return False, f"key file: {exc}"
+    verdict = verify(text, keys)
+    held = verdict.exit_pass
+    if held is None:
+        return verdict.valid, verdict.message
+    issued = datetime.fromtimestamp(held.issued_at, UTC)
+    age_h = (now - issued).total_seconds() / 3600
+    total = Money(held.total_minor, held.currency).to_decimal_string()
+    lines = [verdict.message, f"lane {held.lane_id}, order {held.order_id}",
+             f"{held.item_count} items, {total} {held.currency}",
+             f"issued {issued.astimezone(now.tzinfo):%Y-%m-%d %H:%M} ({age_h:.1f} h ago)"]
+    valid = verdict.valid
+    if valid and age_h > max_age_h:
+        valid = False
+        lines.append(f"TOO OLD: older than {max_age_h:g} h / 凭证已过期")
+    refunded = refunded_minor(held.order_id)
+    if valid and refunded:
+        valid = False
+        lines.append(f"REFUNDED {Money(refunded, held.currency).to_decimal_string()} "
+                     "/ 该订单已退款")
+    if held.exit_audit:
+        lines.append("EXIT CHECK / 出口抽检")
+    return valid, "\n".join(lines)
 
 
 def _signed_by(key: Ed25519PublicKey, body: bytes, signature: bytes) -> bool:

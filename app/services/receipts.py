@@ -44,3 +44,9 @@ def issue_receipt(jobs: PrintJobs, sale: PaidSale, signer: PassSigner,
 def reprint(jobs: PrintJobs, order_id: str, clock: Clock) -> int:
     """Staff asked for another copy of a sale's receipt (raises KeyError if there is none)."""
     return jobs.reprint(order_id, clock.now())
+
+
+# What the shopper is told before paying at a lane without a receipt printer (zh, en).
+NO_PRINTER_NOTICE = ("本机没有收据打印机：收据和出口凭证将显示在屏幕上",
+                     "This lane has no receipt printer: your receipt and exit pass will be "
+                     "shown on screen")

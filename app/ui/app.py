@@ -1,9 +1,10 @@
-"""The Kivy application: the kiosk's touch screen, wired to the lane and the devices.
+"""The Kivy application: the kiosk's touch screen over a running kiosk.
 
-``KioskApp`` loads kiosk.kv, starts the lane on its own thread (``LaneWorker``)
-and the devices on theirs (camera, camera scanner, printer, event uploader),
-and renders each ``LaneView`` the lane publishes. Device and lane threads
-never touch a widget: they post through ``Bridge`` onto the Kivy thread.
+``KioskApp`` loads kiosk.kv, starts the ``KioskRuntime`` it is given (the lane
+on its own thread, the devices on theirs: built by the composition root, not
+here), renders each ``LaneView`` the lane publishes and forwards touches and
+keys to the runtime. Device and lane threads never touch a widget: views come
+through ``Bridge`` onto the Kivy thread.
 A kiosk cannot be left: Escape does nothing and closing the window is
 refused; only ``stop()`` (Ctrl-C in the terminal, tests) ends it.
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,15 +35,9 @@ from kivy.properties import (  # noqa: E402
     StringProperty,
 )
 
-from app import bootstrap  # noqa: E402
-from app.bootstrap import PROJECT_ROOT, Kiosk  # noqa: E402
 from app.fonts import find_cjk_font  # noqa: E402
-from app.lane import (  # noqa: E402
-    Lane,
-    LaneView,
-    LaneWorker,  # noqa: E402
-    Screen,
-)
+from app.lane import LaneView, Screen  # noqa: E402
+from app.runtime import KioskRuntime  # noqa: E402
 from app.ui import present  # noqa: E402
 from app.ui.bridge import Bridge  # noqa: E402
 from app.ui.sounds import Sounds  # noqa: E402
@@ -51,6 +45,7 @@ from app.ui.strings import STRINGS, say  # noqa: E402
 from app.ui.widgets import CodeEntry, DemoShelf  # noqa: E402
 
 log = logging.getLogger(__name__)
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 THEMES = {
     "normal": {"bg": [0.97, 0.97, 0.95, 1], "panel": [1, 1, 1, 1], "ink": [0.08, 0.08, 0.08, 1],
@@ -88,20 +83,19 @@ class KioskApp(App):
     demo_shelf = BooleanProperty(False)
     staff_choices = ListProperty([])  # the demo rig feeds the camera: show its shelf
 
-    def __init__(self, kiosk: Kiosk, *, rig: Any = None, screenshot: Path | None = None,
+    def __init__(self, runtime: KioskRuntime, *, store: Any = None,
+                 screenshot: Path | None = None,
                  on_started: Callable[[KioskApp], None] | None = None) -> None:
+        """``store``: the simulated store (devices.sim.store.SimStore) whose demo shelf
+        and simulated phone the screen offers; None in a real store."""
         super().__init__()
-        self.kiosk = kiosk
-        self.settings = kiosk.settings
-        self.demo = rig
-        self.demo_shelf = rig is not None and getattr(rig, "camera", None) is not None
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.demo = store
+        self.demo_shelf = store is not None and getattr(store, "camera", None) is not None
         self._screenshot = screenshot
         self._on_started = on_started
-        self.title = kiosk.settings.store.name_en
-        self.worker: LaneWorker | None = None
-        self.printer: Any = None
-        self.scanner: Any = None
-        self.uploader: Any = None
+        self.title = runtime.settings.store.name_en
         self.sounds = Sounds(PROJECT_ROOT / "assets" / "sounds", self.settings.ui.sounds)
         self._bridge = Bridge(self.show)
         self._last_view = LaneView(Screen.ATTRACT)
@@ -135,128 +129,41 @@ class KioskApp(App):
             self._on_started(self)
 
     def _start_devices(self) -> None:
-        settings = self.settings
-        self.printer = bootstrap.build_printer(self.kiosk)
-        if self.printer is not None:
-            self.printer.on_outcome(lambda o: self.post(
-                Lane.receipt_outcome, o.job_id, o.order_id, o.printed, o.detail))
-        source = self.demo.camera if self.demo is not None else None
-        self.camera = bootstrap.build_camera(settings, (lambda: source) if source else None)
-        self.scanner = bootstrap.build_serial_scanner(
-            settings, lambda s: self.post(Lane.scan, s.text, s.symbology, s.source),
-            lambda r: self.post(Lane.scan_rejected, r.refusal.code))
-        printer = self.printer
-        clock = self.kiosk.clock
-        other_scanners = self.scanner is not None
-
-        def make_lane() -> Lane:
-            # On the lane's thread: it owns this database connection.
-            kiosk = bootstrap.build(settings, clock)
-            return bootstrap.build_lane(
-                kiosk, other_scanners=other_scanners,
-                receipt_notice=bootstrap.printer_notice(printer) if printer else None,
-                wake_printer=printer.wake if printer else (lambda: None),
-                flush=lambda: self.uploader.wake() if self.uploader else None,
-                devices=self._device_lines)
-
-        self.worker = LaneWorker(make_lane, self._bridge.post)
-        self.worker.start()
-        if self.printer is not None:
-            self.printer.start()  # after the lane exists: no outcome may be posted to nobody
-        if self.camera is not None:
-            self._camera_scanner = bootstrap.build_camera_scanner(
-                settings, self.camera,
-                lambda s: self.post(Lane.scan, s.text, s.symbology, s.source),
-                lambda r: self.post(Lane.scan_rejected, r.refusal.code))
-            self.camera.on_health(self._camera_health)
-            self._camera_scanner.start()
-            self.camera.start()
-        if self.scanner is not None:
-            self.scanner.start()
-        # A USB barcode scanner "types" codes: the wedge tells it from a person typing.
-        self.wedge = bootstrap.build_wedge(
-            settings, lambda s: self.post(Lane.scan, s.text, s.symbology, s.source),
-            lambda _typed: None,  # people type on the on-screen keypads, not a keyboard
-            lambda r: self.post(Lane.scan_rejected, r.refusal.code))
+        self.runtime.start(on_view=self._bridge.post)
+        self.camera = self.runtime.camera
         Window.bind(on_textinput=self._key_text, on_key_down=self._key_down)
         Window.bind(on_touch_down=self._corner_down, on_touch_up=self._corner_up)
-        Clock.schedule_interval(lambda _dt: self.wedge.tick(time.monotonic()), 0.05)
-        self.uploader = bootstrap.build_uploader(settings, clock)
-        if self.uploader is not None:
-            self.uploader.start()
+        Clock.schedule_interval(lambda _dt: self.runtime.key_tick(), 0.05)
 
     def _key_text(self, _window: object, text: str) -> None:
         for char in text:
-            self.wedge.key(char, time.monotonic())
+            self.runtime.key(char)
 
     def _key_down(self, _window: object, key: int, *_args: object) -> bool:
         if key in (13, 271):  # Enter, keypad Enter: the wedge's suffix
-            self.wedge.key("\r", time.monotonic())
+            self.runtime.key("\r")
             return True
         return key == 27  # Escape: swallowed, a kiosk cannot be left
 
-    def _device_lines(self) -> list[str]:
-        """Staff mode's device health page, the devices this screen owns (lane thread)."""
-        lines = []
-        if self.camera is None:
-            lines.append("Camera: none configured")
-        else:
-            h = self.camera.health()
-            age = "-" if h.last_frame_age_s is None else f"{h.last_frame_age_s:.2f} s"
-            lines.append(f"Camera ({h.source}): {h.state}, {h.fps} fps, last frame {age} ago, "
-                         f"reopened {h.reopen_count}x {h.error}".rstrip())
-            scanner = getattr(self, "_camera_scanner", None)
-            if scanner is not None:
-                st = scanner.stats()
-                lines.append(f"Decoder: {st['scans']} scans, {st['rejections']} refused, "
-                             f"decode p50 {st['decode_ms_p50']} ms, p95 {st['decode_ms_p95']} ms")
-        if self.printer is None:
-            lines.append("Printer: none configured (exit passes shown on screen)")
-        else:
-            ph = self.printer.health()
-            lines.append(f"Printer ({ph.port}): {ph.status.state.value} {ph.status.detail}, "
-                         f"{ph.pending_jobs} waiting, {ph.unconfirmed_jobs} unconfirmed, "
-                         f"reopened {ph.reopen_count}x {ph.last_error}".rstrip())
-        if self.scanner is not None:
-            lines.append(f"Serial scanner: {self.settings.scanner.serial_port}")
-        return lines
-
-    def _camera_health(self, health: Any) -> None:
-        if health.state in ("ok", "lost"):
-            self.post(Lane.camera_health, health.state)
-
     def on_stop(self) -> None:
-        for device in (getattr(self, "_camera_scanner", None), self.camera, self.scanner,
-                       self.printer, self.uploader):
-            if device is not None:
-                try:
-                    device.stop()
-                except Exception:  # noqa: BLE001 - stopping the rest matters more
-                    log.exception("stopping %r failed", device)
-        if self.worker is not None:
-            self.worker.stop()
+        self.runtime.stop()
 
     def _refuse_close(self, *_args: object) -> bool:
         return True  # a kiosk's window cannot be closed by a shopper
 
     # -- commands from the screen --------------------------------------------------------------
     def post(self, command: Callable[..., object], *args: object) -> None:
-        """Run a lane command on the lane's thread (from a touch or a device thread)."""
-        if self.worker is None:
-            log.error("lane command %s before the lane started: dropped", command)
-            return
-        self.worker.post(lambda lane: command(lane, *args))
+        """Run a lane command on the lane's thread (from a touch)."""
+        self.runtime.post(lambda lane: command(lane, *args))
 
     def do(self, name: str, *args: object) -> None:
         """kiosk.kv's buttons: ``app.do("pay")`` runs ``Lane.pay`` on the lane's thread."""
-        self.post(getattr(Lane, name), *args)
+        self.runtime.do(name, *args)
 
     # -- staff mode ------------------------------------------------------------------------
     def staff_post(self, method: str, *args: object) -> None:
         """``app.staff_post("do", "reset")``: a StaffMode method on the lane's thread."""
-        if self.worker is not None:
-            self.worker.post(lambda lane: getattr(lane.staff, method)(*args)
-                             if lane.staff else None)
+        self.runtime.staff_do(method, *args)
 
     def staff_choose(self, choice: str) -> None:
         self.staff_post("do", self.shown["staff_purpose"], choice)
@@ -387,7 +294,7 @@ class KioskApp(App):
 
     def _render(self) -> None:
         view, lang = self.view, self.language
-        now = self.kiosk.clock.now()
+        now = self.runtime.clock.now()
         rows = present.cart_rows(view, lang)
         line = sp(22) * self.scale * 1.35
         for row in rows:  # RecycleView rows need their height up front

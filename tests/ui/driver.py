@@ -135,7 +135,7 @@ class Driver:
         """Staff-side steps the shopper screens have no button for (issue 8 brings them)."""
         self.app.post(command, *args)
         yield from self.frames(2)
-        self.app.worker.idle()
+        self.app.runtime.idle()
         yield from self.frames(2)
 
     def hold(self, code: str, frames: int = 20) -> None:
@@ -166,7 +166,6 @@ def run(flow: Callable[[Driver], Step], data_dir: Path, *, shots: Path | None = 
     from app.config import load_settings
     from app.services.clock import OffsetClock
     from app.ui.window import configure
-    from devices.sim.demo import DemoRig
 
     settings = load_settings(data_dir=data_dir)
     settings.kiosk.language = language
@@ -175,9 +174,8 @@ def run(flow: Callable[[Driver], Step], data_dir: Path, *, shots: Path | None = 
     kiosk = bootstrap.build(settings, clock)
     bootstrap.seed_demo_store(kiosk)
     bootstrap.seed_demo_staff(kiosk)
-    rig = DemoRig(data_dir)
-    rig.pay_url = pay_url  # a simulator that outlives this process (the restart test)
-    rig.start(settings)
+    # pay_url: a payment simulator that outlives this process (the restart test)
+    rig = bootstrap.start_sim_store(settings, pay_url=pay_url)
     if paper_out and rig.printer is not None:
         rig.printer.set_state(paper_out=True)
     configure(settings.ui)
@@ -204,7 +202,9 @@ def run(flow: Callable[[Driver], Step], data_dir: Path, *, shots: Path | None = 
         Clock.schedule_interval(step, 0.03)
 
     try:
-        KioskApp(kiosk, rig=rig, on_started=started).run()
+        runtime = bootstrap.build_runtime(kiosk, threaded=True,
+                                          camera_factory=rig.camera_factory())
+        KioskApp(runtime, store=rig, on_started=started).run()
     finally:
         rig.stop()
     if not outcome:

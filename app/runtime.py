@@ -1,0 +1,243 @@
+"""The running kiosk: the lane's executor, every device, their start/stop order, one routing table.
+
+``KioskRuntime`` is what a store runs, whatever shows it: the touch screen
+(``app.ui``) renders the lane's views and forwards touches to it; ``kiosk
+scenario`` drives the same object headless. The composition root
+(``app.bootstrap.build_runtime``) builds it with the configured devices; this
+module wires nothing itself and never imports the composition root.
+
+A device never calls the lane: it reports to the ``Router``, whose one table
+(``ROUTES``) turns each kind of device event into a lane command, posted to the
+executor (the lane's own thread under the touch screen, or inline headless).
+Adding a device: build it in ``bootstrap.build_runtime``, give it a field in
+``Devices``, its start and stop in ``KioskRuntime.start``/``stop``, its health
+in ``device_health``, and, if it reports something new, a row in ``ROUTES``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from app.config import Settings
+from app.domain.clock import Clock
+from app.lane import Lane, LaneView
+from app.services.staff import StaffMode
+
+if TYPE_CHECKING:  # devices pull in OpenCV, pyserial and the decoders
+    from devices.camera import Camera, CameraHealth
+    from devices.membership import Uploader
+    from devices.printer import JobOutcome, ReceiptPrinter
+    from devices.scanner import CameraScanner, KeyboardWedge, Scan, ScanRejection, SerialScanner
+
+log = logging.getLogger(__name__)
+
+Command = Callable[[Lane], object]
+
+
+class LaneExecutor(Protocol):
+    """Runs lane commands in order on the one thread that owns the lane."""
+
+    lane: Lane | None
+
+    def start(self) -> None: ...
+
+    def post(self, command: Command) -> None: ...
+
+    def idle(self, timeout: float = 10.0) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+# What each kind of device event does to the lane: the one routing table.
+ROUTES: dict[str, Callable[[Lane, Any], object]] = {
+    "scan": lambda lane, scan: lane.scan(scan.text, scan.symbology, scan.source),
+    "scan_rejected": lambda lane, rejected: lane.scan_rejected(rejected.refusal.code),
+    "camera_health": lambda lane, health: lane.camera_health(health.state),
+    "receipt": lambda lane, o: lane.receipt_outcome(o.job_id, o.order_id, o.printed, o.detail),
+}
+
+
+class Router:
+    """Device callbacks (on device threads) to lane commands (on the lane's thread)."""
+
+    def __init__(self) -> None:
+        self._executor: LaneExecutor | None = None
+
+    def attach(self, executor: LaneExecutor) -> None:
+        self._executor = executor
+
+    def route(self, kind: str, event: object) -> None:
+        """Post ``ROUTES[kind]`` with ``event`` to the lane; KeyError for an unknown kind."""
+        handler = ROUTES[kind]
+        if self._executor is None:
+            log.error("%s before the lane started: dropped", kind)
+            return
+        self._executor.post(lambda lane: handler(lane, event))
+
+    # The callbacks devices are built with:
+    def scan(self, scan: Scan) -> None:
+        self.route("scan", scan)
+
+    def scan_rejected(self, rejected: ScanRejection) -> None:
+        self.route("scan_rejected", rejected)
+
+    def camera_health(self, health: CameraHealth) -> None:
+        if health.state in ("ok", "lost"):  # "opening" and the like change nothing on screen
+            self.route("camera_health", health)
+
+    def receipt(self, outcome: JobOutcome) -> None:
+        self.route("receipt", outcome)
+
+
+@dataclass
+class Devices:
+    """Every device a lane may have; None where the store has none."""
+
+    printer: ReceiptPrinter | None = None
+    camera: Camera | None = None
+    camera_scanner: CameraScanner | None = None
+    serial_scanner: SerialScanner | None = None
+    wedge: KeyboardWedge | None = None
+    uploader: Uploader | None = None
+    serial_port: str = ""
+
+
+@dataclass(frozen=True)
+class DeviceHealth:
+    """One device's health as staff mode shows it."""
+
+    device: str  # camera, decoder, printer, serial_scanner
+    state: str  # ok, lost, none, or the device's own word (printer: ready, paper_end, ...)
+    line: str  # what staff read on the health page
+
+
+class KioskRuntime:
+    """One running kiosk. ``start`` brings everything up in order, ``stop`` takes it down."""
+
+    def __init__(self, settings: Settings, clock: Clock, executor: LaneExecutor, router: Router,
+                 devices: Devices) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.executor = executor
+        self.router = router
+        self.devices = devices
+        router.attach(executor)
+        self._running = False
+
+    # -- what the screen and scenarios use --------------------------------------------------
+    @property
+    def lane(self) -> Lane:
+        if self.executor.lane is None:
+            raise RuntimeError("the lane has not started")
+        return self.executor.lane
+
+    @property
+    def staff(self) -> StaffMode:
+        staff = self.lane.staff
+        if not isinstance(staff, StaffMode):
+            raise RuntimeError("this lane has no staff mode")
+        return staff
+
+    @property
+    def camera(self) -> Camera | None:
+        return self.devices.camera
+
+    def post(self, command: Command) -> None:
+        """Run ``command(lane)`` on the lane's thread, after everything posted before it."""
+        self.executor.post(command)
+
+    def do(self, name: str, *args: object) -> None:
+        """A shopper's touch: ``do("pay")`` runs ``Lane.pay`` on the lane's thread."""
+        method = getattr(Lane, name)
+        self.post(lambda lane: method(lane, *args))
+
+    def staff_do(self, method: str, *args: object) -> None:
+        """A staff touch: ``staff_do("do", "reset")`` runs ``StaffMode.do`` on the lane's thread."""
+        def run(lane: Lane) -> None:
+            if lane.staff is not None:
+                getattr(lane.staff, method)(*args)
+        self.post(run)
+
+    def idle(self, timeout: float = 10.0) -> None:
+        """Wait until every command posted so far has run."""
+        self.executor.idle(timeout)
+
+    def key(self, char: str) -> None:
+        """A character from the keyboard: a USB scanner "types" its codes (the wedge)."""
+        if self.devices.wedge is not None:
+            self.devices.wedge.key(char, time.monotonic())
+
+    def key_tick(self) -> None:
+        """Call often (every 50 ms): ends a wedge scan that had no suffix."""
+        if self.devices.wedge is not None:
+            self.devices.wedge.tick(time.monotonic())
+
+    # -- start and stop ---------------------------------------------------------------------
+    def start(self, on_view: Callable[[LaneView], None] | None = None) -> KioskRuntime:
+        """The lane first (it boots: a crash's cart and payment come back), then the devices
+        that report to it, so no event is posted to nobody."""
+        publish = getattr(self.executor, "publish_to", None)
+        if on_view is not None and publish is not None:
+            publish(on_view)
+        self.executor.start()
+        self._running = True
+        d = self.devices
+        for device in (d.printer, d.camera_scanner, d.camera, d.serial_scanner, d.uploader):
+            if device is not None:
+                device.start()
+        return self
+
+    def stop(self) -> None:
+        """Devices first (nothing new reaches the lane), then the lane. Idempotent."""
+        if not self._running:
+            return
+        self._running = False
+        d = self.devices
+        for device in (d.camera_scanner, d.camera, d.serial_scanner, d.printer, d.uploader):
+            if device is not None:
+                try:
+                    device.stop()
+                except Exception:  # noqa: BLE001 - stopping the rest matters more
+                    log.exception("stopping %r failed", device)
+        self.executor.stop()
+
+    # -- health -----------------------------------------------------------------------------
+    def device_health(self) -> list[DeviceHealth]:
+        """Each device this lane has (or lacks), as staff mode's health page shows it."""
+        d = self.devices
+        out = []
+        if d.camera is None:
+            out.append(DeviceHealth("camera", "none", "Camera: none configured"))
+        else:
+            h = d.camera.health()
+            age = "-" if h.last_frame_age_s is None else f"{h.last_frame_age_s:.2f} s"
+            out.append(DeviceHealth("camera", h.state, (
+                f"Camera ({h.source}): {h.state}, {h.fps} fps, last frame {age} ago, "
+                f"reopened {h.reopen_count}x {h.error}").rstrip()))
+            if d.camera_scanner is not None:
+                st = d.camera_scanner.stats()
+                out.append(DeviceHealth("decoder", "ok", (
+                    f"Decoder: {st['scans']} scans, {st['rejections']} refused, "
+                    f"decode p50 {st['decode_ms_p50']} ms, p95 {st['decode_ms_p95']} ms")))
+        if d.printer is None:
+            out.append(DeviceHealth("printer", "none",
+                                    "Printer: none configured (exit passes shown on screen)"))
+        else:
+            ph = d.printer.health()
+            out.append(DeviceHealth("printer", ph.status.state.value, (
+                f"Printer ({ph.port}): {ph.status.state.value} {ph.status.detail}, "
+                f"{ph.pending_jobs} waiting, {ph.unconfirmed_jobs} unconfirmed, "
+                f"reopened {ph.reopen_count}x {ph.last_error}").rstrip()))
+        if d.serial_scanner is not None:
+            out.append(DeviceHealth("serial_scanner", "ok", f"Serial scanner: {d.serial_port}"))
+        return out
+
+    def device_lines(self) -> list[str]:
+        return [h.line for h in self.device_health()]
+
+
+__all__ = ["ROUTES", "DeviceHealth", "Devices", "KioskRuntime", "LaneExecutor", "Router"]

@@ -1,0 +1,59 @@
+"""Staff mode's health page: what each device says, whether the payment provider answers,
+how far behind the behaviour events are, and the staff alerts still open.
+
+The devices' own lines come from the runtime (``app.runtime.KioskRuntime``); this
+module adds what the lane's thread can check itself, and words staff read.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from app.services.payments import PaymentProvider
+from app.storage.outbox import Outbox
+
+ProbeOrder = "HEALTHCHECK0000"  # an order no lane ever creates: any answer means "reachable"
+
+
+def provider_reach(provider: PaymentProvider) -> str:
+    """How the payment provider answered a query for an order that does not exist: a
+    refusal naming the order (404, "not found", a status) is an answer; anything else
+    (timeout, connection refused) is not."""
+    started = time.monotonic()
+    try:
+        provider.query(ProbeOrder)
+        return f"answered in {(time.monotonic() - started) * 1000:.0f} ms"
+    except Exception as exc:  # noqa: BLE001 - any answer at all is what is being checked
+        said = str(exc)
+        reachable = "status" in said or "404" in said or "not found" in said.lower()
+        return (f"answered in {(time.monotonic() - started) * 1000:.0f} ms" if reachable
+                else f"NOT REACHABLE: {said[:80]}")
+
+
+def health_lines(devices: Callable[[], list[str]], provider: PaymentProvider, outbox: Outbox,
+                 alerts: Callable[[], list[tuple[str, str]]]) -> list[str]:
+    """The device health page, one line each: ``devices`` (camera, decoder, printer,
+    scanners), then the payment provider, the events waiting, and up to five open alerts
+    (``alerts()``: (kind, message), newest first)."""
+    try:
+        lines = list(devices())
+    except Exception as exc:  # noqa: BLE001 - a health page must always show
+        lines = [f"(devices: {exc})"]
+    lines.append(f"Payment ({provider.name}): {provider_reach(provider)}")
+    st = outbox.status()
+    lines.append(f"Events: {st.pending} waiting, {st.in_flight} sending, {st.dead} set aside, "
+                 f"oldest {st.oldest_pending or '-'}, last upload {st.last_upload or 'never'}")
+    lines += [f"Alert ({kind}): {message}" for kind, message in alerts()] or ["Alerts: none"]
+    return lines
+
+
+def outbox_state(outbox: Outbox, flush: Callable[[], None]) -> str:
+    """Ask the uploader to send now (``flush``), then say what is waiting, for staff."""
+    flush()
+    st = outbox.status()
+    return (f"Upload asked / 已请求上传: {st.pending} waiting, {st.in_flight} sending, "
+            f"{st.dead} set aside; last upload {st.last_upload or 'never'}")
+
+
+__all__ = ["health_lines", "outbox_state", "provider_reach"]

@@ -1,0 +1,164 @@
+"""The simulated store a kiosk runs in without hardware: `kiosk demo` and `kiosk scenario` both.
+
+Each part is the same simulator an integrator starts by hand (`kiosk sim pay`,
+`kiosk sim backend`, `kiosk sim printer`), started in-process on free ports of
+127.0.0.1: the payment provider, the reference membership backend (with the
+demo members enrolled), a virtual ESC/POS printer on a real pty, and a camera
+that shows generated frames. ``point`` aims a kiosk's settings at them; the
+kiosk then runs exactly the runtime a store runs (``app.runtime``), built by the
+composition root. ``hold`` is the demo shelf: it renders a product's barcode
+(or a member's QR) into the camera frames, so someone without a camera can
+shop with the mouse, and a scenario can "show" a code to the real decoder.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from app.config import Settings
+from devices.camera import FrameSource, GeneratedSource
+from devices.sim.frames import render_barcode
+from devices.sim.membership_backend import DEFAULT_TOKEN, BackendServer
+from devices.sim.payprovider import PayServer
+from devices.sim.printer import VirtualPrinter
+
+log = logging.getLogger(__name__)
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class PausableSource:
+    """The generated camera, which can be made to stop delivering frames (unplugged, a hung
+    driver) so the camera's own watchdog notices."""
+
+    def __init__(self, inner: GeneratedSource) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.paused = False
+
+    def open(self) -> None:
+        self.inner.open()
+
+    def read(self) -> Any:
+        if self.paused:
+            time.sleep(0.05)
+            return None  # no frame: the camera's watchdog judges the gap
+        return self.inner.read()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def show(self, code: str | None, frames: int = 15) -> None:
+        self.inner.show(code, frames)
+
+
+def demo_members() -> list[tuple[str, str, str, str]]:
+    """The demo store's members (seeds/members.csv): id, name, tier, phone."""
+    with (PROJECT_ROOT / "seeds" / "members.csv").open(encoding="utf-8") as f:
+        return [(r["member_id"], r["name"], r["tier"], r["phone"]) for r in csv.DictReader(f)]
+
+
+class SimStore:
+    """Payment provider, membership backend, receipt printer and camera, simulated.
+
+    ``keep_camera``: leave the configured camera alone (``kiosk demo --webcam``).
+    ``pay_url``: use a payment simulator that outlives this store (a restart test).
+    ``pay_options``: extra options for the simulator adapter (e.g. ``read_timeout_s``)."""
+
+    def __init__(self, data_dir: Path, *, keep_camera: bool = False, pay_url: str = "",
+                 pay_options: dict[str, Any] | None = None) -> None:
+        self.data_dir = data_dir
+        self.keep_camera = keep_camera
+        self.pay_url = pay_url  # where the simulated phone pays
+        self.pay_options = dict(pay_options or {})
+        self.pay: PayServer | None = None
+        self.backend: BackendServer | None = None
+        self.printer: VirtualPrinter | None = None
+        self.camera: PausableSource | None = None
+
+    @property
+    def receipts_dir(self) -> Path:
+        return self.data_dir / "receipts"
+
+    def start(self, settings: Settings) -> SimStore:
+        """Start the simulators and point ``settings`` at them; stops what started if a
+        later part fails."""
+        try:
+            self.pay = PayServer(0, keys_dir=self.data_dir / "sim-pay-keys").start()
+            self.backend = BackendServer(0, self.data_dir / "sim-backend.db").start()
+            for row in demo_members():
+                self.backend.add_member(*row)
+            self.printer = VirtualPrinter(self.receipts_dir,
+                                          paper_mm=settings.printer.paper_mm).start()
+            if not self.keep_camera:
+                c = settings.camera
+                self.camera = PausableSource(GeneratedSource([], fps=c.fps, width=c.width,
+                                                             height=c.height))
+        except BaseException:
+            self.stop()
+            raise
+        self.pay_url = self.pay_url or self.pay.url
+        self.point(settings)
+        return self
+
+    def point(self, settings: Settings) -> None:
+        """Aim ``settings`` at this store's simulators (payment, printer, backend, camera)."""
+        assert self.backend is not None and self.printer is not None
+        settings.payment.adapter = "simulator"
+        settings.payment.options = {"base_url": self.pay_url, **self.pay_options}
+        settings.printer.port = self.printer.port
+        m = settings.membership
+        m.base_url, m.token = self.backend.url, DEFAULT_TOKEN
+        m.member_key = self.backend.member_key_text()
+        settings.ui.demo_shelf = True
+        if self.camera is not None:
+            settings.camera.source = "generated"
+
+    def camera_factory(self) -> Callable[[], FrameSource] | None:
+        """The camera's frame source for the runtime (None: the configured camera)."""
+        camera = self.camera
+        return (lambda: camera) if camera is not None else None
+
+    # -- what a shopper (or a scenario) does in the simulated store ---------------------------
+    def hold(self, code: str | None, frames: int = 20) -> None:
+        """Hold ``code`` under the camera for ``frames`` frames (None: nothing in view)."""
+        if self.camera is None:
+            raise RuntimeError("the demo shelf needs the generated camera (not --webcam)")
+        if code is not None:
+            render_barcode(code)  # raises ValueError here, not in the camera thread
+        self.camera.show(code, frames)
+
+    def member_code(self, member_id: str) -> str:
+        """The member QR the membership app would show for ``member_id``."""
+        assert self.backend is not None
+        return self.backend.member_code(member_id)
+
+    def phone(self, out_trade_no: str, action: str = "pay") -> None:
+        """The shopper's simulated phone pays (or declines) the order, off the caller's thread."""
+        url = f"{self.pay_url}/sim/orders/{out_trade_no}/{action}"
+
+        def send() -> None:
+            try:
+                requests.post(url, timeout=5)
+            except requests.RequestException:
+                log.exception("the simulated phone could not reach the payment simulator")
+        threading.Thread(target=send, name="demo-phone", daemon=True).start()
+
+    def stop(self) -> None:
+        for server in (self.pay, self.backend):
+            if server is not None:
+                server.stop()
+        if self.backend is not None:
+            self.backend.store.conn.close()
+        if self.printer is not None:
+            self.printer.close()
+
+
+__all__ = ["PausableSource", "SimStore", "demo_members"]
