@@ -411,7 +411,10 @@ def test_boot_does_not_wait_for_an_unreachable_provider(switchable_lane, demo_ki
 
 def test_without_a_printer_the_exit_pass_shows_after_a_restart(make_lane, demo_kiosk, sim,
                                                                clock, data_dir):
-    no_printer = bootstrap.no_printer_notice
+    from app.services.receipts import NO_PRINTER_NOTICE
+
+    def no_printer() -> tuple[str, str]:
+        return NO_PRINTER_NOTICE
     lane = make_lane(notice=no_printer, wallets=())
     lane.scan(MILK)
     lane.pay()
