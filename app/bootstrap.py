@@ -488,6 +488,7 @@ def build_lane(kiosk: Kiosk, *, provider: PaymentProvider | None = None,
         phone_lookup=member_client.member_for_phone if member_client else None,
         phone_secret=s.membership.token or s.kiosk.lane_id,
         wallets=tuple(s.payment.wallets), other_scanners=other_scanners,
+        max_length=s.barcodes.max_length,
         exit_audit=exit_audit_rules(s), roll=secrets.SystemRandom().random,
         timings=LaneTimings(
             idle=timedelta(seconds=s.ui.idle_s),

@@ -54,7 +54,7 @@ class LaneExecutor(Protocol):
 
 # What each kind of device event does to the lane: the one routing table.
 ROUTES: dict[str, Callable[[Lane, Any], object]] = {
-    "scan": lambda lane, scan: lane.scan(scan.text, scan.symbology, scan.source),
+    "scan": lambda lane, scan: lane.scan_code(scan.code, scan.source),
     "scan_rejected": lambda lane, rejected: lane.scan_rejected(rejected.refusal.code),
     "camera_health": lambda lane, health: lane.camera_health(health.state),
     "receipt": lambda lane, o: lane.receipt_outcome(o.job_id, o.order_id, o.printed, o.detail),

@@ -178,7 +178,7 @@ def scan_to_cart(kiosk: bootstrap.Kiosk, pipeline: str, codes: list[str]) -> dic
         except queue.Empty:
             continue
         try:
-            checkout.add_scan(scan.text, scan.symbology)
+            checkout.add_scan(scan.code)
         except Refused as exc:
             refused.append(f"{scan.text}: {exc.refusal.code}")
             continue

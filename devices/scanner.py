@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import serial
 
 from app.domain.rejections import Refusal, Refused, refuse
-from app.domain.scan_input import clean_scan
+from app.domain.scan_input import CleanScan, clean_scan
 from devices.camera import Camera, Frame
 from devices.decoder import Decoded, FrameDecoder
 
@@ -44,6 +44,11 @@ class Scan:
     source: str  # "camera", "wedge", "serial" or "manual"
     received_at: float  # time.monotonic() when the scanner produced it
     frame_at: float | None = None  # camera only: when the frame that confirmed it arrived
+
+    @property
+    def code(self) -> CleanScan:
+        """The scan as the domain takes it (already cleaned: not cleaned again)."""
+        return CleanScan(self.text, self.symbology)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,10 @@ and over-long strings are refused with a reason; the raw input is never stored.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
+from app.domain.exit_pass import PREFIX as EXIT_PASS_PREFIX
+from app.domain.member_code import PREFIX as MEMBER_CODE_PREFIX
 from app.domain.rejections import refuse
 
 GROUP_SEPARATOR = "\x1d"
@@ -92,3 +95,30 @@ def clean_scan(raw: str | bytes, max_length: int = DEFAULT_MAX_LENGTH) -> CleanS
                 "未读到条码。请把条码放在扫描框内重试。",
             )
     return CleanScan(text, symbology)
+
+
+STAFF_BADGE_PREFIX = "KSTAFF:"  # what a staff badge QR holds: this + a random id
+
+
+class ScanKind(StrEnum):
+    """What a cleaned scan is, before any screen decides what it means."""
+
+    GOODS = "goods"  # a product code of any form (GTIN, RCN, PLU, GS1, Digital Link)...
+    MEMBER = "member"  # the membership app's member QR (app.domain.member_code)
+    STAFF_BADGE = "staff_badge"  # a staff badge (app.storage.staff_book issues them)
+    EXIT_PASS = "exit_pass"  # a receipt's exit pass (app.domain.exit_pass)
+
+
+def classify(scan: CleanScan) -> ScanKind:
+    """The one place that tells a scan's kind, by its prefix. Anything that is not a
+    member QR, a staff badge or an exit pass is taken for goods: the catalogue lookup
+    then says what it is or why it is refused. A new kind of scanned code is added here
+    (and given a row in the lane's routing table, app.lane.scanning.SCAN_ROUTES)."""
+    text = scan.text
+    if text.startswith(STAFF_BADGE_PREFIX):
+        return ScanKind.STAFF_BADGE
+    if text.startswith(MEMBER_CODE_PREFIX):
+        return ScanKind.MEMBER
+    if text.upper().startswith(EXIT_PASS_PREFIX):  # passes are base32: either case reads
+        return ScanKind.EXIT_PASS
+    return ScanKind.GOODS

@@ -60,6 +60,7 @@ class LaneParts:
     points_per_unit: int = 1
     exit_audit: ExitAuditRules = field(default_factory=lambda: ExitAuditRules(share=0.0))
     roll: Callable[[], float] = random.random  # bootstrap passes SystemRandom's
+    max_length: int = 512  # barcodes.max_length: longer scanner input is refused
     other_scanners: bool = False  # a serial or wedge scanner works without the camera
     timings: LaneTimings = field(default_factory=LaneTimings)
 

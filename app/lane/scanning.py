@@ -10,36 +10,82 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from app.domain.member_code import PREFIX as MEMBER_CODE_PREFIX
 from app.domain.member_code import CodeInvalid
 from app.domain.rejections import Refused
+from app.domain.scan_input import CleanScan, ScanKind, classify, clean_scan
 from app.lane.core import LaneCore
 from app.lane.views import Notice, Screen, refused_notice
 from app.services.members import MemberIdentity, identify_by_phone
 from app.services.session import ShoppingSession
-from app.storage.staff_book import BADGE_PREFIX
+
+# Screens with no cart to add to: a payment QR or an exit pass under the camera is not a buy.
+_NO_CART = (Screen.CLOSED, Screen.OUT_OF_ORDER, Screen.ERROR, Screen.RECEIPT, Screen.PAY)
+
+
+def scan_route(kind: ScanKind, screen: Screen) -> str:
+    """What a scan of ``kind`` does on ``screen`` (the one routing table):
+
+    - ``staff``: staff mode is on screen and reads every scan (badge, exit pass);
+    - ``badge``: a staff badge opens staff mode's PIN pad, on any screen;
+    - ``ignore``: nothing (no cart on this screen);
+    - ``member``: the member QR identifies the shopper;
+    - ``goods``: looked up in the catalogue (an exit pass or anything unknown is refused
+      there, with the lookup's words, and recorded)."""
+    if screen is Screen.STAFF:
+        return "staff"
+    if kind is ScanKind.STAFF_BADGE:
+        return "badge"
+    if screen in _NO_CART:
+        return "ignore"
+    if kind is ScanKind.MEMBER:
+        return "member"
+    return "goods"
+
+
+SCAN_ROUTES = {(kind, screen): scan_route(kind, screen) for kind in ScanKind for screen in Screen}
 
 
 class Scanning(LaneCore):
     def scan(self, text: str, symbology: str | None = None, how: str = "camera") -> None:
-        """A code from the camera, a scanner or the keypad."""
+        """A code as text, not yet cleaned (the keypad, a test): cleaned here, once, then
+        ``scan_code``. Input the cleaning refuses is handled as goods the lookup refused."""
+        scanned: CleanScan | Refused
+        try:
+            scanned = clean_scan(text, self.p.max_length)
+            if symbology is not None and scanned.symbology is None:
+                scanned = CleanScan(scanned.text, symbology)
+        except Refused as exc:
+            scanned = exc
+        self.scan_code(scanned, how)
+
+    def scan_code(self, scanned: CleanScan | Refused, how: str = "camera") -> None:
+        """A scan from the camera, a scanner or the keypad, cleaned (``clean_scan``) by the
+        device that read it; ``how`` is camera, serial, wedge or manual."""
         self._touched()
         screen = self._view.screen
-        if self.staff is not None and (screen is Screen.STAFF or
-                                       text.startswith(BADGE_PREFIX)):
-            if screen is Screen.STAFF:
-                self.staff.scanned(text)
-            else:
-                self.staff.open_pin_pad(text)  # a staff badge, on any screen
+        kind = classify(scanned) if isinstance(scanned, CleanScan) else ScanKind.GOODS
+        route = scan_route(kind, screen)
+        if route in ("staff", "badge") and self.staff is None:
+            route = scan_route(ScanKind.GOODS, screen)  # no staff mode on this lane
+        text = scanned.text if isinstance(scanned, CleanScan) else ""
+        if route == "ignore":
             return
-        if screen in (Screen.CLOSED, Screen.OUT_OF_ORDER, Screen.ERROR, Screen.RECEIPT,
-                      Screen.PAY):
-            return  # no cart to add to; a payment QR or exit pass under the camera is not a buy
+        if route == "staff":
+            assert self.staff is not None
+            self.staff.scanned(text, kind)
+            return
+        if route == "badge":
+            assert self.staff is not None
+            self.staff.open_pin_pad(text)
+            return
         if screen is Screen.STILL_THERE:
             self.still_here()
-        if text.startswith(MEMBER_CODE_PREFIX):
+        if route == "member":
             self._member_code(text)
             return
+        self._goods(scanned, how)
+
+    def _goods(self, scanned: CleanScan | Refused, how: str) -> None:
         if self.session is None:
             self._begin(how)
         assert self.session is not None
@@ -47,7 +93,10 @@ class Scanning(LaneCore):
             self._cart_view(screen=Screen.SHOPPING, notice=Notice.of("cart_frozen", "warn"))
             return
         try:
-            line = self.session.scan(text, symbology, how)
+            if isinstance(scanned, Refused):
+                self.session.scan_refused(scanned.refusal.code, how)
+                raise scanned
+            line = self.session.scan(scanned, how)
         except Refused as exc:
             self._cart_view(screen=Screen.SHOPPING,
                             notice=refused_notice(exc),
@@ -156,4 +205,4 @@ class Scanning(LaneCore):
         self._cart_view(screen=screen, notice=Notice.of("age_approved", "ok"))
 
 
-__all__ = ["Scanning"]
+__all__ = ["SCAN_ROUTES", "Scanning", "scan_route"]

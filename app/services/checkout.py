@@ -12,11 +12,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from app.domain.barcodes import BarcodeRules
+from app.domain.barcodes import BarcodeRules, interpret
 from app.domain.cart import Cart, CartLine
 from app.domain.catalogue import Catalogue, find_item
 from app.domain.clock import Clock
-from app.services.catalogue import read_code
+from app.domain.scan_input import CleanScan, clean_scan
 
 if TYPE_CHECKING:
     from app.domain.payment import Payment
@@ -41,9 +41,13 @@ class Checkout:
     cart: Cart = field(default_factory=Cart)
     cart_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
-    def add_scan(self, text: str, symbology: str | None = None) -> CartLine:
-        """Add the product a scan names; raises ``Refused`` with the reason when it cannot."""
-        code = read_code((symbology or "") + text, self.rules, self.max_length)
+    def add_scan(self, scan: CleanScan | str) -> CartLine:
+        """Add the product a scan names; raises ``Refused`` with the reason when it cannot.
+
+        ``scan``: what a scanner already cleaned (``clean_scan``: used as it is), or raw
+        text (typed, or from a caller that did not clean it: cleaned here, once)."""
+        clean = scan if isinstance(scan, CleanScan) else clean_scan(scan, self.max_length)
+        code = interpret(clean, self.rules)
         today = self.clock.now().date() if self.refuse_expired else None
         item = find_item(code, self.catalogue, today)
         return self.cart.add(item)

@@ -20,6 +20,7 @@ from app.domain.cart import Cart, CartLine
 from app.domain.events import EventType, new_event
 from app.domain.money import Money
 from app.domain.rejections import Refused
+from app.domain.scan_input import CleanScan
 from app.services.checkout import Checkout
 from app.services.members import MemberIdentity
 from app.storage.db import write_transaction
@@ -99,10 +100,11 @@ class ShoppingSession:
                         how=member.how, provisional=member.provisional)
         self.member_id = member.member_id  # only once written with its event
 
-    def scan(self, text: str, symbology: str | None = None, how: str = "camera") -> CartLine:
-        """Add what a scan names. A refusal is recorded (scan_rejected) and raised."""
+    def scan(self, scan: CleanScan | str, how: str = "camera") -> CartLine:
+        """Add what a scan names (``Checkout.add_scan``: cleaned already, or raw text).
+        A refusal is recorded (scan_rejected) and raised."""
         try:
-            line = self._change(lambda: self.checkout.add_scan(text, symbology),
+            line = self._change(lambda: self.checkout.add_scan(scan),
                                 EventType.ITEM_SCANNED, how=how)
         except Refused as exc:
             with write_transaction(self.db):

@@ -24,6 +24,7 @@ from app.domain.money import Money
 from app.domain.payment import PaymentState
 from app.domain.rejections import Refused
 from app.domain.sale import PaidSale
+from app.domain.scan_input import ScanKind
 from app.services.payments import PaymentDesk
 from app.services.receipts import reprint
 from app.services.reports import Reports
@@ -31,7 +32,7 @@ from app.services.staff_port import LaneControl, StaffView
 from app.storage.audit import AuditLog
 from app.storage.outbox import Outbox
 from app.storage.print_jobs import PrintJobs
-from app.storage.staff_book import BADGE_PREFIX, StaffBook, StaffError, StaffMember
+from app.storage.staff_book import StaffBook, StaffError, StaffMember
 
 log = logging.getLogger(__name__)
 
@@ -235,13 +236,13 @@ class StaffMode:
         self._page("verify", message="Scan the exit pass / 请扫描出口凭证", level="info",
                    text="")
 
-    def scanned(self, text: str) -> None:
+    def scanned(self, text: str, kind: ScanKind) -> None:
         """A code scanned while staff mode is open: an exit pass to check, or a badge."""
         self._last = self.clock.now()
         view = self.lane.staff_view()
         if view is None:
             return
-        if text.startswith(BADGE_PREFIX) and view.page == "pin":
+        if kind is ScanKind.STAFF_BADGE and view.page == "pin":
             self.open_pin_pad(text)
             return
         if view.page != "verify" or self.member is None:

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from app.domain.cart import CartLine
 from app.domain.money import Money
+from app.domain.scan_input import ScanKind
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,9 @@ class StaffDesk(Protocol):
     def open_pin_pad(self, badge: str | None = None) -> None:
         """The hidden gesture, or a staff badge scanned on any screen."""
 
-    def scanned(self, text: str) -> None:
-        """A code scanned while staff mode is on screen."""
+    def scanned(self, text: str, kind: ScanKind) -> None:
+        """A code scanned while staff mode is on screen, and its kind
+        (``app.domain.scan_input.classify``)."""
 
     def tick(self) -> None:
         """Staff mode's own timer (sign-out when idle)."""

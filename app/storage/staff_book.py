@@ -20,12 +20,13 @@ from pathlib import Path
 
 import sqlite_utils
 
+from app.domain.scan_input import STAFF_BADGE_PREFIX
 from app.storage.db import write_transaction
 
 ROLES = ("attendant", "manager")
 MAX_TRIES = 5
 LOCK_FOR = timedelta(minutes=15)
-BADGE_PREFIX = "KSTAFF:"
+BADGE_PREFIX = STAFF_BADGE_PREFIX  # the one definition is the domain's (app.domain.scan_input)
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ class Lane:
             except queue.Empty:
                 continue
             try:
-                self.checkout.add_scan(scan.text, scan.symbology)
+                self.checkout.add_scan(scan.code)
             except Refused as exc:
                 self.refused.append(exc.refusal.code)
 

@@ -82,7 +82,7 @@ def test_a_folder_of_camera_frames_scans_into_the_cart(tmp_path, demo_kiosk):
                 scan = scans.get(timeout=0.1)
             except queue.Empty:
                 continue
-            checkout.add_scan(scan.text, scan.symbology)
+            checkout.add_scan(scan.code)
             added_at.append(time.monotonic())
     finally:
         camera.stop()

@@ -6,6 +6,7 @@ import pytest
 
 from app import bootstrap
 from app.domain.rejections import Refused
+from app.domain.scan_input import CleanScan
 from app.services.members import MemberIdentity
 from app.services.session import ShoppingSession
 from app.storage.outbox import Outbox, QueueFull
@@ -28,7 +29,7 @@ def events(kiosk) -> list[tuple[str, dict]]:
 def test_a_session_records_each_step_with_its_event(demo_kiosk):
     s = session(demo_kiosk)
     s.identify(MemberIdentity("M000001", "member_qr"))
-    line = s.scan(MILK, "]E0", how="wedge")
+    line = s.scan(CleanScan(MILK, "]E0"), how="wedge")
     s.scan(MILK)
     s.set_quantity(line.line_id, 3)
     with pytest.raises(Refused):
