@@ -96,8 +96,9 @@ def outbox_dead_list(obj: Context) -> None:
 @click.pass_obj
 def outbox_dead_retry(obj: Context) -> None:
     """Queue every dead letter to be sent again."""
+    from app.services.staff_actions import retry_dead_letters
+
     kiosk = obj.kiosk()
-    count = bootstrap.build_outbox(kiosk).retry_dead()
-    bootstrap.build_audit(kiosk).append("retry_dead_letters", "cli", {"events": count},
-                                        kiosk.clock.now())
+    count = retry_dead_letters(bootstrap.build_outbox(kiosk).retry_dead,
+                               bootstrap.build_audit(kiosk), kiosk.clock, obj.acting())
     click.echo(f"{count} event(s) queued again")

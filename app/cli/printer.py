@@ -101,14 +101,13 @@ def printer_queue(obj: Context) -> None:
 @click.pass_obj
 def printer_reprint(obj: Context, order_id: str) -> None:
     """Queue another copy (marked COPY) of a sale's receipt."""
-    from app.services.receipts import reprint
+    from app.services.staff_actions import reprint_receipt
     from app.storage.print_jobs import PrintJobs
 
     kiosk = obj.kiosk()
     try:
-        job_id = reprint(PrintJobs(kiosk.db), order_id, kiosk.clock)
+        job_id = reprint_receipt(PrintJobs(kiosk.db), bootstrap.build_audit(kiosk), kiosk.clock,
+                                 obj.acting(), order_id)
     except KeyError:
         raise click.ClickException(f"no receipt for order {order_id!r}") from None
-    bootstrap.build_audit(kiosk).append("reprint", "cli", {"order_id": order_id,
-                                                           "job_id": job_id}, kiosk.clock.now())
     click.echo(f"queued copy as job {job_id}")

@@ -32,9 +32,10 @@ def report_x(obj: Context, as_json: bool) -> None:
 @click.pass_obj
 def report_z(obj: Context, as_json: bool, staff_name: str) -> None:
     """Close the period: the report is kept, audited, and queued for the printer."""
+    from app.services.staff_actions import close_period
     from app.storage.print_jobs import PrintJobs
 
     kiosk = obj.kiosk()
-    r = bootstrap.build_reports(kiosk).z(kiosk.clock.now(), staff_name)
-    PrintJobs(kiosk.db).add_document(f"Z{r.z_number}", r.text(), kiosk.clock.now())
+    r = close_period(bootstrap.build_reports(kiosk), PrintJobs(kiosk.db), kiosk.clock,
+                     obj.acting(staff_name))
     click.echo(json.dumps(r.to_dict(), ensure_ascii=False) if as_json else r.text())

@@ -12,6 +12,7 @@ import click
 
 from app import bootstrap
 from app.config import Settings, SettingsError, load_settings
+from app.services.staff_actions import CLI_ACTOR, Acting
 from app.storage.catalogue_repo import CatalogueMismatch
 
 
@@ -37,6 +38,11 @@ class Context:
             return bootstrap.build(self.settings)
         except CatalogueMismatch as exc:
             raise click.ClickException(str(exc)) from None
+
+    def acting(self, actor: str = CLI_ACTOR) -> Acting:
+        """Who a staff action from the command line is by: ``actor`` at this lane, outside
+        any shopper session (so no ``staff_action`` event, only the audit row)."""
+        return Acting(actor, self.settings.kiosk.lane_id)
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(

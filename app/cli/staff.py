@@ -23,15 +23,15 @@ def staff() -> None:
 @click.pass_obj
 def staff_add(obj: Context, name: str, role: str, pin: str) -> None:
     """Add a staff member; prints their badge code (print it as a QR for their badge)."""
+    from app.services.staff_actions import add_staff
     from app.storage.staff_book import StaffError
 
     kiosk = obj.kiosk()
     try:
-        member = bootstrap.build_staff_book(kiosk).add(name, role, pin, kiosk.clock.now())
+        member = add_staff(bootstrap.build_staff_book(kiosk), bootstrap.build_audit(kiosk),
+                           kiosk.clock, obj.acting(), name, role, pin)
     except StaffError as exc:
         raise click.ClickException(str(exc)) from None
-    bootstrap.build_audit(kiosk).append("staff_added", "cli", {"name": name, "role": role},
-                                        kiosk.clock.now())
     click.echo(f"added {member.name} ({member.role}); badge: {member.badge}")
 
 
@@ -54,13 +54,13 @@ def staff_list(obj: Context, as_json: bool) -> None:
 @click.pass_obj
 def staff_remove(obj: Context, name: str) -> None:
     """Remove a staff member: their PIN and badge stop working at once."""
+    from app.services.staff_actions import remove_staff
     from app.storage.staff_book import StaffError
 
     kiosk = obj.kiosk()
     try:
-        bootstrap.build_staff_book(kiosk).remove(name)
+        remove_staff(bootstrap.build_staff_book(kiosk), bootstrap.build_audit(kiosk),
+                     kiosk.clock, obj.acting(), name)
     except StaffError as exc:
         raise click.ClickException(str(exc)) from None
-    bootstrap.build_audit(kiosk).append("staff_removed", "cli", {"name": name},
-                                        kiosk.clock.now())
     click.echo(f"removed {name}")

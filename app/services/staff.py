@@ -24,7 +24,6 @@ from app.domain.money import Money
 from app.domain.payment import PaymentState
 from app.domain.rejections import Refused
 from app.domain.sale import PaidSale
-from app.services.receipts import reprint
 from app.storage.audit import AuditLog
 from app.storage.print_jobs import PrintJobs
 from app.storage.staff_book import BADGE_PREFIX, StaffBook, StaffError, StaffMember
@@ -239,9 +238,12 @@ class StaffMode:
         if order_id is None:
             self._page("sales", purpose="reprint", choices=self._recent_sales(), message="")
             return
-        job = reprint(self.p.jobs, order_id, self.clock)
-        self.p.wake_printer()
-        self._record("reprint", {"order_id": order_id, "job_id": job})
+        from app.services import staff_actions as act
+
+        by = act.Acting(self._name, self.lane.p.lane_id,
+                        act.session_event(self.lane.p.outbox, self.lane.session))
+        act.reprint_receipt(self.p.jobs, self.p.audit, self.clock, by, order_id,
+                            self.p.wake_printer)
         self._page("menu", message=f"Reprinting / 补打中: {order_id}", level="ok")
 
     def _verify_pass(self) -> None:
@@ -283,8 +285,11 @@ class StaffMode:
         self._page("menu", message=state, level="ok")
 
     def _retry_dead(self) -> None:
-        count = self.p.retry_dead()
-        self._record("retry_dead_letters", {"events": count})
+        from app.services import staff_actions as act
+
+        by = act.Acting(self._name, self.lane.p.lane_id,
+                        act.session_event(self.lane.p.outbox, self.lane.session))
+        count = act.retry_dead_letters(self.p.retry_dead, self.p.audit, self.clock, by)
         self._page("menu", message=f"{count} events queued again / 已重新排队", level="ok")
 
     def _audit_log(self) -> None:
@@ -307,9 +312,10 @@ class StaffMode:
         self._page("text", title="X report", text=report.text(), purpose="x_report")
 
     def _z_report(self) -> None:
-        report = self.p.reports.z(self.clock.now(), self._name)  # audited by Reports.z
-        self.p.jobs.add_document(f"Z{report.z_number}", report.text(), self.clock.now())
-        self.p.wake_printer()
+        from app.services import staff_actions as act
+
+        report = act.close_period(self.p.reports, self.p.jobs, self.clock,
+                                  act.Acting(self._name, self.lane.p.lane_id), self.p.wake_printer)
         self._page("text", title=f"Z report #{report.z_number} (printing)",
                    text=report.text())
 
