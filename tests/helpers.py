@@ -1,9 +1,11 @@
-"""Small helpers shared by tests that wait on threads (cameras, scanners, printers)."""
+"""Small helpers shared by tests: waiting on threads (cameras, scanners, printers), and
+running the `kiosk` command in-process."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 5.0) -> bool:
@@ -14,3 +16,26 @@ def wait_for(condition: Callable[[], object], timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.01)
     return bool(condition())
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What a `kiosk` command did: its exit code and what it printed (text)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_kiosk(*args: str, env: dict[str, str] | None = None,
+              stdin: str | bytes | None = None) -> Ran:
+    """Run `kiosk ARGS` in this process with click's test runner: the same command, options,
+    output and exit code as the installed console script, without starting Python again.
+    ``env`` adds to (never replaces) the environment for the run. An exception the command
+    does not turn into an exit code fails the test (it is not counted as exit 1)."""
+    from click.testing import CliRunner
+
+    from app.cli import main
+
+    result = CliRunner().invoke(main, list(args), input=stdin, env=env, catch_exceptions=False)
+    return Ran(result.exit_code, result.stdout, result.stderr)

@@ -146,8 +146,9 @@ class Reports:
             body = self._body(start, end)
             number = int(self.db.execute("SELECT coalesce(max(z_number), 0) + 1 FROM z_reports"
                                          ).fetchone()[0])
+            # The lane, as in every staff action's audit row (app.services.staff_actions).
             entry = self.audit.append("z_report", staff, {
-                "z_number": number, "sales_count": body["sales_count"],
+                "lane": self.lane_id, "z_number": number, "sales_count": body["sales_count"],
                 "net_minor": body["net_minor"]}, now)
             # The report carries the head *including* its own audit row.
             body["audit_seq"], body["audit_hash"] = entry.seq, entry.hash

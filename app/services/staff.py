@@ -19,14 +19,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from app.domain.clock import Clock
-from app.domain.events import EventType, new_event
 from app.domain.money import Money
 from app.domain.payment import PaymentState
 from app.domain.rejections import Refused
 from app.domain.sale import PaidSale
 from app.domain.scan_input import ScanKind
+from app.services import staff_actions as act
 from app.services.payments import PaymentDesk
-from app.services.receipts import reprint
 from app.services.reports import Reports
 from app.services.staff_port import LaneControl, StaffView
 from app.storage.audit import AuditLog
@@ -227,9 +226,8 @@ class StaffMode:
         if order_id is None:
             self._page("sales", purpose="reprint", choices=self._recent_sales(), message="")
             return
-        job = reprint(self.p.jobs, order_id, self.clock)
-        self.p.wake_printer()
-        self._record("reprint", {"order_id": order_id, "job_id": job})
+        act.reprint_receipt(self.p.jobs, self.p.audit, self.clock, self._acting(), order_id,
+                            self.p.wake_printer)
         self._page("menu", message=f"Reprinting / 补打中: {order_id}", level="ok")
 
     def _verify_pass(self) -> None:
@@ -271,8 +269,8 @@ class StaffMode:
         self._page("menu", message=state, level="ok")
 
     def _retry_dead(self) -> None:
-        count = self.p.retry_dead()
-        self._record("retry_dead_letters", {"events": count})
+        count = act.retry_dead_letters(self.p.retry_dead, self.p.audit, self.clock,
+                                       self._acting())
         self._page("menu", message=f"{count} events queued again / 已重新排队", level="ok")
 
     def _audit_log(self) -> None:
@@ -295,9 +293,8 @@ class StaffMode:
         self._page("text", title="X report", text=report.text(), purpose="x_report")
 
     def _z_report(self) -> None:
-        report = self.p.reports.z(self.clock.now(), self._name)  # audited by Reports.z
-        self.p.jobs.add_document(f"Z{report.z_number}", report.text(), self.clock.now())
-        self.p.wake_printer()
+        report = act.close_period(self.p.reports, self.p.jobs, self.clock,
+                                  act.Acting(self._name, self.p.lane_id), self.p.wake_printer)
         self._page("text", title=f"Z report #{report.z_number} (printing)",
                    text=report.text())
 
@@ -314,15 +311,14 @@ class StaffMode:
         assert self.member is not None
         return self.member.name
 
+    def _acting(self) -> act.Acting:
+        """Who acts (the signed-in staff member) at this lane, with the open shopper
+        session's staff_action event, if a session is open."""
+        return act.Acting(self.member.name if self.member else "unknown", self.p.lane_id,
+                          act.session_event(self.p.outbox, self.lane.shopper_session()))
+
     def _record(self, action: str, detail: dict[str, Any], event: bool = True) -> None:
-        actor = self.member.name if self.member else "unknown"
-        now = self.clock.now()
-        self.p.audit.append(action, actor, {"lane": self.p.lane_id, **detail}, now)
-        session = self.lane.shopper_session()
-        if event and session is not None:
-            self.p.outbox.record(new_event(
-                EventType.STAFF_ACTION, occurred_at=now, session_id=session.session_id,
-                member_id=session.member_id, payload={"action": action, "staff": actor}))
+        act.record(self.p.audit, self.clock, self._acting(), action, detail, event=event)
 
     def _enter(self, view: StaffView) -> None:
         self.lane.enter_staff(replace(view, lane_open=self.lane.is_open))

@@ -568,7 +568,11 @@ class VirtualPrinter:
         stem = f"{number:04d}" + ("" if complete else "-incomplete")
         text_path = self.out_dir / f"{stem}.txt"
         text_path.write_text(receipt_text(blocks, self.interpreter.columns), encoding="utf-8")
-        receipt_image(blocks, self.interpreter.dots, self.font).save(self.out_dir / f"{stem}.png")
+        # Saved aside and renamed: whoever watches the folder never reads half a picture.
+        png = self.out_dir / f"{stem}.png"
+        partial = self.out_dir / f"{stem}.png.part"
+        receipt_image(blocks, self.interpreter.dots, self.font).save(partial, format="PNG")
+        partial.replace(png)
         with self.received:
             self.files.append(text_path)
             self.received.notify_all()

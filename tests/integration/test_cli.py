@@ -1,4 +1,9 @@
-"""The `kiosk` command as an integrator runs it: a real process, a real data directory."""
+"""The `kiosk` command as an integrator runs it, on a real data directory.
+
+Most commands run in-process (click's test runner: the same command, output and exit
+code, without starting Python each time); the smoke tests at the end, and the simulators
+that run until stopped, are real processes of the installed console script.
+"""
 
 import json
 import os
@@ -10,6 +15,7 @@ import pytest
 from biip.checksums import gs1_price_weight_check_digit
 
 from app.domain.gtin import check_digit
+from tests.helpers import run_kiosk
 
 ROOT = Path(__file__).resolve().parents[2]
 KIOSK = str(Path(sys.executable).with_name("kiosk"))
@@ -22,23 +28,19 @@ def with_check(payload: str) -> str:
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("cli")
-    env = {**os.environ, "KIOSK_DATA_DIR": str(d)}
-    subprocess.run(
-        [KIOSK, "catalog", "import", str(ROOT / "seeds/catalogue.csv"), "--replace"],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        [KIOSK, "promotions", "import", str(ROOT / "seeds/promotions.toml")],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    imported = kiosk(d, "catalog", "import", str(ROOT / "seeds/catalogue.csv"), "--replace")
+    assert imported.returncode == 0, imported.stderr
+    promoted = kiosk(d, "promotions", "import", str(ROOT / "seeds/promotions.toml"))
+    assert promoted.returncode == 0, promoted.stderr
     return d
 
 
-def kiosk(data_dir, *args, stdin=None):
+def kiosk(data_dir, *args, stdin=None, env=None):
+    return run_kiosk(*args, env={"KIOSK_DATA_DIR": str(data_dir), **(env or {})}, stdin=stdin)
+
+
+def real_kiosk(data_dir, *args, stdin=None):
+    """The installed console script in a process of its own."""
     env = {**os.environ, "KIOSK_DATA_DIR": str(data_dir)}
     return subprocess.run([KIOSK, *args], env=env, capture_output=True, input=stdin, cwd=ROOT)
 
@@ -90,14 +92,14 @@ def test_promotion_shown_on_line(data_dir):
 def test_escape_character_is_refused_with_non_zero_exit(data_dir):
     result = kiosk(data_dir, "catalog", "lookup", "690\x1b[2J0000014")
     assert result.returncode == 1
-    err = result.stderr.decode()
+    err = result.stderr
     assert "escape_character" in err and "请呼叫店员" in err
     assert "\x1b" not in err  # echoed escaped, never raw
 
 
 def test_invalid_utf8_from_stdin_is_refused(data_dir):
     result = kiosk(data_dir, "catalog", "lookup", "-", stdin=b"69\xff\xfe\n")
-    assert result.returncode == 1 and b"invalid_utf8" in result.stderr
+    assert result.returncode == 1 and "invalid_utf8" in result.stderr
 
 
 def test_unknown_product(data_dir):
@@ -117,7 +119,7 @@ def test_plu(data_dir):
 
 def test_text_output(data_dir):
     result = kiosk(data_dir, "catalog", "lookup", with_check("210010101234"))
-    out = result.stdout.decode()
+    out = result.stdout
     assert "香蕉 / Bananas" in out and "1.234 kg" in out and "¥8.61" in out
 
 
@@ -126,24 +128,22 @@ def test_bad_import_exits_non_zero_and_keeps_catalogue(data_dir, tmp_path):
     bad.write_text("code,name_zh,name_en,price\n123,奶,Milk,1.00\n", encoding="utf-8")
     result = kiosk(data_dir, "catalog", "import", str(bad), "--replace")
     assert result.returncode == 1
-    assert b"line 2" in result.stderr and b"unchanged" in result.stderr
+    assert "line 2" in result.stderr and "unchanged" in result.stderr
     assert lookup(data_dir, "6900000000014")[0] == 0
 
 
 def test_bad_setting_names_it(data_dir):
-    env = {**os.environ, "KIOSK_DATA_DIR": str(data_dir), "KIOSK_STORE__CURRENCY": "ABC"}
-    result = subprocess.run([KIOSK, "db", "status"], env=env, capture_output=True)
-    assert result.returncode == 1 and b"store.currency" in result.stderr
+    result = kiosk(data_dir, "db", "status", env={"KIOSK_STORE__CURRENCY": "ABC"})
+    assert result.returncode == 1 and "store.currency" in result.stderr
 
 
 def test_currency_change_without_reimport_is_caught(data_dir):
-    env = {**os.environ, "KIOSK_DATA_DIR": str(data_dir), "KIOSK_STORE__CURRENCY": "USD"}
-    result = subprocess.run([KIOSK, "catalog", "lookup", "4046"], env=env, capture_output=True)
-    assert result.returncode == 1 and b"re-import the catalogue" in result.stderr
+    result = kiosk(data_dir, "catalog", "lookup", "4046", env={"KIOSK_STORE__CURRENCY": "USD"})
+    assert result.returncode == 1 and "re-import the catalogue" in result.stderr
 
 
 def test_db_status(data_dir):
-    out = kiosk(data_dir, "db", "status").stdout.decode()
+    out = kiosk(data_dir, "db", "status").stdout
     assert "m001_catalogue" in out and "promotions 7" in out
 
 
@@ -175,8 +175,7 @@ def test_decode_reports_codes_symbology_and_time_per_image(tmp_path):
                                         (10, 100), 0, 1.0, 0, 2))
     broken = tmp_path / "broken.png"
     broken.write_text("not a picture")
-    out = subprocess.run([KIOSK, "decode", "--json", str(ean), str(blank), str(broken)],
-                         capture_output=True, text=True)
+    out = run_kiosk("decode", "--json", str(ean), str(blank), str(broken))
     assert out.returncode == 1  # something did not scan
     records = [json.loads(line) for line in out.stdout.splitlines()]
     assert [r["image"] for r in records] == [str(ean), str(blank), str(broken)]
@@ -185,7 +184,7 @@ def test_decode_reports_codes_symbology_and_time_per_image(tmp_path):
     assert records[0]["ms"] > 0 and records[0]["passes"][0] == "zxing"
     assert records[1]["codes"] == [] and "zxing-rotate45" in records[1]["passes"]
     assert "not an image" in records[2]["error"]
-    ok = subprocess.run([KIOSK, "decode", str(ean)], capture_output=True, text=True)
+    ok = run_kiosk("decode", str(ean))
     assert ok.returncode == 0 and "EAN-13 '6901234567892'" in ok.stdout
 
 
@@ -197,9 +196,7 @@ def test_decode_lookup_says_what_the_cart_would_get(tmp_path, data_dir):
     image = tmp_path / "milk.png"
     cv2.imwrite(str(image), cv2.copyMakeBorder(render_barcode("6900000000014"), 30, 30, 30, 30,
                                                cv2.BORDER_CONSTANT, value=255))
-    env = {**os.environ, "KIOSK_DATA_DIR": str(data_dir)}
-    out = subprocess.run([KIOSK, "decode", "--lookup", str(image)], env=env,
-                         capture_output=True, text=True)
+    out = kiosk(data_dir, "decode", "--lookup", str(image))
     assert out.returncode == 0, out.stderr
     assert "Whole Milk 250ml" in out.stdout
 
@@ -240,20 +237,17 @@ def test_sim_scanner_is_a_serial_port_the_kiosk_reads(tmp_path):
 
 
 def test_sim_frames_writes_frames_the_decoder_reads(tmp_path):
-    out = subprocess.run([KIOSK, "sim", "frames", str(tmp_path), "6901234567892",
-                          "https://example.com/p/1", "--size", "640x480"],
-                         capture_output=True, text=True)
+    out = run_kiosk("sim", "frames", str(tmp_path), "6901234567892",
+                    "https://example.com/p/1", "--size", "640x480")
     assert out.returncode == 0, out.stderr
     paths = out.stdout.split()
     assert len(paths) == 2 and all(Path(p).is_file() for p in paths)
-    decoded = subprocess.run([KIOSK, "decode", "--json", *paths], capture_output=True, text=True)
+    decoded = run_kiosk("decode", "--json", *paths)
     texts = [json.loads(line)["codes"][0]["text"] for line in decoded.stdout.splitlines()]
     assert texts == ["6901234567892", "https://example.com/p/1"]
-    bad = subprocess.run([KIOSK, "sim", "frames", str(tmp_path), "6901234567890"],
-                         capture_output=True, text=True)
+    bad = run_kiosk("sim", "frames", str(tmp_path), "6901234567890")
     assert bad.returncode == 1 and "check digit" in bad.stderr
-    tiny = subprocess.run([KIOSK, "sim", "frames", str(tmp_path), "96385074", "--size",
-                           "100x80"], capture_output=True, text=True)
+    tiny = run_kiosk("sim", "frames", str(tmp_path), "96385074", "--size", "100x80")
     assert tiny.returncode == 2 and "--size" in tiny.stderr
 
 
@@ -275,20 +269,17 @@ def test_printer_status_against_the_virtual_printer(sim_printer, tmp_path):
     import time
 
     link, out, _ = sim_printer
-    ok = subprocess.run([KIOSK, "printer", "status", "--port", str(link), "--json"],
-                        capture_output=True, text=True)
+    ok = run_kiosk("printer", "status", "--port", str(link), "--json")
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["state"] == "ok"
     (out / "control").write_text("paper-out\n")
     time.sleep(0.4)  # the printer reads its control file every 0.1 s
-    empty = subprocess.run([KIOSK, "printer", "status", "--port", str(link), "--json"],
-                           capture_output=True, text=True)
+    empty = run_kiosk("printer", "status", "--port", str(link), "--json")
     assert empty.returncode == 1
     report = json.loads(empty.stdout)
     assert report["state"] == "paper_out" and not report["can_print"]
     assert "screen" in report["shopper_notice_en"]
-    gone = subprocess.run([KIOSK, "printer", "status", "--port", str(tmp_path / "nope")],
-                          capture_output=True, text=True)
+    gone = run_kiosk("printer", "status", "--port", str(tmp_path / "nope"))
     assert gone.returncode == 1 and gone.stdout.startswith("disconnected")
 
 
@@ -296,22 +287,19 @@ def test_printer_test_prints_a_readable_page_with_a_scannable_qr(sim_printer):
     import time
 
     link, out, _ = sim_printer
-    result = subprocess.run([KIOSK, "printer", "test", "--port", str(link)],
-                            capture_output=True, text=True)
+    result = run_kiosk("printer", "test", "--port", str(link))
     assert result.returncode == 0, result.stderr
     end = time.monotonic() + 5
     while not (out / "0001.png").exists() and time.monotonic() < end:
         time.sleep(0.05)
     text = (out / "0001.txt").read_text(encoding="utf-8")
     assert "打印测试 TEST" in text and "扫码购自助收银机" in text
-    decoded = subprocess.run([KIOSK, "decode", "--json", str(out / "0001.png")],
-                             capture_output=True, text=True)
+    decoded = run_kiosk("decode", "--json", str(out / "0001.png"))
     assert json.loads(decoded.stdout)["codes"][0]["text"] == "lane-01 printer test"
 
 
 def test_printer_commands_without_a_port_say_which_setting(tmp_path):
-    env = {**os.environ, "KIOSK_DATA_DIR": str(tmp_path)}
-    out = subprocess.run([KIOSK, "printer", "status"], env=env, capture_output=True, text=True)
+    out = kiosk(tmp_path, "printer", "status")
     assert out.returncode == 2 and "printer.port" in out.stderr
 
 
@@ -322,24 +310,47 @@ def test_pass_key_and_verify(tmp_path):
     from app.domain.exit_pass import ExitPass
     from app.services.exit_pass import PassSigner
 
-    env = {**os.environ, "KIOSK_DATA_DIR": str(tmp_path)}
-    key = subprocess.run([KIOSK, "pass", "key"], env=env, capture_output=True, text=True)
+    key = kiosk(tmp_path, "pass", "key")
     assert key.returncode == 0 and key.stdout.startswith('"lane-01" = "')
     settings = load_settings(data_dir=tmp_path, environ={})
     signer = PassSigner.from_file(settings.private_key_path)  # the key `pass key` created
     issued = int(datetime(2026, 11, 25, 10, 30, tzinfo=timezone(timedelta(hours=8))).timestamp())
     text = signer.sign(ExitPass("lane-01", "K1-000123", 6213, "CNY", 4, issued, True))
-    ok = subprocess.run([KIOSK, "pass", "verify", text, "--json"], env=env,
-                        capture_output=True, text=True)
+    ok = kiosk(tmp_path, "pass", "verify", text, "--json")
     assert ok.returncode == 0, ok.stderr
     verdict = json.loads(ok.stdout)
     assert verdict["valid"] and verdict["order_id"] == "K1-000123"
     assert verdict["total_minor"] == 6213 and verdict["exit_audit"] is True
     assert verdict["issued_at"] == "2026-11-25T02:30:00+00:00"
-    human = subprocess.run([KIOSK, "pass", "verify", text], env=env, capture_output=True,
-                           text=True)
+    human = kiosk(tmp_path, "pass", "verify", text)
     assert human.stdout.startswith("VALID") and "exit check" in human.stdout
     for bad, code in [(text[:-6] + "AAAAAA", "bad_signature"), ("EP1:XYZ", "malformed")]:
-        out = subprocess.run([KIOSK, "pass", "verify", bad, "--json"], env=env,
-                             capture_output=True, text=True)
+        out = kiosk(tmp_path, "pass", "verify", bad, "--json")
         assert out.returncode == 1 and json.loads(out.stdout)["code"] == code
+
+
+# --- smoke tests: the installed console script, each in a process of its own -----------------
+def test_smoke_help_in_a_real_process(tmp_path):
+    result = real_kiosk(tmp_path, "--help")
+    assert result.returncode == 0 and b"Scan & Go self-service checkout kiosk." in result.stdout
+    for group in (b"catalog", b"printer", b"report", b"sim", b"staff"):
+        assert group in result.stdout
+
+
+def test_smoke_catalogue_import_and_lookup_in_real_processes(tmp_path):
+    imported = real_kiosk(tmp_path, "catalog", "import", str(ROOT / "seeds/catalogue.csv"),
+                          "--replace")
+    assert imported.returncode == 0, imported.stderr
+    assert b"imported" in imported.stdout
+    found = real_kiosk(tmp_path, "catalog", "lookup", "6900000000014", "--json")
+    assert found.returncode == 0, found.stderr
+    data = json.loads(found.stdout)
+    assert (data["name_zh"], data["line_price"]) == ("纯牛奶 250ml", "6.50")
+
+
+def test_smoke_a_refused_code_exits_1_in_a_real_process(data_dir):
+    result = real_kiosk(data_dir, "catalog", "lookup", "690\x1b[2J0000014")
+    assert result.returncode == 1
+    err = result.stderr.decode()
+    assert "escape_character" in err and "请呼叫店员" in err
+    assert "\x1b" not in err  # echoed escaped, never raw

@@ -1,25 +1,27 @@
-"""`kiosk staff`, `kiosk audit` and `kiosk report` as a store manager runs them: real
-processes on a real data directory, the database file tampered with directly."""
+"""`kiosk staff`, `kiosk audit` and `kiosk report` as a store manager runs them, on a real
+data directory (in-process, through click's test runner), the database file tampered
+with directly; and the same staff actions from the command line and from staff mode
+leaving the same audit rows."""
 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+import requests
 
-ROOT = Path(__file__).resolve().parents[2]
-KIOSK = str(Path(sys.executable).with_name("kiosk"))
+from app import bootstrap
+from app.services.lane import Screen
+from devices.payment.gateway import SIMULATOR_SECRET, SimulatorAdapter
+from tests.helpers import Ran, run_kiosk
+
+MILK = "6900000000014"
 
 
-def kiosk(data_dir: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KIOSK_DATA_DIR": str(data_dir)}
-    return subprocess.run([KIOSK, *args], env=env, capture_output=True, text=True,
-                          input=stdin, timeout=60)
+def kiosk(data_dir: Path, *args: str, stdin: str | None = None) -> Ran:
+    return run_kiosk(*args, env={"KIOSK_DATA_DIR": str(data_dir)}, stdin=stdin)
 
 
 @pytest.fixture
@@ -79,3 +81,85 @@ def test_report_z_json_adds_up_and_closes_the_period(data_dir):
     on_paper = printed[at].removeprefix("Audit head: ") + printed[at + 1] + printed[at + 2]
     assert kiosk(data_dir, "audit", "verify", "--head", on_paper).returncode == 0
     assert kiosk(data_dir, "audit", "verify", "--head", "99:" + "0" * 64).returncode == 1
+
+
+# -- the same action from staff mode and from `kiosk` ------------------------------------------
+@pytest.fixture
+def lane(demo_kiosk, sim, clock):
+    bootstrap.build_staff_book(demo_kiosk).add("Wang Wei", "manager", "13579", clock.now())
+    provider = SimulatorAdapter(sim.url, "lane-01", SIMULATOR_SECRET, read_timeout=2.0)
+    demo_kiosk.settings.payment.wallets = []
+    ln = bootstrap.build_lane(demo_kiosk, provider=provider, receipt_notice=lambda: None)
+    ln.boot()
+    return ln
+
+
+def paid_sale(lane, sim, clock) -> str:
+    lane.scan(MILK)
+    lane.pay()
+    no = lane.view.payment.out_trade_no
+    assert requests.post(f"{sim.url}/sim/orders/{no}/pay", timeout=5).ok
+    clock.advance(seconds=2)
+    lane.tick()
+    assert lane.view.screen is Screen.RECEIPT
+    lane.done()
+    return no
+
+
+def set_one_event_aside(kiosk) -> None:
+    event_id = kiosk.db.execute("SELECT event_id FROM outbox WHERE status = 'pending' "
+                                "ORDER BY seq LIMIT 1").fetchone()[0]
+    bootstrap.build_outbox(kiosk).dead(event_id, "rejected by the test")
+
+
+def staff_events(kiosk) -> list[dict]:
+    return [json.loads(p) for (p,) in kiosk.db.execute(
+        "SELECT payload FROM outbox WHERE type = 'staff_action' ORDER BY seq")]
+
+
+def test_cli_reprint_z_and_dead_retry_audit_the_lane_like_staff_mode(lane, demo_kiosk, sim,
+                                                                     clock, data_dir):
+    no = paid_sale(lane, sim, clock)
+    lane.scan(MILK)  # a shopper is at the lane while staff act: staff mode tells the session
+    lane.staff.open_pin_pad()
+    lane.staff.pin("13579")
+    lane.staff.do("reprint", no)
+    set_one_event_aside(demo_kiosk)
+    lane.staff.do("retry_dead")
+    lane.staff.do("z_report")
+    lane.staff.sign_out()
+    in_session = staff_events(demo_kiosk)
+    assert [e["action"] for e in in_session] == ["sign_in", "reprint", "retry_dead_letters",
+                                                 "sign_out"]
+
+    set_one_event_aside(demo_kiosk)
+    assert kiosk(data_dir, "printer", "reprint", no).returncode == 0
+    assert kiosk(data_dir, "outbox", "dead", "retry").returncode == 0
+    assert kiosk(data_dir, "report", "z", "--staff", "Wang Wei").returncode == 0
+
+    rows = bootstrap.build_audit(demo_kiosk).entries()
+    for kind, cli_actor in (("reprint", "cli"), ("retry_dead_letters", "cli"),
+                            ("z_report", "Wang Wei")):
+        from_staff_mode, from_cli = [e for e in rows if e.kind == kind]
+        assert from_staff_mode.actor == "Wang Wei" and from_cli.actor == cli_actor
+        assert from_staff_mode.detail["lane"] == from_cli.detail["lane"] == "lane-01", kind
+        assert from_staff_mode.detail.keys() == from_cli.detail.keys(), kind
+    reprints = [e.detail for e in rows if e.kind == "reprint"]
+    assert [d["order_id"] for d in reprints] == [no, no]
+    assert reprints[0]["job_id"] != reprints[1]["job_id"]
+    assert [e.detail["events"] for e in rows if e.kind == "retry_dead_letters"] == [1, 1]
+    assert [e.detail["z_number"] for e in rows if e.kind == "z_report"] == [1, 2]
+    # The command line has no shopper session: no staff event, only the audit row.
+    assert staff_events(demo_kiosk) == in_session
+    assert kiosk(data_dir, "audit", "verify").returncode == 0
+
+
+def test_cli_staff_changes_audit_the_lane(data_dir):
+    assert kiosk(data_dir, "staff", "add", "Li Na", "--role", "attendant",
+                 "--pin", "482913").returncode == 0
+    assert kiosk(data_dir, "staff", "remove", "Li Na").returncode == 0
+    rows = [json.loads(line) for line in kiosk(data_dir, "audit", "show", "--json")
+            .stdout.splitlines()]
+    assert [(r["kind"], r["actor"], r["detail"]) for r in rows] == [
+        ("staff_added", "cli", {"lane": "lane-01", "name": "Li Na", "role": "attendant"}),
+        ("staff_removed", "cli", {"lane": "lane-01", "name": "Li Na"})]

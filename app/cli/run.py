@@ -1,0 +1,48 @@
+"""``kiosk demo`` and ``kiosk run``: start the touch screen (the demo store, or a store's)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from app import bootstrap
+from app.cli.root import Context
+
+
+@click.command()
+@click.option(
+    "--screenshot",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Save a screenshot of the first screen to this PNG and exit.",
+)
+@click.option("--webcam", is_flag=True,
+              help="Use the configured camera ([camera] settings) instead of the demo shelf.")
+@click.pass_obj
+def demo(obj: Context, screenshot: Path | None, webcam: bool) -> None:
+    """Start the demo kiosk against the simulated store.
+
+    Loads the demo store into an empty data dir, starts the payment simulator, the
+    reference membership backend and the virtual printer (receipts land in
+    DATA_DIR/receipts), and feeds the camera from the demo shelf.
+    """
+    kiosk = obj.kiosk()
+    for line in bootstrap.seed_demo_store(kiosk):
+        click.echo(f"demo store: loaded {line}")
+    for line in bootstrap.seed_demo_staff(kiosk):
+        click.echo(f"demo staff: {line} (hold the top-left corner 3 s for staff mode)")
+    click.echo(f"data directory: {obj.settings.data_dir}")
+    click.echo(f"receipts: {obj.settings.data_dir / 'receipts'}")
+    bootstrap.run_ui(kiosk, screenshot=screenshot, demo=True, webcam=webcam)
+
+
+@click.command()
+@click.option(
+    "--screenshot",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Save a screenshot of the first screen to this PNG and exit.",
+)
+@click.pass_obj
+def run(obj: Context, screenshot: Path | None) -> None:
+    """Start the kiosk with the catalogue already in its data dir (what a store runs)."""
+    bootstrap.run_ui(obj.kiosk(), screenshot=screenshot)
