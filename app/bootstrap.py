@@ -558,9 +558,10 @@ def health(kiosk: Kiosk, provider: PaymentProvider, outbox: Outbox,
     st = outbox.status()
     lines.append(f"Events: {st.pending} waiting, {st.in_flight} sending, {st.dead} set aside, "
                  f"oldest {st.oldest_pending or '-'}, last upload {st.last_upload or 'never'}")
-    alerts = kiosk.db.execute("SELECT kind, message FROM staff_alerts WHERE resolved_at IS "
-                              "NULL ORDER BY created_at DESC LIMIT 5").fetchall()
-    lines += [f"Alert ({kind}): {message}" for kind, message in alerts] or ["Alerts: none"]
+    from app.storage.alerts import StaffAlerts
+
+    alerts = StaffAlerts(kiosk.db).unresolved(newest_first=True, limit=5)
+    lines += [f"Alert ({a.kind}): {a.message}" for a in alerts] or ["Alerts: none"]
     return lines
 
 
