@@ -39,10 +39,11 @@ from app.storage.staff_book import StaffBook, load_secret
 
 if TYPE_CHECKING:  # devices pull in OpenCV and the decoders; commands that need none stay light
     from app.services.lane import Lane
+    from app.services.printing import PrintQueue
     from devices.camera import Camera, FrameSource
     from devices.decoder import Decoder, FrameDecoder
     from devices.membership import MemberClient, Uploader
-    from devices.printer import ReceiptPrinter, SerialLink
+    from devices.printer import SerialLink
     from devices.receipt import ReceiptStyle
     from devices.scanner import (
         CameraScanner,
@@ -255,20 +256,20 @@ def build_printer_link(settings: Settings, port: str | None = None) -> SerialLin
                       dsrdtr=p.dsrdtr)
 
 
-def build_printer(kiosk: Kiosk) -> ReceiptPrinter | None:
+def build_printer(kiosk: Kiosk) -> PrintQueue | None:
     """The print queue's worker for the configured printer, or None without one."""
-    from devices.printer import ReceiptPrinter
+    from app.services.printing import PrintQueue
+    from devices.printer import EscPosPrinter
 
     settings = kiosk.settings
     if not settings.printer.port:
         return None
-    return ReceiptPrinter(
-        lambda: build_printer_link(settings),
+    return PrintQueue(
+        EscPosPrinter(lambda: build_printer_link(settings), build_receipt_style(settings),
+                      status_timeout=settings.printer.status_timeout_ms / 1000),
         settings.database_path,
-        build_receipt_style(settings),
         kiosk.clock,
         port_name=settings.printer.port,
-        status_timeout=settings.printer.status_timeout_ms / 1000,
         backoff_max_s=settings.printer.reopen_backoff_max_ms / 1000,
         confirm_printed=settings.printer.confirm_printed,
     )
@@ -570,7 +571,7 @@ def no_printer_notice() -> tuple[str, str]:
             "This lane has no receipt printer: your receipt and exit pass will be shown on screen")
 
 
-def printer_notice(printer: ReceiptPrinter) -> Callable[[], tuple[str, str] | None]:
+def printer_notice(printer: PrintQueue) -> Callable[[], tuple[str, str] | None]:
     """Ask the printer (DLE EOT) before taking money; what to tell the shopper, if anything."""
     def ask() -> tuple[str, str] | None:
         return printer.status().shopper_notice()
