@@ -40,9 +40,10 @@ from app.storage.staff_book import StaffBook, load_secret
 if TYPE_CHECKING:  # devices pull in OpenCV and the decoders; commands that need none stay light
     from app.services.lane import Lane
     from app.services.printing import PrintQueue
+    from app.services.uploads import EventUploader
     from devices.camera import Camera, FrameSource
     from devices.decoder import Decoder, FrameDecoder
-    from devices.membership import MemberClient, Uploader
+    from devices.membership import MemberClient
     from devices.printer import SerialLink
     from devices.receipt import ReceiptStyle
     from devices.scanner import (
@@ -347,15 +348,17 @@ def build_outbox(kiosk: Kiosk) -> Outbox:
 
 
 def build_uploader(settings: Settings, clock: Clock,
-                   on_alert: Callable[[str], None] | None = None) -> Uploader | None:
+                   on_alert: Callable[[str], None] | None = None) -> EventUploader | None:
     """The event uploader for the configured membership backend, or None without one."""
-    from devices.membership import Uploader
+    from app.services.uploads import EventUploader
+    from devices.membership import MembershipBackend
 
     m = settings.membership
     if not m.base_url:
         return None
-    return Uploader(settings.database_path, m.base_url, m.token, settings.kiosk.lane_id,
-                    m.store_id, clock, keep_days=m.keep_days, on_alert=on_alert)
+    return EventUploader(
+        MembershipBackend(m.base_url, m.token, settings.kiosk.lane_id, m.store_id),
+        settings.database_path, clock, keep_days=m.keep_days, on_alert=on_alert)
 
 
 def build_member_codes(settings: Settings) -> MemberCodes | None:
