@@ -33,20 +33,24 @@ from app.services.members import MemberCodes
 from app.services.payments import Completed, PaymentDesk, PaymentProvider
 from app.services.receipts import NO_PRINTER_NOTICE
 from app.services.reports import Reports
+from app.storage.alerts import StaffAlerts
 from app.storage.audit import AuditLog
 from app.storage.catalogue_repo import SqliteCatalogue
 from app.storage.db import open_database
 from app.storage.outbox import Outbox
 from app.storage.payments_repo import PaymentsRepo
+from app.storage.sales_repo import Sales
 from app.storage.staff_book import StaffBook, load_secret
 
 if TYPE_CHECKING:  # devices pull in OpenCV and the decoders; commands that need none stay light
     from app.lane import Lane
     from app.runtime import KioskRuntime
+    from app.services.printing import PrintQueue
+    from app.services.uploads import EventUploader
     from devices.camera import Camera, FrameSource
     from devices.decoder import Decoder, FrameDecoder
-    from devices.membership import MemberClient, Uploader
-    from devices.printer import ReceiptPrinter, SerialLink
+    from devices.membership import MemberClient
+    from devices.printer import SerialLink
     from devices.receipt import ReceiptStyle
     from devices.scanner import (
         CameraScanner,
@@ -245,20 +249,20 @@ def build_printer_link(settings: Settings, port: str | None = None) -> SerialLin
                       dsrdtr=p.dsrdtr)
 
 
-def build_printer(kiosk: Kiosk) -> ReceiptPrinter | None:
+def build_printer(kiosk: Kiosk) -> PrintQueue | None:
     """The print queue's worker for the configured printer, or None without one."""
-    from devices.printer import ReceiptPrinter
+    from app.services.printing import PrintQueue
+    from devices.printer import EscPosPrinter
 
     settings = kiosk.settings
     if not settings.printer.port:
         return None
-    return ReceiptPrinter(
-        lambda: build_printer_link(settings),
+    return PrintQueue(
+        EscPosPrinter(lambda: build_printer_link(settings), build_receipt_style(settings),
+                      status_timeout=settings.printer.status_timeout_ms / 1000),
         settings.database_path,
-        build_receipt_style(settings),
         kiosk.clock,
         port_name=settings.printer.port,
-        status_timeout=settings.printer.status_timeout_ms / 1000,
         backoff_max_s=settings.printer.reopen_backoff_max_ms / 1000,
         confirm_printed=settings.printer.confirm_printed,
     )
@@ -336,15 +340,17 @@ def build_outbox(kiosk: Kiosk) -> Outbox:
 
 
 def build_uploader(settings: Settings, clock: Clock,
-                   on_alert: Callable[[str], None] | None = None) -> Uploader | None:
+                   on_alert: Callable[[str], None] | None = None) -> EventUploader | None:
     """The event uploader for the configured membership backend, or None without one."""
-    from devices.membership import Uploader
+    from app.services.uploads import EventUploader
+    from devices.membership import MembershipBackend
 
     m = settings.membership
     if not m.base_url:
         return None
-    return Uploader(settings.database_path, m.base_url, m.token, settings.kiosk.lane_id,
-                    m.store_id, clock, keep_days=m.keep_days, on_alert=on_alert)
+    return EventUploader(
+        MembershipBackend(m.base_url, m.token, settings.kiosk.lane_id, m.store_id),
+        settings.database_path, clock, keep_days=m.keep_days, on_alert=on_alert)
 
 
 def build_member_codes(settings: Settings) -> MemberCodes | None:
@@ -515,10 +521,7 @@ def build_lane(kiosk: Kiosk, *, provider: PaymentProvider | None = None,
 
 def recent_sales(kiosk: Kiosk, limit: int) -> list[PaidSale]:
     """The newest paid sales, newest first."""
-    import json
-
-    return [PaidSale.from_dict(json.loads(body)) for (body,) in kiosk.db.execute(
-        "SELECT sale FROM sales ORDER BY paid_at DESC LIMIT ?", [limit])]
+    return [sale for _order, sale in Sales(kiosk.db).recent(limit)]
 
 
 def pass_checker(kiosk: Kiosk) -> Callable[[str], tuple[bool, str]]:
@@ -533,12 +536,11 @@ def pass_checker(kiosk: Kiosk) -> Callable[[str], tuple[bool, str]]:
 
 def open_alerts(kiosk: Kiosk) -> list[tuple[str, str]]:
     """Up to five staff alerts not yet resolved, newest first: (kind, message)."""
-    return [(str(k), str(m)) for k, m in kiosk.db.execute(
-        "SELECT kind, message FROM staff_alerts WHERE resolved_at IS NULL "
-        "ORDER BY created_at DESC LIMIT 5").fetchall()]
+    return [(a.kind, a.message)
+            for a in StaffAlerts(kiosk.db).unresolved(newest_first=True, limit=5)]
 
 
-def printer_notice(printer: ReceiptPrinter) -> Callable[[], tuple[str, str] | None]:
+def printer_notice(printer: PrintQueue) -> Callable[[], tuple[str, str] | None]:
     """Ask the printer (DLE EOT) before taking money; what to tell the shopper, if anything."""
     def ask() -> tuple[str, str] | None:
         return printer.status().shopper_notice()

@@ -29,9 +29,12 @@ import requests
 
 from app import bootstrap
 from app.config import Settings, load_settings
+from app.domain.payment import Payment
 from app.lane import InlineLane, Lane, Screen
 from app.runtime import KioskRuntime
 from app.services.clock import OffsetClock
+from app.storage.payments_repo import PaymentsRepo
+from app.storage.print_jobs import PrintJob, PrintJobs
 
 STEPS = ("member_qr", "member_phone", "start", "skip_member", "scan", "quantity", "remove",
          "wait", "pause", "staff", "pay", "cancel", "done", "call_staff", "printer", "backend",
@@ -464,14 +467,13 @@ class Runner:
             "events_all_delivered": lambda: self._events_all_delivered(),
             "refusal": lambda: dict(view.notice.values).get("code", "") if view.notice else "",
             "staff_signed_in": lambda: self._staff_signed_in,
-            "orders": lambda: int(self.rig.kiosk.db.execute("SELECT count(*) FROM payments"
-                                                    ).fetchone()[0]),
+            "orders": lambda: PaymentsRepo(self.rig.kiosk.db).count(),
             "charges": lambda: sum(requests.get(f"{self.rig.pay.url}/sim/state", timeout=5)
                            .json()["charges"].values()),
         }
         for key, expected in want.items():
             if key == "event":
-                kinds = [k for (k,) in self.rig.kiosk.db.execute("SELECT type FROM outbox")]
+                kinds = bootstrap.build_outbox(self.rig.kiosk).types()
                 if expected not in kinds:
                     raise ScenarioError(f"expected a {expected!r} event; have {sorted(set(kinds))}")
                 continue
@@ -496,22 +498,22 @@ class Runner:
         return ", ".join(f"{k}={v}" for k, v in want.items())
 
     # -- the end: what happened -------------------------------------------------------------------
+    def _last_payment(self) -> Payment | None:
+        return PaymentsRepo(self.rig.kiosk.db).latest()
+
     def _last_order(self) -> str:
-        row = self.rig.kiosk.db.execute("SELECT out_trade_no FROM payments ORDER BY created_at "
-                                        "DESC, rowid DESC LIMIT 1").fetchone()
-        if row is None:
+        last = self._last_payment()
+        if last is None:
             raise ScenarioError("$last_order: there is no order yet")
-        return str(row[0])
+        return last.out_trade_no
 
     def _last_payment_state(self) -> str:
-        row = self.rig.kiosk.db.execute("SELECT state FROM payments ORDER BY created_at DESC, "
-                                        "rowid DESC LIMIT 1").fetchone()
-        return str(row[0]) if row else ""
+        last = self._last_payment()
+        return last.state.value if last else ""
 
     def _last_payment_flag(self) -> str:
-        row = self.rig.kiosk.db.execute("SELECT staff_flag FROM payments ORDER BY created_at "
-                                        "DESC, rowid DESC LIMIT 1").fetchone()
-        return str(row[0] or "") if row else ""
+        last = self._last_payment()
+        return (last.staff_flag or "") if last else ""
 
     def _events_all_delivered(self) -> bool:
         """Give the uploader a moment, then: is nothing left waiting?"""
@@ -524,8 +526,8 @@ class Runner:
 
     def _settle_printer(self) -> None:
         end = time.monotonic() + 10
-        while time.monotonic() < end and self.rig.kiosk.db.execute(
-                "SELECT count(*) FROM print_jobs WHERE status = 'pending'").fetchone()[0] and \
+        jobs = PrintJobs(self.rig.kiosk.db)
+        while time.monotonic() < end and jobs.count_pending() and \
                 self.rig.vprinter.flags.paper_out is False:
             self.rig.pump(0.2)
         self.rig.pump(0.5)
@@ -533,9 +535,7 @@ class Runner:
         # (a loaded machine can take longer than the half second above).
         receipt = self.lane.view.receipt
         while receipt is not None and receipt.printed is None and time.monotonic() < end \
-                and self.rig.kiosk.db.execute(
-                    "SELECT count(*) FROM print_jobs WHERE order_id = ? AND status != "
-                    "'pending'", [receipt.order_id]).fetchone()[0]:
+                and _finished(jobs.first_for(receipt.order_id)):
             self.rig.pump(0.1)
             receipt = self.lane.view.receipt
 
@@ -548,13 +548,11 @@ class Runner:
             self._settle_printer()
             db = self.rig.kiosk.db
             self.t.payments = [
-                {"out_trade_no": r[0], "state": r[1], "amount_minor": r[2],
-                 "staff_flag": r[3] or ""}
-                for r in db.execute("SELECT out_trade_no, state, amount_minor, staff_flag FROM "
-                                    "payments ORDER BY created_at")]
+                {"out_trade_no": p.out_trade_no, "state": p.state.value,
+                 "amount_minor": p.amount_minor, "staff_flag": p.staff_flag or ""}
+                for p in PaymentsRepo(db).all_payments()]
             self.t.receipts = self._receipt_texts()
-            self.t.exit_passes = [p for (p,) in db.execute(
-                "SELECT DISTINCT exit_pass FROM print_jobs WHERE exit_pass != ''")]
+            self.t.exit_passes = PrintJobs(db).exit_passes()
             if self.rig.uploader is not None:
                 self.rig.uploader.wake()
                 end = time.monotonic() + 10
@@ -562,15 +560,19 @@ class Runner:
                         bootstrap.build_outbox(self.rig.kiosk).status().pending:
                     time.sleep(0.2)
             st = bootstrap.build_outbox(self.rig.kiosk).status()
-            kinds = dict(db.execute("SELECT type, count(*) FROM outbox GROUP BY type"))
-            delivered = self.rig.backend.store.conn.execute(
-                "SELECT count(*) FROM events").fetchone()[0]
+            kinds = bootstrap.build_outbox(self.rig.kiosk).count_by_type()
+            delivered = self.rig.backend.store.total()
             self.t.events = {"recorded": kinds, "delivered_to_backend": delivered,
                              "waiting": st.pending + st.in_flight, "set_aside": st.dead}
             self.t.audit = [f"{e.seq} {e.kind} {e.actor}" for e in
                             bootstrap.build_audit(self.rig.kiosk).entries()]
         finally:
             self.rig.stop()
+
+
+def _finished(job: PrintJob | None) -> bool:
+    """The printer has had its say on ``job`` (its outcome is on the way to the lane)."""
+    return job is not None and job.status != "pending"
 
 
 def _short(code: str) -> str:

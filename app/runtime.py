@@ -28,9 +28,9 @@ from app.lane import Lane, LaneView
 from app.services.staff import StaffMode
 
 if TYPE_CHECKING:  # devices pull in OpenCV, pyserial and the decoders
+    from app.services.printing import JobOutcome, PrintQueue
+    from app.services.uploads import EventUploader
     from devices.camera import Camera, CameraHealth
-    from devices.membership import Uploader
-    from devices.printer import JobOutcome, ReceiptPrinter
     from devices.scanner import CameraScanner, KeyboardWedge, Scan, ScanRejection, SerialScanner
 
 log = logging.getLogger(__name__)
@@ -97,12 +97,12 @@ class Router:
 class Devices:
     """Every device a lane may have; None where the store has none."""
 
-    printer: ReceiptPrinter | None = None
+    printer: PrintQueue | None = None
     camera: Camera | None = None
     camera_scanner: CameraScanner | None = None
     serial_scanner: SerialScanner | None = None
     wedge: KeyboardWedge | None = None
-    uploader: Uploader | None = None
+    uploader: EventUploader | None = None
     serial_port: str = ""
 
 

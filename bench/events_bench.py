@@ -33,10 +33,11 @@ import requests  # noqa: E402
 
 from app.domain.clock import FixedClock  # noqa: E402
 from app.domain.events import EventType, new_event  # noqa: E402
+from app.services.uploads import EventUploader  # noqa: E402
 from app.storage.db import open_database, write_transaction  # noqa: E402
 from app.storage.outbox import Outbox  # noqa: E402
 from bench.scanning_bench import machine  # noqa: E402
-from devices.membership import Uploader  # noqa: E402
+from devices.membership import MembershipBackend  # noqa: E402
 from devices.sim.membership_backend import DEFAULT_TOKEN, BackendServer  # noqa: E402
 
 T0 = datetime(2026, 11, 25, tzinfo=UTC)
@@ -96,8 +97,8 @@ def drain_kiosk(tmp: Path, n: int) -> float:
     path = tmp / f"kiosk-{uuid.uuid4().hex}.db"
     fill(path, n)
     backend = BackendServer(0, tmp / f"backend-{uuid.uuid4().hex}.db").start()
-    uploader = Uploader(path, backend.url, DEFAULT_TOKEN, "lane-01", "store-001",
-                        FixedClock(T0), rng=random.Random(1))
+    uploader = EventUploader(MembershipBackend(backend.url, DEFAULT_TOKEN, "lane-01", "store-001"),
+                             path, FixedClock(T0), rng=random.Random(1))
     box = Outbox.open(path)
     start = time.perf_counter()
     while uploader.drain_once(box) == 0.0:

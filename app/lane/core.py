@@ -27,6 +27,7 @@ from app.lane.views import LaneView, Screen
 from app.services.payments import Completed
 from app.services.session import ShoppingSession
 from app.services.staff_port import StaffDesk
+from app.storage.lane_state import LaneState
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +141,7 @@ class LaneCore:
         return self._open
 
     def _stored_open(self) -> bool:
-        row = self.p.db.execute("SELECT value FROM lane_state WHERE key = 'open'").fetchone()
-        return row is None or row[0] == "1"
+        return LaneState(self.p.db).is_open()
 
     # -- implemented by the parts (declared here so each part can call the others) --------------
     def still_here(self) -> None:

@@ -15,7 +15,8 @@ from app.lane.core import LaneCore
 from app.lane.parts import HELP_REPEAT
 from app.lane.views import LaneView, Notice, Screen
 from app.services.session import ShoppingSession
-from app.storage.db import write_transaction
+from app.storage.lane_state import LaneState
+from app.storage.sessions_repo import Sessions
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +29,8 @@ class ScreenFlow(LaneCore):
         mine: Payment | None = None
         if session is not None:
             self.session = session
-            self.member_provisional = bool(self.p.db.execute(
-                "SELECT member_provisional FROM sessions WHERE session_id = ?",
-                [session.session_id]).fetchone()[0])
+            self.member_provisional = Sessions(self.p.db).member_provisional(
+                session.session_id)
             mine = self.p.desk.repo.open_for_cart(session.session_id)
         # Payments a crash left open that are not this cart's: settled (query, close) by
         # the next ticks, not here: an unreachable provider must not stop the kiosk starting.
@@ -131,9 +131,7 @@ class ScreenFlow(LaneCore):
     def set_open(self, is_open: bool) -> None:
         """Staff open or close the lane (kept across restarts); a shopper mid-session
         finishes first."""
-        with write_transaction(self.p.db):
-            self.p.db.execute("INSERT OR REPLACE INTO lane_state (key, value) VALUES "
-                              "('open', ?)", ["1" if is_open else "0"])
+        LaneState(self.p.db).set_open(is_open)
         self._open = is_open
         if self._view.screen in (Screen.ATTRACT, Screen.CLOSED, Screen.OUT_OF_ORDER):
             self._show(screen=self._home())

@@ -7,7 +7,6 @@ payment that completes for a cart no longer on screen is a sale all the same.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -25,6 +24,8 @@ from app.lane.parts import RETRY_MAX_S
 from app.lane.views import Notice, PaymentView, ReceiptView, Screen
 from app.services.payments import Completed
 from app.services.session import ShoppingSession
+from app.storage.print_jobs import PrintJobs
+from app.storage.sessions_repo import Sessions
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +72,11 @@ class Paying(LaneCore):
         if self._roll is None or self._roll[0] != sid:
             self._roll = (sid, self.p.roll())  # the dice, once per session
         removals = manual = 0
-        for kind, payload in self.p.db.execute(
-                "SELECT type, payload FROM outbox WHERE session_id = ? AND type IN "
-                "('item_removed', 'item_scanned')", [sid]):
-            if kind == "item_removed":
+        for kind, payload in self.p.outbox.session_events(
+                sid, [EventType.ITEM_REMOVED, EventType.ITEM_SCANNED]):
+            if kind == EventType.ITEM_REMOVED:
                 removals += 1
-            elif json.loads(payload).get("how") == "manual":
+            elif payload.get("how") == "manual":
                 manual += 1
         # The risk rules are checked on the cart as it is now, at every attempt to pay.
         self._exit_audit = (sid, exit_audit_reasons(
@@ -156,12 +156,10 @@ class Paying(LaneCore):
         if done is not None:
             sale, exit_pass, job_id = done.sale, done.exit_pass, done.job_id
         else:  # restarted after the payment completed: the sale and its job are on disk
-            row = self.p.db.execute(
-                "SELECT sale, exit_pass, job_id FROM print_jobs WHERE order_id = ? "
-                "ORDER BY job_id LIMIT 1", [payment.out_trade_no]).fetchone()
-            if row is None:  # pragma: no cover - paid, sale and job are one transaction
+            job = PrintJobs(self.p.db).first_for(payment.out_trade_no)
+            if job is None or job.sale is None:  # pragma: no cover - one transaction
                 raise RuntimeError(f"paid payment {payment.out_trade_no} has no receipt job")
-            sale, exit_pass, job_id = PaidSale.from_dict(json.loads(row[0])), row[1], row[2]
+            sale, exit_pass, job_id = job.sale, job.exit_pass, job.job_id
         if sale.exit_audit:
             reasons = self._exit_audit[1] if self._exit_audit and \
                 self._exit_audit[0] == self.session.session_id else ["decided before a restart"]
@@ -186,14 +184,13 @@ class Paying(LaneCore):
 
     def receipt_outcome(self, job_id: int, order_id: str, printed: bool, detail: str) -> None:
         """The printer's word on a receipt job; a failure puts the exit pass on screen."""
-        session_id = self.p.db.execute("SELECT session_id FROM sessions WHERE order_id = ?",
-                                       [order_id]).fetchone()
+        session_id = Sessions(self.p.db).session_for_order(order_id)
         kind = EventType.RECEIPT_PRINTED if printed else EventType.RECEIPT_FAILED
         payload: dict[str, Any] = {"order_id": order_id, "job_id": job_id}
         if not printed:
             payload["reason"] = detail or "not printed"
         self.p.outbox.record(new_event(kind, occurred_at=self.clock.now(),
-                                       session_id=session_id[0] if session_id else "",
+                                       session_id=session_id or "",
                                        payload=payload))
         receipt = self._view.receipt
         if self._view.screen is not Screen.RECEIPT or receipt is None or \

@@ -1,7 +1,8 @@
 """Paying for a cart: the payment use cases over the state machine, the repository and a provider.
 
 ``PaymentProvider`` is the port every adapter implements (devices/payment/:
-the simulator, the store gateway, WeChat Pay, Alipay). ``PaymentDesk`` drives
+the simulator, the store gateway, WeChat Pay, Alipay); it lives in
+``app.services.payment_port`` and is re-exported here. ``PaymentDesk`` drives
 one lane's payments and writes every step before acting on it:
 
 - ``start``: at most one open payment per cart; the order id is written before
@@ -22,7 +23,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from app.domain.clock import Clock
 from app.domain.payment import (
@@ -39,52 +40,14 @@ from app.domain.payment import (
 )
 from app.domain.sale import PaidSale
 from app.services.exit_pass import PassSigner
+from app.services.payment_port import (
+    InvalidNotification,
+    Notification,
+    OrderRequest,
+    PaymentProvider,
+)
 from app.services.receipts import exit_pass_for
 from app.storage.payments_repo import OpenPaymentExists, PaymentsRepo
-
-
-@dataclass(frozen=True)
-class OrderRequest:
-    out_trade_no: str
-    amount_minor: int
-    currency: str
-    description: str
-    expires_at: datetime
-
-
-@dataclass(frozen=True)
-class Notification:
-    notification_id: str
-    out_trade_no: str
-    view: ProviderView
-
-
-class InvalidNotification(ValueError):
-    """A notification that failed verification: forged, altered, stale or malformed."""
-
-
-class PaymentProvider(Protocol):
-    """The port a payment adapter implements. Every call raises ``PaymentError`` on failure."""
-
-    name: str
-
-    def create(self, order: OrderRequest) -> str:
-        """Create (or, for the same out_trade_no, find again) the order; return the QR payload."""
-        ...
-
-    def query(self, out_trade_no: str) -> ProviderView: ...
-
-    def close(self, out_trade_no: str) -> ProviderView | None:
-        """Close an unpaid order. Returns what the provider said if that was more than "ok"
-        (e.g. it was already paid, or was refunded instead)."""
-        ...
-
-    def refund(self, out_trade_no: str, refund_no: str, amount_minor: int,
-               total_minor: int, reason: str) -> str: ...
-
-    def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
-        """Verify and read a notification, or raise ``InvalidNotification``."""
-        ...
 
 
 def new_order_id(lane_id: str, now: datetime) -> str:

@@ -13,7 +13,6 @@ the period's sales less its refunds.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -23,9 +22,13 @@ from typing import Any
 import sqlite_utils
 
 from app.domain.money import Money
-from app.domain.sale import PaidSale
+from app.storage.alerts import StaffAlerts
 from app.storage.audit import AuditLog
 from app.storage.db import write_transaction
+from app.storage.payments_repo import PaymentsRepo
+from app.storage.sales_repo import Sales
+from app.storage.sessions_repo import Sessions
+from app.storage.z_reports import ZReports
 
 EPOCH = "0000"
 REFUND_NOTE = re.compile(r"^refunded (\d+) as ")
@@ -83,40 +86,33 @@ class Reports:
     def __init__(self, db: sqlite_utils.Database, audit: AuditLog, lane_id: str,
                  currency: str) -> None:
         self.db, self.audit = db, audit
+        self.sales, self.payments = Sales(db), PaymentsRepo(db)
+        self.sessions, self.staff_alerts = Sessions(db), StaffAlerts(db)
+        self.z_reports = ZReports(db)
         self.lane_id, self.currency = lane_id, currency
 
     def period_start(self) -> Marks:
-        row = self.db.execute("SELECT closed_at, last_sale_rowid, last_step_id, audit_seq "
-                              "FROM z_reports ORDER BY z_number DESC LIMIT 1").fetchone()
-        return Marks(*row) if row else Marks(EPOCH, 0, 0, 0)
+        last = self.z_reports.last_marks()
+        return Marks(last.closed_at, last.last_sale, last.last_step, last.audit_seq) \
+            if last else Marks(EPOCH, 0, 0, 0)
 
     def _now_marks(self, now: datetime) -> Marks:
-        sale = self.db.execute("SELECT coalesce(max(rowid), 0) FROM sales").fetchone()[0]
-        step = self.db.execute("SELECT coalesce(max(step_id), 0) FROM payment_steps"
-                               ).fetchone()[0]
-        return Marks(now.isoformat(), int(sale), int(step), self.audit.head()[0])
+        return Marks(now.isoformat(), self.sales.last_mark(), self.payments.last_step_mark(),
+                     self.audit.head()[0])
 
     def _body(self, start: Marks, end: Marks) -> dict[str, Any]:
         # Sales, refunds and audit rows by id: each in exactly one period. Abandoned carts
         # and alerts (counts, not money) by time.
-        sales = [PaidSale.from_dict(json.loads(r[0])) for r in self.db.execute(
-            "SELECT sale FROM sales WHERE rowid > ? AND rowid <= ?", [start.sale, end.sale])]
+        sales = self.sales.between(start.sale, end.sale)
         by_method: dict[str, dict[str, int]] = defaultdict(lambda: {"count": 0, "minor": 0})
         for sale in sales:
             by_method[sale.payment_method or "unknown"]["count"] += 1
             by_method[sale.payment_method or "unknown"]["minor"] += sale.total.minor
-        refunds = [int(match.group(1)) for (note,) in self.db.execute(
-            "SELECT note FROM payment_steps WHERE step_id > ? AND step_id <= ? AND note LIKE "
-            "'refunded %'", [start.step, end.step]) if (match := REFUND_NOTE.match(note))]
-        audit_kinds = dict(self.db.execute(
-            "SELECT kind, count(*) FROM audit_log WHERE seq > ? AND seq <= ? GROUP BY kind",
-            [start.audit, end.audit]).fetchall())
-        abandoned = self.db.execute(
-            "SELECT count(*) FROM sessions WHERE state = 'abandoned' AND ended_at >= ? "
-            "AND ended_at < ?", [start.at, end.at]).fetchone()[0]
-        flagged = self.db.execute(
-            "SELECT count(DISTINCT ref) FROM staff_alerts WHERE kind = 'payment' AND "
-            "created_at >= ? AND created_at < ?", [start.at, end.at]).fetchone()[0]
+        refunds = [int(match.group(1)) for note in self.payments.refund_notes(start.step, end.step)
+                   if (match := REFUND_NOTE.match(note))]
+        audit_kinds = self.audit.count_kinds(start.audit, end.audit)
+        abandoned = self.sessions.count_abandoned(start.at, end.at)
+        flagged = self.staff_alerts.count_refs("payment", start.at, end.at)
         sales_minor = sum(s.total.minor for s in sales)
         seq, digest = self.audit.head()
         return {
@@ -144,25 +140,20 @@ class Reports:
             start = self.period_start()
             end = self._now_marks(now)
             body = self._body(start, end)
-            number = int(self.db.execute("SELECT coalesce(max(z_number), 0) + 1 FROM z_reports"
-                                         ).fetchone()[0])
+            number = self.z_reports.next_number()
             # The lane, as in every staff action's audit row (app.services.staff_actions).
             entry = self.audit.append("z_report", staff, {
                 "lane": self.lane_id, "z_number": number, "sales_count": body["sales_count"],
                 "net_minor": body["net_minor"]}, now)
             # The report carries the head *including* its own audit row.
             body["audit_seq"], body["audit_hash"] = entry.seq, entry.hash
-            self.db.execute("INSERT INTO z_reports (z_number, opened_at, closed_at, body, "
-                            "audit_seq, audit_hash, last_sale_rowid, last_step_id) "
-                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                            [number, start.at, end.at, json.dumps(body), entry.seq, entry.hash,
-                             end.sale, end.step])
+            self.z_reports.add(number, start.at, end.at, body, entry.seq, entry.hash,
+                               end.sale, end.step)
         return Report("Z", number, start.at, end.at, self.lane_id, self.currency, body)
 
     def z_heads(self) -> list[tuple[int, str]]:
         """Every audit head a Z report carried (to check the log still reaches them)."""
-        return [(int(a), str(b)) for a, b in self.db.execute(
-            "SELECT audit_seq, audit_hash FROM z_reports ORDER BY z_number")]
+        return self.z_reports.heads()
 
 
 __all__ = ["Report", "Reports"]

@@ -25,12 +25,14 @@ from app.services.checkout import Checkout
 from app.services.members import MemberIdentity
 from app.storage.db import write_transaction
 from app.storage.outbox import Outbox
+from app.storage.sessions_repo import Sessions, StoredLine
 
 
 class ShoppingSession:
     def __init__(self, db: sqlite_utils.Database, outbox: Outbox, checkout: Checkout,
                  lane_id: str, session_id: str, member_id: str | None = None) -> None:
         self.db, self.outbox, self.checkout = db, outbox, checkout
+        self.sessions = Sessions(db)
         self.lane_id, self.session_id = lane_id, session_id
         self.member_id = member_id
 
@@ -42,8 +44,7 @@ class ShoppingSession:
         session = cls(db, outbox, checkout, lane_id, session_id)
         now = checkout.clock.now()
         with write_transaction(db):
-            db.execute("INSERT INTO sessions (session_id, lane_id, started_at) VALUES (?, ?, ?)",
-                       [session_id, lane_id, now.isoformat()])
+            session.sessions.add(session_id, lane_id, now.isoformat())
             session._event(EventType.SESSION_STARTED, how=how)
         # Only once it is on disk: a new, empty cart under the new session's id.
         checkout.cart_id, checkout.cart = session_id, Cart()
@@ -53,22 +54,22 @@ class ShoppingSession:
     def resume(cls, db: sqlite_utils.Database, outbox: Outbox, checkout: Checkout,
                lane_id: str) -> ShoppingSession | None:
         """The session a crash or restart interrupted, with its cart, or None."""
-        row = db.execute("SELECT session_id, member_id FROM sessions WHERE lane_id = ? AND "
-                         "state = 'open' ORDER BY started_at DESC", [lane_id]).fetchone()
-        if row is None:
+        sessions = Sessions(db)
+        stored = sessions.open_for_lane(lane_id)
+        if stored is None:
             return None
-        checkout.cart_id = row[0]
+        checkout.cart_id = stored.session_id
         lines = []
-        for line_id, code, qty, weight, label, approved in db.execute(
-                "SELECT line_id, product_code, quantity, weight_g, label_price_minor, "
-                "age_approved FROM cart_lines WHERE session_id = ? ORDER BY line_id", [row[0]]):
-            product = checkout.catalogue.get(code)
+        for s in sessions.lines(stored.session_id):
+            product = checkout.catalogue.get(s.product_code)
             if product is None:
                 continue  # withdrawn from the catalogue since: the line cannot be sold
-            price = Money(label, product.price.currency) if label is not None else None
-            lines.append(CartLine(line_id, product, qty, weight, price, bool(approved)))
+            price = Money(s.label_price_minor, product.price.currency) \
+                if s.label_price_minor is not None else None
+            lines.append(CartLine(s.line_id, product, s.quantity, s.weight_g, price,
+                                  s.age_approved))
         checkout.cart = Cart(lines)
-        return cls(db, outbox, checkout, lane_id, row[0], row[1])
+        return cls(db, outbox, checkout, lane_id, stored.session_id, stored.member_id)
 
     def end(self, order_id: str, total_minor: int, item_count: int) -> None:
         """The sale was paid: the session is over."""
@@ -86,16 +87,13 @@ class ShoppingSession:
             self._event(EventType.SESSION_ABANDONED, cart=cart, reason=reason)
 
     def _close(self, state: str, order_id: str | None) -> None:
-        self.db.execute("UPDATE sessions SET state = ?, ended_at = ?, order_id = ? "
-                        "WHERE session_id = ?", [state, self.checkout.clock.now().isoformat(),
-                                                  order_id, self.session_id])
+        self.sessions.close(self.session_id, state, self.checkout.clock.now().isoformat(),
+                            order_id)
 
     # -- what the shopper does ---------------------------------------------------------------
     def identify(self, member: MemberIdentity) -> None:
         with write_transaction(self.db):
-            self.db.execute("UPDATE sessions SET member_id = ?, member_provisional = ? "
-                            "WHERE session_id = ?", [member.member_id, int(member.provisional),
-                                                      self.session_id])
+            self.sessions.set_member(self.session_id, member.member_id, member.provisional)
             self._event(EventType.MEMBER_IDENTIFIED, member_id=member.member_id,
                         how=member.how, provisional=member.provisional)
         self.member_id = member.member_id  # only once written with its event
@@ -166,13 +164,11 @@ class ShoppingSession:
 
     def _write_line(self, line: CartLine, removed: bool) -> None:
         if removed:
-            self.db.execute("DELETE FROM cart_lines WHERE session_id = ? AND line_id = ?",
-                            [self.session_id, line.line_id])
+            self.sessions.remove_line(self.session_id, line.line_id)
             return
-        self.db.execute(
-            "INSERT OR REPLACE INTO cart_lines VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [self.session_id, line.line_id, line.product.code, line.quantity, line.weight_g,
-             line.label_price.minor if line.label_price else None, int(line.age_approved)])
+        self.sessions.put_line(self.session_id, StoredLine(
+            line.line_id, line.product.code, line.quantity, line.weight_g,
+            line.label_price.minor if line.label_price else None, line.age_approved))
 
     def _line_event(self, kind: EventType, line: CartLine, **extra: Any) -> None:
         fields: dict[str, Any] = {"line_id": line.line_id, "product": line.product.code,

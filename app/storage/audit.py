@@ -113,6 +113,12 @@ class AuditLog:
                               ).fetchone()
         return (int(row[0]), str(row[1])) if row else (0, GENESIS)
 
+    def count_kinds(self, after: int, upto: int) -> dict[str, int]:
+        """How many rows of each kind have ``after < seq <= upto`` (a report period)."""
+        return {str(k): int(n) for k, n in self.db.execute(
+            "SELECT kind, count(*) FROM audit_log WHERE seq > ? AND seq <= ? GROUP BY kind",
+            [after, upto]).fetchall()}
+
     def entries(self, since: datetime | None = None) -> list[AuditEntry]:
         sql = "SELECT seq, at, kind, actor, detail, prev_hash, hash FROM audit_log"
         args: list[Any] = []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 import sqlite_utils
 
 from app.domain.events import Event, EventType, wire_text
+from app.storage.alerts import StaffAlerts
 from app.storage.db import open_database, write_transaction
 
 
@@ -64,6 +66,7 @@ class Outbox:
 
     def __init__(self, db: sqlite_utils.Database, max_bytes: int = 512 * 1024 * 1024) -> None:
         self.db = db
+        self.staff_alerts = StaffAlerts(db)
         self.max_bytes = max_bytes
         self._queued: int | None = None
         self._since_count = 0
@@ -121,22 +124,15 @@ class Outbox:
     def alert(self, kind: str, message: str, now: datetime) -> None:
         """A staff alert, once while an identical one is unresolved."""
         with write_transaction(self.db):
-            exists = self.db.execute("SELECT 1 FROM staff_alerts WHERE kind = ? AND "
-                                     "message = ? AND resolved_at IS NULL",
-                                     [kind, message]).fetchone()
-            if not exists:
-                self.db.execute("INSERT INTO staff_alerts (kind, ref, message, created_at) "
-                                "VALUES (?, 'events', ?, ?)", [kind, message, now.isoformat()])
+            if not self.staff_alerts.exists(kind, message=message):
+                self.staff_alerts.add(kind, "events", message, now)
 
     def _alert_filling(self, now: datetime) -> None:
         queued = self._queued or 0
         message = (f"the event outbox is {queued * 100 // self.max_bytes}% full: the "
                    "membership backend has not taken events for a long time")
-        exists = self.db.execute("SELECT 1 FROM staff_alerts WHERE kind = 'outbox' AND "
-                                 "resolved_at IS NULL").fetchone()
-        if not exists:
-            self.db.execute("INSERT INTO staff_alerts (kind, ref, message, created_at) VALUES "
-                            "('outbox', 'fill', ?, ?)", [message, now.isoformat()])
+        if not self.staff_alerts.exists("outbox"):
+            self.staff_alerts.add("outbox", "fill", message, now)
 
     def bytes_queued(self) -> int:
         row = self.db.execute("SELECT coalesce(sum(size), 0) FROM outbox "
@@ -226,6 +222,26 @@ class Outbox:
         with write_transaction(self.db):
             return self.db.execute("DELETE FROM outbox WHERE status = 'delivered' "
                                    "AND delivered_at < ?", [cutoff]).rowcount
+
+    def types(self) -> list[str]:
+        """The type of every event on the kiosk (delivered ones until pruned), by seq."""
+        return [str(t) for (t,) in self.db.execute("SELECT type FROM outbox ORDER BY seq")]
+
+    def count_by_type(self) -> dict[str, int]:
+        """How many events of each type are on the kiosk (delivered ones until pruned)."""
+        return {str(t): int(n) for t, n in self.db.execute(
+            "SELECT type, count(*) FROM outbox GROUP BY type")}
+
+    def session_events(self, session_id: str,
+                       types: Iterable[EventType | str]) -> list[tuple[str, dict[str, Any]]]:
+        """The session's events of the given types as (type, payload), in seq order."""
+        wanted = [t.value if isinstance(t, EventType) else t for t in types]
+        if not wanted:
+            return []
+        marks = ", ".join("?" for _ in wanted)
+        return [(str(t), dict(json.loads(p))) for t, p in self.db.execute(
+            f"SELECT type, payload FROM outbox WHERE session_id = ? AND type IN ({marks}) "
+            "ORDER BY seq", [session_id, *wanted])]
 
     def status(self) -> OutboxStatus:
         counts = dict(self.db.execute("SELECT status, count(*) FROM outbox GROUP BY status"))

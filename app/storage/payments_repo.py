@@ -1,7 +1,9 @@
 """Payments on disk: every state change written (and logged) before the kiosk acts on it.
 
 The ``payments`` table holds the current state of each payment; the
-``payment_steps`` table keeps every step, for staff and for audits. A unique
+``payment_steps`` table keeps every step, for staff and for audits; this module
+owns both, and ``notifications_seen``. Sales, staff alerts and receipt jobs are
+written through their own repositories, inside the payment's transaction. A unique
 partial index makes a second open payment for one cart impossible, whatever
 the code above it does. ``complete_sale`` writes the paid payment, the sale
 and its receipt job in one transaction: a paid sale cannot be half recorded.
@@ -19,9 +21,12 @@ import sqlite_utils
 from app.domain.events import EventType, new_event
 from app.domain.payment import OPEN, Payment, PaymentState
 from app.domain.sale import PaidSale
+from app.storage.alerts import StaffAlerts
 from app.storage.audit import AuditLog
 from app.storage.db import write_transaction
 from app.storage.outbox import Outbox
+from app.storage.print_jobs import PrintJobs
+from app.storage.sales_repo import Sales
 
 _FIELDS = ("out_trade_no", "cart_id", "amount_minor", "currency", "method", "state",
            "created_at", "expires_at", "qr_payload", "provider_ref", "paid_minor", "paid_at",
@@ -70,6 +75,8 @@ class PaymentsRepo:
     def __init__(self, db: sqlite_utils.Database, outbox: Outbox | None = None,
                  audit: AuditLog | None = None) -> None:
         self.db = db
+        self.sales = Sales(db)
+        self.staff_alerts = StaffAlerts(db)
         self.outbox = outbox
         self.audit = audit  # every payment outcome is audited, in the outcome's transaction
 
@@ -162,13 +169,10 @@ class PaymentsRepo:
                                                 p.state.value, note])
 
     def _alert(self, p: Payment, now: datetime) -> None:
-        exists = self.db.execute(
-            "SELECT 1 FROM staff_alerts WHERE kind = 'payment' AND ref = ? AND message = ?",
-            [p.out_trade_no, p.staff_flag]).fetchone()
-        if not exists:
-            self.db.execute(
-                "INSERT INTO staff_alerts (kind, ref, message, created_at) "
-                "VALUES ('payment', ?, ?, ?)", [p.out_trade_no, p.staff_flag, now.isoformat()])
+        # Once per payment and flag, resolved or not: a flag is raised once.
+        if not self.staff_alerts.exists("payment", ref=p.out_trade_no, message=p.staff_flag,
+                                        unresolved_only=False):
+            self.staff_alerts.add("payment", p.out_trade_no, p.staff_flag, now)
 
     def get(self, out_trade_no: str) -> Payment | None:
         row = self.db.execute(f"{self._SELECT} WHERE out_trade_no = ?",
@@ -203,9 +207,34 @@ class PaymentsRepo:
             [out_trade_no]).fetchall()]
 
     def alerts(self) -> list[tuple[str, str]]:
-        return [(r[0], r[1]) for r in self.db.execute(
-            "SELECT ref, message FROM staff_alerts WHERE resolved_at IS NULL ORDER BY alert_id"
-        ).fetchall()]
+        """Unresolved staff alerts (all kinds) as (ref, message), oldest first."""
+        return [(a.ref, a.message) for a in self.staff_alerts.unresolved()]
+
+    def count(self) -> int:
+        """How many payments (provider orders) were ever created."""
+        return int(self.db.execute("SELECT count(*) FROM payments").fetchone()[0])
+
+    def latest(self) -> Payment | None:
+        """The newest payment (by creation time, then insertion), or None."""
+        row = self.db.execute(f"{self._SELECT} ORDER BY created_at DESC, rowid DESC LIMIT 1"
+                              ).fetchone()
+        return _payment(row) if row else None
+
+    def all_payments(self) -> list[Payment]:
+        """Every payment, oldest first (by creation time)."""
+        return [_payment(r) for r in self.db.execute(f"{self._SELECT} ORDER BY created_at")]
+
+    def last_step_mark(self) -> int:
+        """The newest payment step's id (0 with none): where a report period ends."""
+        return int(self.db.execute("SELECT coalesce(max(step_id), 0) FROM payment_steps"
+                                   ).fetchone()[0])
+
+    def refund_notes(self, after: int, upto: int) -> list[str]:
+        """The notes of refund steps with ``after < step_id <= upto`` ('refunded N as ...'),
+        oldest first."""
+        return [str(note) for (note,) in self.db.execute(
+            "SELECT note FROM payment_steps WHERE step_id > ? AND step_id <= ? AND note LIKE "
+            "'refunded %' ORDER BY step_id", [after, upto])]
 
     def seen_notification(self, notification_id: str, out_trade_no: str,
                           now: datetime) -> bool:
@@ -235,20 +264,11 @@ class PaymentsRepo:
             self._event(EventType.PAYMENT_PAID, p, now, amount_minor=p.paid_minor or 0,
                         provider_ref=p.provider_ref, staff_flag=p.staff_flag)
             self._audited(p, now, provider_ref=p.provider_ref)
-            self.db.execute("INSERT OR IGNORE INTO sales (order_id, sale, paid_at) "
-                            "VALUES (?, ?, ?)", [sale.order_id, json.dumps(
-                                sale.to_dict(), ensure_ascii=False), now.isoformat()])
-            cursor = self.db.execute(
-                "INSERT INTO print_jobs (order_id, sale, exit_pass, copy, created_at, "
-                "updated_at) VALUES (?, ?, ?, 0, ?, ?)",
-                [sale.order_id, json.dumps(sale.to_dict(), ensure_ascii=False), exit_pass,
-                 now.isoformat(), now.isoformat()])
-            return int(cursor.lastrowid or 0)
+            self.sales.add(sale, now)
+            return PrintJobs(self.db).add(sale, exit_pass, now)
 
     def sale(self, order_id: str) -> PaidSale | None:
-        row = self.db.execute("SELECT sale FROM sales WHERE order_id = ?", [order_id]).fetchone()
-        return PaidSale.from_dict(json.loads(row[0])) if row else None
+        return self.sales.get(order_id)
 
     def count_sales(self, order_id: str) -> int:
-        return int(self.db.execute("SELECT count(*) FROM sales WHERE order_id = ?",
-                                   [order_id]).fetchone()[0])
+        return self.sales.count(order_id)

@@ -96,6 +96,18 @@ class PrintJobs:
             [order_id]).fetchone()
         return self._job(row) if row else None
 
+    def first_for(self, order_id: str) -> PrintJob | None:
+        """The first job of ``order_id``: the receipt its sale was completed with."""
+        row = self.db.execute(
+            f"SELECT {self._COLUMNS} FROM print_jobs WHERE order_id = ? ORDER BY job_id LIMIT 1",
+            [order_id]).fetchone()
+        return self._job(row) if row else None
+
+    def exit_passes(self) -> list[str]:
+        """Every distinct exit pass queued for printing (documents carry none)."""
+        return [str(p) for (p,) in self.db.execute(
+            "SELECT DISTINCT exit_pass FROM print_jobs WHERE exit_pass != ''")]
+
     def pending(self) -> list[PrintJob]:
         rows = self.db.execute(
             f"SELECT {self._COLUMNS} FROM print_jobs WHERE status = 'pending' ORDER BY job_id"

@@ -36,7 +36,7 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app.domain.payment import PaymentError, ProviderStatus, ProviderView
-from app.services.payments import InvalidNotification, Notification, OrderRequest
+from app.services.payment_port import InvalidNotification, Notification, OrderRequest
 from devices.payment.wechatpay import load_private_key, load_public_key, rsa_sign, rsa_verify
 
 GATEWAY = "https://openapi.alipay.com/gateway.do"

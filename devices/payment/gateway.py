@@ -24,7 +24,7 @@ from typing import Any
 import requests
 
 from app.domain.payment import PaymentError, ProviderStatus, ProviderView
-from app.services.payments import InvalidNotification, Notification, OrderRequest
+from app.services.payment_port import InvalidNotification, Notification, OrderRequest
 
 SIMULATOR_URL = "http://127.0.0.1:8765"
 SIMULATOR_SECRET = "simulator-secret-not-for-production"  # noqa: S105 - a public test value

@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from app.domain.payment import PaymentError, ProviderStatus, ProviderView
-from app.services.payments import InvalidNotification, Notification, OrderRequest
+from app.services.payment_port import InvalidNotification, Notification, OrderRequest
 
 API = "https://api.mch.weixin.qq.com"
 WINDOW_S = 300

@@ -73,6 +73,16 @@ class Store:
             return dict(self.conn.execute(
                 "SELECT kiosk_id, count(*) FROM events GROUP BY kiosk_id").fetchall())
 
+    def total(self) -> int:
+        """How many events the backend holds, from every kiosk (each once)."""
+        with self.lock:
+            return int(self.conn.execute("SELECT count(*) FROM events").fetchone()[0])
+
+    def close(self) -> None:
+        """Let go of the backend's database file (after ``BackendServer.stop``)."""
+        with self.lock:
+            self.conn.close()
+
     def events(self, kiosk_id: str) -> list[tuple[int, str]]:
         with self.lock:
             return self.conn.execute("SELECT seq, event_id FROM events WHERE kiosk_id = ? "

@@ -156,7 +156,7 @@ class SimStore:
             if server is not None:
                 server.stop()
         if self.backend is not None:
-            self.backend.store.conn.close()
+            self.backend.store.close()
         if self.printer is not None:
             self.printer.close()
 

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from app import bootstrap
-from app.services.lane import Screen
+from app.lane import Screen
 from devices.payment.gateway import SIMULATOR_SECRET, SimulatorAdapter
 from tests.helpers import Ran, run_kiosk
 

@@ -12,9 +12,10 @@ import requests
 
 from app.domain.clock import FixedClock
 from app.domain.events import BadEvent, EventType, new_event
+from app.services.uploads import EventUploader
 from app.storage.db import open_database, write_transaction
 from app.storage.outbox import Outbox, QueueFull
-from devices.membership import Uploader, retry_after_seconds
+from devices.membership import MembershipBackend, retry_after_seconds
 from devices.sim.membership_backend import DEFAULT_TOKEN, BackendServer
 from tests.helpers import wait_for
 
@@ -109,11 +110,11 @@ class Rig:
         self.backend_db = tmp_path / "backend.db"
         self.backend: BackendServer | None = None
         self.alerts: list[str] = []
-        self.uploader = Uploader(db_path, f"http://127.0.0.1:{self.port}", DEFAULT_TOKEN,
-                                 "lane-01", "store-001", FixedClock(T0), backoff_base=0.05,
-                                 backoff_cap=0.3, idle_s=0.05, pause_s=0.3,
-                                 read_timeout=1.0, rng=random.Random(1),
-                                 on_alert=self.alerts.append)
+        self.client = MembershipBackend(f"http://127.0.0.1:{self.port}", DEFAULT_TOKEN,
+                                        "lane-01", "store-001", read_timeout=1.0)
+        self.uploader = EventUploader(self.client, db_path, FixedClock(T0), backoff_base=0.05,
+                                      backoff_cap=0.3, idle_s=0.05, pause_s=0.3,
+                                      rng=random.Random(1), on_alert=self.alerts.append)
 
     def up(self) -> BackendServer:
         self.backend = BackendServer(self.port, self.backend_db).start()
@@ -235,7 +236,7 @@ def test_the_contract_file_matches_what_is_sent_and_answered(rig, outbox):
     outbox.record(event(1))
     outbox.record(event(2, kind=EventType.HELP_REQUESTED))
     batch = outbox.next_batch()
-    body = rig.uploader.envelope(batch)
+    body = rig.client.envelope(batch.wire)
     check(body, "EventBatch")
     reply = requests.post(f"{rig.backend.url}/v1/events", json=body, timeout=5, headers={
         "Authorization": f"Bearer {DEFAULT_TOKEN}", "Idempotency-Key": batch.batch_id}).json()

@@ -12,13 +12,13 @@ import pytest
 
 from app import bootstrap
 from app.services.exit_pass import load_public_keys, verify
+from app.services.printing import JobOutcome, PrintQueue
 from app.services.receipts import issue_receipt, reprint
 from app.storage.print_jobs import PrintJobs
 from devices.decoder import Decoder, load_image
 from devices.printer import (
-    JobOutcome,
+    EscPosPrinter,
     PrinterState,
-    ReceiptPrinter,
     SerialLink,
     parse_status,
     read_status,
@@ -59,6 +59,12 @@ def signer(kiosk):
     return bootstrap.build_signer(kiosk.settings)
 
 
+def receipt_printer(link_factory, jobs_path, style, clock, *, status_timeout=0.3, **kw):
+    """The print queue over the ESC/POS printer, as bootstrap.build_printer wires them."""
+    return PrintQueue(EscPosPrinter(link_factory, style, status_timeout=status_timeout),
+                      jobs_path, clock, **kw)
+
+
 class Lane:
     """The kiosk's printer worker on the virtual printer's port."""
 
@@ -66,9 +72,9 @@ class Lane:
         self.kiosk = kiosk
         self.jobs = PrintJobs(kiosk.db)
         self.outcomes: list[JobOutcome] = []
-        self.printer = ReceiptPrinter(lambda: SerialLink(port), kiosk.settings.database_path,
-                                      ReceiptStyle(), kiosk.clock, port_name=port,
-                                      poll_s=0.1, backoff_s=0.05, backoff_max_s=0.2, **kw)
+        self.printer = receipt_printer(lambda: SerialLink(port), kiosk.settings.database_path,
+                                       ReceiptStyle(), kiosk.clock, port_name=port,
+                                       poll_s=0.1, backoff_s=0.05, backoff_max_s=0.2, **kw)
         self.printer.on_outcome(self.outcomes.append)
         self.printer.start()
 
@@ -217,9 +223,9 @@ def test_a_printer_that_goes_silent_after_printing_leaves_the_job_unconfirmed(
     try:
         lane.printer.stop()  # drive one job by hand to control the timing
         issued = issue_receipt(lane.jobs, paid_sale(), signer, kiosk.clock)
-        worker = ReceiptPrinter(lambda: SerialLink(str(printer_sim.link)),
-                                kiosk.settings.database_path, ReceiptStyle(), kiosk.clock,
-                                status_timeout=0.1)
+        worker = receipt_printer(lambda: SerialLink(str(printer_sim.link)),
+                                 kiosk.settings.database_path, ReceiptStyle(), kiosk.clock,
+                                 status_timeout=0.1)
         outcomes: list[JobOutcome] = []
         worker.on_outcome(outcomes.append)
         job = lane.jobs.get(issued.job_id)

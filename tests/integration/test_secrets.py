@@ -13,8 +13,9 @@ import requests
 
 from app import bootstrap
 from app.config import load_settings
+from app.services.uploads import EventUploader
 from app.storage.outbox import Outbox
-from devices.membership import Uploader
+from devices.membership import MembershipBackend
 from devices.sim.membership_backend import BackendServer
 from devices.sim.payprovider import PayServer
 
@@ -70,8 +71,8 @@ def test_no_secret_reaches_logs_events_reports_or_exports(tmp_path, clock, caplo
         x, z = reports.x(clock.now()), reports.z(clock.now(), "Canary Manager")
 
         # Events delivered to the backend, as the uploader sends them.
-        uploader = Uploader(settings.database_path, backend.url, TOKEN, "lane-01", "store-001",
-                            clock)
+        uploader = EventUploader(MembershipBackend(backend.url, TOKEN, "lane-01", "store-001"),
+                                 settings.database_path, clock)
         box = Outbox.open(settings.database_path)
         uploader._outbox = box
         while box.status().pending:
