@@ -307,22 +307,8 @@ def build_reports(kiosk: Kiosk) -> Reports:
 def backend_audit_heads(settings: Settings) -> list[tuple[int, str]] | None:
     """Every audit head the membership backend holds for this kiosk; None if it could not
     be asked (no backend configured, or unreachable)."""
-    m = settings.membership
-    if not m.base_url:
-        return None
-    import requests
-
-    try:
-        r = requests.get(f"{m.base_url.rstrip('/')}/v1/kiosks/{settings.kiosk.lane_id}/"
-                         "audit-head", headers={"Authorization": f"Bearer {m.token}"},
-                         timeout=(2, 5))
-        if r.status_code == 404:
-            return []
-        if r.status_code != 200:
-            return None
-        return [(int(h["seq"]), str(h["hash"])) for h in r.json()["heads"]]
-    except (requests.RequestException, ValueError, KeyError, TypeError):
-        return None
+    client = build_member_client(settings)
+    return client.audit_heads(settings.kiosk.lane_id) if client is not None else None
 
 
 def exit_audit_rules(settings: Settings) -> ExitAuditRules:

@@ -131,3 +131,19 @@ class MemberClient:
             return str(response.json()["member_id"])
         except (ValueError, KeyError, TypeError):
             raise BackendUnavailable("membership backend reply is not JSON") from None
+
+    def audit_heads(self, kiosk_id: str) -> list[tuple[int, str]] | None:
+        """Every audit head (seq, hash) the backend holds for ``kiosk_id``
+        (``GET /v1/kiosks/{id}/audit-head``): [] if it holds none, None if it could not be
+        asked (unreachable, or an answer that is not the contract's)."""
+        try:
+            r = self.http.get(f"{self.base_url}/v1/kiosks/{kiosk_id}/audit-head",
+                              headers={"Authorization": f"Bearer {self.token}"},
+                              timeout=(2, 5))
+            if r.status_code == 404:
+                return []
+            if r.status_code != 200:
+                return None
+            return [(int(h["seq"]), str(h["hash"])) for h in r.json()["heads"]]
+        except (requests.RequestException, ValueError, KeyError, TypeError):
+            return None
