@@ -55,3 +55,22 @@ def test_every_module_has_a_docstring():
         for path in (ROOT / folder).rglob("*.py"):
             tree = ast.parse(path.read_text(encoding="utf-8"))
             assert ast.get_docstring(tree), f"{path.relative_to(ROOT)} needs a module docstring"
+
+
+def import_cycles(*packages: str) -> list[list[str]]:
+    """Every import circle among the packages' modules, one shortest chain per circle."""
+    import grimp  # installed with import-linter
+
+    graph = grimp.build_graph(*packages)
+    cycles, seen = [], set()
+    for module in sorted(graph.modules):
+        for imported in sorted(graph.find_modules_directly_imported_by(module)):
+            chain = graph.find_shortest_chain(importer=imported, imported=module)
+            if chain and frozenset(chain) not in seen:
+                seen.add(frozenset(chain))
+                cycles.append([module, *chain])
+    return cycles
+
+
+def test_devices_has_no_import_circles():
+    assert import_cycles("devices") == []
