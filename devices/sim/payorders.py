@@ -45,6 +45,7 @@ class Order:
     script: Script = field(default_factory=Script)
     refunds: list[dict[str, Any]] = field(default_factory=list)
     creates: int = 0  # how many create calls named this order (idempotency is tested)
+    queries: int = 0  # how many status queries asked about it (a kiosk is polling)
 
 
 class Provider:

@@ -221,6 +221,7 @@ def wechat(h: WireHandler, method: str, url_path: str, body: bytes) -> None:
     with p.lock:
         p.advance(order)
         if method == "GET":
+            order.queries += 1
             return _wechat_reply(h, 200, _wechat_transaction(order), order)
         if len(parts) == 6 and parts[5] == "close":
             p.close(order)
@@ -295,6 +296,8 @@ def alipay(h: WireHandler, body: bytes) -> None:
         if order is not None:
             p.advance(order)
         if method == "alipay.trade.query":
+            if order is not None:
+                order.queries += 1
             if order is None or (not order.scanned and order.status == "waiting"):
                 return _alipay_reply(h, method, not_exist, order)
             node = {"code": "10000", "msg": "Success", "out_trade_no": no,

@@ -14,6 +14,8 @@ Scripts: ``POST /sim/script {"order": "*" | out_trade_no, "outcome": ..., "secon
 lists open orders with Pay and Decline buttons (what the shopper's phone
 would do). ``GET /sim/orders/<no>/notification`` returns the signed
 notification the provider would send, for tests of the notification path.
+``GET /sim/state`` returns every order (its status, how many create calls and
+status queries named it) and how many times each was charged.
 
 Orders live in memory, behind one lock: a provider, not a database
 (devices/sim/payorders.py; the WeChat Pay v3 and Alipay wire formats are in
@@ -108,7 +110,8 @@ class Handler(BaseHTTPRequestHandler):
         if parts == ["sim", "state"]:
             with self.provider.lock:
                 return self._send(200, {
-                    "orders": {n: self.provider.view(o) | {"creates": o.creates}
+                    "orders": {n: self.provider.view(o) | {"creates": o.creates,
+                                                           "queries": o.queries}
                                for n, o in self.provider.orders.items()},
                     "charges": self.provider.charges})
         self._send(404, {"error": "not found"})
@@ -168,6 +171,7 @@ class Handler(BaseHTTPRequestHandler):
         with p.lock:
             p.advance(order)
             if method == "GET":
+                order.queries += 1
                 return self._send(200, p.view(order), path,
                                   bad=order.script.outcome == "bad_signature")
             if action == "close":
