@@ -406,6 +406,25 @@ def start_sim_store(settings: Settings, *, keep_camera: bool = False, pay_url: s
                     pay_options=pay_options).start(settings)
 
 
+def start_demo(settings: Settings, clock: Clock | None = None, *, pay_url: str = ""
+               ) -> tuple[Kiosk, SimStore, KioskRuntime]:
+    """The demo store, ready for a screen: the kiosk (demo catalogue, promotions and
+    staff loaded), the simulated store started and ``settings`` pointed at it, and the
+    runtime over both (threaded, not started). The caller stops the store. For the UI
+    tests and the screen benchmark; ``pay_url``: a payment simulator that outlives this
+    process (the restart test)."""
+    kiosk = build(settings, clock)
+    seed_demo_store(kiosk)
+    seed_demo_staff(kiosk)
+    store = start_sim_store(settings, pay_url=pay_url)
+    try:
+        runtime = build_runtime(kiosk, threaded=True, camera_factory=store.camera_factory())
+    except BaseException:
+        store.stop()
+        raise
+    return kiosk, store, runtime
+
+
 # --- the running kiosk ------------------------------------------------------------------------
 def build_runtime(kiosk: Kiosk, *, threaded: bool,
                   camera_factory: Callable[[], FrameSource] | None = None,

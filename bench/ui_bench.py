@@ -85,7 +85,7 @@ def startup(runs: int) -> dict[str, float]:
             "kiosk_max_s": max(kiosk)}
 
 
-# -- the child processes: flows run by tests.ui.driver ---------------------------------------
+# -- the child processes: flows run by the screen driver (app/ui/driver.py) ------------------
 def startup_flow(d):  # type: ignore[no-untyped-def]
     from kivy.core.window import Window
 
@@ -128,6 +128,25 @@ def memory_flow(sessions: int):  # type: ignore[no-untyped-def]
     return flow
 
 
+def run_child(flow, data_dir: Path) -> int:  # type: ignore[no-untyped-def]
+    """The demo kiosk in ``data_dir`` (demo store and staff, the demo rig's simulators and
+    camera, no sound), with ``flow`` run on its screen; returns the exit status."""
+    from app import bootstrap
+    from app.config import load_settings
+    from app.services.clock import OffsetClock
+    from app.ui import driver
+
+    settings = load_settings(data_dir=data_dir)
+    settings.kiosk.language = "zh"  # the screens the figures were measured on
+    settings.ui.sounds = False  # no sound card here
+    clock = OffsetClock()
+    _kiosk, rig, runtime = bootstrap.start_demo(settings, clock)
+    try:
+        return driver.run(flow, runtime, rig=rig, clock=clock)
+    finally:
+        rig.stop()
+
+
 def memory(sessions: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         env = _child_env(Path(tmp))
@@ -157,10 +176,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args()
     if args.child:
-        from tests.ui.driver import run
-
         flow = startup_flow if args.child == "startup" else memory_flow(args.sessions)
-        sys.exit(run(flow, args.data))
+        sys.exit(run_child(flow, args.data))
     from bench.scanning_bench import machine
 
     print(f"machine: {machine()}")

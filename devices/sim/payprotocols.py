@@ -11,13 +11,15 @@ the kiosk needs, plus ``wechatpay.toml`` and ``alipay.toml`` with the
 from __future__ import annotations
 
 import base64
+import io
 import json
 import secrets
 import time
 import uuid
 from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlparse
 
 from cryptography.hazmat.primitives import serialization
@@ -26,9 +28,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from devices.payment.alipay import sign_params, yuan
 from devices.payment.wechatpay import rsa_sign, rsa_verify
-
-if TYPE_CHECKING:
-    from devices.sim.payprovider import Handler, Order, PayServer
+from devices.sim.payorders import Order, Provider, expiry, misbehave
 
 MCHID, APPID, MERCHANT_SERIAL, PLATFORM_SERIAL = "1900000109", "wxsim0000000001", "SIMMERCH01", \
     "SIMPLATFORM01"
@@ -58,23 +58,24 @@ class SimKeys:
     alipay: rsa.RSAPrivateKey  # the simulated Alipay signs with this
     wechat_options: dict[str, Any]
     alipay_options: dict[str, Any]
+    folder: Path  # where write() puts the files the options name
 
     @classmethod
     def create(cls, folder: Path, url: str) -> SimKeys:
+        """New keys for a simulator at ``url``, written into ``folder`` (which must exist)."""
+        keys = cls.generate(folder, url)
+        keys.write()
+        return keys
+
+    @classmethod
+    def generate(cls, folder: Path, url: str) -> SimKeys:
+        """New keys in memory (~0.3 s: four 2048-bit RSA keys); the options name files in
+        ``folder`` that exist only once ``write()`` has run."""
         def new() -> rsa.RSAPrivateKey:
             return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
         merchant, platform, app, alipay = new(), new(), new(), new()
         apiv3 = secrets.token_hex(16).encode()  # 32 ASCII bytes, as WeChat Pay issues them
-        files = {
-            "wechat-merchant-private.pem": _pem_private(merchant),
-            "wechat-platform-public.pem": _pem_public(platform.public_key()),
-            "wechat-apiv3.key": apiv3,
-            "alipay-app-private.pem": _pem_private(app),
-            "alipay-public.pem": _pem_public(alipay.public_key()),
-        }
-        for name, data in files.items():
-            (folder / name).write_bytes(data)
         wechat = {"mchid": MCHID, "appid": APPID, "serial_no": MERCHANT_SERIAL,
                   "private_key_file": str(folder / "wechat-merchant-private.pem"),
                   "platform_public_key_file": str(folder / "wechat-platform-public.pem"),
@@ -84,20 +85,59 @@ class SimKeys:
                "app_private_key_file": str(folder / "alipay-app-private.pem"),
                "alipay_public_key_file": str(folder / "alipay-public.pem"),
                "base_url": url + "/gateway.do"}
-        for name, options in (("wechatpay", wechat), ("alipay", ali)):
+        return cls(merchant, platform, apiv3, app, alipay, wechat, ali, folder)
+
+    def write(self) -> None:
+        """Write the kiosk's key files, ``wechatpay.toml`` and ``alipay.toml`` into ``folder``.
+
+        Raises OSError if the folder is missing or not writable.
+        """
+        files = {
+            "wechat-merchant-private.pem": _pem_private(self.merchant),
+            "wechat-platform-public.pem": _pem_public(self.platform.public_key()),
+            "wechat-apiv3.key": self.apiv3_key,
+            "alipay-app-private.pem": _pem_private(self.alipay_app),
+            "alipay-public.pem": _pem_public(self.alipay.public_key()),
+        }
+        for name, data in files.items():
+            (self.folder / name).write_bytes(data)
+        for name, options in (("wechatpay", self.wechat_options),
+                              ("alipay", self.alipay_options)):
             inline = ", ".join(f'{k} = "{v}"' for k, v in options.items())
-            (folder / f"{name}.toml").write_text(
+            (self.folder / f"{name}.toml").write_text(
                 f'[payment]\nadapter = "{name}"\noptions = {{ {inline} }}\n', encoding="utf-8")
-        return cls(merchant, platform, apiv3, app, alipay, wechat, ali)
+
+
+class WireHandler(Protocol):
+    """What the wire formats need of the simulator's HTTP request handler.
+
+    ``devices.sim.payprovider.Handler`` is one; naming it here as a Protocol
+    keeps this module from importing the server that routes requests to it.
+    """
+
+    headers: Message
+    wfile: io.BufferedIOBase
+
+    @property
+    def provider(self) -> Provider: ...
+
+    @property
+    def keys(self) -> SimKeys: ...
+
+    def send_response(self, code: int, message: str | None = None) -> None: ...
+
+    def send_header(self, keyword: str, value: str) -> None: ...
+
+    def end_headers(self) -> None: ...
 
 
 # --- WeChat Pay v3 ----------------------------------------------------------------------------
-def _wechat_reply(h: Handler, status: int, data: dict[str, Any] | None,
+def _wechat_reply(h: WireHandler, status: int, data: dict[str, Any] | None,
                   order: Order | None = None) -> None:
     body = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode() \
         if data is not None else b""
     timestamp, nonce = str(int(time.time())), secrets.token_hex(16)
-    signature = rsa_sign(h.server.keys.platform,
+    signature = rsa_sign(h.keys.platform,
                          f"{timestamp}\n{nonce}\n".encode() + body + b"\n")
     if order is not None and order.script.outcome == "bad_signature":
         signature = base64.b64encode(b"\0" * 256).decode()
@@ -111,7 +151,7 @@ def _wechat_reply(h: Handler, status: int, data: dict[str, Any] | None,
     h.wfile.write(body)
 
 
-def _wechat_authorised(h: Handler, method: str, url_path: str, body: bytes) -> bool:
+def _wechat_authorised(h: WireHandler, method: str, url_path: str, body: bytes) -> bool:
     auth = h.headers.get("Authorization", "")
     if not auth.startswith("WECHATPAY2-SHA256-RSA2048 "):
         return False
@@ -124,7 +164,7 @@ def _wechat_authorised(h: Handler, method: str, url_path: str, body: bytes) -> b
         return False
     message = f"{method}\n{url_path}\n{timestamp}\n{fields.get('nonce_str', '')}\n".encode() \
         + body + b"\n"
-    return rsa_verify(h.server.keys.merchant.public_key(), message,
+    return rsa_verify(h.keys.merchant.public_key(), message,
                       fields.get("signature", ""))
 
 
@@ -141,7 +181,7 @@ def _wechat_transaction(order: Order) -> dict[str, Any]:
     return data
 
 
-def wechat(h: Handler, method: str, url_path: str, body: bytes) -> None:
+def wechat(h: WireHandler, method: str, url_path: str, body: bytes) -> None:
     p = h.provider
     if not _wechat_authorised(h, method, url_path, body):
         return _wechat_reply(h, 401, {"code": "SIGN_ERROR", "message": "bad signature"})
@@ -155,11 +195,9 @@ def wechat(h: Handler, method: str, url_path: str, body: bytes) -> None:
         total = int((payload.get("amount") or {}).get("total", 0))
         if not no or total <= 0:
             return _wechat_reply(h, 400, {"code": "PARAM_ERROR", "message": "bad order"})
-        from devices.sim.payprovider import _expiry
-
         order = p.create(no, total, "CNY", str(payload.get("description", "")),
-                         _expiry(payload.get("time_expire")))
-        if h._misbehave(order):
+                         expiry(payload.get("time_expire")))
+        if misbehave(order):
             return None
         return _wechat_reply(h, 200, {"code_url": f"weixin://wxpay/bizpayurl?pr=SIM{no}"}, order)
     if path == "/v3/refund/domestic/refunds":
@@ -178,11 +216,12 @@ def wechat(h: Handler, method: str, url_path: str, body: bytes) -> None:
     order = p.orders.get(parts[4])
     if order is None:
         return _wechat_reply(h, 404, {"code": "ORDER_NOT_EXIST", "message": "no such order"})
-    if h._misbehave(order):
+    if misbehave(order):
         return None
     with p.lock:
         p.advance(order)
         if method == "GET":
+            order.queries += 1
             return _wechat_reply(h, 200, _wechat_transaction(order), order)
         if len(parts) == 6 and parts[5] == "close":
             p.close(order)
@@ -192,10 +231,10 @@ def wechat(h: Handler, method: str, url_path: str, body: bytes) -> None:
     return _wechat_reply(h, 404, {"code": "NOT_FOUND"})
 
 
-def wechat_notification(server: PayServer, order: Order) -> tuple[dict[str, str], bytes]:
+def wechat_notification(keys: SimKeys, order: Order) -> tuple[dict[str, str], bytes]:
     plain = json.dumps(_wechat_transaction(order), separators=(",", ":")).encode()
     nonce = secrets.token_hex(6)
-    ciphertext = AESGCM(server.keys.apiv3_key).encrypt(nonce.encode(), plain, b"transaction")
+    ciphertext = AESGCM(keys.apiv3_key).encrypt(nonce.encode(), plain, b"transaction")
     body = json.dumps({
         "id": str(uuid.uuid4()), "create_time": time.strftime("%Y-%m-%dT%H:%M:%S+08:00"),
         "event_type": "TRANSACTION.SUCCESS", "resource_type": "encrypt-resource",
@@ -204,16 +243,16 @@ def wechat_notification(server: PayServer, order: Order) -> tuple[dict[str, str]
             "associated_data": "transaction", "original_type": "transaction", "nonce": nonce}},
         separators=(",", ":"), ensure_ascii=False).encode()
     timestamp, wnonce = str(int(time.time())), secrets.token_hex(16)
-    signature = rsa_sign(server.keys.platform, f"{timestamp}\n{wnonce}\n".encode() + body + b"\n")
+    signature = rsa_sign(keys.platform, f"{timestamp}\n{wnonce}\n".encode() + body + b"\n")
     return ({"Wechatpay-Timestamp": timestamp, "Wechatpay-Nonce": wnonce,
              "Wechatpay-Signature": signature, "Wechatpay-Serial": PLATFORM_SERIAL}, body)
 
 
 # --- Alipay -----------------------------------------------------------------------------------
-def _alipay_reply(h: Handler, method: str, node: dict[str, Any], order: Order | None) -> None:
+def _alipay_reply(h: WireHandler, method: str, node: dict[str, Any], order: Order | None) -> None:
     key = method.replace(".", "_") + "_response"
     node_text = json.dumps(node, separators=(",", ":"), ensure_ascii=False)
-    signature = rsa_sign(h.server.keys.alipay, node_text.encode())
+    signature = rsa_sign(h.keys.alipay, node_text.encode())
     if order is not None and order.script.outcome == "bad_signature":
         signature = base64.b64encode(b"\0" * 256).decode()
     body = f'{{"{key}":{node_text},"sign":"{signature}"}}'.encode()
@@ -224,13 +263,13 @@ def _alipay_reply(h: Handler, method: str, node: dict[str, Any], order: Order | 
     h.wfile.write(body)
 
 
-def alipay(h: Handler, body: bytes) -> None:
+def alipay(h: WireHandler, body: bytes) -> None:
     p = h.provider
     params = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
     method = params.get("method", "")
     given = params.pop("sign", "")
     if params.get("app_id") != ALIPAY_APP_ID or not rsa_verify(
-            h.server.keys.alipay_app.public_key(), sign_params(params).encode(), given):
+            h.keys.alipay_app.public_key(), sign_params(params).encode(), given):
         return _alipay_reply(h, method or "alipay.error", {
             "code": "40002", "msg": "Invalid Arguments", "sub_code": "isv.invalid-signature"},
             None)
@@ -242,23 +281,23 @@ def alipay(h: Handler, body: bytes) -> None:
     not_exist = {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_NOT_EXIST",
                  "sub_msg": "交易不存在"}
     if method == "alipay.trade.precreate":
-        from devices.sim.payprovider import _expiry
-
         cents = round(float(biz.get("total_amount", "0")) * 100)
         order = p.create(no, cents, "CNY", str(biz.get("subject", "")),
-                         _expiry(biz.get("time_expire", "").replace(" ", "T") + "+08:00"
+                         expiry(biz.get("time_expire", "").replace(" ", "T") + "+08:00"
                                  if biz.get("time_expire") else None))
-        if h._misbehave(order):
+        if misbehave(order):
             return None
         return _alipay_reply(h, method, {"code": "10000", "msg": "Success", "out_trade_no": no,
                                          "qr_code": f"https://qr.alipay.com/SIM{no}"}, order)
     order = p.orders.get(no)
-    if order is not None and h._misbehave(order):
+    if order is not None and misbehave(order):
         return None
     with p.lock:
         if order is not None:
             p.advance(order)
         if method == "alipay.trade.query":
+            if order is not None:
+                order.queries += 1
             if order is None or (not order.scanned and order.status == "waiting"):
                 return _alipay_reply(h, method, not_exist, order)
             node = {"code": "10000", "msg": "Success", "out_trade_no": no,
@@ -299,13 +338,13 @@ def alipay(h: Handler, body: bytes) -> None:
                          None)
 
 
-def alipay_notification(server: PayServer, order: Order) -> tuple[dict[str, str], bytes]:
+def alipay_notification(keys: SimKeys, order: Order) -> tuple[dict[str, str], bytes]:
     params = {"notify_id": uuid.uuid4().hex, "notify_time": time.strftime("%Y-%m-%d %H:%M:%S"),
               "notify_type": "trade_status_sync", "app_id": ALIPAY_APP_ID, "charset": "utf-8",
               "version": "1.0", "out_trade_no": order.out_trade_no,
               "trade_status": ALIPAY_STATES[order.status],
               "total_amount": yuan(order.amount_minor), "trade_no": order.provider_ref,
               "buyer_pay_amount": yuan(order.paid_minor or 0)}
-    params["sign"] = rsa_sign(server.keys.alipay, sign_params(params).encode())
+    params["sign"] = rsa_sign(keys.alipay, sign_params(params).encode())
     params["sign_type"] = "RSA2"
     return ({"Content-Type": "application/x-www-form-urlencoded"}, urlencode(params).encode())

@@ -14,19 +14,22 @@ Scripts: ``POST /sim/script {"order": "*" | out_trade_no, "outcome": ..., "secon
 lists open orders with Pay and Decline buttons (what the shopper's phone
 would do). ``GET /sim/orders/<no>/notification`` returns the signed
 notification the provider would send, for tests of the notification path.
+``GET /sim/state`` returns every order (its status, how many create calls and
+status queries named it) and how many times each was charged.
 
-Orders live in memory, behind one lock: a provider, not a database.
+Orders live in memory, behind one lock: a provider, not a database
+(devices/sim/payorders.py; the WeChat Pay v3 and Alipay wire formats are in
+devices/sim/payprotocols.py, and this server routes requests to them).
 """
 
 from __future__ import annotations
 
 import html
 import json
+import shutil
 import tempfile
 import threading
 import time
-import uuid
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -34,125 +37,11 @@ from urllib.parse import parse_qs, urlparse
 
 from devices.payment.gateway import SIMULATOR_SECRET, sign
 from devices.sim import payprotocols
+from devices.sim.payorders import OUTCOMES, Order, Provider, Script, expiry, misbehave
 
-OUTCOMES = ("approve", "decline", "pay_late", "pay_on_close", "never_answer", "slow",
-            "bad_signature", "wrong_amount", "manual")
-
-
-@dataclass
-class Script:
-    outcome: str = "manual"
-    seconds: float = 0.0
-    amount: int | None = None
-
-
-@dataclass
-class Order:
-    out_trade_no: str
-    amount_minor: int
-    currency: str
-    description: str
-    created: float
-    expires: float
-    status: str = "waiting"  # waiting, paid, closed, declined, refunded
-    scanned: bool = False  # Alipay: a precreated trade exists only once the shopper scans
-    paid_minor: int | None = None
-    provider_ref: str = ""
-    script: Script = field(default_factory=Script)
-    refunds: list[dict[str, Any]] = field(default_factory=list)
-    creates: int = 0  # how many create calls named this order (idempotency is tested)
-
-
-class Provider:
-    """The simulated provider's orders and rules, shared by every protocol it speaks."""
-
-    def __init__(self, secret: str = SIMULATOR_SECRET) -> None:
-        self.secret = secret
-        self.lock = threading.RLock()
-        self.orders: dict[str, Order] = {}
-        self.scripts: dict[str, Script] = {}
-        self.default = Script()
-        self.charges: dict[str, int] = {}  # out_trade_no -> times the shopper was charged
-
-    # -- rules -------------------------------------------------------------------------------
-    def script_for(self, no: str) -> Script:
-        return self.scripts.get(no, self.default)
-
-    def create(self, no: str, amount: int, currency: str, description: str,
-               expires: float) -> Order:
-        with self.lock:
-            order = self.orders.get(no)
-            if order is None:
-                order = Order(no, amount, currency, description, time.time(), expires,
-                              script=self.script_for(no))
-                self.orders[no] = order
-            order.creates += 1
-            return order
-
-    def advance(self, order: Order) -> None:
-        """Apply the order's script as time passes (called on every look at the order)."""
-        s = order.script
-        if order.status != "waiting":
-            return
-        age = time.time() - order.created
-        if s.outcome == "approve" and age >= s.seconds:
-            self.pay(order)
-        elif s.outcome == "decline" and age >= s.seconds:
-            order.status = "declined"
-        elif s.outcome == "wrong_amount" and age >= s.seconds:
-            self.pay(order, s.amount if s.amount is not None else order.amount_minor + 1)
-        elif s.outcome == "pay_late" and time.time() >= order.expires + s.seconds:
-            self.pay(order)
-
-    def pay(self, order: Order, amount: int | None = None) -> bool:
-        with self.lock:
-            if order.status not in ("waiting", "declined"):
-                return False  # a closed or paid order cannot be paid (again); a declined
-                # attempt can be retried by the shopper until the order is closed
-            order.status = "paid"
-            order.scanned = True
-            order.paid_minor = order.amount_minor if amount is None else amount
-            order.provider_ref = "SIM" + uuid.uuid4().hex[:20].upper()
-            self.charges[order.out_trade_no] = self.charges.get(order.out_trade_no, 0) + 1
-            return True
-
-    def close(self, order: Order) -> None:
-        with self.lock:
-            if order.script.outcome == "pay_on_close" and order.status == "waiting":
-                self.pay(order)  # the shopper's payment lands just before the close
-            if order.status in ("waiting", "declined"):  # a declined order is still open
-                order.status = "closed"
-
-    def refund(self, order: Order, refund_no: str, amount: int) -> dict[str, Any]:
-        with self.lock:
-            for r in order.refunds:
-                if r["refund_no"] == refund_no:
-                    return r  # idempotent
-            if order.status not in ("paid", "refunded"):
-                raise ValueError("only a paid order can be refunded")
-            done = sum(r["amount_minor"] for r in order.refunds)
-            if done + amount > (order.paid_minor or 0):
-                raise ValueError("refund exceeds the amount paid")
-            r = {"refund_no": refund_no, "refund_id": "SIMR" + uuid.uuid4().hex[:16].upper(),
-                 "amount_minor": amount, "status": "succeeded"}
-            order.refunds.append(r)
-            if done + amount == order.paid_minor:
-                order.status = "refunded"
-            return r
-
-    def view(self, order: Order) -> dict[str, Any]:
-        return {"out_trade_no": order.out_trade_no, "status": order.status,
-                "amount_minor": order.amount_minor, "paid_minor": order.paid_minor,
-                "provider_ref": order.provider_ref}
-
-    def notification(self, order: Order) -> tuple[dict[str, str], bytes]:
-        body = json.dumps(self.view(order) | {"notification_id": uuid.uuid4().hex},
-                          separators=(",", ":")).encode()
-        timestamp = str(int(time.time()))
-        return ({"X-Gateway-Timestamp": timestamp,
-                 "X-Gateway-Signature": sign(self.secret, "NOTIFY", "/notify", timestamp, body)},
-                body)
-
+# The orders and their rules live in devices/sim/payorders.py (shared with the WeChat Pay and
+# Alipay wire formats); their names stay importable from here, where `kiosk sim pay` finds them.
+__all__ = ["OUTCOMES", "Handler", "Order", "PayServer", "Provider", "Script"]
 
 class Handler(BaseHTTPRequestHandler):
     server: PayServer
@@ -163,6 +52,11 @@ class Handler(BaseHTTPRequestHandler):
     @property
     def provider(self) -> Provider:
         return self.server.provider
+
+    @property
+    def keys(self) -> payprotocols.SimKeys:
+        """The simulated WeChat Pay and Alipay keys (waits for them on first use)."""
+        return self.server.keys
 
     def _body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -191,18 +85,6 @@ class Handler(BaseHTTPRequestHandler):
         fresh = timestamp.isdigit() and abs(time.time() - int(timestamp)) < 300
         return ok and fresh
 
-    def _misbehave(self, order: Order | None) -> bool:
-        """Apply never_answer / slow; True if the request must not be answered."""
-        if order is None:
-            return False
-        s = order.script
-        if s.outcome == "never_answer":
-            time.sleep(s.seconds or 30)
-            return True
-        if s.outcome == "slow":
-            time.sleep(s.seconds)
-        return False
-
     # -- routing -----------------------------------------------------------------------------
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         url = urlparse(self.path)
@@ -219,16 +101,17 @@ class Handler(BaseHTTPRequestHandler):
                 return self._send(404, {"error": "no such order"})
             kind = parse_qs(url.query).get("format", ["gateway"])[0]
             if kind == "wechat":
-                headers, body = payprotocols.wechat_notification(self.server, order)
+                headers, body = payprotocols.wechat_notification(self.server.keys, order)
             elif kind == "alipay":
-                headers, body = payprotocols.alipay_notification(self.server, order)
+                headers, body = payprotocols.alipay_notification(self.server.keys, order)
             else:
                 headers, body = self.provider.notification(order)
             return self._send(200, {"headers": headers, "body": body.decode()})
         if parts == ["sim", "state"]:
             with self.provider.lock:
                 return self._send(200, {
-                    "orders": {n: self.provider.view(o) | {"creates": o.creates}
+                    "orders": {n: self.provider.view(o) | {"creates": o.creates,
+                                                           "queries": o.queries}
                                for n, o in self.provider.orders.items()},
                     "charges": self.provider.charges})
         self._send(404, {"error": "not found"})
@@ -273,7 +156,7 @@ class Handler(BaseHTTPRequestHandler):
             order = p.create(no, int(payload["amount_minor"]),
                              str(payload.get("currency", "CNY")),
                              str(payload.get("description", "")),
-                             _expiry(payload.get("expires_at")))
+                             expiry(payload.get("expires_at")))
             if self._misbehave_slow(order):
                 pass
             return self._send(201, p.view(order) | {
@@ -283,11 +166,12 @@ class Handler(BaseHTTPRequestHandler):
         if order is None:
             return self._send(200 if action is None else 404,
                               {"out_trade_no": no, "status": "not_found"}, path)
-        if self._misbehave(order):
+        if misbehave(order):
             return None
         with p.lock:
             p.advance(order)
             if method == "GET":
+                order.queries += 1
                 return self._send(200, p.view(order), path,
                                   bad=order.script.outcome == "bad_signature")
             if action == "close":
@@ -371,24 +255,30 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(page)
 
 
-def _expiry(value: Any) -> float:
-    from datetime import datetime
-
-    try:
-        return datetime.fromisoformat(str(value)).timestamp()
-    except ValueError:
-        return time.time() + 120
-
-
 class PayServer(ThreadingHTTPServer):
+    """The simulator's HTTP server on 127.0.0.1 (``port`` 0 picks a free one).
+
+    ``keys_dir`` is where the simulated WeChat Pay and Alipay key files and
+    their ``[payment]`` snippets are written; without one the server makes a
+    temporary folder and deletes it again when it closes (``stop()``, or
+    ``server_close()`` after ``serve_forever()``). A caller's folder is kept.
+    Raises OSError if the port cannot be bound (and then leaves no folder behind).
+    """
+
     daemon_threads = True
 
     def __init__(self, port: int = 8765, secret: str = SIMULATOR_SECRET,
                  keys_dir: Path | None = None) -> None:
         self.provider = Provider(secret)
-        self.keys_dir = Path(keys_dir or tempfile.mkdtemp(prefix="kiosk-sim-pay-"))
-        self.keys_dir.mkdir(parents=True, exist_ok=True)
+        # Set before binding: a failed bind calls server_close(), which looks at them.
+        self._own_keys_dir: Path | None = None
+        self._files_lock = threading.Lock()
+        self._closed = False
         super().__init__(("127.0.0.1", port), Handler)
+        if keys_dir is None:
+            keys_dir = self._own_keys_dir = Path(tempfile.mkdtemp(prefix="kiosk-sim-pay-"))
+        self.keys_dir = Path(keys_dir)
+        self.keys_dir.mkdir(parents=True, exist_ok=True)
         # Four RSA keys take ~0.3 s; only the WeChat Pay and Alipay protocols need them,
         # so they are made in the background and waited for on first use (the demo's
         # start-up and the gateway protocol never wait).
@@ -399,7 +289,14 @@ class PayServer(ThreadingHTTPServer):
 
     def _make_keys(self) -> None:
         try:
-            self._keys = payprotocols.SimKeys.create(self.keys_dir, self.url)
+            keys = payprotocols.SimKeys.generate(self.keys_dir, self.url)
+            # Written under the lock that server_close() takes before deleting its own
+            # folder, so a server stopped within the first 0.3 s leaves no files behind.
+            with self._files_lock:
+                if self._closed:
+                    raise RuntimeError("the simulator was stopped before its keys were made")
+                keys.write()
+            self._keys = keys
         except BaseException as exc:  # noqa: BLE001 - re-raised where the keys are used
             self._keys_error = exc
         finally:
@@ -421,5 +318,13 @@ class PayServer(ThreadingHTTPServer):
         return self
 
     def stop(self) -> None:
+        """Stop serving, free the port and delete the key folder if this server made it."""
         self.shutdown()
         self.server_close()
+
+    def server_close(self) -> None:
+        super().server_close()
+        with self._files_lock:
+            self._closed = True
+            if self._own_keys_dir is not None:
+                shutil.rmtree(self._own_keys_dir, ignore_errors=True)

@@ -1,6 +1,12 @@
 """The end-to-end suite: every scenario in seeds/scenarios, run as `kiosk scenario` runs it
 (the real services, the payment simulator and the membership backend on 127.0.0.1, the
-virtual printer on a real pty, the camera through the real decoder)."""
+virtual printer on a real pty, the camera through the real decoder).
+
+Tests that run a scenario take real time (timeouts, payment polls, the camera
+watchdog: 2-15 s each), so they carry the ``slow`` marker; the test command
+(`./run.sh test`) selects no markers and runs them all, and
+`-m "not slow"` leaves them out locally.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ def test_there_are_at_least_twenty_scenarios():
     assert len(SCENARIOS) >= 20
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
 def test_scenario(path, tmp_path):
     transcript = run_scenario(path, tmp_path / "data")
@@ -26,6 +33,7 @@ def test_scenario(path, tmp_path):
     assert len(transcript.exit_passes) >= len(paid)
 
 
+@pytest.mark.slow
 def test_a_failed_expectation_fails_the_scenario_and_says_why(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('[[steps]]\ndo = "scan"\ncode = "6900000000014"\nvia = "typed"\n'
@@ -43,6 +51,7 @@ def test_a_malformed_scenario_is_refused_before_anything_runs(tmp_path):
             load_scenario(path)
 
 
+@pytest.mark.slow
 def test_a_step_that_goes_wrong_is_named_not_a_traceback(tmp_path):
     cases = [
         ('[[steps]]\ndo = "quantity"\nline = 7\nquantity = 2\n', "step 1 (quantity)"),

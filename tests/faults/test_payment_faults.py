@@ -67,12 +67,33 @@ def pay(sim, no: str) -> int:
     return requests.post(f"{sim.url}/sim/orders/{no}/pay", timeout=5).status_code
 
 
+def queries(sim, no: str) -> int:
+    """How many status queries the provider has answered about order ``no``."""
+    return requests.get(f"{sim.url}/sim/state", timeout=5).json()["orders"][no]["queries"]
+
+
+def waiting(env, sim, no: str, deadline_s: float = 30.0) -> subprocess.Popen:
+    """A `kiosk pay wait` child, returned once it is up and polling the provider about ``no``
+    (two queries since it started: past start-up and into its poll loop, the QR on screen).
+    Fails if it exits first or the deadline passes."""
+    before = queries(sim, no)
+    waiter = subprocess.Popen([KIOSK, "pay", "wait", no], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    end = time.monotonic() + deadline_s
+    while queries(sim, no) < before + 2:
+        if waiter.poll() is not None or time.monotonic() > end:
+            waiter.kill()
+            waiter.wait()
+            pytest.fail(f"`kiosk pay wait {no}` never polled the provider "
+                        f"(exit status {waiter.returncode})")
+        time.sleep(0.05)
+    return waiter
+
+
 def test_killed_while_pending_then_paid_is_completed_at_restart(env, sim):
     payment = start(env, "cart-1")
     assert payment["state"] == "pending"
-    waiter = subprocess.Popen([KIOSK, "pay", "wait", payment["out_trade_no"]], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1.0)
+    waiter = waiting(env, sim, payment["out_trade_no"])
     waiter.send_signal(signal.SIGKILL)  # the kiosk dies with the QR on screen
     waiter.wait()
     assert pay(sim, payment["out_trade_no"]) == 200  # the shopper pays anyway
@@ -87,9 +108,7 @@ def test_killed_while_pending_then_paid_is_completed_at_restart(env, sim):
 
 def test_killed_while_pending_and_not_paid_is_closed_at_restart(env, sim):
     payment = start(env, "cart-2")
-    waiter = subprocess.Popen([KIOSK, "pay", "wait", payment["out_trade_no"]], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1.0)
+    waiter = waiting(env, sim, payment["out_trade_no"])
     waiter.send_signal(signal.SIGKILL)
     waiter.wait()
     settled = json.loads(kiosk(env, "pay", "recover", "--json").stdout.splitlines()[0])

@@ -55,6 +55,9 @@ def test_a_sale_is_paid_and_learned_by_polling(wire, sim):
     p = desk.poll(p.out_trade_no)
     assert p.state is PaymentState.PAID and p.paid_minor == paid_sale().total.minor
     assert p.provider_ref.startswith("SIM")
+    # The simulator counts status queries (fault tests wait on it to know a kiosk polls).
+    orders = requests.get(f"{sim.url}/sim/state", timeout=5).json()["orders"]
+    assert orders[p.out_trade_no]["queries"] == 2
 
 
 def test_a_signed_notification_is_verified_decrypted_and_applied_once(wire, sim):

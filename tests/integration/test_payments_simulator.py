@@ -198,3 +198,47 @@ def test_each_payment_step_writes_its_event_in_the_same_transaction(desk, sim, k
                      ("payment_cancelled", "cart-f", q.out_trade_no)]
     paid = batch.events[1]["payload"]
     assert paid["amount_minor"] == paid_sale().total.minor and paid["provider_ref"]
+
+
+def _wait_for_keys(server) -> None:
+    """Until the background key maker has finished, whether it wrote its files or not."""
+    try:
+        _ = server.keys
+    except RuntimeError:
+        pass  # stopped before its keys were made: nothing was written
+
+
+def test_the_simulator_deletes_the_key_folder_it_made_and_keeps_one_it_was_given(
+        tmp_path, monkeypatch):
+    import tempfile
+
+    from devices.sim.payprovider import PayServer
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # the temp dir, for this test only
+
+    server = PayServer(0).start()
+    _ = server.keys  # the files are written
+    assert [p.name for p in scratch.iterdir()] == [server.keys_dir.name]
+    assert (server.keys_dir / "wechatpay.toml").is_file()
+    server.stop()
+    assert list(scratch.iterdir()) == []
+
+    quick = PayServer(0).start()  # stopped while its keys are still being made
+    quick.stop()
+    _wait_for_keys(quick)
+    assert list(scratch.iterdir()) == []
+
+    given = tmp_path / "keys"
+    kept = PayServer(0, keys_dir=given).start()
+    _ = kept.keys
+    kept.stop()
+    assert (given / "wechatpay.toml").is_file() and (given / "alipay.toml").is_file()
+    assert list(scratch.iterdir()) == []
+
+    with PayServer(0) as holder:  # a port already taken: the refused server leaves nothing
+        with pytest.raises(OSError):
+            PayServer(holder.server_address[1])
+        _wait_for_keys(holder)
+    assert list(scratch.iterdir()) == []

@@ -1,16 +1,25 @@
-"""Whole shopping sessions on the real screen, as ``tests.ui.driver`` runs them.
+"""Whole shopping sessions on the real screen, run by the screen driver (app/ui/driver.py).
 
 Each flow touches what a shopper would touch, holds codes under the demo
 camera (rendered into real frames and decoded by the real decoder), and
 asserts on what the widgets show.
+
+Run one as ``python -m tests.ui.flows FLOW --data DIR`` (the UI tests start
+one process per flow: Kivy has one window per process); it exits non-zero
+with the traceback on stderr when a step fails.
+``python -m tests.ui.flows screenshots --data DIR --shots docs/screenshots``
+writes the README's screenshots.
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from app.lane import Lane
-from tests.ui.driver import Driver, FlowFailed, Step
+from app.ui.driver import Driver, FlowFailed, Step
 
 MILK = "6900000000014"
 BEER = "6900000001769"
@@ -380,3 +389,43 @@ def staff_mode(d: Driver) -> Step:
 
 
 FLOWS["staff_mode"] = staff_mode
+
+
+def run_flow(flow: Callable[[Driver], Step], data_dir: Path, *, shots: Path | None = None,
+             pay_url: str = "", language: str = "zh", paper_out: bool = False) -> int:
+    """Build the demo kiosk in ``data_dir`` against a fresh demo rig and run ``flow`` on its
+    screen; returns the exit status (0: the flow finished). ``pay_url``: a payment
+    simulator that outlives this process (the restart test), else the rig's own."""
+    from app import bootstrap
+    from app.config import load_settings
+    from app.services.clock import OffsetClock
+    from app.ui import driver
+
+    settings = load_settings(data_dir=data_dir)
+    settings.kiosk.language = language
+    settings.ui.sounds = False  # no sound card here; what was played is still recorded
+    clock = OffsetClock()
+    _kiosk, rig, runtime = bootstrap.start_demo(settings, clock, pay_url=pay_url)
+    if paper_out and rig.printer is not None:
+        rig.printer.set_state(paper_out=True)
+    try:
+        return driver.run(flow, runtime, rig=rig, clock=clock, shots=shots)
+    finally:
+        rig.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("flow", choices=sorted(FLOWS))
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--shots", type=Path)
+    parser.add_argument("--pay-url", default="")
+    parser.add_argument("--language", default="zh")
+    parser.add_argument("--paper-out", action="store_true")
+    args = parser.parse_args(argv)
+    return run_flow(FLOWS[args.flow], args.data, shots=args.shots, pay_url=args.pay_url,
+                    language=args.language, paper_out=args.paper_out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -36,7 +36,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 def drive(flow: str, tmp_path: Path, *extra: str, timeout: float = 150) -> str:
     result = subprocess.run(
-        [sys.executable, "-m", "tests.ui.driver", flow, "--data", str(tmp_path / "data"),
+        [sys.executable, "-m", "tests.ui.flows", flow, "--data", str(tmp_path / "data"),
          *extra], cwd=ROOT, env=env(tmp_path), capture_output=True, text=True,
         timeout=timeout)
     assert result.returncode == 0, f"{flow} failed:\n{result.stderr[-4000:]}"
@@ -57,7 +57,7 @@ def test_the_shopper_is_told_before_paying_when_the_printer_is_out_of_paper(tmp_
 def test_a_killed_kiosk_restarts_into_the_same_cart_and_payment(tmp_path, display, sim):
     """Killed (SIGKILL, as a power cut) with the payment QR up; restarted on the same data."""
     first = subprocess.Popen(
-        [sys.executable, "-m", "tests.ui.driver", "restart_mid_payment", "--data",
+        [sys.executable, "-m", "tests.ui.flows", "restart_mid_payment", "--data",
          str(tmp_path / "data"), "--pay-url", sim.url], cwd=ROOT, env=env(tmp_path),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     order = ""
@@ -86,7 +86,7 @@ SCREENS = ["attract", "member", "shopping", "manual-entry", "age-check", "pay-ch
 
 
 def test_every_screen_is_captured_in_both_languages_and_large_text(tmp_path, display):
-    """The README's screenshots come from this tour (tests.ui.driver screenshots)."""
+    """The README's screenshots come from this tour (python -m tests.ui.flows screenshots)."""
     import cv2
 
     shots = tmp_path / "shots"

@@ -1,19 +1,25 @@
-"""Drives the real kiosk app under Xvfb: simulated touches, demo-shelf camera frames, asserts.
+"""Drives the real kiosk screen: simulated touches, demo-shelf camera frames, checks, screenshots.
 
-Run as ``python -m tests.ui.driver FLOW --data DIR`` (the UI tests start one
-process per flow: Kivy has one window per process). A flow is a generator
-that yields while it waits, so the Kivy loop keeps running between steps;
+Product tooling, not a test: the README's screenshots, the UI tests
+(tests/ui) and the screen benchmark (bench/ui_bench.py) all run the kiosk's
+real Kivy app through it. A *flow* is a generator that takes a ``Driver`` and
+yields while it waits, so the Kivy loop keeps running between steps. The
 ``Driver`` presses widgets with real touch events (``UnitTestTouch``), holds
-codes under the demo camera, moves the kiosk's clock for inactivity, and takes
-screenshots. A failed assert exits non-zero with the traceback on stderr.
+codes under the demo camera (the demo rig renders them into real frames the
+real decoder reads), moves the kiosk's clock for inactivity, and takes
+screenshots. A step that fails raises ``FlowFailed``.
 
-``python -m tests.ui.driver screenshots --data DIR --shots docs/screenshots``
-writes the README's screenshots.
+``run(flow, kiosk, rig=..., clock=...)`` opens the window, starts the app and
+runs the flow to its end; it returns the process exit status (0: the flow
+finished; 1: it failed, with the traceback on stderr). Kivy has one window per
+process, so callers start one process per flow. This module never builds a
+kiosk: the caller (the composition root's user: tests/ui/flows.py,
+bench/ui_bench.py) builds and seeds it, starts the demo rig, and passes both in.
+Kivy is imported only inside functions, after ``run`` has configured the window.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -22,18 +28,24 @@ from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
-from app.services.clock import OffsetClock  # noqa: E402 - no Kivy: safe before the window
-
-Step = Generator[None, None, None]
+from app.runtime import KioskRuntime
+from app.services.clock import OffsetClock
 
 os.environ.setdefault("KIVY_NO_ARGS", "1")
 
+Step = Generator[None, None, None]
+"""One flow, or a part of one: yields whenever it waits for the screen."""
+
 
 class FlowFailed(AssertionError):
-    pass
+    """A flow's step did not hold: what was expected, and what the screen showed."""
 
 
 class Driver:
+    """What a flow touches and reads: the running ``KioskApp`` (``app``), its demo rig
+    (``rig``: the simulated store whose camera shows held codes), the kiosk's clock
+    (``clock``: move it to skip inactivity) and the screenshot folder (None: no shots)."""
+
     def __init__(self, app: Any, clock: OffsetClock, shots: Path | None) -> None:
         self.app, self.clock, self.shots = app, clock, shots
         self.rig = app.demo
@@ -160,25 +172,27 @@ class Driver:
         yield from self.until(lambda: done, f"screenshot {name}")
 
 
-def run(flow: Callable[[Driver], Step], data_dir: Path, *, shots: Path | None = None,
-        pay_url: str = "", language: str = "zh", paper_out: bool = False) -> int:
-    from app import bootstrap
-    from app.config import load_settings
-    from app.services.clock import OffsetClock
+Flow = Callable[[Driver], Step]
+"""A whole session on the screen: called with the ``Driver`` once the app has started."""
+
+
+def run(flow: Flow, runtime: KioskRuntime, *, rig: Any, clock: OffsetClock,
+        shots: Path | None = None) -> int:
+    """Open the kiosk's window, run ``flow`` on it, stop the app; returns 0 or 1 (exit status).
+
+    ``runtime`` is a built, not yet started kiosk (``app.bootstrap.start_demo``); its
+    ``settings.ui`` sizes the window, which is configured here, before Kivy makes it.
+    ``rig`` is the started simulated store (``devices.sim.store.SimStore``) that the
+    runtime's settings point at: the driver holds codes under its camera and the
+    app plays the shopper's phone with it; the caller stops it. ``clock`` is the
+    ``OffsetClock`` the kiosk was built with. ``shots`` is the folder ``Driver.shot``
+    writes PNGs to (None: shots are skipped). A flow that raises is reported on
+    stderr with its traceback and gives 1; so does an app that stops before the flow
+    has finished.
+    """
     from app.ui.window import configure
 
-    settings = load_settings(data_dir=data_dir)
-    settings.kiosk.language = language
-    settings.ui.sounds = False  # no sound card here; what was played is still recorded
-    clock = OffsetClock()
-    kiosk = bootstrap.build(settings, clock)
-    bootstrap.seed_demo_store(kiosk)
-    bootstrap.seed_demo_staff(kiosk)
-    # pay_url: a payment simulator that outlives this process (the restart test)
-    rig = bootstrap.start_sim_store(settings, pay_url=pay_url)
-    if paper_out and rig.printer is not None:
-        rig.printer.set_state(paper_out=True)
-    configure(settings.ui)
+    configure(runtime.settings.ui)  # before the window exists
     from kivy.clock import Clock
 
     from app.ui.app import KioskApp
@@ -201,32 +215,8 @@ def run(flow: Callable[[Driver], Step], data_dir: Path, *, shots: Path | None = 
             return False
         Clock.schedule_interval(step, 0.03)
 
-    try:
-        runtime = bootstrap.build_runtime(kiosk, threaded=True,
-                                          camera_factory=rig.camera_factory())
-        KioskApp(runtime, store=rig, on_started=started).run()
-    finally:
-        rig.stop()
+    KioskApp(runtime, store=rig, on_started=started).run()
     if not outcome:
         print("the app stopped before the flow finished", file=sys.stderr)
         return 1
     return 0 if outcome[0] is None else 1
-
-
-def main(argv: list[str] | None = None) -> int:
-    from tests.ui import flows
-
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("flow", choices=sorted(flows.FLOWS))
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--shots", type=Path)
-    parser.add_argument("--pay-url", default="")
-    parser.add_argument("--language", default="zh")
-    parser.add_argument("--paper-out", action="store_true")
-    args = parser.parse_args(argv)
-    return run(flows.FLOWS[args.flow], args.data, shots=args.shots, pay_url=args.pay_url,
-               language=args.language, paper_out=args.paper_out)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
