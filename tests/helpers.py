@@ -39,3 +39,21 @@ def run_kiosk(*args: str, env: dict[str, str] | None = None,
 
     result = CliRunner().invoke(main, list(args), input=stdin, env=env, catch_exceptions=False)
     return Ran(result.exit_code, result.stdout, result.stderr)
+
+
+def pay_on_the_phone(lane, sim, clock) -> str:  # type: ignore[no-untyped-def]
+    """Pay the lane's cart as a shopper would: Pay, the simulated phone pays the order on
+    the payment simulator ``sim``, the lane's next poll finds it; back to the attract
+    screen. Returns the order's out_trade_no."""
+    import requests
+
+    from app.lane import Screen
+
+    lane.pay()
+    no = lane.view.payment.out_trade_no
+    assert requests.post(f"{sim.url}/sim/orders/{no}/pay", timeout=5).ok
+    clock.advance(seconds=2)
+    lane.tick()
+    assert lane.view.screen is Screen.RECEIPT
+    lane.done()
+    return str(no)

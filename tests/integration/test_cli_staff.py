@@ -10,12 +10,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-import requests
 
 from app import bootstrap
-from app.lane import Screen
 from devices.payment.gateway import SIMULATOR_SECRET, SimulatorAdapter
-from tests.helpers import Ran, run_kiosk
+from tests.helpers import Ran, pay_on_the_phone, run_kiosk
 
 MILK = "6900000000014"
 
@@ -96,14 +94,7 @@ def lane(demo_kiosk, sim, clock):
 
 def paid_sale(lane, sim, clock) -> str:
     lane.scan(MILK)
-    lane.pay()
-    no = lane.view.payment.out_trade_no
-    assert requests.post(f"{sim.url}/sim/orders/{no}/pay", timeout=5).ok
-    clock.advance(seconds=2)
-    lane.tick()
-    assert lane.view.screen is Screen.RECEIPT
-    lane.done()
-    return no
+    return pay_on_the_phone(lane, sim, clock)
 
 
 def set_one_event_aside(kiosk) -> None:

@@ -18,6 +18,7 @@ from app.lane import Screen
 from app.storage.audit import AuditLog
 from app.storage.staff_book import Locked, StaffBook, StaffError, WrongPin
 from devices.payment.gateway import SIMULATOR_SECRET, SimulatorAdapter
+from tests.helpers import pay_on_the_phone
 
 MILK = "6900000000014"
 BEER = "6900000001769"
@@ -46,15 +47,7 @@ def sign_in(lane, pin):
     return lane.view.staff
 
 
-def pay(lane, sim, clock):
-    lane.pay()
-    no = lane.view.payment.out_trade_no
-    assert requests.post(f"{sim.url}/sim/orders/{no}/pay", timeout=5).ok
-    clock.advance(seconds=2)
-    lane.tick()
-    assert lane.view.screen is Screen.RECEIPT
-    lane.done()
-    return no
+pay = pay_on_the_phone
 
 
 def kinds(kiosk):
