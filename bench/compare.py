@@ -153,9 +153,9 @@ def summarise(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> list[dict[str
         if min(len(old), len(new)) < 2:
             verdict = "n/a: one run, no noise measured"
         elif min(new) > max(old) and ratio - 1 > noise:
-            verdict = "worse"
+            verdict = f"worse, {ratio - 1:+.1%}"
         elif max(new) < min(old) and 1 - ratio > noise:
-            verdict = "better"
+            verdict = f"better, {ratio - 1:+.1%}"
         else:
             verdict = "same within noise"
         rows.append({"figure": label, "unit": unit, "old": old, "new": new,
