@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from app import bootstrap
 from app.config import Settings, load_settings
 from app.domain.payment import Payment
@@ -384,13 +382,11 @@ class Runner:
 
     def _do_pay(self, outcome: str = "approve", wallet: str = "", seconds: float = 0,
                 amount: int | None = None, wait: float = 20) -> str:
-        body: dict[str, Any] = {"order": "*", "outcome": outcome, "seconds": seconds}
-        if amount is not None:
-            body["amount"] = amount
-        reply = requests.post(f"{self.rig.pay.url}/sim/script", json=body, timeout=5)
-        if not reply.ok:
+        try:
+            self.rig.store.script_payment(outcome, seconds=seconds, amount=amount)
+        except ValueError as exc:
             raise ScenarioError(f"the payment simulator refused outcome {outcome!r}: "
-                                f"{reply.text[:200]}")
+                                f"{exc}") from None
         self.lane.pay()
         if self.lane.view.screen is Screen.PAY and self.lane.view.payment is None:
             wallets = self.lane.view.wallets
@@ -423,8 +419,7 @@ class Runner:
     def _do_backend(self, state: str) -> str:
         if state not in ("down", "up"):
             raise ScenarioError("backend state must be 'down' or 'up'")
-        requests.post(f"{self.rig.backend.url}/sim/mode",
-                      json={"status": 503 if state == "down" else 200}, timeout=5)
+        self.rig.store.backend_status(503 if state == "down" else 200)
         if state == "up" and self.rig.uploader is not None:
             self.rig.uploader.wake()
         return state
@@ -468,8 +463,7 @@ class Runner:
             "refusal": lambda: dict(view.notice.values).get("code", "") if view.notice else "",
             "staff_signed_in": lambda: self._staff_signed_in,
             "orders": lambda: PaymentsRepo(self.rig.kiosk.db).count(),
-            "charges": lambda: sum(requests.get(f"{self.rig.pay.url}/sim/state", timeout=5)
-                           .json()["charges"].values()),
+            "charges": lambda: self.rig.store.charges(),
         }
         for key, expected in want.items():
             if key == "event":

@@ -179,7 +179,10 @@ class KioskRuntime:
     # -- start and stop ---------------------------------------------------------------------
     def start(self, on_view: Callable[[LaneView], None] | None = None) -> KioskRuntime:
         """The lane first (it boots: a crash's cart and payment come back), then the devices
-        that report to it, so no event is posted to nobody."""
+        that report to it, so no event is posted to nobody. RuntimeError if it is running
+        already (a second start would start every device's thread again)."""
+        if self._running:
+            raise RuntimeError("the kiosk is already running: stop() it first")
         publish = getattr(self.executor, "publish_to", None)
         if on_view is not None and publish is not None:
             publish(on_view)

@@ -9,12 +9,13 @@ codes under the demo camera (the demo rig renders them into real frames the
 real decoder reads), moves the kiosk's clock for inactivity, and takes
 screenshots. A step that fails raises ``FlowFailed``.
 
-``run(flow, kiosk, rig=..., clock=...)`` opens the window, starts the app and
+``run(flow, runtime, rig=..., clock=...)`` opens the window, starts the app and
 runs the flow to its end; it returns the process exit status (0: the flow
 finished; 1: it failed, with the traceback on stderr). Kivy has one window per
 process, so callers start one process per flow. This module never builds a
-kiosk: the caller (the composition root's user: tests/ui/flows.py,
-bench/ui_bench.py) builds and seeds it, starts the demo rig, and passes both in.
+kiosk: the caller (tests/ui/flows.py, bench/ui_bench.py, through
+``app.bootstrap.start_demo``) builds and seeds it, starts the simulated store
+and builds the runtime over both, and passes the runtime and the store in.
 Kivy is imported only inside functions, after ``run`` has configured the window.
 """
 

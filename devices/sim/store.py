@@ -151,6 +151,32 @@ class SimStore:
                 log.exception("the simulated phone could not reach the payment simulator")
         threading.Thread(target=send, name="demo-phone", daemon=True).start()
 
+    # -- what a scenario makes the simulators do (their control endpoints) --------------------
+    def script_payment(self, outcome: str, *, seconds: float = 0,
+                       amount: int | None = None) -> None:
+        """How the payment simulator answers every order from now on (``POST /sim/script``:
+        approve, decline, pay_late, never_answer, ... after ``seconds``; ``amount`` in minor
+        units to pay a wrong amount). ValueError with the simulator's reason if it refuses."""
+        assert self.pay is not None
+        body: dict[str, Any] = {"order": "*", "outcome": outcome, "seconds": seconds}
+        if amount is not None:
+            body["amount"] = amount
+        reply = requests.post(f"{self.pay.url}/sim/script", json=body, timeout=5)
+        if not reply.ok:
+            raise ValueError(reply.text[:200])
+
+    def backend_status(self, status: int) -> None:
+        """Make the membership backend answer every request with ``status`` (503: down,
+        200: up again; ``POST /sim/mode``)."""
+        assert self.backend is not None
+        requests.post(f"{self.backend.url}/sim/mode", json={"status": status}, timeout=5)
+
+    def charges(self) -> int:
+        """How many times the payment simulator has taken money, over every order."""
+        assert self.pay is not None
+        state = requests.get(f"{self.pay.url}/sim/state", timeout=5).json()
+        return int(sum(state["charges"].values()))
+
     def stop(self) -> None:
         for server in (self.pay, self.backend):
             if server is not None:

@@ -106,6 +106,15 @@ def test_only_ui_and_bootstrap_import_kivy():
         assert not kivy, f"{rel} imports {kivy}"
 
 
+def test_the_scenario_runner_drives_the_simulators_through_the_simulated_store():
+    """HTTP lives in devices: the scenario runner (app/harness.py) scripts the payment
+    simulator and the membership backend through devices.sim.store.SimStore, not with
+    requests of its own."""
+    http = {"requests", "urllib.request", "http.client", "httpx"}
+    used = imported_modules(ROOT / "app" / "harness.py") & http
+    assert not used, f"app/harness.py speaks HTTP itself: {sorted(used)}"
+
+
 def test_every_module_has_a_docstring():
     for folder in ("app", "devices", "bench", "seeds"):
         for path in (ROOT / folder).rglob("*.py"):

@@ -64,3 +64,19 @@ def test_the_integrator_guide_links_what_it_promises():
                    "staff.md", "scanning.md", "receipts.md"):
         assert f"({target}" in guide, target
         assert (ROOT / "docs" / target).exists(), target
+
+
+def test_the_docs_count_the_scenarios_that_ship():
+    shipped = len(list((ROOT / "seeds" / "scenarios").glob("*.toml")))
+    claims = re.findall(r"`seeds/scenarios/` has (\d+)", docs_text())
+    assert claims, "the docs no longer say how many scenarios ship"
+    assert all(int(n) == shipped for n in claims), (claims, shipped)
+
+
+def test_the_repository_map_names_where_the_queues_live():
+    """The README's map of the repository follows the code: the print queue and the event
+    uploader are services (app/services/printing.py, uploads.py), not devices."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## What is in the repository", 1)[1].split("```")[1]
+    assert "printing" in block and "uploads" in block
+    assert "print queue);" not in block and "(uploader," not in block
