@@ -81,7 +81,7 @@ case "${1:-}" in
     export KIVY_NO_ARGS=1
     say "ruff (lint)"
     "$VENV/bin/ruff" check app devices tests bench seeds
-    say "mypy (domain and services)"
+    say "mypy (domain, services, storage, lane, runtime)"
     "$VENV/bin/mypy"
     say "pytest (all tests, slow ones included)"
     with_display "$VENV/bin/python" -m pytest "$@"

@@ -434,7 +434,15 @@ def build_runtime(kiosk: Kiosk, *, threaded: bool,
     pumped by the caller, headless). ``camera_factory`` replaces the configured camera's
     source (the simulated store's). Not started: call ``start()``."""
     from app.lane import InlineLane, LaneWorker
-    from app.runtime import Devices, KioskRuntime, Router
+    from app.runtime import (
+        Device,
+        Devices,
+        KioskRuntime,
+        Router,
+        camera_health,
+        printer_health,
+        serial_scanner_health,
+    )
 
     settings, clock = kiosk.settings, kiosk.clock
     router = Router()
@@ -452,8 +460,16 @@ def build_runtime(kiosk: Kiosk, *, threaded: bool,
                         lambda _typed: None,  # people type on the on-screen keypads
                         router.scan_rejected)
     uploader = build_uploader(settings, clock)
-    devices = Devices(printer, camera, camera_scanner, serial, wedge, uploader,
-                      serial_port=settings.scanner.serial_port)
+    # Every device, in start order (stop is the reverse) and the health page's order.
+    devices = Devices(
+        Device("camera_scanner", camera_scanner),  # its lines are the camera's
+        Device("camera", camera, health=lambda: camera_health(camera, camera_scanner)),
+        Device("printer", printer, health=lambda: printer_health(printer)),
+        Device("serial_scanner", serial,
+               health=lambda: serial_scanner_health(serial, settings.scanner.serial_port)),
+        Device("wedge", wedge, runs=False),  # fed keys by the screen; no thread of its own
+        Device("uploader", uploader),  # its state is on the health page's events line
+    )
 
     def make_lane() -> Lane:
         # On the lane's thread: under the touch screen it owns its own database connection.

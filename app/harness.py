@@ -162,12 +162,12 @@ class Rig:
     @property
     def printer(self) -> Any:
         assert self.runtime is not None
-        return self.runtime.devices.printer
+        return self.runtime.devices.get("printer")
 
     @property
     def uploader(self) -> Any:
         assert self.runtime is not None
-        return self.runtime.devices.uploader
+        return self.runtime.devices.get("uploader")
 
     def _start_kiosk(self) -> None:
         settings = self.settings()

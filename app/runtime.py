@@ -9,16 +9,17 @@ module wires nothing itself and never imports the composition root.
 A device never calls the lane: it reports to the ``Router``, whose one table
 (``ROUTES``) turns each kind of device event into a lane command, posted to the
 executor (the lane's own thread under the touch screen, or inline headless).
-Adding a device: build it in ``bootstrap.build_runtime``, give it a field in
-``Devices``, its start and stop in ``KioskRuntime.start``/``stop``, its health
-in ``device_health``, and, if it reports something new, a row in ``ROUTES``.
+Adding a device is one entry in the list ``bootstrap.build_runtime`` builds
+(``Devices``: its place in the start order, whether it runs a thread, its lines
+on staff's health page), and, if it reports something the lane must hear, a row
+in ``ROUTES`` with its ``Router`` callback.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -29,7 +30,6 @@ from app.services.staff import StaffMode
 
 if TYPE_CHECKING:  # devices pull in OpenCV, pyserial and the decoders
     from app.services.printing import JobOutcome, PrintQueue
-    from app.services.uploads import EventUploader
     from devices.camera import Camera, CameraHealth
     from devices.scanner import CameraScanner, KeyboardWedge, Scan, ScanRejection, SerialScanner
 
@@ -93,17 +93,12 @@ class Router:
         self.route("receipt", outcome)
 
 
-@dataclass
-class Devices:
-    """Every device a lane may have; None where the store has none."""
+class Runs(Protocol):
+    """A device with a thread of its own: started and stopped with the kiosk."""
 
-    printer: PrintQueue | None = None
-    camera: Camera | None = None
-    camera_scanner: CameraScanner | None = None
-    serial_scanner: SerialScanner | None = None
-    wedge: KeyboardWedge | None = None
-    uploader: EventUploader | None = None
-    serial_port: str = ""
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -113,6 +108,79 @@ class DeviceHealth:
     device: str  # camera, decoder, printer, serial_scanner
     state: str  # ok, lost, none, or the device's own word (printer: ready, paper_end, ...)
     line: str  # what staff read on the health page
+
+
+@dataclass(frozen=True)
+class Device:
+    """One device of the running kiosk: its name, the object (None: not configured), whether
+    it runs a thread the kiosk starts and stops, and its lines on staff's health page."""
+
+    name: str  # camera, camera_scanner, printer, serial_scanner, wedge, uploader, ...
+    part: Any
+    runs: bool = True
+    health: Callable[[], list[DeviceHealth]] = list
+
+
+class Devices:
+    """Every device of the running kiosk, in start order (they stop in the reverse), and
+    in the order staff's health page lists them. The one list a new device joins: the
+    composition root builds it (``app.bootstrap.build_runtime``)."""
+
+    def __init__(self, *devices: Device) -> None:
+        names = [d.name for d in devices]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two devices with one name: {names}")
+        self._devices = list(devices)
+
+    def __iter__(self) -> Iterator[Device]:
+        return iter(self._devices)
+
+    def get(self, name: str) -> Any:
+        """The device called ``name``; None if the kiosk has none configured."""
+        return next((d.part for d in self._devices if d.name == name), None)
+
+    def running(self) -> list[Runs]:
+        """The devices with a thread of their own, in start order."""
+        return [d.part for d in self._devices if d.part is not None and d.runs]
+
+
+# -- what staff read of each kind of device (the health page's lines) -----------------------
+def camera_health(camera: Camera | None, scanner: CameraScanner | None) -> list[DeviceHealth]:
+    """The camera's line (state, frame rate, age of the last frame, reopens) and the
+    decoder's (scans, refusals, decode time); "none configured" without a camera."""
+    if camera is None:
+        return [DeviceHealth("camera", "none", "Camera: none configured")]
+    h = camera.health()
+    age = "-" if h.last_frame_age_s is None else f"{h.last_frame_age_s:.2f} s"
+    out = [DeviceHealth("camera", h.state, (
+        f"Camera ({h.source}): {h.state}, {h.fps} fps, last frame {age} ago, "
+        f"reopened {h.reopen_count}x {h.error}").rstrip())]
+    if scanner is not None:
+        st = scanner.stats()
+        out.append(DeviceHealth("decoder", "ok", (
+            f"Decoder: {st['scans']} scans, {st['rejections']} refused, "
+            f"decode p50 {st['decode_ms_p50']} ms, p95 {st['decode_ms_p95']} ms")))
+    return out
+
+
+def printer_health(printer: PrintQueue | None) -> list[DeviceHealth]:
+    """The receipt printer's status (DLE EOT), its queue and reopens; "none configured"
+    (passes on screen) without one."""
+    if printer is None:
+        return [DeviceHealth("printer", "none",
+                             "Printer: none configured (exit passes shown on screen)")]
+    ph = printer.health()
+    return [DeviceHealth("printer", ph.status.state.value, (
+        f"Printer ({ph.port}): {ph.status.state.value} {ph.status.detail}, "
+        f"{ph.pending_jobs} waiting, {ph.unconfirmed_jobs} unconfirmed, "
+        f"reopened {ph.reopen_count}x {ph.last_error}").rstrip())]
+
+
+def serial_scanner_health(scanner: SerialScanner | None, port: str) -> list[DeviceHealth]:
+    """A serial barcode scanner's port; nothing without one."""
+    if scanner is None:
+        return []
+    return [DeviceHealth("serial_scanner", "ok", f"Serial scanner: {port}")]
 
 
 class KioskRuntime:
@@ -144,7 +212,9 @@ class KioskRuntime:
 
     @property
     def camera(self) -> Camera | None:
-        return self.devices.camera
+        """The camera (the screen shows its preview); None without one."""
+        camera: Camera | None = self.devices.get("camera")
+        return camera
 
     def post(self, command: Command) -> None:
         """Run ``command(lane)`` on the lane's thread, after everything posted before it."""
@@ -168,13 +238,15 @@ class KioskRuntime:
 
     def key(self, char: str) -> None:
         """A character from the keyboard: a USB scanner "types" its codes (the wedge)."""
-        if self.devices.wedge is not None:
-            self.devices.wedge.key(char, time.monotonic())
+        wedge: KeyboardWedge | None = self.devices.get("wedge")
+        if wedge is not None:
+            wedge.key(char, time.monotonic())
 
     def key_tick(self) -> None:
         """Call often (every 50 ms): ends a wedge scan that had no suffix."""
-        if self.devices.wedge is not None:
-            self.devices.wedge.tick(time.monotonic())
+        wedge: KeyboardWedge | None = self.devices.get("wedge")
+        if wedge is not None:
+            wedge.tick(time.monotonic())
 
     # -- start and stop ---------------------------------------------------------------------
     def start(self, on_view: Callable[[LaneView], None] | None = None) -> KioskRuntime:
@@ -188,10 +260,8 @@ class KioskRuntime:
             publish(on_view)
         self.executor.start()
         self._running = True
-        d = self.devices
-        for device in (d.printer, d.camera_scanner, d.camera, d.serial_scanner, d.uploader):
-            if device is not None:
-                device.start()
+        for device in self.devices.running():
+            device.start()
         return self
 
     def stop(self) -> None:
@@ -199,48 +269,21 @@ class KioskRuntime:
         if not self._running:
             return
         self._running = False
-        d = self.devices
-        for device in (d.camera_scanner, d.camera, d.serial_scanner, d.printer, d.uploader):
-            if device is not None:
-                try:
-                    device.stop()
-                except Exception:  # noqa: BLE001 - stopping the rest matters more
-                    log.exception("stopping %r failed", device)
+        for device in reversed(self.devices.running()):
+            try:
+                device.stop()
+            except Exception:  # noqa: BLE001 - stopping the rest matters more
+                log.exception("stopping %r failed", device)
         self.executor.stop()
 
     # -- health -----------------------------------------------------------------------------
     def device_health(self) -> list[DeviceHealth]:
         """Each device this lane has (or lacks), as staff mode's health page shows it."""
-        d = self.devices
-        out = []
-        if d.camera is None:
-            out.append(DeviceHealth("camera", "none", "Camera: none configured"))
-        else:
-            h = d.camera.health()
-            age = "-" if h.last_frame_age_s is None else f"{h.last_frame_age_s:.2f} s"
-            out.append(DeviceHealth("camera", h.state, (
-                f"Camera ({h.source}): {h.state}, {h.fps} fps, last frame {age} ago, "
-                f"reopened {h.reopen_count}x {h.error}").rstrip()))
-            if d.camera_scanner is not None:
-                st = d.camera_scanner.stats()
-                out.append(DeviceHealth("decoder", "ok", (
-                    f"Decoder: {st['scans']} scans, {st['rejections']} refused, "
-                    f"decode p50 {st['decode_ms_p50']} ms, p95 {st['decode_ms_p95']} ms")))
-        if d.printer is None:
-            out.append(DeviceHealth("printer", "none",
-                                    "Printer: none configured (exit passes shown on screen)"))
-        else:
-            ph = d.printer.health()
-            out.append(DeviceHealth("printer", ph.status.state.value, (
-                f"Printer ({ph.port}): {ph.status.state.value} {ph.status.detail}, "
-                f"{ph.pending_jobs} waiting, {ph.unconfirmed_jobs} unconfirmed, "
-                f"reopened {ph.reopen_count}x {ph.last_error}").rstrip()))
-        if d.serial_scanner is not None:
-            out.append(DeviceHealth("serial_scanner", "ok", f"Serial scanner: {d.serial_port}"))
-        return out
+        return [h for device in self.devices for h in device.health()]
 
     def device_lines(self) -> list[str]:
         return [h.line for h in self.device_health()]
 
 
-__all__ = ["ROUTES", "DeviceHealth", "Devices", "KioskRuntime", "LaneExecutor", "Router"]
+__all__ = ["ROUTES", "Device", "DeviceHealth", "Devices", "KioskRuntime", "LaneExecutor", "Router",
+           "Runs", "camera_health", "printer_health", "serial_scanner_health"]

@@ -16,7 +16,7 @@ import pytest
 
 from app.config import load_settings
 from app.domain.clock import FixedClock
-from app.runtime import ROUTES, Devices, KioskRuntime, Router
+from app.runtime import ROUTES, Device, DeviceHealth, Devices, KioskRuntime, Router
 
 CLOCK = FixedClock(datetime(2026, 11, 30, 9, 0, tzinfo=UTC))
 
@@ -69,11 +69,12 @@ def settings(tmp_path):
     return load_settings(data_dir=tmp_path, environ={})
 
 
+NAMES = ("camera_scanner", "camera", "printer", "serial_scanner", "uploader")
+
+
 def runtime_with_every_device(settings, log: list[str]) -> KioskRuntime:
-    devices = Devices(printer=FakeDevice("printer", log), camera=FakeDevice("camera", log),
-                      camera_scanner=FakeDevice("camera_scanner", log),
-                      serial_scanner=FakeDevice("serial_scanner", log),
-                      uploader=FakeDevice("uploader", log))  # type: ignore[arg-type]
+    devices = Devices(*(Device(name, FakeDevice(name, log)) for name in NAMES),
+                      Device("wedge", FakeDevice("wedge", log), runs=False))
     return KioskRuntime(settings, CLOCK, FakeExecutor(log), Router(), devices)
 
 
@@ -82,13 +83,10 @@ def test_the_lane_starts_before_the_devices_and_stops_after_them(settings):
     runtime = runtime_with_every_device(settings, log)
     runtime.start()
     assert log[0] == "lane start"  # no device reports to a lane that is not there yet
-    assert sorted(log[1:]) == sorted(f"{d} start" for d in
-                                     ("printer", "camera", "camera_scanner", "serial_scanner",
-                                      "uploader"))
-    log.clear()
+    assert log[1:] == [f"{d} start" for d in NAMES]  # in the list's order; the wedge has
+    log.clear()                                      # no thread to start
     runtime.stop()
-    assert log[-1] == "lane stop"
-    assert len(log) == 6
+    assert log == [f"{d} stop" for d in reversed(NAMES)] + ["lane stop"]
     runtime.stop()  # idempotent
     assert len(log) == 6
 
@@ -135,7 +133,29 @@ def test_every_route_names_a_lane_method():
 
 
 def test_a_lane_without_devices_says_so_on_the_health_page(settings):
-    runtime = KioskRuntime(settings, CLOCK, FakeExecutor([]), Router(), Devices())
+    from app.runtime import camera_health, printer_health, serial_scanner_health
+
+    devices = Devices(Device("camera_scanner", None),
+                      Device("camera", None, health=lambda: camera_health(None, None)),
+                      Device("printer", None, health=lambda: printer_health(None)),
+                      Device("serial_scanner", None,
+                             health=lambda: serial_scanner_health(None, "")))
+    runtime = KioskRuntime(settings, CLOCK, FakeExecutor([]), Router(), devices)
     assert [(h.device, h.state) for h in runtime.device_health()] == [
         ("camera", "none"), ("printer", "none")]
     assert runtime.device_lines()[1].startswith("Printer: none configured")
+    assert runtime.camera is None and devices.running() == []
+
+
+def test_the_health_page_lists_devices_in_the_lists_order(settings):
+    def line(name: str):  # noqa: ANN202
+        return lambda: [DeviceHealth(name, "ok", f"{name}: fine")]
+
+    devices = Devices(Device("b", None, health=line("b")), Device("a", None, health=line("a")))
+    runtime = KioskRuntime(settings, CLOCK, FakeExecutor([]), Router(), devices)
+    assert runtime.device_lines() == ["b: fine", "a: fine"]
+
+
+def test_two_devices_cannot_share_a_name():
+    with pytest.raises(ValueError, match="one name"):
+        Devices(Device("camera", None), Device("camera", None))
