@@ -64,11 +64,27 @@ class ProviderView:
 
 
 class PaymentError(Exception):
-    """A provider call failed. ``maybe_done``: it may have taken effect (timeout, lost reply)."""
+    """A provider call failed. ``maybe_done``: it may have taken effect (timeout, lost reply).
 
-    def __init__(self, message: str, *, maybe_done: bool = True) -> None:
+    ``code``: the provider's own error code when it gave one (WeChat Pay ``code``, Alipay
+    ``sub_code``); ``setting``: the kiosk setting a misconfiguration points to (e.g.
+    ``payment.options.merchant_serial``), for the integrator who must change it."""
+
+    def __init__(self, message: str, *, maybe_done: bool = True, code: str = "",
+                 setting: str = "") -> None:
         super().__init__(message)
         self.maybe_done = maybe_done
+        self.code = code
+        self.setting = setting
+
+
+class ProviderRefused(PaymentError):
+    """The provider answered, with a refusal of its own: its code and message.
+
+    Platforms leave some refusals unsigned (WeChat Pay's 4xx/5xx error bodies, some of
+    Alipay's), so an unsigned refusal is not a forgery; it is never read as "paid" or
+    "not paid" either. ``maybe_done`` says whether the refused call may still have taken
+    effect (a 5xx or 429 after the request was accepted: yes; a 400/401/403: no)."""
 
 
 @dataclass(frozen=True, slots=True)
