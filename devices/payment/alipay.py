@@ -9,6 +9,17 @@ As Alipay's open API documents it:
 - every reply is verified with Alipay's public key over the exact text of its
   ``*_response`` object; notifications over their sorted parameters without
   ``sign`` and ``sign_type``;
+- Alipay leaves some refusals unsigned: the gateway's own (``40001`` missing
+  parameter, ``40002`` invalid parameter such as ``isv.invalid-signature`` or
+  ``isv.invalid-app-id``, ``20001`` authorisation, ``20000`` service unavailable),
+  where it did not get as far as knowing which key to sign with. python-alipay-sdk
+  reads any reply without ``sign`` (or with an ``error_response``) as an error
+  carrying its ``code`` (``AliPayException``), not as a forgery. The adapter does
+  the same: an unsigned reply whose ``code`` is not ``10000`` is a
+  ``ProviderRefused`` with Alipay's code, sub_code and sub_msg and the setting to
+  check (see ``REFUSALS``); it is never read as "paid" or "not paid". An unsigned
+  *success* (``10000``), and a signed reply that fails verification, are not
+  believed (``PaymentError``, maybe done);
 - amounts are yuan with two decimals ("62.13"); CNY only.
 
 Note that a precreated trade does not exist at Alipay until the shopper
@@ -35,7 +46,7 @@ from urllib.parse import parse_qsl
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from app.domain.payment import PaymentError, ProviderStatus, ProviderView
+from app.domain.payment import PaymentError, ProviderRefused, ProviderStatus, ProviderView
 from app.services.payment_port import InvalidNotification, Notification, OrderRequest
 from devices.payment.wechatpay import load_private_key, load_public_key, rsa_sign, rsa_verify
 
@@ -44,6 +55,54 @@ CHINA = timezone(timedelta(hours=8))  # Alipay's timestamps are Beijing time
 NOTIFY_WINDOW_S = 25 * 3600
 TRADE_STATES = {"WAIT_BUYER_PAY": ProviderStatus.WAITING, "TRADE_SUCCESS": ProviderStatus.PAID,
                 "TRADE_FINISHED": ProviderStatus.PAID, "TRADE_CLOSED": ProviderStatus.CLOSED}
+
+
+# What each of Alipay's public error codes means for the kiosk: (may the refused call
+# have taken effect?, the setting to check). Source: Alipay open platform, "公共错误码"
+# (https://opendocs.alipay.com/common/02km9f): 20000 service unavailable (isp.unknow-error,
+# aop.unknow-error: retry), 20001 insufficient authorisation (aop.invalid-auth-token, ...),
+# 40001 missing required parameter (isv.missing-*), 40002 invalid parameter (isv.invalid-*),
+# 40004 business failure (ACQ.*, per API), 40006 insufficient permissions
+# (isv.insufficient-isv-permissions: the app has not signed the product).
+CODES: dict[str, tuple[bool, str]] = {
+    "20000": (True, ""),
+    "20001": (False, "payment.options.app_id"),
+    "40001": (False, ""),
+    "40002": (False, ""),
+    "40004": (False, ""),
+    "40006": (False, "payment.options.app_id"),
+}
+# sub_codes that name a kiosk setting (same source; isv.invalid-signature: Alipay checked
+# the request with the app public key uploaded for app_id, and it is not the pair of
+# payment.options.app_private_key_file; isv.missing-signature-config: no app public key
+# (for RSA2) is uploaded for this app_id at all).
+SUB_CODES: dict[str, tuple[bool, str]] = {
+    "isv.invalid-signature": (False, "payment.options.app_private_key_file"),
+    "isv.missing-signature-config": (False, "payment.options.app_private_key_file"),
+    "isv.invalid-signature-type": (False, "payment.options.app_private_key_file"),
+    "isv.invalid-app-id": (False, "payment.options.app_id"),
+    "isv.missing-app-id": (False, "payment.options.app_id"),
+    "isv.invalid-timestamp": (False, "the kiosk's clock (Beijing time is sent)"),
+    "ACQ.SYSTEM_ERROR": (True, ""),  # "系统异常": retry; the call may have been done
+}
+PUBLIC_KEY_SETTING = "payment.options.alipay_public_key_file"
+
+
+def refused(action: str, node: Mapping[str, Any], *, signed: bool) -> ProviderRefused:
+    """Alipay's refusal ``node`` (a ``*_response`` object whose ``code`` is not ``10000``)
+    as a ``ProviderRefused``: its message names code, msg, sub_code and sub_msg;
+    ``code`` is the sub_code (or the code when there is none); ``setting`` and
+    ``maybe_done`` come from ``SUB_CODES``, else ``CODES``; an unknown code may have
+    been done (the kiosk asks again). ``signed`` only says so in the message."""
+    code, sub = str(node.get("code", "")), str(node.get("sub_code", ""))
+    maybe_done, setting = SUB_CODES.get(sub) or CODES.get(code) or (True, "")
+    message = (f"Alipay {action} refused ({'signed' if signed else 'unsigned'}): "
+               f"{code} {node.get('msg', '')}")
+    if sub:
+        message += f"; {sub}: {node.get('sub_msg', '')}"
+    if setting:
+        message += f" (check {setting})"
+    return ProviderRefused(message, maybe_done=maybe_done, code=sub or code, setting=setting)
 
 
 def yuan(minor: int) -> str:
@@ -109,23 +168,48 @@ class AlipayAdapter:
             raise PaymentError(f"Alipay unreachable: {exc}", maybe_done=not refused) from None
         except requests.RequestException as exc:
             raise PaymentError(f"Alipay did not answer: {exc}", maybe_done=True) from None
-        return self._verified_node(method, response.text)
+        return self._verified_node(method, response.content.decode("utf-8", "replace"))
 
     def _verified_node(self, method: str, text: str) -> dict[str, Any]:
-        key = f'"{method.replace(".", "_")}_response":'
-        start = text.find(key)
-        if start < 0:
-            raise PaymentError(f"Alipay reply has no {key[1:-2]}", maybe_done=True)
-        node_start = start + len(key)
+        """The ``*_response`` object of a reply whose ``sign`` verifies (any code).
+
+        Raises ``ProviderRefused`` for an unsigned refusal (no ``sign``, or an empty one,
+        and a ``code`` other than ``10000``, under ``<method>_response`` or Alipay's
+        ``error_response``), and ``PaymentError`` (maybe done) for anything not believed:
+        not JSON, no response object, an unsigned success, a signature that fails."""
         try:
-            node, end = json.JSONDecoder().raw_decode(text, node_start)
-            signature = json.loads(text)["sign"]
-        except (ValueError, KeyError, TypeError):
+            reply = json.loads(text)
+        except ValueError:
             raise PaymentError("Alipay reply is not the JSON it should be", maybe_done=True) \
                 from None
-        if not rsa_verify(self.alipay_key, text[node_start:end].encode(), str(signature)):
-            raise PaymentError("Alipay reply failed signature verification: not believed",
+        name = method.replace(".", "_") + "_response"
+        if not isinstance(reply, dict) or not isinstance(
+                reply.get(name, reply.get("error_response")), dict):
+            raise PaymentError(f"Alipay reply has no {name}", maybe_done=True)
+        if name not in reply:
+            name = "error_response"  # the gateway's own refusals (python-alipay-sdk reads it)
+        signature = reply.get("sign")
+        if not signature or name == "error_response":
+            node = reply[name]
+            if str(node.get("code", "")) not in ("", "10000"):
+                raise refused(method.rsplit(".", 1)[-1], node, signed=False)
+            raise PaymentError("Alipay reply is unsigned and not a refusal: not believed",
                                maybe_done=True)
+        # The signed text is the object exactly as sent, so it is cut from the reply.
+        key = f'"{name}":'
+        start = text.find(key) + len(key)
+        while text[start:start + 1].isspace():
+            start += 1
+        try:
+            node, end = json.JSONDecoder().raw_decode(text, start)
+        except ValueError:
+            raise PaymentError("Alipay reply is not the JSON it should be", maybe_done=True) \
+                from None
+        if not isinstance(signature, str) or not rsa_verify(
+                self.alipay_key, text[start:end].encode(), signature):
+            raise PaymentError("Alipay reply failed signature verification: not believed "
+                               f"(check {PUBLIC_KEY_SETTING})", maybe_done=True,
+                               setting=PUBLIC_KEY_SETTING)
         return dict(node)
 
     @staticmethod
@@ -139,8 +223,10 @@ class AlipayAdapter:
             "out_trade_no": order.out_trade_no, "total_amount": yuan(order.amount_minor),
             "subject": order.description[:256],
             "time_expire": order.expires_at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M:%S")})
-        if not self._ok(node) or not node.get("qr_code"):
-            raise PaymentError(f"Alipay precreate failed: {node.get('sub_code') or node}",
+        if not self._ok(node):
+            raise refused("precreate", node, signed=True)
+        if not node.get("qr_code"):
+            raise PaymentError(f"Alipay precreate answered without a qr_code: {node}",
                                maybe_done=False)
         return str(node["qr_code"])
 
@@ -162,13 +248,13 @@ class AlipayAdapter:
         if node.get("sub_code") == "ACQ.TRADE_NOT_EXIST":
             return ProviderView(ProviderStatus.NOT_FOUND)  # not scanned yet
         if not self._ok(node):
-            raise PaymentError(f"Alipay query failed: {node.get('sub_code') or node}")
+            raise refused("query", node, signed=True)
         return self._view(node)
 
     def close(self, out_trade_no: str) -> ProviderView | None:
         node = self._call("alipay.trade.cancel", {"out_trade_no": out_trade_no})
         if not self._ok(node):
-            raise PaymentError(f"Alipay cancel failed: {node.get('sub_code') or node}")
+            raise refused("cancel", node, signed=True)
         if node.get("action") == "refund":
             return ProviderView(ProviderStatus.REFUNDED)
         if node.get("retry_flag") == "Y":
@@ -183,7 +269,7 @@ class AlipayAdapter:
             "out_trade_no": out_trade_no, "refund_amount": yuan(amount_minor),
             "out_request_no": refund_no, "refund_reason": reason[:256]})
         if not self._ok(node):
-            raise PaymentError(f"Alipay refund failed: {node.get('sub_code') or node}")
+            raise refused("refund", node, signed=True)
         return str(node.get("trade_no", "")) + ":" + refund_no
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
