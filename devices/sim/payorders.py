@@ -42,6 +42,7 @@ class Order:
     scanned: bool = False  # Alipay: a precreated trade exists only once the shopper scans
     paid_minor: int | None = None
     provider_ref: str = ""
+    paid_at: float | None = None  # Unix seconds (Alipay's gmt_payment)
     script: Script = field(default_factory=Script)
     refunds: list[dict[str, Any]] = field(default_factory=list)
     creates: int = 0  # how many create calls named this order (idempotency is tested)
@@ -98,6 +99,7 @@ class Provider:
             order.scanned = True
             order.paid_minor = order.amount_minor if amount is None else amount
             order.provider_ref = "SIM" + uuid.uuid4().hex[:20].upper()
+            order.paid_at = time.time()
             self.charges[order.out_trade_no] = self.charges.get(order.out_trade_no, 0) + 1
             return True
 

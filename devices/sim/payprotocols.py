@@ -13,10 +13,12 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import secrets
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from email.message import Message
 from pathlib import Path
 from typing import Any, Protocol
@@ -249,39 +251,144 @@ def wechat_notification(keys: SimKeys, order: Order) -> tuple[dict[str, str], by
 
 
 # --- Alipay -----------------------------------------------------------------------------------
-def _alipay_reply(h: WireHandler, method: str, node: dict[str, Any], order: Order | None) -> None:
-    key = method.replace(".", "_") + "_response"
+# As the Alipay open platform gateway behaves (https://opendocs.alipay.com/common/02km9f, the
+# public error codes; https://opendocs.alipay.com/open/02ekfg, alipay.trade.precreate):
+# the gateway's own refusals (20000, 20001, 40001, 40002) come back *unsigned*: it stopped
+# before knowing the request was the app's (python-alipay-sdk reads a reply without ``sign``
+# as an error with its code); business answers (10000, 40004 ACQ.*) are signed.
+ALIPAY_METHODS = ("alipay.trade.precreate", "alipay.trade.query", "alipay.trade.cancel",
+                  "alipay.trade.refund")
+ALIPAY_MSG = {"10000": "Success", "20000": "Service Currently Unavailable",
+              "20001": "Insufficient Token Permissions", "40001": "Missing Required Arguments",
+              "40002": "Invalid Arguments", "40004": "Business Failed"}
+ALIPAY_SUB_MSG = {
+    "isv.missing-method": "缺少方法名参数", "isv.missing-signature": "缺少签名参数",
+    "isv.missing-signature-type": "缺少签名类型参数", "isv.missing-app-id": "缺少AppID参数",
+    "isv.missing-timestamp": "缺少时间戳参数", "isv.missing-version": "缺少版本参数",
+    "isv.invalid-method": "不存在的方法名", "isv.invalid-format": "无效的数据格式",
+    "isv.invalid-signature-type": "无效的签名类型", "isv.invalid-signature": "无效签名",
+    "isv.invalid-app-id": "无效的AppID参数", "isv.invalid-timestamp": "非法的时间戳参数",
+    "ACQ.INVALID_PARAMETER": "参数无效", "ACQ.TOTAL_FEE_EXCEED": "订单金额超过限额",
+    "ACQ.CONTEXT_INCONSISTENT": "交易信息被篡改", "ACQ.TRADE_NOT_EXIST": "交易不存在",
+    "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL": "退款金额超限",
+}
+# total_amount: "单位为元，精确到小数点后两位，取值范围为[0.01,100000000]" (alipay.trade.precreate,
+# request parameters); refund_amount has the same form. Outside it: 40004 ACQ.INVALID_PARAMETER,
+# above the limit ACQ.TOTAL_FEE_EXCEED (the failed reply python-alipay-sdk documents for
+# api_alipay_trade_precreate).
+ALIPAY_AMOUNT = re.compile(r"[0-9]+(\.[0-9]{1,2})?")
+ALIPAY_MAX_FEN = 100_000_000 * 100
+BEIJING = timezone(timedelta(hours=8))  # Alipay's timestamps and notifications
+
+
+def beijing(unix: float | None = None) -> str:
+    """Unix seconds (default now) as Alipay writes times: Beijing time, ``%Y-%m-%d %H:%M:%S``."""
+    when = datetime.now(BEIJING) if unix is None else datetime.fromtimestamp(unix, BEIJING)
+    return when.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def alipay_fen(text: Any) -> int | None:
+    """An Alipay amount in yuan ("62.13", "7", "0.5") as fen, or None if Alipay refuses its
+    form: not a plain decimal, negative, or more than two decimals ("12.345")."""
+    if not isinstance(text, str) or not ALIPAY_AMOUNT.fullmatch(text):
+        return None
+    whole, _, frac = text.partition(".")
+    return int(whole) * 100 + int((frac + "00")[:2])
+
+
+def _alipay_refusal(code: str, sub_code: str = "", sub_msg: str = "") -> dict[str, Any]:
+    node = {"code": code, "msg": ALIPAY_MSG.get(code, "Business Failed")}
+    if sub_code:
+        node |= {"sub_code": sub_code, "sub_msg": sub_msg or ALIPAY_SUB_MSG.get(sub_code, "")}
+    return node
+
+
+def _alipay_reply(h: WireHandler, method: str, node: dict[str, Any], order: Order | None,
+                  *, signed: bool = True) -> None:
+    """Send ``{"<method>_response": node, "sign": ...}``; ``signed=False`` leaves ``sign``
+    out, as the gateway does for its own refusals; an unknown method answers under
+    ``error_response``."""
+    key = method.replace(".", "_") + "_response" if method in ALIPAY_METHODS \
+        else "error_response"
     node_text = json.dumps(node, separators=(",", ":"), ensure_ascii=False)
-    signature = rsa_sign(h.keys.alipay, node_text.encode())
-    if order is not None and order.script.outcome == "bad_signature":
-        signature = base64.b64encode(b"\0" * 256).decode()
-    body = f'{{"{key}":{node_text},"sign":"{signature}"}}'.encode()
-    h.send_response(200)
-    h.send_header("Content-Type", "application/json; charset=utf-8")
+    body_text = f'{{"{key}":{node_text}'
+    if signed:
+        signature = rsa_sign(h.keys.alipay, node_text.encode())
+        if order is not None and order.script.outcome == "bad_signature":
+            signature = base64.b64encode(b"\0" * 256).decode()
+        body_text += f',"sign":"{signature}"'
+    body = (body_text + "}").encode()
+    h.send_response(200)  # the gateway answers 200 whatever the code
+    h.send_header("Content-Type", "application/json;charset=utf-8")
     h.send_header("Content-Length", str(len(body)))
     h.end_headers()
     h.wfile.write(body)
 
 
-def alipay(h: WireHandler, body: bytes) -> None:
-    p = h.provider
-    params = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+def _alipay_gateway_refusal(params: dict[str, str]) -> tuple[str, str] | None:
+    """What the gateway refuses before any business (code, sub_code), or None."""
     method = params.get("method", "")
-    given = params.pop("sign", "")
-    if params.get("app_id") != ALIPAY_APP_ID or not rsa_verify(
-            h.keys.alipay_app.public_key(), sign_params(params).encode(), given):
-        return _alipay_reply(h, method or "alipay.error", {
-            "code": "40002", "msg": "Invalid Arguments", "sub_code": "isv.invalid-signature"},
-            None)
-    try:
-        biz = json.loads(params.get("biz_content", "{}"))
+    if not method:
+        return "40001", "isv.missing-method"
+    if method not in ALIPAY_METHODS:
+        return "40002", "isv.invalid-method"
+    for name, sub in (("app_id", "isv.missing-app-id"), ("sign", "isv.missing-signature"),
+                      ("sign_type", "isv.missing-signature-type"),
+                      ("timestamp", "isv.missing-timestamp"), ("version", "isv.missing-version")):
+        if not params.get(name):
+            return "40001", sub
+    if params["app_id"] != ALIPAY_APP_ID:
+        return "40002", "isv.invalid-app-id"
+    if params["sign_type"] != "RSA2":  # the simulator's app has an RSA2 key only
+        return "40002", "isv.invalid-signature-type"
+    if params.get("format", "JSON").upper() != "JSON":
+        return "40002", "isv.invalid-format"
+    try:  # its form only: Alipay documents no clock window for requests
+        datetime.strptime(params["timestamp"], "%Y-%m-%d %H:%M:%S")
     except ValueError:
-        return _alipay_reply(h, method, {"code": "40002", "msg": "Invalid Arguments"}, None)
+        return "40002", "isv.invalid-timestamp"
+    return None
+
+
+def alipay(h: WireHandler, query: str, body: bytes) -> None:
+    """One call to ``/gateway.do``: its parameters in the URL ``query`` (python-alipay-sdk
+    sends every call as a GET so), in a form ``body`` (the kiosk's POST), or both (the
+    official SDKs' POST: common parameters in the URL, ``biz_content`` in the body)."""
+    p = h.provider
+    params = dict(parse_qsl(query, keep_blank_values=True))
+    params |= dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    method = params.get("method", "")
+    refusal = _alipay_gateway_refusal(params)
+    given = params.pop("sign", "")
+    if refusal is None and not rsa_verify(h.keys.alipay_app.public_key(),
+                                          sign_params(params).encode(), given):
+        refusal = ("40002", "isv.invalid-signature")
+    if refusal is not None:
+        return _alipay_reply(h, method, _alipay_refusal(*refusal), None, signed=False)
+    try:
+        biz = json.loads(params.get("biz_content") or "{}")
+        if not isinstance(biz, dict):
+            raise ValueError(biz)
+    except ValueError:
+        return _alipay_reply(h, method, _alipay_refusal("40004", "ACQ.INVALID_PARAMETER",
+                                                        "biz_content is not a JSON object"),
+                             None)
     no = str(biz.get("out_trade_no", ""))
-    not_exist = {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_NOT_EXIST",
-                 "sub_msg": "交易不存在"}
+    not_exist = _alipay_refusal("40004", "ACQ.TRADE_NOT_EXIST")
     if method == "alipay.trade.precreate":
-        cents = round(float(biz.get("total_amount", "0")) * 100)
+        cents = alipay_fen(biz.get("total_amount"))
+        if not no or len(no) > 64 or not biz.get("subject") or cents is None or cents <= 0:
+            return _alipay_reply(h, method, _alipay_refusal(
+                "40004", "ACQ.INVALID_PARAMETER",
+                "out_trade_no, subject and total_amount in [0.01,100000000] with at most "
+                "two decimals are required"), None)
+        if cents > ALIPAY_MAX_FEN:
+            return _alipay_reply(h, method, _alipay_refusal("40004", "ACQ.TOTAL_FEE_EXCEED"),
+                                 None)
+        known = p.orders.get(no)
+        if known is not None and known.amount_minor != cents:
+            return _alipay_reply(h, method, _alipay_refusal("40004", "ACQ.CONTEXT_INCONSISTENT"),
+                                 known)
         order = p.create(no, cents, "CNY", str(biz.get("subject", "")),
                          expiry(biz.get("time_expire", "").replace(" ", "T") + "+08:00"
                                  if biz.get("time_expire") else None))
@@ -289,6 +396,14 @@ def alipay(h: WireHandler, body: bytes) -> None:
             return None
         return _alipay_reply(h, method, {"code": "10000", "msg": "Success", "out_trade_no": no,
                                          "qr_code": f"https://qr.alipay.com/SIM{no}"}, order)
+    if not no and biz.get("trade_no"):  # python-alipay-sdk may name the trade by Alipay's id
+        no = next((o.out_trade_no for o in p.orders.values()
+                   if o.provider_ref and o.provider_ref == biz["trade_no"]), "")
+        if not no:
+            return _alipay_reply(h, method, not_exist, None)
+    if not no:
+        return _alipay_reply(h, method, _alipay_refusal(
+            "40004", "ACQ.INVALID_PARAMETER", "out_trade_no or trade_no is required"), None)
     order = p.orders.get(no)
     if order is not None and misbehave(order):
         return None
@@ -314,37 +429,48 @@ def alipay(h: WireHandler, body: bytes) -> None:
                                                  "action": "close"}, None)
             action = "close"
             p.close(order)
-            if order.status == "paid":  # Alipay's cancel refunds a paid trade
-                p.refund(order, "cancel-" + no, order.paid_minor or 0)
+            if order.status == "paid":  # Alipay's cancel refunds a paid trade (what is left
+                # of it after partial refunds)
+                left = (order.paid_minor or 0) - sum(r["amount_minor"] for r in order.refunds)
+                p.refund(order, "cancel-" + no, left)
                 action = "refund"
             return _alipay_reply(h, method, {"code": "10000", "msg": "Success",
                                              "out_trade_no": no, "retry_flag": "N",
                                              "action": action}, order)
-        if method == "alipay.trade.refund":
-            if order is None:
-                return _alipay_reply(h, method, not_exist, None)
-            try:
-                cents = round(float(biz.get("refund_amount", "0")) * 100)
-                p.refund(order, str(biz.get("out_request_no", "")), cents)
-            except ValueError as exc:
-                return _alipay_reply(h, method, {"code": "40004", "msg": "Business Failed",
-                                                 "sub_code": "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL",
-                                                 "sub_msg": str(exc)}, order)
-            return _alipay_reply(h, method, {"code": "10000", "msg": "Success",
-                                             "out_trade_no": no, "trade_no": order.provider_ref,
-                                             "fund_change": "Y", "refund_fee": yuan(cents)},
-                                 order)
-    return _alipay_reply(h, method or "alipay.error", {"code": "40004", "msg": "unknown method"},
-                         None)
+        # alipay.trade.refund
+        if order is None:
+            return _alipay_reply(h, method, not_exist, None)
+        cents = alipay_fen(biz.get("refund_amount"))
+        if cents is None or cents <= 0:
+            return _alipay_reply(h, method, _alipay_refusal(
+                "40004", "ACQ.INVALID_PARAMETER",
+                "refund_amount in yuan with at most two decimals is required"), order)
+        try:
+            p.refund(order, str(biz.get("out_request_no") or no), cents)
+        except ValueError as exc:
+            return _alipay_reply(h, method, _alipay_refusal(
+                "40004", "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", str(exc)), order)
+        return _alipay_reply(h, method, {"code": "10000", "msg": "Success",
+                                         "out_trade_no": no, "trade_no": order.provider_ref,
+                                         "fund_change": "Y", "refund_fee": yuan(cents)}, order)
 
 
 def alipay_notification(keys: SimKeys, order: Order) -> tuple[dict[str, str], bytes]:
-    params = {"notify_id": uuid.uuid4().hex, "notify_time": time.strftime("%Y-%m-%d %H:%M:%S"),
+    """The asynchronous notification Alipay would post for ``order``: a signed form.
+
+    Times are Beijing time (``notify_time``, ``gmt_create``, ``gmt_payment``), as Alipay
+    sends them; parameters without a value are left out (python-alipay-sdk's ``verify``
+    signs every parameter it is given, Alipay's own SDKs skip empty ones: both agree on a
+    notification that has none)."""
+    params = {"notify_id": uuid.uuid4().hex, "notify_time": beijing(),
               "notify_type": "trade_status_sync", "app_id": ALIPAY_APP_ID, "charset": "utf-8",
               "version": "1.0", "out_trade_no": order.out_trade_no,
               "trade_status": ALIPAY_STATES[order.status],
               "total_amount": yuan(order.amount_minor), "trade_no": order.provider_ref,
-              "buyer_pay_amount": yuan(order.paid_minor or 0)}
+              "buyer_pay_amount": yuan(order.paid_minor or 0),
+              "gmt_create": beijing(order.created),
+              "gmt_payment": beijing(order.paid_at) if order.paid_at is not None else ""}
+    params = {k: v for k, v in params.items() if v}
     params["sign"] = rsa_sign(keys.alipay, sign_params(params).encode())
     params["sign_type"] = "RSA2"
     return ({"Content-Type": "application/x-www-form-urlencoded"}, urlencode(params).encode())

@@ -93,6 +93,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._page()
         if parts[:1] == ["v3"]:
             return payprotocols.wechat(self, "GET", self.path, b"")
+        if parts == ["gateway.do"]:  # python-alipay-sdk sends every call as a GET
+            return payprotocols.alipay(self, url.query, b"")
         if parts[:2] == ["v1", "orders"] and len(parts) == 3:
             return self._gateway("GET", url.path, parts[2], None, b"")
         if parts[:2] == ["sim", "orders"] and len(parts) == 4 and parts[3] == "notification":
@@ -123,7 +125,7 @@ class Handler(BaseHTTPRequestHandler):
         if parts[:1] == ["v3"]:
             return payprotocols.wechat(self, "POST", self.path, body)
         if parts == ["gateway.do"]:
-            return payprotocols.alipay(self, body)
+            return payprotocols.alipay(self, url.query, body)
         if parts[:2] == ["v1", "orders"]:
             return self._gateway("POST", url.path, parts[2] if len(parts) > 2 else None,
                                  parts[3] if len(parts) > 3 else None, body)
