@@ -378,13 +378,13 @@ def wechat(h: WireHandler, method: str, url_path: str, body: bytes) -> None:
                 # 重复"). The same parameters again find the same order.
                 return _wechat_reply(h, 403, {"code": "OUT_TRADE_NO_USED",
                                               "message": "商户订单号重复"})
-            order = p.create(no, total, "CNY", description, expiry(payload.get("time_expire")))
-        if misbehave(order):
+            made = p.create(no, total, "CNY", description, expiry(payload.get("time_expire")))
+        if misbehave(made):
             return None
-        return _wechat_reply(h, 200, {"code_url": f"weixin://wxpay/bizpayurl?pr=SIM{no}"}, order)
+        return _wechat_reply(h, 200, {"code_url": f"weixin://wxpay/bizpayurl?pr=SIM{no}"}, made)
     if method == "POST" and path == "/v3/refund/domestic/refunds":
-        order = p.orders.get(str(payload.get("out_trade_no", "")))
-        if order is None:
+        paid = p.orders.get(str(payload.get("out_trade_no", "")))
+        if paid is None:
             return _wechat_reply(h, 404, {"code": "RESOURCE_NOT_EXISTS",
                                           "message": "订单不存在"})
         refund = (payload.get("amount") or {}).get("refund")
@@ -393,14 +393,14 @@ def wechat(h: WireHandler, method: str, url_path: str, body: bytes) -> None:
                                           "message": "amount.refund must be a whole number of "
                                                      "fen, at least 1"})
         try:
-            r = p.refund(order, str(payload.get("out_refund_no", "")), refund)
+            r = p.refund(paid, str(payload.get("out_refund_no", "")), refund)
         except ValueError as exc:
             return _wechat_reply(h, 400, {"code": "INVALID_REQUEST", "message": str(exc)})
         return _wechat_reply(h, 200, {
             "refund_id": r["refund_id"], "out_refund_no": r["refund_no"],
-            "transaction_id": order.provider_ref, "out_trade_no": order.out_trade_no,
+            "transaction_id": paid.provider_ref, "out_trade_no": paid.out_trade_no,
             "status": "SUCCESS", "amount": {"refund": r["amount_minor"],
-                                            "total": order.amount_minor, "currency": "CNY"}})
+                                            "total": paid.amount_minor, "currency": "CNY"}})
     parts = [x for x in path.split("/") if x]
     if parts[:4] != ["v3", "pay", "transactions", "out-trade-no"] or len(parts) < 5:
         return _wechat_reply(h, 404, {"code": "NOT_FOUND", "message": "no such API"})
@@ -450,7 +450,7 @@ def wechat_control(h: WireHandler, method: str, what: str, body: bytes) -> None:
     (the last requests as received, oldest first).
     """
     sim = h.keys.wechat
-    status, data = 200, {}
+    status, data = 200, dict[str, Any]()
     try:
         given = json.loads(body) if body else {}
         if method == "POST" and what == "signer":
