@@ -68,7 +68,7 @@ class PaymentError(Exception):
 
     ``code``: the provider's own error code when it gave one (WeChat Pay ``code``, Alipay
     ``sub_code``); ``setting``: the kiosk setting a misconfiguration points to (e.g.
-    ``payment.options.merchant_serial``), for the integrator who must change it."""
+    ``payment.options.serial_no``), for the integrator who must change it."""
 
     def __init__(self, message: str, *, maybe_done: bool = True, code: str = "",
                  setting: str = "") -> None:

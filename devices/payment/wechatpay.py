@@ -6,18 +6,35 @@ What the adapter does, as WeChat Pay's APIv3 documents it:
   ``time_expire`` RFC 3339); query ``GET /v3/pay/transactions/out-trade-no/{no}``;
   close ``POST .../out-trade-no/{no}/close``; refund ``POST /v3/refund/domestic/refunds``;
 - every request signed ``WECHATPAY2-SHA256-RSA2048`` (SHA256 with RSA over
-  ``METHOD\\nURL\\nTIMESTAMP\\nNONCE\\nBODY\\n`` with the merchant key);
-- every response and notification verified with the platform public key over
-  ``TIMESTAMP\\nNONCE\\nBODY\\n``, with a 5-minute timestamp window; a reply
-  that fails is not believed;
+  ``METHOD\\nURL\\nTIMESTAMP\\nNONCE\\nBODY\\n`` with the merchant key); in
+  public-key mode every request also carries ``Wechatpay-Serial: PUB_KEY_ID_...``
+  (as the ``wechatpayv3`` SDK sends it: WeChat signs the reply with that key);
+- every 2xx response and every notification verified over
+  ``TIMESTAMP\\nNONCE\\nBODY\\n`` with the platform key named by its
+  ``Wechatpay-Serial`` header, with a 5-minute timestamp window; a reply that
+  fails, or is signed with a key the kiosk does not hold, is not believed;
+- error replies: WeChat leaves 401, 429 and 5xx bodies unsigned (its APIv3
+  signing guide; the SDK verifies 2xx replies only). An error reply that does
+  not verify is read as WeChat's refusal (``ProviderRefused``: its ``code``,
+  ``message`` and the setting to check), never as "paid" or "not paid";
 - notifications decrypted with the APIv3 key (AEAD_AES_256_GCM).
 
-Options (``payment.options``): ``mchid``, ``appid``, ``private_key_file``
-(merchant key, PEM), ``serial_no`` (the merchant certificate's serial),
-``platform_public_key_file``, ``platform_serial``, ``apiv3_key_file`` (32
+Options (``payment.options``; docs/payments.md "WeChat Pay keys and key
+rotation"): ``mchid``, ``appid``, ``private_key_file`` (merchant key, PEM),
+``serial_no`` (the merchant certificate's serial), ``apiv3_key_file`` (32
 bytes), ``notify_url``, ``base_url`` (default the real API; tests point it at
-``kiosk sim pay``). With the store-gateway adapter none of these keys need
-to be on the kiosk: the recommended setup.
+``kiosk sim pay``), and the keys WeChat Pay signs with, any of:
+
+- ``public_key_file`` + ``public_key_id``: the "WeChat Pay public key" (PEM)
+  and its id ``PUB_KEY_ID_...``;
+- ``platform_cert_files``: platform certificates (X.509 PEM, one path or a
+  list); each certificate's own serial and key are used, and an expired or
+  not-yet-valid one is refused;
+- ``platform_public_key_file`` + ``platform_serial``: one bare key and its
+  serial (the older setting, still read).
+
+With the store-gateway adapter none of these keys need to be on the kiosk:
+the recommended setup.
 """
 
 from __future__ import annotations
@@ -26,34 +43,42 @@ import base64
 import json
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import requests
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from app.domain.payment import PaymentError, ProviderStatus, ProviderView
+from app.domain.payment import PaymentError, ProviderRefused, ProviderStatus, ProviderView
 from app.services.payment_port import InvalidNotification, Notification, OrderRequest
 
 API = "https://api.mch.weixin.qq.com"
 WINDOW_S = 300
+SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
+PUBLIC_KEY_PREFIX = "PUB_KEY_ID_"  # the id of a "WeChat Pay public key"; else a certificate
 TRADE_STATES = {
     "SUCCESS": ProviderStatus.PAID, "REFUND": ProviderStatus.PAID,  # paid, then refunds began
     "NOTPAY": ProviderStatus.WAITING, "USERPAYING": ProviderStatus.PAYING,
     "CLOSED": ProviderStatus.CLOSED, "REVOKED": ProviderStatus.CLOSED,
     "PAYERROR": ProviderStatus.DECLINED,
 }
+CLOCK = "the kiosk's clock (NTP): WeChat Pay allows 5 minutes"
 
 
 def rsa_sign(key: rsa.RSAPrivateKey, message: bytes) -> str:
+    """Base64 SHA256-with-RSA (PKCS#1 v1.5) signature of ``message``, as APIv3 signs."""
     return base64.b64encode(key.sign(message, padding.PKCS1v15(), hashes.SHA256())).decode()
 
 
 def rsa_verify(key: rsa.RSAPublicKey, message: bytes, signature: str) -> bool:
+    """True if ``signature`` (base64) is ``key``'s SHA256-with-RSA signature of ``message``."""
     try:
         key.verify(base64.b64decode(signature), message, padding.PKCS1v15(), hashes.SHA256())
     except (InvalidSignature, ValueError):
@@ -62,6 +87,7 @@ def rsa_verify(key: rsa.RSAPublicKey, message: bytes, signature: str) -> bool:
 
 
 def load_private_key(path: str, setting: str) -> rsa.RSAPrivateKey:
+    """The RSA private key in the PEM file ``path``; ValueError naming ``setting`` if not."""
     try:
         key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
     except (OSError, ValueError, TypeError) as exc:
@@ -73,6 +99,7 @@ def load_private_key(path: str, setting: str) -> rsa.RSAPrivateKey:
 
 
 def load_public_key(path: str, setting: str) -> rsa.RSAPublicKey:
+    """The RSA public key in the PEM file ``path``; ValueError naming ``setting`` if not."""
     try:
         key = serialization.load_pem_public_key(Path(path).read_bytes())
     except (OSError, ValueError, TypeError) as exc:
@@ -83,18 +110,168 @@ def load_public_key(path: str, setting: str) -> rsa.RSAPublicKey:
     return key
 
 
+@dataclass(frozen=True, slots=True)
+class PlatformKey:
+    """One key WeChat Pay may sign replies and notifications with.
+
+    ``serial``: as WeChat names it in ``Wechatpay-Serial`` (a certificate's serial in
+    upper-case hex, or a public key's ``PUB_KEY_ID_...``); ``setting``: the option it came
+    from; ``not_before``/``not_after``: a certificate's validity (UTC), None for a bare key.
+    """
+
+    serial: str
+    key: rsa.RSAPublicKey
+    setting: str
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+
+    def valid_at(self, now: datetime) -> bool:
+        """False once a certificate has expired (or before it starts); bare keys: True."""
+        return ((self.not_before is None or now >= self.not_before)
+                and (self.not_after is None or now <= self.not_after))
+
+
+def load_platform_certificate(path: str, setting: str = "platform_cert_files",
+                              now: datetime | None = None) -> PlatformKey:
+    """The key and serial of a WeChat Pay platform certificate (X.509 PEM) at ``path``.
+
+    The serial is the certificate's serial number in upper-case hex, as WeChat sends it in
+    ``Wechatpay-Serial`` (the ``wechatpayv3`` SDK compares ``int(serial, 16)`` with the
+    certificate's serial number: the same rule). ``now`` (UTC, default the current time)
+    must fall within the certificate's validity: an expired or not-yet-valid certificate
+    raises ValueError naming ``payment.options.<setting>`` (WeChat Pay signs with a
+    certificate only while it is valid; the SDK skips the others too).
+    """
+    try:
+        cert = x509.load_pem_x509_certificate(Path(path).read_bytes())
+    except (OSError, ValueError, TypeError) as exc:
+        raise ValueError(f"payment.options.{setting}: cannot read an X.509 certificate from "
+                         f"{path!r}: {exc}") from None
+    key = cert.public_key()
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise ValueError(f"payment.options.{setting}: {path!r} does not hold an RSA key")
+    serial = format(cert.serial_number, "X")
+    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+    now = now or datetime.now(UTC)
+    if now < start:
+        raise ValueError(f"payment.options.{setting}: the platform certificate {path!r} "
+                         f"(serial {serial}) is not valid until {start:%Y-%m-%d %H:%M} UTC")
+    if now > end:
+        raise ValueError(f"payment.options.{setting}: the platform certificate {path!r} "
+                         f"(serial {serial}) expired on {end:%Y-%m-%d %H:%M} UTC; WeChat Pay "
+                         "no longer signs with it: add its successor, or the WeChat Pay "
+                         "public key (public_key_file, public_key_id), and remove it")
+    return PlatformKey(serial, key, setting, start, end)
+
+
+class PlatformKeys:
+    """The set of keys WeChat Pay may sign with, looked up by ``Wechatpay-Serial``.
+
+    During a switch-over (a certificate replaced, or certificates replaced by the public
+    key) WeChat signs with either key; the serial in each reply says which. A serial the
+    set does not hold finds nothing: that reply is not verified.
+    """
+
+    def __init__(self, keys: Iterable[PlatformKey]) -> None:
+        self.keys: dict[str, PlatformKey] = {}
+        for k in keys:
+            self.keys.setdefault(k.serial.upper(), k)
+        if not self.keys:
+            raise ValueError("wechatpay needs the keys WeChat Pay signs with: "
+                             "payment.options.public_key_file and public_key_id, or "
+                             "payment.options.platform_cert_files")
+
+    def find(self, serial: str) -> PlatformKey | None:
+        """The key for ``serial`` (case-insensitive; certificate serials compared as hex
+        numbers, as the SDK does), or None."""
+        wanted = serial.strip().upper()
+        if not wanted:
+            return None
+        found = self.keys.get(wanted)
+        if found is not None or wanted.startswith(PUBLIC_KEY_PREFIX):
+            return found
+        try:
+            number = int(wanted, 16)
+        except ValueError:
+            return None
+        for k in self.keys.values():
+            if k.not_after is not None and int(k.serial, 16) == number:
+                return k
+        return None
+
+    @property
+    def public_key_id(self) -> str:
+        """The ``PUB_KEY_ID_...`` held, or '' (certificate mode)."""
+        return next((s for s in self.keys if s.startswith(PUBLIC_KEY_PREFIX)), "")
+
+    @property
+    def serials(self) -> list[str]:
+        return sorted(self.keys)
+
+    @classmethod
+    def from_options(cls, o: Mapping[str, Any], now: datetime | None = None) -> PlatformKeys:
+        """The keys named by ``payment.options`` (see the module docstring); ValueError naming
+        the setting for a missing half of a pair, an unreadable file, an expired certificate
+        or a public key id without the ``PUB_KEY_ID_`` prefix."""
+        keys: list[PlatformKey] = []
+        certs = o.get("platform_cert_files") or []
+        for path in [certs] if isinstance(certs, str) else list(certs):
+            keys.append(load_platform_certificate(str(path), "platform_cert_files", now))
+        for file_opt, id_opt in (("public_key_file", "public_key_id"),
+                                 ("platform_public_key_file", "platform_serial")):
+            if not (o.get(file_opt) or o.get(id_opt)):
+                continue
+            for needed in (file_opt, id_opt):
+                if not o.get(needed):
+                    raise ValueError(f"payment.options.{needed} is required with "
+                                     f"payment.options.{file_opt if needed == id_opt else id_opt}")
+            serial = str(o[id_opt]).strip()
+            if id_opt == "public_key_id" and not serial.startswith(PUBLIC_KEY_PREFIX):
+                raise ValueError(f"payment.options.public_key_id must be the WeChat Pay public "
+                                 f"key's id, {PUBLIC_KEY_PREFIX}..., got {serial!r}")
+            keys.append(PlatformKey(serial, load_public_key(str(o[file_opt]), file_opt),
+                                    file_opt))
+        return cls(keys)
+
+
+def refusal_setting(status: int, code: str, message: str) -> str:
+    """The kiosk setting a WeChat Pay refusal points to, or '' if none does.
+
+    From the APIv3 error codes (pay.weixin.qq.com, "错误码"): 401 ``SIGN_ERROR`` is a
+    request signature WeChat could not verify (the merchant key, or a certificate serial
+    that is not the merchant's); ``INVALID_REQUEST`` naming the timestamp is clock skew
+    over five minutes; ``MCH_NOT_EXISTS``/``APPID_MCHID_NOT_MATCH``/``NO_AUTH`` point to
+    the merchant id and app id.
+    """
+    text = message.lower()
+    if code in ("MCH_NOT_EXISTS", "MCHID_NOT_EXIST", "NO_AUTH"):
+        return "payment.options.mchid"
+    if code in ("APPID_MCHID_NOT_MATCH", "APPID_NOT_EXIST"):
+        return "payment.options.appid"
+    if code in ("SIGN_ERROR", "INVALID_REQUEST") or status == 401:
+        if "timestamp" in text or "时间戳" in message:
+            return CLOCK
+        if "serial" in text or "序列号" in message:
+            return "payment.options.serial_no"
+        if "mchid" in text or "商户号" in message:
+            return "payment.options.mchid"
+        if code == "SIGN_ERROR" or status == 401:
+            return "payment.options.private_key_file"
+    return ""
+
+
 class WeChatPayAdapter:
     name = "wechatpay"
 
     def __init__(self, *, mchid: str, appid: str, private_key: rsa.RSAPrivateKey,
-                 serial_no: str, platform_key: rsa.RSAPublicKey, platform_serial: str,
-                 apiv3_key: bytes, notify_url: str, base_url: str = API,
-                 connect_timeout: float = 3.0, read_timeout: float = 10.0) -> None:
+                 serial_no: str, platform_keys: PlatformKeys, apiv3_key: bytes,
+                 notify_url: str, base_url: str = API, connect_timeout: float = 3.0,
+                 read_timeout: float = 10.0) -> None:
         if len(apiv3_key) != 32:
             raise ValueError("payment.options.apiv3_key_file must hold the 32-byte APIv3 key")
         self.mchid, self.appid = mchid, appid
         self.key, self.serial_no = private_key, serial_no
-        self.platform_key, self.platform_serial = platform_key, platform_serial
+        self.platform_keys = platform_keys
         self.apiv3_key, self.notify_url = apiv3_key, notify_url
         self.base_url = base_url.rstrip("/")
         self.timeout = (connect_timeout, read_timeout)
@@ -102,8 +279,7 @@ class WeChatPayAdapter:
 
     @classmethod
     def from_options(cls, o: Mapping[str, Any], kiosk_id: str) -> WeChatPayAdapter:
-        for needed in ("mchid", "appid", "private_key_file", "serial_no",
-                       "platform_public_key_file", "platform_serial", "apiv3_key_file"):
+        for needed in ("mchid", "appid", "private_key_file", "serial_no", "apiv3_key_file"):
             if not o.get(needed):
                 raise ValueError(f"payment.options.{needed} is required for wechatpay")
         try:
@@ -112,10 +288,8 @@ class WeChatPayAdapter:
             raise ValueError(f"payment.options.apiv3_key_file: {exc}") from None
         return cls(mchid=str(o["mchid"]), appid=str(o["appid"]),
                    private_key=load_private_key(str(o["private_key_file"]), "private_key_file"),
-                   serial_no=str(o["serial_no"]),
-                   platform_key=load_public_key(str(o["platform_public_key_file"]),
-                                            "platform_public_key_file"),
-                   platform_serial=str(o["platform_serial"]), apiv3_key=apiv3,
+                   serial_no=str(o["serial_no"]), platform_keys=PlatformKeys.from_options(o),
+                   apiv3_key=apiv3,
                    notify_url=str(o.get("notify_url", "https://kiosk.invalid/notify")),
                    base_url=str(o.get("base_url", API)),
                    connect_timeout=float(o.get("connect_timeout_s", 3.0)),
@@ -129,25 +303,73 @@ class WeChatPayAdapter:
                 f'signature="{rsa_sign(self.key, message)}",timestamp="{timestamp}",'
                 f'serial_no="{self.serial_no}"')
 
-    def _verified(self, headers: Mapping[str, str], body: bytes) -> bool:
+    def _unverified(self, headers: Mapping[str, str], body: bytes) -> str:
+        """Why a reply or notification is not verified, or '' if it is.
+
+        ``headers``: ``Wechatpay-Timestamp`` (Unix seconds), ``-Nonce``, ``-Signature``
+        (base64), ``-Serial`` (which platform key signed) and ``-Signature-Type`` (checked
+        when present: WECHATPAY2-SHA256-RSA2048), names in any case; ``body``: the bytes
+        as received. Rule: WeChat Pay APIv3 "验证签名" (verify over
+        ``TIMESTAMP\\nNONCE\\nBODY\\n``), 5-minute window.
+        """
         lower = {k.lower(): v for k, v in headers.items()}
         timestamp = lower.get("wechatpay-timestamp", "")
         nonce = lower.get("wechatpay-nonce", "")
         signature = lower.get("wechatpay-signature", "")
         serial = lower.get("wechatpay-serial", "")
-        if serial != self.platform_serial or not timestamp.isdigit():
-            return False
-        if abs(time.time() - int(timestamp)) > WINDOW_S:
-            return False
-        return rsa_verify(self.platform_key, f"{timestamp}\n{nonce}\n".encode() + body + b"\n",
-                          signature)
+        kind = lower.get("wechatpay-signature-type", SIGNATURE_TYPE)
+        if not signature:
+            return "unsigned"
+        if kind != SIGNATURE_TYPE:
+            return f"signature type {kind!r} unknown"
+        found = self.platform_keys.find(serial)
+        if found is None:
+            return f"signed with platform key {serial!r}, which the kiosk does not hold"
+        if not found.valid_at(datetime.now(UTC)):
+            return f"signed with platform certificate {serial}, which has expired"
+        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > WINDOW_S:
+            return "timestamp missing or outside the 5-minute window"
+        if not rsa_verify(found.key, f"{timestamp}\n{nonce}\n".encode() + body + b"\n",
+                          signature):
+            return "signature does not match"
+        return ""
+
+    def _where_keys_go(self, serial: str) -> str:
+        return ("payment.options.public_key_file" if serial.upper().startswith(PUBLIC_KEY_PREFIX)
+                else "payment.options.platform_cert_files")
+
+    def refused(self, status: int, data: Mapping[str, Any], text: str = "",
+                note: str = "") -> ProviderRefused:
+        """WeChat Pay's refusal as ``ProviderRefused``: its ``code``, its ``message``, the
+        setting to check (``refusal_setting``), ``maybe_done`` for 429 and 5xx (the request
+        may have been accepted before the error: WeChat's guide says retry with the same
+        parameters) and not for other 4xx (refused before acting)."""
+        code = str(data.get("code") or "")
+        message = str(data.get("message") or text[:200]).strip()
+        return ProviderRefused(
+            f"WeChat Pay refused: HTTP {status} {code or '(no code)'}: {message}"
+            + (f" ({note})" if note else ""),
+            maybe_done=status >= 500 or status == 429, code=code,
+            setting=refusal_setting(status, code, message))
 
     def _call(self, method: str, url_path: str, payload: dict[str, Any] | None = None
               ) -> tuple[int, dict[str, Any]]:
+        """One signed request; the status and the JSON object of a verified reply.
+
+        Raises PaymentError for a transport failure or a 2xx reply that does not verify
+        (a forgery, or a key the kiosk does not hold: ``setting`` says where keys go), and
+        ProviderRefused for an error reply (4xx/5xx) that does not verify: WeChat leaves
+        401, 429 and 5xx bodies unsigned. A verified error reply is returned, for the
+        caller to read its ``code``.
+        """
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False) \
             if payload is not None else ""
         headers = {"Authorization": self._authorization(method, url_path, body),
                    "Accept": "application/json", "Content-Type": "application/json"}
+        if self.platform_keys.public_key_id:
+            # Public-key mode: as the wechatpayv3 SDK (core.py, Core.request) does on every
+            # request. WeChat signs the reply with the key this names during a switch-over.
+            headers["Wechatpay-Serial"] = self.platform_keys.public_key_id
         try:
             response = self.http.request(method, self.base_url + url_path,
                                          data=body.encode() or None, headers=headers,
@@ -158,17 +380,29 @@ class WeChatPayAdapter:
                 from None
         except requests.RequestException as exc:
             raise PaymentError(f"WeChat Pay did not answer: {exc}", maybe_done=True) from None
-        if not self._verified(response.headers, response.content):
-            raise PaymentError("WeChat Pay reply failed signature verification: not believed",
-                               maybe_done=True)
-        data: dict[str, Any] = {}
-        if response.content:
-            try:
-                data = dict(response.json())
-            except (ValueError, TypeError):
-                raise PaymentError("WeChat Pay reply is not a JSON object", maybe_done=True) \
-                    from None
-        return response.status_code, data
+        status = response.status_code
+        problem = self._unverified(response.headers, response.content)
+        try:
+            parsed = response.json() if response.content else {}
+        except (ValueError, TypeError):
+            parsed = None
+        data: dict[str, Any] = dict(parsed) if isinstance(parsed, dict) else {}
+        if 200 <= status < 300:
+            if problem:
+                serial = {k.lower(): v for k, v in response.headers.items()}.get(
+                    "wechatpay-serial", "")
+                raise PaymentError(
+                    f"WeChat Pay reply failed signature verification ({problem}): "
+                    "not believed", maybe_done=True,
+                    setting=self._where_keys_go(serial) if "does not hold" in problem else "")
+            if response.content and not isinstance(parsed, dict):
+                raise PaymentError("WeChat Pay reply is not a JSON object", maybe_done=True)
+            return status, data
+        if problem:
+            raise self.refused(status, data, response.text,
+                               "unsigned, as WeChat Pay leaves its error replies"
+                               if problem == "unsigned" else f"unverified: {problem}")
+        return status, data
 
     # -- the port ----------------------------------------------------------------------------
     def create(self, order: OrderRequest) -> str:
@@ -180,9 +414,10 @@ class WeChatPayAdapter:
             "time_expire": order.expires_at.isoformat(timespec="seconds"),
             "notify_url": self.notify_url,
             "amount": {"total": order.amount_minor, "currency": "CNY"}})
-        if status != 200 or not data.get("code_url"):
-            raise PaymentError(f"WeChat Pay create failed: {status} {data.get('code')}",
-                               maybe_done=status >= 500)
+        if status != 200:
+            raise self.refused(status, data)
+        if not data.get("code_url"):
+            raise PaymentError("WeChat Pay create answered without a code_url", maybe_done=True)
         return str(data["code_url"])
 
     def _view(self, data: Mapping[str, Any]) -> ProviderView:
@@ -206,7 +441,7 @@ class WeChatPayAdapter:
         if status == 404 or data.get("code") == "ORDER_NOT_EXIST":
             return ProviderView(ProviderStatus.NOT_FOUND)
         if status != 200:
-            raise PaymentError(f"WeChat Pay query failed: {status} {data.get('code')}")
+            raise self.refused(status, data)
         return self._view(data)
 
     def close(self, out_trade_no: str) -> ProviderView | None:
@@ -219,7 +454,7 @@ class WeChatPayAdapter:
             return self.query(out_trade_no)
         if status == 404 or data.get("code") == "ORDER_NOT_EXIST":
             return None
-        raise PaymentError(f"WeChat Pay close failed: {status} {data.get('code')}")
+        raise self.refused(status, data)
 
     def refund(self, out_trade_no: str, refund_no: str, amount_minor: int, total_minor: int,
                reason: str) -> str:
@@ -227,12 +462,13 @@ class WeChatPayAdapter:
             "out_trade_no": out_trade_no, "out_refund_no": refund_no, "reason": reason[:80],
             "amount": {"refund": amount_minor, "total": total_minor, "currency": "CNY"}})
         if status != 200:
-            raise PaymentError(f"WeChat Pay refund failed: {status} {data.get('code')}")
+            raise self.refused(status, data)
         return str(data.get("refund_id", ""))
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
-        if not self._verified(headers, body):
-            raise InvalidNotification("bad signature, unknown platform serial or stale time")
+        problem = self._unverified(headers, body)
+        if problem:
+            raise InvalidNotification(f"not verified: {problem}")
         try:
             data = json.loads(body)
             resource = data["resource"]

@@ -6,6 +6,14 @@ every request's signature as the provider would, and signs its replies and
 notifications with the provider's key. ``SimKeys.create`` writes the files
 the kiosk needs, plus ``wechatpay.toml`` and ``alipay.toml`` with the
 ``[payment]`` settings that point an adapter at this simulator.
+
+WeChat Pay holds two platform keys, as during a real switch-over: an (old)
+platform certificate, serial ``PLATFORM_SERIAL``, and the newer "WeChat Pay
+public key", id ``PUBLIC_KEY_ID``. Which one signs a reply: the one the
+request's ``Wechatpay-Serial`` header names (public-key mode), else the
+certificate, unless ``POST /sim/wechat/signer`` forces one (or ``unknown``: a
+key the kiosk does not hold). Error replies to requests that fail
+authentication, and 429/5xx replies, are unsigned, as WeChat leaves them.
 """
 
 from __future__ import annotations
@@ -17,14 +25,16 @@ import re
 import secrets
 import time
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
 from email.message import Message
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlparse
 
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -32,8 +42,21 @@ from devices.payment.alipay import sign_params, yuan
 from devices.payment.wechatpay import rsa_sign, rsa_verify
 from devices.sim.payorders import Order, Provider, expiry, misbehave
 
-MCHID, APPID, MERCHANT_SERIAL, PLATFORM_SERIAL = "1900000109", "wxsim0000000001", "SIMMERCH01", \
-    "SIMPLATFORM01"
+MCHID, APPID, MERCHANT_SERIAL = "1900000109", "wxsim0000000001", "SIMMERCH01"
+# A platform certificate's serial is its serial number in upper-case hex, as WeChat sends it in
+# Wechatpay-Serial (the wechatpayv3 SDK reads it with int(serial, 16)); a public key's id
+# starts PUB_KEY_ID_.
+PLATFORM_SERIAL = "5157F09EFDC096DE15EBE81A47057A7232F7E1A3"
+PUBLIC_KEY_ID = "PUB_KEY_ID_0119000001092025010100000000SIM1"
+UNKNOWN_SERIAL = "7E57000000000000000000000000000000000BAD"  # a certificate nobody holds
+SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
+SIGNERS = ("auto", "certificate", "public_key", "unknown")
+# WeChat Pay APIv3 Native: amount.total is an integer number of fen, at least 1 (native
+# prepay API, "amount.total: 订单总金额，单位为分"); the wechatpayv3 SDK passes it through
+# unchecked. WeChat types it int: the official wechatpay-java SDK models it as Integer, so
+# 2^31 - 1 fen is the most it can carry; the issue's ceiling of 100,000,000 yuan (Alipay's
+# documented total_amount maximum) is above that, so the int limit is the one that binds.
+WECHAT_MAX_TOTAL_FEN = 2**31 - 1
 ALIPAY_APP_ID = "2021000000000001"
 WECHAT_STATES = {"waiting": "NOTPAY", "paid": "SUCCESS", "closed": "CLOSED",
                  "declined": "PAYERROR", "refunded": "REFUND"}
@@ -51,16 +74,54 @@ def _pem_public(key: rsa.RSAPublicKey) -> bytes:
                             serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
+def platform_certificate(key: rsa.RSAPrivateKey, serial: str = PLATFORM_SERIAL,
+                         not_before: datetime | None = None,
+                         not_after: datetime | None = None) -> bytes:
+    """A self-signed X.509 platform certificate (PEM) for ``key``, serial ``serial`` (hex).
+
+    Valid from a day ago for five years unless ``not_before``/``not_after`` (UTC) say
+    otherwise (tests make expired and not-yet-valid ones).
+    """
+    now = datetime.now(UTC)
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME,
+                                         "WeChat Pay simulator platform certificate")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(int(serial, 16))
+            .not_valid_before(not_before or now - timedelta(days=1))
+            .not_valid_after(not_after or now + timedelta(days=5 * 365))
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+@dataclass
+class WeChatSim:
+    """The simulated WeChat Pay's own switches: who signs, failures to serve, what it saw.
+
+    ``signer``: one of ``SIGNERS``; ``failures``: replies to serve instead of the next
+    requests, each ``(status, code, message)``, unsigned (WeChat's 429/5xx); ``requests``:
+    the last 50 requests, ``{"method", "path", "headers", "body"}``, for tests that judge
+    the kiosk's requests with the SDK.
+    """
+
+    signer: str = "auto"
+    failures: list[tuple[int, str, str]] = field(default_factory=list)
+    requests: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=50))
+    unknown: rsa.RSAPrivateKey | None = None  # made on first use
+
+
 @dataclass
 class SimKeys:
     merchant: rsa.RSAPrivateKey  # the kiosk signs WeChat requests with this
-    platform: rsa.RSAPrivateKey  # the simulated WeChat Pay signs with this
+    platform: rsa.RSAPrivateKey  # the simulated WeChat Pay's platform certificate key
+    public: rsa.RSAPrivateKey  # the simulated "WeChat Pay public key" (PUBLIC_KEY_ID)
     apiv3_key: bytes
     alipay_app: rsa.RSAPrivateKey  # the kiosk signs Alipay requests with this
     alipay: rsa.RSAPrivateKey  # the simulated Alipay signs with this
     wechat_options: dict[str, Any]
     alipay_options: dict[str, Any]
     folder: Path  # where write() puts the files the options name
+    platform_cert: bytes = b""  # the platform certificate (PEM) of ``platform``
+    wechat: WeChatSim = field(default_factory=WeChatSim)
 
     @classmethod
     def create(cls, folder: Path, url: str) -> SimKeys:
@@ -71,23 +132,38 @@ class SimKeys:
 
     @classmethod
     def generate(cls, folder: Path, url: str) -> SimKeys:
-        """New keys in memory (~0.3 s: four 2048-bit RSA keys); the options name files in
-        ``folder`` that exist only once ``write()`` has run."""
+        """New keys in memory (~0.4 s: five 2048-bit RSA keys); the options name files in
+        ``folder`` that exist only once ``write()`` has run.
+
+        ``wechat_options`` hold both WeChat Pay platform keys (the certificate and the
+        public key: a kiosk mid switch-over); ``wechat_legacy_options`` the older single
+        ``platform_public_key_file`` + ``platform_serial`` pair (the certificate's key)."""
         def new() -> rsa.RSAPrivateKey:
             return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
-        merchant, platform, app, alipay = new(), new(), new(), new()
+        merchant, platform, public, app, alipay = new(), new(), new(), new(), new()
         apiv3 = secrets.token_hex(16).encode()  # 32 ASCII bytes, as WeChat Pay issues them
         wechat = {"mchid": MCHID, "appid": APPID, "serial_no": MERCHANT_SERIAL,
                   "private_key_file": str(folder / "wechat-merchant-private.pem"),
-                  "platform_public_key_file": str(folder / "wechat-platform-public.pem"),
-                  "platform_serial": PLATFORM_SERIAL,
+                  "platform_cert_files": [str(folder / "wechat-platform-cert.pem")],
+                  "public_key_file": str(folder / "wechat-pay-public-key.pem"),
+                  "public_key_id": PUBLIC_KEY_ID,
                   "apiv3_key_file": str(folder / "wechat-apiv3.key"), "base_url": url}
         ali = {"app_id": ALIPAY_APP_ID,
                "app_private_key_file": str(folder / "alipay-app-private.pem"),
                "alipay_public_key_file": str(folder / "alipay-public.pem"),
                "base_url": url + "/gateway.do"}
-        return cls(merchant, platform, apiv3, app, alipay, wechat, ali, folder)
+        return cls(merchant, platform, public, apiv3, app, alipay, wechat, ali, folder,
+                   platform_certificate(platform))
+
+    @property
+    def wechat_legacy_options(self) -> dict[str, Any]:
+        """The WeChat options as they were before key sets: one bare key and its serial."""
+        options = {k: v for k, v in self.wechat_options.items()
+                   if k not in ("platform_cert_files", "public_key_file", "public_key_id")}
+        return options | {
+            "platform_public_key_file": str(self.folder / "wechat-platform-public.pem"),
+            "platform_serial": PLATFORM_SERIAL}
 
     def write(self) -> None:
         """Write the kiosk's key files, ``wechatpay.toml`` and ``alipay.toml`` into ``folder``.
@@ -97,6 +173,8 @@ class SimKeys:
         files = {
             "wechat-merchant-private.pem": _pem_private(self.merchant),
             "wechat-platform-public.pem": _pem_public(self.platform.public_key()),
+            "wechat-platform-cert.pem": self.platform_cert,
+            "wechat-pay-public-key.pem": _pem_public(self.public.public_key()),
             "wechat-apiv3.key": self.apiv3_key,
             "alipay-app-private.pem": _pem_private(self.alipay_app),
             "alipay-public.pem": _pem_public(self.alipay.public_key()),
@@ -105,9 +183,16 @@ class SimKeys:
             (self.folder / name).write_bytes(data)
         for name, options in (("wechatpay", self.wechat_options),
                               ("alipay", self.alipay_options)):
-            inline = ", ".join(f'{k} = "{v}"' for k, v in options.items())
+            inline = ", ".join(f"{k} = {_toml(v)}" for k, v in options.items())
             (self.folder / f"{name}.toml").write_text(
                 f'[payment]\nadapter = "{name}"\noptions = {{ {inline} }}\n', encoding="utf-8")
+
+
+def _toml(value: Any) -> str:
+    """A string or a list of strings as a TOML value (JSON string escapes are TOML's)."""
+    if isinstance(value, list):
+        return "[" + ", ".join(json.dumps(str(v)) for v in value) + "]"
+    return json.dumps(str(value))
 
 
 class WireHandler(Protocol):
@@ -134,40 +219,83 @@ class WireHandler(Protocol):
 
 
 # --- WeChat Pay v3 ----------------------------------------------------------------------------
+def _wechat_signer(keys: SimKeys, asked_serial: str = "",
+                   signer: str = "") -> tuple[rsa.RSAPrivateKey, str]:
+    """The key and serial that sign a reply: ``signer`` (or the simulator's switch), with
+    ``auto`` choosing the public key when the request named it in ``Wechatpay-Serial`` (as
+    WeChat does during a switch-over), else the platform certificate."""
+    mode = signer or keys.wechat.signer
+    if mode == "auto":
+        mode = "public_key" if asked_serial == PUBLIC_KEY_ID else "certificate"
+    if mode == "public_key":
+        return keys.public, PUBLIC_KEY_ID
+    if mode == "unknown":
+        if keys.wechat.unknown is None:
+            keys.wechat.unknown = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        return keys.wechat.unknown, UNKNOWN_SERIAL
+    return keys.platform, PLATFORM_SERIAL
+
+
+def _wechat_signature(key: rsa.RSAPrivateKey, serial: str, body: bytes) -> dict[str, str]:
+    """The ``Wechatpay-*`` headers that sign ``body`` (APIv3 "应答签名": SHA256-RSA over
+    ``TIMESTAMP\\nNONCE\\nBODY\\n``), ``Wechatpay-Signature-Type`` included: the wechatpayv3
+    SDK refuses a reply without it."""
+    timestamp, nonce = str(int(time.time())), secrets.token_hex(16)
+    return {"Wechatpay-Timestamp": timestamp, "Wechatpay-Nonce": nonce,
+            "Wechatpay-Signature": rsa_sign(key, f"{timestamp}\n{nonce}\n".encode()
+                                            + body + b"\n"),
+            "Wechatpay-Serial": serial, "Wechatpay-Signature-Type": SIGNATURE_TYPE}
+
+
 def _wechat_reply(h: WireHandler, status: int, data: dict[str, Any] | None,
-                  order: Order | None = None) -> None:
+                  order: Order | None = None, signed: bool | None = None) -> None:
+    """Send a reply. Signed unless ``signed`` is False or the status is 401, 429 or 5xx:
+    WeChat Pay leaves those error bodies unsigned (the SDK verifies 2xx replies only)."""
     body = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode() \
         if data is not None else b""
-    timestamp, nonce = str(int(time.time())), secrets.token_hex(16)
-    signature = rsa_sign(h.keys.platform,
-                         f"{timestamp}\n{nonce}\n".encode() + body + b"\n")
-    if order is not None and order.script.outcome == "bad_signature":
-        signature = base64.b64encode(b"\0" * 256).decode()
+    if signed is None:
+        signed = status not in (401, 429) and status < 500
+    headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
+    if signed:
+        key, serial = _wechat_signer(h.keys, h.headers.get("Wechatpay-Serial", ""))
+        headers |= _wechat_signature(key, serial, body)
+        if order is not None and order.script.outcome == "bad_signature":
+            headers["Wechatpay-Signature"] = base64.b64encode(b"\0" * 256).decode()
     h.send_response(status)
-    for name, value in (("Content-Type", "application/json"),
-                        ("Content-Length", str(len(body))), ("Wechatpay-Timestamp", timestamp),
-                        ("Wechatpay-Nonce", nonce), ("Wechatpay-Signature", signature),
-                        ("Wechatpay-Serial", PLATFORM_SERIAL)):
+    for name, value in headers.items():
         h.send_header(name, value)
     h.end_headers()
     h.wfile.write(body)
 
 
-def _wechat_authorised(h: WireHandler, method: str, url_path: str, body: bytes) -> bool:
+def _wechat_auth_problem(h: WireHandler, method: str, url_path: str,
+                         body: bytes) -> tuple[int, str, str] | None:
+    """Why WeChat Pay would refuse the request's ``Authorization``, as (status, code,
+    message), or None. Codes as WeChat answers them (APIv3 错误码): SIGN_ERROR for a
+    signature, merchant or certificate serial it cannot verify; INVALID_REQUEST for a
+    timestamp more than five minutes from its clock."""
     auth = h.headers.get("Authorization", "")
-    if not auth.startswith("WECHATPAY2-SHA256-RSA2048 "):
-        return False
-    fields = dict(part.split("=", 1) for part in auth.split(" ", 1)[1].split(","))
-    fields = {k: v.strip('"') for k, v in fields.items()}
-    if fields.get("mchid") != MCHID or fields.get("serial_no") != MERCHANT_SERIAL:
-        return False
+    if not auth.startswith(SIGNATURE_TYPE + " "):
+        return 401, "SIGN_ERROR", "Authorization is missing or not WECHATPAY2-SHA256-RSA2048"
+    try:
+        fields = {k: v.strip('"') for k, v in
+                  (part.split("=", 1) for part in auth.split(" ", 1)[1].split(","))}
+    except ValueError:
+        return 401, "SIGN_ERROR", "Authorization is malformed"
+    if fields.get("mchid") != MCHID:
+        return 401, "SIGN_ERROR", f"mchid {fields.get('mchid')!r} is unknown (商户号有误)"
+    if fields.get("serial_no") != MERCHANT_SERIAL:
+        return 401, "SIGN_ERROR", (f"serial_no {fields.get('serial_no')!r} is not this "
+                                   "merchant's API certificate serial (商户证书序列号有误)")
     timestamp = fields.get("timestamp", "")
     if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > 300:
-        return False
+        return 400, "INVALID_REQUEST", (f"timestamp {timestamp!r} is more than 5 minutes from "
+                                        "WeChat Pay's clock (时间戳超出有效期)")
     message = f"{method}\n{url_path}\n{timestamp}\n{fields.get('nonce_str', '')}\n".encode() \
         + body + b"\n"
-    return rsa_verify(h.keys.merchant.public_key(), message,
-                      fields.get("signature", ""))
+    if not rsa_verify(h.keys.merchant.public_key(), message, fields.get("signature", "")):
+        return 401, "SIGN_ERROR", "signature does not verify with the merchant's key (签名错误)"
+    return None
 
 
 def _wechat_transaction(order: Order) -> dict[str, Any]:
@@ -183,57 +311,123 @@ def _wechat_transaction(order: Order) -> dict[str, Any]:
     return data
 
 
+def _wechat_order_problem(payload: dict[str, Any]) -> str:
+    """Why WeChat Pay's native prepay API would refuse this order (PARAM_ERROR), or ''."""
+    amount = payload.get("amount")
+    total = amount.get("total") if isinstance(amount, dict) else None
+    if not isinstance(total, int) or isinstance(total, bool):
+        return "amount.total must be an integer number of fen"
+    if not 1 <= total <= WECHAT_MAX_TOTAL_FEN:
+        return f"amount.total must be from 1 to {WECHAT_MAX_TOTAL_FEN} fen, got {total}"
+    if (amount or {}).get("currency", "CNY") != "CNY":
+        return "amount.currency must be CNY"
+    if payload.get("appid") != APPID or payload.get("mchid") != MCHID:
+        return "appid and mchid must be this merchant's"
+    if not payload.get("out_trade_no") or not payload.get("description"):
+        return "out_trade_no and description are required"
+    return ""
+
+
+def _wechat_certificates(h: WireHandler) -> None:
+    """``GET /v3/certificates``: the platform certificate, encrypted with the APIv3 key
+    (AEAD_AES_256_GCM, associated data "certificate"), as the SDK downloads it."""
+    cert = x509.load_pem_x509_certificate(h.keys.platform_cert)
+    nonce = secrets.token_hex(6)
+    ciphertext = AESGCM(h.keys.apiv3_key).encrypt(nonce.encode(), h.keys.platform_cert,
+                                                  b"certificate")
+    beijing = timezone(timedelta(hours=8))
+    return _wechat_reply(h, 200, {"data": [{
+        "serial_no": PLATFORM_SERIAL,
+        "effective_time": cert.not_valid_before_utc.astimezone(beijing).isoformat(),
+        "expire_time": cert.not_valid_after_utc.astimezone(beijing).isoformat(),
+        "encrypt_certificate": {"algorithm": "AEAD_AES_256_GCM", "nonce": nonce,
+                                "associated_data": "certificate",
+                                "ciphertext": base64.b64encode(ciphertext).decode()}}]})
+
+
 def wechat(h: WireHandler, method: str, url_path: str, body: bytes) -> None:
     p = h.provider
-    if not _wechat_authorised(h, method, url_path, body):
-        return _wechat_reply(h, 401, {"code": "SIGN_ERROR", "message": "bad signature"})
+    h.keys.wechat.requests.append({"method": method, "path": url_path,
+                                   "headers": dict(h.headers.items()),
+                                   "body": body.decode("utf-8", "replace")})
+    refused = _wechat_auth_problem(h, method, url_path, body)
+    if refused is not None:  # WeChat answers a request it cannot authenticate unsigned
+        status, code, message = refused
+        return _wechat_reply(h, status, {"code": code, "message": message}, signed=False)
+    if h.keys.wechat.failures:
+        status, code, message = h.keys.wechat.failures.pop(0)
+        return _wechat_reply(h, status, {"code": code, "message": message}, signed=False)
     path = urlparse(url_path).path
     try:
         payload = json.loads(body) if body else {}
     except ValueError:
         return _wechat_reply(h, 400, {"code": "PARAM_ERROR", "message": "not JSON"})
+    if method == "GET" and path == "/v3/certificates":
+        return _wechat_certificates(h)
     if method == "POST" and path == "/v3/pay/transactions/native":
-        no = str(payload.get("out_trade_no", ""))
-        total = int((payload.get("amount") or {}).get("total", 0))
-        if not no or total <= 0:
-            return _wechat_reply(h, 400, {"code": "PARAM_ERROR", "message": "bad order"})
-        order = p.create(no, total, "CNY", str(payload.get("description", "")),
-                         expiry(payload.get("time_expire")))
-        if misbehave(order):
+        problem = _wechat_order_problem(payload)
+        if problem:
+            return _wechat_reply(h, 400, {"code": "PARAM_ERROR", "message": problem})
+        no, total = str(payload["out_trade_no"]), int(payload["amount"]["total"])
+        description = str(payload["description"])
+        with p.lock:
+            known = p.orders.get(no)
+            if known is not None and (known.amount_minor, known.description) != (total,
+                                                                                 description):
+                # The same out_trade_no again with other parameters: APIv3 error code table,
+                # 403 OUT_TRADE_NO_USED "商户订单号重复" (v2 said INVALID_REQUEST "201 商户订单号
+                # 重复"). The same parameters again find the same order.
+                return _wechat_reply(h, 403, {"code": "OUT_TRADE_NO_USED",
+                                              "message": "商户订单号重复"})
+            made = p.create(no, total, "CNY", description, expiry(payload.get("time_expire")))
+        if misbehave(made):
             return None
-        return _wechat_reply(h, 200, {"code_url": f"weixin://wxpay/bizpayurl?pr=SIM{no}"}, order)
-    if path == "/v3/refund/domestic/refunds":
-        order = p.orders.get(str(payload.get("out_trade_no", "")))
-        if order is None:
-            return _wechat_reply(h, 404, {"code": "RESOURCE_NOT_EXISTS"})
+        return _wechat_reply(h, 200, {"code_url": f"weixin://wxpay/bizpayurl?pr=SIM{no}"}, made)
+    if method == "POST" and path == "/v3/refund/domestic/refunds":
+        paid = p.orders.get(str(payload.get("out_trade_no", "")))
+        if paid is None:
+            return _wechat_reply(h, 404, {"code": "RESOURCE_NOT_EXISTS",
+                                          "message": "订单不存在"})
+        refund = (payload.get("amount") or {}).get("refund")
+        if not isinstance(refund, int) or isinstance(refund, bool) or refund < 1:
+            return _wechat_reply(h, 400, {"code": "PARAM_ERROR",
+                                          "message": "amount.refund must be a whole number of "
+                                                     "fen, at least 1"})
         try:
-            r = p.refund(order, str(payload.get("out_refund_no", "")),
-                         int((payload.get("amount") or {}).get("refund", 0)))
+            r = p.refund(paid, str(payload.get("out_refund_no", "")), refund)
         except ValueError as exc:
             return _wechat_reply(h, 400, {"code": "INVALID_REQUEST", "message": str(exc)})
-        return _wechat_reply(h, 200, {"refund_id": r["refund_id"], "status": "SUCCESS"})
+        return _wechat_reply(h, 200, {
+            "refund_id": r["refund_id"], "out_refund_no": r["refund_no"],
+            "transaction_id": paid.provider_ref, "out_trade_no": paid.out_trade_no,
+            "status": "SUCCESS", "amount": {"refund": r["amount_minor"],
+                                            "total": paid.amount_minor, "currency": "CNY"}})
     parts = [x for x in path.split("/") if x]
     if parts[:4] != ["v3", "pay", "transactions", "out-trade-no"] or len(parts) < 5:
-        return _wechat_reply(h, 404, {"code": "NOT_FOUND"})
+        return _wechat_reply(h, 404, {"code": "NOT_FOUND", "message": "no such API"})
     order = p.orders.get(parts[4])
     if order is None:
-        return _wechat_reply(h, 404, {"code": "ORDER_NOT_EXIST", "message": "no such order"})
+        return _wechat_reply(h, 404, {"code": "ORDER_NOT_EXIST", "message": "订单不存在"})
     if misbehave(order):
         return None
     with p.lock:
         p.advance(order)
-        if method == "GET":
+        if method == "GET" and len(parts) == 5:
             order.queries += 1
             return _wechat_reply(h, 200, _wechat_transaction(order), order)
-        if len(parts) == 6 and parts[5] == "close":
+        if method == "POST" and len(parts) == 6 and parts[5] == "close":
             p.close(order)
             if order.status == "paid":
-                return _wechat_reply(h, 400, {"code": "ORDERPAID", "message": "order paid"})
+                return _wechat_reply(h, 400, {"code": "ORDERPAID", "message": "订单已支付"})
             return _wechat_reply(h, 204, None, order)
-    return _wechat_reply(h, 404, {"code": "NOT_FOUND"})
+    return _wechat_reply(h, 404, {"code": "NOT_FOUND", "message": "no such API"})
 
 
-def wechat_notification(keys: SimKeys, order: Order) -> tuple[dict[str, str], bytes]:
+def wechat_notification(keys: SimKeys, order: Order,
+                        signer: str = "") -> tuple[dict[str, str], bytes]:
+    """The signed, encrypted TRANSACTION.SUCCESS notification WeChat Pay would send for
+    ``order``; ``signer`` (one of ``SIGNERS``, default the simulator's switch, where
+    ``auto`` means the platform certificate) picks the signing key."""
     plain = json.dumps(_wechat_transaction(order), separators=(",", ":")).encode()
     nonce = secrets.token_hex(6)
     ciphertext = AESGCM(keys.apiv3_key).encrypt(nonce.encode(), plain, b"transaction")
@@ -244,10 +438,44 @@ def wechat_notification(keys: SimKeys, order: Order) -> tuple[dict[str, str], by
             "algorithm": "AEAD_AES_256_GCM", "ciphertext": base64.b64encode(ciphertext).decode(),
             "associated_data": "transaction", "original_type": "transaction", "nonce": nonce}},
         separators=(",", ":"), ensure_ascii=False).encode()
-    timestamp, wnonce = str(int(time.time())), secrets.token_hex(16)
-    signature = rsa_sign(keys.platform, f"{timestamp}\n{wnonce}\n".encode() + body + b"\n")
-    return ({"Wechatpay-Timestamp": timestamp, "Wechatpay-Nonce": wnonce,
-             "Wechatpay-Signature": signature, "Wechatpay-Serial": PLATFORM_SERIAL}, body)
+    key, serial = _wechat_signer(keys, "", signer)
+    return _wechat_signature(key, serial, body), body
+
+
+def wechat_control(h: WireHandler, method: str, what: str, body: bytes) -> None:
+    """The simulated WeChat Pay's test switches (unsigned JSON replies):
+
+    ``POST /sim/wechat/signer {"signer": one of SIGNERS}``; ``POST /sim/wechat/fail
+    {"status": 500, "code": "SYSTEM_ERROR", "message": "...", "count": 1}`` (the next
+    ``count`` authenticated requests get that unsigned error); ``GET /sim/wechat/requests``
+    (the last requests as received, oldest first).
+    """
+    sim = h.keys.wechat
+    status, data = 200, dict[str, Any]()
+    try:
+        given = json.loads(body) if body else {}
+        if method == "POST" and what == "signer":
+            if given.get("signer") not in SIGNERS:
+                raise ValueError(f"signer must be one of {', '.join(SIGNERS)}")
+            sim.signer = given["signer"]
+            data = {"signer": sim.signer}
+        elif method == "POST" and what == "fail":
+            failure = (int(given.get("status", 500)), str(given.get("code", "SYSTEM_ERROR")),
+                       str(given.get("message", "系统错误")))
+            sim.failures.extend([failure] * int(given.get("count", 1)))
+            data = {"failures": len(sim.failures)}
+        elif method == "GET" and what == "requests":
+            data = {"requests": list(sim.requests)}
+        else:
+            status, data = 404, {"error": "not found"}
+    except (ValueError, TypeError, AttributeError) as exc:
+        status, data = 400, {"error": str(exc)}
+    reply = json.dumps(data, ensure_ascii=False).encode()
+    h.send_response(status)
+    h.send_header("Content-Type", "application/json")
+    h.send_header("Content-Length", str(len(reply)))
+    h.end_headers()
+    h.wfile.write(reply)
 
 
 # --- Alipay -----------------------------------------------------------------------------------

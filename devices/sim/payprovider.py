@@ -13,7 +13,11 @@ Scripts: ``POST /sim/script {"order": "*" | out_trade_no, "outcome": ..., "secon
 "amount": N}``, or ``kiosk sim pay --outcome approve:2``. The page at ``/``
 lists open orders with Pay and Decline buttons (what the shopper's phone
 would do). ``GET /sim/orders/<no>/notification`` returns the signed
-notification the provider would send, for tests of the notification path.
+notification the provider would send, for tests of the notification path
+(``?format=wechat&signer=certificate|public_key|unknown`` picks WeChat's signing key).
+``/sim/wechat/signer``, ``/sim/wechat/fail`` and ``/sim/wechat/requests`` switch
+which WeChat platform key signs replies, serve WeChat's unsigned 429/5xx errors,
+and show the WeChat requests as received (devices/sim/payprotocols.py).
 ``GET /sim/state`` returns every order (its status, how many create calls and
 status queries named it) and how many times each was charged.
 
@@ -103,12 +107,18 @@ class Handler(BaseHTTPRequestHandler):
                 return self._send(404, {"error": "no such order"})
             kind = parse_qs(url.query).get("format", ["gateway"])[0]
             if kind == "wechat":
-                headers, body = payprotocols.wechat_notification(self.server.keys, order)
+                signer = parse_qs(url.query).get("signer", [""])[0]
+                if signer and signer not in payprotocols.SIGNERS:
+                    return self._send(400, {"error": f"signer: one of {payprotocols.SIGNERS}"})
+                headers, body = payprotocols.wechat_notification(self.server.keys, order,
+                                                                 signer)
             elif kind == "alipay":
                 headers, body = payprotocols.alipay_notification(self.server.keys, order)
             else:
                 headers, body = self.provider.notification(order)
             return self._send(200, {"headers": headers, "body": body.decode()})
+        if parts[:2] == ["sim", "wechat"] and len(parts) == 3:
+            return payprotocols.wechat_control(self, "GET", parts[2], b"")
         if parts == ["sim", "state"]:
             with self.provider.lock:
                 return self._send(200, {
@@ -133,6 +143,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._shopper(parts[2], parts[3], body)
         if parts == ["sim", "script"]:
             return self._script(body)
+        if parts[:2] == ["sim", "wechat"] and len(parts) == 3:
+            return payprotocols.wechat_control(self, "POST", parts[2], body)
         self._send(404, {"error": "not found"})
 
     # -- the gateway contract ----------------------------------------------------------------
@@ -281,7 +293,7 @@ class PayServer(ThreadingHTTPServer):
             keys_dir = self._own_keys_dir = Path(tempfile.mkdtemp(prefix="kiosk-sim-pay-"))
         self.keys_dir = Path(keys_dir)
         self.keys_dir.mkdir(parents=True, exist_ok=True)
-        # Four RSA keys take ~0.3 s; only the WeChat Pay and Alipay protocols need them,
+        # Five RSA keys take ~0.4 s; only the WeChat Pay and Alipay protocols need them,
         # so they are made in the background and waited for on first use (the demo's
         # start-up and the gateway protocol never wait).
         self._keys: payprotocols.SimKeys | None = None
