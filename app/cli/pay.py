@@ -171,8 +171,9 @@ def read_headers(text: str) -> dict[str, str]:
 
     Raw lines are ``Name: value`` as a proxy or ``curl -D`` writes them; a first
     request or status line (``POST /notify HTTP/1.1``, ``HTTP/1.1 200 OK``) and blank
-    lines are skipped, and a line starting with a space or tab continues the one
-    before. Raises ValueError naming the line (or the JSON problem) that cannot be read.
+    lines before the headers are skipped, the first blank line after them ends them (a
+    saved body after it is ignored), and a line starting with a space or tab continues
+    the one before. Raises ValueError naming the line (or the JSON problem) that cannot be read.
     """
     stripped = text.strip()
     if stripped.startswith("{"):
@@ -184,6 +185,8 @@ def read_headers(text: str) -> dict[str, str]:
     last = ""
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
+            if headers:
+                break  # the blank line that ends the headers: what follows is the body
             continue
         if line[:1] in (" ", "\t") and last:
             headers[last] += " " + line.strip()

@@ -164,7 +164,8 @@ def test_raw_header_lines_are_read_as_a_proxy_saved_them(tmp_path, sim):
     no = paid_on_the_simulator(env, sim, "c3")
     headers, body = notification(sim, no)
     raw = "POST /notify HTTP/1.1\r\nHost: kiosk.example\r\nContent-Type: application/json\r\n" \
-        + "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + "\r\n"
+        + "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + "\r\n" \
+        + body.decode()  # the whole request as a proxy saved it: the body after a blank line
     (tmp_path / "h.txt").write_text(raw, encoding="utf-8")
     done = run_kiosk("pay", "notify", "--headers", str(tmp_path / "h.txt"), "--body", "-",
                      env=env, stdin=body)
