@@ -123,7 +123,8 @@ def pay_recover(obj: Context, as_json: bool) -> None:
 @click.argument("out_trade_no")
 @click.pass_obj
 def pay_show(obj: Context, out_trade_no: str) -> None:
-    """A payment's state and every step it went through, as JSON."""
+    """A payment's state, its last error (a provider's refusal: its code and the setting
+    to change) and every step it went through, as JSON."""
     _, desk = _desk(obj)
     try:
         click.echo(json.dumps(desk.describe(out_trade_no), ensure_ascii=False, indent=2))
@@ -139,13 +140,15 @@ def pay_show(obj: Context, out_trade_no: str) -> None:
 def pay_refund(obj: Context, out_trade_no: str, amount: str | None, reason: str) -> None:
     """Refund a paid sale through its payment adapter."""
     from app.domain.money import Money
-    from app.domain.payment import PaymentError
+    from app.domain.payment import PaymentError, error_text
 
     _, desk = _desk(obj)
     minor = Money.parse(amount, obj.settings.store.currency).minor if amount else None
     try:
         refund_id = desk.refund(out_trade_no, minor, reason, actor="cli")
-    except (KeyError, ValueError, PaymentError) as exc:
+    except PaymentError as exc:  # the provider's code and the setting to change
+        raise click.ClickException(error_text(exc)) from None
+    except (KeyError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"refunded: {refund_id}")
 
@@ -161,3 +164,76 @@ def pay_alerts(obj: Context) -> None:
     for ref, message in alerts:
         click.echo(f"{ref}  {message}")
     click.echo(f"{len(alerts)} alert(s)")
+
+
+def read_headers(text: str) -> dict[str, str]:
+    """A headers file: a JSON object of name to value, or raw HTTP header lines.
+
+    Raw lines are ``Name: value`` as a proxy or ``curl -D`` writes them; a first
+    request or status line (``POST /notify HTTP/1.1``, ``HTTP/1.1 200 OK``) and blank
+    lines before the headers are skipped, the first blank line after them ends them (a
+    saved body after it is ignored), and a line starting with a space or tab continues
+    the one before. Raises ValueError naming the line (or the JSON problem) that cannot be read.
+    """
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        data = json.loads(stripped)
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise ValueError("the JSON headers must be an object of name to string value")
+        return {str(k): v for k, v in data.items()}
+    headers: dict[str, str] = {}
+    last = ""
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            if headers:
+                break  # the blank line that ends the headers: what follows is the body
+            continue
+        if line[:1] in (" ", "\t") and last:
+            headers[last] += " " + line.strip()
+            continue
+        name, colon, value = line.partition(":")
+        if not colon or not name.strip() or " " in name.strip():
+            if not headers and (line.startswith("HTTP/") or line.rstrip().endswith(
+                    ("HTTP/1.0", "HTTP/1.1", "HTTP/2"))):
+                continue  # the request or status line before the headers
+            raise ValueError(f"line {number} is not 'Name: value': {line[:60]!r}")
+        last = name.strip()
+        headers[last] = value.strip()
+    return headers
+
+
+@pay.command("notify")
+@click.option("--headers", "headers_file", required=True, type=click.File("r"),
+              help="The notification's HTTP headers: a JSON object {\"Name\": \"value\"} or "
+              "raw 'Name: value' lines (a request or status line first is skipped).")
+@click.option("--body", "body_file", required=True, type=click.File("rb"),
+              help="The notification's body, byte for byte as the provider sent it ('-': "
+              "stdin). An added trailing newline breaks the signature.")
+@click.option("--staff", "actor", default="cli", show_default=True,
+              help="Who replays it, for the audit log.")
+@click.pass_obj
+def pay_notify(obj: Context, headers_file: Any, body_file: Any, actor: str) -> None:
+    """Replay a provider notification a store backend relayed: verify it with the
+    adapter's rules, apply it once, audit it.
+
+    Prints "accepted and applied", "duplicate" (applied before: no second effect) or
+    "refused: why". Exit 0 applied or duplicate, 1 refused.
+    """
+    from app.services.staff_actions import replay_notification
+
+    try:
+        headers = read_headers(headers_file.read())
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--headers") from None
+    body = body_file.read()
+    kiosk, desk = _desk(obj)
+    done = replay_notification(desk, bootstrap.build_audit(kiosk), kiosk.clock,
+                               obj.acting(actor), headers, body)
+    if done.outcome == "applied":
+        click.echo(f"accepted and applied: {done.out_trade_no} {done.before} -> {done.after}")
+    elif done.outcome == "duplicate":
+        click.echo(f"duplicate: {done.out_trade_no} is {done.after}; {done.why}, "
+                   "no second effect")
+    else:
+        click.echo(f"refused: {done.why}")
+        sys.exit(1)

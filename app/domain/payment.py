@@ -195,3 +195,17 @@ def observed(p: Payment, view: ProviderView, now: datetime, *,
     if p.state is PaymentState.UNKNOWN and p.qr_payload:
         return replace(p, state=PaymentState.PENDING, last_error="")
     return p
+
+
+def error_text(exc: PaymentError) -> str:
+    """What staff and integrators read of a failed provider call, kept as a payment's last
+    error and shown by ``kiosk pay show`` and the health page.
+
+    A ``ProviderRefused``: ``"refused by the provider: <code> <message>; check setting
+    <setting>"``; any other ``PaymentError`` with a code or setting: ``"<message> (<code>);
+    check setting <setting>"``; parts the error does not carry are left out."""
+    message = str(exc)
+    setting = f"; check setting {exc.setting}" if exc.setting else ""
+    if isinstance(exc, ProviderRefused):
+        return f"refused by the provider: {exc.code + ' ' if exc.code else ''}{message}{setting}"
+    return f"{message}{f' ({exc.code})' if exc.code else ''}{setting}"

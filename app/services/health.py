@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from app.domain.payment import PaymentError, ProviderRefused, error_text
 from app.services.payments import PaymentProvider
 from app.storage.outbox import Outbox
 
@@ -19,16 +20,24 @@ ProbeOrder = "HEALTHCHECK0000"  # an order no lane ever creates: any answer mean
 def provider_reach(provider: PaymentProvider) -> str:
     """How the payment provider answered a query for an order that does not exist: a
     refusal naming the order (404, "not found", a status) is an answer; anything else
-    (timeout, connection refused) is not."""
+    (timeout, connection refused) is not. A ``ProviderRefused`` (the provider answered
+    with a refusal of its own: a wrong merchant id, serial, key or secret, a clock off)
+    is shown as ``error_text`` gives it: "refused by the provider: <code> <message>;
+    check setting <setting>"."""
     started = time.monotonic()
     try:
         provider.query(ProbeOrder)
         return f"answered in {(time.monotonic() - started) * 1000:.0f} ms"
+    except ProviderRefused as exc:  # it answered, with a refusal: its code, the setting
+        return f"answered in {(time.monotonic() - started) * 1000:.0f} ms but {error_text(exc)}"
     except Exception as exc:  # noqa: BLE001 - any answer at all is what is being checked
         said = str(exc)
         reachable = "status" in said or "404" in said or "not found" in said.lower()
+        # The code and the setting are what an integrator needs: never cut them off.
+        shown = error_text(exc) if isinstance(exc, PaymentError) and (
+            exc.code or exc.setting) else said[:80]
         return (f"answered in {(time.monotonic() - started) * 1000:.0f} ms" if reachable
-                else f"NOT REACHABLE: {said[:80]}")
+                else f"NOT REACHABLE: {shown}")
 
 
 def health_lines(devices: Callable[[], list[str]], provider: PaymentProvider, outbox: Outbox,

@@ -35,6 +35,7 @@ from app.domain.payment import (
     ask_to_close,
     call_failed,
     created,
+    error_text,
     new_payment,
     observed,
 )
@@ -110,8 +111,8 @@ class PaymentDesk:
             p = created(p, self.provider.create(order))
             note = "provider order created"
         except PaymentError as exc:
-            p = call_failed(p, str(exc), exc.maybe_done)
-            note = f"create failed: {exc}"
+            p = call_failed(p, error_text(exc), exc.maybe_done)
+            note = f"create failed: {error_text(exc)}"
         self.repo.save(p, self.clock.now(), note)
         return p
 
@@ -125,8 +126,8 @@ class PaymentDesk:
         try:
             view = self.provider.query(out_trade_no)
         except PaymentError as exc:
-            p2 = replace(p, last_error=str(exc))
-            self.repo.save(p2, self.clock.now(), f"query failed: {exc}")
+            p2 = replace(p, last_error=error_text(exc))
+            self.repo.save(p2, self.clock.now(), f"query failed: {error_text(exc)}")
             return p2
         return self._apply(p, view, "query")
 
@@ -226,8 +227,8 @@ class PaymentDesk:
                                settle=False)
         except PaymentError as exc:
             # Still open: the next expire_due() or recover() tries again.
-            p = call_failed(p, str(exc), True) if p.open else p
-            self.repo.save(p, self.clock.now(), f"close failed: {exc}")
+            p = call_failed(p, error_text(exc), True) if p.open else p
+            self.repo.save(p, self.clock.now(), f"close failed: {error_text(exc)}")
             return p
 
     def refund(self, out_trade_no: str, amount_minor: int | None = None,
@@ -257,7 +258,8 @@ class PaymentDesk:
         p = self._get(out_trade_no)
         return {"out_trade_no": p.out_trade_no, "state": p.state.value,
                 "amount_minor": p.amount_minor, "paid_minor": p.paid_minor,
-                "staff_flag": p.staff_flag, "steps": self.repo.steps(out_trade_no)}
+                "staff_flag": p.staff_flag, "last_error": p.last_error,
+                "steps": self.repo.steps(out_trade_no)}
 
 
 __all__ = ["Completed", "InvalidNotification", "Notification", "OrderRequest", "PaymentDesk",

@@ -19,18 +19,22 @@ Pure service code: storage and domain only, no devices, no UI.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from app.domain.clock import Clock
 from app.domain.events import Event, EventType, new_event
+from app.domain.payment import PaymentError, error_text
 from app.services.receipts import reprint
 from app.services.reports import Report, Reports
 from app.storage.audit import AuditEntry, AuditLog
 from app.storage.print_jobs import PrintJobs
 from app.storage.staff_book import StaffBook, StaffMember
+
+if TYPE_CHECKING:
+    from app.services.payments import PaymentDesk
 
 StaffEvent = Callable[[str, str, datetime], None]
 """Records that staff took ``action`` as ``actor`` at a time: (action, actor, at)."""
@@ -153,6 +157,60 @@ def remove_staff(book: StaffBook, audit: AuditLog, clock: Clock, by: Acting,
     record(audit, clock, by, "staff_removed", {"name": name})
 
 
-__all__ = ["CLI_ACTOR", "Acting", "EventSink", "OpenSession", "StaffEvent", "add_staff",
-           "close_period", "record", "remove_staff", "reprint_receipt", "retry_dead_letters",
-           "session_event"]
+@dataclass(frozen=True)
+class Replayed:
+    """What a relayed notification did: ``outcome`` is ``"applied"`` (verified and applied:
+    ``before`` -> ``after``, the payment's states), ``"duplicate"`` (verified, its id was
+    applied before: no second effect) or ``"refused"`` (``why``: not verified, stale, for no
+    payment on this kiosk, or the provider could not be asked)."""
+
+    outcome: str
+    out_trade_no: str = ""
+    before: str = ""
+    after: str = ""
+    why: str = ""
+
+
+def replay_notification(desk: PaymentDesk, audit: AuditLog, clock: Clock, by: Acting,
+                        headers: Mapping[str, str], body: bytes) -> Replayed:
+    """Feed a provider notification that a store backend relayed (``headers`` and the
+    ``body`` bytes exactly as the provider sent them) into ``PaymentDesk.notify``, which
+    verifies it with the adapter's own rules (signature, timestamp window, decryption) and
+    applies each notification id once. Audits ``payment_notification_replayed``
+    ``{"lane", "outcome", "out_trade_no", "notification_id", "state", "why"}`` (never the
+    body or headers). Returns what happened; refusals are returned, not raised."""
+    from app.services.payment_port import InvalidNotification
+
+    def audited(result: Replayed, notification_id: str = "") -> Replayed:
+        record(audit, clock, by, "payment_notification_replayed", {
+            "outcome": result.outcome, "out_trade_no": result.out_trade_no,
+            "notification_id": notification_id, "state": result.after, "why": result.why},
+            event=False)
+        return result
+
+    try:
+        note = desk.provider.parse_notification(headers, body)
+    except InvalidNotification as exc:
+        return audited(Replayed("refused", why=f"not verified: {exc}"))
+    no, nid = note.out_trade_no, note.notification_id
+    before = desk.repo.get(no)
+    if before is None:
+        return audited(Replayed("refused", no, why=f"no payment {no!r} on this kiosk"), nid)
+    if desk.repo.notification_applied(nid):
+        return audited(Replayed("duplicate", no, before.state.value, before.state.value,
+                                "this notification id was applied before"), nid)
+    try:
+        after = desk.notify(headers, body)
+    except InvalidNotification as exc:
+        return audited(Replayed("refused", no, before.state.value, before.state.value,
+                                f"not verified: {exc}"), nid)
+    except PaymentError as exc:
+        return audited(Replayed("refused", no, before.state.value, before.state.value,
+                                error_text(exc)), nid)
+    state = (after or before).state.value
+    return audited(Replayed("applied", no, before.state.value, state), nid)
+
+
+__all__ = ["CLI_ACTOR", "Acting", "EventSink", "OpenSession", "Replayed", "StaffEvent",
+           "add_staff", "close_period", "record", "remove_staff", "replay_notification",
+           "reprint_receipt", "retry_dead_letters", "session_event"]

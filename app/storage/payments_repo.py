@@ -272,3 +272,8 @@ class PaymentsRepo:
 
     def count_sales(self, order_id: str) -> int:
         return self.sales.count(order_id)
+
+    def notification_applied(self, notification_id: str) -> bool:
+        """Whether a notification id was recorded (applied) already; writes nothing."""
+        return self.db.execute("SELECT 1 FROM notifications_seen WHERE notification_id = ?",
+                               [notification_id]).fetchone() is not None

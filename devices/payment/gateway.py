@@ -23,12 +23,20 @@ from typing import Any
 
 import requests
 
-from app.domain.payment import PaymentError, ProviderStatus, ProviderView
+from app.domain.payment import PaymentError, ProviderRefused, ProviderStatus, ProviderView
 from app.services.payment_port import InvalidNotification, Notification, OrderRequest
 
 SIMULATOR_URL = "http://127.0.0.1:8765"
 SIMULATOR_SECRET = "simulator-secret-not-for-production"  # noqa: S105 - a public test value
 TIMESTAMP_WINDOW_S = 300
+
+# The setting an integrator changes for each refusal code the contract names
+# (docs/payment-gateway.yaml, components/responses): a wrong secret, a clock off.
+SETTING_FOR_CODE = {
+    "SIGN_ERROR": "payment.options.secret",
+    "TIMESTAMP_EXPIRED": "the kiosk's clock (NTP; more than 300 s off the gateway's)",
+    "UNKNOWN_KIOSK": "kiosk.lane_id",
+}
 
 
 def sign(secret: str, method: str, path: str, timestamp: str, body: bytes) -> str:
@@ -88,14 +96,39 @@ class GatewayAdapter:
             raise PaymentError(f"gateway unreachable: {exc}", maybe_done=not refused) from None
         except requests.RequestException as exc:
             raise PaymentError(f"gateway did not answer: {exc}", maybe_done=True) from None
-        self._check_response(response, path)
         if response.status_code not in ok:
-            raise PaymentError(f"gateway said {response.status_code}: {response.text[:200]}",
-                               maybe_done=response.status_code >= 500)
+            raise self._refusal(response, path)
+        self._check_response(response, path)
         try:
             return dict(response.json())
         except (ValueError, TypeError):
             raise PaymentError("gateway reply is not a JSON object", maybe_done=True) from None
+
+    def _refusal(self, response: requests.Response, path: str) -> ProviderRefused:
+        """A status the call does not expect, as the gateway's refusal: its ``code`` and
+        ``error`` (the contract's Error body) and the setting the code points to.
+
+        Signed or not, a refusal is never read as an answer about the order: a gateway
+        that does not know this kiosk's secret cannot sign for it (the contract allows an
+        unsigned 4xx). 4xx: the gateway refused before acting (``maybe_done`` False);
+        5xx and anything else: it may have acted (True), and the kiosk queries.
+        """
+        status = response.status_code
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        data = data if isinstance(data, dict) else {}
+        code = str(data.get("code") or f"HTTP_{status}")
+        message = str(data.get("error") or response.text[:200] or response.reason or "")
+        setting = SETTING_FOR_CODE.get(code, "payment.options.secret" if status == 401 else "")
+        try:
+            self._check_response(response, path)
+            signed = ""
+        except PaymentError:
+            signed = " (unsigned for this kiosk's secret)"
+        return ProviderRefused(f"gateway refused with {status}{signed}: {message}",
+                               maybe_done=not 400 <= status < 500, code=code, setting=setting)
 
     def _check_response(self, response: requests.Response, path: str) -> None:
         timestamp = response.headers.get("X-Gateway-Timestamp", "")

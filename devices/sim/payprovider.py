@@ -30,10 +30,12 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import shutil
 import tempfile
 import threading
 import time
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -45,7 +47,72 @@ from devices.sim.payorders import OUTCOMES, Order, Provider, Script, expiry, mis
 
 # The orders and their rules live in devices/sim/payorders.py (shared with the WeChat Pay and
 # Alipay wire formats); their names stay importable from here, where `kiosk sim pay` finds them.
-__all__ = ["OUTCOMES", "Handler", "Order", "PayServer", "Provider", "Script"]
+__all__ = ["OUTCOMES", "Handler", "Order", "PayServer", "Provider", "Script",
+           "create_problem", "refund_problem"]
+
+# The gateway contract's request rules (docs/payment-gateway.yaml): what a 400 refuses.
+OUT_TRADE_NO = re.compile(r"[A-Za-z0-9_-]{6,32}")
+MAX_AMOUNT_MINOR = 10_000_000_000  # 100,000,000.00 yuan: Alipay's total_amount ceiling
+
+
+def _amount_problem(payload: dict[str, Any], name: str, required: bool = True) -> str | None:
+    value = payload.get(name)
+    if value is None:
+        return f"{name} is required" if required else None
+    # JSON 12 and 12.0 differ: an amount in minor units is an integer, never a float or bool.
+    if not isinstance(value, int) or isinstance(value, bool):
+        return f"{name} must be an integer number of minor units (fen), not {value!r}"
+    if not 1 <= value <= MAX_AMOUNT_MINOR:
+        return f"{name} must be between 1 and {MAX_AMOUNT_MINOR}, not {value}"
+    return None
+
+
+def _string_problem(payload: dict[str, Any], name: str, required: bool) -> str | None:
+    value = payload.get(name)
+    if value is None:
+        return f"{name} is required" if required else None
+    return None if isinstance(value, str) else f"{name} must be a string"
+
+
+def create_problem(payload: Any) -> str | None:
+    """Why a ``POST /v1/orders`` body breaks the contract's request schema, or None.
+
+    ``payload``: the parsed JSON. The rules are docs/payment-gateway.yaml's: an object with
+    ``out_trade_no`` (6-32 of ``[A-Za-z0-9_-]``, WeChat Pay's rule for out_trade_no),
+    ``amount_minor`` (an integer from 1 to 10,000,000,000 fen), ``currency`` (a string);
+    optional string ``description`` and ISO 8601 ``expires_at``. The gateway answers 400.
+    """
+    if not isinstance(payload, dict):
+        return "the body must be a JSON object"
+    no = payload.get("out_trade_no")
+    if not isinstance(no, str) or not OUT_TRADE_NO.fullmatch(no):
+        return "out_trade_no must be 6-32 of A-Z a-z 0-9 _ -"
+    problem = (_amount_problem(payload, "amount_minor")
+               or _string_problem(payload, "currency", True)
+               or _string_problem(payload, "description", False)
+               or _string_problem(payload, "expires_at", False))
+    if problem is None and payload.get("expires_at") is not None:
+        try:
+            datetime.fromisoformat(payload["expires_at"])
+        except ValueError:
+            problem = "expires_at must be an ISO 8601 date-time"
+    return problem
+
+
+def refund_problem(payload: Any) -> str | None:
+    """Why a ``POST /v1/orders/{no}/refunds`` body breaks the contract, or None: an object
+    with ``refund_no`` (1-64 characters) and ``amount_minor`` (integer, 1 or more); optional
+    integer ``total_minor`` and string ``reason`` (docs/payment-gateway.yaml; answered 400).
+    """
+    if not isinstance(payload, dict):
+        return "the body must be a JSON object"
+    refund_no = payload.get("refund_no")
+    if not isinstance(refund_no, str) or not 1 <= len(refund_no) <= 64:
+        return "refund_no must be a string of 1-64 characters"
+    return (_amount_problem(payload, "amount_minor")
+            or _amount_problem(payload, "total_minor", required=False)
+            or _string_problem(payload, "reason", False))
+
 
 class Handler(BaseHTTPRequestHandler):
     server: PayServer
@@ -148,38 +215,58 @@ class Handler(BaseHTTPRequestHandler):
         self._send(404, {"error": "not found"})
 
     # -- the gateway contract ----------------------------------------------------------------
+    def _refuse(self, status: int, code: str, message: str, path: str) -> None:
+        """A refusal in the contract's ``Error`` shape, signed like every gateway reply."""
+        return self._send(status, {"code": code, "error": message}, path)
+
     def _gateway(self, method: str, path: str, no: str | None, action: str | None,
                  body: bytes) -> None:
+        timestamp = self.headers.get("X-Kiosk-Timestamp", "")
         if not self._authorised(method, path, body):
-            return self._send(401, {"error": "bad or stale signature"}, path)
+            stale = not timestamp.isdigit() or abs(time.time() - int(timestamp)) >= 300
+            if stale:
+                return self._refuse(401, "TIMESTAMP_EXPIRED", "X-Kiosk-Timestamp is more "
+                                    "than 300 s from the gateway's clock", path)
+            return self._refuse(401, "SIGN_ERROR", "X-Kiosk-Signature does not match the "
+                                "kiosk's secret", path)
         p = self.provider
         try:
             payload = json.loads(body) if body else {}
         except ValueError:
-            return self._send(400, {"error": "body is not JSON"}, path)
+            return self._refuse(400, "PARAM_ERROR", "body is not JSON", path)
         if method == "POST" and no is None:
-            no = str(payload.get("out_trade_no", ""))
-            if not no or int(payload.get("amount_minor", 0)) <= 0:
-                return self._send(400, {"error": "out_trade_no and amount_minor required"}, path)
+            problem = create_problem(payload)
+            if problem is not None:
+                return self._refuse(400, "PARAM_ERROR", problem, path)
+            no = str(payload["out_trade_no"])
+            amount, currency = int(payload["amount_minor"]), str(payload["currency"])
+            known = p.orders.get(no)
+            if known is not None and (known.amount_minor, known.currency) != (amount,
+                                                                                currency):
+                return self._refuse(409, "ORDER_MISMATCH", f"order {no} exists for "
+                                    f"{known.amount_minor} {known.currency}", path)
             script = p.script_for(no)
             if script.outcome == "never_answer":
-                p.create(no, int(payload["amount_minor"]), str(payload.get("currency", "CNY")),
-                         str(payload.get("description", "")), time.time() + 120)
+                p.create(no, amount, currency, str(payload.get("description", "")),
+                         time.time() + 120)
                 time.sleep(script.seconds or 30)
                 return None
-            order = p.create(no, int(payload["amount_minor"]),
-                             str(payload.get("currency", "CNY")),
-                             str(payload.get("description", "")),
+            order = p.create(no, amount, currency, str(payload.get("description", "")),
                              expiry(payload.get("expires_at")))
             if self._misbehave_slow(order):
                 pass
             return self._send(201, p.view(order) | {
                 "qr_payload": f"https://pay.sim.local/qr/{no}"}, path,
                 bad=order.script.outcome == "bad_signature")
+        if action == "refunds":
+            problem = refund_problem(payload)
+            if problem is not None:
+                return self._refuse(400, "PARAM_ERROR", problem, path)
         order = p.orders.get(no or "")
         if order is None:
-            return self._send(200 if action is None else 404,
-                              {"out_trade_no": no, "status": "not_found"}, path)
+            if method == "GET":
+                return self._send(200, {"out_trade_no": no, "status": "not_found"}, path)
+            return self._refuse(404, "ORDER_NOT_EXIST", f"no order {no}", path)
         if misbehave(order):
             return None
         with p.lock:
@@ -193,12 +280,13 @@ class Handler(BaseHTTPRequestHandler):
                 return self._send(200, p.view(order), path)
             if action == "refunds":
                 try:
-                    r = p.refund(order, str(payload.get("refund_no", "")),
-                                 int(payload.get("amount_minor", 0)))
+                    r = p.refund(order, str(payload["refund_no"]), int(payload["amount_minor"]))
                 except ValueError as exc:
-                    return self._send(409, {"error": str(exc)}, path)
+                    code = "NOT_PAID" if order.status not in ("paid", "refunded") \
+                        else "REFUND_EXCEEDS_PAID"
+                    return self._refuse(409, code, str(exc), path)
                 return self._send(200, r, path)
-        return self._send(404, {"error": "unknown action"}, path)
+        return self._refuse(404, "NOT_FOUND", "unknown action", path)
 
     def _misbehave_slow(self, order: Order) -> bool:
         if order.script.outcome == "slow":
