@@ -13,7 +13,9 @@ Scripts: ``POST /sim/script {"order": "*" | out_trade_no, "outcome": ..., "secon
 "amount": N}``, or ``kiosk sim pay --outcome approve:2``. The page at ``/``
 lists open orders with Pay and Decline buttons (what the shopper's phone
 would do). ``GET /sim/orders/<no>/notification`` returns the signed
-notification the provider would send, for tests of the notification path.
+notification the provider would send, for tests of the notification path
+(``?format=wechat|alipay``; Alipay's ``&moment=paid`` is the TRADE_SUCCESS of
+the moment it was paid, which Alipay retries even after a cancel refunded it).
 ``GET /sim/state`` returns every order (its status, how many create calls and
 status queries named it) and how many times each was charged.
 
@@ -99,11 +101,16 @@ class Handler(BaseHTTPRequestHandler):
             order = self.provider.orders.get(parts[2])
             if order is None:
                 return self._send(404, {"error": "no such order"})
-            kind = parse_qs(url.query).get("format", ["gateway"])[0]
+            query = parse_qs(url.query)
+            kind = query.get("format", ["gateway"])[0]
             if kind == "wechat":
                 headers, body = payprotocols.wechat_notification(self.server.keys, order)
             elif kind == "alipay":
-                headers, body = payprotocols.alipay_notification(self.server.keys, order)
+                try:  # moment=paid: the TRADE_SUCCESS Alipay retries after a cancel refunded
+                    headers, body = payprotocols.alipay_notification(
+                        self.server.keys, order, query.get("moment", ["now"])[0])
+                except ValueError as exc:
+                    return self._send(409, {"error": str(exc)})
             else:
                 headers, body = self.provider.notification(order)
             return self._send(200, {"headers": headers, "body": body.decode()})
