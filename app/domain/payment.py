@@ -18,6 +18,11 @@ The rules the machine enforces:
   open (``unknown``), so a shopper who pays at the last second is found.
 - Money that arrives for the wrong amount, or after the shopper left, is
   still recorded as paid (it was taken) and flagged for staff.
+- A payment the provider refunded or reversed (``provider_refunded``: Alipay's
+  cancel of a trade paid a moment before) is closed for good: no later "paid"
+  view makes it a sale; at most staff get a note. A "paid" view of a payment
+  the kiosk gave up on (closing or ended) counts only once a fresh query agrees
+  (``paid_view_needs_query``, ``checked_claim``).
 
 Pure functions over frozen values: the service persists every step.
 """
@@ -105,6 +110,9 @@ class Payment:
     close_reason: str = ""  # "timeout" or "cancel"
     staff_flag: str = ""  # why staff must look: paid late, amount mismatch, refunded
     last_error: str = ""
+    # The provider refunded or reversed it (Alipay's cancel of a trade paid a moment
+    # before): closed for good, whatever any later view says.
+    provider_refunded: bool = False
 
     @property
     def open(self) -> bool:
@@ -144,6 +152,42 @@ def ask_to_close(p: Payment, reason: str) -> Payment:
     return replace(p, closing=True, close_reason=p.close_reason or reason)
 
 
+REFUNDED_FLAG = "paid, then refunded by the provider"
+LATE_PAID_FLAG = ("paid, then refunded by the provider; a later 'paid' from the provider "
+                  "was not taken: no sale, the shopper has the money back")
+
+
+def paid_view_needs_query(p: Payment, view: ProviderView, *, fresh: bool) -> bool:
+    """Whether a "paid" ``view`` must be confirmed by a new query before it completes a sale.
+
+    ``fresh``: ``view`` is the answer to a query this desk has just made, about ``p`` as
+    read just before it. Any other view (a relayed notification, a close's reply, a
+    query answered before the payment last changed) needs the check once the kiosk
+    has given up on the payment (closing, or ended): the kiosk's cancel may have had
+    the provider refund the trade (Alipay ``alipay.trade.cancel`` answers ``action:
+    refund`` for a paid trade; Alipay open API, alipay.trade.cancel) while Alipay keeps
+    retrying the earlier TRADE_SUCCESS notification for about 25 hours (Alipay open
+    API, 异步通知). A payment already refunded needs none: it is never a sale.
+    """
+    if view.status is not ProviderStatus.PAID or p.state is PaymentState.PAID or fresh:
+        return False
+    if p.provider_refunded:
+        return False
+    return p.closing or p.state in FINAL
+
+
+def checked_claim(claim: ProviderView, answer: ProviderView) -> ProviderView:
+    """What a "paid" ``claim`` comes to once a fresh query gave ``answer``: the answer,
+    except that a trade the provider now calls closed, after a genuine "paid", has been
+    refunded or reversed. Alipay reports a trade fully refunded (a cancel after payment
+    included) as TRADE_CLOSED (Alipay open API, alipay.trade.query, trade_status)."""
+    if claim.status is ProviderStatus.PAID and answer.status in (ProviderStatus.CLOSED,
+                                                                 ProviderStatus.REFUNDED):
+        return ProviderView(ProviderStatus.REFUNDED, None,
+                            answer.provider_ref or claim.provider_ref)
+    return answer
+
+
 _ENDS = {"cancel": PaymentState.CANCELLED, "declined": PaymentState.FAILED}
 
 
@@ -164,6 +208,10 @@ def observed(p: Payment, view: ProviderView, now: datetime, *,
     """
     if p.state is PaymentState.PAID:
         return p  # paid is final: a replay or a late "closed" changes nothing
+    if view.status is ProviderStatus.PAID and p.provider_refunded:
+        # Closed for good: a late "paid" (a notification retried for a day, a query
+        # answered before the refund) is never a sale; staff are told, once.
+        return replace(p, staff_flag=LATE_PAID_FLAG)
     if view.status is ProviderStatus.PAID:
         flags = []
         if view.paid_minor is not None and view.paid_minor != p.amount_minor:
@@ -173,11 +221,14 @@ def observed(p: Payment, view: ProviderView, now: datetime, *,
         return replace(p, state=PaymentState.PAID, paid_minor=view.paid_minor,
                        provider_ref=view.provider_ref or p.provider_ref, paid_at=now,
                        staff_flag="; ".join(flags), last_error="")
+    if view.status is ProviderStatus.REFUNDED:
+        if p.provider_refunded:
+            return p
+        return replace(p, state=p.state if p.state in FINAL else _ended(p),
+                       provider_ref=view.provider_ref or p.provider_ref,
+                       provider_refunded=True, staff_flag=REFUNDED_FLAG)
     if p.state in FINAL:
         return p
-    if view.status is ProviderStatus.REFUNDED:
-        return replace(p, state=_ended(p), provider_ref=view.provider_ref or p.provider_ref,
-                       staff_flag="paid, then refunded by the provider")
     if view.status is ProviderStatus.DECLINED:
         # The payment failed, but the order may still be payable: close it before the
         # cart gets another (WeChat Pay's rule), and only then call it failed.

@@ -14,7 +14,11 @@ one lane's payments and writes every step before acting on it:
   if paid complete the sale (paid late is still paid); otherwise close the
   provider order and query again to confirm it is closed;
 - a payment that turns out paid completes the sale: the payment, the sale and
-  its receipt job are written in one transaction.
+  its receipt job are written in one transaction;
+- a payment the provider refunded or reversed is closed for good: a later
+  "paid" (a notification Alipay retries for a day, a stale query, a close that
+  "found it paid") never completes a sale. A "paid" view of any payment the
+  kiosk gave up on is checked by a fresh query first; the query decides.
 """
 
 from __future__ import annotations
@@ -34,10 +38,12 @@ from app.domain.payment import (
     ProviderView,
     ask_to_close,
     call_failed,
+    checked_claim,
     created,
     error_text,
     new_payment,
     observed,
+    paid_view_needs_query,
 )
 from app.domain.sale import PaidSale
 from app.services.exit_pass import PassSigner
@@ -129,7 +135,7 @@ class PaymentDesk:
             p2 = replace(p, last_error=error_text(exc))
             self.repo.save(p2, self.clock.now(), f"query failed: {error_text(exc)}")
             return p2
-        return self._apply(p, view, "query")
+        return self._apply(p, view, "query", fresh=True)
 
     def notify(self, headers: Mapping[str, str], body: bytes) -> Payment | None:
         """A provider notification relayed to the kiosk. Raises ``InvalidNotification``.
@@ -137,17 +143,28 @@ class PaymentDesk:
         The notification id is recorded in the same transaction as the change it
         makes: a notification that failed half way is applied when the provider
         sends it again, and one that was applied is never applied twice.
+
+        A "paid" notification for a payment the kiosk gave up on (closing, or ended)
+        is checked by a query first, and the query's answer is what is applied: the
+        kiosk's cancel may have refunded the trade (Alipay) while the provider still
+        retries the notification of the earlier moment. Raises ``PaymentError`` if
+        that query fails: nothing is recorded, so the provider's retry is applied.
         """
         note = self.provider.parse_notification(headers, body)
         p = self.repo.get(note.out_trade_no)
         if p is None:
             raise InvalidNotification(f"no payment {note.out_trade_no!r} on this kiosk")
+        view, fresh, source = note.view, False, "notification"
+        if paid_view_needs_query(p, view, fresh=False):
+            view = checked_claim(view, self.provider.query(p.out_trade_no))
+            fresh, source = True, "notification, checked by a query"
         done: list[Completed] = []
         with self.repo.transaction():
             if self.repo.seen_notification(note.notification_id, note.out_trade_no,
                                            self.clock.now()):
                 return self.repo.get(note.out_trade_no)  # a replay: no second effect
-            after = self._apply(p, note.view, "notification", settle=False, completed=done)
+            p = self.repo.get(note.out_trade_no) or p
+            after = self._apply(p, view, source, settle=False, completed=done, fresh=fresh)
         self._announce(done)
         if after.open and after.closing:
             after = self._close(after, after.close_reason)
@@ -155,7 +172,28 @@ class PaymentDesk:
 
     def _apply(self, p: Payment, view: ProviderView, source: str, *,
                closed_confirmed: bool = False, settle: bool = True,
-               completed: list[Completed] | None = None) -> Payment:
+               completed: list[Completed] | None = None, fresh: bool = False) -> Payment:
+        """Apply a provider ``view`` to ``p``, writing the change (and completing the sale).
+
+        ``fresh``: ``view`` answers a query just made about ``p`` as just read. A "paid"
+        view is applied to the payment as it is on disk now (another desk may have ended
+        it since ``p`` was read); if the kiosk had given up on it and the view is not
+        fresh, a query checks it first (``paid_view_needs_query``). A refunded payment
+        never completes a sale: ``observed`` keeps it as it is, with a note for staff.
+        """
+        if view.status is ProviderStatus.PAID:
+            p = self.repo.get(p.out_trade_no) or p
+            if paid_view_needs_query(p, view, fresh=fresh):
+                try:
+                    answer = self.provider.query(p.out_trade_no)
+                except PaymentError as exc:
+                    self.repo.log(p, self.clock.now(), f"{source}: paid, not confirmed by a "
+                                                       f"query ({exc}): nothing completed")
+                    return p
+                return self._apply(p, checked_claim(view, answer),
+                                   f"{source}, checked by a query",
+                                   closed_confirmed=closed_confirmed, settle=settle,
+                                   completed=completed, fresh=True)
         after = observed(p, view, self.clock.now(), closed_confirmed=closed_confirmed)
         if after.state is PaymentState.PAID and p.state is not PaymentState.PAID:
             done = self._complete(after)
@@ -208,13 +246,16 @@ class PaymentDesk:
         return [self._close(p, p.close_reason or "timeout") for p in self.repo.all_open()]
 
     def _close(self, p: Payment, reason: str) -> Payment:
+        # As it is on disk: the caller's copy may predate a cancel that ended (or refunded)
+        # it, and a stale open copy written back would reopen a payment closed for good.
+        p = self.repo.get(p.out_trade_no) or p
         if not p.open:
             return p
         p = ask_to_close(p, reason)
         self.repo.save(p, self.clock.now(), f"closing: {reason}")
         try:
             first = self.provider.query(p.out_trade_no)  # query first: paid late is paid
-            p = self._apply(p, first, "query before close", settle=False)
+            p = self._apply(p, first, "query before close", settle=False, fresh=True)
             if not p.open:
                 return p
             said = self.provider.close(p.out_trade_no)
@@ -224,7 +265,7 @@ class PaymentDesk:
                     return p
             confirm = self.provider.query(p.out_trade_no)
             return self._apply(p, confirm, "query after close", closed_confirmed=True,
-                               settle=False)
+                               settle=False, fresh=True)
         except PaymentError as exc:
             # Still open: the next expire_due() or recover() tries again.
             p = call_failed(p, error_text(exc), True) if p.open else p

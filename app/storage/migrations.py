@@ -202,3 +202,10 @@ def m008_z_report_marks(db: sqlite_utils.Database) -> None:
     # the report read its clock still belongs to exactly one period.
     db.execute("ALTER TABLE z_reports ADD COLUMN last_sale_rowid INTEGER NOT NULL DEFAULT 0")
     db.execute("ALTER TABLE z_reports ADD COLUMN last_step_id INTEGER NOT NULL DEFAULT 0")
+
+
+@MIGRATIONS()
+def m009_payment_provider_refunded(db: sqlite_utils.Database) -> None:
+    # A payment the provider refunded or reversed (Alipay's cancel of a trade paid a moment
+    # before) is closed for good: no later "paid" view may make it a sale.
+    db.execute("ALTER TABLE payments ADD COLUMN provider_refunded INTEGER NOT NULL DEFAULT 0")

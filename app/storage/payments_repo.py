@@ -30,7 +30,7 @@ from app.storage.sales_repo import Sales
 
 _FIELDS = ("out_trade_no", "cart_id", "amount_minor", "currency", "method", "state",
            "created_at", "expires_at", "qr_payload", "provider_ref", "paid_minor", "paid_at",
-           "closing", "close_reason", "staff_flag", "last_error")
+           "closing", "close_reason", "staff_flag", "last_error", "provider_refunded")
 
 
 class OpenPaymentExists(Exception):
@@ -46,6 +46,7 @@ def _row(p: Payment, now: datetime) -> dict[str, Any]:
         "provider_ref": p.provider_ref, "paid_minor": p.paid_minor,
         "paid_at": p.paid_at.isoformat() if p.paid_at else None, "closing": int(p.closing),
         "close_reason": p.close_reason, "staff_flag": p.staff_flag, "last_error": p.last_error,
+        "provider_refunded": int(p.provider_refunded),
     }
 
 
@@ -60,6 +61,7 @@ def _payment(row: sqlite3.Row | tuple[Any, ...]) -> Payment:
         paid_at=datetime.fromisoformat(d["paid_at"]) if d["paid_at"] else None,
         closing=bool(d["closing"]), close_reason=d["close_reason"],
         staff_flag=d["staff_flag"], last_error=d["last_error"],
+        provider_refunded=bool(d["provider_refunded"]),
     )
 
 
@@ -113,13 +115,15 @@ class PaymentsRepo:
 
     def save(self, p: Payment, now: datetime, note: str = "") -> bool:
         """Write ``p``; False (nothing written) if the row is already paid and ``p`` is
-        not: a stale view of the payment must never undo a payment."""
+        not, or the row is marked refunded by the provider and ``p`` is not: a stale view
+        of the payment must never undo a payment, nor reopen one closed for good."""
         row = _row(p, now)
         with write_transaction(self.db):
             cursor = self.db.execute(
                 f"UPDATE payments SET {', '.join(f'{k} = ?' for k in row)} "
-                "WHERE out_trade_no = ? AND (state != 'paid' OR ? = 'paid')",
-                [*row.values(), p.out_trade_no, p.state.value])
+                "WHERE out_trade_no = ? AND (state != 'paid' OR ? = 'paid') "
+                "AND (provider_refunded = 0 OR ? = 1)",
+                [*row.values(), p.out_trade_no, p.state.value, int(p.provider_refunded)])
             if cursor.rowcount == 0:
                 return False
             self._step(p, now, note)
@@ -252,12 +256,14 @@ class PaymentsRepo:
         """The paid payment, the sale and its receipt job: all written, or none.
 
         None if the payment was already paid (another desk or a notification got
-        there first): the sale is completed exactly once.
+        there first): the sale is completed exactly once. None too if the provider
+        refunded or reversed the payment (``provider_refunded`` on disk): it is closed
+        for good, and never a sale, whatever ``p`` says.
         """
         with write_transaction(self.db):
             cursor = self.db.execute(
-                "UPDATE payments SET state = 'paid' WHERE out_trade_no = ? AND state != 'paid'",
-                [p.out_trade_no])
+                "UPDATE payments SET state = 'paid' WHERE out_trade_no = ? AND state != 'paid' "
+                "AND provider_refunded = 0", [p.out_trade_no])
             if cursor.rowcount == 0:
                 return None
             self.save(p, now, "paid")

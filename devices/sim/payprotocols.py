@@ -683,17 +683,32 @@ def alipay(h: WireHandler, query: str, body: bytes) -> None:
                                          "fund_change": "Y", "refund_fee": yuan(cents)}, order)
 
 
-def alipay_notification(keys: SimKeys, order: Order) -> tuple[dict[str, str], bytes]:
-    """The asynchronous notification Alipay would post for ``order``: a signed form.
+def alipay_notification(keys: SimKeys, order: Order,
+                        moment: str = "now") -> tuple[dict[str, str], bytes]:
+    """The signed ``trade_status_sync`` notification Alipay sends about ``order``.
+
+    ``moment``: "now" describes the order as it is; "paid" is the TRADE_SUCCESS
+    notification of the moment the shopper paid, which Alipay keeps retrying (for
+    about 25 hours, until the merchant answers ``success``) even after a cancel has
+    refunded the trade (Alipay open API: 异步通知, alipay.trade.cancel). Raises
+    ValueError for "paid" if the order was never paid, and for any other moment.
 
     Times are Beijing time (``notify_time``, ``gmt_create``, ``gmt_payment``), as Alipay
     sends them; parameters without a value are left out (python-alipay-sdk's ``verify``
     signs every parameter it is given, Alipay's own SDKs skip empty ones: both agree on a
     notification that has none)."""
+    if moment == "paid":
+        if not order.provider_ref:
+            raise ValueError(f"order {order.out_trade_no} was never paid")
+        status = "TRADE_SUCCESS"
+    elif moment == "now":
+        status = ALIPAY_STATES[order.status]
+    else:
+        raise ValueError(f"moment must be 'now' or 'paid', not {moment!r}")
     params = {"notify_id": uuid.uuid4().hex, "notify_time": beijing(),
               "notify_type": "trade_status_sync", "app_id": ALIPAY_APP_ID, "charset": "utf-8",
               "version": "1.0", "out_trade_no": order.out_trade_no,
-              "trade_status": ALIPAY_STATES[order.status],
+              "trade_status": status,
               "total_amount": yuan(order.amount_minor), "trade_no": order.provider_ref,
               "buyer_pay_amount": yuan(order.paid_minor or 0),
               "gmt_create": beijing(order.created),

@@ -14,7 +14,9 @@ Scripts: ``POST /sim/script {"order": "*" | out_trade_no, "outcome": ..., "secon
 lists open orders with Pay and Decline buttons (what the shopper's phone
 would do). ``GET /sim/orders/<no>/notification`` returns the signed
 notification the provider would send, for tests of the notification path
-(``?format=wechat&signer=certificate|public_key|unknown`` picks WeChat's signing key).
+(``?format=wechat|alipay``; ``&signer=certificate|public_key|unknown`` picks WeChat's
+signing key; Alipay's ``&moment=paid`` is the TRADE_SUCCESS of the moment it was paid,
+which Alipay retries even after a cancel refunded it).
 ``/sim/wechat/signer``, ``/sim/wechat/fail`` and ``/sim/wechat/requests`` switch
 which WeChat platform key signs replies, serve WeChat's unsigned 429/5xx errors,
 and show the WeChat requests as received (devices/sim/payprotocols.py).
@@ -172,7 +174,8 @@ class Handler(BaseHTTPRequestHandler):
             order = self.provider.orders.get(parts[2])
             if order is None:
                 return self._send(404, {"error": "no such order"})
-            kind = parse_qs(url.query).get("format", ["gateway"])[0]
+            query = parse_qs(url.query)
+            kind = query.get("format", ["gateway"])[0]
             if kind == "wechat":
                 signer = parse_qs(url.query).get("signer", [""])[0]
                 if signer and signer not in payprotocols.SIGNERS:
@@ -180,7 +183,11 @@ class Handler(BaseHTTPRequestHandler):
                 headers, body = payprotocols.wechat_notification(self.server.keys, order,
                                                                  signer)
             elif kind == "alipay":
-                headers, body = payprotocols.alipay_notification(self.server.keys, order)
+                try:  # moment=paid: the TRADE_SUCCESS Alipay retries after a cancel refunded
+                    headers, body = payprotocols.alipay_notification(
+                        self.server.keys, order, query.get("moment", ["now"])[0])
+                except ValueError as exc:
+                    return self._send(409, {"error": str(exc)})
             else:
                 headers, body = self.provider.notification(order)
             return self._send(200, {"headers": headers, "body": body.decode()})
