@@ -64,7 +64,11 @@ WINDOW_S = 300
 SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
 PUBLIC_KEY_PREFIX = "PUB_KEY_ID_"  # the id of a "WeChat Pay public key"; else a certificate
 TRADE_STATES = {
-    "SUCCESS": ProviderStatus.PAID, "REFUND": ProviderStatus.PAID,  # paid, then refunds began
+    "SUCCESS": ProviderStatus.PAID,
+    # REFUND (转入退款): paid, then refunded. Money that went back is not a sale: the desk
+    # closes such a payment for good and tells staff (a payment the provider refunded
+    # never becomes a sale).
+    "REFUND": ProviderStatus.REFUNDED,
     "NOTPAY": ProviderStatus.WAITING, "USERPAYING": ProviderStatus.PAYING,
     "CLOSED": ProviderStatus.CLOSED, "REVOKED": ProviderStatus.CLOSED,
     "PAYERROR": ProviderStatus.DECLINED,

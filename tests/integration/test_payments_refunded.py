@@ -114,3 +114,22 @@ def test_the_same_when_the_cancel_reply_was_lost(sim, sdk, adapter, kiosk):
     assert after.state is PaymentState.CANCELLED and after.provider_refunded
     assert "refunded" in after.staff_flag
     assert refunded_sales(desk, sim) == 0 and desk.repo.count_sales(p.out_trade_no) == 0
+
+
+def test_a_wechat_order_refunded_before_the_kiosk_heard_of_it_is_no_sale(sim, kiosk):
+    # WeChat Pay's trade_state REFUND (转入退款): the shopper paid, then the order was
+    # refunded (by the store's back office, say) before the kiosk learned it was paid.
+    # Money that went back is not a sale: no sale, no receipt, and staff are told.
+    from devices.payment.wechatpay import WeChatPayAdapter
+
+    adapter = WeChatPayAdapter.from_options(sim.keys.wechat_options, "lane-01")
+    desk = bootstrap.build_payment_desk(kiosk, adapter)
+    p = desk.start("cart-1", paid_sale(), "Scan & Go")
+    assert requests.post(f"{sim.url}/sim/orders/{p.out_trade_no}/pay", timeout=5).ok
+    order = sim.provider.orders[p.out_trade_no]
+    sim.provider.refund(order, "back-office-1", order.amount_minor)
+    assert adapter.query(p.out_trade_no).status.value == "refunded"
+    after = desk.poll(p.out_trade_no)
+    assert after.state is not PaymentState.PAID and after.provider_refunded
+    assert desk.repo.count_sales(p.out_trade_no) == 0
+    assert kiosk.db.execute("SELECT count(*) FROM print_jobs").fetchone()[0] == 0
