@@ -153,6 +153,9 @@ def ask_to_close(p: Payment, reason: str) -> Payment:
 
 
 REFUNDED_FLAG = "paid, then refunded by the provider"
+SOLD_THEN_REFUNDED_FLAG = ("sale recorded, then refunded by the provider (the kiosk's cancel "
+                           "reached a trade paid a moment before, after another writer "
+                           "recorded the sale): void the sale, the shopper has the money back")
 LATE_PAID_FLAG = ("paid, then refunded by the provider; a later 'paid' from the provider "
                   "was not taken: no sale, the shopper has the money back")
 

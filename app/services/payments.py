@@ -31,6 +31,7 @@ from typing import Any
 
 from app.domain.clock import Clock
 from app.domain.payment import (
+    SOLD_THEN_REFUNDED_FLAG,
     Payment,
     PaymentError,
     PaymentState,
@@ -259,6 +260,10 @@ class PaymentDesk:
             if not p.open:
                 return p
             said = self.provider.close(p.out_trade_no)
+            if said is not None and said.status is ProviderStatus.REFUNDED:
+                sold = self._refunded_after_its_sale(p.out_trade_no)
+                if sold is not None:
+                    return sold
             if said is not None:
                 p = self._apply(p, said, "close", settle=False)
                 if not p.open:
@@ -272,12 +277,29 @@ class PaymentDesk:
             self.repo.save(p, self.clock.now(), f"close failed: {error_text(exc)}")
             return p
 
+    def _refunded_after_its_sale(self, out_trade_no: str) -> Payment | None:
+        """The kiosk's close (Alipay's cancel) refunded a trade that another writer (the
+        lane's poller, a relayed notification, a second process) recorded as a sale while
+        the close was on its way: paid stays final, but the payment is marked refunded by
+        the provider and staff are told to void the sale. None if the row is not paid."""
+        on_disk = self.repo.get(out_trade_no)
+        if on_disk is None or on_disk.state is not PaymentState.PAID or \
+                on_disk.provider_refunded:
+            return on_disk if on_disk is not None and on_disk.provider_refunded else None
+        flag = "; ".join(f for f in (on_disk.staff_flag, SOLD_THEN_REFUNDED_FLAG) if f)
+        flagged = replace(on_disk, provider_refunded=True, staff_flag=flag)
+        self.repo.save(flagged, self.clock.now(), "close: refunded by the provider after "
+                                                  "the sale was recorded")
+        return flagged
+
     def refund(self, out_trade_no: str, amount_minor: int | None = None,
                reason: str = "", actor: str = "kiosk") -> str:
         """Refund a paid sale (staff, manager). Returns the provider's refund id."""
         p = self._get(out_trade_no)
         if p.state is not PaymentState.PAID:
             raise ValueError(f"payment {out_trade_no} is {p.state.value}, not paid")
+        if p.provider_refunded:
+            raise ValueError(f"payment {out_trade_no} was refunded by the provider already")
         amount = amount_minor if amount_minor is not None else (p.paid_minor or p.amount_minor)
         # One refund number per refund, reused if this one is retried after a failure:
         # the number counts only the refunds that succeeded.

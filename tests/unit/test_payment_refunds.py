@@ -310,3 +310,39 @@ def test_the_repository_keeps_the_mark_and_refuses_a_sale(desk, provider):
     sale = paid_sale()
     assert desk.repo.complete_sale(forced, sale, "pass", desk.clock.now()) is None
     no_sale(desk, shown.out_trade_no)
+
+
+# -- two writers: a sale recorded by one desk while the other's cancel refunds it -----------------
+@pytest.mark.parametrize("second", ["poll", "notification"])
+def test_a_sale_recorded_while_another_desks_cancel_refunds_it_is_not_left_silent(
+        kiosk, provider, second):
+    # Two writers on one database (the lane and `kiosk pay cancel`, or a relayed
+    # notification): the canceller queried (waiting), then the shopper paid, then the other
+    # desk saw "paid" (a fresh query) and recorded the sale, then the cancel reached Alipay,
+    # which refunded the trade. The money went back after the sale was written: staff must
+    # be told (the sale voided), not a paid sale with a receipt and no word of the refund.
+    canceller = bootstrap.build_payment_desk(kiosk, provider)
+    other = bootstrap.build_payment_desk(kiosk, provider)
+    p = canceller.start("cart-1", paid_sale(), "test")
+    no = p.out_trade_no
+    real_close = provider.close
+
+    def close_after_the_other_desk_saw_it_paid(order: str) -> ProviderView | None:
+        provider.pay(order)  # between the canceller's query and its cancel
+        if second == "poll":
+            other.poll(order)
+        else:
+            other.notify(*provider.paid_notification(order))
+        assert other.repo.get(order).state is PaymentState.PAID  # the sale is recorded
+        return real_close(order)  # Alipay's cancel of a paid trade: refunded
+
+    provider.close = close_after_the_other_desk_saw_it_paid
+    canceller.cancel(no)
+    assert provider.orders[no]["status"] == "refunded"
+    after = canceller.repo.get(no)
+    assert after.state is PaymentState.PAID  # the sale was recorded: paid stays final
+    assert after.provider_refunded and "void the sale" in after.staff_flag
+    assert any(ref == no and "void the sale" in message
+               for ref, message in canceller.repo.alerts()), canceller.repo.alerts()
+    with pytest.raises(ValueError, match="refunded by the provider"):
+        canceller.refund(no)  # the money is back already: no second refund
