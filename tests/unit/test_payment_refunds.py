@@ -38,7 +38,8 @@ class AlipayLike:
     """An in-memory provider with Alipay's cancel: a paid trade is refunded, not closed.
 
     ``refunded_reads_as``: what a query says of a refunded trade. Alipay says
-    TRADE_CLOSED (closed); WeChat Pay says REFUND, which its adapter reads as paid.
+    TRADE_CLOSED (closed); ``PAID`` stands for a provider (or a stale answer) that still
+    says paid after the refund. (WeChat Pay's REFUND state is read as refunded.)
     """
 
     name = "alipaylike"
@@ -222,7 +223,7 @@ def test_a_paid_notification_whose_check_query_fails_is_not_taken(desk, provider
 
 def test_a_late_poll_does_not_revive_a_refunded_payment(desk, provider):
     shown, _ = cancelled_with_refund(desk, provider)
-    provider.refunded_reads_as = ProviderStatus.PAID  # as WeChat's REFUND state reads
+    provider.refunded_reads_as = ProviderStatus.PAID  # an answer still saying paid
     assert desk.poll(shown.out_trade_no).state is PaymentState.CANCELLED
     no_sale(desk, shown.out_trade_no)
 
