@@ -145,6 +145,19 @@ def call_failed(p: Payment, error: str, maybe_done: bool) -> Payment:
     return replace(p, state=state, last_error=error)
 
 
+def create_refused(p: Payment, exc: PaymentError, error: str) -> Payment:
+    """The provider answered the create with a refusal that did not take effect
+    (``ProviderRefused``, ``maybe_done`` False: a wrong key or merchant id, an amount out
+    of the platform's range, a contract rule). If no earlier create may have worked (the
+    payment is still CREATED), no provider order exists and asking again with the same
+    order would be refused the same way: the payment fails now, so the shopper is told at
+    once instead of waiting for the QR to expire. Otherwise as ``call_failed``."""
+    if isinstance(exc, ProviderRefused) and not exc.maybe_done and \
+            p.state is PaymentState.CREATED:
+        return replace(p, state=PaymentState.FAILED, last_error=error)
+    return call_failed(p, error, exc.maybe_done)
+
+
 def ask_to_close(p: Payment, reason: str) -> Payment:
     """Timeout or shopper cancel: from now on the kiosk is closing the order."""
     if p.state in FINAL:

@@ -58,6 +58,12 @@ class Paying(LaneCore):
         priced = price_cart(self.checkout.lines(), self._promotions,
                             member=self.session.member_id is not None, tax=self.p.tax,
                             currency=self.p.currency)
+        if priced.total.minor <= 0:
+            # Nothing a wallet can charge (a 0.00 label, a price override to zero): staff
+            # settle it; the cart stays as it is, not frozen behind a payment that cannot be.
+            self._cart_view(screen=Screen.SHOPPING, payment=None,
+                            notice=Notice.of("nothing_to_pay", "warn"))
+            return
         draft = self._sale_draft(priced, exit_audit=bool(self._audit_reasons(priced)))
         what = f"{self.p.store_name_en} {priced.item_count} items"
         payment = self.checkout.start_payment(self.p.desk, draft, what)

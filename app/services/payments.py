@@ -40,6 +40,7 @@ from app.domain.payment import (
     ask_to_close,
     call_failed,
     checked_claim,
+    create_refused,
     created,
     error_text,
     new_payment,
@@ -118,8 +119,9 @@ class PaymentDesk:
             p = created(p, self.provider.create(order))
             note = "provider order created"
         except PaymentError as exc:
-            p = call_failed(p, error_text(exc), exc.maybe_done)
-            note = f"create failed: {error_text(exc)}"
+            p = create_refused(p, exc, error_text(exc))
+            note = (f"create refused: {error_text(exc)}" if p.state is PaymentState.FAILED
+                    else f"create failed: {error_text(exc)}")
         self.repo.save(p, self.clock.now(), note)
         return p
 

@@ -481,3 +481,44 @@ def test_a_recovered_camera_takes_its_warning_away(make_lane, clock):
     lane.camera_health("lost")
     lane.camera_health("ok")
     assert lane.view.notice is None and lane.view.camera_ok
+
+
+def test_a_create_the_provider_refuses_tells_the_shopper_at_once(demo_kiosk, clock):
+    # A wrong key or an amount out of the platform's range: the provider refused the create
+    # and did nothing. The shopper is told the payment failed and may change the cart, not
+    # left on "connecting" until the QR would have expired (issue 15 review).
+    from app.domain.payment import ProviderRefused
+
+    class Refusing:
+        name = "refusing"
+
+        def create(self, order):  # noqa: ANN001, ANN201
+            raise ProviderRefused("total over the limit", maybe_done=False,
+                                  code="ACQ.TOTAL_FEE_EXCEED")
+
+        def query(self, out_trade_no):  # noqa: ANN001, ANN201
+            raise AssertionError("no order exists to query")
+
+        def close(self, out_trade_no):  # noqa: ANN001, ANN201
+            raise AssertionError("no order exists to close")
+
+    demo_kiosk.settings.payment.wallets = []
+    lane = bootstrap.build_lane(demo_kiosk, provider=Refusing(), receipt_notice=lambda: None)
+    lane.boot()
+    lane.scan(MILK)
+    lane.pay()
+    assert lane.view.screen is Screen.SHOPPING and lane.view.payment is None
+    assert lane.view.notice.key == "payment_failed" and not lane.view.frozen
+    lane.plus(lane.view.priced.lines[0].line.line_id)  # the cart can change again
+    assert lane.view.priced.lines[0].line.quantity == 2
+
+
+def test_a_cart_that_totals_nothing_is_not_sent_to_a_wallet(make_lane, sim, demo_kiosk):
+    lane = make_lane(wallets=())
+    lane.scan(MILK)
+    line = lane.view.priced.lines[0].line.line_id
+    lane.override_price(line, Money(0, "CNY"), "clerk-7")
+    lane.pay()
+    assert lane.view.screen is Screen.SHOPPING and lane.view.notice.key == "nothing_to_pay"
+    assert not lane.view.frozen and lane.view.payment is None
+    assert demo_kiosk.db.execute("SELECT count(*) FROM payments").fetchone()[0] == 0

@@ -67,10 +67,17 @@ def test_error_text_keeps_the_code_and_the_setting():
 def test_a_refusal_is_kept_as_the_last_error_and_shown_by_pay_show(kiosk, data_dir):
     desk = bootstrap.build_payment_desk(kiosk, RefusingProvider())
     p = desk.start("cart-r1", paid_sale(), "test")
-    assert p.state is PaymentState.CREATED and p.last_error == REFUSAL  # did nothing: retried
+    # The create was refused and did nothing: no order exists, asking again would be refused
+    # the same way, so the payment fails at once (the shopper is told, the cart unfreezes).
+    assert p.state is PaymentState.FAILED and p.last_error == REFUSAL
     assert desk.repo.get(p.out_trade_no).last_error == REFUSAL
     assert any(REFUSAL in note for _, note in desk.describe(p.out_trade_no)["steps"])
-    closed = desk.cancel(p.out_trade_no)  # the close is refused too: stays open, says why
+    # An order that was created, whose close is refused (the key changed under it): it stays
+    # open and says why.
+    creating = RefusingProvider()
+    creating.create = lambda order: "weixin://wxpay/bizpayurl?pr=ok"  # type: ignore[method-assign]
+    q = bootstrap.build_payment_desk(kiosk, creating).start("cart-r2", paid_sale(), "test")
+    closed = bootstrap.build_payment_desk(kiosk, RefusingProvider()).cancel(q.out_trade_no)
     assert closed.open and closed.last_error == REFUSAL
     shown = run_kiosk("pay", "show", p.out_trade_no, env={"KIOSK_DATA_DIR": str(data_dir)})
     assert shown.returncode == 0, shown.stderr
@@ -103,7 +110,7 @@ def test_the_simulators_real_refusal_shows_in_pay_show_and_health(tmp_path, sim)
     expected = ("refused by the provider: SIGN_ERROR gateway refused with 401 (unsigned for "
                 "this kiosk's secret): X-Kiosk-Signature does not match the kiosk's secret; "
                 "check setting payment.options.secret")
-    assert record["state"] == "created" and record["last_error"] == expected
+    assert record["state"] == "failed" and record["last_error"] == expected
     shown = json.loads(run_kiosk("pay", "show", record["out_trade_no"], env=env).stdout)
     assert shown["last_error"] == expected
     from devices.payment.gateway import GatewayAdapter

@@ -247,11 +247,12 @@ def test_a_wrong_app_id_is_alipays_refusal_naming_the_setting(sim):
 
 
 def test_an_unsigned_refusal_leaves_the_payment_as_the_code_means(sim, kiosk, tmp_path):
-    # A create refused for a bad signature did nothing: no QR, not "unknown", not paid.
+    # A create refused for a bad signature did nothing: no QR, not "unknown", not paid; the
+    # payment fails at once (the same order would be refused again).
     bad = adapter(sim, app_private_key_file=_other_key(tmp_path))
     desk = bootstrap.build_payment_desk(kiosk, bad)
     p = desk.start("cart-refused", paid_sale(), "Scan & Go")
-    assert p.state is PaymentState.CREATED and not p.qr_payload
+    assert p.state is PaymentState.FAILED and not p.qr_payload
     assert "isv.invalid-signature" in p.last_error
     # A pending payment whose query is refused (the key changed under it) stays pending,
     # with Alipay's code where staff look; it is neither paid nor given up.
