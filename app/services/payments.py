@@ -75,6 +75,10 @@ class Completed:
     job_id: int
 
 
+class _ChangedMeanwhile(Exception):
+    """The payment changed between reading it and the notification's transaction."""
+
+
 class PaymentDesk:
     """One lane's payments. Call from one thread (the kiosk's main or checkout thread)."""
 
@@ -154,20 +158,33 @@ class PaymentDesk:
         that query fails: nothing is recorded, so the provider's retry is applied.
         """
         note = self.provider.parse_notification(headers, body)
-        p = self.repo.get(note.out_trade_no)
-        if p is None:
-            raise InvalidNotification(f"no payment {note.out_trade_no!r} on this kiosk")
-        view, fresh, source = note.view, False, "notification"
-        if paid_view_needs_query(p, view, fresh=False):
-            view = checked_claim(view, self.provider.query(p.out_trade_no))
-            fresh, source = True, "notification, checked by a query"
         done: list[Completed] = []
-        with self.repo.transaction():
-            if self.repo.seen_notification(note.notification_id, note.out_trade_no,
-                                           self.clock.now()):
-                return self.repo.get(note.out_trade_no)  # a replay: no second effect
-            p = self.repo.get(note.out_trade_no) or p
-            after = self._apply(p, view, source, settle=False, completed=done, fresh=fresh)
+        for _attempt in range(3):
+            p = self.repo.get(note.out_trade_no)
+            if p is None:
+                raise InvalidNotification(f"no payment {note.out_trade_no!r} on this kiosk")
+            view, fresh, source = note.view, False, "notification"
+            if paid_view_needs_query(p, view, fresh=False):
+                view = checked_claim(view, self.provider.query(p.out_trade_no))
+                fresh, source = True, "notification, checked by a query"
+            try:
+                with self.repo.transaction():
+                    if self.repo.seen_notification(note.notification_id, note.out_trade_no,
+                                                   self.clock.now()):
+                        return self.repo.get(note.out_trade_no)  # a replay: no second effect
+                    current = self.repo.get(note.out_trade_no) or p
+                    if not fresh and paid_view_needs_query(current, view, fresh=False):
+                        # Another writer gave up on the payment since it was read: the
+                        # check query runs outside the write lock, then all is read again.
+                        raise _ChangedMeanwhile
+                    after = self._apply(current, view, source, settle=False, completed=done,
+                                        fresh=fresh)
+                break
+            except _ChangedMeanwhile:
+                continue  # rolled back: nothing recorded, not even the notification's id
+        else:
+            raise PaymentError(f"payment {note.out_trade_no} kept changing while a "
+                               "notification was applied; the provider's retry will be")
         self._announce(done)
         if after.open and after.closing:
             after = self._close(after, after.close_reason)

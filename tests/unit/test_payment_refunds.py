@@ -27,6 +27,7 @@ from app.domain.payment import (
     PaymentState,
     ProviderStatus,
     ProviderView,
+    ask_to_close,
     observed,
     paid_view_needs_query,
 )
@@ -347,3 +348,35 @@ def test_a_sale_recorded_while_another_desks_cancel_refunds_it_is_not_left_silen
                for ref, message in canceller.repo.alerts()), canceller.repo.alerts()
     with pytest.raises(ValueError, match="refunded by the provider"):
         canceller.refund(no)  # the money is back already: no second refund
+
+
+def test_a_notification_never_queries_the_provider_inside_its_write_transaction(
+        desk, provider, kiosk):
+    # Between reading the payment and taking the write lock, another writer (the lane, or
+    # `kiosk pay cancel`) gives up on it. The check query must run outside the lock (a
+    # network call holding SQLite's write lock stalls every writer for its timeout), and
+    # nothing may be recorded half way: the notification is applied once, on fresh reads.
+    p = desk.start("cart-race", paid_sale(), "Scan & Go")
+    provider.pay(p.out_trade_no)
+    in_lock: list[bool] = []
+    real_query = provider.query
+
+    def query(no: str) -> ProviderView:
+        in_lock.append(kiosk.db.conn.in_transaction)
+        return real_query(no)
+
+    provider.query = query  # type: ignore[method-assign]
+    real_get = desk.repo.get
+    reads = itertools.count()
+
+    def get(no: str):  # noqa: ANN202
+        found = real_get(no)
+        if next(reads) == 0 and found is not None:  # the first read, before the lock:
+            desk.repo.save(ask_to_close(found, "cancel"), desk.clock.now(), "another writer")
+        return found
+
+    desk.repo.get = get  # type: ignore[method-assign]
+    after = desk.notify(*provider.paid_notification(p.out_trade_no))
+    assert in_lock and not any(in_lock), in_lock  # the check query ran, outside the lock
+    assert after.state is PaymentState.PAID  # the query says paid: a sale, exactly once
+    assert desk.repo.count_sales(p.out_trade_no) == 1
