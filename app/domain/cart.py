@@ -97,7 +97,9 @@ class Cart:
         weighed = item.product.unit is Unit.KG or item.label_price is not None
         if not weighed:
             for line in self._lines.values():
-                if line.product.code == item.product.code and not line.weighed:
+                # Only into a line of the same product as scanned now: a line keeps the
+                # price it was scanned at, a re-priced product since makes a line of its own.
+                if line.product == item.product and not line.weighed:
                     return self._set(line, quantity=line.quantity + item.quantity)
         if item.quantity > MAX_QUANTITY:
             raise _too_many()

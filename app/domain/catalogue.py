@@ -39,6 +39,37 @@ class Product:
         return self.min_age > 0
 
 
+def product_to_dict(product: Product) -> dict[str, object]:
+    """A product as plain data (JSON-ready): the snapshot a cart line keeps of what was
+    scanned, so a later catalogue change cannot alter an open cart (docs/pricing.md,
+    "A session's prices"). Amounts are minor units; ``currency`` is the prices' currency."""
+    return {
+        "code": product.code, "name_zh": product.name_zh, "name_en": product.name_en,
+        "currency": product.price.currency, "price": product.price.minor,
+        "member_price": product.member_price.minor if product.member_price else None,
+        "unit": product.unit.value, "tax_class": product.tax_class, "min_age": product.min_age,
+        "quantity_limit": product.quantity_limit, "department": product.department,
+        "image": product.image,
+    }
+
+
+def product_from_dict(data: dict[str, object]) -> Product:
+    """The product ``product_to_dict`` wrote; raises KeyError/ValueError on a damaged one."""
+    currency = str(data["currency"])
+    member = data.get("member_price")
+    limit = data.get("quantity_limit")
+    return Product(
+        code=str(data["code"]), name_zh=str(data["name_zh"]), name_en=str(data["name_en"]),
+        price=Money(int(data["price"]), currency),  # type: ignore[call-overload]
+        unit=Unit(str(data["unit"])), tax_class=str(data["tax_class"]),
+        member_price=Money(int(member), currency)  # type: ignore[call-overload]
+        if member is not None else None,
+        min_age=int(data.get("min_age", 0)),  # type: ignore[call-overload]
+        quantity_limit=int(limit) if limit is not None else None,  # type: ignore[call-overload]
+        department=str(data.get("department", "")), image=str(data.get("image", "")),
+    )
+
+
 class Catalogue(Protocol):
     def get(self, key: str) -> Product | None:
         """The product stored under a lookup key, or None."""

@@ -107,9 +107,11 @@ class LaneCore:
 
     def _begin(self, how: str) -> None:
         self.checkout = self.p.new_checkout()
-        self._promotions = self.p.promotions()
+        # The promotions in force now are this session's until it ends (docs/pricing.md).
         self.session = ShoppingSession.start(self.p.db, self.p.outbox, self.checkout,
-                                             self.p.lane_id, how)
+                                             self.p.lane_id, how, self.p.promotions(),
+                                             self.p.currency)
+        self._promotions = self.session.promotions
         self.member_provisional = False
         self._help_at = None
         self._show(help_requested=False)

@@ -24,11 +24,12 @@ log = logging.getLogger(__name__)
 class ScreenFlow(LaneCore):
     def boot(self) -> None:
         """Come back to where a crash or restart left this lane, or to the attract screen."""
-        self._promotions = self.p.promotions()
-        session = ShoppingSession.resume(self.p.db, self.p.outbox, self.checkout, self.p.lane_id)
+        session = ShoppingSession.resume(self.p.db, self.p.outbox, self.checkout, self.p.lane_id,
+                                         self.p.promotions())
         mine: Payment | None = None
         if session is not None:
             self.session = session
+            self._promotions = session.promotions  # as it started, not as imported since
             self.member_provisional = Sessions(self.p.db).member_provisional(
                 session.session_id)
             mine = self.p.desk.repo.open_for_cart(session.session_id)

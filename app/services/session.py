@@ -6,6 +6,11 @@ If the write fails (the disk, the outbox cap), the cart in memory is put back
 as it was: no change without its event, no event without its change. Scans
 that are refused change nothing and record only their ``scan_rejected`` event.
 A kiosk restarted mid-session finds the open session and its cart (``resume``).
+
+A session's prices are fixed when they enter it (docs/pricing.md, "A session's
+prices"): each line is stored with the product as it was scanned and resumed from
+that snapshot, and the session keeps the promotions in force when it started
+(``promotions``), so a catalogue or promotions import never alters an open cart.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import sqlite_utils
 from app.domain.cart import Cart, CartLine
 from app.domain.events import EventType, new_event
 from app.domain.money import Money
+from app.domain.promotions import Promotion
 from app.domain.rejections import Refused
 from app.domain.scan_input import CleanScan
 from app.services.checkout import Checkout
@@ -30,21 +36,28 @@ from app.storage.sessions_repo import Sessions, StoredLine
 
 class ShoppingSession:
     def __init__(self, db: sqlite_utils.Database, outbox: Outbox, checkout: Checkout,
-                 lane_id: str, session_id: str, member_id: str | None = None) -> None:
+                 lane_id: str, session_id: str, member_id: str | None = None,
+                 promotions: list[Promotion] | None = None) -> None:
         self.db, self.outbox, self.checkout = db, outbox, checkout
         self.sessions = Sessions(db)
         self.lane_id, self.session_id = lane_id, session_id
         self.member_id = member_id
+        # The promotions this session is priced with: those in force when it started.
+        self.promotions: list[Promotion] = list(promotions or [])
 
     # -- life --------------------------------------------------------------------------------
     @classmethod
     def start(cls, db: sqlite_utils.Database, outbox: Outbox, checkout: Checkout,
-              lane_id: str, how: str) -> ShoppingSession:
+              lane_id: str, how: str, promotions: list[Promotion] | None = None,
+              currency: str = "") -> ShoppingSession:
+        """A new session on ``lane_id``; ``promotions`` (amounts in ``currency``) are those
+        in force now, stored with it and kept until it ends, whatever is imported since."""
         session_id = uuid.uuid4().hex
-        session = cls(db, outbox, checkout, lane_id, session_id)
+        session = cls(db, outbox, checkout, lane_id, session_id, promotions=promotions)
         now = checkout.clock.now()
         with write_transaction(db):
-            session.sessions.add(session_id, lane_id, now.isoformat())
+            session.sessions.add(session_id, lane_id, now.isoformat(), session.promotions,
+                                 currency)
             session._event(EventType.SESSION_STARTED, how=how)
         # Only once it is on disk: a new, empty cart under the new session's id.
         checkout.cart_id, checkout.cart = session_id, Cart()
@@ -52,8 +65,14 @@ class ShoppingSession:
 
     @classmethod
     def resume(cls, db: sqlite_utils.Database, outbox: Outbox, checkout: Checkout,
-               lane_id: str) -> ShoppingSession | None:
-        """The session a crash or restart interrupted, with its cart, or None."""
+               lane_id: str, current_promotions: list[Promotion] | None = None,
+               ) -> ShoppingSession | None:
+        """The session a crash or restart interrupted, with its cart, or None.
+
+        Each line comes back as it was scanned (its stored product snapshot: a product
+        withdrawn or re-priced since is still the line it was), with the promotions the
+        session started with. Only a session written before migration m010 (no snapshot)
+        is looked up in the catalogue and priced with ``current_promotions``."""
         sessions = Sessions(db)
         stored = sessions.open_for_lane(lane_id)
         if stored is None:
@@ -61,15 +80,17 @@ class ShoppingSession:
         checkout.cart_id = stored.session_id
         lines = []
         for s in sessions.lines(stored.session_id):
-            product = checkout.catalogue.get(s.product_code)
+            product = s.product or checkout.catalogue.get(s.product_code)
             if product is None:
-                continue  # withdrawn from the catalogue since: the line cannot be sold
+                continue  # pre-m010 line withdrawn from the catalogue since: nothing to sell
             price = Money(s.label_price_minor, product.price.currency) \
                 if s.label_price_minor is not None else None
             lines.append(CartLine(s.line_id, product, s.quantity, s.weight_g, price,
                                   s.age_approved))
         checkout.cart = Cart(lines)
-        return cls(db, outbox, checkout, lane_id, stored.session_id, stored.member_id)
+        kept = sessions.promotions(stored.session_id)
+        return cls(db, outbox, checkout, lane_id, stored.session_id, stored.member_id,
+                   promotions=kept if kept is not None else current_promotions)
 
     def end(self, order_id: str, total_minor: int, item_count: int) -> None:
         """The sale was paid: the session is over."""
@@ -168,7 +189,8 @@ class ShoppingSession:
             return
         self.sessions.put_line(self.session_id, StoredLine(
             line.line_id, line.product.code, line.quantity, line.weight_g,
-            line.label_price.minor if line.label_price else None, line.age_approved))
+            line.label_price.minor if line.label_price else None, line.age_approved,
+            line.product))
 
     def _line_event(self, kind: EventType, line: CartLine, **extra: Any) -> None:
         fields: dict[str, Any] = {"line_id": line.line_id, "product": line.product.code,

@@ -209,3 +209,14 @@ def m009_payment_provider_refunded(db: sqlite_utils.Database) -> None:
     # A payment the provider refunded or reversed (Alipay's cancel of a trade paid a moment
     # before) is closed for good: no later "paid" view may make it a sale.
     db.execute("ALTER TABLE payments ADD COLUMN provider_refunded INTEGER NOT NULL DEFAULT 0")
+
+
+@MIGRATIONS()
+def m010_session_price_snapshot(db: sqlite_utils.Database) -> None:
+    # A cart line keeps the product as it was scanned (names, prices, unit, tax class, age,
+    # limit, department: JSON), and a session the promotions in force when it started, so
+    # a catalogue or promotions import never alters an open cart, even across a restart
+    # (docs/pricing.md, "A session's prices"). NULL: written before this migration, priced
+    # from the catalogue as before.
+    db.execute("ALTER TABLE cart_lines ADD COLUMN product TEXT")
+    db.execute("ALTER TABLE sessions ADD COLUMN promotions TEXT")

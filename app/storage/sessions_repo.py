@@ -8,10 +8,13 @@ inside it. Alone, each write is its own atomic transaction.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import sqlite_utils
 
+from app.domain.catalogue import Product, product_from_dict, product_to_dict
+from app.domain.promotions import Promotion, promotion_from_dict, promotion_to_dict
 from app.storage.db import write_transaction
 
 
@@ -24,7 +27,8 @@ class StoredSession:
 
 @dataclass(frozen=True)
 class StoredLine:
-    """One cart line as stored: the product by code, prices are looked up again."""
+    """One cart line as stored: the product by code and, since m010, as it was scanned
+    (``product``: the snapshot the line is priced from; None for a line written before)."""
 
     line_id: int
     product_code: str
@@ -32,6 +36,7 @@ class StoredLine:
     weight_g: int | None
     label_price_minor: int | None  # a price-embedded label's price, in minor units
     age_approved: bool
+    product: Product | None = None
 
 
 class Sessions:
@@ -40,11 +45,27 @@ class Sessions:
     def __init__(self, db: sqlite_utils.Database) -> None:
         self.db = db
 
-    def add(self, session_id: str, lane_id: str, started_at: str) -> None:
-        """A new open session; ``started_at`` is an ISO 8601 time with its offset."""
+    def add(self, session_id: str, lane_id: str, started_at: str,
+            promotions: list[Promotion] | None = None, currency: str = "") -> None:
+        """A new open session; ``started_at`` is an ISO 8601 time with its offset;
+        ``promotions``: those in force as it starts, kept for the whole session (amounts
+        in ``currency``); None stores none (the session is priced with the current ones)."""
+        kept = None if promotions is None else json.dumps(
+            {"currency": currency, "promotions": [promotion_to_dict(p) for p in promotions]},
+            ensure_ascii=False, sort_keys=True)
         with write_transaction(self.db):
-            self.db.execute("INSERT INTO sessions (session_id, lane_id, started_at) "
-                            "VALUES (?, ?, ?)", [session_id, lane_id, started_at])
+            self.db.execute("INSERT INTO sessions (session_id, lane_id, started_at, promotions) "
+                            "VALUES (?, ?, ?, ?)", [session_id, lane_id, started_at, kept])
+
+    def promotions(self, session_id: str) -> list[Promotion] | None:
+        """The promotions the session started with, or None (an unknown session, or one
+        started before m010 kept them)."""
+        row = self.db.execute("SELECT promotions FROM sessions WHERE session_id = ?",
+                              [session_id]).fetchone()
+        if row is None or row[0] is None:
+            return None
+        kept = json.loads(row[0])
+        return [promotion_from_dict(p, kept["currency"]) for p in kept["promotions"]]
 
     def open_for_lane(self, lane_id: str) -> StoredSession | None:
         """The newest session of ``lane_id`` still open (a crash interrupted it), or None."""
@@ -86,19 +107,24 @@ class Sessions:
     # -- cart lines ---------------------------------------------------------------------------
     def lines(self, session_id: str) -> list[StoredLine]:
         """The session's cart lines, by line id."""
-        return [StoredLine(int(r[0]), str(r[1]), int(r[2]), r[3], r[4], bool(r[5]))
+        return [StoredLine(int(r[0]), str(r[1]), int(r[2]), r[3], r[4], bool(r[5]),
+                           product_from_dict(json.loads(r[6])) if r[6] is not None else None)
                 for r in self.db.execute(
                     "SELECT line_id, product_code, quantity, weight_g, label_price_minor, "
-                    "age_approved FROM cart_lines WHERE session_id = ? ORDER BY line_id",
-                    [session_id])]
+                    "age_approved, product FROM cart_lines WHERE session_id = ? "
+                    "ORDER BY line_id", [session_id])]
 
     def put_line(self, session_id: str, line: StoredLine) -> None:
-        """Write (add or replace) one cart line."""
+        """Write (add or replace) one cart line, with its product snapshot if it has one."""
+        snapshot = None if line.product is None else json.dumps(
+            product_to_dict(line.product), ensure_ascii=False, sort_keys=True)
         with write_transaction(self.db):
             self.db.execute(
-                "INSERT OR REPLACE INTO cart_lines VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO cart_lines (session_id, line_id, product_code, "
+                "quantity, weight_g, label_price_minor, age_approved, product) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [session_id, line.line_id, line.product_code, line.quantity, line.weight_g,
-                 line.label_price_minor, int(line.age_approved)])
+                 line.label_price_minor, int(line.age_approved), snapshot])
 
     def remove_line(self, session_id: str, line_id: int) -> None:
         with write_transaction(self.db):

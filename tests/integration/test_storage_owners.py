@@ -68,6 +68,24 @@ def test_cart_lines_are_written_replaced_and_removed(db, clock):
     assert sessions.lines("other") == []
 
 
+def test_a_line_and_a_session_keep_their_product_and_promotions_snapshots(db, clock):
+    from app.domain.catalogue import Product, Unit
+    from app.domain.money import Money
+    from app.domain.promotions import promotion_from_dict
+
+    sessions = Sessions(db)
+    promo = promotion_from_dict({"promo_id": "P1", "kind": "amount_off", "amount": "1.00",
+                                 "departments": ["dairy"]}, "CNY")
+    sessions.add("s1", "lane-01", clock.now().isoformat(), [promo], "CNY")
+    sessions.add("old", "lane-02", clock.now().isoformat())  # as before m010: none kept
+    assert sessions.promotions("s1") == [promo]
+    assert sessions.promotions("old") is None and sessions.promotions("nobody") is None
+    milk = Product("06900000000014", "牛奶", "Milk", Money(650, "CNY"), Unit.EACH, "food",
+                   Money(590, "CNY"), 18, 2, "dairy", "milk.png")
+    sessions.put_line("s1", StoredLine(1, milk.code, 1, None, None, False, milk))
+    assert sessions.lines("s1")[0].product == milk
+
+
 def test_a_line_written_in_the_callers_transaction_goes_with_it(db, clock):
     sessions, outbox = Sessions(db), Outbox(db)
     sessions.add("s1", "lane-01", clock.now().isoformat())
