@@ -490,8 +490,9 @@ class MembershipSettings:
     token: str = _doc("The kiosk's bearer token for the membership backend.", "")
     store_id: str = _doc("This store's id, sent with every batch of events.", "store-001")
     max_mb: int = _doc(
-        "Cap on the event outbox on disk; staff are alerted as it fills (75%) and new "
-        "events are refused at the cap.",
+        "Cap on the event outbox on disk; staff are alerted as it fills (75%); at the cap "
+        "the oldest unsent behaviour events are evicted (never payment, receipt, audit or "
+        "staff events), a gap marker is sent in their place and staff are alerted.",
         512,
     )
     keep_days: int = _doc("Delivered events are kept this many days, then removed.", 7)
