@@ -469,8 +469,17 @@ class PaymentSettings:
         "recorded. One entry or none: no choice screen.",
         ["wechat", "alipay"],
     )
+    min_free_mb: int = _doc(
+        "Free space the data directory must have before a payment QR is shown (the paid "
+        "sale, its receipt and events must be writable); below it the payment is refused "
+        "before any QR, staff are alerted and the shopper told to use another lane. 0 = no "
+        "check.",
+        64,
+    )
 
     def validate(self) -> None:
+        if not 0 <= self.min_free_mb <= 100_000:
+            raise SettingsError("payment.min_free_mb must be between 0 and 100000")
         unknown = [w for w in self.wallets if w not in WALLETS]
         if unknown:
             raise SettingsError(f"payment.wallets: unknown {unknown}; known: {list(WALLETS)}")

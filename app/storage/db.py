@@ -55,6 +55,15 @@ def check_writable(directory: Path) -> None:
         ) from None
 
 
+def is_disk_full(error: BaseException) -> bool:
+    """Whether ``error`` is a write refused for want of space: SQLite's ``SQLITE_FULL``
+    ("database or disk is full") or an ``OSError`` with ``ENOSPC`` / ``EDQUOT``."""
+    if isinstance(error, sqlite3.OperationalError):
+        code = getattr(error, "sqlite_errorcode", None)
+        return code == sqlite3.SQLITE_FULL or "database or disk is full" in str(error)
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 def open_database(path: Path, *, migrate: bool = True) -> sqlite_utils.Database:
     """Open (creating if needed) the kiosk database at ``path`` and bring its schema up to date.
 
