@@ -8,6 +8,7 @@ tests never load a window system.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -487,6 +488,16 @@ def build_runtime(kiosk: Kiosk, *, threaded: bool,
 
 
 # --- the lane (the shopper's flow) ------------------------------------------------------------
+def disk_free_bytes(data_dir: Path) -> int | None:
+    """Bytes free to the kiosk on the file system of ``data_dir`` (``shutil.disk_usage``),
+    or None when it cannot be told (the directory gone): the payment check then passes and
+    the write itself reports the failure."""
+    try:
+        return shutil.disk_usage(data_dir).free
+    except OSError:
+        return None
+
+
 def build_lane(kiosk: Kiosk, *, provider: PaymentProvider | None = None,
                receipt_notice: Callable[[], tuple[str, str] | None] | None = None,
                wake_printer: Callable[[], None] = lambda: None,
@@ -515,6 +526,8 @@ def build_lane(kiosk: Kiosk, *, provider: PaymentProvider | None = None,
         phone_lookup=member_client.member_for_phone if member_client else None,
         phone_secret=s.membership.token or s.kiosk.lane_id,
         wallets=tuple(s.payment.wallets), other_scanners=other_scanners,
+        free_bytes=lambda: disk_free_bytes(s.data_dir),
+        min_free_bytes=s.payment.min_free_mb * 1024 * 1024,
         max_length=s.barcodes.max_length,
         exit_audit=exit_audit_rules(s), roll=secrets.SystemRandom().random,
         timings=LaneTimings(

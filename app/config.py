@@ -469,8 +469,17 @@ class PaymentSettings:
         "recorded. One entry or none: no choice screen.",
         ["wechat", "alipay"],
     )
+    min_free_mb: int = _doc(
+        "Free space the data directory must have before a payment QR is shown (the paid "
+        "sale, its receipt and events must be writable); below it the payment is refused "
+        "before any QR, staff are alerted and the shopper told to use another lane. 0 = no "
+        "check.",
+        64,
+    )
 
     def validate(self) -> None:
+        if not 0 <= self.min_free_mb <= 100_000:
+            raise SettingsError("payment.min_free_mb must be between 0 and 100000")
         unknown = [w for w in self.wallets if w not in WALLETS]
         if unknown:
             raise SettingsError(f"payment.wallets: unknown {unknown}; known: {list(WALLETS)}")
@@ -490,8 +499,9 @@ class MembershipSettings:
     token: str = _doc("The kiosk's bearer token for the membership backend.", "")
     store_id: str = _doc("This store's id, sent with every batch of events.", "store-001")
     max_mb: int = _doc(
-        "Cap on the event outbox on disk; staff are alerted as it fills (75%) and new "
-        "events are refused at the cap.",
+        "Cap on the event outbox on disk; staff are alerted as it fills (75%); at the cap "
+        "the oldest unsent behaviour events are evicted (never payment, receipt, audit or "
+        "staff events), a gap marker is sent in their place and staff are alerted.",
         512,
     )
     keep_days: int = _doc("Delivered events are kept this many days, then removed.", 7)

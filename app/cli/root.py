@@ -14,6 +14,7 @@ from app import bootstrap
 from app.config import Settings, SettingsError, load_settings
 from app.services.staff_actions import CLI_ACTOR, Acting
 from app.storage.catalogue_repo import CatalogueMismatch
+from app.storage.db import DataDirUnusable
 
 
 class Context:
@@ -36,8 +37,8 @@ class Context:
     def kiosk(self) -> bootstrap.Kiosk:
         try:
             return bootstrap.build(self.settings)
-        except CatalogueMismatch as exc:
-            raise click.ClickException(str(exc)) from None
+        except (CatalogueMismatch, DataDirUnusable) as exc:
+            raise click.ClickException(str(exc)) from None  # a message, exit code 1
 
     def acting(self, actor: str = CLI_ACTOR) -> Acting:
         """Who a staff action from the command line is by: ``actor`` at this lane, outside

@@ -39,6 +39,7 @@ class EventType(StrEnum):
     RECEIPT_FAILED = "receipt_failed"
     EXIT_AUDIT_FLAGGED = "exit_audit_flagged"
     STAFF_ACTION = "staff_action"
+    EVENTS_EVICTED = "events_evicted"  # the gap marker a full outbox leaves (see EVICTABLE)
 
 
 # The payload fields each type must carry (more are allowed).
@@ -63,7 +64,29 @@ REQUIRED: dict[EventType, tuple[str, ...]] = {
     EventType.RECEIPT_FAILED: ("order_id", "reason"),
     EventType.EXIT_AUDIT_FLAGGED: ("order_id", "reasons"),
     EventType.STAFF_ACTION: ("action", "staff"),
+    # seqs first_seq..last_seq held ``count`` evicted behaviour events (kept ones in between)
+    EventType.EVENTS_EVICTED: ("count", "first_seq", "last_seq"),
 }
+
+EVICTABLE: frozenset[EventType] = frozenset({
+    EventType.SESSION_STARTED, EventType.SESSION_ABANDONED, EventType.MEMBER_IDENTIFIED,
+    EventType.ITEM_SCANNED, EventType.SCAN_REJECTED, EventType.QUANTITY_CHANGED,
+    EventType.ITEM_REMOVED, EventType.HELP_REQUESTED, EventType.AGE_CHECK_REQUESTED,
+})
+"""The behaviour events a full outbox may evict, oldest first (issue 16, fault 4).
+
+Only what the shopper did on the way to paying: starting, identifying, scanning,
+changing and removing lines, asking for help or an age check, walking away. Never
+evicted, because money, the receipt or an audit depends on them:
+
+- money: ``payment_*`` and ``session_ended`` (the sale's order, total and items);
+- receipts: ``receipt_printed``, ``receipt_failed``;
+- audit and staff: ``exit_audit_flagged``, ``age_check_approved`` (a staff member's
+  decision, named), ``staff_action``;
+- the gap marker ``events_evicted`` itself, which tells the backend what is missing.
+
+A new event type is kept unless it is added here on purpose.
+"""
 
 
 class BadEvent(ValueError):

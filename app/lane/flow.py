@@ -15,6 +15,7 @@ from app.lane.core import LaneCore
 from app.lane.parts import HELP_REPEAT
 from app.lane.views import LaneView, Notice, Screen
 from app.services.session import ShoppingSession
+from app.storage.db import is_disk_full
 from app.storage.lane_state import LaneState
 from app.storage.sessions_repo import Sessions
 
@@ -145,8 +146,15 @@ class ScreenFlow(LaneCore):
                                      level="error"))
             return
         back = self._view.screen if self._view.screen is not Screen.ERROR else self._view.back_to
+        full = is_disk_full(error)
+        if full:  # nothing was saved: say so, never "your cart is saved"; staff must know
+            try:
+                self.p.outbox.alert("disk", f"{self.p.lane_id}: the kiosk's disk is full; "
+                                    "a shopper's step was not saved", self.clock.now())
+            except Exception:  # noqa: BLE001 - the screen must still change
+                log.exception("could not record the disk-full staff alert")
         self._show(screen=Screen.ERROR, back_to=back,
-                   notice=Notice.of("error_generic", "error"))
+                   notice=Notice.of("error_disk_full" if full else "error_generic", "error"))
 
     def recover_from_error(self) -> None:
         """Error screen, "Back": the cart as the database has it."""

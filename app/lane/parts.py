@@ -62,6 +62,10 @@ class LaneParts:
     roll: Callable[[], float] = random.random  # bootstrap passes SystemRandom's
     max_length: int = 512  # barcodes.max_length: longer scanner input is refused
     other_scanners: bool = False  # a serial or wedge scanner works without the camera
+    # Bytes free where the database lives (shutil.disk_usage(data_dir).free), or None if
+    # unknown; below min_free_bytes no payment QR is shown (payment.min_free_mb).
+    free_bytes: Callable[[], int | None] = lambda: None
+    min_free_bytes: int = 0
     timings: LaneTimings = field(default_factory=LaneTimings)
 
 

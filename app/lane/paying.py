@@ -64,11 +64,39 @@ class Paying(LaneCore):
             self._cart_view(screen=Screen.SHOPPING, payment=None,
                             notice=Notice.of("nothing_to_pay", "warn"))
             return
+        if not self._room_to_pay():
+            return
         draft = self._sale_draft(priced, exit_audit=bool(self._audit_reasons(priced)))
         what = f"{self.p.store_name_en} {priced.item_count} items"
         payment = self.checkout.start_payment(self.p.desk, draft, what)
         self._wallet = wallet
         self._after_payment(payment)
+
+    def _room_to_pay(self) -> bool:
+        """Whether the data directory has ``payment.min_free_mb`` free, checked before any
+        QR is shown: a shopper must never pay for a sale the kiosk cannot write (issue 16,
+        fault 5). If not, staff are alerted and the shopper is told the truth: this lane
+        cannot take payment now; the cart stays as it is (already on disk, scan by scan)."""
+        free = self.p.free_bytes()
+        if free is None or free >= self.p.min_free_bytes:
+            return True
+        mb = self.p.min_free_bytes // (1024 * 1024)
+        log.error("payment refused: %d bytes free in the data directory, under %d MB",
+                  free, mb)
+        self._alert_disk(f"{self.p.lane_id}: too little free disk space to take payments "
+                         f"(under payment.min_free_mb = {mb} MB); free space in the kiosk's "
+                         "data directory")
+        self._cart_view(screen=Screen.SHOPPING, payment=None,
+                        notice=Notice.of("disk_full", "error"))
+        return False
+
+    def _alert_disk(self, message: str) -> None:
+        """A ``disk`` staff alert, at most once while unresolved; if even that cannot be
+        written (the disk is that full), it is logged."""
+        try:
+            self.p.outbox.alert("disk", message, self.clock.now())
+        except Exception:  # noqa: BLE001 - the shopper must still be told
+            log.exception("could not record the staff alert: %s", message)
 
     def _audit_reasons(self, priced: PricedCart) -> list[str]:
         """Whether this sale gets an exit check, decided once per session (paying again

@@ -5,7 +5,8 @@ persist-queue's ack queue: a batch is marked in flight before it is sent, so
 rows caught mid-send by a crash are found at start-up (``requeue_in_flight``)
 and sent again; the backend dedupes by ``event_id``. ``record`` joins the
 caller's transaction, so an event is written with the change it records or
-not at all.
+not at all. At its size cap the outbox evicts its oldest pending behaviour
+events and leaves a gap marker (``Outbox.record``); it never refuses an event.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 import sqlite_utils
 
-from app.domain.events import Event, EventType, wire_text
+from app.domain.events import EVICTABLE, Event, EventType, new_event, wire_text
 from app.storage.alerts import StaffAlerts
 from app.storage.db import open_database, write_transaction
 
@@ -48,21 +49,13 @@ class OutboxStatus:
     last_upload: str | None  # when a batch was last accepted
 
 
-ALWAYS_KEPT = frozenset({
-    EventType.PAYMENT_STARTED, EventType.PAYMENT_PAID, EventType.PAYMENT_FAILED,
-    EventType.PAYMENT_CANCELLED, EventType.PAYMENT_EXPIRED, EventType.SESSION_ENDED,
-})
-
-
-class QueueFull(Exception):
-    """The outbox reached its size cap; the message says what to do."""
-
-
 class Outbox:
     # Summing the table on every event made enqueueing O(backlog): 20,000 events took
     # 55 s. The cap needs an estimate, not an exact figure: keep a running total,
     # recounted now and then (the uploader's deliveries shrink it from its own connection).
     RECOUNT_EVERY = 1000
+    # At the cap, evict down to this share of it: one gap marker per pass, not per event.
+    EVICT_TO = 0.9
 
     def __init__(self, db: sqlite_utils.Database, max_bytes: int = 512 * 1024 * 1024) -> None:
         self.db = db
@@ -89,9 +82,15 @@ class Outbox:
     def record(self, event: Event) -> int:
         """Write ``event`` (inside the caller's transaction, if any); returns its seq.
 
-        Past the cap, behaviour events are refused (``QueueFull``), but money events
-        (payments, the session's end) never are: a paid sale must not be lost to a
-        full outbox.
+        Never refuses an event: selling goes on whatever the backend does. When the
+        queued bytes (pending, in flight, dead) would pass ``max_bytes``
+        (``membership.max_mb``), the oldest *pending* behaviour events
+        (``app.domain.events.EVICTABLE``) are deleted until the queue is back to
+        ``EVICT_TO`` of the cap (the recording session's own events are spared: the
+        exit-check rules count its removals), one ``events_evicted`` gap marker records
+        their count and seq range, and staff get an ``outbox`` alert naming the range. Money,
+        receipt, audit and staff events are never evicted; if they alone fill the
+        cap, the queue grows past it (a paid sale is never lost to a full outbox).
         """
         payload = json.dumps(event.payload, ensure_ascii=False, separators=(",", ":"))
         size = len(event.wire(0, payload).encode()) + 20  # what the uploader sends (seq digits)
@@ -100,24 +99,60 @@ class Outbox:
                 self._queued, self._since_count = self.bytes_queued(), 0
             if self._queued + size > self.max_bytes:
                 # The estimate only grows between recounts; the uploader may have emptied
-                # the queue meanwhile, so count again before refusing anything.
+                # the queue meanwhile, so count again before evicting anything.
                 self._queued, self._since_count = self.bytes_queued(), 0
-            queued = self._queued
-            if queued + size > self.max_bytes and event.type not in ALWAYS_KEPT:
-                raise QueueFull(
-                    f"the event outbox holds {queued} bytes, its cap (outbox.max_mb): the "
-                    "membership backend has been unreachable too long; staff must restore "
-                    "the connection or raise the cap")
-            cursor = self.db.execute(
-                "INSERT INTO outbox (event_id, type, occurred_at, session_id, member_id, "
-                "payload, size) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [event.event_id, event.type.value, event.occurred_at.isoformat(),
-                 event.session_id, event.member_id, payload, size])
-            self._queued += size
-            self._since_count += 1
+                if self._queued + size > self.max_bytes:
+                    self._evict(size, event)
+            seq = self._insert(event, payload, size)
             if self._queued >= self.ALERT_AT * self.max_bytes:
                 self._alert_filling(event.occurred_at)
-            return int(cursor.lastrowid or 0)
+            return seq
+
+    def _insert(self, event: Event, payload: str, size: int) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO outbox (event_id, type, occurred_at, session_id, member_id, "
+            "payload, size) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [event.event_id, event.type.value, event.occurred_at.isoformat(),
+             event.session_id, event.member_id, payload, size])
+        self._queued = (self._queued or 0) + size
+        self._since_count += 1
+        return int(cursor.lastrowid or 0)
+
+    def _evict(self, incoming: int, event: Event) -> None:
+        """Delete the oldest pending evictable events until ``incoming`` bytes and a gap
+        marker fit under ``EVICT_TO`` of the cap; write the marker; alert staff."""
+        marker_room = 400  # an events_evicted event on the wire, generously
+        target = int(self.EVICT_TO * self.max_bytes) - incoming - marker_room
+        excess = (self._queued or 0) - target
+        kinds = [t.value for t in EVICTABLE]
+        marks = ", ".join("?" for _ in kinds)
+        seqs: list[int] = []
+        freed = 0
+        for seq, size in self.db.execute(
+                f"SELECT seq, size FROM outbox WHERE status = 'pending' AND type IN ({marks}) "
+                "AND session_id != ? ORDER BY seq", [*kinds, event.session_id]):
+            if freed >= excess:
+                break
+            seqs.append(int(seq))
+            freed += int(size)
+        if not seqs:
+            return  # only events that are never evicted: the cap gives way
+        self.db.execute(f"DELETE FROM outbox WHERE status = 'pending' AND type IN ({marks}) "
+                        "AND session_id != ? AND seq BETWEEN ? AND ?",
+                        [*kinds, event.session_id, seqs[0], seqs[-1]])
+        self._queued = (self._queued or 0) - freed
+        marker = new_event(EventType.EVENTS_EVICTED, occurred_at=event.occurred_at,
+                           session_id=event.session_id,
+                           payload={"count": len(seqs), "first_seq": seqs[0],
+                                    "last_seq": seqs[-1]})
+        body = json.dumps(marker.payload, separators=(",", ":"))
+        self._insert(marker, body, len(marker.wire(0, body).encode()) + 20)
+        self.staff_alerts.add(
+            "outbox", "evicted",
+            f"the event outbox reached its cap (membership.max_mb): {len(seqs)} behaviour "
+            f"events, seq {seqs[0]}-{seqs[-1]}, were dropped unsent (money, receipt and "
+            "audit events are kept); restore the membership backend connection or raise "
+            "membership.max_mb", event.occurred_at)
 
     ALERT_AT = 0.75  # staff are told while there is still a quarter left
 

@@ -68,6 +68,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "cart_frozen": "正在付款，购物车暂时不能修改",
         "cart_empty": "购物车是空的，请先扫描商品",
         "nothing_to_pay": "应付金额为零，无法用钱包支付：请呼叫店员",
+        "disk_full": "本收银台存储空间不足，暂时无法付款，已通知店员：请到其他收银台结账",
         "camera_lost": "摄像头暂时不可用：请点击“手动输入条码”，或呼叫店员",
         "welcome_back": "已恢复您的购物车",
         "age_approved": "店员已确认年龄",
@@ -114,6 +115,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "out_of_order_prompt": "摄像头无法使用。请到其他收银通道，或呼叫店员",
         "error_title": "出了点问题",
         "error_generic": "您的购物车已保存，请点击“返回”重试，或呼叫店员",
+        "error_disk_full": "本收银台存储空间已满，刚才的操作没有保存。已通知店员：请稍候，"
+                           "或到其他收银台结账",
         # staff mode
         "staff_title": "员工模式",
         "staff_pin_prompt": "请输入员工密码",
@@ -205,6 +208,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "cart_frozen": "Payment in progress: the cart cannot change now",
         "cart_empty": "Your cart is empty: scan a product first",
         "nothing_to_pay": "There is nothing to pay with a wallet: please call staff",
+        "disk_full": "This lane cannot take payment right now (its storage is full). Staff "
+                     "have been called: please use another checkout",
         "camera_lost": "The camera is not working: tap \u201cType a code\u201d or call staff",
         "welcome_back": "Your cart is back as you left it",
         "age_approved": "Age check approved by staff",
@@ -249,6 +254,8 @@ STRINGS: dict[str, dict[str, str]] = {
                                "call staff",
         "error_title": "Something went wrong",
         "error_generic": "Your cart is saved: tap Back to try again, or call staff",
+        "error_disk_full": "This lane's storage is full, so your last step was not saved. "
+                           "Staff have been called: please wait, or use another checkout",
         "staff_title": "Staff mode",
         "staff_pin_prompt": "Enter your staff PIN",
         "staff_badge_for": "Badge",

@@ -522,3 +522,40 @@ def test_a_cart_that_totals_nothing_is_not_sent_to_a_wallet(make_lane, sim, demo
     assert lane.view.screen is Screen.SHOPPING and lane.view.notice.key == "nothing_to_pay"
     assert not lane.view.frozen and lane.view.payment is None
     assert demo_kiosk.db.execute("SELECT count(*) FROM payments").fetchone()[0] == 0
+
+
+# -- issue 16, fault 5: a full disk -----------------------------------------------------------
+def test_too_little_free_disk_refuses_before_any_qr_and_tells_the_truth(make_lane, demo_kiosk,
+                                                                       sim):
+    lane = make_lane(wallets=("wechat",))
+    assert lane.p.min_free_bytes == 64 * 1024 * 1024  # payment.min_free_mb, its default
+    assert lane.p.free_bytes() > 0  # wired to shutil.disk_usage of the data dir
+    lane.p.free_bytes = lambda: 10 * 1024 * 1024  # a nearly full disk, faked
+    lane.scan(MILK)
+    lane.pay()
+    assert lane.view.screen is Screen.SHOPPING and lane.view.payment is None
+    assert lane.view.notice.key == "disk_full" and not lane.view.frozen
+    assert demo_kiosk.db.execute("SELECT count(*) FROM payments").fetchone()[0] == 0
+    assert not sim.provider.orders  # the provider never heard of it: no QR anyone could pay
+    (message,) = [m for (m,) in demo_kiosk.db.execute(
+        "SELECT message FROM staff_alerts WHERE kind = 'disk'")]
+    assert "payment.min_free_mb" in message
+    lane.pay()  # again: still refused, one alert
+    assert demo_kiosk.db.execute("SELECT count(*) FROM staff_alerts WHERE kind = 'disk'"
+                                 ).fetchone()[0] == 1
+    lane.p.free_bytes = lambda: 10 * 1024 ** 3  # space freed
+    lane.pay()
+    assert lane.view.screen is Screen.PAY and lane.view.payment is not None
+
+
+def test_a_disk_full_error_never_says_the_cart_is_saved(make_lane, demo_kiosk):
+    import sqlite3
+
+    lane = make_lane()
+    lane.scan(MILK)
+    lane.failed(sqlite3.OperationalError("database or disk is full"))
+    assert lane.view.screen is Screen.ERROR and lane.view.notice.key == "error_disk_full"
+    assert demo_kiosk.db.execute("SELECT count(*) FROM staff_alerts WHERE kind = 'disk'"
+                                 ).fetchone()[0] == 1
+    lane.failed(RuntimeError("something else"))
+    assert lane.view.notice.key == "error_generic"

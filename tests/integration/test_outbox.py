@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from datetime import datetime, timedelta, timezone
@@ -14,7 +15,7 @@ from app.domain.clock import FixedClock
 from app.domain.events import BadEvent, EventType, new_event
 from app.services.uploads import EventUploader
 from app.storage.db import open_database, write_transaction
-from app.storage.outbox import Outbox, QueueFull
+from app.storage.outbox import Outbox
 from devices.membership import MembershipBackend, retry_after_seconds
 from devices.sim.membership_backend import DEFAULT_TOKEN, BackendServer
 from tests.helpers import wait_for
@@ -88,12 +89,61 @@ def test_rows_caught_mid_send_are_sent_again(outbox):
     assert outbox.requeue_in_flight() == 1 and outbox.status().pending == 1
 
 
-def test_the_queue_cap_refuses_new_events_with_a_clear_message(db_path):
-    box = Outbox.open(db_path, max_bytes=2000)
-    with pytest.raises(QueueFull, match="outbox.max_mb"):
-        for i in range(100):
-            box.record(event(i))
-    assert 0.8 < box.fill() <= 1.0
+def paid(i: int):
+    return new_event(EventType.PAYMENT_PAID, occurred_at=T0, session_id=f"p{i}",
+                     payload={"order_id": f"K{i}", "amount_minor": 100, "provider_ref": f"T{i}"})
+
+
+def test_at_the_cap_the_oldest_behaviour_events_go_and_one_gap_marker_names_them(db_path):
+    # Issue 16, fault 4: at the cap events were refused (QueueFull) and selling stopped.
+    box = Outbox.open(db_path, max_bytes=5000)
+    box.record(paid(0))  # seq 1: a money event among the oldest
+    for i in range(1, 20):
+        box.record(event(i))  # seq 2..20, about 290 bytes each: the cap is passed at seq 20
+    rows = box.db.execute("SELECT seq, type, payload FROM outbox ORDER BY seq").fetchall()
+    (marker_seq, _, body), = [r for r in rows if r[1] == "events_evicted"]
+    gap = json.loads(body)
+    kept = [r[0] for r in rows if r[1] == "item_scanned"]
+    assert gap["count"] >= 1 and gap["first_seq"] == 2  # the oldest behaviour event first
+    assert gap["count"] == gap["last_seq"] - gap["first_seq"] + 1
+    # The newest kept, in order (19 events, the marker and the payment: seqs 1..21).
+    assert kept == [s for s in range(gap["last_seq"] + 1, 22) if s != marker_seq]
+    assert marker_seq > gap["last_seq"]
+    assert rows[0][:2] == (1, "payment_paid")  # older, but money: never evicted
+    assert box.bytes_queued() <= 5000
+    (message,) = [m for (m,) in box.db.execute(
+        "SELECT message FROM staff_alerts WHERE kind = 'outbox' AND ref = 'evicted'")]
+    assert f"seq {gap['first_seq']}-{gap['last_seq']}" in message
+    assert "membership.max_mb" in message and "outbox.max_mb" not in message
+    box.db.close()
+
+
+def test_money_receipt_audit_and_staff_events_are_never_evicted(db_path):
+    box = Outbox.open(db_path, max_bytes=3000)
+    keep = [paid(0),
+            new_event(EventType.RECEIPT_FAILED, occurred_at=T0, session_id="p0",
+                      payload={"order_id": "K0", "reason": "paper out"}),
+            new_event(EventType.EXIT_AUDIT_FLAGGED, occurred_at=T0, session_id="p0",
+                      payload={"order_id": "K0", "reasons": ["random"]}),
+            new_event(EventType.STAFF_ACTION, occurred_at=T0, session_id="p0",
+                      payload={"action": "void", "staff": "S1"}),
+            new_event(EventType.SESSION_ENDED, occurred_at=T0, session_id="p0",
+                      payload={"order_id": "K0", "total_minor": 100, "item_count": 1})]
+    for e in keep:
+        box.record(e)
+    for i in range(1, 60):
+        box.record(event(i))  # many passes of eviction
+    for i in range(1, 20):
+        box.record(paid(i))  # money alone past the cap: still written, the cap gives way
+    types = box.types()
+    for e in keep:
+        assert e.type.value in types
+    assert types.count("payment_paid") == 20
+    assert box.bytes_queued() > 3000
+    gaps = [json.loads(p) for (p,) in box.db.execute(
+        "SELECT payload FROM outbox WHERE type = 'events_evicted' ORDER BY seq")]
+    assert len(gaps) >= 2 and sum(g["count"] for g in gaps) == 59 - types.count("item_scanned")
+    assert all(a["last_seq"] < b["first_seq"] for a, b in zip(gaps, gaps[1:], strict=False))
     box.db.close()
 
 
@@ -243,6 +293,28 @@ def test_the_contract_file_matches_what_is_sent_and_answered(rig, outbox):
     check(reply, "BatchResult")
     with pytest.raises(jsonschema.ValidationError):
         check({"kiosk_id": "k", "events": []}, "EventBatch")  # the check can fail
+    assert reply["rejected"] == []
+
+
+def test_the_gap_marker_is_in_the_contract_and_the_backend_takes_it(rig, db_path):
+    import jsonschema
+    import yaml
+
+    schemas = yaml.safe_load((Path(__file__).resolve().parents[2] / "docs" /
+                              "membership-api.yaml").read_text(encoding="utf-8")
+                             )["components"]["schemas"]
+    rig.up()
+    box = Outbox.open(db_path, max_bytes=2000)
+    for i in range(12):
+        box.record(event(i))
+    batch = box.next_batch()
+    (gap,) = [e for e in batch.events if e["type"] == "events_evicted"]
+    body = rig.client.envelope(batch.wire)
+    jsonschema.validate(body, dict(schemas["EventBatch"], components={"schemas": schemas}))
+    reply = requests.post(f"{rig.backend.url}/v1/events", json=body, timeout=5, headers={
+        "Authorization": f"Bearer {DEFAULT_TOKEN}", "Idempotency-Key": batch.batch_id}).json()
+    assert gap["event_id"] in reply["accepted"] and reply["rejected"] == []
+    box.db.close()
 
 
 def test_uploading_never_blocks_writing_events(rig, outbox, db_path):
@@ -290,17 +362,15 @@ def test_delivered_events_are_pruned_by_the_uploader_after_keep_days(rig, outbox
     assert len(rig.delivered()) == 5
 
 
-def test_a_full_outbox_takes_events_again_once_emptied_and_money_events_always(db_path):
+def test_a_full_outbox_evicts_nothing_once_emptied(db_path):
     box = Outbox.open(db_path, max_bytes=1500)
-    with pytest.raises(QueueFull):
-        for i in range(20):
-            box.record(event(i))
-    paid = new_event(EventType.PAYMENT_PAID, occurred_at=T0, session_id="s",
-                     payload={"order_id": "K1", "amount_minor": 100, "provider_ref": "T1"})
-    box.record(paid)  # never refused: a paid sale must not be lost to a full outbox
+    for i in range(20):
+        box.record(event(i))
     batch = box.next_batch()
     box.settle(batch, batch.event_ids, {}, T0)  # the uploader emptied it (other connection)
-    box.record(event(99))  # counted again before refusing: accepted
+    before = box.types().count("events_evicted")
+    box.record(event(99))  # counted again before evicting anything
+    assert box.types().count("events_evicted") == before
     box.db.close()
 
 

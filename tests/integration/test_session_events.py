@@ -9,7 +9,7 @@ from app.domain.rejections import Refused
 from app.domain.scan_input import CleanScan
 from app.services.members import MemberIdentity
 from app.services.session import ShoppingSession
-from app.storage.outbox import Outbox, QueueFull
+from app.storage.outbox import Outbox
 
 MILK = "6900000000014"
 
@@ -49,14 +49,38 @@ def test_a_session_records_each_step_with_its_event(demo_kiosk):
     assert demo_kiosk.db.execute("SELECT state FROM sessions").fetchone()[0] == "paid"
 
 
+class BrokenOutbox(Outbox):
+    """Writes the session's start, then fails every event (a disk error, say)."""
+
+    def record(self, event):
+        if event.type != "session_started":
+            raise OSError("disk I/O error")
+        return super().record(event)
+
+
 def test_a_change_whose_event_cannot_be_written_does_not_happen(demo_kiosk):
-    full = Outbox(demo_kiosk.db, max_bytes=400)  # room for the start event only
-    s = session(demo_kiosk, full)
-    with pytest.raises(QueueFull):
+    s = session(demo_kiosk, BrokenOutbox(demo_kiosk.db))
+    with pytest.raises(OSError):
         s.scan(MILK)
     assert s.checkout.lines() == []  # the cart in memory was put back
     assert demo_kiosk.db.execute("SELECT count(*) FROM cart_lines").fetchone()[0] == 0
     assert [t for t, _ in events(demo_kiosk)] == ["session_started"]
+
+
+def test_at_the_outbox_cap_new_sessions_still_start_and_sell(demo_kiosk):
+    # Issue 16, fault 4: at the cap new sessions were refused (QueueFull).
+    full = Outbox(demo_kiosk.db, max_bytes=4000)
+    for n in range(12):  # far more events than the cap holds
+        s = session(demo_kiosk, full)
+        s.scan(MILK)
+        s.scan(MILK)
+        s.end(f"K{n}", 1300, 2)
+    kinds = [t for t, _ in events(demo_kiosk)]
+    assert kinds.count("session_ended") == 12  # every sale's event kept
+    assert kinds[-3:] == ["item_scanned", "item_scanned", "session_ended"]  # the last intact
+    assert "events_evicted" in kinds and kinds.count("session_started") < 12
+    assert demo_kiosk.db.execute("SELECT count(*) FROM staff_alerts WHERE kind = 'outbox' "
+                                 "AND ref = 'evicted'").fetchone()[0] >= 1
 
 
 def test_a_restarted_kiosk_finds_the_open_session_and_its_cart(demo_kiosk):
