@@ -29,10 +29,13 @@ def db_status(obj: Context) -> None:
 
 @db.command("backup")
 @click.argument("file", required=False, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--keep", type=click.IntRange(min=1), default=24, show_default=True,
+              help="Without FILE: how many dated backups to keep (the oldest go).")
 @click.pass_obj
-def db_backup(obj: Context, file: Path | None) -> None:
-    """Copy the database to FILE (default: <data dir>/backups/kiosk-<time>.db) with
-    SQLite's online backup, safe while the lane is selling; the copy is checked."""
+def db_backup(obj: Context, file: Path | None, keep: int) -> None:
+    """Copy the database to FILE (default: <data dir>/backups/kiosk-<time>.db, rolling:
+    the newest --keep kept) with SQLite's online backup, safe while the lane is selling;
+    the copy is checked."""
     kiosk = obj.kiosk()
     stamp = datetime.now().astimezone().strftime("%Y%m%d-%H%M%S")
     target = file or obj.settings.data_dir / "backups" / f"kiosk-{stamp}.db"
@@ -43,6 +46,10 @@ def db_backup(obj: Context, file: Path | None) -> None:
     finally:
         kiosk.close()
     click.echo(f"backed up {obj.settings.database_path} to {target}")
+    if file is None:
+        for old in sorted(target.parent.glob("kiosk-*.db"))[:-keep]:  # names sort by time
+            old.unlink()
+            click.echo(f"removed the old backup {old}")
 
 
 @db.command("restore")

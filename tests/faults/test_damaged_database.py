@@ -114,6 +114,18 @@ def test_backup_then_restore_brings_the_kiosk_back_and_keeps_the_damaged_file(
                                  ).publish_head()  # the chain still meets the head file
 
 
+def test_dated_backups_roll(data_dir, held):
+    backups = data_dir / "backups"
+    backups.mkdir()
+    for hour in range(3):  # older backups, named as the command names them
+        (backups / f"kiosk-20261124-0{hour}0000.db").write_bytes(b"old")
+    ran = kiosk(data_dir, "db", "backup", "--keep", "2")
+    assert ran.returncode == 0, ran.stderr
+    kept = sorted(p.name for p in backups.glob("kiosk-*.db"))
+    assert len(kept) == 2 and kept[0] == "kiosk-20261124-020000.db", kept
+    assert audit_rows(backups / kept[1]) == 50  # the new one, checked and complete
+
+
 def test_restore_refuses_a_damaged_backup_and_changes_nothing(data_dir, held, tmp_path):
     bad = tmp_path / "bad.db"
     data = held.read_bytes()
