@@ -97,7 +97,9 @@ class Kiosk:
 
 
 def build(settings: Settings, clock: Clock | None = None) -> Kiosk:
-    db = open_database(settings.database_path)
+    # Files only a kiosk that ran leaves: beside them, an empty database is refused.
+    held = (settings.audit_head_path, settings.data_dir / "keys" / "exit-pass.pem")
+    db = open_database(settings.database_path, held_kiosk=held)
     catalogue = SqliteCatalogue(db, settings.store.currency)
     catalogue.check_currency()
     rules = BarcodeRules(settings.store.currency, settings.barcodes.layouts())

@@ -1,11 +1,14 @@
-"""``kiosk db``: the kiosk database's file, migrations and size."""
+"""``kiosk db``: the kiosk database's file, migrations and size; backups and restore."""
 
 from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
 
 import click
 
 from app.cli.root import Context
-from app.storage.db import schema_version
+from app.storage.db import DatabaseDamaged, backup_database, restore_database, schema_version
 
 
 @click.group()
@@ -22,3 +25,45 @@ def db_status(obj: Context) -> None:
     click.echo(f"migrations {', '.join(schema_version(kiosk.db))}")
     click.echo(f"products   {kiosk.catalogue.count()}")
     click.echo(f"promotions {len(kiosk.promotions())}")
+
+
+@db.command("backup")
+@click.argument("file", required=False, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--keep", type=click.IntRange(min=1), default=24, show_default=True,
+              help="Without FILE: how many dated backups to keep (the oldest go).")
+@click.pass_obj
+def db_backup(obj: Context, file: Path | None, keep: int) -> None:
+    """Copy the database to FILE (default: <data dir>/backups/kiosk-<time>.db, rolling:
+    the newest --keep kept) with SQLite's online backup, safe while the lane is selling;
+    the copy is checked."""
+    kiosk = obj.kiosk()
+    stamp = datetime.now().astimezone().strftime("%Y%m%d-%H%M%S")
+    target = file or obj.settings.data_dir / "backups" / f"kiosk-{stamp}.db"
+    try:
+        backup_database(kiosk.db, target)
+    except DatabaseDamaged as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        kiosk.close()
+    click.echo(f"backed up {obj.settings.database_path} to {target}")
+    if file is None:
+        for old in sorted(target.parent.glob("kiosk-*.db"))[:-keep]:  # names sort by time
+            old.unlink()
+            click.echo(f"removed the old backup {old}")
+
+
+@db.command("restore")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.pass_obj
+def db_restore(obj: Context, file: Path) -> None:
+    """Replace the database with the backup FILE (stop the lane first). The backup is
+    checked first; the current file is kept aside as kiosk.db.before-restore-<time>."""
+    path = obj.settings.database_path
+    stamp = datetime.now().astimezone().strftime("%Y%m%d-%H%M%S")
+    try:
+        aside = restore_database(file, path, stamp)
+    except DatabaseDamaged as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"restored {path} from {file}")
+    if aside is not None:
+        click.echo(f"the previous file is kept as {aside}")

@@ -14,7 +14,7 @@ from app import bootstrap
 from app.config import Settings, SettingsError, load_settings
 from app.services.staff_actions import CLI_ACTOR, Acting
 from app.storage.catalogue_repo import CatalogueMismatch
-from app.storage.db import DataDirUnusable
+from app.storage.db import DatabaseDamaged, DataDirUnusable
 
 
 class Context:
@@ -39,6 +39,8 @@ class Context:
             return bootstrap.build(self.settings)
         except (CatalogueMismatch, DataDirUnusable) as exc:
             raise click.ClickException(str(exc)) from None  # a message, exit code 1
+        except DatabaseDamaged as exc:
+            raise click.ClickException(f"refusing to start: {exc}") from None
 
     def acting(self, actor: str = CLI_ACTOR) -> Acting:
         """Who a staff action from the command line is by: ``actor`` at this lane, outside

@@ -223,8 +223,9 @@ class PaymentDesk:
                 self._announce([done])
             else:
                 completed.append(done)
-        elif after != p:
-            self.repo.save(after, self.clock.now(), f"{source}: {view.status.value}")
+        elif after != p and not self.repo.save(after, self.clock.now(),
+                                                f"{source}: {view.status.value}"):
+            return self.repo.get(p.out_trade_no) or p  # another desk ended it: as on disk
         if settle and after.open and after.closing and not p.closing:
             return self._close(after, after.close_reason)  # declined: close before anything
         return after
@@ -272,7 +273,8 @@ class PaymentDesk:
         if not p.open:
             return p
         p = ask_to_close(p, reason)
-        self.repo.save(p, self.clock.now(), f"closing: {reason}")
+        if not self.repo.save(p, self.clock.now(), f"closing: {reason}"):
+            return self.repo.get(p.out_trade_no) or p  # another desk ended it meanwhile
         try:
             first = self.provider.query(p.out_trade_no)  # query first: paid late is paid
             p = self._apply(p, first, "query before close", settle=False, fresh=True)
@@ -293,7 +295,8 @@ class PaymentDesk:
         except PaymentError as exc:
             # Still open: the next expire_due() or recover() tries again.
             p = call_failed(p, error_text(exc), True) if p.open else p
-            self.repo.save(p, self.clock.now(), f"close failed: {error_text(exc)}")
+            if not self.repo.save(p, self.clock.now(), f"close failed: {error_text(exc)}"):
+                return self.repo.get(p.out_trade_no) or p
             return p
 
     def _refunded_after_its_sale(self, out_trade_no: str) -> Payment | None:

@@ -13,9 +13,11 @@ import errno
 import os
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import sqlite_utils
 
@@ -64,27 +66,182 @@ def is_disk_full(error: BaseException) -> bool:
     return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
-def open_database(path: Path, *, migrate: bool = True) -> sqlite_utils.Database:
+class DatabaseDamaged(Exception):
+    """The kiosk database is damaged, unreadable, or unexpectedly empty: the kiosk must
+    not start on it (the message says what was found and how to restore a backup)."""
+
+
+RESTORE_HINT = "restore a backup with `kiosk db restore FILE` (see docs/operations.md)"
+
+
+def open_database(path: Path, *, migrate: bool = True,
+                  held_kiosk: Sequence[Path] = ()) -> sqlite_utils.Database:
     """Open (creating if needed) the kiosk database at ``path`` and bring its schema up to date.
 
-    Raises ``DataDirUnusable`` naming ``path.parent`` when the directory cannot be written,
-    before SQLite is asked (it would only say "unable to open database file").
+    Several processes may open a new data directory at the same moment (the lane and
+    a few ``kiosk`` commands at first start): the switch to WAL is retried, and the
+    whole migration run holds the write lock (``BEGIN IMMEDIATE``) with a busy timeout
+    of ``MIGRATION_WAIT_S``, so one process migrates and the others wait, then find
+    nothing left to do. Each migration is applied exactly once. Raises
+    ``sqlite3.OperationalError`` if the database stays locked for longer than that.
+
+    With ``migrate`` (the kiosk's own open), an existing file is checked first with
+    SQLite's ``PRAGMA quick_check``. ``held_kiosk``: files (the lane's key, the audit
+    head) that show this data directory held a kiosk; if any exists, a missing, empty
+    or never-migrated database is refused rather than silently started afresh.
+    Raises ``DatabaseDamaged`` (a message for staff, no traceback needed) on both, and
+    ``DataDirUnusable`` naming ``path.parent`` when the directory cannot be written
+    (before SQLite is asked: it would only say "unable to open database file").
     """
-    check_writable(path.parent)
+    check_writable(path.parent)  # a read-only or full disk: say so, naming the directory
+    existed = path.exists() and path.stat().st_size > 0
+    marks = [str(m) for m in held_kiosk if m.exists()]
+    if migrate and marks and not existed:
+        raise DatabaseDamaged(
+            f"{path} is {'empty' if path.exists() else 'missing'}, but this data directory "
+            f"held a kiosk ({', '.join(marks)}): refusing to start a new, empty kiosk "
+            f"without its history; {RESTORE_HINT}")
     conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
     db = sqlite_utils.Database(conn)
     try:
-        conn.execute("PRAGMA journal_mode=WAL")
-    except sqlite3.OperationalError as exc:  # e.g. kiosk.db itself read-only
+        _retry_while_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"))
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        if migrate and existed:
+            problems = integrity_problems(db)
+            if problems:
+                raise DatabaseDamaged(f"{path} is damaged (SQLite quick_check: "
+                                      f"{'; '.join(problems[:3])}); {RESTORE_HINT}")
+            if marks and not MIGRATIONS.applied(db):
+                raise DatabaseDamaged(
+                    f"{path} holds no kiosk tables, but this data directory held a kiosk "
+                    f"({', '.join(marks)}): refusing to start a new, empty kiosk; "
+                    f"{RESTORE_HINT}")
+        if migrate and _retry_while_locked(lambda: MIGRATIONS.pending(db)):
+            _migrate(db)
+    except DatabaseDamaged:
         conn.close()
-        raise DataDirUnusable(f"the database {path} cannot be opened for writing ({exc}): "
-                              "make it and its directory writable and start again") from None
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    if migrate:
-        MIGRATIONS.apply(db)
+        raise
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise
+        raise DatabaseDamaged(f"{path} cannot be read ({exc}); {RESTORE_HINT}") from None
+    except sqlite3.DatabaseError as exc:  # "file is not a database", "malformed"
+        conn.close()
+        raise DatabaseDamaged(f"{path} is damaged ({exc}); {RESTORE_HINT}") from None
     return db
+
+
+def integrity_problems(db: sqlite_utils.Database) -> list[str]:
+    """What SQLite's ``PRAGMA quick_check`` found wrong (empty: the file is sound). It
+    checks every page and index structure but not index contents, in time linear in the
+    file's size (SQLite documentation, PRAGMA quick_check). Raises
+    ``sqlite3.DatabaseError`` on a file too damaged to check."""
+    rows = [str(r[0]) for r in db.conn.execute("PRAGMA quick_check").fetchall()]
+    return [] if rows == ["ok"] else rows
+
+
+def backup_database(db: sqlite_utils.Database, target: Path) -> Path:
+    """Copy the open database ``db`` to ``target`` with SQLite's online backup API
+    (``sqlite3.Connection.backup``: a consistent copy while the lane keeps writing),
+    through a temporary file renamed into place, and check the copy (quick_check).
+    Returns ``target``. Raises ``DatabaseDamaged`` if the copy does not check out."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    dst = sqlite3.connect(tmp)
+    try:
+        db.conn.backup(dst)
+        dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+        problems = integrity_problems(sqlite_utils.Database(dst))
+    finally:
+        dst.close()
+    if problems:
+        tmp.unlink(missing_ok=True)
+        raise DatabaseDamaged(f"the backup copy failed its check: {'; '.join(problems[:3])}")
+    os.replace(tmp, target)
+    return target
+
+
+def restore_database(backup: Path, path: Path, now_stamp: str) -> Path | None:
+    """Put the backup file ``backup`` in place of the database at ``path`` (the lane and
+    every ``kiosk`` command stopped). The backup is checked first (quick_check, and it
+    must hold the kiosk's tables): a bad one changes nothing. The current file and its
+    ``-wal``/``-shm`` companions are kept aside as ``<name>.before-restore-<now_stamp>``.
+    Returns the path of the file set aside (None if there was none). Raises
+    ``DatabaseDamaged`` for a backup that is damaged or is not a kiosk database."""
+    try:
+        src = sqlite3.connect(f"file:{backup}?mode=ro", uri=True)
+        try:
+            problems = integrity_problems(sqlite_utils.Database(src))
+            applied = MIGRATIONS.applied(sqlite_utils.Database(src)) if not problems else []
+        except sqlite3.DatabaseError as exc:
+            problems, applied = [str(exc)], []
+        if problems:
+            raise DatabaseDamaged(f"{backup} is damaged ({'; '.join(problems[:3])}): "
+                                  "nothing restored")
+        if not applied:
+            raise DatabaseDamaged(f"{backup} is not a kiosk database: nothing restored")
+        tmp = path.with_name(path.name + ".restoring")
+        tmp.unlink(missing_ok=True)
+        dst = sqlite3.connect(tmp)
+        try:
+            src.backup(dst)
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    aside = None
+    if path.exists():
+        aside = path.with_name(f"{path.name}.before-restore-{now_stamp}")
+        os.replace(path, aside)
+    for suffix in ("-wal", "-shm"):
+        extra = path.with_name(path.name + suffix)
+        if extra.exists():
+            os.replace(extra, path.with_name(f"{path.name}{suffix}.before-restore-{now_stamp}"))
+    os.replace(tmp, path)
+    return aside
+
+
+MIGRATION_WAIT_S = 60.0  # how long a process waits for another one's migrations
+
+
+def _migrate(db: sqlite_utils.Database) -> None:
+    # The write lock for the whole run: another process's run finishes first, and the
+    # pending list is read again under the lock (each migration is then a savepoint).
+    db.conn.execute(f"PRAGMA busy_timeout={int(MIGRATION_WAIT_S * 1000)}")
+    try:
+        _retry_while_locked(lambda: db.conn.execute("BEGIN IMMEDIATE"))
+        try:
+            MIGRATIONS.apply(db)
+        except BaseException:
+            if db.conn.in_transaction:
+                db.conn.execute("ROLLBACK")
+            raise
+        db.conn.execute("COMMIT")
+    finally:
+        db.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+
+_T = TypeVar("_T")
+
+
+def _retry_while_locked(step: Callable[[], _T]) -> _T:
+    """Run ``step``, again while SQLite says the database is locked or busy (some lock
+    waits, such as switching a new file to WAL, do not go through the busy timeout),
+    for up to ``MIGRATION_WAIT_S`` seconds of the monotonic clock."""
+    deadline = time.monotonic() + MIGRATION_WAIT_S
+    while True:
+        try:
+            return step()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from typing import Any
 import sqlite_utils
 
 from app.domain.events import EventType, new_event
-from app.domain.payment import OPEN, Payment, PaymentState
+from app.domain.payment import FINAL, OPEN, Payment, PaymentState
 from app.domain.sale import PaidSale
 from app.storage.alerts import StaffAlerts
 from app.storage.audit import AuditLog
@@ -114,14 +114,23 @@ class PaymentsRepo:
         return write_transaction(self.db)
 
     def save(self, p: Payment, now: datetime, note: str = "") -> bool:
-        """Write ``p``; False (nothing written) if the row is already paid and ``p`` is
-        not, or the row is marked refunded by the provider and ``p`` is not: a stale view
-        of the payment must never undo a payment, nor reopen one closed for good."""
+        """Write ``p``; False (nothing written) if the row on disk is final (paid, failed,
+        cancelled, expired) in another state than ``p``'s, or is marked refunded by the
+        provider and ``p`` is not: a stale view of the payment (another desk or process
+        read it before it ended) must never undo a payment, reopen one, nor end it twice.
+
+        The end's audit row and behaviour event are written only by the save that moved
+        the row from open to final, in the same transaction. A final payment becomes paid
+        only through ``complete_sale`` (the provider took the money after all).
+        """
         row = _row(p, now)
+        final = ", ".join(f"'{s.value}'" for s in FINAL)
         with write_transaction(self.db):
+            before = self.db.execute("SELECT state FROM payments WHERE out_trade_no = ?",
+                                     [p.out_trade_no]).fetchone()
             cursor = self.db.execute(
                 f"UPDATE payments SET {', '.join(f'{k} = ?' for k in row)} "
-                "WHERE out_trade_no = ? AND (state != 'paid' OR ? = 'paid') "
+                f"WHERE out_trade_no = ? AND (state NOT IN ({final}) OR state = ?) "
                 "AND (provider_refunded = 0 OR ? = 1)",
                 [*row.values(), p.out_trade_no, p.state.value, int(p.provider_refunded)])
             if cursor.rowcount == 0:
@@ -130,19 +139,13 @@ class PaymentsRepo:
             if p.staff_flag:
                 self._alert(p, now)
             ended = _ENDED_EVENTS.get(p.state)
-            if ended is not None and not self._event_written(p, ended):
+            if ended is not None and before is not None and \
+                    PaymentState(before[0]) not in FINAL:
                 extra = {"reason": p.last_error or p.close_reason or p.state.value} \
                     if ended is EventType.PAYMENT_FAILED else {}
                 self._event(ended, p, now, **extra)
                 self._audited(p, now, **extra)
         return True
-
-    def _event_written(self, p: Payment, kind: EventType) -> bool:
-        # A state can be saved more than once (a note added); its event is written once.
-        count = self.db.execute(
-            "SELECT count(*) FROM payment_steps WHERE out_trade_no = ? AND state = ?",
-            [p.out_trade_no, p.state.value]).fetchone()[0]
-        return int(count) > 1
 
     def refunded(self, p: Payment, now: datetime, amount_minor: int, refund_no: str,
                  refund_id: str, actor: str) -> None:

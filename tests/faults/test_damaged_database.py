@@ -1,0 +1,142 @@
+"""A damaged database is noticed, refused, and restored from a backup (issue 16, fault 6).
+
+An emptied ``kiosk.db`` beside the files a kiosk leaves (its audit head, its lane
+key) must not start a brand-new empty kiosk; a half-truncated file must give a
+clear refusal, not a traceback; an overwritten page must be found by the start-up
+check (``PRAGMA quick_check``). ``kiosk db backup`` copies the database with
+SQLite's online backup; ``kiosk db restore`` checks a backup before putting it in
+place and keeps the damaged file aside.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from app import bootstrap
+from app.config import load_settings
+from tests.helpers import run_kiosk
+
+AT = datetime.fromisoformat("2026-11-25T10:00:00+08:00")
+
+
+def kiosk(data_dir: Path, *args: str):
+    return run_kiosk(*args, env={"KIOSK_DATA_DIR": str(data_dir)})
+
+
+@pytest.fixture
+def held(data_dir: Path) -> Path:
+    """A data directory that held a kiosk: a catalogue, audit rows, a published head."""
+    k = bootstrap.build(load_settings(data_dir=data_dir, environ={}))
+    try:
+        bootstrap.seed_demo_store(k)
+        audit = bootstrap.build_audit(k)
+        for n in range(50):
+            audit.append("test", "staff", {"n": n, "pad": "x" * 200}, AT)
+        assert audit.publish_head()
+        k.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        k.close()
+    assert (data_dir / "audit-head").exists()
+    return data_dir / "kiosk.db"
+
+
+def refused(data_dir: Path, *words: str) -> str:
+    ran = kiosk(data_dir, "db", "status")
+    assert ran.returncode != 0, ran.stdout
+    assert "Traceback" not in ran.stderr and "refusing to start" in ran.stderr, ran.stderr
+    for word in words:
+        assert word in ran.stderr, ran.stderr
+    assert "kiosk db restore" in ran.stderr  # says how to get out of it
+    return ran.stderr
+
+
+def audit_rows(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute("SELECT count(*) FROM audit_log").fetchone()[0])
+
+
+def test_an_emptied_database_beside_a_kiosk_is_refused_not_started_afresh(data_dir, held):
+    held.write_bytes(b"")
+    refused(data_dir, "empty", "audit-head")
+    assert held.stat().st_size == 0  # nothing was created over it
+
+
+def test_a_deleted_database_beside_a_kiosk_is_refused(data_dir, held):
+    held.unlink()
+    refused(data_dir, "missing")
+    assert not held.exists()
+
+
+def test_a_half_truncated_database_is_refused_with_a_clear_message(data_dir, held):
+    data = held.read_bytes()
+    held.write_bytes(data[: len(data) // 2])
+    refused(data_dir, "damaged")
+
+
+def test_an_overwritten_page_is_found_at_start_up(data_dir, held):
+    data = bytearray(held.read_bytes())
+    page = 4096
+    assert len(data) > 6 * page
+    data[3 * page: 4 * page] = bytes((i * 7 + 13) % 256 for i in range(page))  # garbage
+    held.write_bytes(bytes(data))
+    refused(data_dir, "damaged")
+
+
+def test_a_new_data_directory_still_starts(data_dir):
+    ran = kiosk(data_dir, "db", "status")
+    assert ran.returncode == 0, ran.stderr
+
+
+def test_backup_then_restore_brings_the_kiosk_back_and_keeps_the_damaged_file(
+        data_dir, held, tmp_path):
+    copy = tmp_path / "copies" / "kiosk-backup.db"
+    ran = kiosk(data_dir, "db", "backup", str(copy))
+    assert ran.returncode == 0, ran.stderr
+    assert audit_rows(copy) == 50
+    default = kiosk(data_dir, "db", "backup")  # a dated file under <data dir>/backups
+    assert default.returncode == 0, default.stderr
+    assert len(list((data_dir / "backups").glob("kiosk-*.db"))) == 1
+
+    held.write_bytes(b"")  # the bad day
+    refused(data_dir, "empty")
+    ran = kiosk(data_dir, "db", "restore", str(copy))
+    assert ran.returncode == 0, ran.stderr
+    aside = list(data_dir.glob("kiosk.db.before-restore-*"))
+    assert len(aside) == 1 and aside[0].stat().st_size == 0  # the damaged file is kept
+    status = kiosk(data_dir, "db", "status")
+    assert status.returncode == 0, status.stderr
+    assert audit_rows(held) == 50
+    assert bootstrap.build_audit(bootstrap.build(load_settings(data_dir=data_dir, environ={}))
+                                 ).publish_head()  # the chain still meets the head file
+
+
+def test_dated_backups_roll(data_dir, held):
+    backups = data_dir / "backups"
+    backups.mkdir()
+    for hour in range(3):  # older backups, named as the command names them
+        (backups / f"kiosk-20261124-0{hour}0000.db").write_bytes(b"old")
+    ran = kiosk(data_dir, "db", "backup", "--keep", "2")
+    assert ran.returncode == 0, ran.stderr
+    kept = sorted(p.name for p in backups.glob("kiosk-*.db"))
+    assert len(kept) == 2 and kept[0] == "kiosk-20261124-020000.db", kept
+    assert audit_rows(backups / kept[1]) == 50  # the new one, checked and complete
+
+
+def test_restore_refuses_a_damaged_backup_and_changes_nothing(data_dir, held, tmp_path):
+    bad = tmp_path / "bad.db"
+    data = held.read_bytes()
+    bad.write_bytes(data[: len(data) // 2])
+    before = held.read_bytes()
+    ran = kiosk(data_dir, "db", "restore", str(bad))
+    assert ran.returncode != 0 and "nothing restored" in ran.stderr, ran.stderr
+    assert "Traceback" not in ran.stderr
+    assert held.read_bytes() == before
+    assert not list(data_dir.glob("kiosk.db.before-restore-*"))
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.close()
+    ran = kiosk(data_dir, "db", "restore", str(other))
+    assert ran.returncode != 0 and "not a kiosk database" in ran.stderr, ran.stderr
