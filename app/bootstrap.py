@@ -8,6 +8,7 @@ tests never load a window system.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -517,6 +518,7 @@ def build_lane(kiosk: Kiosk, *, provider: PaymentProvider | None = None,
         wallets=tuple(s.payment.wallets), other_scanners=other_scanners,
         max_length=s.barcodes.max_length,
         exit_audit=exit_audit_rules(s), roll=secrets.SystemRandom().random,
+        monotonic=getattr(kiosk.clock, "monotonic", time.monotonic),
         timings=LaneTimings(
             idle=timedelta(seconds=s.ui.idle_s),
             still_there=timedelta(seconds=s.ui.still_there_s),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -63,6 +64,9 @@ class LaneParts:
     max_length: int = 512  # barcodes.max_length: longer scanner input is refused
     other_scanners: bool = False  # a serial or wedge scanner works without the camera
     timings: LaneTimings = field(default_factory=LaneTimings)
+    # Seconds that never step: every wait and deadline of the lane is measured on it; the
+    # wall clock (``clock``) only for what is shown, signed or sent (issue 16, fault 3).
+    monotonic: Callable[[], float] = time.monotonic
 
 
 __all__ = ["ATTRACT_NOTICE", "HELP_REPEAT", "HELP_WAIT", "LaneParts", "LaneTimings",
