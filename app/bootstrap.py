@@ -288,6 +288,8 @@ def build_payment_desk(kiosk: Kiosk, provider: PaymentProvider | None = None,
         kiosk.settings.kiosk.lane_id,
         expire_after=timedelta(seconds=kiosk.settings.payment.expire_s),
         on_completed=on_completed,
+        on_clock_refused=lambda message: build_outbox(kiosk).alert("clock", message,
+                                                                   kiosk.clock.now()),
     )
 
 

@@ -10,6 +10,7 @@ simulator on 127.0.0.1.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -125,3 +126,29 @@ def test_the_clocks_tests_use_step_the_wall_clock_only():
     offset.advance(90)
     assert offset.monotonic() - before >= 90
 
+
+def test_a_provider_refusing_the_kiosks_clock_alerts_staff_naming_the_clock(
+        demo_kiosk, sim, monkeypatch):
+    # The kiosk's process only: the adapter signs with a time 10 minutes behind; the
+    # simulator (like the store gateway) refuses a timestamp more than 300 s off.
+    import devices.payment.gateway as gateway
+
+    class Behind:
+        @staticmethod
+        def time() -> float:
+            return time.time() - 600
+
+    provider = SimulatorAdapter(sim.url, "lane-01", SIMULATOR_SECRET, read_timeout=2.0)
+    monkeypatch.setattr(gateway, "time", Behind)
+    demo_kiosk.settings.payment.wallets = []
+    lane = bootstrap.build_lane(demo_kiosk, provider=provider, receipt_notice=lambda: None)
+    lane.boot()
+    lane.scan(MILK)
+    lane.pay()
+    # Refused before it was made (401): the shopper is told at once, not "connecting".
+    assert lane.view.screen is Screen.SHOPPING and lane.view.notice.key == "payment_failed"
+    lane.pay()  # tried again: refused again, still one alert
+    assert lane.view.notice.key == "payment_failed"
+    alerts = [m for kind, m in bootstrap.open_alerts(demo_kiosk) if kind == "clock"]
+    assert len(alerts) == 1  # once while it lasts, however many calls were refused
+    assert "the kiosk's clock" in alerts[0] and "lane-01" in alerts[0]
