@@ -364,6 +364,24 @@ def test_an_old_exit_pass_is_refused(lane, demo_kiosk, sim, clock):
     assert lane.view.staff.message.startswith("NOT VALID") and "TOO OLD" in lane.view.staff.text
 
 
+def test_an_exit_pass_dated_in_the_future_is_refused_naming_the_clock(lane, demo_kiosk, sim,
+                                                                     clock):
+    lane.scan(MILK)
+    no = pay(lane, sim, clock)
+    exit_pass = demo_kiosk.db.execute("SELECT exit_pass FROM print_jobs WHERE order_id = ?",
+                                      [no]).fetchone()[0]
+    sign_in(lane, "2468")
+    lane.staff.do("verify_pass")
+    clock.step(minutes=-4)  # within the tolerance: lanes' clocks differ a little
+    lane.scan(exit_pass)
+    assert lane.view.staff.message.startswith("VALID"), lane.view.staff.text
+    clock.step(minutes=-60)  # this kiosk's wall clock an hour behind the pass's lane
+    lane.staff.do("verify_pass")
+    lane.scan(exit_pass)
+    assert lane.view.staff.message.startswith("NOT VALID")
+    assert "DATED IN THE FUTURE" in lane.view.staff.text and "clock" in lane.view.staff.text
+
+
 def test_a_damaged_head_file_raises_an_alert_not_a_crash(lane, demo_kiosk, clock):
     sign_in(lane, "2468")
     lane.staff.sign_out()
