@@ -540,7 +540,8 @@ def build_lane(kiosk: Kiosk, *, provider: PaymentProvider | None = None,
         health=lambda: "\n".join(health_lines(devices, parts.desk.provider, outbox,
                                                lambda: open_alerts(kiosk))),
         flush_outbox=lambda: outbox_state(outbox, flush), retry_dead=outbox.retry_dead,
-        wake_printer=wake_printer, idle=timedelta(seconds=s.staff.idle_s)))
+        wake_printer=wake_printer, idle=timedelta(seconds=s.staff.idle_s),
+        monotonic=parts.monotonic))
     return lane
 
 
