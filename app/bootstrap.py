@@ -9,6 +9,7 @@ tests never load a window system.
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -290,6 +291,8 @@ def build_payment_desk(kiosk: Kiosk, provider: PaymentProvider | None = None,
         kiosk.settings.kiosk.lane_id,
         expire_after=timedelta(seconds=kiosk.settings.payment.expire_s),
         on_completed=on_completed,
+        on_clock_refused=lambda message: build_outbox(kiosk).alert("clock", message,
+                                                                   kiosk.clock.now()),
     )
 
 
@@ -532,6 +535,7 @@ def build_lane(kiosk: Kiosk, *, provider: PaymentProvider | None = None,
         min_free_bytes=s.payment.min_free_mb * 1024 * 1024,
         max_length=s.barcodes.max_length,
         exit_audit=exit_audit_rules(s), roll=secrets.SystemRandom().random,
+        monotonic=getattr(kiosk.clock, "monotonic", time.monotonic),
         timings=LaneTimings(
             idle=timedelta(seconds=s.ui.idle_s),
             still_there=timedelta(seconds=s.ui.still_there_s),
@@ -551,7 +555,8 @@ def build_lane(kiosk: Kiosk, *, provider: PaymentProvider | None = None,
         health=lambda: "\n".join(health_lines(devices, parts.desk.provider, outbox,
                                                lambda: open_alerts(kiosk))),
         flush_outbox=lambda: outbox_state(outbox, flush), retry_dead=outbox.retry_dead,
-        wake_printer=wake_printer, idle=timedelta(seconds=s.staff.idle_s)))
+        wake_printer=wake_printer, idle=timedelta(seconds=s.staff.idle_s),
+        monotonic=parts.monotonic))
     return lane
 
 

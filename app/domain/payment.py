@@ -92,6 +92,19 @@ class ProviderRefused(PaymentError):
     effect (a 5xx or 429 after the request was accepted: yes; a 400/401/403: no)."""
 
 
+# How every adapter's ``setting`` begins when the provider refused the kiosk's time:
+# WeChat Pay APIv3 refuses a request signed more than 5 minutes off its clock
+# (``INVALID_REQUEST``/``SIGN_ERROR`` naming the timestamp), Alipay's open API
+# ``isv.invalid-timestamp``, the store gateway ``TIMESTAMP_EXPIRED`` (300 s).
+CLOCK_SETTING = "the kiosk's clock"
+
+
+def refused_for_clock(exc: PaymentError) -> bool:
+    """True when ``exc`` is the provider refusing the kiosk's clock (its ``setting``
+    names the clock, see ``CLOCK_SETTING``): fixing the clock, not a key, is the cure."""
+    return isinstance(exc, ProviderRefused) and exc.setting.startswith(CLOCK_SETTING)
+
+
 @dataclass(frozen=True, slots=True)
 class Payment:
     out_trade_no: str

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from app.domain.payment import Payment
@@ -36,6 +36,7 @@ class LaneCore:
     def __init__(self, parts: LaneParts) -> None:
         self.p = parts
         self.clock = parts.clock
+        self.mono = parts.monotonic  # seconds for every wait; ``clock`` for what is shown
         self.checkout = parts.new_checkout()
         self.session: ShoppingSession | None = None
         self.member_provisional = False
@@ -43,17 +44,22 @@ class LaneCore:
         self._view = LaneView(Screen.ATTRACT)
         self._listeners: list[Callable[[LaneView], None]] = []
         self._leaving = False
-        self._last_activity = self.clock.now()
-        self._next_poll: datetime | None = None
+        self._last_activity = self.mono()
+        self._next_poll: float | None = None
+        self._deadline_at: float | None = None  # view.deadline, on the monotonic clock
         self._receipt_job: int | None = None
         self._open = True
-        self._camera_lost_since: datetime | None = None
+        self._camera_lost_since: float | None = None
         self._receipt_notice: tuple[str, str] | None = None
         self._wallet = ""
-        self._help_at: datetime | None = None
-        self._notice_at = self.clock.now()
+        self._help_at: float | None = None
+        self._notice_at = self.mono()
         # Payments whose close failed (provider unreachable): retried with backoff.
-        self._retry_at: dict[str, datetime] = {}
+        self._retry_at: dict[str, float] = {}
+        # When each open payment expires on the monotonic clock, worked out from its
+        # expires_at the first time this process saw it, so a stepped wall clock
+        # neither ends a payment early nor keeps it up late.
+        self._expires_mono: dict[str, float] = {}
         self._retry_wait: dict[str, float] = {}
         self._recover: set[str] = set()  # left open by a crash: settle at the next ticks
         self.staff: StaffDesk | None = None  # staff mode, introduced by the composition root
@@ -75,7 +81,7 @@ class LaneCore:
             # Staff mode stays up; what the lane did underneath is where it returns to.
             changes["back_to"] = changes.pop("screen")
         if "notice" in changes and changes["notice"] is not self._view.notice:
-            self._notice_at = self.clock.now()
+            self._notice_at = self.mono()
         view = replace(self._view, version=self._view.version + 1, **changes)
         self._view = view
         for listener in self._listeners:
@@ -103,7 +109,7 @@ class LaneCore:
     def _out_of_order(self) -> bool:
         lost = self._camera_lost_since
         return (lost is not None and not self.p.other_scanners
-                and self.clock.now() - lost >= self.p.timings.out_of_order_after)
+                and self.mono() - lost >= self.p.timings.out_of_order_after.total_seconds())
 
     def _begin(self, how: str) -> None:
         self.checkout = self.p.new_checkout()
@@ -118,7 +124,24 @@ class LaneCore:
         self._touched()
 
     def _touched(self) -> None:
-        self._last_activity = self.clock.now()
+        self._last_activity = self.mono()
+
+    def _deadline_in(self, after: timedelta) -> datetime:
+        """Arm the screen's deadline ``after`` from now on the monotonic clock; returns the
+        wall-clock time to show for it (``LaneView.deadline``, display only)."""
+        self._deadline_at = self.mono() + after.total_seconds()
+        return self.clock.now() + after
+
+    def _payment_expired(self, p: Payment) -> bool:
+        """Has ``p`` expired? Measured on the monotonic clock from the first time this
+        process saw it (its ``expires_at`` less the wall time then): a wall clock stepped
+        afterwards changes nothing. A process that starts late takes the wall clock once."""
+        mono = self.mono()
+        at = self._expires_mono.get(p.out_trade_no)
+        if at is None:
+            at = mono + (p.expires_at - self.clock.now()).total_seconds()
+            self._expires_mono[p.out_trade_no] = at
+        return mono >= at
 
     def touch(self) -> None:
         """Any touch on the screen: the shopper is still there."""
@@ -131,6 +154,7 @@ class LaneCore:
         self.member_provisional = False
         self._receipt_job = None
         self._next_poll = None
+        self._deadline_at = None
         self._receipt_notice = None
         staff = self._view.staff if self._view.screen is Screen.STAFF else None
         self._view = LaneView(Screen.STAFF if staff else Screen.ATTRACT,
@@ -164,7 +188,7 @@ class LaneCore:
     def _finish_paid(self, payment: Payment, done: Completed | None = None) -> None:
         raise NotImplementedError  # app.lane.paying
 
-    def _settle_stray_payments(self, now: datetime) -> None:
+    def _settle_stray_payments(self, now: float) -> None:
         raise NotImplementedError  # app.lane.paying
 
 

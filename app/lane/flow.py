@@ -47,7 +47,7 @@ class ScreenFlow(LaneCore):
         if paid is not None:  # paid, then the kiosk died before the receipt screen
             self._finish_paid(paid)
             return
-        self._last_activity = self.clock.now()
+        self._last_activity = self.mono()
         if mine is not None:
             self.checkout.cart.frozen = True
             self._show_payment(mine)
@@ -75,6 +75,7 @@ class ScreenFlow(LaneCore):
     def still_here(self) -> None:
         if self._view.screen is Screen.STILL_THERE:
             self._touched()
+            self._deadline_at = None
             self._show(screen=self._view.back_to or Screen.SHOPPING, deadline=None, back_to=None)
 
     def back(self) -> None:
@@ -88,14 +89,15 @@ class ScreenFlow(LaneCore):
         """Recorded every time (at most once a minute): as an event in a session, and
         always as a staff alert, so "staff are on their way" is true."""
         self._touched()
-        now = self.clock.now()
-        if self._help_at is not None and now - self._help_at < HELP_REPEAT:
+        now = self.mono()
+        if self._help_at is not None and now - self._help_at < HELP_REPEAT.total_seconds():
             return
         self._help_at = now
         where = self._view.screen.value
         if self.session is not None:
             self.session.request_help(where)
-        self.p.outbox.alert("help", f"{self.p.lane_id}: a shopper asked for help ({where})", now)
+        self.p.outbox.alert("help", f"{self.p.lane_id}: a shopper asked for help ({where})",
+                            self.clock.now())
         self._show(help_requested=True)
 
     def done(self) -> None:
@@ -121,7 +123,7 @@ class ScreenFlow(LaneCore):
         if ok:
             self._camera_lost_since = None
         elif self._camera_lost_since is None:
-            self._camera_lost_since = self.clock.now()
+            self._camera_lost_since = self.mono()
         if ok != self._view.camera_ok:
             current = self._view.notice
             keep = current if current is None or current.key != "camera_lost" else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -67,6 +68,9 @@ class LaneParts:
     free_bytes: Callable[[], int | None] = lambda: None
     min_free_bytes: int = 0
     timings: LaneTimings = field(default_factory=LaneTimings)
+    # Seconds that never step: every wait and deadline of the lane is measured on it; the
+    # wall clock (``clock``) only for what is shown, signed or sent (issue 16, fault 3).
+    monotonic: Callable[[], float] = time.monotonic
 
 
 __all__ = ["ATTRACT_NOTICE", "HELP_REPEAT", "HELP_WAIT", "LaneParts", "LaneTimings",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from app.domain.events import EventType, new_event
@@ -141,13 +141,15 @@ class Paying(LaneCore):
             key = {PaymentState.CANCELLED: "payment_cancelled",
                    PaymentState.EXPIRED: "payment_expired"}.get(payment.state, "payment_failed")
             self._next_poll = None
+            self._expires_mono.pop(payment.out_trade_no, None)
             self._touched()  # the idle timer starts again from the cart
             self._cart_view(screen=Screen.SHOPPING, payment=None,
                             notice=Notice.of(key, "warn" if key != "payment_failed" else "error"))
 
     def _show_payment(self, payment: Payment) -> None:
         if self._next_poll is None:
-            self._next_poll = self.clock.now() + self.p.timings.poll
+            self._next_poll = self.mono() + self.p.timings.poll.total_seconds()
+        self._payment_expired(payment)  # its monotonic expiry is taken from now on
         view = PaymentView(payment.out_trade_no, payment.qr_payload,
                            Money(payment.amount_minor, payment.currency), payment.method,
                            self._wallet, payment.expires_at,
@@ -214,7 +216,7 @@ class Paying(LaneCore):
 
     def _receipt_deadline(self, show_pass: bool) -> datetime:
         t = self.p.timings
-        return self.clock.now() + (t.receipt_on_screen if show_pass else t.receipt)
+        return self._deadline_in(t.receipt_on_screen if show_pass else t.receipt)
 
     def receipt_outcome(self, job_id: int, order_id: str, printed: bool, detail: str) -> None:
         """The printer's word on a receipt job; a failure puts the exit pass on screen."""
@@ -235,12 +237,12 @@ class Paying(LaneCore):
                    deadline=self._receipt_deadline(show) if show != receipt.show_pass
                    else self._view.deadline)
 
-    def _settle_stray_payments(self, now: datetime) -> None:
+    def _settle_stray_payments(self, now: float) -> None:
         # Payments left open by a crash, or whose close failed (network), are retried here
         # until the provider answers, each with its own backoff so a dead provider does
         # not make every tick (and so every touch) wait for its timeouts.
         for p in self.p.desk.repo.all_open():
-            due = p.expires_at <= now or p.closing or p.out_trade_no in self._recover
+            due = p.closing or p.out_trade_no in self._recover or self._payment_expired(p)
             on_screen = self.session is not None and p.cart_id == self.session.session_id \
                 and self._view.screen is Screen.PAY
             if not due or on_screen or now < self._retry_at.get(p.out_trade_no, now):
@@ -249,11 +251,12 @@ class Paying(LaneCore):
             if after.open:
                 wait = min(RETRY_MAX_S, self._retry_wait.get(p.out_trade_no, 1.0) * 2)
                 self._retry_wait[p.out_trade_no] = wait
-                self._retry_at[p.out_trade_no] = now + timedelta(seconds=wait)
+                self._retry_at[p.out_trade_no] = now + wait
                 continue
             self._recover.discard(p.out_trade_no)
             self._retry_at.pop(p.out_trade_no, None)
             self._retry_wait.pop(p.out_trade_no, None)
+            self._expires_mono.pop(p.out_trade_no, None)
             if self.session is not None and after.cart_id == self.session.session_id:
                 self.checkout.payment_changed(after)
 

@@ -1,5 +1,11 @@
 """The lane's timers: inactivity, "still there?", payment polling, the receipt screen's end.
 
+Every interval and deadline here is measured on the lane's monotonic clock
+(``LaneParts.monotonic``, seconds): a wall clock stepped back or forward (NTP, a
+dead RTC battery, someone at the settings) neither delays a poll nor skips or
+hastens "still there?", the receipt screen's end or a payment's expiry. The wall
+clock is only shown, signed or sent.
+
 ``tick`` runs a few times a second on the lane's thread. Each screen has one
 handler (``_TICKS``); what every tick does whatever the screen (publishing the
 audit head, clearing an old notice on the attract screen, settling payments a
@@ -10,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import timedelta
 
 from app.lane.core import LaneCore
 from app.lane.parts import ATTRACT_NOTICE, HELP_WAIT
@@ -20,7 +26,7 @@ from app.lane.views import IDLE_WATCHED, LaneView, Screen
 class Timers(LaneCore):
     def tick(self) -> None:
         """Call a few times a second: inactivity, the receipt screen's end, payment polling."""
-        now = self.clock.now()
+        now = self.mono()  # seconds: every timer here is monotonic, never the wall clock
         view = self._view
         if self.staff is not None:
             self.staff.publish_audit_head()
@@ -33,66 +39,84 @@ class Timers(LaneCore):
         if handler is not None:
             handler(self, view, now)
         if self._view.screen is Screen.ATTRACT and self._view.notice is not None and \
-                now - self._notice_at >= ATTRACT_NOTICE:
+                now - self._notice_at >= ATTRACT_NOTICE.total_seconds():
             self._show(notice=None)  # the last shopper's message is not the next one's
         if view.screen is not Screen.PAY:
             self._settle_stray_payments(now)
 
-    def _idle(self, now: datetime) -> bool:
+    def _idle(self, now: float) -> bool:
         """No touch or scan for ``timings.idle``, unless staff were called a moment ago."""
-        return now - self._last_activity >= self.p.timings.idle and \
-            not (self._help_at and now - self._help_at < HELP_WAIT)
+        return self._idle_for(now) and \
+            not (self._help_at is not None and now - self._help_at < HELP_WAIT.total_seconds())
 
-    def _ask_still_there(self, view: LaneView, now: datetime) -> None:
+    def _idle_for(self, now: float) -> bool:
+        return now - self._last_activity >= self.p.timings.idle.total_seconds()
+
+    def _due(self, now: float) -> bool:
+        return self._deadline_at is not None and now >= self._deadline_at
+
+    def _ask_still_there(self, view: LaneView, now: float) -> None:
         self._show(screen=Screen.STILL_THERE, back_to=view.screen,
-                   deadline=now + self.p.timings.still_there)
+                   deadline=self._deadline_in(self.p.timings.still_there))
 
-    def _tick_pay(self, view: LaneView, now: datetime) -> None:
+    def _tick_pay(self, view: LaneView, now: float) -> None:
         if view.payment is None:
             if not view.checking_printer and \
-                    now - self._last_activity >= self.p.timings.idle:
+                    self._idle_for(now):
                 self.cancel_payment()  # walked away at the wallet choice
             return
         if view.payment.closing and self._idle(now):
             # A cancel the provider could not hear yet: the shopper may walk away from it.
             self._ask_still_there(view, now)
         elif self._next_poll is not None and now >= self._next_poll:
-            self._next_poll = now + self.p.timings.poll
+            self._next_poll = now + self.p.timings.poll.total_seconds()
             payment = self.p.desk.poll(view.payment.out_trade_no)
-            if payment.open and (payment.expires_at <= now or payment.closing):
+            if payment.open and (payment.closing or self._payment_expired(payment)):
                 payment = self.p.desk.settle(payment, payment.close_reason or "timeout")
             if self._view.screen is Screen.PAY:  # a completion may have moved on already
                 self._after_payment(payment)
 
-    def _tick_shopping(self, view: LaneView, now: datetime) -> None:
+    def _tick_shopping(self, view: LaneView, now: float) -> None:
         if self._idle(now):
             self._ask_still_there(view, now)
 
-    def _tick_still_there(self, view: LaneView, now: datetime) -> None:
-        if view.deadline and now >= view.deadline:
+    def _tick_still_there(self, view: LaneView, now: float) -> None:
+        if self._due(now):
             self.abandon("timeout")
+        else:
+            self._resync_deadline(view, now)
 
-    def _tick_receipt(self, view: LaneView, now: datetime) -> None:
-        if not (view.deadline and now >= view.deadline):
+    def _resync_deadline(self, view: LaneView, now: float) -> None:
+        """The wall clock was stepped while a countdown is up: show the same remaining
+        time against the new wall clock (when it ends is the monotonic deadline's)."""
+        if view.deadline is None or self._deadline_at is None:
+            return
+        shown = self.clock.now() + timedelta(seconds=self._deadline_at - now)
+        if abs((view.deadline - shown).total_seconds()) > 1.0:
+            self._show(deadline=shown)
+
+    def _tick_receipt(self, view: LaneView, now: float) -> None:
+        if not self._due(now):
+            self._resync_deadline(view, now)
             return
         receipt = view.receipt
         if receipt is not None and receipt.printed is None and not receipt.show_pass:
             # The printer has not said yet: the shopper must not leave with nothing.
             self._show(receipt=replace(receipt, show_pass=True),
-                       deadline=now + self.p.timings.receipt_on_screen)
+                       deadline=self._deadline_in(self.p.timings.receipt_on_screen))
         else:
             self._wipe()
 
-    def _tick_error(self, view: LaneView, now: datetime) -> None:
-        if now - self._last_activity >= self.p.timings.idle:
+    def _tick_error(self, view: LaneView, now: float) -> None:
+        if self._idle_for(now):
             self.abandon("error")  # nobody came back: the next shopper starts clean
 
-    def _tick_home(self, view: LaneView, now: datetime) -> None:
+    def _tick_home(self, view: LaneView, now: float) -> None:
         if self._home() is not view.screen:
             self._show(screen=self._home())
 
 
-_Tick = Callable[[Timers, LaneView, datetime], None]
+_Tick = Callable[[Timers, LaneView, float], None]
 _TICKS: dict[Screen, _Tick] = {
     Screen.PAY: Timers._tick_pay,
     **{screen: Timers._tick_shopping for screen in IDLE_WATCHED},

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 
 class SystemClock:
-    """Wall-clock time in the kiosk's local timezone."""
+    """Wall-clock time in the kiosk's local timezone, and the machine's monotonic clock
+    (seconds, never stepped) that every wait and deadline of the lane is measured on."""
 
     def now(self) -> datetime:
         return datetime.now(UTC).astimezone()
+
+    def monotonic(self) -> float:
+        """Seconds since an arbitrary point; only differences mean anything."""
+        return time.monotonic()
 
 
 class OffsetClock:
@@ -21,8 +27,21 @@ class OffsetClock:
         self._system = SystemClock()
         self.offset = timedelta()
 
+        self.mono_offset = 0.0
+
     def now(self) -> datetime:
         return self._system.now() + self.offset
 
+    def monotonic(self) -> float:
+        """The machine's monotonic seconds plus every ``advance`` (not ``step``)."""
+        return time.monotonic() + self.mono_offset
+
     def advance(self, seconds: float) -> None:
+        """Time passes: the wall clock and the monotonic clock both move ``seconds``."""
+        self.offset += timedelta(seconds=seconds)
+        self.mono_offset += seconds
+
+    def step(self, seconds: float) -> None:
+        """The kiosk's wall clock is set ``seconds`` forward (negative: back), as NTP or
+        someone at the settings would: no time passes, so the monotonic clock stays."""
         self.offset += timedelta(seconds=seconds)

@@ -144,13 +144,20 @@ def lane_signer(private_key_path: Path, public_keys_path: Path, lane_id: str) ->
     return signer
 
 
+FUTURE_TOLERANCE_S = 300.0  # lanes' clocks may differ this much (NTP keeps them closer)
+
+
 def check_pass(text: str, *, keys_path: Path, now: datetime, max_age_h: float,
-               refunded_minor: Callable[[str], int]) -> tuple[bool, str]:
+               refunded_minor: Callable[[str], int],
+               future_tolerance_s: float = FUTURE_TOLERANCE_S) -> tuple[bool, str]:
     """Staff's exit-pass check: (valid, what it holds, as lines staff read).
 
     Valid means signed by a lane of this store (``keys_path``, the store's key file),
-    issued within ``max_age_h`` hours of ``now`` (aware), and not refunded
-    (``refunded_minor(order_id)``, 0 when the sale is not this lane's)."""
+    issued within ``max_age_h`` hours of ``now`` (aware) and not more than
+    ``future_tolerance_s`` seconds after it (a pass dated in the future was signed by a
+    lane whose clock is wrong, or made to outlive ``max_age_h``: refused, naming the
+    clock), and not refunded (``refunded_minor(order_id)``, 0 when the sale is not this
+    lane's)."""
     try:
         keys = load_public_keys(keys_path)
     except KeyFileError as exc:
@@ -169,6 +176,11 @@ def check_pass(text: str, *, keys_path: Path, now: datetime, max_age_h: float,
     if valid and age_h > max_age_h:
         valid = False
         lines.append(f"TOO OLD: older than {max_age_h:g} h / 凭证已过期")
+    if valid and (issued - now).total_seconds() > future_tolerance_s:
+        valid = False
+        lines.append(f"DATED IN THE FUTURE: issued after this kiosk's clock "
+                     f"({now:%Y-%m-%d %H:%M}); check the issuing lane's clock and this "
+                     "one's / 凭证时间晚于本机时间")
     refunded = refunded_minor(held.order_id)
     if valid and refunded:
         valid = False

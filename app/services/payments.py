@@ -46,6 +46,7 @@ from app.domain.payment import (
     new_payment,
     observed,
     paid_view_needs_query,
+    refused_for_clock,
 )
 from app.domain.sale import PaidSale
 from app.services.exit_pass import PassSigner
@@ -85,12 +86,23 @@ class PaymentDesk:
     def __init__(self, repo: PaymentsRepo, provider: PaymentProvider, signer: PassSigner,
                  clock: Clock, lane_id: str, *, expire_after: timedelta = timedelta(minutes=2),
                  on_completed: Callable[[Completed], None] | None = None,
-                 order_ids: Callable[[str, datetime], str] = new_order_id) -> None:
+                 order_ids: Callable[[str, datetime], str] = new_order_id,
+                 on_clock_refused: Callable[[str], None] | None = None) -> None:
         self.repo, self.provider, self.signer = repo, provider, signer
         self.order_ids = order_ids
         self.clock, self.lane_id = clock, lane_id
         self.expire_after = expire_after
         self.on_completed = on_completed
+        # Told (with a message for staff) when the provider refuses the kiosk's clock.
+        self.on_clock_refused = on_clock_refused
+
+    def _failed(self, exc: PaymentError) -> None:
+        """A provider call failed: a refusal of the kiosk's clock is told to staff (the
+        same message each time, so one alert while it lasts), naming the clock."""
+        if self.on_clock_refused is not None and refused_for_clock(exc):
+            self.on_clock_refused(
+                f"{self.lane_id}: the payment provider refuses this kiosk's time, so no "
+                f"payment can go through; set {exc.setting}")
 
     # -- starting ----------------------------------------------------------------------------
     def start(self, cart_id: str, sale: PaidSale, description: str) -> Payment:
@@ -123,6 +135,7 @@ class PaymentDesk:
             p = created(p, self.provider.create(order))
             note = "provider order created"
         except PaymentError as exc:
+            self._failed(exc)
             p = create_refused(p, exc, error_text(exc))
             note = (f"create refused: {error_text(exc)}" if p.state is PaymentState.FAILED
                     else f"create failed: {error_text(exc)}")
@@ -139,6 +152,7 @@ class PaymentDesk:
         try:
             view = self.provider.query(out_trade_no)
         except PaymentError as exc:
+            self._failed(exc)
             p2 = replace(p, last_error=error_text(exc))
             self.repo.save(p2, self.clock.now(), f"query failed: {error_text(exc)}")
             return p2
@@ -207,6 +221,7 @@ class PaymentDesk:
                 try:
                     answer = self.provider.query(p.out_trade_no)
                 except PaymentError as exc:
+                    self._failed(exc)
                     self.repo.log(p, self.clock.now(), f"{source}: paid, not confirmed by a "
                                                        f"query ({exc}): nothing completed")
                     return p
@@ -293,6 +308,7 @@ class PaymentDesk:
             return self._apply(p, confirm, "query after close", closed_confirmed=True,
                                settle=False, fresh=True)
         except PaymentError as exc:
+            self._failed(exc)
             # Still open: the next expire_due() or recover() tries again.
             p = call_failed(p, error_text(exc), True) if p.open else p
             if not self.repo.save(p, self.clock.now(), f"close failed: {error_text(exc)}"):

@@ -13,9 +13,10 @@ Runs on the lane's thread, like the lane.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from app.domain.clock import Clock
@@ -59,6 +60,8 @@ class StaffParts:
     retry_dead: Callable[[], int]
     wake_printer: Callable[[], None]
     idle: timedelta = timedelta(minutes=2)
+    # Seconds that never step: the idle sign-out is measured on it, not the wall clock.
+    monotonic: Callable[[], float] = time.monotonic
 
 
 class StaffMode:
@@ -66,9 +69,9 @@ class StaffMode:
         self.lane, self.p = lane, parts
         self.clock = parts.clock
         self.member: StaffMember | None = None
-        self._last = self.clock.now()
+        self._last = self.p.monotonic()
         self._badge: StaffMember | None = None
-        self._published: datetime | None = None
+        self._published: float | None = None  # monotonic seconds
 
     # -- in and out ---------------------------------------------------------------------------
     @property
@@ -80,7 +83,7 @@ class StaffMode:
         self._badge = self.p.book.by_badge(badge) if badge else None
         if badge and self._badge is None:
             return  # not one of ours: nothing happens, as for any unknown code
-        self._last = self.clock.now()
+        self._last = self.p.monotonic()
         until = self.p.book.locked_until(self.clock.now())
         self._enter(StaffView("pin", badge_name=self._badge.name if self._badge else "",
                               locked_until=f"{until:%H:%M}" if until else "",
@@ -89,7 +92,7 @@ class StaffMode:
 
     def pin(self, pin: str) -> None:
         now = self.clock.now()
-        self._last = now
+        self._last = self.p.monotonic()
         try:
             member = self.p.book.sign_in(pin, now, self._badge.badge if self._badge else None)
         except StaffError as exc:
@@ -108,24 +111,25 @@ class StaffMode:
         self.lane.leave_staff()
 
     def tick(self) -> None:
-        if self.active and self.clock.now() - self._last >= self.p.idle:
+        if self.active and self.p.monotonic() - self._last >= self.p.idle.total_seconds():
             self.sign_out("idle")
 
     def publish_audit_head(self) -> None:
         """Every few seconds: carry the audit log's head to the file beside the database;
         a log that no longer reaches the head written before raises a staff alert."""
-        now = self.clock.now()
-        if self._published is not None and now - self._published < PUBLISH_EVERY:
+        mono = self.p.monotonic()
+        if self._published is not None and \
+                mono - self._published < PUBLISH_EVERY.total_seconds():
             return
-        self._published = now
+        self._published = mono
         if not self.p.audit.publish_head():
             self.p.outbox.alert("audit", "the audit log no longer reaches its last "
-                                     "recorded head: run `kiosk audit verify`", now)
+                                     "recorded head: run `kiosk audit verify`", self.clock.now())
 
     # -- the actions --------------------------------------------------------------------------
     def do(self, action: str, *args: Any) -> None:
         """Run a menu action (its handler is ``_<action>``), role and audit included."""
-        self._last = self.clock.now()
+        self._last = self.p.monotonic()
         if self.member is None:
             self._page("pin", message="Sign in first / 请先登录", level="error")
             return
@@ -145,7 +149,7 @@ class StaffMode:
                        message=message, level="error")
 
     def menu(self) -> None:
-        self._last = self.clock.now()
+        self._last = self.p.monotonic()
         self._page("menu", message="", text="", choices=(), chosen="")
 
     def _reset(self, reason: str = "staff reset") -> None:
@@ -236,7 +240,7 @@ class StaffMode:
 
     def scanned(self, text: str, kind: ScanKind) -> None:
         """A code scanned while staff mode is open: an exit pass to check, or a badge."""
-        self._last = self.clock.now()
+        self._last = self.p.monotonic()
         view = self.lane.staff_view()
         if view is None:
             return

@@ -110,6 +110,14 @@ def test_staff_mode_signs_out_when_left_alone(lane, clock):
     assert len(lane.view.priced.lines) == 1  # the shopper's cart is as it was
 
 
+def test_staff_mode_signs_out_when_left_alone_with_the_clock_stepped_back(lane, clock):
+    sign_in(lane, "2468")
+    clock.step(hours=-1)  # the wall clock only: staff.idle_s is measured on the monotonic
+    clock.advance(seconds=121)
+    lane.tick()
+    assert lane.view.staff is None
+
+
 # -- actions ---------------------------------------------------------------------------------
 def test_attendant_actions_are_audited_and_manager_actions_refused(lane, demo_kiosk, clock):
     lane.scan(MILK)
@@ -364,6 +372,24 @@ def test_an_old_exit_pass_is_refused(lane, demo_kiosk, sim, clock):
     assert lane.view.staff.message.startswith("NOT VALID") and "TOO OLD" in lane.view.staff.text
 
 
+def test_an_exit_pass_dated_in_the_future_is_refused_naming_the_clock(lane, demo_kiosk, sim,
+                                                                     clock):
+    lane.scan(MILK)
+    no = pay(lane, sim, clock)
+    exit_pass = demo_kiosk.db.execute("SELECT exit_pass FROM print_jobs WHERE order_id = ?",
+                                      [no]).fetchone()[0]
+    sign_in(lane, "2468")
+    lane.staff.do("verify_pass")
+    clock.step(minutes=-4)  # within the tolerance: lanes' clocks differ a little
+    lane.scan(exit_pass)
+    assert lane.view.staff.message.startswith("VALID"), lane.view.staff.text
+    clock.step(minutes=-60)  # this kiosk's wall clock an hour behind the pass's lane
+    lane.staff.do("verify_pass")
+    lane.scan(exit_pass)
+    assert lane.view.staff.message.startswith("NOT VALID")
+    assert "DATED IN THE FUTURE" in lane.view.staff.text and "clock" in lane.view.staff.text
+
+
 def test_a_damaged_head_file_raises_an_alert_not_a_crash(lane, demo_kiosk, clock):
     sign_in(lane, "2468")
     lane.staff.sign_out()
@@ -413,7 +439,7 @@ def test_a_sale_stamped_before_the_z_but_committed_after_it_is_in_the_next_perio
     pay(lane, sim, clock)
     z = reports.z(clock.now(), "Wang Wei")
     assert z.body["sales_count"] == 1
-    clock.advance(seconds=-30)  # a clock stepped back, or a sale that read it earlier
+    clock.step(seconds=-30)  # a clock stepped back, or a sale that read it earlier
     lane.scan(MILK)
     pay(lane, sim, clock)
     clock.advance(seconds=60)
