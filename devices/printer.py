@@ -168,6 +168,18 @@ def completion_reply(process_id: bytes) -> bytes:
     return b"\x37\x22" + process_id + b"\x00"
 
 
+GARBAGE_LIMIT = 64  # bytes that cannot be a reply before a conversation is given up
+
+
+def _reply_prefix(got: bytes, expected: bytes) -> bytes:
+    """The longest tail of ``got`` that is a start of ``expected`` (b"" if none)."""
+    for start in range(len(got)):
+        tail = got[start:]
+        if expected.startswith(tail):
+            return tail
+    return b""
+
+
 def read_status(link: Link, timeout: float) -> PrinterStatus:
     """Ask DLE EOT 1 (and, if it answered, 2 and 4); raises SerialException if the port is gone."""
     printer = link.ask(DLE_EOT + b"\x01", timeout)
@@ -246,10 +258,20 @@ class EscPosPrinter:
         deadline = time.monotonic() + self.print_timeout + 2 * size * 10 / baud
         link.write(completion_query(process_id))
         got = b""
+        garbage = 0
         while time.monotonic() < deadline:
             got += link.read(len(expected), 0.25)
             if expected in got:
                 return True
+            # Keep only what could still become the reply; a printer that streams bytes
+            # no ESC/POS reply starts with is not answering (a wrong baud rate, a broken
+            # cable, another device): after GARBAGE_LIMIT such bytes the outcome is
+            # unknown, not a wait for the whole print timeout (issue 16, fault 8).
+            keep = _reply_prefix(got, expected)
+            garbage += len(got) - len(keep)
+            got = keep
+            if garbage > GARBAGE_LIMIT:
+                return None
             if got:
                 continue  # part of the reply: read the rest
             # Nothing yet: a printer that has stopped will never answer. DLE EOT is

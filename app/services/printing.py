@@ -170,10 +170,19 @@ class PrintQueue:
         with self._health_lock:
             return self._health
 
-    def status(self) -> PrinterStatus:
-        """Ask the printer now (before showing a payment QR). Blocks at most ~3 timeouts."""
-        with self._lock:
+    def status(self, wait_s: float = 1.0) -> PrinterStatus:
+        """Ask the printer now (before showing a payment QR). Bounded as a whole: if the
+        printer is busy in another conversation (a receipt waiting to be confirmed) for
+        more than ``wait_s`` seconds, the answer is ``UNKNOWN`` (the shopper is told the
+        pass will be on screen) rather than a frozen Pay button (issue 16, fault 8);
+        otherwise at most ~3 status timeouts."""
+        if not self._lock.acquire(timeout=wait_s):
+            return PrinterStatus(PrinterState.UNKNOWN,
+                                 "busy in another conversation: no answer in time")
+        try:
             return self._check()
+        finally:
+            self._lock.release()
 
     # -- internals ---------------------------------------------------------------------------
     def _update(self, **changes: object) -> None:

@@ -307,3 +307,64 @@ def test_receipt_png_is_readable(kiosk, printer_sim, signer, tmp_path: Path):
     dark = image.convert("L").histogram()[:128]
     dark = sum(dark)
     assert dark > 5000
+
+
+class GarbageLink:
+    """A printer port that streams bytes no ESC/POS reply starts with (a wrong baud rate, a
+    broken cable, another device on the port): every read returns at once, full."""
+
+    baudrate = 9600
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def open(self) -> None:
+        pass
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def ask(self, query: bytes, timeout: float, reply_bytes: int = 1) -> bytes:
+        return b"\xaa" * reply_bytes
+
+    def read(self, count: int, timeout: float) -> bytes:
+        return b"\xaa" * count
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_printer_streaming_garbage_is_given_up_on_quickly(tmp_path):
+    # Issue 16, fault 8: the wait for "printed" read garbage until the print timeout
+    # (about 21 s) while holding the printer; Pay's status check waited behind it.
+    import threading
+    import time
+
+    from devices.printer import EscPosPrinter
+
+    printer = EscPosPrinter(GarbageLink, ReceiptStyle(), status_timeout=0.3, print_timeout=20.0)
+    printer.open()
+    started = time.monotonic()
+    assert printer.wait_printed(7, 4000) is None  # unknown, not printed
+    assert time.monotonic() - started < 3.0
+    status = printer.status()
+    assert status.state.value == "unknown"
+
+    queue = PrintQueue(printer, tmp_path / "jobs.db", clock=None,  # type: ignore[arg-type]
+                       port_name="garbage")
+    hold = threading.Event()
+
+    def busy() -> None:
+        with queue._lock:
+            hold.wait(10)
+    t = threading.Thread(target=busy)
+    t.start()
+    try:
+        time.sleep(0.05)
+        started = time.monotonic()
+        said = queue.status(wait_s=0.5)
+        assert time.monotonic() - started < 2.0  # bounded as a whole, not by the other talk
+        assert said.state.value == "unknown" and "busy" in said.detail
+    finally:
+        hold.set()
+        t.join()
