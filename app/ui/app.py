@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -211,6 +212,22 @@ class KioskApp(App):
     def demo_member(self, member_id: str) -> None:
         if self.demo is not None:
             self.demo_hold(self.demo.member_code(member_id))
+
+    def demo_payment_code(self, wallet: str) -> None:
+        """Demo shelf: a simulated phone shows a fresh ``wallet`` payment code to the camera
+        (issued by the payment simulator over HTTP, off the UI thread)."""
+        if self._shelf is not None:
+            self._shelf.dismiss()
+        demo = self.demo
+        if demo is None:
+            return
+
+        def show() -> None:
+            try:
+                demo.show_payment_code(wallet)
+            except Exception:  # noqa: BLE001 - the demo phone failing must not stop the kiosk
+                log.exception("the simulated phone could not show a payment code")
+        threading.Thread(target=show, name="demo-payment-code", daemon=True).start()
 
     def demo_phone(self, action: str) -> None:
         payment = self.view.payment
