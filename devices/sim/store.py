@@ -107,6 +107,8 @@ class SimStore:
             self.stop()
             raise
         self.pay_url = self.pay_url or self.pay.url
+        # Where `kiosk sim pay code --url ...` issues the simulated phones' payment codes.
+        log.info("payment simulator on %s", self.pay_url)
         self.point(settings)
         return self
 
