@@ -75,7 +75,7 @@ def _view(data: Mapping[str, Any]) -> ProviderView:
     except (TypeError, ValueError):
         raise PaymentError(f"unreadable paid amount in {data!r}", maybe_done=True) from None
     decline = str(data.get("decline") or "")
-    if status is ProviderStatus.DECLINED and decline not in DECLINES:
+    if decline and decline not in DECLINES:
         decline = "declined"  # a reason the kiosk has no words for: declined, as such
     return ProviderView(status, paid, str(data.get("provider_ref") or ""),
                         decline if status is ProviderStatus.DECLINED else "")

@@ -227,3 +227,17 @@ def test_the_desk_records_why_a_code_was_declined(desk, sim):
     code = payment_code(str(issue(sim, then="insufficient")["code"]))
     p = desk.charge_code("cart-code-3", paid_sale(), "test", code)
     assert p.state is PaymentState.FAILED and p.decline == "insufficient_funds"
+
+
+def test_a_declined_qr_order_carries_no_code_decline_reason(sim, adapter):
+    """Only a code charge says why it was declined: a QR order the shopper declined is
+    plain DECLINED (the lane's 'payment failed', not a payment-code notice)."""
+    from datetime import UTC, datetime, timedelta
+
+    from app.services.payment_port import OrderRequest
+
+    adapter.create(OrderRequest("QRDECLINED01", 100, "CNY", "t",
+                                datetime.now(UTC) + timedelta(minutes=2)))
+    assert requests.post(f"{sim.url}/sim/orders/QRDECLINED01/decline", timeout=5).ok
+    view = adapter.query("QRDECLINED01")
+    assert (view.status, view.decline) == (ProviderStatus.DECLINED, "")
