@@ -13,6 +13,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -47,6 +48,14 @@ class Order:
     refunds: list[dict[str, Any]] = field(default_factory=list)
     creates: int = 0  # how many create calls named this order (idempotency is tested)
     queries: int = 0  # how many status queries asked about it (a kiosk is polling)
+    # Payment-code charges (issue 18): status "paying" while the shopper is asked for a
+    # password (until password_ends, on the provider's clock; None: never answers) and
+    # "reversed" once the kiosk gave it up unpaid. by_code marks such an order.
+    by_code: bool = False
+    password_ends: float | None = None
+    password_outcome: str = ""  # what the shopper does at password_ends: approve, decline
+    reverses: int = 0
+    lose_charge_reply: bool = False  # the charge is made but its reply never arrives
 
 
 class Provider:
@@ -59,6 +68,11 @@ class Provider:
         self.scripts: dict[str, Script] = {}
         self.default = Script()
         self.charges: dict[str, int] = {}  # out_trade_no -> times the shopper was charged
+        # Payment codes (the section at the end of this class): the provider's own clock,
+        # injectable so tests can age a code past its minute without sleeping.
+        self.clock: Callable[[], float] = time.time
+        self.code_rules: dict[str, CodeRule] = {}
+        self.used_codes: dict[str, str] = {}  # auth_code -> the out_trade_no it paid for
 
     # -- rules -------------------------------------------------------------------------------
     def script_for(self, no: str) -> Script:
@@ -78,7 +92,15 @@ class Provider:
     def advance(self, order: Order) -> None:
         """Apply the order's script as time passes (called on every look at the order)."""
         s = order.script
-        if order.status != "waiting":
+        if order.status == "paying" and order.password_ends is not None \
+                and self.clock() >= order.password_ends:
+            order.status = "waiting"  # the shopper answered the password prompt
+            if order.password_outcome == "approve":
+                self.pay(order)
+            else:
+                order.status = "declined"
+            return
+        if order.status != "waiting" or order.by_code:
             return
         age = time.time() - order.created
         if s.outcome == "approve" and age >= s.seconds:
@@ -127,6 +149,74 @@ class Provider:
                 order.status = "refunded"
             return r
 
+    # -- Payment codes: what the WeChat Pay and Alipay wire twins need (issue 18) -----------
+    # Kept small and separate so the store-gateway/`kiosk sim pay` wallet model (which issues
+    # codes) can build on it: a code's behaviour is a CodeRule looked up by the code's digits;
+    # a code nobody scripted is a fresh code (seen now) that pays at once.
+    def script_code(self, auth_code: str, rule: CodeRule) -> None:
+        """How the wallet behind ``auth_code`` will answer a charge (tests, the phone)."""
+        with self.lock:
+            self.code_rules[auth_code] = rule
+
+    def charge_code(self, no: str, amount: int, description: str, auth_code: str) -> Order:
+        """Charge a payment code for order ``no``: the order, paid, paying (the shopper is
+        asked for a password) or declined. Raises ``CodeRefused`` (the order, declined, is
+        kept: WeChat Pay and Alipay both record the failed attempt under its out_trade_no)
+        with the reason: ``code_used`` (a code pays once), ``code_expired`` (about a minute
+        after the wallet showed it: ``CODE_LIFETIME_S``), ``insufficient_funds``.
+        Raises ``KeyError`` if ``no`` was charged before (the caller's duplicate rule)."""
+        with self.lock:
+            if no in self.orders:
+                raise KeyError(no)
+            now = self.clock()
+            rule = self.code_rules.setdefault(auth_code, CodeRule(shown_at=now))
+            if rule.shown_at is None:
+                rule.shown_at = now
+            order = Order(no, amount, "CNY", description, now, now + CODE_LIFETIME_S,
+                          scanned=True, by_code=True, lose_charge_reply=rule.lose_reply)
+            self.orders[no] = order
+            order.creates += 1
+            reason = ""
+            if auth_code in self.used_codes:
+                reason = "code_used"
+            elif now - rule.shown_at > CODE_LIFETIME_S:
+                reason = "code_expired"
+            elif rule.outcome == "insufficient_funds" or (
+                    rule.balance_minor is not None and rule.balance_minor < amount):
+                reason = "insufficient_funds"
+            if reason:
+                order.status = "declined"
+                raise CodeRefused(reason, order)
+            self.used_codes[auth_code] = no
+            if rule.outcome.startswith("password"):
+                order.status = "paying"
+                order.password_outcome = rule.outcome.removeprefix("password_")
+                order.password_ends = now + rule.seconds
+                if rule.outcome == "password_never":  # the wallet's prompt lapses: failed
+                    order.password_outcome, order.password_ends = "decline", \
+                        now + PASSWORD_LAPSE_S
+            else:
+                self.pay(order)
+            return order
+
+    def reverse(self, order: Order) -> str:
+        """Give up a code charge: "paying" (refused: the shopper is entering a password;
+        ask again once it ends or lapses), "refunded" (it was paid: the money goes back), or
+        "reversed" (unpaid: closed for good)."""
+        with self.lock:
+            self.advance(order)
+            order.reverses += 1
+            if order.status == "paying":
+                return "paying"
+            if order.status in ("paid", "refunded"):
+                left = (order.paid_minor or 0) - sum(r["amount_minor"] for r in order.refunds)
+                if left > 0:
+                    self.refund(order, "reverse-" + order.out_trade_no, left)
+                order.status = "refunded"
+                return "refunded"
+            order.status = "reversed"
+            return "reversed"
+
     def view(self, order: Order) -> dict[str, Any]:
         return {"out_trade_no": order.out_trade_no, "status": order.status,
                 "amount_minor": order.amount_minor, "paid_minor": order.paid_minor,
@@ -139,6 +229,46 @@ class Provider:
         return ({"X-Gateway-Timestamp": timestamp,
                  "X-Gateway-Signature": sign(self.secret, "NOTIFY", "/notify", timestamp, body)},
                 body)
+
+
+CODE_LIFETIME_S = 60.0  # a wallet's payment code refreshes every minute; older ones expire
+# A password prompt the shopper never answers lapses in the wallet and the charge fails
+# (the simulator's model; WeChat Pay's guide tells merchants to give up after about 30 s).
+PASSWORD_LAPSE_S = 60.0
+CODE_OUTCOMES = ("approve", "password_approve", "password_decline", "password_never",
+                 "insufficient_funds")
+
+
+@dataclass
+class CodeRule:
+    """How a wallet answers a charge of one payment code (issue 18).
+
+    ``outcome``: one of ``CODE_OUTCOMES`` (``password_*``: the wallet asks the shopper for a
+    password; after ``seconds`` they approve or decline; ``password_never``: no answer, and
+    the prompt lapses after ``PASSWORD_LAPSE_S``);
+    ``shown_at``: when the wallet showed the code, on ``Provider.clock`` (None: when first
+    charged); ``balance_minor``: the shopper's balance (None: enough); ``lose_reply``: the
+    charge is made and its reply dropped (the connection closes unanswered).
+    """
+
+    outcome: str = "approve"
+    seconds: float = 0.0
+    shown_at: float | None = None
+    balance_minor: int | None = None
+    lose_reply: bool = False  # the charge goes through; its reply is lost on the way
+
+    def __post_init__(self) -> None:
+        if self.outcome not in CODE_OUTCOMES:
+            raise ValueError(f"code outcome must be one of {', '.join(CODE_OUTCOMES)}")
+
+
+class CodeRefused(Exception):
+    """A payment-code charge the wallet refused at once; ``reason`` in code_used,
+    code_expired, insufficient_funds; ``order`` the (declined) order it left."""
+
+    def __init__(self, reason: str, order: Order) -> None:
+        super().__init__(reason)
+        self.reason, self.order = reason, order
 
 
 def expiry(value: Any) -> float:
