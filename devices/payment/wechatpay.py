@@ -546,8 +546,10 @@ class WeChatPayAdapter:
             if CODE_USED_TEXT in str(data.get("message", "")):
                 decline = "code_used"
             return ProviderView(ProviderStatus.DECLINED, decline=decline)
-        if code == "ORDERPAID":
-            return self.query(charge.out_trade_no)  # paid under this id already: say so
+        if code in ("ORDERPAID", "OUT_TRADE_NO_USED"):
+            # Charged under this id already (the desk never sends twice; a second process
+            # might): what that charge became, never a second one.
+            return self.query(charge.out_trade_no)
         if code in CODE_UNKNOWN:
             raise PaymentError(f"WeChat Pay charge outcome unknown: {code}: "
                                f"{scrub(str(data.get('message', '')))}", maybe_done=True,

@@ -18,11 +18,14 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from unittest import mock
 from urllib.parse import parse_qs, parse_qsl
 
 import pytest
+import requests
 from alipay import AliPay
 from wechatpayv3 import WeChatPay, WeChatPayType
 from wechatpayv3 import utils as sdk_utils
@@ -192,13 +195,53 @@ def test_a_lost_reply_is_unknown_and_a_query_finds_the_charge(sim, simclock, pla
 def test_an_out_trade_no_is_charged_once_even_with_another_code(sim, simclock, platform):
     a, n = adapter(sim, platform), no("DUP")
     assert a.charge_code(charge(n, new_code(platform))).status is ProviderStatus.PAID
-    # Sent again (which the desk never does): not a second charge, at most "it is paid".
+    # Sent again (which the desk never does): not a second charge; the answer is what the
+    # first charge became (WeChat OUT_TRADE_NO_USED, Alipay ACQ.TRADE_HAS_SUCCESS: a query).
+    again = a.charge_code(charge(n, new_code(platform)))
+    assert again.status is ProviderStatus.PAID
+    assert sim.provider.charges[n] == 1 and sim.provider.orders[n].creates == 1
+
+
+def test_a_wechat_system_error_is_unknown_and_its_message_loses_the_code(sim, simclock):
+    a, code, n = adapter(sim, "wechatpay"), new_code("wechatpay"), no("SYS")
+    requests.post(f"{sim.url}/sim/wechat/fail", json={
+        "status": 500, "code": "SYSTEMERROR", "count": 1,
+        "message": f"系统错误 auth_code={code.reveal()}"}, timeout=5).raise_for_status()
+    with pytest.raises(PaymentError) as unknown:
+        a.charge_code(charge(n, code))
+    assert unknown.value.maybe_done and code.reveal() not in str(unknown.value)
+    assert "[digits]" in str(unknown.value)
+
+
+def test_an_alipay_20000_or_system_error_is_unknown_and_loses_the_code(sim, simclock):
+    code = new_code("alipay")
+    replies = [{"alipay_trade_pay_response": {
+        "code": "20000", "msg": "Service Currently Unavailable", "sub_code": "isp.unknow-error",
+        "sub_msg": f"系统繁忙 {code.reveal()}"}}]
+
+    class Canned(BaseHTTPRequestHandler):
+        def log_message(self, fmt, *args):
+            pass
+
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = json.dumps(replies[0], ensure_ascii=False).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Canned)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        again = a.charge_code(charge(n, new_code(platform)))
-    except PaymentError:
-        again = None
-    assert again is None or again.status is ProviderStatus.PAID
-    assert sim.provider.charges[n] == 1
+        a = AlipayAdapter.from_options(sim.keys.alipay_options | {
+            "base_url": f"http://127.0.0.1:{server.server_address[1]}/gateway.do"}, "lane-01")
+        with pytest.raises(PaymentError) as unknown:
+            a.charge_code(charge(no("BUSY"), code))
+        assert unknown.value.maybe_done and code.reveal() not in str(unknown.value)
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)
@@ -322,9 +365,11 @@ def test_the_alipay_sdk_signs_the_kiosks_pay_and_cancel_as_sent(sim, simclock):
 # --- PaymentDesk.charge_code end to end --------------------------------------------------------
 def _no_code_anywhere(kiosk, digits: str, caplog) -> None:
     folder = Path(kiosk.settings.data_dir)
-    for path in folder.rglob("*"):
-        if path.is_file():
-            assert digits.encode() not in path.read_bytes(), path
+    files = [path for path in folder.rglob("*") if path.is_file()]
+    assert any(path.suffix in (".db", ".sqlite", ".sqlite3") or "-wal" in path.name
+               for path in files), files  # the database file (and its WAL) are read
+    for path in files:
+        assert digits.encode() not in path.read_bytes(), path
     for table in ("payment_steps", "outbox", "payments"):
         rows = list(kiosk.db.query(f"SELECT * FROM {table}"))  # noqa: S608 - fixed names
         assert digits not in json.dumps(rows, default=str, ensure_ascii=False), table
