@@ -56,6 +56,7 @@ class Order:
     decline: str = ""
     charge_calls: int = 0  # how many charge calls named this order (never charged twice)
     reverses: int = 0  # how many reverse calls named it
+    lose_charge_reply: bool = False  # the code was issued so: charged, the reply dropped
 
 
 class Provider:
@@ -156,6 +157,7 @@ class Provider:
             order = Order(no, amount, currency, description, now, now + 120,
                           script=self.script_for(no), charge=use, charge_calls=1)
             order.scanned = True
+            order.lose_charge_reply = use.lose_reply and not use.refused
             self.orders[no] = order
             if use.refused:
                 order.status, order.decline = "declined", use.refused
@@ -275,7 +277,11 @@ def misbehave(order: Order | None) -> bool:
 # prefix and length (app.domain.payment_code.DEFAULT_CODE_RANGES), valid CODE_LIFETIME_S,
 # usable once, each with a scripted behaviour. Every protocol the simulator speaks (the
 # gateway contract, WeChat Pay codepay, Alipay trade.pay) charges a code through
-# ``Provider.charge_code``, or resolves one itself with ``Provider.wallets.redeem``.
+# ``Provider.charge_code`` (which redeems it here, once) and gives it up through
+# ``Provider.reverse``: there is no other record of codes. A password prompt nobody answers
+# ("never") stays open until a reverse withdraws it (the reverse is refused once, "ask
+# again", and the next one closes the charge), so a never-answered charge can always be
+# given up.
 
 CODE_LIFETIME_S = 60.0  # WeChat Pay and Alipay refresh the code every minute
 BEHAVIOURS = ("approve", "password", "decline", "never", "insufficient")
@@ -329,6 +335,7 @@ class IssuedCode:
     expires: float
     expires_at: float
     used_by: str = ""
+    lose_reply: bool = False  # the charge goes through; its reply is lost on the way
 
     def public(self) -> dict[str, Any]:
         return {"code": self.code, "wallet": self.wallet, "then": str(self.behaviour),
@@ -347,6 +354,7 @@ class CodeUse:
     at: float
     refused: str = ""
     withdrawn: bool = False  # a reverse withdrew the password prompt
+    lose_reply: bool = False  # the code's IssuedCode.lose_reply
 
 
 class Wallets:
@@ -365,9 +373,11 @@ class Wallets:
         self._lock = threading.Lock()
 
     def issue(self, wallet: str, then: Behaviour | str = "approve", *,
-              code: str | None = None) -> IssuedCode:
+              code: str | None = None, lose_reply: bool = False) -> IssuedCode:
         """A new payment code of ``wallet`` (its published prefix and length, random digits),
         or ``code`` itself when given (a test's fixed code: it must be the wallet's).
+        ``lose_reply``: the charge of this code goes through and its reply is dropped, in
+        every protocol (the connection closes unanswered: the kiosk must query).
         Raises ValueError for a wallet without a range, or a ``code`` not of the wallet."""
         behaviour = then if isinstance(then, Behaviour) else Behaviour.parse(then)
         found = [r for r in self.ranges if r.wallet == wallet]
@@ -381,7 +391,7 @@ class Wallets:
                 raise ValueError(f"that code is not a {wallet} payment code")
             now = self.clock()
             issued = IssuedCode(code, wallet, behaviour, now, now + self.lifetime_s,
-                                time.time() + self.lifetime_s)
+                                time.time() + self.lifetime_s, lose_reply=lose_reply)
             self.codes[code] = issued
             return issued
 
@@ -413,4 +423,4 @@ class Wallets:
             if now >= issued.expires:
                 return CodeUse(issued.wallet, issued.behaviour, now, "code_expired")
             issued.used_by = out_trade_no
-            return CodeUse(issued.wallet, issued.behaviour, now)
+            return CodeUse(issued.wallet, issued.behaviour, now, lose_reply=issued.lose_reply)

@@ -21,9 +21,10 @@ which Alipay retries even after a cancel refunded it).
 which WeChat platform key signs replies, serve WeChat's unsigned 429/5xx errors,
 and show the WeChat requests as received (devices/sim/payprotocols.py).
 ``POST /sim/wallets/code {"wallet": "wechat"|"alipay"|"unionpay", "then": "approve" |
-"password:N" | "decline:N" | "never" | "insufficient"}`` makes a simulated phone show a new
-payment code (the wallet's real prefix and length, valid 60 s, usable once) and answers it
-with its expiry; the contract's ``code-charge`` and ``reverse`` charge and give it up.
+"password:N" | "decline:N" | "never" | "insufficient", "lose_reply": false}`` makes a
+simulated phone show a new payment code (the wallet's real prefix and length, valid 60 s,
+usable once; lose_reply: its charge's reply is dropped) and answers it with its expiry;
+the contract's ``code-charge`` and ``reverse`` charge and give it up.
 ``GET /sim/state`` returns every order (its status, how many create calls and
 status queries named it) and how many times each was charged.
 
@@ -345,13 +346,13 @@ class Handler(BaseHTTPRequestHandler):
         if problem is not None:
             return self._refuse(400, "PARAM_ERROR", problem, path)
         try:
-            order, _ = p.charge_code(no, int(payload["amount_minor"]),
-                                     str(payload["currency"]),
-                                     str(payload.get("description", "")),
-                                     str(payload["wallet"]), str(payload["auth_code"]))
+            order, charged_now = p.charge_code(no, int(payload["amount_minor"]),
+                                               str(payload["currency"]),
+                                               str(payload.get("description", "")),
+                                               str(payload["wallet"]), str(payload["auth_code"]))
         except ValueError as exc:
             return self._refuse(409, "ORDER_MISMATCH", str(exc), path)
-        if misbehave(order):
+        if (charged_now and order.lose_charge_reply) or misbehave(order):
             return None  # charged, and the reply is lost: the kiosk must query
         with p.lock:
             view = p.view(order)
@@ -390,7 +391,8 @@ class Handler(BaseHTTPRequestHandler):
             code = data.get("code")
             issued = self.provider.wallets.issue(str(data.get("wallet", "wechat")),
                                                  str(data.get("then", "approve")),
-                                                 code=str(code) if code else None)
+                                                 code=str(code) if code else None,
+                                                 lose_reply=data.get("lose_reply") is True)
         except ValueError as exc:
             return self._send(400, {"error": str(exc)})
         return self._send(201, issued.public())
