@@ -38,6 +38,7 @@ from app.domain.payment import PaymentError, PaymentState, ProviderStatus
 from app.domain.payment_code import ALIPAY, WECHAT, PaymentCode
 from app.services.payment_port import CodeCharge
 from devices.payment.alipay import AlipayAdapter
+from devices.payment.gateway import SIMULATOR_SECRET, SimulatorAdapter
 from devices.payment.wechatpay import WeChatPayAdapter, scrub
 from devices.sim.payorders import CODE_LIFETIME_S
 from devices.sim.payprotocols import ALIPAY_APP_ID, APPID, MCHID, MERCHANT_SERIAL, PUBLIC_KEY_ID
@@ -203,6 +204,37 @@ def test_an_out_trade_no_is_charged_once_even_with_another_code(sim, simclock, p
     again = a.charge_code(charge(n, new_code(sim, platform)))
     assert again.status is ProviderStatus.PAID
     assert sim.provider.charges[n] == 1 and sim.provider.orders[n].charge_calls == 2
+
+
+# --- one model: the gateway contract and the platforms' twins share the wallets -------------
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_a_code_used_on_one_protocol_is_used_on_every_other(sim, simclock, platform):
+    gateway = SimulatorAdapter(sim.url, "lane-01", SIMULATOR_SECRET, read_timeout=5.0)
+    a = adapter(sim, platform)
+    first = new_code(sim, platform)
+    assert a.charge_code(charge(no("WIRE"), first)).status is ProviderStatus.PAID
+    again = gateway.charge_code(charge(no("GATE"), first))
+    assert (again.status, again.decline) == (ProviderStatus.DECLINED, "code_used")
+    second = new_code(sim, platform)
+    assert gateway.charge_code(charge(no("GATE"), second)).status is ProviderStatus.PAID
+    assert a.charge_code(charge(no("WIRE"), second)).status is ProviderStatus.DECLINED
+    assert sim.provider.wallets.codes[second.reveal()].used_by.startswith("GATE")
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_a_charge_made_on_a_twin_is_reversed_by_the_gateway_by_the_same_rules(
+        sim, simclock, platform):
+    gateway = SimulatorAdapter(sim.url, "lane-01", SIMULATOR_SECRET, read_timeout=5.0)
+    a, n = adapter(sim, platform), no("MIXED")
+    assert a.charge_code(charge(n, new_code(sim, platform, "password:20"))).status \
+        is ProviderStatus.PAYING
+    with pytest.raises(PaymentError) as mid_password:
+        gateway.reverse(n)  # 409 USERPAYING: the prompt is withdrawn, ask again
+    assert mid_password.value.maybe_done
+    said = a.reverse(n)  # the platform's own reverse: the withdrawn prompt closes
+    assert said is None or said.status is ProviderStatus.CLOSED
+    assert a.query(n).status is ProviderStatus.CLOSED and sim.provider.orders[n].reverses == 2
+    assert n not in sim.provider.charges
 
 
 def test_a_wechat_system_error_is_unknown_and_its_message_loses_the_code(sim, simclock):
