@@ -39,6 +39,7 @@ from app.storage.alerts import StaffAlerts
 from app.storage.audit import AuditLog
 from app.storage.catalogue_repo import SqliteCatalogue
 from app.storage.db import open_database
+from app.storage.disk_reserve import RESERVE_FILE, DiskReserve
 from app.storage.outbox import Outbox
 from app.storage.payments_repo import PaymentsRepo
 from app.storage.sales_repo import Sales
@@ -503,6 +504,17 @@ def disk_free_bytes(data_dir: Path) -> int | None:
         return None
 
 
+def disk_reserve(data_dir: Path, reserve_mb: int) -> DiskReserve | None:
+    """The lane's disk reserve (``payment.reserve_mb`` MiB in ``data_dir``), made now if
+    there is room (a disk already too full leaves it unmade: the lane then takes no
+    payment until it can be made); None when the setting is 0."""
+    if reserve_mb <= 0:
+        return None
+    reserve = DiskReserve(data_dir / RESERVE_FILE, reserve_mb * 1024 * 1024)
+    reserve.ensure()
+    return reserve
+
+
 def build_lane(kiosk: Kiosk, *, provider: PaymentProvider | None = None,
                receipt_notice: Callable[[], tuple[str, str] | None] | None = None,
                wake_printer: Callable[[], None] = lambda: None,
@@ -533,6 +545,7 @@ def build_lane(kiosk: Kiosk, *, provider: PaymentProvider | None = None,
         wallets=tuple(s.payment.wallets), other_scanners=other_scanners,
         free_bytes=lambda: disk_free_bytes(s.data_dir),
         min_free_bytes=s.payment.min_free_mb * 1024 * 1024,
+        reserve=disk_reserve(s.data_dir, s.payment.reserve_mb),
         max_length=s.barcodes.max_length,
         exit_audit=exit_audit_rules(s), roll=secrets.SystemRandom().random,
         monotonic=getattr(kiosk.clock, "monotonic", time.monotonic),

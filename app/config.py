@@ -476,10 +476,19 @@ class PaymentSettings:
         "check.",
         64,
     )
+    reserve_mb: int = _doc(
+        "Disk space kept in reserve in the data directory (the file 'disk-reserve'): if the "
+        "disk fills while a QR is up, the reserve is released so the paid sale, its receipt "
+        "and events can still be written; staff are alerted and no new payment is taken "
+        "until there is room to make the reserve again. 0 = no reserve.",
+        8,
+    )
 
     def validate(self) -> None:
         if not 0 <= self.min_free_mb <= 100_000:
             raise SettingsError("payment.min_free_mb must be between 0 and 100000")
+        if not 0 <= self.reserve_mb <= 1024:
+            raise SettingsError("payment.reserve_mb must be between 0 and 1024")
         unknown = [w for w in self.wallets if w not in WALLETS]
         if unknown:
             raise SettingsError(f"payment.wallets: unknown {unknown}; known: {list(WALLETS)}")

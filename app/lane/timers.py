@@ -70,11 +70,16 @@ class Timers(LaneCore):
             self._ask_still_there(view, now)
         elif self._next_poll is not None and now >= self._next_poll:
             self._next_poll = now + self.p.timings.poll.total_seconds()
-            payment = self.p.desk.poll(view.payment.out_trade_no)
-            if payment.open and (payment.closing or self._payment_expired(payment)):
-                payment = self.p.desk.settle(payment, payment.close_reason or "timeout")
-            if self._view.screen is Screen.PAY:  # a completion may have moved on already
-                self._after_payment(payment)
+            no = view.payment.out_trade_no
+
+            def poll() -> None:  # retried once on a full disk (the reserve): see _money
+                payment = self.p.desk.poll(no)
+                if payment.open and (payment.closing or self._payment_expired(payment)):
+                    payment = self.p.desk.settle(payment, payment.close_reason or "timeout")
+                if self._view.screen is Screen.PAY:  # a completion may have moved on already
+                    self._after_payment(payment)
+
+            self._money(poll, no)
 
     def _tick_shopping(self, view: LaneView, now: float) -> None:
         if self._idle(now):
@@ -108,7 +113,9 @@ class Timers(LaneCore):
             self._wipe()
 
     def _tick_error(self, view: LaneView, now: float) -> None:
-        if self._idle_for(now):
+        if self._unrecorded is not None:  # paid, not yet written: never abandoned
+            self._retry_unrecorded(now)
+        elif self._idle_for(now):
             self.abandon("error")  # nobody came back: the next shopper starts clean
 
     def _tick_home(self, view: LaneView, now: float) -> None:

@@ -117,6 +117,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "error_generic": "您的购物车已保存，请点击“返回”重试，或呼叫店员",
         "error_disk_full": "本收银台存储空间已满，刚才的操作没有保存。已通知店员：请稍候，"
                            "或到其他收银台结账",
+        "paid_not_recorded": "您已付款成功，请勿再次付款。本收银台存储空间已满，暂时无法出具"
+                             "小票；已通知店员，请稍候。订单号 {order_id}",
         # staff mode
         "staff_title": "员工模式",
         "staff_pin_prompt": "请输入员工密码",
@@ -256,6 +258,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "error_generic": "Your cart is saved: tap Back to try again, or call staff",
         "error_disk_full": "This lane's storage is full, so your last step was not saved. "
                            "Staff have been called: please wait, or use another checkout",
+        "paid_not_recorded": "Your payment went through: do not pay again. This lane's "
+                             "storage is full, so it cannot give your receipt yet; staff "
+                             "have been called, please wait. Order {order_id}",
         "staff_title": "Staff mode",
         "staff_pin_prompt": "Enter your staff PIN",
         "staff_badge_for": "Badge",
