@@ -26,6 +26,7 @@ Chinese mode); Python's ``gbk`` codec is the reference for the set.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Literal
 
@@ -97,6 +98,7 @@ ASCII_FOLDS: dict[str, str] = {
 }
 
 UNKNOWN = "?"
+_CONTROL = re.compile("[\x00-\x1f\x7f]")  # the only non-printable ASCII; GBK is two bytes
 
 
 def sendable(char: str, charset: Charset) -> bool:
@@ -137,8 +139,13 @@ def fold(text: str, charset: Charset) -> str:
     ``charset`` is ``"gbk"`` (a Chinese printer in Chinese mode) or ``"ascii"``.
     Idempotent: ``fold(fold(t, c), c) == fold(t, c)``. Never raises.
     """
-    if all(sendable(c, charset) for c in text):
-        return text
+    try:
+        text.encode("gbk" if charset == "gbk" else "ascii")  # the usual case, in one call
+    except UnicodeEncodeError:
+        pass
+    else:
+        if not _CONTROL.search(text):
+            return text
     return "".join(_fold_char(c, charset) for c in text)
 
 
