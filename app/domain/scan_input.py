@@ -10,11 +10,13 @@ and over-long strings are refused with a reason; the raw input is never stored.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
 from app.domain.exit_pass import PREFIX as EXIT_PASS_PREFIX
 from app.domain.member_code import PREFIX as MEMBER_CODE_PREFIX
+from app.domain.payment_code import DEFAULT_CODE_RANGES, CodeRange, wallet_of
 from app.domain.rejections import refuse
 
 GROUP_SEPARATOR = "\x1d"
@@ -107,14 +109,19 @@ class ScanKind(StrEnum):
     MEMBER = "member"  # the membership app's member QR (app.domain.member_code)
     STAFF_BADGE = "staff_badge"  # a staff badge (app.storage.staff_book issues them)
     EXIT_PASS = "exit_pass"  # a receipt's exit pass (app.domain.exit_pass)
+    PAYMENT_CODE = "payment_code"  # a wallet's payment code (app.domain.payment_code)
 
 
-def classify(scan: CleanScan) -> ScanKind:
+def classify(scan: CleanScan,
+             code_ranges: Iterable[CodeRange] = DEFAULT_CODE_RANGES) -> ScanKind:
     """The one place that tells a scan's kind, by its prefix. Anything that is not a
-    member QR, a staff badge or an exit pass is taken for goods: the catalogue lookup
-    then says what it is or why it is refused. A new kind of scanned code is added here
-    (and given a row in the lane's routing table, app.lane.scanning.SCAN_ROUTES)."""
+    member QR, a staff badge, an exit pass or a wallet's payment code (by the wallets'
+    published prefixes and lengths, ``code_ranges``) is taken for goods: the catalogue
+    lookup then says what it is or why it is refused. A new kind of scanned code is added
+    here (and given a row in the lane's routing table, app.lane.scanning.SCAN_ROUTES)."""
     text = scan.text
+    if wallet_of(text, code_ranges) is not None:
+        return ScanKind.PAYMENT_CODE
     if text.startswith(STAFF_BADGE_PREFIX):
         return ScanKind.STAFF_BADGE
     if text.startswith(MEMBER_CODE_PREFIX):

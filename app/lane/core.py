@@ -184,6 +184,9 @@ class LaneCore:
     def cancel_payment(self) -> None:
         raise NotImplementedError  # app.lane.paying
 
+    def pay_by_code(self, text: str, how: str) -> None:
+        raise NotImplementedError  # app.lane.paying
+
     def _after_payment(self, payment: Payment) -> None:
         raise NotImplementedError  # app.lane.paying
 

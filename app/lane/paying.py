@@ -17,6 +17,7 @@ from app.domain.events import EventType, new_event
 from app.domain.exit_audit import exit_audit_reasons
 from app.domain.money import Money
 from app.domain.payment import Payment, PaymentError, PaymentState, ProviderStatus
+from app.domain.payment_code import payment_code
 from app.domain.points import points_for
 from app.domain.pricing import PricedCart, price_cart
 from app.domain.sale import PaidSale, sale_from_cart
@@ -74,6 +75,38 @@ class Paying(LaneCore):
         what = f"{self.p.store_name_en} {priced.item_count} items"
         payment = self.checkout.start_payment(self.p.desk, draft, what)
         self._wallet = wallet
+        self._after_payment(payment)
+
+    def pay_by_code(self, text: str, how: str) -> None:
+        """Pay screen: the shopper showed a wallet's payment code (read by the camera, a
+        scanner or typed); charge exactly the amount on screen. The only path by which a
+        scan starts a charge (app.lane.scanning.scan_route). ``text`` is the code's digits:
+        from here on it lives only inside a ``PaymentCode``, which never shows them."""
+        self._touched()
+        code = payment_code(text, self.p.code_ranges)
+        del text
+        if code is None or self.session is None or self._view.screen is not Screen.PAY:
+            return
+        if self._view.payment is not None and self._view.payment.mode == "code":
+            return  # a charge is under way: one at a time, the new code is dropped
+        if code.wallet not in self.p.desk.provider.code_wallets:
+            self._show(notice=Notice.of("payment_code_not_taken", "warn",
+                                        wallet=code.wallet))
+            return
+        priced = price_cart(self.checkout.lines(), self._promotions,
+                            member=self.session.member_id is not None, tax=self.p.tax,
+                            currency=self.p.currency)
+        if priced.total.minor <= 0:
+            self._cart_view(screen=Screen.SHOPPING, payment=None,
+                            notice=Notice.of("nothing_to_pay", "warn"))
+            return
+        if not self._room_to_pay():
+            return
+        draft = self._sale_draft(priced, exit_audit=bool(self._audit_reasons(priced)))
+        what = f"{self.p.store_name_en} {priced.item_count} items"
+        self._wallet = code.wallet
+        payment = self.checkout.charge_code(self.p.desk, draft, what, code,
+                                            self.p.timings.code_deadline)
         self._after_payment(payment)
 
     def _room_to_pay(self) -> bool:
@@ -239,6 +272,8 @@ class Paying(LaneCore):
         else:
             key = {PaymentState.CANCELLED: "payment_cancelled",
                    PaymentState.EXPIRED: "payment_expired"}.get(payment.state, "payment_failed")
+            if payment.state is PaymentState.FAILED and payment.decline:
+                key = f"declined_{payment.decline}"  # the wallet's reason, in the shopper's words
             self._next_poll = None
             self._expires_mono.pop(payment.out_trade_no, None)
             self._touched()  # the idle timer starts again from the cart
@@ -252,7 +287,7 @@ class Paying(LaneCore):
         view = PaymentView(payment.out_trade_no, payment.qr_payload,
                            Money(payment.amount_minor, payment.currency), payment.method,
                            self._wallet, payment.expires_at,
-                           payment.state.value, payment.closing)
+                           payment.state.value, payment.closing, payment.mode)
         notice = None
         if not payment.qr_payload and not payment.closing:
             notice = Notice.of("payment_connecting", "warn")

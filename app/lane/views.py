@@ -57,6 +57,7 @@ class PaymentView:
     expires_at: datetime
     state: str
     closing: bool
+    mode: str = "qr"  # "code": the shopper's payment code is being charged
 
 
 @dataclass(frozen=True)

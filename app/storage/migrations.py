@@ -220,3 +220,14 @@ def m010_session_price_snapshot(db: sqlite_utils.Database) -> None:
     # from the catalogue as before.
     db.execute("ALTER TABLE cart_lines ADD COLUMN product TEXT")
     db.execute("ALTER TABLE sessions ADD COLUMN promotions TEXT")
+
+
+@MIGRATIONS()
+def m011_payment_codes(db: sqlite_utils.Database) -> None:
+    # Customer-presented payment (the shopper's payment code): the mode, the wallet, and
+    # whether the code was (about to be) sent, written before the call so a restarted kiosk
+    # queries and reverses instead of charging again. The code itself is never stored.
+    db.execute("ALTER TABLE payments ADD COLUMN mode TEXT NOT NULL DEFAULT 'qr'")
+    db.execute("ALTER TABLE payments ADD COLUMN wallet TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE payments ADD COLUMN code_submitted INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE payments ADD COLUMN decline TEXT NOT NULL DEFAULT ''")

@@ -93,6 +93,14 @@ STRINGS: dict[str, dict[str, str]] = {
         "payment_cancelled": "已取消付款，您可以继续购物",
         "payment_expired": "付款二维码已过期，请重新点击“去付款”",
         "payment_failed": "付款未成功，请重试或呼叫店员",
+        "payment_code_not_now": "请在付款页面出示付款码：先点击“去付款”",
+        "payment_code_not_taken": "本收银台不支持该钱包的付款码，"
+                                  "请换用其他钱包或扫描屏幕上的二维码",
+        "declined_insufficient_funds": "余额不足，付款未成功：请换一种支付方式",
+        "declined_code_expired": "付款码已过期：请刷新付款码后重新出示",
+        "declined_code_used": "该付款码已使用过：请刷新付款码后重新出示",
+        "declined_code_invalid": "付款码无效：请刷新付款码后重新出示",
+        "declined_declined": "钱包拒绝了这笔付款：请换一种支付方式或呼叫店员",
         # receipt
         "thanks": "付款成功，谢谢惠顾！",
         "take_receipt": "请取走小票，出口请出示小票上的二维码",
@@ -234,6 +242,20 @@ STRINGS: dict[str, dict[str, str]] = {
         "payment_cancelled": "Payment cancelled: you can carry on shopping",
         "payment_expired": "The payment QR expired: tap Pay to try again",
         "payment_failed": "The payment did not go through: try again or call staff",
+        "payment_code_not_now": "Show your payment code on the pay screen: "
+                                "tap \u201cPay\u201d first",
+        "payment_code_not_taken": "This lane does not take that wallet's payment code: use another "
+                                  "wallet or scan the QR on screen",
+        "declined_insufficient_funds": "Not enough balance: the payment did not go through. "
+                                       "Please use another way to pay",
+        "declined_code_expired": "That payment code has expired: refresh it on your phone and "
+                                 "show it again",
+        "declined_code_used": "That payment code was already used: refresh it on your phone and "
+                              "show it again",
+        "declined_code_invalid": "That payment code is not valid: refresh it on your phone and "
+                                 "show it again",
+        "declined_declined": "Your wallet declined the payment: use another way to pay or call "
+                             "staff",
         "thanks": "Paid. Thank you for shopping with us!",
         "take_receipt": "Please take your receipt: show its QR code at the exit",
         "printing": "Printing your receipt...",
