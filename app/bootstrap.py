@@ -39,6 +39,7 @@ from app.storage.alerts import StaffAlerts
 from app.storage.audit import AuditLog
 from app.storage.catalogue_repo import SqliteCatalogue
 from app.storage.db import open_database
+from app.storage.lock import hold_data_dir
 from app.storage.outbox import Outbox
 from app.storage.payments_repo import PaymentsRepo
 from app.storage.sales_repo import Sales
@@ -386,20 +387,26 @@ def seed_demo_staff(kiosk: Kiosk) -> list[str]:
 def run_ui(kiosk: Kiosk, *, screenshot: Path | None = None, demo: bool = False,
            webcam: bool = False) -> None:
     """Start the touch screen (blocks until the kiosk is stopped). ``demo`` starts the
-    simulated store first (devices.sim.store) and points the settings at it."""
-    from app.ui.window import configure
-
-    configure(kiosk.settings.ui)  # before the window exists
-    from app.ui.app import KioskApp  # Kivy loads here and only here
-
-    store = start_sim_store(kiosk.settings, keep_camera=webcam) if demo else None
+    simulated store first (devices.sim.store) and points the settings at it. The data
+    directory's lock (app.storage.lock) is held while the screen runs: ``DataDirInUse``
+    if another kiosk holds it."""
+    lock = hold_data_dir(kiosk.settings.data_dir)
     try:
-        runtime = build_runtime(kiosk, threaded=True,
-                                camera_factory=store.camera_factory() if store else None)
-        KioskApp(runtime, store=store, screenshot=screenshot).run()
+        from app.ui.window import configure
+
+        configure(kiosk.settings.ui)  # before the window exists
+        from app.ui.app import KioskApp  # Kivy loads here and only here
+
+        store = start_sim_store(kiosk.settings, keep_camera=webcam) if demo else None
+        try:
+            runtime = build_runtime(kiosk, threaded=True,
+                                    camera_factory=store.camera_factory() if store else None)
+            KioskApp(runtime, store=store, screenshot=screenshot).run()
+        finally:
+            if store is not None:
+                store.stop()
     finally:
-        if store is not None:
-            store.stop()
+        lock.release()
 
 
 def start_sim_store(settings: Settings, *, keep_camera: bool = False, pay_url: str = "",

@@ -9,6 +9,7 @@ import click
 
 from app.cli.root import Context
 from app.storage.db import DatabaseDamaged, backup_database, restore_database, schema_version
+from app.storage.lock import DataDirInUse, hold_data_dir
 
 
 @click.group()
@@ -56,12 +57,16 @@ def db_backup(obj: Context, file: Path | None, keep: int) -> None:
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.pass_obj
 def db_restore(obj: Context, file: Path) -> None:
-    """Replace the database with the backup FILE (stop the lane first). The backup is
-    checked first; the current file is kept aside as kiosk.db.before-restore-<time>."""
+    """Replace the database with the backup FILE (stop the lane first: refused while a
+    kiosk holds the data directory). The backup is checked first; the current file is
+    kept aside as kiosk.db.before-restore-<time>."""
     path = obj.settings.database_path
     stamp = datetime.now().astimezone().strftime("%Y%m%d-%H%M%S")
     try:
-        aside = restore_database(file, path, stamp)
+        with hold_data_dir(obj.settings.data_dir, "kiosk db restore"):
+            aside = restore_database(file, path, stamp)
+    except DataDirInUse as exc:
+        raise click.ClickException(f"refusing to restore: {exc}") from None
     except DatabaseDamaged as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"restored {path} from {file}")

@@ -8,6 +8,7 @@ import click
 
 from app import bootstrap
 from app.cli.root import Context
+from app.storage.lock import DataDirInUse
 
 
 @click.command()
@@ -33,7 +34,10 @@ def demo(obj: Context, screenshot: Path | None, webcam: bool) -> None:
         click.echo(f"demo staff: {line} (hold the top-left corner 3 s for staff mode)")
     click.echo(f"data directory: {obj.settings.data_dir}")
     click.echo(f"receipts: {obj.settings.data_dir / 'receipts'}")
-    bootstrap.run_ui(kiosk, screenshot=screenshot, demo=True, webcam=webcam)
+    try:
+        bootstrap.run_ui(kiosk, screenshot=screenshot, demo=True, webcam=webcam)
+    except DataDirInUse as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.command()
@@ -45,4 +49,7 @@ def demo(obj: Context, screenshot: Path | None, webcam: bool) -> None:
 @click.pass_obj
 def run(obj: Context, screenshot: Path | None) -> None:
     """Start the kiosk with the catalogue already in its data dir (what a store runs)."""
-    bootstrap.run_ui(obj.kiosk(), screenshot=screenshot)
+    try:
+        bootstrap.run_ui(obj.kiosk(), screenshot=screenshot)
+    except DataDirInUse as exc:
+        raise click.ClickException(str(exc)) from None

@@ -10,7 +10,11 @@ place and keeps the damaged file aside.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -18,7 +22,11 @@ import pytest
 
 from app import bootstrap
 from app.config import load_settings
+from app.storage.lock import LOCK_FILE, DataDirInUse, hold_data_dir
 from tests.helpers import run_kiosk
+
+ROOT = Path(__file__).resolve().parents[2]
+KIOSK = str(Path(sys.executable).with_name("kiosk"))
 
 AT = datetime.fromisoformat("2026-11-25T10:00:00+08:00")
 
@@ -140,3 +148,57 @@ def test_restore_refuses_a_damaged_backup_and_changes_nothing(data_dir, held, tm
     sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.close()
     ran = kiosk(data_dir, "db", "restore", str(other))
     assert ran.returncode != 0 and "not a kiosk database" in ran.stderr, ran.stderr
+
+
+def start_screen(data_dir: Path, tmp_path: Path, command: str = "demo") -> subprocess.Popen:
+    """`kiosk COMMAND` (the touch screen) as a real child process on ``data_dir``."""
+    env = {**os.environ, "KIOSK_DATA_DIR": str(data_dir), "KIVY_HOME": str(tmp_path / "kivy"),
+           "KIVY_NO_ARGS": "1"}
+    return subprocess.Popen([KIOSK, command], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+
+
+def wait_for_lock(data_dir: Path, child: subprocess.Popen) -> None:
+    """Until the child has written its pid into the data directory's lock file."""
+    lock = data_dir / LOCK_FILE
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            pytest.fail(f"the kiosk ended: {child.stderr.read().decode()[-2000:]}")
+        if lock.exists() and lock.read_text().startswith(f"{child.pid} "):
+            return
+        time.sleep(0.2)
+    pytest.fail("the kiosk never took the data directory's lock")
+
+
+@pytest.mark.ui
+@pytest.mark.slow
+def test_restore_is_refused_while_a_kiosk_runs_on_the_data_directory(data_dir, tmp_path):
+    if not os.environ.get("DISPLAY"):
+        pytest.skip("needs an X display: ./run.sh test runs the suite under Xvfb")
+    child = start_screen(data_dir, tmp_path)
+    try:
+        wait_for_lock(data_dir, child)
+        copy = tmp_path / "copy.db"
+        ran = kiosk(data_dir, "db", "backup", str(copy))  # online: fine while it sells
+        assert ran.returncode == 0, ran.stderr
+        before = (data_dir / "kiosk.db").read_bytes()
+        ran = kiosk(data_dir, "db", "restore", str(copy))
+        assert ran.returncode != 0, ran.stdout
+        assert "refusing to restore" in ran.stderr and f"pid {child.pid}" in ran.stderr
+        assert (data_dir / "kiosk.db").read_bytes() == before  # nothing replaced
+        assert not list(data_dir.glob("kiosk.db.before-restore-*"))
+    finally:
+        child.kill()
+        child.wait(30)
+    ran = kiosk(data_dir, "db", "restore", str(copy))  # the kiosk is stopped: it goes ahead
+    assert ran.returncode == 0, ran.stderr
+    aside = list(data_dir.glob("kiosk.db.before-restore-*"))
+    assert len(aside) == 1 and str(aside[0]) in ran.stdout  # the replaced file, and where
+
+
+def test_a_second_holder_of_the_data_directory_is_refused(data_dir):
+    with hold_data_dir(data_dir, "kiosk run"):
+        with pytest.raises(DataDirInUse, match=f"kiosk run \\(pid {os.getpid()}\\)"):
+            hold_data_dir(data_dir)
+    hold_data_dir(data_dir).release()  # free again once released
