@@ -8,6 +8,7 @@ tests never load a window system.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from collections.abc import Callable
@@ -35,7 +36,7 @@ from app.services.members import MemberCodes
 from app.services.payments import Completed, PaymentDesk, PaymentProvider
 from app.services.receipts import NO_PRINTER_NOTICE
 from app.services.reports import Reports
-from app.storage.alerts import StaffAlerts
+from app.storage.alerts import StaffAlerts, append_alert_file
 from app.storage.audit import AuditLog
 from app.storage.catalogue_repo import SqliteCatalogue
 from app.storage.db import open_database
@@ -65,6 +66,7 @@ if TYPE_CHECKING:  # devices pull in OpenCV and the decoders; commands that need
     from devices.sim.store import SimStore
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -405,6 +407,57 @@ def run_ui(kiosk: Kiosk, *, screenshot: Path | None = None, demo: bool = False,
         finally:
             if store is not None:
                 store.stop()
+    finally:
+        lock.release()
+
+
+def restore_command(settings: Settings) -> str:
+    """The command staff run to restore the newest backup in ``<data dir>/backups``
+    (``kiosk db restore FILE`` when there is none to name)."""
+    newest = sorted((settings.data_dir / "backups").glob("kiosk-*.db"))[-1:]
+    return f"kiosk db restore {newest[0] if newest else 'FILE'}"
+
+
+def raise_damage_alert(settings: Settings, reason: str) -> list[str]:
+    """Tell staff the database is damaged, everywhere that does not need the database:
+    the log (error), and a line in ``<data dir>/ALERTS.txt``. The membership backend has
+    no endpoint for kiosk alerts (docs/membership-api.yaml: events only, numbered from
+    the database this kiosk cannot read), so nothing is sent there. Returns where it
+    went, for the caller to print."""
+    message = f"refusing to sell: {reason}; {restore_command(settings)}"
+    log.error("staff alert: %s", message)
+    where = ["the log"]
+    try:
+        where.append(str(append_alert_file(settings.data_dir, "database", message,
+                                           SystemClock().now())))
+    except OSError as exc:
+        log.error("the alert could not be written to %s: %s", settings.data_dir, exc)
+    return where
+
+
+def run_refusing_ui(settings: Settings, reason: str, *, screenshot: Path | None = None,
+                    alerted: bool = False) -> None:
+    """The touch screen of a kiosk whose database is damaged (``reason``: the
+    ``DatabaseDamaged`` message): the out-of-order screen saying so in both languages with
+    the restore command, no lane and no device (nothing touches the database), the data
+    directory's lock held (so ``kiosk db restore`` waits for this screen to be stopped).
+    The staff alert is raised first (``raise_damage_alert``) unless the caller has
+    (``alerted``). Blocks until stopped; ``DataDirInUse`` if a kiosk holds the directory."""
+    from app.lane.refusing import RefusingLane, refusing_view
+    from app.runtime import Devices, KioskRuntime, Router
+
+    if not alerted:
+        raise_damage_alert(settings, reason)
+    lock = hold_data_dir(settings.data_dir, "a kiosk refusing to sell")
+    try:
+        from app.ui.window import configure
+
+        configure(settings.ui)
+        from app.ui.app import KioskApp
+
+        view = refusing_view("records_damaged", command=restore_command(settings))
+        runtime = KioskRuntime(settings, SystemClock(), RefusingLane(view), Router(), Devices())
+        KioskApp(runtime, screenshot=screenshot).run()
     finally:
         lock.release()
 

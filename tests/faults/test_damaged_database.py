@@ -202,3 +202,60 @@ def test_a_second_holder_of_the_data_directory_is_refused(data_dir):
         with pytest.raises(DataDirInUse, match=f"kiosk run \\(pid {os.getpid()}\\)"):
             hold_data_dir(data_dir)
     hold_data_dir(data_dir).release()  # free again once released
+
+
+# A child process: `kiosk run` on the damaged data directory, with the screen checked
+# once it is up (what it shows, in both languages), then stopped.
+SCREEN_CHECK = """
+import sys
+from kivy.clock import Clock
+from app.ui import app as ui
+from app.cli import main
+
+def started(app):
+    def check(_dt):
+        shown = {}
+        for lang in ("zh", "en"):
+            app.set_language(lang)
+            shown[lang] = app.shown["out_of_order"]
+        print("SCREEN", app.root.ids.screens.current)
+        print("ZH", shown["zh"].replace("\\n", " "))
+        print("EN", shown["en"].replace("\\n", " "))
+        app.runtime.do("start")  # a touch reaches no lane: still out of order
+        Clock.schedule_once(lambda _dt: (print("AFTER", app.root.ids.screens.current),
+                                         app.stop()), 0.5)
+    Clock.schedule_once(check, 1.0)
+
+ui.KioskApp.on_start = lambda self: started(self)
+sys.argv = ["kiosk", "run"]
+main()
+"""
+
+
+@pytest.mark.ui
+@pytest.mark.slow
+def test_a_damaged_database_shows_the_out_of_order_reason_and_alerts_staff(data_dir, held,
+                                                                          tmp_path):
+    if not os.environ.get("DISPLAY"):
+        pytest.skip("needs an X display: ./run.sh test runs the suite under Xvfb")
+    backup = kiosk(data_dir, "db", "backup")  # a rolling backup to name on screen
+    assert backup.returncode == 0, backup.stderr
+    newest = sorted((data_dir / "backups").glob("kiosk-*.db"))[-1]
+    data = held.read_bytes()
+    held.write_bytes(data[: len(data) // 2])  # the bad day
+    env = {**os.environ, "KIOSK_DATA_DIR": str(data_dir), "KIVY_HOME": str(tmp_path / "kivy"),
+           "KIVY_NO_ARGS": "1", "KIVY_LOG_MODE": "PYTHON"}
+    ran = subprocess.run([sys.executable, "-c", SCREEN_CHECK], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    out = dict(line.split(" ", 1) for line in ran.stdout.splitlines()
+               if line.split(" ", 1)[0] in ("SCREEN", "ZH", "EN", "AFTER"))
+    assert out.get("SCREEN") == "out_of_order", (ran.stdout, ran.stderr[-3000:])
+    assert out["AFTER"] == "out_of_order"
+    assert "记录已损坏" in out["ZH"] and f"kiosk db restore {newest}" in out["ZH"], out
+    assert "records are damaged" in out["EN"] and f"kiosk db restore {newest}" in out["EN"]
+    assert ran.returncode == 1  # headless callers still see a failure
+    assert "refusing to sell" in ran.stderr and "Traceback" not in ran.stderr, ran.stderr
+    alerts = (data_dir / "ALERTS.txt").read_text()  # the alert outlives the database
+    assert "database: refusing to sell" in alerts and "damaged" in alerts, alerts
+    assert f"kiosk db restore {newest}" in alerts
+    assert held.read_bytes() == data[: len(data) // 2]  # nothing touched the damaged file
