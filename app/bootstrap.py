@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,7 @@ from app.services.receipts import NO_PRINTER_NOTICE
 from app.services.reports import Reports
 from app.storage.alerts import StaffAlerts, append_alert_file
 from app.storage.audit import AuditLog
+from app.storage.backups import BACKUPS_DIR, newest_age_s, take_backup
 from app.storage.catalogue_repo import SqliteCatalogue
 from app.storage.db import open_database
 from app.storage.lock import hold_data_dir
@@ -309,8 +311,63 @@ def build_staff_book(kiosk: Kiosk) -> StaffBook:
 
 
 def build_reports(kiosk: Kiosk) -> Reports:
+    """X and Z reports; each Z report (the end of a day) is followed by a rolling backup."""
     return Reports(kiosk.db, build_audit(kiosk), kiosk.settings.kiosk.lane_id,
-                   kiosk.settings.store.currency)
+                   kiosk.settings.store.currency,
+                   on_closed=lambda: backup_in_background(kiosk.settings, "z report"))
+
+
+def backup_in_background(settings: Settings, why: str, *,
+                         only_if_due: bool = False) -> threading.Thread | None:
+    """Take a rolling backup (app.storage.backups.take_backup: online, checked, the oldest
+    beyond ``kiosk.backups_keep`` deleted) on a thread and connection of its own, so the
+    lane never waits for it; a non-daemon thread, so a command that ends meanwhile (`kiosk
+    report z`) waits for the copy. ``only_if_due``: skip it while the newest backup is
+    younger than ``kiosk.backup_every_h`` (file times: wall clock). A failure is a staff
+    alert (the log, <data dir>/ALERTS.txt and the staff_alerts table when it can be
+    written) and changes nothing else. Returns the thread (None: not due)."""
+    directory = settings.data_dir / BACKUPS_DIR
+    if only_if_due:
+        age = newest_age_s(directory, time.time())
+        if age is not None and 0 <= age < settings.kiosk.backup_every_h * 3600:
+            return None
+
+    def run() -> None:
+        started = time.monotonic()
+        try:
+            target, removed = take_backup(settings.database_path, directory,
+                                          datetime.now().astimezone(),
+                                          settings.kiosk.backups_keep)
+        except Exception as exc:  # noqa: BLE001 - any failure: staff are told, the lane sells on
+            backup_failed(settings, why, exc)
+            return
+        log.info("backup (%s) %s in %.2f s; removed %s", why, target,
+                 time.monotonic() - started, [str(p) for p in removed] or "none")
+
+    thread = threading.Thread(target=run, name="backup", daemon=False)
+    thread.start()
+    return thread
+
+
+def backup_failed(settings: Settings, why: str, exc: BaseException) -> None:
+    """The staff alert for a failed backup: the log, ALERTS.txt, and staff mode's alerts
+    (``staff_alerts``, through a connection of its own) when the database takes it."""
+    message = (f"the {why} backup of {settings.database_path} failed ({exc}); the kiosk "
+               f"sells on, but check the disk and take one with `kiosk db backup`")
+    log.error("staff alert: %s", message)
+    now = SystemClock().now()
+    try:
+        append_alert_file(settings.data_dir, "backup", message, now)
+    except OSError as file_exc:
+        log.error("the alert could not be written to %s: %s", settings.data_dir, file_exc)
+    try:
+        db = open_database(settings.database_path, migrate=False)
+        try:
+            StaffAlerts(db).add("backup", why, message, now)
+        finally:
+            db.close()
+    except Exception:  # noqa: BLE001 - the log and the file have it
+        log.exception("the backup alert could not be written to the database")
 
 
 def backend_audit_heads(settings: Settings) -> list[tuple[int, str]] | None:
@@ -394,6 +451,8 @@ def run_ui(kiosk: Kiosk, *, screenshot: Path | None = None, demo: bool = False,
     if another kiosk holds it."""
     lock = hold_data_dir(kiosk.settings.data_dir)
     try:
+        # The database passed its start-up check (build): a good moment for a backup.
+        backup_in_background(kiosk.settings, "start-up", only_if_due=True)
         from app.ui.window import configure
 
         configure(kiosk.settings.ui)  # before the window exists

@@ -259,3 +259,81 @@ def test_a_damaged_database_shows_the_out_of_order_reason_and_alerts_staff(data_
     assert "database: refusing to sell" in alerts and "damaged" in alerts, alerts
     assert f"kiosk db restore {newest}" in alerts
     assert held.read_bytes() == data[: len(data) // 2]  # nothing touched the damaged file
+
+
+# -- rolling backups ---------------------------------------------------------------------------
+def screen_once(data_dir: Path, tmp_path: Path, **env_extra: str) -> subprocess.CompletedProcess:
+    """`kiosk run --screenshot` as a real child: the screen starts, one frame, it stops."""
+    env = {**os.environ, "KIOSK_DATA_DIR": str(data_dir), "KIVY_HOME": str(tmp_path / "kivy"),
+           "KIVY_NO_ARGS": "1", "KIVY_LOG_MODE": "PYTHON", **env_extra}
+    return subprocess.run([KIOSK, "run", "--screenshot", str(tmp_path / "shot.png")], env=env,
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def needs_display() -> None:
+    if not os.environ.get("DISPLAY"):
+        pytest.skip("needs an X display: ./run.sh test runs the suite under Xvfb")
+
+
+@pytest.mark.ui
+@pytest.mark.slow
+def test_start_up_takes_a_backup_when_the_newest_is_old_and_keeps_the_newest_n(
+        data_dir, held, tmp_path):
+    needs_display()
+    backups = data_dir / "backups"
+    backups.mkdir()
+    three_days_ago = time.time() - 3 * 86400
+    for day in range(1, 10):  # nine older backups, named as the kiosk names them
+        old = backups / f"kiosk-202611{day:02d}-210000.db"
+        old.write_bytes(b"old")
+        os.utime(old, (three_days_ago, three_days_ago))
+    ran = screen_once(data_dir, tmp_path, KIOSK_KIOSK__BACKUPS_KEEP="7")
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    kept = sorted(p.name for p in backups.glob("kiosk-*.db"))
+    assert len(kept) == 7 and kept[0] == "kiosk-20261104-210000.db", kept  # the oldest went
+    newest = backups / kept[-1]
+    assert newest.name > "kiosk-20261109-210000.db"  # the new one, named by the time now
+    assert audit_rows(newest) == 50  # a complete, checked copy
+    again = screen_once(data_dir, tmp_path, KIOSK_KIOSK__BACKUPS_KEEP="7")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert sorted(p.name for p in backups.glob("kiosk-*.db")) == kept  # not due yet
+
+
+@pytest.mark.ui
+@pytest.mark.slow
+def test_a_failed_backup_alerts_staff_and_the_kiosk_still_starts(data_dir, held, tmp_path):
+    needs_display()
+    (data_dir / "backups").write_text("not a directory")  # every backup there fails
+    ran = screen_once(data_dir, tmp_path)
+    assert ran.returncode == 0, ran.stderr[-3000:]  # the screen came up and stopped as asked
+    assert (tmp_path / "shot.png").exists()
+    alerts = (data_dir / "ALERTS.txt").read_text()
+    assert "backup: the start-up backup" in alerts and "failed" in alerts, alerts
+    with sqlite3.connect(held) as conn:
+        rows = conn.execute("SELECT ref, message FROM staff_alerts WHERE kind = 'backup'"
+                            ).fetchall()
+    assert len(rows) == 1 and rows[0][0] == "start-up", rows  # staff mode shows it too
+
+
+def test_a_z_report_is_followed_by_a_backup(data_dir, held):
+    before = set((data_dir / "backups").glob("kiosk-*.db"))
+    ran = subprocess.run([KIOSK, "report", "z"], env={**os.environ,
+                         "KIOSK_DATA_DIR": str(data_dir)}, capture_output=True, text=True,
+                         timeout=120)  # a real process: it ends only once the copy is made
+    assert ran.returncode == 0, ran.stderr
+    new = set((data_dir / "backups").glob("kiosk-*.db")) - before
+    assert len(new) == 1, new
+    with sqlite3.connect(new.pop()) as conn:  # taken after the report committed
+        assert conn.execute("SELECT count(*) FROM z_reports").fetchone()[0] == 1
+
+
+def test_kiosk_db_backups_lists_them_with_times_and_sizes(data_dir, held):
+    assert "no backups in" in kiosk(data_dir, "db", "backups").stdout
+    assert kiosk(data_dir, "db", "backup").returncode == 0
+    ran = kiosk(data_dir, "db", "backups")
+    assert ran.returncode == 0, ran.stderr
+    (line,) = ran.stdout.splitlines()
+    (backup,) = (data_dir / "backups").glob("kiosk-*.db")
+    assert str(backup) in line and f"{backup.stat().st_size / 1e6:.2f} MB" in line
+    taken = datetime.fromtimestamp(backup.stat().st_mtime).astimezone()
+    assert taken.strftime("%Y-%m-%d %H:%M:%S") in line
