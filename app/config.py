@@ -80,10 +80,21 @@ class KioskSettings:
         "This kiosk's lane name, unique in the store; goes on receipts and events.", "lane-01"
     )
     language: str = _doc("Language the attract screen starts in: 'zh' or 'en'.", "zh")
+    backups_keep: int = _doc(
+        "How many rolling database backups <data dir>/backups keeps (the oldest go).", 7
+    )
+    backup_every_h: float = _doc(
+        "At start-up, take a backup if the newest is older than this (hours); every Z "
+        "report takes one too.", 24.0
+    )
 
     def validate(self) -> None:
         if self.language not in ("zh", "en"):
             raise SettingsError("kiosk.language must be 'zh' or 'en'")
+        if not 1 <= self.backups_keep <= 365:
+            raise SettingsError("kiosk.backups_keep must be between 1 and 365")
+        if not 0 <= self.backup_every_h <= 24 * 365:
+            raise SettingsError("kiosk.backup_every_h must be between 0 and 8760")
         plain = self.lane_id.replace("-", "").replace("_", "")
         if not (0 < len(self.lane_id) <= 32 and plain.isascii() and plain.isalnum()):
             raise SettingsError(

@@ -309,6 +309,9 @@ class KioskApp(App):
                   "has_payment": view.payment is not None}
         shown["notice"] = present.notice_text(view.notice, lang)
         shown["notice_level"] = view.notice.level if view.notice else "info"
+        # Out of order: the reason the lane gave (app.lane.refusing), else the camera's.
+        shown["out_of_order"] = (shown["notice"] if view.screen is Screen.OUT_OF_ORDER
+                                 and view.notice else say(lang, "out_of_order_prompt"))
         shown["member"] = present.member_line(view, lang)
         shown["ages"] = present.age_lines(view, lang)
         shown["countdown"] = present.seconds_left(view.deadline, now)

@@ -121,6 +121,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "closed_prompt": "请到其他收银通道结账，谢谢",
         "out_of_order_title": "本机暂时故障",
         "out_of_order_prompt": "摄像头无法使用。请到其他收银通道，或呼叫店员",
+        "records_damaged": "本收银台的记录已损坏，暂停收款。请到其他收银通道结账。\n"
+                           "店员：请恢复最近的备份：{command}",
         "error_title": "出了点问题",
         "error_generic": "您的购物车已保存，请点击“返回”重试，或呼叫店员",
         "error_disk_full": "本收银台存储空间已满，刚才的操作没有保存。已通知店员：请稍候，"
@@ -276,6 +278,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "out_of_order_title": "This lane is out of order",
         "out_of_order_prompt": "The camera is not working. Please use another checkout or "
                                "call staff",
+        "records_damaged": "This kiosk's records are damaged: it cannot take payments. "
+                           "Please use another checkout.\nStaff: restore the last backup: "
+                           "{command}",
         "error_title": "Something went wrong",
         "error_generic": "Your cart is saved: tap Back to try again, or call staff",
         "error_disk_full": "This lane's storage is full, so your last step was not saved. "
