@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from app.domain.events import EventType, new_event
@@ -48,7 +48,8 @@ class Paying(LaneCore):
             self._cart_view(screen=Screen.AGE_CHECK, notice=None)
             return
         self._cart_view(screen=Screen.PAY, checking_printer=True, payment=None,
-                        printer_notice=None, wallets=self.p.wallets, notice=None)
+                        printer_notice=None, wallets=self.p.wallets, notice=None,
+                        takes_codes=self._takes_codes())
         self._receipt_notice = self.p.receipt_notice()
         self._show(checking_printer=False, printer_notice=self._receipt_notice)
         if len(self.p.wallets) <= 1:
@@ -77,6 +78,14 @@ class Paying(LaneCore):
         self._wallet = wallet
         self._after_payment(payment)
 
+    def _code_wallets(self) -> frozenset[str]:
+        """The wallets whose payment codes the adapter charges; none for an adapter (a
+        plugin written before payment codes) that does not say."""
+        return frozenset(getattr(self.p.desk.provider, "code_wallets", ()) or ())
+
+    def _takes_codes(self) -> bool:
+        return bool(self._code_wallets())
+
     def pay_by_code(self, text: str, how: str) -> None:
         """Pay screen: the shopper showed a wallet's payment code (read by the camera, a
         scanner or typed); charge exactly the amount on screen. The only path by which a
@@ -89,7 +98,7 @@ class Paying(LaneCore):
             return
         if self._view.payment is not None and self._view.payment.mode == "code":
             return  # a charge is under way: one at a time, the new code is dropped
-        if code.wallet not in self.p.desk.provider.code_wallets:
+        if code.wallet not in self._code_wallets():
             self._show(notice=Notice.of("payment_code_not_taken", "warn",
                                         wallet=code.wallet))
             return
@@ -277,8 +286,29 @@ class Paying(LaneCore):
             self._next_poll = None
             self._expires_mono.pop(payment.out_trade_no, None)
             self._touched()  # the idle timer starts again from the cart
+            if payment.by_code and self.session is not None:
+                self._code_ended(payment, key)
+                return
             self._cart_view(screen=Screen.SHOPPING, payment=None,
                             notice=Notice.of(key, "warn" if key != "payment_failed" else "error"))
+
+    def _code_ended(self, payment: Payment, key: str) -> None:
+        """A payment-code charge ended without money (declined, reversed at the deadline or
+        on Cancel, each confirmed by the provider): back to the pay screen with the reason,
+        where the shopper can show a fresh code or scan the QR (started again at once when
+        there is no wallet to choose)."""
+        if payment.state is PaymentState.CANCELLED:
+            key = "payment_code_cancelled"
+        elif payment.state is PaymentState.EXPIRED:
+            key = "payment_code_timeout"
+        notice = Notice.of(key, "error" if key == "payment_failed" else "warn")
+        self._cart_view(screen=Screen.PAY, payment=None, wallets=self.p.wallets,
+                        takes_codes=self._takes_codes(), notice=notice,
+                        printer_notice=self._receipt_notice, checking_printer=False)
+        if len(self.p.wallets) <= 1:
+            self.choose_wallet(self.p.wallets[0] if self.p.wallets else "")
+            if self._view.screen is Screen.PAY and self._view.payment is not None:
+                self._show(notice=notice)  # the reason stays beside the new QR
 
     def _show_payment(self, payment: Payment) -> None:
         if self._next_poll is None:
@@ -286,15 +316,32 @@ class Paying(LaneCore):
         self._payment_expired(payment)  # its monotonic expiry is taken from now on
         view = PaymentView(payment.out_trade_no, payment.qr_payload,
                            Money(payment.amount_minor, payment.currency), payment.method,
-                           self._wallet, payment.expires_at,
-                           payment.state.value, payment.closing, payment.mode)
+                           payment.wallet if payment.by_code else self._wallet,
+                           payment.expires_at, payment.state.value, payment.closing,
+                           payment.mode, self._code_deadline_shown(payment))
         notice = None
-        if not payment.qr_payload and not payment.closing:
+        if payment.by_code:
+            # Cancel or the deadline asked for a reverse; until the provider confirms it
+            # the screen says so (a reverse refused while the shopper types the password,
+            # or unanswered, is tried again at every poll), never "cancelled".
+            if payment.closing:
+                notice = Notice.of("payment_code_reversing" if payment.last_error
+                                   else "payment_code_cancelling", "warn")
+        elif not payment.qr_payload and not payment.closing:
             notice = Notice.of("payment_connecting", "warn")
         elif payment.closing:
             notice = Notice.of("payment_closing", "warn")
         self._cart_view(screen=Screen.PAY, payment=view, notice=notice,
-                        printer_notice=self._receipt_notice, checking_printer=False)
+                        printer_notice=self._receipt_notice, checking_printer=False,
+                        takes_codes=self._takes_codes())
+
+    def _code_deadline_shown(self, payment: Payment) -> datetime | None:
+        """The wall-clock time to show for a code charge's deadline: the monotonic deadline
+        (``_expires_mono``, from ``payment.code_deadline_s``) as seen from now."""
+        at = self._expires_mono.get(payment.out_trade_no)
+        if not payment.by_code or at is None:
+            return None
+        return self.clock.now() + timedelta(seconds=max(0.0, at - self.mono()))
 
     def cancel_payment(self) -> None:
         """Pay screen, "Cancel": close the provider's order (after checking it was not paid)."""
