@@ -286,7 +286,7 @@ class KioskApp(App):
                     preview.flash(False)
         if view.screen is Screen.RECEIPT and before.screen is not Screen.RECEIPT:
             self.sounds.play("paid")
-        if view.screen is not Screen.SHOPPING and self._entry is not None:
+        if view.screen not in (Screen.SHOPPING, Screen.PAY) and self._entry is not None:
             self._entry.dismiss()
 
     def _every_half_second(self, _dt: float) -> None:
@@ -323,6 +323,7 @@ class KioskApp(App):
         shown["pay_expires"] = say(lang, "expires_in", seconds=present.seconds_left(
             pay.expires_at, now)) if pay and pay.qr_payload and not pay.closing else ""
         shown["qr"] = pay.qr_payload if pay and not pay.closing else ""
+        shown |= present.code_payment(view, lang, now)
         shown["printer_notice"] = (view.printer_notice[0 if lang == "zh" else 1]
                                    if view.printer_notice else "")
         shown["wallets"] = [(w, present.wallet_name(w, lang)) for w in view.wallets] \

@@ -105,7 +105,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "show_code_hint": "打开微信或支付宝的“付款码”，对准摄像头",
         "confirm_on_phone": "请在手机上确认付款",
         "confirm_wallet": "{wallet}付款码",
-        "confirm_countdown": "{seconds} 秒内未确认，付款将自动撤销",
+        "confirm_countdown": "{seconds}秒内未确认，付款将自动撤销",
         "payment_code_cancelling": "正在撤销付款，请稍候…",
         "payment_code_reversing": "正在撤销付款：如手机正在要求输入密码，请在手机上完成或取消。"
                                   "在支付平台确认之前我们会一直重试",
@@ -269,7 +269,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "declined_declined": "Your wallet declined the payment: use another way to pay or call "
                              "staff",
         "show_code": "or show your payment code to the camera",
-        "show_code_hint": "Open the payment code in WeChat or Alipay and hold it up to the camera",
+        "show_code_hint": "Open it in WeChat or Alipay and hold it up to the camera",
         "confirm_on_phone": "Confirm the payment on your phone",
         "confirm_wallet": "{wallet} payment code",
         "confirm_countdown": "Not confirmed within {seconds} s: the payment is cancelled",
