@@ -11,6 +11,7 @@ switching them to the simulator adapter is a change to that fixture alone.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,10 @@ from app.domain.payment import PaymentError, ProviderStatus, ProviderView
 from app.domain.scan_input import clean_scan
 from app.lane import InlineLane, Screen
 from app.runtime import Router
-from devices.scanner import CameraScanner, KeyboardWedge, ReadAcceptor, accept_input
+from devices.camera import Camera, GeneratedSource
+from devices.decoder import Decoder, FrameDecoder
+from devices.scanner import CameraScanner, KeyboardWedge, ReadAcceptor, SerialScanner
+from devices.sim.serial_scanner import VirtualSerialScanner
 
 MILK = "6900000000014"  # 6.50
 WECHAT_CODE = "134567890123456789"  # 18 digits, prefix 13: WeChat Pay
@@ -361,26 +365,13 @@ def test_the_store_code_ranges_are_the_lanes(demo_kiosk, wallet):
 CANARY = "147258369147258369"  # a WeChat payment code nobody else uses
 
 
-class _Frames:
-    """A camera stand-in for CameraScanner.process: the decoder "reads" what we hold up."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-
-class _Decoded:
-    def __init__(self, text: str) -> None:
-        self.reads = [type("R", (), {"scanner_text": text})()]
-        self.ms = 1.0
-
-
-class _Decoder:
-    def decode(self, image, force=False):
-        return _Decoded(image.text)
-
-
 def test_a_payment_code_never_reaches_a_log_an_event_the_db_or_the_view(
         demo_kiosk, wallet, clock, caplog, data_dir: Path):
+    """The canary: a payment code read by the real camera pipeline (rendered frames, the
+    real decoder, the two-read rule), a serial scanner on a real pty (whole, and cut off
+    before its suffix), the keyboard wedge (whole, and without Enter) and the keypad, on
+    the shopping screen (refused) and on the pay screen (charged), is found afterwards in
+    no log record, outbox event, file of the data directory (db, -wal, -shm) or view."""
     caplog.set_level(logging.DEBUG)
     executor = InlineLane(lambda: bootstrap.build_lane(demo_kiosk, provider=wallet,
                                                        receipt_notice=lambda: None))
@@ -390,20 +381,29 @@ def test_a_payment_code_never_reaches_a_log_an_event_the_db_or_the_view(
     router.attach(executor)
     views = []
     lane.on_view(views.append)
-    # Every path a code comes in by, on the pay screen (charges) and elsewhere (refused).
-    camera = CameraScanner(camera=None, decoder=_Decoder(), acceptor=ReadAcceptor(),
-                           on_scan=router.scan, on_reject=router.scan_rejected)
+    source = GeneratedSource([], fps=30)
+    camera = Camera(lambda: source, lost_after_s=5.0, backoff_s=0.1)
+    scanner = CameraScanner(camera, FrameDecoder(Decoder("combined")), ReadAcceptor(),
+                            router.scan, router.scan_rejected)
     wedge = KeyboardWedge(router.scan, on_typing=lambda _t: None,
                           on_reject=router.scan_rejected)
+    pty = VirtualSerialScanner().__enter__()
+    serial = SerialScanner(pty.port, router.scan, router.scan_rejected, backoff_s=0.05,
+                           backoff_max_s=0.2, partial_timeout=0.2)
 
-    def show_camera(code: str) -> None:
-        for i in range(3):  # two identical reads make a scan
-            frame = type("F", (), {"image": _Frames(code), "captured_at": 100.0 + i * 0.05})()
-            camera.process(frame)
-        executor.pump()
+    def pump_until(condition, what: str) -> None:
+        end = time.monotonic() + 20
+        while not condition():
+            assert time.monotonic() < end, f"timed out waiting for {what}"
+            executor.pump(0.05)
+
+    def show_camera(code: str, then) -> None:
+        source.show(code, frames=20)
+        pump_until(then, f"the camera to read {len(code)} digits")
+        pump_until(lambda: not scanner.acceptor.in_view(), "the code to leave the view")
 
     def type_wedge(code: str, unterminated: bool = False) -> None:
-        t = 200.0
+        t = time.monotonic()
         for ch in code:
             wedge.key(ch, t)
             t += 0.005
@@ -413,43 +413,56 @@ def test_a_payment_code_never_reaches_a_log_an_event_the_db_or_the_view(
             wedge.key("\r", t)
         executor.pump()
 
-    def serial(code: str) -> None:
-        router.scan(accept_input(code.encode(), "serial", 300.0))
-        executor.pump()
-
-    lane.scan(MILK)
-    show_camera(CANARY)  # shopping screen: refused, not sent
-    serial(CANARY)
-    type_wedge(CANARY)
-    type_wedge(CANARY, unterminated=True)
-    lane.typed_code(CANARY)
-    assert wallet.charges == []
-    lane.pay()
-    lane.choose_wallet("wechat")
-    codes = [CANARY[:-1] + str(d) for d in range(4)]  # four fresh codes, one per path
-    wallet.next = "insufficient_funds"
-    show_camera(codes[0])
-    wallet.next = "code_used"
-    serial(codes[1])
-    wallet.next = "code_expired"
-    type_wedge(codes[2])
-    wallet.next = "paying"
-    lane.typed_code(codes[3])
-    wallet.shopper(wallet.charges[-1], approve=True)
-    poll(lane, clock)
-    assert lane.view.screen is Screen.RECEIPT
+    scanner.start()
+    camera.start()
+    serial.start()
+    try:
+        pump_until(lambda: serial.health().state == "ok", "the serial port")
+        lane.scan(MILK)
+        notices = lambda: sum(1 for v in views if v.notice and  # noqa: E731
+                              v.notice.key == "payment_code_not_now")
+        show_camera(CANARY, lambda: notices() >= 1)  # shopping screen: refused, not sent
+        pty.send(CANARY)
+        pump_until(lambda: notices() >= 2, "the serial scan")
+        pty.send_raw(CANARY.encode())  # no suffix: refused as incomplete (logged)
+        pump_until(lambda: any(v.notice and v.notice.key == "refused_unreadable"
+                               for v in views), "the incomplete serial read")
+        type_wedge(CANARY)
+        type_wedge(CANARY, unterminated=True)
+        lane.typed_code(CANARY)
+        assert wallet.charges == [] and notices() >= 4
+        lane.pay()
+        lane.choose_wallet("wechat")
+        codes = [CANARY[:-1] + str(d) for d in range(4)]  # fresh codes, one per path
+        wallet.next = "insufficient_funds"
+        show_camera(codes[0], lambda: len(wallet.charges) == 1)
+        wallet.next = "code_used"
+        pty.send(codes[1])
+        pump_until(lambda: len(wallet.charges) == 2, "the serial charge")
+        wallet.next = "code_expired"
+        type_wedge(codes[2])
+        wallet.next = "paying"
+        lane.typed_code(codes[3])
+        wallet.shopper(wallet.charges[-1], approve=True)
+        poll(lane, clock)
+        assert lane.view.screen is Screen.RECEIPT
+    finally:
+        serial.stop()
+        camera.stop()
+        scanner.stop()
+        pty.__exit__(None, None, None)
     assert wallet.codes == codes  # each path reached the provider, once
-    demo_kiosk.db.conn.commit()
     leaks = [CANARY, *codes, CANARY[:12], codes[0][6:]]
     for record in caplog.records:
         text = record.getMessage() + (str(record.exc_info) if record.exc_info else "")
         assert not any(code in text for code in leaks), text
     for kind, payload in events(demo_kiosk):
         assert not any(code in payload for code in leaks), kind
-    for path in sorted(data_dir.rglob("*")):
-        if path.is_file():
-            blob = path.read_bytes()
-            assert not any(code.encode() in blob for code in leaks), path
+    files = [path for path in sorted(data_dir.rglob("*")) if path.is_file()]
+    assert any(path.name.endswith("-wal") for path in files)  # the WAL is read too
+    for path in files:
+        blob = path.read_bytes()
+        assert not any(code.encode() in blob for code in leaks), path
     for view in views:
         assert not any(code in repr(view) for code in leaks)
 
