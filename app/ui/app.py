@@ -189,6 +189,8 @@ class KioskApp(App):
     def open_code_entry(self) -> None:
         self.do("touch")
         self._entry = self._entry or CodeEntry()
+        # On the pay screen the digits may be a payment code (a credential): shown as dots.
+        self._entry.ids.code_keypad.masked = self.view.screen is Screen.PAY
         self._entry.open()
 
     def code_entered(self, text: str) -> None:

@@ -102,6 +102,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "declined_code_invalid": "付款码无效：请刷新付款码后重新出示",
         "declined_declined": "钱包拒绝了这笔付款：请换一种支付方式或呼叫店员",
         "show_code": "或向摄像头出示付款码",
+        "type_payment_code": "输入付款码数字",
         "show_code_hint": "打开微信或支付宝的“付款码”，对准摄像头",
         "confirm_on_phone": "请在手机上确认付款",
         "confirm_wallet": "{wallet}付款码",
@@ -269,6 +270,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "declined_declined": "Your wallet declined the payment: use another way to pay or call "
                              "staff",
         "show_code": "or show your payment code to the camera",
+        "type_payment_code": "Type the payment code's digits",
         "show_code_hint": "Open it in WeChat or Alipay and hold it up to the camera",
         "confirm_on_phone": "Confirm the payment on your phone",
         "confirm_wallet": "{wallet} payment code",
