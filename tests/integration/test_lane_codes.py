@@ -255,6 +255,24 @@ def test_the_deadline_reverses_and_confirms(lane_of, wallet, clock, demo_kiosk):
     assert sales(demo_kiosk) == 0
 
 
+def test_the_countdown_is_the_monotonic_deadline_whatever_the_wall_clock_does(
+        lane_of, wallet, clock, demo_kiosk):
+    lane = at_pay(lane_of())
+    wallet.next = "paying"
+    lane.scan(WECHAT_CODE)
+    no = wallet.charges[0]
+    poll(lane, clock, 10)
+    clock.step(hours=-3)  # NTP or someone at the settings: no time passes
+    lane.tick()
+    shown = (lane.view.payment.deadline - clock.now()).total_seconds()
+    assert shown == pytest.approx(50, abs=1)  # still 50 s to go on screen
+    clock.step(hours=6)  # forward past the shown deadline: nothing ends early
+    lane.tick()
+    assert lane.view.payment is not None and ("reverse", no) not in wallet.calls
+    poll(lane, clock, 51)  # the monotonic deadline: reversed
+    assert lane.view.payment is None and ("reverse", no) in wallet.calls
+
+
 def test_no_still_there_while_the_shopper_confirms_within_the_deadline(lane_of, wallet,
                                                                       clock, demo_kiosk):
     demo_kiosk.settings.ui.idle_s = 30
