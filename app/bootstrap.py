@@ -8,11 +8,13 @@ tests never load a window system.
 
 from __future__ import annotations
 
+import logging
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,10 +37,13 @@ from app.services.members import MemberCodes
 from app.services.payments import Completed, PaymentDesk, PaymentProvider
 from app.services.receipts import NO_PRINTER_NOTICE
 from app.services.reports import Reports
-from app.storage.alerts import StaffAlerts
+from app.storage.alerts import StaffAlerts, append_alert_file
 from app.storage.audit import AuditLog
+from app.storage.backups import BACKUPS_DIR, newest_age_s, take_backup
 from app.storage.catalogue_repo import SqliteCatalogue
 from app.storage.db import open_database
+from app.storage.disk_reserve import RESERVE_FILE, DiskReserve
+from app.storage.lock import hold_data_dir
 from app.storage.outbox import Outbox
 from app.storage.payments_repo import PaymentsRepo
 from app.storage.sales_repo import Sales
@@ -64,6 +69,7 @@ if TYPE_CHECKING:  # devices pull in OpenCV and the decoders; commands that need
     from devices.sim.store import SimStore
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -306,8 +312,63 @@ def build_staff_book(kiosk: Kiosk) -> StaffBook:
 
 
 def build_reports(kiosk: Kiosk) -> Reports:
+    """X and Z reports; each Z report (the end of a day) is followed by a rolling backup."""
     return Reports(kiosk.db, build_audit(kiosk), kiosk.settings.kiosk.lane_id,
-                   kiosk.settings.store.currency)
+                   kiosk.settings.store.currency,
+                   on_closed=lambda: backup_in_background(kiosk.settings, "z report"))
+
+
+def backup_in_background(settings: Settings, why: str, *,
+                         only_if_due: bool = False) -> threading.Thread | None:
+    """Take a rolling backup (app.storage.backups.take_backup: online, checked, the oldest
+    beyond ``kiosk.backups_keep`` deleted) on a thread and connection of its own, so the
+    lane never waits for it; a non-daemon thread, so a command that ends meanwhile (`kiosk
+    report z`) waits for the copy. ``only_if_due``: skip it while the newest backup is
+    younger than ``kiosk.backup_every_h`` (file times: wall clock). A failure is a staff
+    alert (the log, <data dir>/ALERTS.txt and the staff_alerts table when it can be
+    written) and changes nothing else. Returns the thread (None: not due)."""
+    directory = settings.data_dir / BACKUPS_DIR
+    if only_if_due:
+        age = newest_age_s(directory, time.time())
+        if age is not None and 0 <= age < settings.kiosk.backup_every_h * 3600:
+            return None
+
+    def run() -> None:
+        started = time.monotonic()
+        try:
+            target, removed = take_backup(settings.database_path, directory,
+                                          datetime.now().astimezone(),
+                                          settings.kiosk.backups_keep)
+        except Exception as exc:  # noqa: BLE001 - any failure: staff are told, the lane sells on
+            backup_failed(settings, why, exc)
+            return
+        log.info("backup (%s) %s in %.2f s; removed %s", why, target,
+                 time.monotonic() - started, [str(p) for p in removed] or "none")
+
+    thread = threading.Thread(target=run, name="backup", daemon=False)
+    thread.start()
+    return thread
+
+
+def backup_failed(settings: Settings, why: str, exc: BaseException) -> None:
+    """The staff alert for a failed backup: the log, ALERTS.txt, and staff mode's alerts
+    (``staff_alerts``, through a connection of its own) when the database takes it."""
+    message = (f"the {why} backup of {settings.database_path} failed ({exc}); the kiosk "
+               f"sells on, but check the disk and take one with `kiosk db backup`")
+    log.error("staff alert: %s", message)
+    now = SystemClock().now()
+    try:
+        append_alert_file(settings.data_dir, "backup", message, now)
+    except OSError as file_exc:
+        log.error("the alert could not be written to %s: %s", settings.data_dir, file_exc)
+    try:
+        db = open_database(settings.database_path, migrate=False)
+        try:
+            StaffAlerts(db).add("backup", why, message, now)
+        finally:
+            db.close()
+    except Exception:  # noqa: BLE001 - the log and the file have it
+        log.exception("the backup alert could not be written to the database")
 
 
 def backend_audit_heads(settings: Settings) -> list[tuple[int, str]] | None:
@@ -386,20 +447,79 @@ def seed_demo_staff(kiosk: Kiosk) -> list[str]:
 def run_ui(kiosk: Kiosk, *, screenshot: Path | None = None, demo: bool = False,
            webcam: bool = False) -> None:
     """Start the touch screen (blocks until the kiosk is stopped). ``demo`` starts the
-    simulated store first (devices.sim.store) and points the settings at it."""
-    from app.ui.window import configure
-
-    configure(kiosk.settings.ui)  # before the window exists
-    from app.ui.app import KioskApp  # Kivy loads here and only here
-
-    store = start_sim_store(kiosk.settings, keep_camera=webcam) if demo else None
+    simulated store first (devices.sim.store) and points the settings at it. The data
+    directory's lock (app.storage.lock) is held while the screen runs: ``DataDirInUse``
+    if another kiosk holds it."""
+    lock = hold_data_dir(kiosk.settings.data_dir)
     try:
-        runtime = build_runtime(kiosk, threaded=True,
-                                camera_factory=store.camera_factory() if store else None)
-        KioskApp(runtime, store=store, screenshot=screenshot).run()
+        # The database passed its start-up check (build): a good moment for a backup.
+        backup_in_background(kiosk.settings, "start-up", only_if_due=True)
+        from app.ui.window import configure
+
+        configure(kiosk.settings.ui)  # before the window exists
+        from app.ui.app import KioskApp  # Kivy loads here and only here
+
+        store = start_sim_store(kiosk.settings, keep_camera=webcam) if demo else None
+        try:
+            runtime = build_runtime(kiosk, threaded=True,
+                                    camera_factory=store.camera_factory() if store else None)
+            KioskApp(runtime, store=store, screenshot=screenshot).run()
+        finally:
+            if store is not None:
+                store.stop()
     finally:
-        if store is not None:
-            store.stop()
+        lock.release()
+
+
+def restore_command(settings: Settings) -> str:
+    """The command staff run to restore the newest backup in ``<data dir>/backups``
+    (``kiosk db restore FILE`` when there is none to name)."""
+    newest = sorted((settings.data_dir / "backups").glob("kiosk-*.db"))[-1:]
+    return f"kiosk db restore {newest[0] if newest else 'FILE'}"
+
+
+def raise_damage_alert(settings: Settings, reason: str) -> list[str]:
+    """Tell staff the database is damaged, everywhere that does not need the database:
+    the log (error), and a line in ``<data dir>/ALERTS.txt``. The membership backend has
+    no endpoint for kiosk alerts (docs/membership-api.yaml: events only, numbered from
+    the database this kiosk cannot read), so nothing is sent there. Returns where it
+    went, for the caller to print."""
+    message = f"refusing to sell: {reason}; {restore_command(settings)}"
+    log.error("staff alert: %s", message)
+    where = ["the log"]
+    try:
+        where.append(str(append_alert_file(settings.data_dir, "database", message,
+                                           SystemClock().now())))
+    except OSError as exc:
+        log.error("the alert could not be written to %s: %s", settings.data_dir, exc)
+    return where
+
+
+def run_refusing_ui(settings: Settings, reason: str, *, screenshot: Path | None = None,
+                    alerted: bool = False) -> None:
+    """The touch screen of a kiosk whose database is damaged (``reason``: the
+    ``DatabaseDamaged`` message): the out-of-order screen saying so in both languages with
+    the restore command, no lane and no device (nothing touches the database), the data
+    directory's lock held (so ``kiosk db restore`` waits for this screen to be stopped).
+    The staff alert is raised first (``raise_damage_alert``) unless the caller has
+    (``alerted``). Blocks until stopped; ``DataDirInUse`` if a kiosk holds the directory."""
+    from app.lane.refusing import RefusingLane, refusing_view
+    from app.runtime import Devices, KioskRuntime, Router
+
+    if not alerted:
+        raise_damage_alert(settings, reason)
+    lock = hold_data_dir(settings.data_dir, "a kiosk refusing to sell")
+    try:
+        from app.ui.window import configure
+
+        configure(settings.ui)
+        from app.ui.app import KioskApp
+
+        view = refusing_view("records_damaged", command=restore_command(settings))
+        runtime = KioskRuntime(settings, SystemClock(), RefusingLane(view), Router(), Devices())
+        KioskApp(runtime, screenshot=screenshot).run()
+    finally:
+        lock.release()
 
 
 def start_sim_store(settings: Settings, *, keep_camera: bool = False, pay_url: str = "",
@@ -503,6 +623,17 @@ def disk_free_bytes(data_dir: Path) -> int | None:
         return None
 
 
+def disk_reserve(data_dir: Path, reserve_mb: int) -> DiskReserve | None:
+    """The lane's disk reserve (``payment.reserve_mb`` MiB in ``data_dir``), made now if
+    there is room (a disk already too full leaves it unmade: the lane then takes no
+    payment until it can be made); None when the setting is 0."""
+    if reserve_mb <= 0:
+        return None
+    reserve = DiskReserve(data_dir / RESERVE_FILE, reserve_mb * 1024 * 1024)
+    reserve.ensure()
+    return reserve
+
+
 def build_lane(kiosk: Kiosk, *, provider: PaymentProvider | None = None,
                receipt_notice: Callable[[], tuple[str, str] | None] | None = None,
                wake_printer: Callable[[], None] = lambda: None,
@@ -531,8 +662,10 @@ def build_lane(kiosk: Kiosk, *, provider: PaymentProvider | None = None,
         phone_lookup=member_client.member_for_phone if member_client else None,
         phone_secret=s.membership.token or s.kiosk.lane_id,
         wallets=tuple(s.payment.wallets), other_scanners=other_scanners,
+        code_ranges=s.payment.ranges(),
         free_bytes=lambda: disk_free_bytes(s.data_dir),
         min_free_bytes=s.payment.min_free_mb * 1024 * 1024,
+        reserve=disk_reserve(s.data_dir, s.payment.reserve_mb),
         max_length=s.barcodes.max_length,
         exit_audit=exit_audit_rules(s), roll=secrets.SystemRandom().random,
         monotonic=getattr(kiosk.clock, "monotonic", time.monotonic),
@@ -542,6 +675,7 @@ def build_lane(kiosk: Kiosk, *, provider: PaymentProvider | None = None,
             receipt=timedelta(seconds=s.ui.receipt_s),
             receipt_on_screen=timedelta(seconds=s.ui.receipt_on_screen_s),
             poll=timedelta(milliseconds=s.payment.poll_ms),
+            code_deadline=timedelta(seconds=s.payment.code_deadline_s),
             out_of_order_after=timedelta(milliseconds=max(s.camera.lost_after_ms * 10, 30_000)),
         ),
     )

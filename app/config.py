@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from app.domain.money import CURRENCY_EXPONENTS
+from app.domain.payment_code import DEFAULT_CODE_RANGES, CodeRange, code_ranges_from
 from app.domain.rcn import REGIONS, RcnLayout, layouts_for
 from app.domain.tax import TaxMode, TaxPolicy, parse_rate
 
@@ -80,10 +81,21 @@ class KioskSettings:
         "This kiosk's lane name, unique in the store; goes on receipts and events.", "lane-01"
     )
     language: str = _doc("Language the attract screen starts in: 'zh' or 'en'.", "zh")
+    backups_keep: int = _doc(
+        "How many rolling database backups <data dir>/backups keeps (the oldest go).", 7
+    )
+    backup_every_h: float = _doc(
+        "At start-up, take a backup if the newest is older than this (hours); every Z "
+        "report takes one too.", 24.0
+    )
 
     def validate(self) -> None:
         if self.language not in ("zh", "en"):
             raise SettingsError("kiosk.language must be 'zh' or 'en'")
+        if not 1 <= self.backups_keep <= 365:
+            raise SettingsError("kiosk.backups_keep must be between 1 and 365")
+        if not 0 <= self.backup_every_h <= 24 * 365:
+            raise SettingsError("kiosk.backup_every_h must be between 0 and 8760")
         plain = self.lane_id.replace("-", "").replace("_", "")
         if not (0 < len(self.lane_id) <= 32 and plain.isascii() and plain.isalnum()):
             raise SettingsError(
@@ -476,10 +488,47 @@ class PaymentSettings:
         "check.",
         64,
     )
+    reserve_mb: int = _doc(
+        "Disk space kept in reserve in the data directory (the file 'disk-reserve'): if the "
+        "disk fills while a QR is up, the reserve is released so the paid sale, its receipt "
+        "and events can still be written; staff are alerted and no new payment is taken "
+        "until there is room to make the reserve again. 0 = no reserve.",
+        8,
+    )
+
+    code_deadline_s: int = _doc(
+        "How long the kiosk waits for a shopper who showed a payment code and is asked by "
+        "the wallet for a password or fingerprint ('confirm on your phone'); then the "
+        "charge is reversed (WeChat Pay reverse, Alipay cancel) and confirmed. 30-300.",
+        60,
+    )
+    code_ranges: dict[str, Any] = _doc(
+        "Which wallet a payment code (付款码) belongs to, by its published prefixes and "
+        "lengths: wallet -> { prefixes = [...], lengths = [18] or [\"16-24\"] }. A code "
+        "in no range is goods, not a payment; a wallet the adapter does not take is refused "
+        "on screen. See docs/payments.md.",
+        {r.wallet: {"prefixes": list(r.prefixes),
+                    "lengths": [f"{min(r.lengths)}-{max(r.lengths)}"]
+                    if len(r.lengths) > 1 else list(r.lengths)}
+         for r in DEFAULT_CODE_RANGES},
+    )
+
+    def ranges(self) -> tuple[CodeRange, ...]:
+        """``code_ranges`` as ``CodeRange``s, in the order given (the first that takes a
+        code wins). Raises ``SettingsError`` for a malformed entry."""
+        try:
+            return code_ranges_from(self.code_ranges)
+        except (ValueError, AttributeError, TypeError) as exc:
+            raise SettingsError(f"payment.code_ranges: {exc}") from None
 
     def validate(self) -> None:
+        if not 30 <= self.code_deadline_s <= 300:
+            raise SettingsError("payment.code_deadline_s must be between 30 and 300")
+        self.ranges()
         if not 0 <= self.min_free_mb <= 100_000:
             raise SettingsError("payment.min_free_mb must be between 0 and 100000")
+        if not 0 <= self.reserve_mb <= 1024:
+            raise SettingsError("payment.reserve_mb must be between 0 and 1024")
         unknown = [w for w in self.wallets if w not in WALLETS]
         if unknown:
             raise SettingsError(f"payment.wallets: unknown {unknown}; known: {list(WALLETS)}")

@@ -8,26 +8,31 @@ Commands (initialise, alignment, emphasis, sizes, QR, raster images, feed and
 cut) come from python-escpos, collected by its ``Dummy`` printer. Text is
 encoded here: python-escpos picks single-byte code pages from its printer
 profiles and has none for Chinese, whereas Chinese-model printers take
-GB18030 (or its GBK subset) after ``FS &`` (Chinese character mode). For an
-English-only printer (``printer.encoding = "ascii"``) the receipt is printed
-in English alone, from each product's English name, with anything else
-replaced, never sent as bytes the printer would turn into garbage.
+two-byte GBK after ``FS &`` (Chinese character mode). ``printer.encoding =
+"gb18030"`` names that mode, but only GB18030's one- and two-byte part is
+ever sent: every text is first folded (``app.domain.printer_text.fold``) to
+characters the printer's GBK font has, since its four-byte sequences print as
+junk. Lines are wrapped and aligned on the folded text, so the columns are
+those of what is sent. For an English-only printer (``printer.encoding =
+"ascii"``) the receipt is printed in English alone, from each product's
+English name, folded to ASCII, never sent as bytes the printer would turn
+into garbage.
 """
 
 from __future__ import annotations
 
 import textwrap
-import unicodedata
 from dataclasses import dataclass
 
 from escpos.constants import QR_ECLEVEL_M
 from escpos.printer import Dummy
 
+from app.domain import printer_text
 from app.domain.money import Money
 from app.domain.sale import PaidSale, SaleLine
 from app.domain.tax import TaxMode
 
-FS_CHINESE_ON = b"\x1c\x26"  # FS &: two-byte (GB18030/GBK) character mode
+FS_CHINESE_ON = b"\x1c\x26"  # FS &: two-byte (GBK) character mode
 COLUMNS = {58: 32, 80: 48}  # Font A (12x24) characters per line
 DOTS = {58: 384, 80: 576}  # printable width in dots at 203 dpi
 PAYMENT_NAMES = {
@@ -43,7 +48,7 @@ class ReceiptStyle:
     """The printer's paper and character set, and the store's footer."""
 
     paper_mm: int = 80
-    encoding: str = "gb18030"  # or "ascii" for an English-only printer
+    encoding: str = "gb18030"  # Chinese mode, GBK two-byte font; "ascii": English-only
     native_qr: bool = True  # False: the QR goes as a raster image (printers without GS ( k)
     profile: str = "default"  # python-escpos printer profile
     footer_zh: str = "谢谢惠顾，欢迎再来"
@@ -60,17 +65,23 @@ class ReceiptStyle:
         return self.encoding == "gb18030"
 
     @property
+    def charset(self) -> printer_text.Charset:
+        """The characters the printer's font has: two-byte GBK in Chinese mode, else ASCII."""
+        return "gbk" if self.chinese else "ascii"
+
+    @property
     def columns(self) -> int:
         return COLUMNS[self.paper_mm]
 
 
 def width(text: str) -> int:
-    """Columns ``text`` takes on a Chinese-mode printer.
+    """Columns folded ``text`` takes on the printer (``app.domain.printer_text.width``).
 
-    In GB18030 mode the printer prints every multi-byte character double
-    width: Chinese, but also ×, ·, —, é. Only ASCII takes one column.
+    In Chinese mode the printer prints every two-byte character double width:
+    Chinese, but also ×, ·, —, é. Only ASCII takes one column. Measure text
+    after folding it: ``®`` goes out as ``(R)``, three columns.
     """
-    return sum(1 if c.isascii() else 2 for c in text)
+    return printer_text.width(text)
 
 
 def _cut_to(text: str, columns: int) -> str:
@@ -127,11 +138,19 @@ class _Writer:
         """A bilingual label, or English alone on an English-only printer."""
         return f"{zh} {en}" if self.style.chinese else en
 
+    def fold(self, text: str) -> str:
+        return printer_text.fold(text, self.style.charset)
+
+    def wrap(self, text: str, columns: int) -> list[str]:
+        """``wrap`` on the folded text: the widths are those of what is sent."""
+        return wrap(self.fold(text), columns)
+
+    def two_columns(self, left: str, right: str, columns: int) -> list[str]:
+        return two_columns(self.fold(left), self.fold(right), columns)
+
     def encode(self, text: str) -> bytes:
-        if self.style.chinese:
-            return text.encode("gb18030", errors="replace")
-        ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", errors="ignore")
-        return ascii_text.replace(b"\x1b", b"").replace(b"\x1d", b"").replace(b"\x1c", b"")
+        # Folding drops control characters too: a name cannot smuggle in ESC/GS/FS.
+        return printer_text.encode(text, self.style.charset)
 
     def line(self, text: str = "") -> None:
         self.p._raw(self.encode(text) + b"\n")
@@ -164,45 +183,45 @@ def render_receipt(sale: PaidSale, exit_pass: str, style: ReceiptStyle,
         w.line(f"*** {w.both('副本', 'COPY')} ***")
     p.set(align="center", bold=True, double_height=True, double_width=True)
     if style.chinese:
-        w.lines(wrap(sale.store_name_zh, cols // 2))
+        w.lines(w.wrap(sale.store_name_zh, cols // 2))
         p.set(align="center", normal_textsize=True, bold=False)
-        w.lines(wrap(sale.store_name_en, cols))
+        w.lines(w.wrap(sale.store_name_en, cols))
     else:
-        w.lines(wrap(sale.store_name_en, cols // 2))
+        w.lines(w.wrap(sale.store_name_en, cols // 2))
         p.set(align="center", normal_textsize=True, bold=False)
-    w.lines(wrap(f"{sale.lane_id}  {sale.paid_at.strftime('%Y-%m-%d %H:%M:%S %z')}", cols))
-    w.lines(wrap(w.both("订单", "Order") + f" {sale.order_id}", cols))
+    w.lines(w.wrap(f"{sale.lane_id}  {sale.paid_at.strftime('%Y-%m-%d %H:%M:%S %z')}", cols))
+    w.lines(w.wrap(w.both("订单", "Order") + f" {sale.order_id}", cols))
     p.set(align="left", normal_textsize=True)
     w.rule()
     for line in sale.lines:
         if style.chinese:
-            w.lines(wrap(line.name_zh, cols))
-            w.lines(wrap(line.name_en, cols))
+            w.lines(w.wrap(line.name_zh, cols))
+            w.lines(w.wrap(line.name_en, cols))
         else:
-            w.lines(wrap(line.name_en, cols))
-        w.lines(two_columns(_quantity_text(line), amount(line.regular), cols))
+            w.lines(w.wrap(line.name_en, cols))
+        w.lines(w.two_columns(_quantity_text(line), amount(line.regular), cols))
         for saving in line.savings:
             label = "  " + w.both(saving.name_zh, saving.name_en)
-            w.lines(two_columns(label, "-" + amount(saving.amount), cols))
+            w.lines(w.two_columns(label, "-" + amount(saving.amount), cols))
     w.rule()
-    w.lines(two_columns(w.both("件数", "Items"), str(sale.item_count), cols))
-    w.lines(two_columns(w.both("小计", "Subtotal"), amount(sale.subtotal), cols))
+    w.lines(w.two_columns(w.both("件数", "Items"), str(sale.item_count), cols))
+    w.lines(w.two_columns(w.both("小计", "Subtotal"), amount(sale.subtotal), cols))
     if sale.savings:
-        w.lines(two_columns(w.both("共节省", "You saved"), "-" + amount(sale.savings), cols))
+        w.lines(w.two_columns(w.both("共节省", "You saved"), "-" + amount(sale.savings), cols))
     for tax in sale.taxes:
         if sale.tax_mode is TaxMode.INCLUSIVE:
             label = w.both("含税", "Incl. tax") + f" {tax.percent} ({amount(tax.base)})"
         else:
             label = w.both("税", "Tax") + f" {tax.percent} ({amount(tax.base)})"
-        w.lines(two_columns(label, amount(tax.tax), cols))
+        w.lines(w.two_columns(label, amount(tax.tax), cols))
     p.set(align="left", bold=True, double_height=True)
-    w.lines(two_columns(w.both("合计", "TOTAL"), f"{sale.currency} {amount(sale.total)}", cols))
+    w.lines(w.two_columns(w.both("合计", "TOTAL"), f"{sale.currency} {amount(sale.total)}", cols))
     p.set(align="left", bold=False, normal_textsize=True)
     zh, en = PAYMENT_NAMES.get(sale.payment_method, (sale.payment_method, sale.payment_method))
-    w.lines(two_columns(w.both("支付方式", "Paid by"), w.both(zh, en), cols))
-    w.lines(wrap(w.both("交易号", "Ref") + f" {sale.provider_ref}", cols))
+    w.lines(w.two_columns(w.both("支付方式", "Paid by"), w.both(zh, en), cols))
+    w.lines(w.wrap(w.both("交易号", "Ref") + f" {sale.provider_ref}", cols))
     if sale.member_id:
-        w.lines(two_columns(w.both("会员", "Member") + f" {sale.member_id}",
+        w.lines(w.two_columns(w.both("会员", "Member") + f" {sale.member_id}",
                             w.both("积分", "Points") + f" +{sale.points_earned}", cols))
     w.rule()
     p.set(align="center", bold=True)
@@ -213,11 +232,11 @@ def render_receipt(sale: PaidSale, exit_pass: str, style: ReceiptStyle,
          native=style.native_qr)
     if sale.exit_audit:
         p.set(align="center", bold=True)
-        w.lines(wrap(w.both("请在出口出示本小票接受抽检", "Please show this receipt at the exit "
+        w.lines(w.wrap(w.both("请在出口出示本小票接受抽检", "Please show this receipt at the exit "
                                                         "check"), cols))
         p.set(align="center", bold=False)
-    w.lines(wrap(style.footer_zh, cols) if style.chinese else [])
-    w.lines(wrap(style.footer_en, cols))
+    w.lines(w.wrap(style.footer_zh, cols) if style.chinese else [])
+    w.lines(w.wrap(style.footer_en, cols))
     p.cut()
     return bytes(p.output)
 
@@ -237,7 +256,7 @@ def render_document(text: str, style: ReceiptStyle) -> bytes:
     p, cols = w.p, style.columns
     p.set(align="left")
     for line in text.splitlines():
-        w.lines(wrap(line, cols) if line else [""])
+        w.lines(w.wrap(line, cols) if line else [""])
     p.cut()
     return bytes(p.output)
 
@@ -252,8 +271,9 @@ def render_test_page(style: ReceiptStyle, qr_text: str) -> bytes:
     w.line("Printer test page")
     p.set(align="left")
     w.rule()
-    w.lines(wrap(w.both("中文：扫码购自助收银机 ¥12.30", "English: Scan & Go kiosk"), cols))
-    w.lines(two_columns(w.both("左对齐", "left"), w.both("右对齐", "right"), cols))
+    # The yuan sign as the shop writes it (U+00A5): folded to the full-width ￥ (A3 A4).
+    w.lines(w.wrap(w.both("中文：扫码购自助收银机 ¥12.30", "English: Scan & Go kiosk"), cols))
+    w.lines(w.two_columns(w.both("左对齐", "left"), w.both("右对齐", "right"), cols))
     w.line("0123456789" * (cols // 10))
     w.rule("=")
     p.set(align="center")

@@ -8,6 +8,28 @@ import click
 
 from app import bootstrap
 from app.cli.root import Context
+from app.storage.catalogue_repo import CatalogueMismatch
+from app.storage.db import DatabaseDamaged, DataDirUnusable
+from app.storage.lock import DataDirInUse
+
+
+def kiosk_or_refuse(obj: Context, screenshot: Path | None) -> bootstrap.Kiosk:
+    """The kiosk; on a damaged database, the refusing screen instead (the out-of-order
+    reason and the staff alert: app.bootstrap.run_refusing_ui), then exit status 1."""
+    try:
+        return bootstrap.build(obj.settings)
+    except DatabaseDamaged as exc:
+        click.echo(f"refusing to sell: {exc}", err=True)
+        where = bootstrap.raise_damage_alert(obj.settings, str(exc))
+        click.echo(f"staff alert raised: {', '.join(where)}", err=True)
+        try:
+            bootstrap.run_refusing_ui(obj.settings, str(exc), screenshot=screenshot,
+                                      alerted=True)
+        except DataDirInUse as busy:
+            raise click.ClickException(str(busy)) from None
+        raise SystemExit(1) from None
+    except (CatalogueMismatch, DataDirUnusable) as exc:
+        raise click.ClickException(str(exc)) from None  # as every other command says it
 
 
 @click.command()
@@ -26,14 +48,17 @@ def demo(obj: Context, screenshot: Path | None, webcam: bool) -> None:
     reference membership backend and the virtual printer (receipts land in
     DATA_DIR/receipts), and feeds the camera from the demo shelf.
     """
-    kiosk = obj.kiosk()
+    kiosk = kiosk_or_refuse(obj, screenshot)
     for line in bootstrap.seed_demo_store(kiosk):
         click.echo(f"demo store: loaded {line}")
     for line in bootstrap.seed_demo_staff(kiosk):
         click.echo(f"demo staff: {line} (hold the top-left corner 3 s for staff mode)")
     click.echo(f"data directory: {obj.settings.data_dir}")
     click.echo(f"receipts: {obj.settings.data_dir / 'receipts'}")
-    bootstrap.run_ui(kiosk, screenshot=screenshot, demo=True, webcam=webcam)
+    try:
+        bootstrap.run_ui(kiosk, screenshot=screenshot, demo=True, webcam=webcam)
+    except DataDirInUse as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.command()
@@ -45,4 +70,7 @@ def demo(obj: Context, screenshot: Path | None, webcam: bool) -> None:
 @click.pass_obj
 def run(obj: Context, screenshot: Path | None) -> None:
     """Start the kiosk with the catalogue already in its data dir (what a store runs)."""
-    bootstrap.run_ui(obj.kiosk(), screenshot=screenshot)
+    try:
+        bootstrap.run_ui(kiosk_or_refuse(obj, screenshot), screenshot=screenshot)
+    except DataDirInUse as exc:
+        raise click.ClickException(str(exc)) from None

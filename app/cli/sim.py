@@ -61,27 +61,35 @@ def sim_scanner(codes: tuple[str, ...], link: Path | None, aim: str, suffix: str
               help="Also make the port reachable at this path.")
 @click.option("--paper", type=click.Choice(["58", "80"]), default="80", show_default=True,
               help="Paper width in mm.")
-def sim_printer(out_dir: Path, link: Path | None, paper: str) -> None:
+@click.option("--font", "font_set", type=click.Choice(["gbk", "gb18030"]), default="gbk",
+              show_default=True,
+              help="The printer's Chinese font: two-byte GBK (most printers) or full GB18030.")
+def sim_printer(out_dir: Path, link: Path | None, paper: str, font_set: str) -> None:
     """A virtual ESC/POS receipt printer on a pty, until Ctrl-C.
 
     Set printer.port to the printed port (or the link). Faults while it runs:
     write a line to OUT/control: paper-out, paper-ok, near-end, cover-open,
     cover-closed, offline, online, silent (no status replies), answer,
-    paper-left N (paper runs out after N more bytes).
+    paper-left N (paper runs out after N more bytes). Text its font has no glyph
+    for is printed as junk, as a real printer does, and reported here.
     """
     from devices.sim.printer import VirtualPrinter
 
-    with VirtualPrinter(out_dir, paper_mm=int(paper), link=link) as vp:
+    with VirtualPrinter(out_dir, paper_mm=int(paper), link=link, font_set=font_set) as vp:
         click.echo(f"virtual printer on {vp.port}" + (f" (also {link})" if link else "")
                    + f"; receipts in {out_dir}/; faults: echo paper-out > {out_dir}/control",
                    err=True)
-        seen = 0
+        seen = reported = 0
         try:
             while True:
                 files = vp.wait_for_receipts(seen + 1, timeout=1.0)
                 for path in files[seen:]:
                     click.echo(str(path))
                 seen = len(files)
+                if vp.undecodable > reported:
+                    reported = vp.undecodable
+                    click.echo(f"{reported} character(s) not in the {font_set} font so far, "
+                               "printed as junk", err=True)
         except KeyboardInterrupt:
             pass
 

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from app.domain.payment import Payment
 from app.domain.pricing import price_cart
@@ -30,6 +30,7 @@ from app.services.staff_port import StaffDesk
 from app.storage.lane_state import LaneState
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class LaneCore:
@@ -66,6 +67,9 @@ class LaneCore:
         self._open = self._stored_open()
         self._exit_audit: tuple[str, list[str]] | None = None  # the last decision's reasons
         self._roll: tuple[str, float] | None = None  # the random draw, once per session
+        # A paid order whose sale the full disk could not take: its error screen stays
+        # (no Back, no abandon) and the lane keeps trying to record it (issue 16, fault 5).
+        self._unrecorded: str | None = None
 
     @property
     def view(self) -> LaneView:
@@ -149,6 +153,7 @@ class LaneCore:
 
     def _wipe(self) -> None:
         self._help_at = None
+        self._unrecorded = None
         self.session = None
         self.checkout = self.p.new_checkout()
         self.member_provisional = False
@@ -192,6 +197,12 @@ class LaneCore:
         raise NotImplementedError  # app.lane.paying
 
     def _settle_stray_payments(self, now: float) -> None:
+        raise NotImplementedError  # app.lane.paying
+
+    def _money(self, step: Callable[[], T], out_trade_no: str) -> T | None:
+        raise NotImplementedError  # app.lane.paying
+
+    def _retry_unrecorded(self, now: float) -> None:
         raise NotImplementedError  # app.lane.paying
 
 

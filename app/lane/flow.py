@@ -81,6 +81,8 @@ class ScreenFlow(LaneCore):
     def back(self) -> None:
         """Age check or error screen, "Back": to the cart."""
         self._touched()
+        if self._unrecorded is not None:
+            return  # a paid sale not yet written: its screen stays until it is
         if self._view.screen in (Screen.AGE_CHECK, Screen.ERROR, Screen.MEMBER):
             target = Screen.SHOPPING if self.session is not None else self._home()
             self._cart_view(screen=target, notice=None)
@@ -110,7 +112,10 @@ class ScreenFlow(LaneCore):
         if self.session is not None:
             pending = self.p.desk.repo.open_for_cart(self.session.session_id)
             if pending is not None:
-                after = self.p.desk.settle(pending, "cancel")
+                after = self._money(lambda: self.p.desk.settle(pending, "cancel"),
+                                    pending.out_trade_no)
+                if after is None:  # paid, and the full disk cannot take it: on screen
+                    return
                 if after.state is PaymentState.PAID:  # paid at the last moment: a sale
                     self._finish_paid(after)
                     return
@@ -160,7 +165,7 @@ class ScreenFlow(LaneCore):
 
     def recover_from_error(self) -> None:
         """Error screen, "Back": the cart as the database has it."""
-        if self._view.screen is not Screen.ERROR:
+        if self._view.screen is not Screen.ERROR or self._unrecorded is not None:
             return
         self.checkout = self.p.new_checkout()
         self.session = None

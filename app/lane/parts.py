@@ -18,6 +18,7 @@ from app.domain.tax import TaxPolicy
 from app.services.checkout import Checkout
 from app.services.members import MemberCodes
 from app.services.payments import PaymentDesk
+from app.storage.disk_reserve import DiskReserve
 from app.storage.outbox import Outbox
 
 HELP_REPEAT = timedelta(minutes=1)  # "Call staff" again within this is the same call
@@ -72,6 +73,9 @@ class LaneParts:
     # unknown; below min_free_bytes no payment QR is shown (payment.min_free_mb).
     free_bytes: Callable[[], int | None] = lambda: None
     min_free_bytes: int = 0
+    # Space kept back in the data directory (payment.reserve_mb), released when the disk
+    # fills on the money path so a paid sale is still written; None: no reserve.
+    reserve: DiskReserve | None = None
     timings: LaneTimings = field(default_factory=LaneTimings)
     # Seconds that never step: every wait and deadline of the lane is measured on it; the
     # wall clock (``clock``) only for what is shown, signed or sent (issue 16, fault 3).

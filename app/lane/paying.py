@@ -8,14 +8,15 @@ payment that completes for a cart no longer on screen is a sale all the same.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from app.domain.events import EventType, new_event
 from app.domain.exit_audit import exit_audit_reasons
 from app.domain.money import Money
-from app.domain.payment import Payment, PaymentState
+from app.domain.payment import Payment, PaymentError, PaymentState, ProviderStatus
 from app.domain.payment_code import payment_code
 from app.domain.points import points_for
 from app.domain.pricing import PricedCart, price_cart
@@ -25,10 +26,13 @@ from app.lane.parts import RETRY_MAX_S
 from app.lane.views import Notice, PaymentView, ReceiptView, Screen
 from app.services.payments import Completed
 from app.services.session import ShoppingSession
+from app.storage.db import is_disk_full
 from app.storage.print_jobs import PrintJobs
 from app.storage.sessions_repo import Sessions
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+MB = 1024 * 1024
 
 
 class Paying(LaneCore):
@@ -44,7 +48,8 @@ class Paying(LaneCore):
             self._cart_view(screen=Screen.AGE_CHECK, notice=None)
             return
         self._cart_view(screen=Screen.PAY, checking_printer=True, payment=None,
-                        printer_notice=None, wallets=self.p.wallets, notice=None)
+                        printer_notice=None, wallets=self.p.wallets, notice=None,
+                        takes_codes=self._takes_codes())
         self._receipt_notice = self.p.receipt_notice()
         self._show(checking_printer=False, printer_notice=self._receipt_notice)
         if len(self.p.wallets) <= 1:
@@ -73,6 +78,14 @@ class Paying(LaneCore):
         self._wallet = wallet
         self._after_payment(payment)
 
+    def _code_wallets(self) -> frozenset[str]:
+        """The wallets whose payment codes the adapter charges; none for an adapter (a
+        plugin written before payment codes) that does not say."""
+        return frozenset(getattr(self.p.desk.provider, "code_wallets", ()) or ())
+
+    def _takes_codes(self) -> bool:
+        return bool(self._code_wallets())
+
     def pay_by_code(self, text: str, how: str) -> None:
         """Pay screen: the shopper showed a wallet's payment code (read by the camera, a
         scanner or typed); charge exactly the amount on screen. The only path by which a
@@ -85,7 +98,7 @@ class Paying(LaneCore):
             return
         if self._view.payment is not None and self._view.payment.mode == "code":
             return  # a charge is under way: one at a time, the new code is dropped
-        if code.wallet not in self.p.desk.provider.code_wallets:
+        if code.wallet not in self._code_wallets():
             self._show(notice=Notice.of("payment_code_not_taken", "warn",
                                         wallet=code.wallet))
             return
@@ -111,6 +124,23 @@ class Paying(LaneCore):
         fault 5). If not, staff are alerted and the shopper is told the truth: this lane
         cannot take payment now; the cart stays as it is (already on disk, scan by scan)."""
         free = self.p.free_bytes()
+        reserve = self.p.reserve
+        if reserve is not None and not reserve.held:
+            # The reserve was spent on a paid sale (or could not be made at start): no
+            # new payment until there is room to make it again (issue 16, fault 5).
+            room = free is None or free >= self.p.min_free_bytes + reserve.size_bytes
+            if not (room and reserve.ensure()):
+                log.error("payment refused: the disk reserve %s is not in place", reserve.path)
+                self._alert_disk(
+                    f"{self.p.lane_id}: the disk reserve ({reserve.size_bytes // MB} MB, "
+                    f"payment.reserve_mb) is used up; this lane takes no payments until "
+                    f"payment.min_free_mb plus the reserve is free in the kiosk's data "
+                    "directory")
+                self._cart_view(screen=Screen.SHOPPING, payment=None,
+                                notice=Notice.of("disk_full", "error"))
+                return False
+            log.warning("the disk reserve %s is in place again", reserve.path)
+            free = self.p.free_bytes()
         if free is None or free >= self.p.min_free_bytes:
             return True
         mb = self.p.min_free_bytes // (1024 * 1024)
@@ -122,6 +152,84 @@ class Paying(LaneCore):
         self._cart_view(screen=Screen.SHOPPING, payment=None,
                         notice=Notice.of("disk_full", "error"))
         return False
+
+    def _money(self, step: Callable[[], T], out_trade_no: str) -> T | None:
+        """Run ``step``, a payment step that may record a paid sale (a poll, a close, a
+        cancel, with what the screen does after it), for the payment ``out_trade_no``.
+
+        A write refused for want of space (``is_disk_full``: SQLITE_FULL, ENOSPC) is tried
+        once more after the disk reserve is released (``payment.reserve_mb``; staff are
+        alerted, and no new payment is taken until the reserve is made again). If it
+        still fails and the provider says the order is paid, the shopper is told the
+        truth (paid; staff will help; the order number) instead of an error or "payment
+        failed", the lane keeps trying to record the sale, and None is returned. Other
+        errors, and a disk-full error for an order not paid, are raised (issue 16,
+        fault 5)."""
+        try:
+            return step()
+        except Exception as exc:
+            if not is_disk_full(exc):
+                raise
+            failure: Exception = exc
+        freed = self.p.reserve.release() if self.p.reserve is not None else 0
+        if freed:
+            try:
+                done = step()
+            except Exception as exc:
+                if not is_disk_full(exc):
+                    raise
+                failure = exc
+            else:
+                free = self.p.free_bytes()
+                self._alert_disk(
+                    f"{self.p.lane_id}: disk full: the {freed // MB} MB reserve was used to "
+                    f"record a payment; free space now "
+                    f"{'unknown' if free is None else f'{free / MB:.1f} MB'}; this lane "
+                    "takes no payments until space is freed in the kiosk's data directory")
+                return done
+        if not self._provider_says_paid(out_trade_no):
+            raise failure
+        self._paid_not_recorded(out_trade_no)
+        return None
+
+    def _provider_says_paid(self, out_trade_no: str) -> bool:
+        try:
+            return self.p.desk.provider.query(out_trade_no).status is ProviderStatus.PAID
+        except PaymentError:
+            log.exception("payment %s: the provider could not be asked", out_trade_no)
+            return False
+
+    def _paid_not_recorded(self, out_trade_no: str) -> None:
+        """The shopper paid ``out_trade_no`` and the disk cannot take the sale: the truth
+        on screen, with the order number; ``_retry_unrecorded`` keeps trying."""
+        if self._unrecorded == out_trade_no:
+            return  # already on screen and told: the next try comes at the next poll
+        log.critical("payment %s is paid but the sale cannot be written: the disk is full",
+                     out_trade_no)
+        self._alert_disk(f"{self.p.lane_id}: disk full: order {out_trade_no} is PAID but "
+                         "its sale could not be recorded; free space in the kiosk's data "
+                         "directory, the lane records it then")
+        self._unrecorded = out_trade_no
+        self._next_poll = self.mono() + self.p.timings.poll.total_seconds()
+        self._show(screen=Screen.ERROR, back_to=None, payment=None, help_requested=True,
+                   notice=Notice.of("paid_not_recorded", "error", order_id=out_trade_no))
+
+    def _retry_unrecorded(self, now: float) -> None:
+        """Error screen of a paid sale the disk could not take: try to record it every
+        poll interval; once written, the receipt screen and the exit pass."""
+        no = self._unrecorded
+        if no is None or self._next_poll is None or now < self._next_poll:
+            return
+        self._next_poll = now + self.p.timings.poll.total_seconds()
+
+        def record() -> None:
+            payment = self.p.desk.poll(no)
+            if self._view.screen is Screen.ERROR and payment.state is PaymentState.PAID:
+                self._finish_paid(payment)
+                self._alert_disk(f"{self.p.lane_id}: order {no} was paid while the disk was "
+                                 "full; its sale was recorded once space was freed")
+
+        self._money(record, no)
 
     def _alert_disk(self, message: str) -> None:
         """A ``disk`` staff alert, at most once while unresolved; if even that cannot be
@@ -178,8 +286,29 @@ class Paying(LaneCore):
             self._next_poll = None
             self._expires_mono.pop(payment.out_trade_no, None)
             self._touched()  # the idle timer starts again from the cart
+            if payment.by_code and self.session is not None:
+                self._code_ended(payment, key)
+                return
             self._cart_view(screen=Screen.SHOPPING, payment=None,
                             notice=Notice.of(key, "warn" if key != "payment_failed" else "error"))
+
+    def _code_ended(self, payment: Payment, key: str) -> None:
+        """A payment-code charge ended without money (declined, reversed at the deadline or
+        on Cancel, each confirmed by the provider): back to the pay screen with the reason,
+        where the shopper can show a fresh code or scan the QR (started again at once when
+        there is no wallet to choose)."""
+        if payment.state is PaymentState.CANCELLED:
+            key = "payment_code_cancelled"
+        elif payment.state is PaymentState.EXPIRED:
+            key = "payment_code_timeout"
+        notice = Notice.of(key, "error" if key == "payment_failed" else "warn")
+        self._cart_view(screen=Screen.PAY, payment=None, wallets=self.p.wallets,
+                        takes_codes=self._takes_codes(), notice=notice,
+                        printer_notice=self._receipt_notice, checking_printer=False)
+        if len(self.p.wallets) <= 1:
+            self.choose_wallet(self.p.wallets[0] if self.p.wallets else "")
+            if self._view.screen is Screen.PAY and self._view.payment is not None:
+                self._show(notice=notice)  # the reason stays beside the new QR
 
     def _show_payment(self, payment: Payment) -> None:
         if self._next_poll is None:
@@ -187,15 +316,32 @@ class Paying(LaneCore):
         self._payment_expired(payment)  # its monotonic expiry is taken from now on
         view = PaymentView(payment.out_trade_no, payment.qr_payload,
                            Money(payment.amount_minor, payment.currency), payment.method,
-                           self._wallet, payment.expires_at,
-                           payment.state.value, payment.closing, payment.mode)
+                           payment.wallet if payment.by_code else self._wallet,
+                           payment.expires_at, payment.state.value, payment.closing,
+                           payment.mode, self._code_deadline_shown(payment))
         notice = None
-        if not payment.qr_payload and not payment.closing:
+        if payment.by_code:
+            # Cancel or the deadline asked for a reverse; until the provider confirms it
+            # the screen says so (a reverse refused while the shopper types the password,
+            # or unanswered, is tried again at every poll), never "cancelled".
+            if payment.closing:
+                notice = Notice.of("payment_code_reversing" if payment.last_error
+                                   else "payment_code_cancelling", "warn")
+        elif not payment.qr_payload and not payment.closing:
             notice = Notice.of("payment_connecting", "warn")
         elif payment.closing:
             notice = Notice.of("payment_closing", "warn")
         self._cart_view(screen=Screen.PAY, payment=view, notice=notice,
-                        printer_notice=self._receipt_notice, checking_printer=False)
+                        printer_notice=self._receipt_notice, checking_printer=False,
+                        takes_codes=self._takes_codes())
+
+    def _code_deadline_shown(self, payment: Payment) -> datetime | None:
+        """The wall-clock time to show for a code charge's deadline: the monotonic deadline
+        (``_expires_mono``, from ``payment.code_deadline_s``) as seen from now."""
+        at = self._expires_mono.get(payment.out_trade_no)
+        if not payment.by_code or at is None:
+            return None
+        return self.clock.now() + timedelta(seconds=max(0.0, at - self.mono()))
 
     def cancel_payment(self) -> None:
         """Pay screen, "Cancel": close the provider's order (after checking it was not paid)."""
@@ -205,7 +351,8 @@ class Paying(LaneCore):
         if self._view.payment is None:
             self._cart_view(screen=Screen.SHOPPING, notice=None, payment=None)
             return
-        self._after_payment(self.p.desk.cancel(self._view.payment.out_trade_no))
+        no = self._view.payment.out_trade_no
+        self._money(lambda: self._after_payment(self.p.desk.cancel(no)), no)
 
     def payment_completed(self, done: Completed) -> None:
         """The desk completed a sale (by a poll, a close that found it paid, a notification)."""
@@ -224,6 +371,7 @@ class Paying(LaneCore):
     def _finish_paid(self, payment: Payment, done: Completed | None = None) -> None:
         if self.session is None:
             return
+        self._unrecorded = None
         if done is not None:
             sale, exit_pass, job_id = done.sale, done.exit_pass, done.job_id
         else:  # restarted after the payment completed: the sale and its job are on disk
@@ -280,9 +428,18 @@ class Paying(LaneCore):
             due = p.closing or p.out_trade_no in self._recover or self._payment_expired(p)
             on_screen = self.session is not None and p.cart_id == self.session.session_id \
                 and self._view.screen is Screen.PAY
-            if not due or on_screen or now < self._retry_at.get(p.out_trade_no, now):
-                continue
-            after = self.p.desk.settle(p, p.close_reason or "timeout")
+            if not due or on_screen or p.out_trade_no == self._unrecorded or \
+                    now < self._retry_at.get(p.out_trade_no, now):
+                continue  # the unrecorded paid order is _retry_unrecorded's
+            try:
+                after = self.p.desk.settle(p, p.close_reason or "timeout")
+            except Exception as exc:
+                if not is_disk_full(exc):
+                    raise
+                # No shopper waits on it: a full disk is retried with the backoff below
+                # (the shopper on screen is not shown an error for it).
+                log.error("payment %s could not be settled: the disk is full", p.out_trade_no)
+                after = p
             if after.open:
                 wait = min(RETRY_MAX_S, self._retry_wait.get(p.out_trade_no, 1.0) * 2)
                 self._retry_wait[p.out_trade_no] = wait

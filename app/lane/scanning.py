@@ -75,7 +75,8 @@ class Scanning(LaneCore):
         device that read it; ``how`` is camera, serial, wedge or manual."""
         self._touched()
         screen = self._view.screen
-        kind = classify(scanned) if isinstance(scanned, CleanScan) else ScanKind.GOODS
+        kind = classify(scanned, self.p.code_ranges) if isinstance(scanned, CleanScan) \
+            else ScanKind.GOODS  # the store's ranges (payment.code_ranges)
         route = scan_route(kind, screen)
         if route in ("staff", "badge") and self.staff is None:
             route = scan_route(ScanKind.GOODS, screen)  # no staff mode on this lane

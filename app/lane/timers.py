@@ -65,16 +65,38 @@ class Timers(LaneCore):
                     self._idle_for(now):
                 self.cancel_payment()  # walked away at the wallet choice
             return
-        if view.payment.closing and self._idle(now):
+        code_waiting = view.payment.mode == "code" and \
+            now < self._expires_mono.get(view.payment.out_trade_no, now)
+        if view.payment.closing and self._idle(now) and not code_waiting:
             # A cancel the provider could not hear yet: the shopper may walk away from it.
+            # Not while a payment-code charge is within its deadline: the shopper is
+            # confirming on the phone, not idle, and the deadline ends it anyway.
             self._ask_still_there(view, now)
         elif self._next_poll is not None and now >= self._next_poll:
             self._next_poll = now + self.p.timings.poll.total_seconds()
-            payment = self.p.desk.poll(view.payment.out_trade_no)
-            if payment.open and (payment.closing or self._payment_expired(payment)):
-                payment = self.p.desk.settle(payment, payment.close_reason or "timeout")
-            if self._view.screen is Screen.PAY:  # a completion may have moved on already
-                self._after_payment(payment)
+            no = view.payment.out_trade_no
+
+            def poll() -> None:  # retried once on a full disk (the reserve): see _money
+                payment = self.p.desk.poll(no)
+                if payment.open and (payment.closing or self._payment_expired(payment)):
+                    payment = self.p.desk.settle(payment, payment.close_reason or "timeout")
+                if self._view.screen is Screen.PAY:  # a completion may have moved on already
+                    self._after_payment(payment)
+
+            self._money(poll, no)
+        elif view.payment.deadline is not None:
+            self._resync_code_deadline(view, now)
+
+    def _resync_code_deadline(self, view: LaneView, now: float) -> None:
+        """The wall clock was stepped while "confirm on your phone" counts down: show the
+        same remaining time against it (the deadline itself is the monotonic one)."""
+        pay = view.payment
+        at = self._expires_mono.get(pay.out_trade_no) if pay is not None else None
+        if pay is None or pay.deadline is None or at is None:
+            return
+        shown = self.clock.now() + timedelta(seconds=max(0.0, at - now))
+        if abs((pay.deadline - shown).total_seconds()) > 1.0:
+            self._show(payment=replace(pay, deadline=shown))
 
     def _tick_shopping(self, view: LaneView, now: float) -> None:
         if self._idle(now):
@@ -108,7 +130,9 @@ class Timers(LaneCore):
             self._wipe()
 
     def _tick_error(self, view: LaneView, now: float) -> None:
-        if self._idle_for(now):
+        if self._unrecorded is not None:  # paid, not yet written: never abandoned
+            self._retry_unrecorded(now)
+        elif self._idle_for(now):
             self.abandon("error")  # nobody came back: the next shopper starts clean
 
     def _tick_home(self, view: LaneView, now: float) -> None:

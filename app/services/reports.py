@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -84,8 +85,11 @@ class Report:
 
 class Reports:
     def __init__(self, db: sqlite_utils.Database, audit: AuditLog, lane_id: str,
-                 currency: str) -> None:
+                 currency: str, on_closed: Callable[[], object] = lambda: None) -> None:
+        """``on_closed``: called after each Z report has committed (the end-of-day
+        backup: app.bootstrap.build_reports)."""
         self.db, self.audit = db, audit
+        self.on_closed = on_closed
         self.sales, self.payments = Sales(db), PaymentsRepo(db)
         self.sessions, self.staff_alerts = Sessions(db), StaffAlerts(db)
         self.z_reports = ZReports(db)
@@ -149,6 +153,7 @@ class Reports:
             body["audit_seq"], body["audit_hash"] = entry.seq, entry.hash
             self.z_reports.add(number, start.at, end.at, body, entry.seq, entry.hash,
                                end.sale, end.step)
+        self.on_closed()
         return Report("Z", number, start.at, end.at, self.lane_id, self.currency, body)
 
     def z_heads(self) -> list[tuple[int, str]]:

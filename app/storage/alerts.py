@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import sqlite_utils
@@ -75,3 +76,17 @@ class StaffAlerts:
 
 
 __all__ = ["StaffAlert", "StaffAlerts"]
+
+
+ALERTS_FILE = "ALERTS.txt"
+
+
+def append_alert_file(data_dir: Path, kind: str, message: str, now: datetime) -> Path:
+    """Append one line ``<ISO time> <kind>: <message>`` to ``<data_dir>/ALERTS.txt`` and
+    return its path: a staff alert that must be kept when the database itself cannot be
+    written (it is damaged, or the backup that failed was of it). Plain text, so staff
+    read it with any tool; ``OSError`` if the directory cannot be written."""
+    path = data_dir / ALERTS_FILE
+    with path.open("a", encoding="utf-8") as out:
+        out.write(f"{now.isoformat(timespec='seconds')} {kind}: {' '.join(message.split())}\n")
+    return path

@@ -190,6 +190,8 @@ class KioskApp(App):
     def open_code_entry(self) -> None:
         self.do("touch")
         self._entry = self._entry or CodeEntry()
+        # On the pay screen the digits may be a payment code (a credential): shown as dots.
+        self._entry.ids.code_keypad.masked = self.view.screen is Screen.PAY
         self._entry.open()
 
     def code_entered(self, text: str) -> None:
@@ -303,7 +305,7 @@ class KioskApp(App):
                     preview.flash(False)
         if view.screen is Screen.RECEIPT and before.screen is not Screen.RECEIPT:
             self.sounds.play("paid")
-        if view.screen is not Screen.SHOPPING and self._entry is not None:
+        if view.screen not in (Screen.SHOPPING, Screen.PAY) and self._entry is not None:
             self._entry.dismiss()
 
     def _every_half_second(self, _dt: float) -> None:
@@ -326,6 +328,9 @@ class KioskApp(App):
                   "has_payment": view.payment is not None}
         shown["notice"] = present.notice_text(view.notice, lang)
         shown["notice_level"] = view.notice.level if view.notice else "info"
+        # Out of order: the reason the lane gave (app.lane.refusing), else the camera's.
+        shown["out_of_order"] = (shown["notice"] if view.screen is Screen.OUT_OF_ORDER
+                                 and view.notice else say(lang, "out_of_order_prompt"))
         shown["member"] = present.member_line(view, lang)
         shown["ages"] = present.age_lines(view, lang)
         shown["countdown"] = present.seconds_left(view.deadline, now)
@@ -337,6 +342,7 @@ class KioskApp(App):
         shown["pay_expires"] = say(lang, "expires_in", seconds=present.seconds_left(
             pay.expires_at, now)) if pay and pay.qr_payload and not pay.closing else ""
         shown["qr"] = pay.qr_payload if pay and not pay.closing else ""
+        shown |= present.code_payment(view, lang, now)
         shown["printer_notice"] = (view.printer_notice[0 if lang == "zh" else 1]
                                    if view.printer_notice else "")
         shown["wallets"] = [(w, present.wallet_name(w, lang)) for w in view.wallets] \

@@ -101,6 +101,17 @@ STRINGS: dict[str, dict[str, str]] = {
         "declined_code_used": "该付款码已使用过：请刷新付款码后重新出示",
         "declined_code_invalid": "付款码无效：请刷新付款码后重新出示",
         "declined_declined": "钱包拒绝了这笔付款：请换一种支付方式或呼叫店员",
+        "show_code": "或向摄像头出示付款码",
+        "type_payment_code": "输入付款码数字",
+        "show_code_hint": "打开微信或支付宝的“付款码”，对准摄像头",
+        "confirm_on_phone": "请在手机上确认付款",
+        "confirm_wallet": "{wallet}付款码",
+        "confirm_countdown": "{seconds}秒内未确认，付款将自动撤销",
+        "payment_code_cancelling": "正在撤销付款，请稍候…",
+        "payment_code_reversing": "正在撤销付款：如手机正在要求输入密码，请在手机上完成或取消。"
+                                  "在支付平台确认之前我们会一直重试",
+        "payment_code_cancelled": "付款已撤销，未扣款。您可以重新出示付款码或扫码付款",
+        "payment_code_timeout": "手机上未及时确认，付款已撤销，未扣款。请重新出示付款码或扫码付款",
         # receipt
         "thanks": "付款成功，谢谢惠顾！",
         "take_receipt": "请取走小票，出口请出示小票上的二维码",
@@ -121,10 +132,14 @@ STRINGS: dict[str, dict[str, str]] = {
         "closed_prompt": "请到其他收银通道结账，谢谢",
         "out_of_order_title": "本机暂时故障",
         "out_of_order_prompt": "摄像头无法使用。请到其他收银通道，或呼叫店员",
+        "records_damaged": "本收银台的记录已损坏，暂停收款。请到其他收银通道结账。\n"
+                           "店员：请恢复最近的备份：{command}",
         "error_title": "出了点问题",
         "error_generic": "您的购物车已保存，请点击“返回”重试，或呼叫店员",
         "error_disk_full": "本收银台存储空间已满，刚才的操作没有保存。已通知店员：请稍候，"
                            "或到其他收银台结账",
+        "paid_not_recorded": "您已付款成功，请勿再次付款。本收银台存储空间已满，暂时无法出具"
+                             "小票；已通知店员，请稍候。订单号 {order_id}",
         # staff mode
         "staff_title": "员工模式",
         "staff_pin_prompt": "请输入员工密码",
@@ -254,6 +269,21 @@ STRINGS: dict[str, dict[str, str]] = {
                                  "show it again",
         "declined_declined": "Your wallet declined the payment: use another way to pay or call "
                              "staff",
+        "show_code": "or show your payment code to the camera",
+        "type_payment_code": "Type the payment code's digits",
+        "show_code_hint": "Open it in WeChat or Alipay and hold it up to the camera",
+        "confirm_on_phone": "Confirm the payment on your phone",
+        "confirm_wallet": "{wallet} payment code",
+        "confirm_countdown": "Not confirmed within {seconds} s: the payment is cancelled",
+        "payment_code_cancelling": "Cancelling the payment, one moment...",
+        "payment_code_reversing": "Cancelling the payment: if your phone asks for the password, "
+                                  "finish or cancel it there. We keep trying until the wallet "
+                                  "confirms",
+        "payment_code_cancelled": "Payment cancelled: nothing was charged. Show a payment code "
+                                  "again or scan the QR",
+        "payment_code_timeout": "Not confirmed on the phone in time: the payment was cancelled "
+                                "and nothing was charged. Show a payment code again or scan "
+                                "the QR",
         "thanks": "Paid. Thank you for shopping with us!",
         "take_receipt": "Please take your receipt: show its QR code at the exit",
         "printing": "Printing your receipt...",
@@ -274,10 +304,16 @@ STRINGS: dict[str, dict[str, str]] = {
         "out_of_order_title": "This lane is out of order",
         "out_of_order_prompt": "The camera is not working. Please use another checkout or "
                                "call staff",
+        "records_damaged": "This kiosk's records are damaged: it cannot take payments. "
+                           "Please use another checkout.\nStaff: restore the last backup: "
+                           "{command}",
         "error_title": "Something went wrong",
         "error_generic": "Your cart is saved: tap Back to try again, or call staff",
         "error_disk_full": "This lane's storage is full, so your last step was not saved. "
                            "Staff have been called: please wait, or use another checkout",
+        "paid_not_recorded": "Your payment went through: do not pay again. This lane's "
+                             "storage is full, so it cannot give your receipt yet; staff "
+                             "have been called, please wait. Order {order_id}",
         "staff_title": "Staff mode",
         "staff_pin_prompt": "Enter your staff PIN",
         "staff_badge_for": "Badge",

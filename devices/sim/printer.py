@@ -2,7 +2,7 @@
 
 The kiosk opens the printed port (or the stable ``link``) exactly as it opens
 /dev/ttyUSB0 in a store. The printer interprets what a receipt uses: init,
-code pages and Chinese (GB18030) mode, emphasis and sizes, alignment, QR
+code pages and Chinese (two-byte) mode, emphasis and sizes, alignment, QR
 store/print (``GS ( k``), raster images (``GS v 0``), feeds and cuts; it
 answers ``DLE EOT`` 1, 2 and 4 from its state; other commands are skipped by
 their documented lengths. Each cut ends a receipt, written to the output
@@ -21,6 +21,16 @@ Faults, while running:
 
 A receipt cut short by a fault is written as ``NNNN-incomplete.txt/.png``:
 that is the piece of paper the shopper would be holding.
+
+Its font (``font_set``) is that of the printers stores buy: ``"gbk"``, the
+two-byte GBK font, by default. Such a printer has no glyphs for GB18030's
+four-byte sequences (``¥`` as ``81 30 84 36``) nor for two-byte codes GBK
+leaves undefined (``A2 E3``, GB18030's ``€``): it prints them visibly wrong,
+and so does this one: each byte of a four-byte sequence as a one-column
+glyph (``?`` for a byte above 0x7F, the digit itself otherwise: ``¥`` comes
+out as ``?0?6``), an undefined two-byte code as ``〓``. Each such sequence is
+counted in ``Interpreter.undecodable`` (``VirtualPrinter.undecodable``).
+``"gb18030"`` is a printer with the full GB18030 font.
 """
 
 from __future__ import annotations
@@ -55,6 +65,9 @@ ESC_SKIP = {ord(c): n for c, n in {" ": 1, "%": 1, "-": 1, "2": 0, "3": 1, "<": 
 GS_SKIP = {ord(c): n for c, n in {"B": 1, "H": 1, "L": 2, "W": 2, "P": 2, "a": 1, "b": 1,
                                   "f": 1, "h": 1, "w": 1, "x": 0, "$": 2, "\\": 2,
                                   "^": 3, "r": 1, "I": 1}.items()}
+FONT_SETS = ("gbk", "gb18030")
+WRONG_BYTE = "?"  # a stray byte >= 0x80 printed as a one-column glyph
+MISSING_GLYPH = "\u3013"  # 〓: a two-byte code the font has no glyph for
 FS_SKIP = {ord(c): n for c, n in {"&": 0, ".": 0, "!": 1, "-": 1, "C": 1, "S": 2, "W": 1,
                                   "p": 2}.items()}
 
@@ -90,7 +103,11 @@ class PrinterFlags:
 class Interpreter:
     """ESC/POS bytes -> receipts, and status replies from the printer's flags."""
 
-    def __init__(self, paper_mm: int, flags: PrinterFlags) -> None:
+    def __init__(self, paper_mm: int, flags: PrinterFlags, font_set: str = "gbk") -> None:
+        if font_set not in FONT_SETS:
+            raise ValueError(f"font_set must be one of {FONT_SETS}, not {font_set!r}")
+        self.font_set = font_set
+        self.undecodable = 0  # sequences the font has no glyph for, printed as junk
         self.dots = DOTS[paper_mm]
         self.columns = self.dots // CHAR_W
         self.flags = flags
@@ -200,8 +217,32 @@ class Interpreter:
             if lead == 0:
                 return 0, None
             chunk, end = chunk[:lead], lead
-        self._text(chunk.decode("gb18030" if self.chinese else "cp437", errors="replace"))
+        self._text(self._decode(chunk) if self.chinese else chunk.decode("cp437", errors="replace"))
         return end, None
+
+    def _decode(self, chunk: bytes) -> str:
+        """Chinese-mode text as this printer's font prints it (whole characters only)."""
+        if self.font_set == "gb18030":
+            return chunk.decode("gb18030", errors="replace")
+        out, i = [], 0
+        while i < len(chunk):
+            byte = chunk[i]
+            if byte < 0x80:
+                out.append(chr(byte))
+                i += 1
+            elif i + 1 < len(chunk) and 0x30 <= chunk[i + 1] <= 0x39:
+                # A GB18030 four-byte sequence: a GBK font reads it as stray bytes.
+                out.append("".join(chr(b) if b < 0x80 else WRONG_BYTE for b in chunk[i:i + 4]))
+                self.undecodable += 1
+                i += 4
+            else:
+                try:
+                    out.append(chunk[i:i + 2].decode("gbk"))
+                except UnicodeDecodeError:
+                    out.append(MISSING_GLYPH if i + 1 < len(chunk) else WRONG_BYTE)
+                    self.undecodable += 1
+                i += 2
+        return "".join(out)
 
     def _split_point(self, chunk: bytes) -> int:
         i = 0
@@ -450,12 +491,14 @@ class VirtualPrinter:
     }
 
     def __init__(self, out_dir: str | Path, *, paper_mm: int = 80, link: str | Path | None = None,
-                 font: Path | None = None) -> None:
+                 font: Path | None = None, font_set: str = "gbk") -> None:
+        """``font_set``: ``"gbk"`` (the two-byte font of the printers stores buy) or
+        ``"gb18030"`` (a printer with the full GB18030 font); ValueError otherwise."""
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.paper_mm = paper_mm
         self.flags = PrinterFlags()
-        self.interpreter = Interpreter(paper_mm, self.flags)
+        self.interpreter = Interpreter(paper_mm, self.flags, font_set)
         try:
             self.font = font or find_cjk_font("", Path(__file__).resolve().parents[2])
         except FontMissing:
@@ -475,6 +518,13 @@ class VirtualPrinter:
         self._saver: threading.Thread | None = None
         self.files: list[Path] = []  # receipts written, in order
         self.received = threading.Condition()
+
+    @property
+    def undecodable(self) -> int:
+        """Character sequences received that this printer's font has no glyph for (printed
+        as junk) since it started: 0 from a kiosk that sends only what the font has."""
+        with self._lock:
+            return self.interpreter.undecodable
 
     # -- control -----------------------------------------------------------------------------
     def set_state(self, **flags: bool | int | None) -> None:

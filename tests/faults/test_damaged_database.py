@@ -10,7 +10,11 @@ place and keeps the damaged file aside.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -18,7 +22,11 @@ import pytest
 
 from app import bootstrap
 from app.config import load_settings
+from app.storage.lock import LOCK_FILE, DataDirInUse, hold_data_dir
 from tests.helpers import run_kiosk
+
+ROOT = Path(__file__).resolve().parents[2]
+KIOSK = str(Path(sys.executable).with_name("kiosk"))
 
 AT = datetime.fromisoformat("2026-11-25T10:00:00+08:00")
 
@@ -140,3 +148,192 @@ def test_restore_refuses_a_damaged_backup_and_changes_nothing(data_dir, held, tm
     sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.close()
     ran = kiosk(data_dir, "db", "restore", str(other))
     assert ran.returncode != 0 and "not a kiosk database" in ran.stderr, ran.stderr
+
+
+def start_screen(data_dir: Path, tmp_path: Path, command: str = "demo") -> subprocess.Popen:
+    """`kiosk COMMAND` (the touch screen) as a real child process on ``data_dir``."""
+    env = {**os.environ, "KIOSK_DATA_DIR": str(data_dir), "KIVY_HOME": str(tmp_path / "kivy"),
+           "KIVY_NO_ARGS": "1"}
+    return subprocess.Popen([KIOSK, command], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+
+
+def wait_for_lock(data_dir: Path, child: subprocess.Popen) -> None:
+    """Until the child has written its pid into the data directory's lock file."""
+    lock = data_dir / LOCK_FILE
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            pytest.fail(f"the kiosk ended: {child.stderr.read().decode()[-2000:]}")
+        if lock.exists() and lock.read_text().startswith(f"{child.pid} "):
+            return
+        time.sleep(0.2)
+    pytest.fail("the kiosk never took the data directory's lock")
+
+
+@pytest.mark.ui
+@pytest.mark.slow
+def test_restore_is_refused_while_a_kiosk_runs_on_the_data_directory(data_dir, tmp_path):
+    if not os.environ.get("DISPLAY"):
+        pytest.skip("needs an X display: ./run.sh test runs the suite under Xvfb")
+    child = start_screen(data_dir, tmp_path)
+    try:
+        wait_for_lock(data_dir, child)
+        copy = tmp_path / "copy.db"
+        ran = kiosk(data_dir, "db", "backup", str(copy))  # online: fine while it sells
+        assert ran.returncode == 0, ran.stderr
+        before = (data_dir / "kiosk.db").read_bytes()
+        ran = kiosk(data_dir, "db", "restore", str(copy))
+        assert ran.returncode != 0, ran.stdout
+        assert "refusing to restore" in ran.stderr and f"pid {child.pid}" in ran.stderr
+        assert (data_dir / "kiosk.db").read_bytes() == before  # nothing replaced
+        assert not list(data_dir.glob("kiosk.db.before-restore-*"))
+    finally:
+        child.kill()
+        child.wait(30)
+    ran = kiosk(data_dir, "db", "restore", str(copy))  # the kiosk is stopped: it goes ahead
+    assert ran.returncode == 0, ran.stderr
+    aside = list(data_dir.glob("kiosk.db.before-restore-*"))
+    assert len(aside) == 1 and str(aside[0]) in ran.stdout  # the replaced file, and where
+
+
+def test_a_second_holder_of_the_data_directory_is_refused(data_dir):
+    with hold_data_dir(data_dir, "kiosk run"):
+        with pytest.raises(DataDirInUse, match=f"kiosk run \\(pid {os.getpid()}\\)"):
+            hold_data_dir(data_dir)
+    hold_data_dir(data_dir).release()  # free again once released
+
+
+# A child process: `kiosk run` on the damaged data directory, with the screen checked
+# once it is up (what it shows, in both languages), then stopped.
+SCREEN_CHECK = """
+import sys
+from kivy.clock import Clock
+from app.ui import app as ui
+from app.cli import main
+
+def started(app):
+    def check(_dt):
+        shown = {}
+        for lang in ("zh", "en"):
+            app.set_language(lang)
+            shown[lang] = app.shown["out_of_order"]
+        print("SCREEN", app.root.ids.screens.current)
+        print("ZH", shown["zh"].replace("\\n", " "))
+        print("EN", shown["en"].replace("\\n", " "))
+        app.runtime.do("start")  # a touch reaches no lane: still out of order
+        Clock.schedule_once(lambda _dt: (print("AFTER", app.root.ids.screens.current),
+                                         app.stop()), 0.5)
+    Clock.schedule_once(check, 1.0)
+
+ui.KioskApp.on_start = lambda self: started(self)
+sys.argv = ["kiosk", "run"]
+main()
+"""
+
+
+@pytest.mark.ui
+@pytest.mark.slow
+def test_a_damaged_database_shows_the_out_of_order_reason_and_alerts_staff(data_dir, held,
+                                                                          tmp_path):
+    if not os.environ.get("DISPLAY"):
+        pytest.skip("needs an X display: ./run.sh test runs the suite under Xvfb")
+    backup = kiosk(data_dir, "db", "backup")  # a rolling backup to name on screen
+    assert backup.returncode == 0, backup.stderr
+    newest = sorted((data_dir / "backups").glob("kiosk-*.db"))[-1]
+    data = held.read_bytes()
+    held.write_bytes(data[: len(data) // 2])  # the bad day
+    env = {**os.environ, "KIOSK_DATA_DIR": str(data_dir), "KIVY_HOME": str(tmp_path / "kivy"),
+           "KIVY_NO_ARGS": "1", "KIVY_LOG_MODE": "PYTHON"}
+    ran = subprocess.run([sys.executable, "-c", SCREEN_CHECK], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    out = dict(line.split(" ", 1) for line in ran.stdout.splitlines()
+               if line.split(" ", 1)[0] in ("SCREEN", "ZH", "EN", "AFTER"))
+    assert out.get("SCREEN") == "out_of_order", (ran.stdout, ran.stderr[-3000:])
+    assert out["AFTER"] == "out_of_order"
+    assert "记录已损坏" in out["ZH"] and f"kiosk db restore {newest}" in out["ZH"], out
+    assert "records are damaged" in out["EN"] and f"kiosk db restore {newest}" in out["EN"]
+    assert ran.returncode == 1  # headless callers still see a failure
+    assert "refusing to sell" in ran.stderr and "Traceback" not in ran.stderr, ran.stderr
+    alerts = (data_dir / "ALERTS.txt").read_text()  # the alert outlives the database
+    assert "database: refusing to sell" in alerts and "damaged" in alerts, alerts
+    assert f"kiosk db restore {newest}" in alerts
+    assert held.read_bytes() == data[: len(data) // 2]  # nothing touched the damaged file
+
+
+# -- rolling backups ---------------------------------------------------------------------------
+def screen_once(data_dir: Path, tmp_path: Path, **env_extra: str) -> subprocess.CompletedProcess:
+    """`kiosk run --screenshot` as a real child: the screen starts, one frame, it stops."""
+    env = {**os.environ, "KIOSK_DATA_DIR": str(data_dir), "KIVY_HOME": str(tmp_path / "kivy"),
+           "KIVY_NO_ARGS": "1", "KIVY_LOG_MODE": "PYTHON", **env_extra}
+    return subprocess.run([KIOSK, "run", "--screenshot", str(tmp_path / "shot.png")], env=env,
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def needs_display() -> None:
+    if not os.environ.get("DISPLAY"):
+        pytest.skip("needs an X display: ./run.sh test runs the suite under Xvfb")
+
+
+@pytest.mark.ui
+@pytest.mark.slow
+def test_start_up_takes_a_backup_when_the_newest_is_old_and_keeps_the_newest_n(
+        data_dir, held, tmp_path):
+    needs_display()
+    backups = data_dir / "backups"
+    backups.mkdir()
+    three_days_ago = time.time() - 3 * 86400
+    for day in range(1, 10):  # nine older backups, named as the kiosk names them
+        old = backups / f"kiosk-202611{day:02d}-210000.db"
+        old.write_bytes(b"old")
+        os.utime(old, (three_days_ago, three_days_ago))
+    ran = screen_once(data_dir, tmp_path, KIOSK_KIOSK__BACKUPS_KEEP="7")
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    kept = sorted(p.name for p in backups.glob("kiosk-*.db"))
+    assert len(kept) == 7 and kept[0] == "kiosk-20261104-210000.db", kept  # the oldest went
+    newest = backups / kept[-1]
+    assert newest.name > "kiosk-20261109-210000.db"  # the new one, named by the time now
+    assert audit_rows(newest) == 50  # a complete, checked copy
+    again = screen_once(data_dir, tmp_path, KIOSK_KIOSK__BACKUPS_KEEP="7")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert sorted(p.name for p in backups.glob("kiosk-*.db")) == kept  # not due yet
+
+
+@pytest.mark.ui
+@pytest.mark.slow
+def test_a_failed_backup_alerts_staff_and_the_kiosk_still_starts(data_dir, held, tmp_path):
+    needs_display()
+    (data_dir / "backups").write_text("not a directory")  # every backup there fails
+    ran = screen_once(data_dir, tmp_path)
+    assert ran.returncode == 0, ran.stderr[-3000:]  # the screen came up and stopped as asked
+    assert (tmp_path / "shot.png").exists()
+    alerts = (data_dir / "ALERTS.txt").read_text()
+    assert "backup: the start-up backup" in alerts and "failed" in alerts, alerts
+    with sqlite3.connect(held) as conn:
+        rows = conn.execute("SELECT ref, message FROM staff_alerts WHERE kind = 'backup'"
+                            ).fetchall()
+    assert len(rows) == 1 and rows[0][0] == "start-up", rows  # staff mode shows it too
+
+
+def test_a_z_report_is_followed_by_a_backup(data_dir, held):
+    before = set((data_dir / "backups").glob("kiosk-*.db"))
+    ran = subprocess.run([KIOSK, "report", "z"], env={**os.environ,
+                         "KIOSK_DATA_DIR": str(data_dir)}, capture_output=True, text=True,
+                         timeout=120)  # a real process: it ends only once the copy is made
+    assert ran.returncode == 0, ran.stderr
+    new = set((data_dir / "backups").glob("kiosk-*.db")) - before
+    assert len(new) == 1, new
+    with sqlite3.connect(new.pop()) as conn:  # taken after the report committed
+        assert conn.execute("SELECT count(*) FROM z_reports").fetchone()[0] == 1
+
+
+def test_kiosk_db_backups_lists_them_with_times_and_sizes(data_dir, held):
+    assert "no backups in" in kiosk(data_dir, "db", "backups").stdout
+    assert kiosk(data_dir, "db", "backup").returncode == 0
+    ran = kiosk(data_dir, "db", "backups")
+    assert ran.returncode == 0, ran.stderr
+    (line,) = ran.stdout.splitlines()
+    (backup,) = (data_dir / "backups").glob("kiosk-*.db")
+    assert str(backup) in line and f"{backup.stat().st_size / 1e6:.2f} MB" in line
+    taken = datetime.fromtimestamp(backup.stat().st_mtime).astimezone()
+    assert taken.strftime("%Y-%m-%d %H:%M:%S") in line

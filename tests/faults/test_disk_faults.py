@@ -8,6 +8,7 @@ privileges and leaves the machine's mounts alone.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -55,3 +56,55 @@ def test_a_read_only_data_directory_is_named_without_a_traceback(tmp_path, with_
         assert "Traceback" not in out.stderr
         assert f"the data directory {data} cannot be written" in out.stderr
         assert "read-only" in out.stderr
+
+
+def run_on_a_small_disk(tmp_path: Path, reserve_mb: int) -> dict[str, object]:
+    """``tests/faults/full_disk_lane.py`` with its data directory on a 32 MB tmpfs of its
+    own (a private mount namespace), which it fills while the shopper's QR is up."""
+    data = tmp_path / "small-disk"
+    data.mkdir()
+    script = 'mount -t tmpfs -o size=32m tmpfs "$1" && shift && exec "$@"'
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root), "KIVY_NO_ARGS": "1"}
+    out = subprocess.run(["unshare", "-rm", "sh", "-c", script, "sh", str(data),
+                          sys.executable, "-m", "tests.faults.full_disk_lane", str(data),
+                          str(reserve_mb)], env=env, cwd=root, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+@needs_unshare
+def test_a_disk_that_fills_while_the_qr_is_up_still_records_the_paid_sale(tmp_path):
+    """The reserve (payment.reserve_mb) is released, the sale written at once, staff
+    told; the next shopper is refused until space is back, then the reserve is remade."""
+    r = run_on_a_small_disk(tmp_path, reserve_mb=2)
+    assert r["reserve_made"] is True and r["filled_bytes"] > 0
+    assert "tick_raised" not in r
+    assert r["paid_screen"] == "receipt" and r["receipt_order"] == r["order"]
+    assert r["exit_pass"] is True
+    assert r["sales"] == 1 and r["payment_state"] == ["paid", ""]  # not "paid after gave up"
+    assert r["session_state"] == "paid" and r["events"] == ["payment_paid", "session_ended"]
+    (alert,) = r["alerts"]
+    assert "reserve was used" in alert and "free space now" in alert
+    assert r["reserve_after_sale"] is False
+    assert r["next_screen"] == "shopping" and r["next_notice"] == "disk_full"
+    assert r["next_qr"] is False
+    assert r["after_space_screen"] == "pay" and r["after_space_qr"] is True
+    assert r["reserve_remade"] is True
+
+
+@needs_unshare
+def test_a_paid_sale_the_full_disk_cannot_take_is_told_truthfully_and_recorded_later(
+        tmp_path):
+    """No reserve (payment.reserve_mb = 0): the shopper reads that the payment went
+    through, with the order number, never an error or "payment failed"; the screen stays
+    (no Back, no abandon) and the sale is recorded, with its receipt, once space is back."""
+    r = run_on_a_small_disk(tmp_path, reserve_mb=0)
+    assert r["paid_screen"] == "error" and r["paid_notice"] == "paid_not_recorded"
+    assert r["paid_notice_values"] == {"order_id": r["order"]}
+    assert r["sales"] == 0  # the disk really took nothing
+    assert r["after_wait_screen"] == "error" and r["after_wait_notice"] == "paid_not_recorded"
+    assert r["freed_screen"] == "receipt" and r["freed_receipt_order"] == r["order"]
+    assert r["freed_sales"] == 1 and r["freed_payment_state"] == ["paid", ""]

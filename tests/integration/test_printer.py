@@ -257,6 +257,30 @@ def test_staff_reprint_prints_a_copy(kiosk, printer_sim, signer):
         lane.stop()
 
 
+def test_names_the_printer_font_lacks_are_folded_on_the_way_to_a_gbk_printer(kiosk, printer_sim,
+                                                                              signer):
+    # Issue 17, part 2: the virtual printer has the GBK font of the printers stores buy.
+    from tests.unit.test_printer_charset import hostile_report, hostile_sale
+
+    lane = Lane(kiosk, str(printer_sim.link))
+    try:
+        sale = hostile_sale()
+        issued = issue_receipt(lane.jobs, sale, signer, kiosk.clock)
+        copy_id = reprint(lane.jobs, sale.order_id, kiosk.clock)
+        report_id = lane.jobs.add_document("Z4", hostile_report("Z"), kiosk.clock.now())
+        lane.printer.wake()
+        for job_id in (issued.job_id, copy_id, report_id):
+            assert wait_for(lambda job_id=job_id: lane.job(job_id).status == "printed")
+        receipt, copy, report = printer_sim.wait_for_receipts(3)
+    finally:
+        lane.stop()
+    assert printer_sim.undecodable == 0  # nothing printed as junk
+    text = receipt.read_text(encoding="utf-8")
+    assert "瑞士奶酪(R) 1/2公斤 ￥12.30 特价EUR" in text and "Kase(R) 1/2 kg" in text
+    assert "副本 COPY" in copy.read_text(encoding="utf-8")
+    assert "  payé(R) 1/2: 1  23.45" in report.read_text(encoding="utf-8")
+
+
 def test_receipts_queued_before_a_restart_print_after_it(kiosk, printer_sim, signer):
     jobs = PrintJobs(kiosk.db)
     issued = issue_receipt(jobs, paid_sale(), signer, kiosk.clock)  # the kiosk then crashed

@@ -46,3 +46,20 @@ def test_committed_write_is_visible_to_another_connection(tmp_path):
         db.execute("INSERT INTO catalogue_meta VALUES ('k', 'v')")
     other = sqlite3.connect(path)
     assert other.execute("SELECT value FROM catalogue_meta").fetchone() == ("v",)
+
+
+def test_the_disk_reserve_is_real_bytes_released_and_remade(tmp_path):
+    """payment.reserve_mb (issue 16, fault 5): written bytes, not a sparse file; release
+    hands them back; a reserve that cannot be made leaves no partial file."""
+    from app.storage.disk_reserve import DiskReserve
+
+    reserve = DiskReserve(tmp_path / "disk-reserve", 3 * 1024 * 1024 + 5)
+    assert not reserve.held and reserve.ensure() and reserve.held
+    st = reserve.path.stat()
+    assert st.st_size == 3 * 1024 * 1024 + 5 and st.st_blocks * 512 >= st.st_size
+    assert reserve.release() == st.st_size and not reserve.held
+    assert reserve.release() == 0  # nothing left to release
+    assert reserve.ensure() and reserve.held
+    nowhere = DiskReserve(tmp_path / "gone" / "disk-reserve", 1024)
+    assert not nowhere.ensure() and not list(tmp_path.glob("gone*"))
+    assert DiskReserve(tmp_path / "none", 0).held  # reserve_mb = 0: nothing to hold

@@ -26,6 +26,55 @@ BEER = "6900000001769"
 UNKNOWN = "4006381333931"
 
 
+WECHAT_CODE = "134567890123456789"  # a WeChat Pay payment code (18 digits, 13...)
+
+
+class PhoneWallet:
+    """The demo's payment provider plus a wallet that takes payment codes, in process: the
+    QR calls go to the simulator as before; a code charge waits for the shopper's password
+    (PAYING) until ``approve``. The simulator's own payment-code wallets are built on
+    another branch (wt18-gwsim); once merged, these flows use it and this goes."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.name = getattr(inner, "name", "simulator")
+        self.code_wallets = frozenset({"wechat", "alipay"})
+        self.charged: dict[str, str] = {}  # order id -> "paying" | "paid" | "closed"
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def charge_code(self, charge: object) -> object:
+        from app.domain.payment import ProviderStatus, ProviderView
+
+        self.charged[charge.out_trade_no] = "paying"  # type: ignore[attr-defined]
+        return ProviderView(ProviderStatus.PAYING)
+
+    def query(self, no: str) -> object:
+        from app.domain.payment import ProviderStatus, ProviderView
+
+        if no not in self.charged:
+            return self.inner.query(no)  # type: ignore[attr-defined]
+        status = {"paying": ProviderStatus.PAYING, "paid": ProviderStatus.PAID,
+                  "closed": ProviderStatus.CLOSED}[self.charged[no]]
+        return ProviderView(status, None, "T" + no)
+
+    def reverse(self, no: str) -> object:
+        self.charged[no] = "closed"
+        return None
+
+    def approve(self, no: str) -> None:
+        self.charged[no] = "paid"
+
+
+def with_code_wallet(d: Driver) -> Step:
+    """Put ``PhoneWallet`` in front of the lane's provider (on the lane's thread)."""
+    def swap(lane: Lane) -> None:
+        if not isinstance(lane.p.desk.provider, PhoneWallet):
+            lane.p.desk.provider = PhoneWallet(lane.p.desk.provider)
+    yield from d.post(swap)
+
+
 def check(condition: object, message: str) -> None:
     if not condition:
         raise FlowFailed(message)
@@ -192,6 +241,42 @@ def restart_resumed(d: Driver) -> Step:
     yield from d.screen_is("receipt", timeout=15)
 
 
+def pay_by_code(d: Driver) -> Step:
+    """The pay screen offers both ways; a payment code held to the camera is charged,
+    "confirm on your phone" counts down with the QR hidden, and the approval is a sale."""
+    yield from with_code_wallet(d)
+    d.hold(MILK)
+    yield from d.until(lambda: len(d.app.rows) == 1, "milk")
+    yield from to_the_qr(d)
+    check(d.widget("show_code").height > 0, "both ways to pay are shown")
+    check(d.text("show_code_text") in ("或向摄像头出示付款码",), d.text("show_code_text"))
+    d.hold(WECHAT_CODE)
+    yield from d.until(lambda: d.app.shown["confirming"], "confirm on your phone")
+    yield from d.frames(3)
+    check(d.text("pay_title") == "请在手机上确认付款", d.text("pay_title"))
+    check("秒内" in d.text("confirm_countdown"), d.text("confirm_countdown"))
+    check(d.widget("pay_qr").opacity == 0 and d.widget("show_code").height == 0,
+          "no QR while the code is charged")
+    no = d.app.view.payment.out_trade_no
+    yield from d.post(lambda lane: lane.p.desk.provider.approve(no))  # the password typed
+    yield from d.screen_is("receipt", timeout=15)
+    # The camera cannot read the phone: the code's digits typed on the keypad, as dots.
+    d.press("done_button")
+    yield from d.screen_is("attract")
+    d.hold(MILK)
+    yield from d.until(lambda: len(d.app.rows) == 1, "milk")
+    yield from to_the_qr(d)
+    d.press("type_payment_code")
+    yield from d.frames(5)
+    d.type_keys("code_keypad", "104567890123456780")
+    check(d.widget("code_keypad").masked, "a payment code is typed as dots")
+    d.press("code_ok")
+    yield from d.until(lambda: d.app.shown["confirming"], "confirm on your phone (typed)")
+    no = d.app.view.payment.out_trade_no
+    yield from d.post(lambda lane: lane.p.desk.provider.approve(no))
+    yield from d.screen_is("receipt", timeout=15)
+
+
 def printer_out_of_paper(d: Driver) -> Step:
     """The shopper is told before paying; the exit pass is shown on screen."""
     yield from d.screen_is("attract")
@@ -215,6 +300,7 @@ FLOWS: dict[str, Callable[[Driver], Step]] = {
     "restart_mid_payment": restart_mid_payment,
     "restart_resumed": restart_resumed,
     "printer_out_of_paper": printer_out_of_paper,
+    "pay_by_code": pay_by_code,
 }
 
 
@@ -279,13 +365,31 @@ def screenshots(d: Driver) -> Step:
     yield from both("age-check")
     yield from d.post(Lane.approve_age, "clerk-7")
     yield from d.screen_is("shopping")
+    yield from with_code_wallet(d)
     d.press("pay_button")
     yield from d.until(lambda: d.widget("wallet_wechat").height > 0, "wallet choice")
+    yield from d.until(lambda: d.widget("show_code").height > 0, "show your payment code")
     yield from both("pay-choose")
     d.press("wallet_wechat")
     yield from d.until(lambda: d.widget("pay_qr").texture is not None, "payment QR")
     yield from both("pay-qr")
     yield from large("pay-qr")
+    d.app.set_contrast(True)
+    yield from d.shot("pay-qr-contrast-zh")
+    d.app.set_contrast(False)
+    d.hold(WECHAT_CODE)  # the shopper's phone under the camera
+    yield from d.until(lambda: d.app.shown["confirming"], "confirm on your phone")
+    yield from d.frames(3)
+    yield from both("confirm-phone")
+    yield from large("confirm-phone")
+    d.app.set_contrast(True)
+    yield from d.shot("confirm-phone-contrast-zh")
+    d.app.set_contrast(False)
+    d.press("cancel_payment")  # reversed, confirmed: the pay screen again, both ways
+    yield from d.until(lambda: d.widget("wallet_wechat").height > 0
+                       and d.widget("show_code").height > 0, "the pay screen again")
+    d.press("wallet_wechat")
+    yield from d.until(lambda: d.widget("pay_qr").texture is not None, "payment QR")
     d.rig.printer.set_state(paper_out=True)
     d.press("demo_pay")
     yield from d.screen_is("receipt", timeout=15)
