@@ -51,9 +51,8 @@ _INSERT = "INSERT INTO products_next VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _UPSERT = "INSERT OR REPLACE INTO products_next VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 SIDE_TABLE = "products_next"  # the catalogue being built; never read by the lane
 OLD_TABLE = "products_old"  # the catalogue just replaced, emptied step by step
-# Rows per write transaction while building or emptying a table. Measured on 1M rows
-# (bench/import_lock_bench.py): 2,000 rows hold the lock a few ms, and more rows per
-# batch barely shorten the import.
+# Rows per write transaction while building or emptying a table: about 5 ms of lock
+# each (bench/import_lock_bench.py); more rows per batch make the lane wait longer.
 LOAD_BATCH_ROWS = 1000
 CLEAR_BATCH_ROWS = 2000
 # The least time the lock is left free between two of a load's transactions. A writer
@@ -190,8 +189,8 @@ class SqliteCatalogue:
 
     def _clear(self, table: str) -> None:
         """Empty ``table`` (a side or old catalogue table) in short transactions, then
-        drop it. One ``DROP`` of a million-row table frees every page in one
-        transaction (bench/import_lock_bench.py)."""
+        drop it. A ``DROP`` frees every page of the table in one transaction, so on
+        a million rows it would hold the lock for as long as the table is big."""
         exists = self._conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
         ).fetchone()
