@@ -1,8 +1,11 @@
 """Catalogue use cases: import the store's product file, import promotions, and resolve a scan.
 
-``import_catalogue`` validates every row before anything is written and loads
-the whole file in one transaction, so a file with a bad row leaves the previous
-catalogue exactly as it was, and the error names the line and the reason.
+``import_catalogue`` validates every row and switches the new catalogue in only
+when the whole file is good, so a file with a bad row leaves the previous
+catalogue exactly as it was, and the error names the line and the reason. The
+rows are written in short transactions beside the live catalogue
+(``SqliteCatalogue.load``), so a large import never blocks the lane's writes for
+more than one batch (issue 16, fault 2).
 ``lookup`` is what `kiosk catalog lookup` and the checkout use to turn any
 scanned string into a product, the weight/price/quantity in the code, and the
 price the line will cost.
@@ -31,7 +34,7 @@ from app.domain.promotions import Promotion, promotion_from_dict
 from app.domain.rejections import Refusal, Refused
 from app.domain.scan_input import clean_scan
 from app.domain.tax import TaxPolicy
-from app.storage.catalogue_repo import COLUMNS, ProductRow, SqliteCatalogue
+from app.storage.catalogue_repo import COLUMNS, ImportRunning, ProductRow, SqliteCatalogue
 
 # The file's columns are the table's columns, in the same order; the first four are required.
 REQUIRED_COLUMNS = COLUMNS[:4]
@@ -296,7 +299,9 @@ def import_catalogue(
     """Validate and load a catalogue CSV (UTF-8, header row); returns the rows loaded.
 
     ``parallel`` forces validation in a second process on (True) or off (False);
-    by default large files use one.
+    by default large files use one. Raises ``CatalogueImportError`` for a bad file and
+    ``ImportRunning`` while another import runs on the same database; either way the
+    catalogue is unchanged.
     """
     exponent = exponent_of(catalogue.currency)
     total = path.stat().st_size
@@ -319,7 +324,7 @@ def import_catalogue(
             else:
                 raise RuntimeError(message[1])
         if errors:
-            raise _Abort  # rolls the transaction back inside load()
+            raise _Abort  # load() then drops what it built; the live catalogue is untouched
 
     meta = {"currency": catalogue.currency, "source": path.name}
     try:
@@ -383,6 +388,7 @@ def lookup(
 
 __all__ = [
     "CatalogueImportError",
+    "ImportRunning",
     "Lookup",
     "Refusal",
     "Refused",
