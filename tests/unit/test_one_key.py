@@ -207,3 +207,19 @@ def test_the_0000_corner_is_one_function_too():
         catalogue = DictCatalogue(listed)
         for sent in ("00000154", "0000001000054", "]E0" + "0000001000054"):
             assert found(catalogue, sent) in catalogue.rows, (listed, sent)
+
+
+@pytest.mark.parametrize("listed", ["01234565", "012345000065", "00000001234565"])
+def test_a_promotion_covers_the_product_however_its_file_writes_the_code(listed):
+    from app.domain.promotions import promotion_from_dict, promotion_to_dict
+
+    promo = promotion_from_dict(
+        {"promo_id": "GUM", "kind": "percent_off", "percent": 10, "products": [listed]}, "CNY"
+    )
+    catalogue = DictCatalogue("01234565")
+    for sent in ("0012345000065", "01234565", "(01)00000001234565"):
+        product = find_item(interpret(clean_scan(sent), CN), catalogue, None).product
+        assert promo.covers(product), (listed, sent)
+    # Stored and read back (the promotions table), it covers the same products.
+    again = promotion_from_dict(promotion_to_dict(promo), "CNY")
+    assert again.products == promo.products
