@@ -83,11 +83,12 @@ def _parse_minor(text: str, exponent: int) -> int:
     return int(whole + frac)
 
 
-def _duplicate(code: str, key: str, first: tuple[int, str]) -> str:
+def _duplicate(code: str, key: str, line: int, written: str | None) -> str:
     # Name the key when the two were written differently: an 8-digit UPC-E and its
-    # 12-digit UPC-A are one product (gtin.gtin_keys).
-    line, written = first
-    written = written.strip()
+    # 12-digit UPC-A are one product (gtin.gtin_keys). ``written`` None: line ``line``
+    # took the fast path, a bare GTIN-13 (the key without its leading 0).
+    if written is None:
+        written = key[1:]
     if written == code:
         return f"code {code} already on line {line}"
     return f"code {code} already on line {line} as {written} (both are GTIN {key})"
@@ -107,7 +108,10 @@ def _validated_rows(
     order = [header.index(c) if c in header else width for c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
     standard = order == list(range(len(order))) and width == len(order)
     pick = itemgetter(*order)
-    seen: dict[str, tuple[int, str]] = {}  # key -> first line, code as written there
+    seen: dict[str, int] = {}  # key -> the line that first used it
+    # key -> the code as written on that line, for codes off the fast path (kept apart
+    # so a bare GTIN-13 row stores one int: validation is most of the import's cost).
+    written_as: dict[str, str] = {}
     rows_read = 0
     for row in reader:
         rows_read += 1
@@ -139,25 +143,34 @@ def _validated_rows(
             # else takes the general, slower checks with their precise messages.
             # An EAN-8 padded to 13 digits ("00000...") takes the general path: it
             # may be a UPC-E too (gtin.gtin_keys).
-            if len(code) == 13 and code.isdigit() and code.isascii() and code[:5] != "00000":
+            if (
+                len(code) == 13
+                and code.isdigit()
+                and code.isascii()
+                and (code[0] != "0" or code[:5] != "00000")
+            ):
                 digits = code.encode()
                 odd, even = digits[-2::-2], digits[-3::-2]
                 if (3 * (sum(odd) - 288) + sum(even) - 288 + digits[-1] - 48) % 10:
                     catalogue_keys(code)  # raises with the reason: what it looks like
                 code = "0" + code
+                if code in seen:
+                    first = seen[code]
+                    raise ValueError(_duplicate(code[1:], code, first, written_as.get(code)))
+                seen[code] = line
                 aliases: tuple[str, ...] = ()
             else:
                 # The same normalisation a scan goes through (gtin.gtin_keys): an
                 # 8-digit UPC-E that is also a valid EAN-8 is stored under both keys.
                 code, *more = catalogue_keys(code)
                 aliases = tuple(more)
-            if code in seen:
-                raise ValueError(_duplicate(row[0].strip(), code, seen[code]))
-            for alias in aliases:
-                if alias in seen:
-                    raise ValueError(_duplicate(row[0].strip(), alias, seen[alias]))
-                seen[alias] = (line, row[0].strip())
-            seen[code] = (line, row[0])
+                written = row[0].strip()
+                for key in (code, *aliases):
+                    if key in seen:
+                        raise ValueError(_duplicate(written, key, seen[key], written_as.get(key)))
+                for key in (code, *aliases):
+                    seen[key] = line
+                    written_as[key] = written
             name_zh = name_zh.strip()
             name_en = name_en.strip()
             if not name_zh or not name_en:
@@ -213,7 +226,7 @@ def _validated_rows(
                 image.strip(),
             )
             yield product
-            for alias in aliases:
+            for alias in aliases:  # empty but for an 8-digit UPC-E that is also an EAN-8
                 # The same product under its other key: a scan finds it by either.
                 yield (alias, *product[1:])
 
