@@ -23,7 +23,7 @@ from app.domain.payment import Payment
 from app.domain.pricing import price_cart
 from app.domain.promotions import Promotion
 from app.lane.parts import LaneParts
-from app.lane.views import LaneView, Screen
+from app.lane.views import LaneView, PaymentView, Screen
 from app.services.payments import Completed
 from app.services.session import ShoppingSession
 from app.services.staff_port import StaffDesk
@@ -56,10 +56,6 @@ class LaneCore:
         self._notice_at = self.mono()
         # Payments whose close failed (provider unreachable): retried with backoff.
         self._retry_at: dict[str, float] = {}
-        # When each open payment expires on the monotonic clock, worked out from its
-        # expires_at the first time this process saw it, so a stepped wall clock
-        # neither ends a payment early nor keeps it up late.
-        self._expires_mono: dict[str, float] = {}
         self._retry_wait: dict[str, float] = {}
         self._recover: set[str] = set()  # left open by a crash: settle at the next ticks
         self.staff: StaffDesk | None = None  # staff mode, introduced by the composition root
@@ -133,15 +129,16 @@ class LaneCore:
         return self.clock.now() + after
 
     def _payment_expired(self, p: Payment) -> bool:
-        """Has ``p`` expired? Measured on the monotonic clock from the first time this
-        process saw it (its ``expires_at`` less the wall time then): a wall clock stepped
-        afterwards changes nothing. A process that starts late takes the wall clock once."""
-        mono = self.mono()
-        at = self._expires_mono.get(p.out_trade_no)
-        if at is None:
-            at = mono + (p.expires_at - self.clock.now()).total_seconds()
-            self._expires_mono[p.out_trade_no] = at
-        return mono >= at
+        """Has ``p`` expired? On the desk's monotonic deadline (``PaymentDesk.seconds_left``:
+        from when it was started, or from the first time this process saw it): a wall
+        clock stepped afterwards changes nothing."""
+        return self.p.desk.expired(p)
+
+    def _pay_deadline(self, p: Payment | PaymentView) -> datetime:
+        """When the QR's countdown ends, to show (``LaneView.deadline`` on the pay screen):
+        the wall clock now plus the seconds left on the payment's monotonic deadline, so the
+        seconds the shopper sees are the real ones whatever the wall clock did."""
+        return self.clock.now() + timedelta(seconds=max(0.0, self.p.desk.seconds_left(p)))
 
     def touch(self) -> None:
         """Any touch on the screen: the shopper is still there."""

@@ -141,15 +141,14 @@ class Paying(LaneCore):
             key = {PaymentState.CANCELLED: "payment_cancelled",
                    PaymentState.EXPIRED: "payment_expired"}.get(payment.state, "payment_failed")
             self._next_poll = None
-            self._expires_mono.pop(payment.out_trade_no, None)
+            self.p.desk.forget(payment.out_trade_no)
             self._touched()  # the idle timer starts again from the cart
-            self._cart_view(screen=Screen.SHOPPING, payment=None,
+            self._cart_view(screen=Screen.SHOPPING, payment=None, deadline=None,
                             notice=Notice.of(key, "warn" if key != "payment_failed" else "error"))
 
     def _show_payment(self, payment: Payment) -> None:
         if self._next_poll is None:
             self._next_poll = self.mono() + self.p.timings.poll.total_seconds()
-        self._payment_expired(payment)  # its monotonic expiry is taken from now on
         view = PaymentView(payment.out_trade_no, payment.qr_payload,
                            Money(payment.amount_minor, payment.currency), payment.method,
                            self._wallet, payment.expires_at,
@@ -160,7 +159,8 @@ class Paying(LaneCore):
         elif payment.closing:
             notice = Notice.of("payment_closing", "warn")
         self._cart_view(screen=Screen.PAY, payment=view, notice=notice,
-                        printer_notice=self._receipt_notice, checking_printer=False)
+                        printer_notice=self._receipt_notice, checking_printer=False,
+                        deadline=self._pay_deadline(payment))
 
     def cancel_payment(self) -> None:
         """Pay screen, "Cancel": close the provider's order (after checking it was not paid)."""
@@ -256,7 +256,7 @@ class Paying(LaneCore):
             self._recover.discard(p.out_trade_no)
             self._retry_at.pop(p.out_trade_no, None)
             self._retry_wait.pop(p.out_trade_no, None)
-            self._expires_mono.pop(p.out_trade_no, None)
+            self.p.desk.forget(p.out_trade_no)
             if self.session is not None and after.cart_id == self.session.session_id:
                 self.checkout.payment_changed(after)
 

@@ -75,6 +75,17 @@ class Timers(LaneCore):
                 payment = self.p.desk.settle(payment, payment.close_reason or "timeout")
             if self._view.screen is Screen.PAY:  # a completion may have moved on already
                 self._after_payment(payment)
+        self._resync_pay_deadline()
+
+    def _resync_pay_deadline(self) -> None:
+        """The QR's countdown as shown: put right after a wall-clock step (when it ends is
+        the payment's monotonic deadline, ``PaymentDesk.seconds_left``)."""
+        view = self._view
+        if view.screen is not Screen.PAY or view.payment is None or view.payment.closing:
+            return
+        shown = self._pay_deadline(view.payment)
+        if view.deadline is None or abs((view.deadline - shown).total_seconds()) > 1.0:
+            self._show(deadline=shown)
 
     def _tick_shopping(self, view: LaneView, now: float) -> None:
         if self._idle(now):

@@ -317,8 +317,10 @@ class KioskApp(App):
             shown.get("total", "")
         shown["pay_prompt"] = (say(lang, "scan_to_pay", wallet=present.wallet_name(
             pay.wallet, lang)) if pay.wallet else say(lang, "scan_to_pay_any")) if pay else ""
+        # The lane's deadline on the pay screen is the QR's monotonic one, shown against
+        # the wall clock (a stepped wall clock neither shortens nor stretches it).
         shown["pay_expires"] = say(lang, "expires_in", seconds=present.seconds_left(
-            pay.expires_at, now)) if pay and pay.qr_payload and not pay.closing else ""
+            view.deadline, now)) if pay and pay.qr_payload and not pay.closing else ""
         shown["qr"] = pay.qr_payload if pay and not pay.closing else ""
         shown["printer_notice"] = (view.printer_notice[0 if lang == "zh" else 1]
                                    if view.printer_notice else "")

@@ -98,6 +98,69 @@ def test_a_qr_still_expires_on_time_with_the_clock_stepped_back(lane, clock):
     assert lane.view.screen is Screen.SHOPPING and lane.view.notice.key == "payment_expired"
 
 
+def test_the_desk_does_not_expire_a_payment_when_the_clock_steps_forward(lane, clock,
+                                                                         demo_kiosk):
+    # PaymentDesk.expire_due (what `kiosk pay` and any other caller of the desk use): the
+    # QR's two minutes are measured on the monotonic clock, not against expires_at.
+    lane.scan(MILK)
+    lane.pay()
+    no = lane.view.payment.out_trade_no
+    clock.step(hours=1)
+    clock.advance(seconds=2)
+    assert lane.p.desk.expire_due() == []
+    state = demo_kiosk.db.execute("SELECT state, closing FROM payments WHERE out_trade_no = ?",
+                                  [no]).fetchone()
+    assert state[0] not in ("expired", "cancelled") and not state[1]
+
+
+def test_the_desk_expires_a_payment_on_time_with_the_clock_stepped_back(lane, clock):
+    lane.scan(MILK)
+    lane.pay()
+    no = lane.view.payment.out_trade_no
+    clock.step(hours=-1)
+    clock.advance(seconds=100)
+    assert lane.p.desk.expire_due() == []  # 20 s of its 2 minutes left
+    clock.advance(seconds=21)
+    [after] = lane.p.desk.expire_due()
+    assert after.out_trade_no == no and after.state.value == "expired"
+
+
+def test_a_payment_found_open_at_start_up_expires_on_its_wall_clock_deadline(
+        lane, clock, demo_kiosk, sim):
+    # No monotonic reference survives a restart: a new desk takes expires_at once, then
+    # counts on its own monotonic clock (a step after that changes nothing).
+    lane.scan(MILK)
+    lane.pay()
+    clock.advance(seconds=60)
+    provider = SimulatorAdapter(sim.url, "lane-01", SIMULATOR_SECRET, read_timeout=2.0)
+    fresh = bootstrap.build_payment_desk(demo_kiosk, provider)
+    assert fresh.expire_due() == []
+    assert 59 <= fresh.seconds_left(fresh.repo.all_open()[0]) <= 60
+    clock.step(hours=1)
+    assert fresh.expire_due() == []
+    clock.advance(seconds=61)
+    assert [p.state.value for p in fresh.expire_due()] == ["expired"]
+
+
+def test_the_pay_screens_countdown_counts_real_seconds_after_a_step(lane, clock):
+    from app.ui.present import seconds_left
+
+    lane.scan(MILK)
+    lane.pay()
+    assert seconds_left(lane.view.deadline, clock.now()) == 120
+    clock.step(hours=1)
+    clock.advance(seconds=2)
+    lane.tick()
+    # What the screen shows ("expires in N s") is the seconds left on the monotonic
+    # deadline, not expires_at less the stepped wall clock (which would read 0).
+    assert lane.view.screen is Screen.PAY
+    assert seconds_left(lane.view.deadline, clock.now()) == 118
+    clock.step(hours=-2)
+    clock.advance(seconds=8)
+    lane.tick()
+    assert seconds_left(lane.view.deadline, clock.now()) == 110  # not 3,710
+
+
 def test_the_receipt_screen_ends_on_time_with_the_clock_stepped_back(lane, sim, clock):
     lane.scan(MILK)
     lane.pay()
