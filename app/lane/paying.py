@@ -64,7 +64,7 @@ class Paying(LaneCore):
             self._cart_view(screen=Screen.SHOPPING, payment=None,
                             notice=Notice.of("nothing_to_pay", "warn"))
             return
-        if not self._room_to_pay():
+        if not self._room_to_pay() or not self._clock_right_to_pay():
             return
         draft = self._sale_draft(priced, exit_audit=bool(self._audit_reasons(priced)))
         what = f"{self.p.store_name_en} {priced.item_count} items"
@@ -88,6 +88,16 @@ class Paying(LaneCore):
                          "data directory")
         self._cart_view(screen=Screen.SHOPPING, payment=None,
                         notice=Notice.of("disk_full", "error"))
+        return False
+
+    def _clock_right_to_pay(self) -> bool:
+        """No QR while the kiosk's clock is wrong (``_wrong_clock``: staff are alerted
+        there): the provider would refuse the request, and the exit pass would be dated
+        1970. The shopper is told this lane cannot take payment; the cart stays."""
+        if not self._wrong_clock():
+            return True
+        self._cart_view(screen=Screen.SHOPPING, payment=None,
+                        notice=Notice.of("clock_wrong", "error"))
         return False
 
     def _alert_disk(self, message: str) -> None:

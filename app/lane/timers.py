@@ -123,8 +123,10 @@ class Timers(LaneCore):
             self.abandon("error")  # nobody came back: the next shopper starts clean
 
     def _tick_home(self, view: LaneView, now: float) -> None:
-        if self._home() is not view.screen:
-            self._show(screen=self._home())
+        home = self._home()  # asks the wall clock too: a clock set right ends out of order
+        if home is not view.screen or \
+                (home is Screen.OUT_OF_ORDER and view.wrong_clock != self._wrong_clock()):
+            self._show(screen=home)
 
 
 _Tick = Callable[[Timers, LaneView, float], None]

@@ -312,6 +312,11 @@ class KioskApp(App):
         shown["member"] = present.member_line(view, lang)
         shown["ages"] = present.age_lines(view, lang)
         shown["countdown"] = present.seconds_left(view.deadline, now)
+        # Why the lane is out of order: a wrong clock (named, with what it reads) or the camera.
+        # (a no-break space: the date and the time it reads stay on one line)
+        shown["out_of_order_prompt"] = say(lang, "out_of_order_clock", reads=view.wrong_clock
+                                           .replace(" ", "\u00a0")) \
+            if view.wrong_clock else say(lang, "out_of_order_prompt")
         pay = view.payment
         shown["pay_amount"] = present.money(pay.amount, lang) if pay else \
             shown.get("total", "")

@@ -215,3 +215,58 @@ def test_a_provider_refusing_the_kiosks_clock_alerts_staff_naming_the_clock(
     alerts = [m for kind, m in bootstrap.open_alerts(demo_kiosk) if kind == "clock"]
     assert len(alerts) == 1  # once while it lasts, however many calls were refused
     assert "the kiosk's clock" in alerts[0] and "lane-01" in alerts[0]
+
+
+def to_1970(clock: FixedClock) -> None:
+    """The kiosk's wall clock (only) reset as a dead RTC battery leaves it."""
+    now = clock.now()
+    clock.step(seconds=(datetime(1970, 1, 1, tzinfo=now.tzinfo) - now).total_seconds())
+
+
+def clock_alerts(kiosk) -> list[str]:
+    return [m for kind, m in bootstrap.open_alerts(kiosk) if kind == "clock"]
+
+
+def test_a_kiosk_booting_in_1970_is_out_of_order_naming_the_clock_until_it_is_set(
+        demo_kiosk, sim, clock):
+    wall = clock.now()
+    to_1970(clock)
+    provider = SimulatorAdapter(sim.url, "lane-01", SIMULATOR_SECRET, read_timeout=2.0)
+    lane = bootstrap.build_lane(demo_kiosk, provider=provider, receipt_notice=lambda: None)
+    lane.boot()
+    assert lane.view.screen is Screen.OUT_OF_ORDER
+    assert lane.view.wrong_clock == "1970-01-01 00:00"
+    [alert] = clock_alerts(demo_kiosk)
+    assert "lane-01" in alert and "the kiosk's clock says 1970-01-01" in alert
+    lane.scan(MILK)  # no sale starts: an exit pass dated 1970 is worthless
+    lane.start()
+    assert lane.view.screen is Screen.OUT_OF_ORDER and lane.session is None
+    assert demo_kiosk.db.execute("SELECT count(*) FROM sessions").fetchone()[0] == 0
+    clock.advance(minutes=2)
+    lane.tick()
+    assert lane.view.wrong_clock == "1970-01-01 00:02"  # the time it reads, kept current
+    assert len(clock_alerts(demo_kiosk)) == 1  # one alert while it lasts
+    clock.step(seconds=(wall - clock.now()).total_seconds())  # staff set the clock
+    clock.advance(seconds=1)
+    lane.tick()  # recovers by itself on the next tick
+    assert lane.view.screen is Screen.ATTRACT and lane.view.wrong_clock == ""
+    lane.scan(MILK)
+    assert lane.view.screen is Screen.SHOPPING and lane.session is not None
+
+
+def test_a_clock_reset_to_1970_mid_session_takes_no_payment(lane, clock, demo_kiosk):
+    lane.scan(MILK)
+    to_1970(clock)
+    lane.pay()
+    assert lane.view.screen is Screen.SHOPPING and lane.view.notice.key == "clock_wrong"
+    assert demo_kiosk.db.execute("SELECT count(*) FROM payments").fetchone()[0] == 0
+    assert len(clock_alerts(demo_kiosk)) == 1
+
+
+def test_the_out_of_order_words_name_the_clock_and_what_it_reads():
+    from app.ui.strings import say
+
+    assert say("en", "out_of_order_clock", reads="1970-01-01 00:00").startswith(
+        "The kiosk's clock says 1970-01-01 00:00")
+    assert "Staff: set the date and time" in say("en", "out_of_order_clock", reads="x")
+    assert "1970-01-01 00:00" in say("zh", "out_of_order_clock", reads="1970-01-01 00:00")
