@@ -270,3 +270,21 @@ def test_the_out_of_order_words_name_the_clock_and_what_it_reads():
         "The kiosk's clock says 1970-01-01 00:00")
     assert "Staff: set the date and time" in say("en", "out_of_order_clock", reads="x")
     assert "1970-01-01 00:00" in say("zh", "out_of_order_clock", reads="1970-01-01 00:00")
+
+
+def test_a_scan_or_touch_just_after_the_clock_went_wrong_starts_no_sale(lane, clock,
+                                                                       demo_kiosk):
+    assert lane.view.screen is Screen.ATTRACT
+    to_1970(clock)  # no tick yet: the attract screen is still up
+    lane.scan(MILK)
+    assert lane.session is None and lane.view.screen is Screen.OUT_OF_ORDER
+    clock.step(days=20_000)  # 2024: still before the floor
+    lane.tick()
+    assert lane.view.wrong_clock.startswith("2024-")
+    clock.step(days=800)  # set right (2026-12)
+    lane.tick()
+    assert lane.view.screen is Screen.ATTRACT
+    to_1970(clock)
+    lane.start()  # the touch on Start before the next tick
+    assert lane.session is None and lane.view.screen is Screen.OUT_OF_ORDER
+    assert demo_kiosk.db.execute("SELECT count(*) FROM sessions").fetchone()[0] == 0
