@@ -68,7 +68,7 @@ class Paying(LaneCore):
             self._cart_view(screen=Screen.SHOPPING, payment=None,
                             notice=Notice.of("nothing_to_pay", "warn"))
             return
-        if not self._room_to_pay():
+        if not self._room_to_pay() or not self._clock_right_to_pay():
             return
         draft = self._sale_draft(priced, exit_audit=bool(self._audit_reasons(priced)))
         what = f"{self.p.store_name_en} {priced.item_count} items"
@@ -189,6 +189,16 @@ class Paying(LaneCore):
 
         self._money(record, no)
 
+    def _clock_right_to_pay(self) -> bool:
+        """No QR while the kiosk's clock is wrong (``_wrong_clock``: staff are alerted
+        there): the provider would refuse the request, and the exit pass would be dated
+        1970. The shopper is told this lane cannot take payment; the cart stays."""
+        if not self._wrong_clock():
+            return True
+        self._cart_view(screen=Screen.SHOPPING, payment=None,
+                        notice=Notice.of("clock_wrong", "error"))
+        return False
+
     def _alert_disk(self, message: str) -> None:
         """A ``disk`` staff alert, at most once while unresolved; if even that cannot be
         written (the disk is that full), it is logged."""
@@ -240,15 +250,14 @@ class Paying(LaneCore):
             key = {PaymentState.CANCELLED: "payment_cancelled",
                    PaymentState.EXPIRED: "payment_expired"}.get(payment.state, "payment_failed")
             self._next_poll = None
-            self._expires_mono.pop(payment.out_trade_no, None)
+            self.p.desk.forget(payment.out_trade_no)
             self._touched()  # the idle timer starts again from the cart
-            self._cart_view(screen=Screen.SHOPPING, payment=None,
+            self._cart_view(screen=Screen.SHOPPING, payment=None, deadline=None,
                             notice=Notice.of(key, "warn" if key != "payment_failed" else "error"))
 
     def _show_payment(self, payment: Payment) -> None:
         if self._next_poll is None:
             self._next_poll = self.mono() + self.p.timings.poll.total_seconds()
-        self._payment_expired(payment)  # its monotonic expiry is taken from now on
         view = PaymentView(payment.out_trade_no, payment.qr_payload,
                            Money(payment.amount_minor, payment.currency), payment.method,
                            self._wallet, payment.expires_at,
@@ -259,7 +268,8 @@ class Paying(LaneCore):
         elif payment.closing:
             notice = Notice.of("payment_closing", "warn")
         self._cart_view(screen=Screen.PAY, payment=view, notice=notice,
-                        printer_notice=self._receipt_notice, checking_printer=False)
+                        printer_notice=self._receipt_notice, checking_printer=False,
+                        deadline=self._pay_deadline(payment))
 
     def cancel_payment(self) -> None:
         """Pay screen, "Cancel": close the provider's order (after checking it was not paid)."""
@@ -366,7 +376,7 @@ class Paying(LaneCore):
             self._recover.discard(p.out_trade_no)
             self._retry_at.pop(p.out_trade_no, None)
             self._retry_wait.pop(p.out_trade_no, None)
-            self._expires_mono.pop(p.out_trade_no, None)
+            self.p.desk.forget(p.out_trade_no)
             if self.session is not None and after.cart_id == self.session.session_id:
                 self.checkout.payment_changed(after)
 

@@ -87,6 +87,8 @@ class Scanning(LaneCore):
 
     def _goods(self, scanned: CleanScan | Refused, how: str) -> None:
         if self.session is None:
+            if not self._may_start():
+                return
             self._begin(how)
         assert self.session is not None
         if self.checkout.cart.frozen:
@@ -154,6 +156,8 @@ class Scanning(LaneCore):
 
     def _identified(self, member: MemberIdentity) -> None:
         if self.session is None:
+            if not self._may_start():
+                return
             self._begin(member.how)
         assert self.session is not None
         self.session.identify(member)

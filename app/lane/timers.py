@@ -80,6 +80,17 @@ class Timers(LaneCore):
                     self._after_payment(payment)
 
             self._money(poll, no)
+        self._resync_pay_deadline()
+
+    def _resync_pay_deadline(self) -> None:
+        """The QR's countdown as shown: put right after a wall-clock step (when it ends is
+        the payment's monotonic deadline, ``PaymentDesk.seconds_left``)."""
+        view = self._view
+        if view.screen is not Screen.PAY or view.payment is None or view.payment.closing:
+            return
+        shown = self._pay_deadline(view.payment)
+        if view.deadline is None or abs((view.deadline - shown).total_seconds()) > 1.0:
+            self._show(deadline=shown)
 
     def _tick_shopping(self, view: LaneView, now: float) -> None:
         if self._idle(now):
@@ -119,8 +130,10 @@ class Timers(LaneCore):
             self.abandon("error")  # nobody came back: the next shopper starts clean
 
     def _tick_home(self, view: LaneView, now: float) -> None:
-        if self._home() is not view.screen:
-            self._show(screen=self._home())
+        home = self._home()  # asks the wall clock too: a clock set right ends out of order
+        if home is not view.screen or \
+                (home is Screen.OUT_OF_ORDER and view.wrong_clock != self._wrong_clock()):
+            self._show(screen=home)
 
 
 _Tick = Callable[[Timers, LaneView, float], None]
