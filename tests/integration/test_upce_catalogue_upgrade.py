@@ -49,6 +49,7 @@ def test_a_catalogue_imported_before_finds_a_upce_label_by_every_path(tmp_path):
     assert catalogue.get("00000001234565").name_en == "Gum"  # the old row stays
     assert catalogue.get("00000096385074").name_en == "Tea"
     assert db.execute("SELECT count(*) FROM products").fetchone()[0] == 4  # one row added
+    assert catalogue.count() == 3  # Gum's two rows are one product
     db.close()
     again = open_database(path)  # not applied twice
     assert again.execute("SELECT count(*) FROM products").fetchone()[0] == 4
