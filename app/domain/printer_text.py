@@ -17,8 +17,9 @@ full-width ``￥``, ``®`` to ``(R)``, ``€`` to ``EUR``, the fraction slash of
 ``½`` to ``/``); else the Unicode NFKD decomposition with its combining marks
 dropped (``ä`` to ``a``, ``²`` to ``2``, ``™`` to ``TM``), each part folded
 again; else ``?``. Control characters are dropped (line breaks become a
-space): a product name must not carry printer commands. After folding, ``width`` is exact: one column per
-ASCII character, two per GBK character, which is what the printer does.
+space): a product name must not carry printer commands. After folding,
+``width`` is exact: one column per ASCII character, two per GBK character,
+which is what the printer does.
 
 Source of the rule: the printer vendors' code tables (GBK two-byte font in
 Chinese mode); Python's ``gbk`` codec is the reference for the set.
