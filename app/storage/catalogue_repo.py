@@ -28,6 +28,7 @@ from itertools import islice
 import sqlite_utils
 
 from app.domain.catalogue import Product, Unit
+from app.domain.gtin import gtin_keys
 from app.domain.money import Money
 from app.domain.promotions import Promotion, promotion_from_dict, promotion_to_dict
 from app.storage.db import write_transaction
@@ -113,7 +114,22 @@ class SqliteCatalogue:
         )
 
     def count(self) -> int:
-        return int(self._conn.execute("SELECT count(*) FROM products").fetchone()[0])
+        """Products in the catalogue: its rows, less the second row of each 8-digit code
+        stored under both its UPC-E's GTIN-12 and its EAN-8 key (``gtin.catalogue_keys``),
+        so ``kiosk db status`` and an import report the products the file listed."""
+        rows = int(self._conn.execute("SELECT count(*) FROM products").fetchone()[0])
+        # Only an EAN-8 key of a UPC-E (000000, then 0 or 1) can be a second row: one short
+        # range of the primary key, not a scan of the table.
+        second = 0
+        for (code,) in self._conn.execute(
+            "SELECT code FROM products WHERE code >= '00000000000000' AND code < '00000020000000'"
+        ).fetchall():
+            keys = gtin_keys(code)
+            if len(keys) == 2 and keys[1] == code != keys[0] and self._conn.execute(
+                "SELECT 1 FROM products WHERE code = ?", (keys[0],)
+            ).fetchone():
+                second += 1
+        return rows - second
 
     def meta(self) -> dict[str, str]:
         return dict(self._conn.execute("SELECT key, value FROM catalogue_meta").fetchall())
