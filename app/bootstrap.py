@@ -299,6 +299,7 @@ def build_payment_desk(kiosk: Kiosk, provider: PaymentProvider | None = None,
         on_completed=on_completed,
         on_clock_refused=lambda message: build_outbox(kiosk).alert("clock", message,
                                                                    kiosk.clock.now()),
+        monotonic=getattr(kiosk.clock, "monotonic", time.monotonic),
     )
 
 

@@ -446,24 +446,25 @@ class Runner:
         return "killed and started again"
 
     def _do_expect(self, **want: Any) -> str:
-        view = self.lane.view
-        checks: dict[str, Callable[[], Any]] = {
-            "screen": lambda: view.screen.value,
-            "lines": lambda: len(view.priced.lines) if view.priced else 0,
-            "total": lambda: view.priced.total.to_decimal_string() if view.priced else "",
-            "notice": lambda: view.notice.key if view.notice else "",
-            "member": lambda: view.member_id or "",
-            "receipt_printed": lambda: view.receipt.printed if view.receipt else None,
-            "exit_pass_on_screen": lambda: view.receipt.show_pass if view.receipt else None,
-            "exit_audit": lambda: view.receipt.exit_audit if view.receipt else None,
-            "payment_state": lambda: self._last_payment_state(),
-            "staff_flagged": lambda: bool(self._last_payment_flag()),
-            "printer_notice": lambda: bool(view.printer_notice),
-            "events_all_delivered": lambda: self._events_all_delivered(),
-            "refusal": lambda: dict(view.notice.values).get("code", "") if view.notice else "",
-            "staff_signed_in": lambda: self._staff_signed_in,
-            "orders": lambda: PaymentsRepo(self.rig.kiosk.db).count(),
-            "charges": lambda: self.rig.store.charges(),
+        # Each check reads the lane's view as it is when the check runs: a ``receipts`` check
+        # waits for the printer, and the receipt's "printed" arrives with its answer.
+        checks: dict[str, Callable[[Any], Any]] = {
+            "screen": lambda view: view.screen.value,
+            "lines": lambda view: len(view.priced.lines) if view.priced else 0,
+            "total": lambda view: view.priced.total.to_decimal_string() if view.priced else "",
+            "notice": lambda view: view.notice.key if view.notice else "",
+            "member": lambda view: view.member_id or "",
+            "receipt_printed": lambda view: view.receipt.printed if view.receipt else None,
+            "exit_pass_on_screen": lambda view: view.receipt.show_pass if view.receipt else None,
+            "exit_audit": lambda view: view.receipt.exit_audit if view.receipt else None,
+            "payment_state": lambda view: self._last_payment_state(),
+            "staff_flagged": lambda view: bool(self._last_payment_flag()),
+            "printer_notice": lambda view: bool(view.printer_notice),
+            "events_all_delivered": lambda view: self._events_all_delivered(),
+            "refusal": lambda view: dict(view.notice.values).get("code", "") if view.notice else "",
+            "staff_signed_in": lambda view: self._staff_signed_in,
+            "orders": lambda view: PaymentsRepo(self.rig.kiosk.db).count(),
+            "charges": lambda view: self.rig.store.charges(),
         }
         for key, expected in want.items():
             if key == "event":
@@ -486,7 +487,9 @@ class Runner:
             if key not in checks:
                 raise ScenarioError(f"expect: unknown check {key!r}; known: "
                                     f"{', '.join([*checks, 'event', 'receipts', 'audit'])}")
-            got = checks[key]()  # only what is asked for is looked at
+            if key == "receipt_printed":
+                self._settle_printer()  # the printer's answer, not a race against it
+            got = checks[key](self.lane.view)  # only what is asked for is looked at
             if got != expected:
                 raise ScenarioError(f"expected {key} = {expected!r}, got {got!r}")
         return ", ".join(f"{k}={v}" for k, v in want.items())

@@ -13,7 +13,7 @@ import click
 from app.cli.root import Context
 from app.domain.catalogue import Unit
 from app.domain.rejections import Refused
-from app.services.catalogue import CatalogueImportError, import_catalogue
+from app.services.catalogue import CatalogueImportError, ImportRunning, import_catalogue
 
 
 @click.group()
@@ -54,7 +54,7 @@ def catalog_import(obj: Context, file: Path, replace: bool) -> None:
                 progress=progress,
                 tax_classes=frozenset(obj.settings.store.tax_classes),
             )
-        except CatalogueImportError as exc:
+        except (CatalogueImportError, ImportRunning) as exc:
             click.echo("", err=True)
             raise click.ClickException(str(exc)) from None
     click.echo(f"imported {rows} products from {file}; catalogue now has {kiosk.catalogue.count()}")

@@ -3,7 +3,9 @@
 ``interpret`` turns cleaned scanner text (see ``scan_input``) into a ``ScannedCode``
 with the catalogue keys to try, best first. It understands:
 
-* GTIN-8/12/13/14 and UPC-E (expanded to UPC-A), check digits validated;
+* GTIN-8/12/13/14 and UPC-E (expanded to UPC-A), check digits validated; the
+  keys come from ``gtin.gtin_keys``, the same function the catalogue import
+  stores rows under, so every form of one code finds one row;
 * restricted-circulation numbers (02, 20-29) through the store's ``RcnLayout``s;
 * GS1-128 / DataBar element strings, bare (FNC1 as GS) or in HRI form
   ``(01)...(3103)...``: AIs 01, 10, 17, 310n (net weight), 392n (price);
@@ -29,7 +31,7 @@ from biip.gs1_messages import GS1Message
 
 from app.domain.gtin import (
     check_digit,
-    expand_upce,
+    gtin_keys,
     is_valid_gtin,
     to_key,
     upce_to_upca_payload,
@@ -128,21 +130,18 @@ def interpret(scan: CleanScan, rules: BarcodeRules) -> ScannedCode:
                     price_minor=reading.price_minor,
                     count=reading.count,
                 )
-        return ScannedCode(CodeKind.GTIN, (to_key(text),))
+        return ScannedCode(CodeKind.GTIN, gtin_keys(text))
     raise _not_product(text)
 
 
 def _eight_digits(text: str) -> ScannedCode:
-    # An 8-digit read is an EAN-8 or a UPC-E; when both check digits fit, try both.
-    candidates = []
-    if is_valid_gtin(text):
-        candidates.append(to_key(text))
-    upca = expand_upce(text)
-    if upca is not None:
-        candidates.append(to_key(upca))
+    # An 8-digit read is a UPC-E or an EAN-8; when both check digits fit, both keys
+    # are tried, the UPC-E's GTIN-12 first: the catalogue stores such a code under
+    # both, and a camera reading the same UPC-E label sends the GTIN-12.
+    candidates = gtin_keys(text)
     if not candidates:
         raise _bad_check_digit(text)
-    return ScannedCode(CodeKind.GTIN, tuple(candidates))
+    return ScannedCode(CodeKind.GTIN, candidates)
 
 
 def _short_upce(text: str) -> ScannedCode:
@@ -151,7 +150,7 @@ def _short_upce(text: str) -> ScannedCode:
     if seven[0] not in "01":
         raise _not_product(text)
     payload = upce_to_upca_payload(seven)
-    return ScannedCode(CodeKind.GTIN, (to_key(payload + str(check_digit(payload))),))
+    return ScannedCode(CodeKind.GTIN, gtin_keys(payload + str(check_digit(payload))))
 
 
 def _gs1_message(text: str, rules: BarcodeRules, *, hri: bool) -> ScannedCode:
@@ -208,7 +207,7 @@ def _from_element_strings(
     batch = by_ai["10"].value if "10" in by_ai else None
     return ScannedCode(
         kind,
-        (to_key(gtin),),
+        gtin_keys(gtin),
         weight_g=weight_g,
         price_minor=price_minor,
         expiry=expiry,

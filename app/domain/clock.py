@@ -2,8 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
+
+# The earliest the wall clock can truly read on a kiosk running this code: the start of
+# the year of its first commit (2026-11-25; this code did not exist before it). A clock
+# earlier than this is wrong, whatever else is true: a dead RTC battery (1970-01-01,
+# 2000-01-01, the board's firmware date) or someone at the settings. Stale by design in
+# the safe direction: it never refuses a right clock; a wrong clock that reads between
+# this date and real time is caught by the payment provider's 5-minute window instead
+# (a staff alert, docs/operations.md). Not the latest time in the database: a clock once
+# set ahead and then put right would lock the lane until that time came round.
+EARLIEST_PLAUSIBLE = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def implausible(now: datetime, floor: datetime = EARLIEST_PLAUSIBLE) -> bool:
+    """Whether the wall-clock time ``now`` (timezone-aware) is too early to be true:
+    before ``floor`` (``EARLIEST_PLAUSIBLE`` unless told). Source: issue 16, fault 3."""
+    return now < floor
 
 
 class Clock(Protocol):

@@ -16,9 +16,10 @@ whose compatibility decomposition is missing or not printable (``¥`` to the
 full-width ``￥``, ``®`` to ``(R)``, ``€`` to ``EUR``, the fraction slash of
 ``½`` to ``/``); else the Unicode NFKD decomposition with its combining marks
 dropped (``ä`` to ``a``, ``²`` to ``2``, ``™`` to ``TM``), each part folded
-again; else ``?``. Control characters are dropped: a product name must not
-carry printer commands. After folding, ``width`` is exact: one column per
-ASCII character, two per GBK character, which is what the printer does.
+again; else ``?``. Control characters are dropped (line breaks become a
+space): a product name must not carry printer commands. After folding,
+``width`` is exact: one column per ASCII character, two per GBK character,
+which is what the printer does.
 
 Source of the rule: the printer vendors' code tables (GBK two-byte font in
 Chinese mode); Python's ``gbk`` codec is the reference for the set.
@@ -69,6 +70,15 @@ FOLDS: dict[str, str] = {
     "¦": "|",
     "\u00a0": " ",  # no-break space
     "\t": " ",
+    # Line breaks (a footer or store name written on two lines): a space, so the words
+    # stay apart; the layout does its own wrapping. Still no byte below 0x20 is sent.
+    "\n": " ",
+    "\r": " ",
+    "\x0b": " ",
+    "\x0c": " ",
+    "\x85": " ",
+    "\u2028": " ",
+    "\u2029": " ",
 }
 
 # GBK characters an English-only printer needs an ASCII form for (NFKD has none).

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from app.domain.catalogue import Product
-from app.domain.gtin import catalogue_key
+from app.domain.gtin import catalogue_keys
 from app.domain.money import Money
 
 ITEM_KINDS = ("multi_buy", "n_for_x", "percent_off", "amount_off")
@@ -145,7 +145,11 @@ def promotion_from_dict(data: dict[str, object], currency: str) -> Promotion:
         return value
 
     try:
-        products = frozenset(catalogue_key(code) for code in strings("products"))
+        # Every key the code is stored under (a UPC-E that is also an EAN-8 has two),
+        # so the promotion covers the product whichever path found it.
+        products = frozenset(
+            key for code in strings("products") for key in catalogue_keys(code)
+        )
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
 

@@ -19,11 +19,12 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from app.domain.clock import implausible
 from app.domain.payment import Payment
 from app.domain.pricing import price_cart
 from app.domain.promotions import Promotion
 from app.lane.parts import LaneParts
-from app.lane.views import LaneView, Screen
+from app.lane.views import LaneView, PaymentView, Screen
 from app.services.payments import Completed
 from app.services.session import ShoppingSession
 from app.services.staff_port import StaffDesk
@@ -57,12 +58,9 @@ class LaneCore:
         self._notice_at = self.mono()
         # Payments whose close failed (provider unreachable): retried with backoff.
         self._retry_at: dict[str, float] = {}
-        # When each open payment expires on the monotonic clock, worked out from its
-        # expires_at the first time this process saw it, so a stepped wall clock
-        # neither ends a payment early nor keeps it up late.
-        self._expires_mono: dict[str, float] = {}
         self._retry_wait: dict[str, float] = {}
         self._recover: set[str] = set()  # left open by a crash: settle at the next ticks
+        self._clock_alerted = False  # one staff alert per spell of a wrong clock
         self.staff: StaffDesk | None = None  # staff mode, introduced by the composition root
         self._open = self._stored_open()
         self._exit_audit: tuple[str, list[str]] | None = None  # the last decision's reasons
@@ -84,6 +82,9 @@ class LaneCore:
                 screen is not Screen.STAFF and not self._leaving:
             # Staff mode stays up; what the lane did underneath is where it returns to.
             changes["back_to"] = changes.pop("screen")
+        # The out-of-order screen names a wrong clock and the time it reads (kept current).
+        shown = changes.get("screen", self._view.screen)
+        changes["wrong_clock"] = self._wrong_clock() if shown is Screen.OUT_OF_ORDER else ""
         if "notice" in changes and changes["notice"] is not self._view.notice:
             self._notice_at = self.mono()
         view = replace(self._view, version=self._view.version + 1, **changes)
@@ -106,9 +107,40 @@ class LaneCore:
     def _home(self) -> Screen:
         if not self._open:
             return Screen.CLOSED
-        if self._out_of_order():
+        if self._wrong_clock() or self._out_of_order():
             return Screen.OUT_OF_ORDER
         return Screen.ATTRACT
+
+    def _wrong_clock(self) -> str:
+        """What the kiosk's wall clock reads ("1970-01-01 00:00") if it is too early to be
+        true (before ``LaneParts.clock_floor``, app.domain.clock.implausible), else ''.
+        No sale starts then: an exit pass or a signed request dated 1970 is worthless. The
+        first reading of a spell raises one ``clock`` staff alert; asked on every tick of
+        the home screens, so the lane recovers by itself once the clock is set."""
+        now = self.clock.now()
+        if not implausible(now, self.p.clock_floor):
+            self._clock_alerted = False
+            return ""
+        if not self._clock_alerted:
+            self._clock_alerted = True
+            message = (f"{self.p.lane_id}: the kiosk's clock says {now:%Y-%m-%d}, before "
+                       f"{self.p.clock_floor:%Y-%m-%d} (the earliest it can be), so this lane "
+                       "is out of order and sells nothing; set the date and time (NTP, or "
+                       "the BIOS clock and its battery)")
+            log.error("%s", message)
+            try:
+                self.p.outbox.alert("clock", message, now)
+            except Exception:  # noqa: BLE001 - the lane must still say it is out of order
+                log.exception("could not record the staff alert: %s", message)
+        return f"{now:%Y-%m-%d %H:%M}"
+
+    def _may_start(self) -> bool:
+        """Whether a session may begin now; if the clock is wrong, the out-of-order screen
+        instead (a scan or touch between two ticks must not start a sale)."""
+        if self._wrong_clock():
+            self._show(screen=self._home())
+            return False
+        return True
 
     def _out_of_order(self) -> bool:
         lost = self._camera_lost_since
@@ -137,15 +169,16 @@ class LaneCore:
         return self.clock.now() + after
 
     def _payment_expired(self, p: Payment) -> bool:
-        """Has ``p`` expired? Measured on the monotonic clock from the first time this
-        process saw it (its ``expires_at`` less the wall time then): a wall clock stepped
-        afterwards changes nothing. A process that starts late takes the wall clock once."""
-        mono = self.mono()
-        at = self._expires_mono.get(p.out_trade_no)
-        if at is None:
-            at = mono + (p.expires_at - self.clock.now()).total_seconds()
-            self._expires_mono[p.out_trade_no] = at
-        return mono >= at
+        """Has ``p`` expired? On the desk's monotonic deadline (``PaymentDesk.seconds_left``:
+        from when it was started, or from the first time this process saw it): a wall
+        clock stepped afterwards changes nothing."""
+        return self.p.desk.expired(p)
+
+    def _pay_deadline(self, p: Payment | PaymentView) -> datetime:
+        """When the QR's countdown ends, to show (``LaneView.deadline`` on the pay screen):
+        the wall clock now plus the seconds left on the payment's monotonic deadline, so the
+        seconds the shopper sees are the real ones whatever the wall clock did."""
+        return self.clock.now() + timedelta(seconds=max(0.0, self.p.desk.seconds_left(p)))
 
     def touch(self) -> None:
         """Any touch on the screen: the shopper is still there."""

@@ -56,7 +56,7 @@ class ScreenFlow(LaneCore):
 
     def start(self) -> None:
         """Attract screen, "Start": the member screen comes first."""
-        if self._view.screen is not Screen.ATTRACT:
+        if self._view.screen is not Screen.ATTRACT or not self._may_start():
             return
         self._begin("touch")
         self._cart_view(screen=Screen.MEMBER, notice=None)

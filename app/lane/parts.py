@@ -6,11 +6,11 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlite_utils
 
-from app.domain.clock import Clock
+from app.domain.clock import EARLIEST_PLAUSIBLE, Clock
 from app.domain.exit_audit import ExitAuditRules
 from app.domain.payment_code import DEFAULT_CODE_RANGES, CodeRange
 from app.domain.promotions import Promotion
@@ -80,6 +80,9 @@ class LaneParts:
     # Seconds that never step: every wait and deadline of the lane is measured on it; the
     # wall clock (``clock``) only for what is shown, signed or sent (issue 16, fault 3).
     monotonic: Callable[[], float] = time.monotonic
+    # A wall clock earlier than this is wrong: the lane is out of order until it is set
+    # (app.domain.clock.EARLIEST_PLAUSIBLE; tests move it instead of the machine's clock).
+    clock_floor: datetime = EARLIEST_PLAUSIBLE
 
 
 __all__ = ["ATTRACT_NOTICE", "HELP_REPEAT", "HELP_WAIT", "LaneParts", "LaneTimings",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 
 from app.domain.events import EventType, new_event
@@ -70,7 +70,7 @@ class Paying(LaneCore):
             self._cart_view(screen=Screen.SHOPPING, payment=None,
                             notice=Notice.of("nothing_to_pay", "warn"))
             return
-        if not self._room_to_pay():
+        if not self._room_to_pay() or not self._clock_right_to_pay():
             return
         draft = self._sale_draft(priced, exit_audit=bool(self._audit_reasons(priced)))
         what = f"{self.p.store_name_en} {priced.item_count} items"
@@ -231,6 +231,16 @@ class Paying(LaneCore):
 
         self._money(record, no)
 
+    def _clock_right_to_pay(self) -> bool:
+        """No QR while the kiosk's clock is wrong (``_wrong_clock``: staff are alerted
+        there): the provider would refuse the request, and the exit pass would be dated
+        1970. The shopper is told this lane cannot take payment; the cart stays."""
+        if not self._wrong_clock():
+            return True
+        self._cart_view(screen=Screen.SHOPPING, payment=None,
+                        notice=Notice.of("clock_wrong", "error"))
+        return False
+
     def _alert_disk(self, message: str) -> None:
         """A ``disk`` staff alert, at most once while unresolved; if even that cannot be
         written (the disk is that full), it is logged."""
@@ -284,12 +294,12 @@ class Paying(LaneCore):
             if payment.state is PaymentState.FAILED and payment.decline:
                 key = f"declined_{payment.decline}"  # the wallet's reason, in the shopper's words
             self._next_poll = None
-            self._expires_mono.pop(payment.out_trade_no, None)
+            self.p.desk.forget(payment.out_trade_no)
             self._touched()  # the idle timer starts again from the cart
             if payment.by_code and self.session is not None:
                 self._code_ended(payment, key)
                 return
-            self._cart_view(screen=Screen.SHOPPING, payment=None,
+            self._cart_view(screen=Screen.SHOPPING, payment=None, deadline=None,
                             notice=Notice.of(key, "warn" if key != "payment_failed" else "error"))
 
     def _code_ended(self, payment: Payment, key: str) -> None:
@@ -313,7 +323,6 @@ class Paying(LaneCore):
     def _show_payment(self, payment: Payment) -> None:
         if self._next_poll is None:
             self._next_poll = self.mono() + self.p.timings.poll.total_seconds()
-        self._payment_expired(payment)  # its monotonic expiry is taken from now on
         view = PaymentView(payment.out_trade_no, payment.qr_payload,
                            Money(payment.amount_minor, payment.currency), payment.method,
                            payment.wallet if payment.by_code else self._wallet,
@@ -333,15 +342,12 @@ class Paying(LaneCore):
             notice = Notice.of("payment_closing", "warn")
         self._cart_view(screen=Screen.PAY, payment=view, notice=notice,
                         printer_notice=self._receipt_notice, checking_printer=False,
-                        takes_codes=self._takes_codes())
+                        takes_codes=self._takes_codes(), deadline=self._pay_deadline(payment))
 
     def _code_deadline_shown(self, payment: Payment) -> datetime | None:
-        """The wall-clock time to show for a code charge's deadline: the monotonic deadline
-        (``_expires_mono``, from ``payment.code_deadline_s``) as seen from now."""
-        at = self._expires_mono.get(payment.out_trade_no)
-        if not payment.by_code or at is None:
-            return None
-        return self.clock.now() + timedelta(seconds=max(0.0, at - self.mono()))
+        """The wall-clock time to show for a code charge's deadline (``payment.code_deadline_s``
+        on the desk's monotonic clock, as seen from now); None for a QR payment."""
+        return self._pay_deadline(payment) if payment.by_code else None
 
     def cancel_payment(self) -> None:
         """Pay screen, "Cancel": close the provider's order (after checking it was not paid)."""
@@ -448,7 +454,7 @@ class Paying(LaneCore):
             self._recover.discard(p.out_trade_no)
             self._retry_at.pop(p.out_trade_no, None)
             self._retry_wait.pop(p.out_trade_no, None)
-            self._expires_mono.pop(p.out_trade_no, None)
+            self.p.desk.forget(p.out_trade_no)
             if self.session is not None and after.cart_id == self.session.session_id:
                 self.checkout.payment_changed(after)
 

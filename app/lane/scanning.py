@@ -106,6 +106,8 @@ class Scanning(LaneCore):
 
     def _goods(self, scanned: CleanScan | Refused, how: str) -> None:
         if self.session is None:
+            if not self._may_start():
+                return
             self._begin(how)
         assert self.session is not None
         if self.checkout.cart.frozen:
@@ -173,6 +175,8 @@ class Scanning(LaneCore):
 
     def _identified(self, member: MemberIdentity) -> None:
         if self.session is None:
+            if not self._may_start():
+                return
             self._begin(member.how)
         assert self.session is not None
         self.session.identify(member)

@@ -66,7 +66,7 @@ class Timers(LaneCore):
                 self.cancel_payment()  # walked away at the wallet choice
             return
         code_waiting = view.payment.mode == "code" and \
-            now < self._expires_mono.get(view.payment.out_trade_no, now)
+            not self.p.desk.expired(view.payment)
         if view.payment.closing and self._idle(now) and not code_waiting:
             # A cancel the provider could not hear yet: the shopper may walk away from it.
             # Not while a payment-code charge is within its deadline: the shopper is
@@ -84,19 +84,24 @@ class Timers(LaneCore):
                     self._after_payment(payment)
 
             self._money(poll, no)
-        elif view.payment.deadline is not None:
-            self._resync_code_deadline(view, now)
+        self._resync_pay_deadline()
 
-    def _resync_code_deadline(self, view: LaneView, now: float) -> None:
-        """The wall clock was stepped while "confirm on your phone" counts down: show the
-        same remaining time against it (the deadline itself is the monotonic one)."""
-        pay = view.payment
-        at = self._expires_mono.get(pay.out_trade_no) if pay is not None else None
-        if pay is None or pay.deadline is None or at is None:
+    def _resync_pay_deadline(self) -> None:
+        """The countdown as shown (the QR's, or "confirm on your phone"'s): put right after a
+        wall-clock step (when it ends is the payment's monotonic deadline,
+        ``PaymentDesk.seconds_left``)."""
+        view = self._view
+        if view.screen is not Screen.PAY or view.payment is None or view.payment.closing:
             return
-        shown = self.clock.now() + timedelta(seconds=max(0.0, at - now))
-        if abs((pay.deadline - shown).total_seconds()) > 1.0:
-            self._show(payment=replace(pay, deadline=shown))
+        shown = self._pay_deadline(view.payment)
+        changes: dict[str, object] = {}
+        if view.deadline is None or abs((view.deadline - shown).total_seconds()) > 1.0:
+            changes["deadline"] = shown
+        pay = view.payment
+        if pay.deadline is not None and abs((pay.deadline - shown).total_seconds()) > 1.0:
+            changes["payment"] = replace(pay, deadline=shown)
+        if changes:
+            self._show(**changes)
 
     def _tick_shopping(self, view: LaneView, now: float) -> None:
         if self._idle(now):
@@ -136,8 +141,10 @@ class Timers(LaneCore):
             self.abandon("error")  # nobody came back: the next shopper starts clean
 
     def _tick_home(self, view: LaneView, now: float) -> None:
-        if self._home() is not view.screen:
-            self._show(screen=self._home())
+        home = self._home()  # asks the wall clock too: a clock set right ends out of order
+        if home is not view.screen or \
+                (home is Screen.OUT_OF_ORDER and view.wrong_clock != self._wrong_clock()):
+            self._show(screen=home)
 
 
 _Tick = Callable[[Timers, LaneView, float], None]

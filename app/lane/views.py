@@ -98,8 +98,13 @@ class LaneView:
     takes_codes: bool = False
     payment: PaymentView | None = None
     receipt: ReceiptView | None = None
-    deadline: datetime | None = None  # "still there?" countdown, or the receipt screen's end
+    # "still there?" countdown, the receipt screen's end, or the QR's expiry on the pay
+    # screen: display only, the wall clock now plus the time left on a monotonic deadline
+    deadline: datetime | None = None
     back_to: Screen | None = None  # where "I'm still here" or "Back" returns
+    # On the out-of-order screen: what the kiosk's wall clock reads ("1970-01-01 00:00")
+    # when it is too early to be true (app.domain.clock.implausible); '' otherwise.
+    wrong_clock: str = ""
     help_requested: bool = False
     manual_entry: bool = False  # the camera is lost: typing the code is offered first
     camera_ok: bool = True

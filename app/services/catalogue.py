@@ -1,8 +1,11 @@
 """Catalogue use cases: import the store's product file, import promotions, and resolve a scan.
 
-``import_catalogue`` validates every row before anything is written and loads
-the whole file in one transaction, so a file with a bad row leaves the previous
-catalogue exactly as it was, and the error names the line and the reason.
+``import_catalogue`` validates every row and switches the new catalogue in only
+when the whole file is good, so a file with a bad row leaves the previous
+catalogue exactly as it was, and the error names the line and the reason. The
+rows are written in short transactions beside the live catalogue
+(``SqliteCatalogue.load``), so a large import never blocks the lane's writes for
+more than one batch (issue 16, fault 2).
 ``lookup`` is what `kiosk catalog lookup` and the checkout use to turn any
 scanned string into a product, the weight/price/quantity in the code, and the
 price the line will cost.
@@ -24,14 +27,14 @@ from typing import Any
 from app.domain.barcodes import BarcodeRules, ScannedCode, interpret
 from app.domain.cart import Cart
 from app.domain.catalogue import Catalogue, ScannedItem, find_item
-from app.domain.gtin import catalogue_key
+from app.domain.gtin import catalogue_keys, gtin_keys
 from app.domain.money import exponent_of
 from app.domain.pricing import PricedLine, price_cart
 from app.domain.promotions import Promotion, promotion_from_dict
 from app.domain.rejections import Refusal, Refused
 from app.domain.scan_input import clean_scan
 from app.domain.tax import TaxPolicy
-from app.storage.catalogue_repo import COLUMNS, ProductRow, SqliteCatalogue
+from app.storage.catalogue_repo import COLUMNS, ImportRunning, ProductRow, SqliteCatalogue
 
 # The file's columns are the table's columns, in the same order; the first four are required.
 REQUIRED_COLUMNS = COLUMNS[:4]
@@ -83,6 +86,17 @@ def _parse_minor(text: str, exponent: int) -> int:
     return int(whole + frac)
 
 
+def _duplicate(code: str, key: str, line: int, written: str | None) -> str:
+    # Name the key when the two were written differently: an 8-digit UPC-E and its
+    # 12-digit UPC-A are one product (gtin.gtin_keys). ``written`` None: line ``line``
+    # took the fast path, a bare GTIN-13 (the key without its leading 0).
+    if written is None:
+        written = key[1:]
+    if written == code:
+        return f"code {code} already on line {line}"
+    return f"code {code} already on line {line} as {written} (both are GTIN {key})"
+
+
 def _validated_rows(
     reader: Any,  # a csv.reader: rows, and line_num for error messages
     header: list[str],
@@ -97,7 +111,10 @@ def _validated_rows(
     order = [header.index(c) if c in header else width for c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
     standard = order == list(range(len(order))) and width == len(order)
     pick = itemgetter(*order)
-    seen: dict[str, int] = {}
+    seen: dict[str, int] = {}  # key -> the line that first used it
+    # key -> the code as written on that line, for codes off the fast path (kept apart
+    # so a bare GTIN-13 row stores one int: validation is most of the import's cost).
+    written_as: dict[str, str] = {}
     rows_read = 0
     for row in reader:
         rows_read += 1
@@ -127,17 +144,36 @@ def _validated_rows(
             ) = row  # noqa: E501
             # Fast paths for the common shapes (a bare GTIN-13, "12.50"); anything
             # else takes the general, slower checks with their precise messages.
-            if len(code) == 13 and code.isdigit() and code.isascii():
+            # An EAN-8 padded to 13 digits ("00000...") takes the general path: it
+            # may be a UPC-E too (gtin.gtin_keys).
+            if (
+                len(code) == 13
+                and code.isdigit()
+                and code.isascii()
+                and (code[0] != "0" or code[:5] != "00000")
+            ):
                 digits = code.encode()
                 odd, even = digits[-2::-2], digits[-3::-2]
                 if (3 * (sum(odd) - 288) + sum(even) - 288 + digits[-1] - 48) % 10:
-                    raise ValueError(f"GTIN {code} has a wrong check digit")
+                    catalogue_keys(code)  # raises with the reason: what it looks like
                 code = "0" + code
+                if code in seen:
+                    first = seen[code]
+                    raise ValueError(_duplicate(code[1:], code, first, written_as.get(code)))
+                seen[code] = line
+                aliases: tuple[str, ...] = ()
             else:
-                code = catalogue_key(code)
-            if code in seen:
-                raise ValueError(f"code {row[0].strip()} already on line {seen[code]}")
-            seen[code] = line
+                # The same normalisation a scan goes through (gtin.gtin_keys): an
+                # 8-digit UPC-E that is also a valid EAN-8 is stored under both keys.
+                code, *more = catalogue_keys(code)
+                aliases = tuple(more)
+                written = row[0].strip()
+                for key in (code, *aliases):
+                    if key in seen:
+                        raise ValueError(_duplicate(written, key, seen[key], written_as.get(key)))
+                for key in (code, *aliases):
+                    seen[key] = line
+                    written_as[key] = written
             name_zh = name_zh.strip()
             name_en = name_en.strip()
             if not name_zh or not name_en:
@@ -179,7 +215,7 @@ def _validated_rows(
             errors.append(RowError(line, reason))
             continue
         if not errors:  # once a row is bad nothing will be written; only keep checking
-            yield (
+            product: ProductRow = (
                 code,
                 name_zh,
                 name_en,
@@ -192,6 +228,10 @@ def _validated_rows(
                 dept.strip(),
                 image.strip(),
             )
+            yield product
+            for alias in aliases:  # empty but for an 8-digit UPC-E that is also an EAN-8
+                # The same product under its other key: a scan finds it by either.
+                yield (alias, *product[1:])
 
 
 BATCH_ROWS = 2000
@@ -293,10 +333,15 @@ def import_catalogue(
     progress: Progress | None = None,
     parallel: bool | None = None,
 ) -> int:
-    """Validate and load a catalogue CSV (UTF-8, header row); returns the rows loaded.
+    """Validate and load a catalogue CSV (UTF-8, header row); returns the products loaded.
+
+    An 8-digit code that is both a valid UPC-E and a valid EAN-8 is stored under
+    both keys (``gtin.catalogue_keys``) and counted once.
 
     ``parallel`` forces validation in a second process on (True) or off (False);
-    by default large files use one.
+    by default large files use one. Raises ``CatalogueImportError`` for a bad file and
+    ``ImportRunning`` while another import runs on the same database; either way the
+    catalogue is unchanged.
     """
     exponent = exponent_of(catalogue.currency)
     total = path.stat().st_size
@@ -308,10 +353,16 @@ def import_catalogue(
     class _Abort(Exception):
         pass
 
+    aliases = 0  # second keys of 8-digit codes (UPC-E and EAN-8): rows, not products
+
     def rows() -> Iterator[ProductRow]:
+        nonlocal aliases
         for message in source(path, exponent, tax_classes):
             if message[0] == "rows":
                 yield from message[1]
+                aliases += sum(
+                    1 for r in message[1] if r[0][:6] == "000000" and gtin_keys(r[0])[0] != r[0]
+                )
                 if progress:
                     progress(message[2], total)
             elif message[0] == "done":
@@ -319,7 +370,7 @@ def import_catalogue(
             else:
                 raise RuntimeError(message[1])
         if errors:
-            raise _Abort  # rolls the transaction back inside load()
+            raise _Abort  # load() then drops what it built; the live catalogue is untouched
 
     meta = {"currency": catalogue.currency, "source": path.name}
     try:
@@ -328,7 +379,7 @@ def import_catalogue(
         raise CatalogueImportError(errors[:MAX_REPORTED_ERRORS], len(errors)) from None
     if progress:
         progress(total, total)
-    return loaded
+    return loaded - aliases
 
 
 def load_promotions_file(path: Path, currency: str) -> list[Promotion]:
@@ -383,6 +434,7 @@ def lookup(
 
 __all__ = [
     "CatalogueImportError",
+    "ImportRunning",
     "Lookup",
     "Refusal",
     "Refused",

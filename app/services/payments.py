@@ -24,10 +24,11 @@ one lane's payments and writes every step before acting on it:
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from app.domain.clock import Clock
 from app.domain.payment import (
@@ -81,6 +82,16 @@ class Completed:
     job_id: int
 
 
+class Expiring(Protocol):
+    """What a deadline needs of a payment (a ``Payment``, or the lane's view of one)."""
+
+    @property
+    def out_trade_no(self) -> str: ...
+
+    @property
+    def expires_at(self) -> datetime: ...
+
+
 class _ChangedMeanwhile(Exception):
     """The payment changed between reading it and the notification's transaction."""
 
@@ -92,10 +103,21 @@ class PaymentDesk:
                  clock: Clock, lane_id: str, *, expire_after: timedelta = timedelta(minutes=2),
                  on_completed: Callable[[Completed], None] | None = None,
                  order_ids: Callable[[str, datetime], str] = new_order_id,
-                 on_clock_refused: Callable[[str], None] | None = None) -> None:
+                 on_clock_refused: Callable[[str], None] | None = None,
+                 monotonic: Callable[[], float] | None = None) -> None:
         self.repo, self.provider, self.signer = repo, provider, signer
         self.order_ids = order_ids
         self.clock, self.lane_id = clock, lane_id
+        # Seconds that never step (the clock's own ``monotonic`` when it has one, so a
+        # test's FixedClock.advance moves both): every payment's deadline is measured on it.
+        self.monotonic: Callable[[], float] = (
+            monotonic if monotonic is not None else getattr(clock, "monotonic", time.monotonic))
+        # out_trade_no -> when it expires on ``monotonic``: set when this desk starts the
+        # payment, or (a payment found open at start-up) worked out from its wall-clock
+        # expires_at the first time this process looks at it. A wall clock stepped
+        # afterwards neither ends a payment early nor keeps its QR up late (issue 16,
+        # fault 3); expires_at itself stays wall-clock, because it is sent (time_expire).
+        self._deadlines: dict[str, float] = {}
         self.expire_after = expire_after
         self.on_completed = on_completed
         # Told (with a message for staff) when the provider refuses the kiosk's clock.
@@ -121,6 +143,8 @@ class PaymentDesk:
         now = self.clock.now()
         payment = new_payment(self.order_ids(self.lane_id, now), cart_id, sale.total.minor,
                               sale.currency, self.provider.name, now, now + self.expire_after)
+        self._deadlines[payment.out_trade_no] = \
+            self.monotonic() + self.expire_after.total_seconds()
         try:
             self.repo.add(payment, sale.to_dict(), now)
         except OpenPaymentExists:
@@ -342,11 +366,36 @@ class PaymentDesk:
         """Close an open payment for ``reason`` (timeout, cancel, reset), querying first."""
         return self._close(p, reason)
 
+    def seconds_left(self, p: Expiring) -> float:
+        """Seconds until ``p`` expires (negative: past), on the monotonic clock: from when
+        this desk started it, or, for a payment this process did not start (found open at
+        start-up, started by another process), from its wall-clock ``expires_at`` as read
+        the first time it is asked about, then never from the wall clock again."""
+        mono = self.monotonic()
+        at = self._deadlines.get(p.out_trade_no)
+        if at is None:
+            at = mono + (p.expires_at - self.clock.now()).total_seconds()
+            self._deadlines[p.out_trade_no] = at
+        return at - mono
+
+    def expired(self, p: Expiring) -> bool:
+        """Whether ``p`` is past its expiry (``seconds_left`` <= 0)."""
+        return self.seconds_left(p) <= 0
+
+    def forget(self, out_trade_no: str) -> None:
+        """Drop the deadline of a payment that has ended (no effect if there is none)."""
+        self._deadlines.pop(out_trade_no, None)
+
     def expire_due(self) -> list[Payment]:
-        """Close every open payment past its expiry (call every second or so)."""
-        now = self.clock.now()
-        return [self._close(p, "timeout") for p in self.repo.all_open()
-                if p.expires_at <= now or p.closing]
+        """Close every open payment past its expiry on the monotonic clock
+        (``seconds_left``), or asked to close (call every second or so). Returns them as
+        they are after the attempt (still open if the provider could not be reached)."""
+        due = [p for p in self.repo.all_open() if p.closing or self.expired(p)]
+        done = [self._close(p, "timeout") for p in due]
+        for p in done:
+            if not p.open:
+                self.forget(p.out_trade_no)
+        return done
 
     def recover(self) -> list[Payment]:
         """At start-up: settle every payment left open by a crash or power cut."""
@@ -445,5 +494,6 @@ class PaymentDesk:
                 "steps": self.repo.steps(out_trade_no)}
 
 
-__all__ = ["Completed", "InvalidNotification", "Notification", "OrderRequest", "PaymentDesk",
-           "PaymentError", "PaymentProvider", "ProviderStatus", "ProviderView", "new_order_id"]
+__all__ = ["Completed", "Expiring", "InvalidNotification", "Notification", "OrderRequest",
+           "PaymentDesk", "PaymentError", "PaymentProvider", "ProviderStatus", "ProviderView",
+           "new_order_id"]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from app.domain.gtin import gtin_keys
+
 MIGRATIONS = Migrations("kiosk")
 
 PRODUCTS_COLUMNS = (
@@ -223,7 +225,27 @@ def m010_session_price_snapshot(db: sqlite_utils.Database) -> None:
 
 
 @MIGRATIONS()
-def m011_payment_codes(db: sqlite_utils.Database) -> None:
+def m011_upce_catalogue_keys(db: sqlite_utils.Database) -> None:
+    # Issue 17, part 1: an import before this stored an 8-digit code that is both a
+    # valid UPC-E and a valid EAN-8 only under its EAN-8 key. Scans now key a UPC-E by
+    # its GTIN-12 first and a camera sends only that, so such a product was refused by
+    # the camera until the catalogue was imported again. Add the GTIN-12 row, as an
+    # import does now (gtin.catalogue_keys); the EAN-8 row stays. Only EAN-8 keys of
+    # a UPC-E (000000 then 0 or 1) can need it: one short range of the key.
+    rows = db.execute(
+        "SELECT * FROM products WHERE code >= '00000000000000' AND code < '00000020000000'"
+    ).fetchall()
+    for row in rows:
+        keys = gtin_keys(row[0])
+        if len(keys) == 2 and keys[1] == row[0] and keys[0] != row[0]:
+            db.execute(
+                f"INSERT OR IGNORE INTO products VALUES ({', '.join('?' * len(row))})",
+                (keys[0], *row[1:]),
+            )
+
+
+@MIGRATIONS()
+def m012_payment_codes(db: sqlite_utils.Database) -> None:
     # Customer-presented payment (the shopper's payment code): the mode, the wallet, and
     # whether the code was (about to be) sent, written before the call so a restarted kiosk
     # queries and reverses instead of charging again. The code itself is never stored.

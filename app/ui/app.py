@@ -328,19 +328,28 @@ class KioskApp(App):
                   "has_payment": view.payment is not None}
         shown["notice"] = present.notice_text(view.notice, lang)
         shown["notice_level"] = view.notice.level if view.notice else "info"
-        # Out of order: the reason the lane gave (app.lane.refusing), else the camera's.
-        shown["out_of_order"] = (shown["notice"] if view.screen is Screen.OUT_OF_ORDER
-                                 and view.notice else say(lang, "out_of_order_prompt"))
         shown["member"] = present.member_line(view, lang)
         shown["ages"] = present.age_lines(view, lang)
         shown["countdown"] = present.seconds_left(view.deadline, now)
+        # Why the lane is out of order: the reason the lane gave (app.lane.refusing: damaged
+        # records), a wrong clock (named, with what it reads; a no-break space keeps its date
+        # and time on one line), else the camera's.
+        if view.screen is Screen.OUT_OF_ORDER and view.notice:
+            shown["out_of_order"] = shown["notice"]
+        elif view.wrong_clock:
+            shown["out_of_order"] = say(lang, "out_of_order_clock",
+                                        reads=view.wrong_clock.replace(" ", "\u00a0"))
+        else:
+            shown["out_of_order"] = say(lang, "out_of_order_prompt")
         pay = view.payment
         shown["pay_amount"] = present.money(pay.amount, lang) if pay else \
             shown.get("total", "")
         shown["pay_prompt"] = (say(lang, "scan_to_pay", wallet=present.wallet_name(
             pay.wallet, lang)) if pay.wallet else say(lang, "scan_to_pay_any")) if pay else ""
+        # The lane's deadline on the pay screen is the QR's monotonic one, shown against
+        # the wall clock (a stepped wall clock neither shortens nor stretches it).
         shown["pay_expires"] = say(lang, "expires_in", seconds=present.seconds_left(
-            pay.expires_at, now)) if pay and pay.qr_payload and not pay.closing else ""
+            view.deadline, now)) if pay and pay.qr_payload and not pay.closing else ""
         shown["qr"] = pay.qr_payload if pay and not pay.closing else ""
         shown |= present.code_payment(view, lang, now)
         shown["printer_notice"] = (view.printer_notice[0 if lang == "zh" else 1]

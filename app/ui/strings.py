@@ -69,6 +69,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "cart_empty": "购物车是空的，请先扫描商品",
         "nothing_to_pay": "应付金额为零，无法用钱包支付：请呼叫店员",
         "disk_full": "本收银台存储空间不足，暂时无法付款，已通知店员：请到其他收银台结账",
+        "clock_wrong": "本收银台时钟不对，暂时无法付款，已通知店员：请到其他收银台结账",
         "camera_lost": "摄像头暂时不可用：请点击“手动输入条码”，或呼叫店员",
         "welcome_back": "已恢复您的购物车",
         "age_approved": "店员已确认年龄",
@@ -134,6 +135,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "out_of_order_prompt": "摄像头无法使用。请到其他收银通道，或呼叫店员",
         "records_damaged": "本收银台的记录已损坏，暂停收款。请到其他收银通道结账。\n"
                            "店员：请恢复最近的备份：{command}",
+        "out_of_order_clock": "本机时钟显示 {reads}，时间不对，暂停收银。\n请到其他收银通道。"
+                              "店员：请设置日期和时间",
         "error_title": "出了点问题",
         "error_generic": "您的购物车已保存，请点击“返回”重试，或呼叫店员",
         "error_disk_full": "本收银台存储空间已满，刚才的操作没有保存。已通知店员：请稍候，"
@@ -233,6 +236,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "nothing_to_pay": "There is nothing to pay with a wallet: please call staff",
         "disk_full": "This lane cannot take payment right now (its storage is full). Staff "
                      "have been called: please use another checkout",
+        "clock_wrong": "This lane cannot take payment right now (its clock is wrong). Staff "
+                       "have been called: please use another checkout",
         "camera_lost": "The camera is not working: tap \u201cType a code\u201d or call staff",
         "welcome_back": "Your cart is back as you left it",
         "age_approved": "Age check approved by staff",
@@ -307,6 +312,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "records_damaged": "This kiosk's records are damaged: it cannot take payments. "
                            "Please use another checkout.\nStaff: restore the last backup: "
                            "{command}",
+        "out_of_order_clock": "The kiosk's clock says {reads}, which is wrong, so this lane "
+                              "cannot sell. Please use another checkout. Staff: set the date "
+                              "and time",
         "error_title": "Something went wrong",
         "error_generic": "Your cart is saved: tap Back to try again, or call staff",
         "error_disk_full": "This lane's storage is full, so your last step was not saved. "

@@ -98,6 +98,69 @@ def test_a_qr_still_expires_on_time_with_the_clock_stepped_back(lane, clock):
     assert lane.view.screen is Screen.SHOPPING and lane.view.notice.key == "payment_expired"
 
 
+def test_the_desk_does_not_expire_a_payment_when_the_clock_steps_forward(lane, clock,
+                                                                         demo_kiosk):
+    # PaymentDesk.expire_due (what `kiosk pay` and any other caller of the desk use): the
+    # QR's two minutes are measured on the monotonic clock, not against expires_at.
+    lane.scan(MILK)
+    lane.pay()
+    no = lane.view.payment.out_trade_no
+    clock.step(hours=1)
+    clock.advance(seconds=2)
+    assert lane.p.desk.expire_due() == []
+    state = demo_kiosk.db.execute("SELECT state, closing FROM payments WHERE out_trade_no = ?",
+                                  [no]).fetchone()
+    assert state[0] not in ("expired", "cancelled") and not state[1]
+
+
+def test_the_desk_expires_a_payment_on_time_with_the_clock_stepped_back(lane, clock):
+    lane.scan(MILK)
+    lane.pay()
+    no = lane.view.payment.out_trade_no
+    clock.step(hours=-1)
+    clock.advance(seconds=100)
+    assert lane.p.desk.expire_due() == []  # 20 s of its 2 minutes left
+    clock.advance(seconds=21)
+    [after] = lane.p.desk.expire_due()
+    assert after.out_trade_no == no and after.state.value == "expired"
+
+
+def test_a_payment_found_open_at_start_up_expires_on_its_wall_clock_deadline(
+        lane, clock, demo_kiosk, sim):
+    # No monotonic reference survives a restart: a new desk takes expires_at once, then
+    # counts on its own monotonic clock (a step after that changes nothing).
+    lane.scan(MILK)
+    lane.pay()
+    clock.advance(seconds=60)
+    provider = SimulatorAdapter(sim.url, "lane-01", SIMULATOR_SECRET, read_timeout=2.0)
+    fresh = bootstrap.build_payment_desk(demo_kiosk, provider)
+    assert fresh.expire_due() == []
+    assert 59 <= fresh.seconds_left(fresh.repo.all_open()[0]) <= 60
+    clock.step(hours=1)
+    assert fresh.expire_due() == []
+    clock.advance(seconds=61)
+    assert [p.state.value for p in fresh.expire_due()] == ["expired"]
+
+
+def test_the_pay_screens_countdown_counts_real_seconds_after_a_step(lane, clock):
+    from app.ui.present import seconds_left
+
+    lane.scan(MILK)
+    lane.pay()
+    assert seconds_left(lane.view.deadline, clock.now()) == 120
+    clock.step(hours=1)
+    clock.advance(seconds=2)
+    lane.tick()
+    # What the screen shows ("expires in N s") is the seconds left on the monotonic
+    # deadline, not expires_at less the stepped wall clock (which would read 0).
+    assert lane.view.screen is Screen.PAY
+    assert seconds_left(lane.view.deadline, clock.now()) == 118
+    clock.step(hours=-2)
+    clock.advance(seconds=8)
+    lane.tick()
+    assert seconds_left(lane.view.deadline, clock.now()) == 110  # not 3,710
+
+
 def test_the_receipt_screen_ends_on_time_with_the_clock_stepped_back(lane, sim, clock):
     lane.scan(MILK)
     lane.pay()
@@ -152,3 +215,76 @@ def test_a_provider_refusing_the_kiosks_clock_alerts_staff_naming_the_clock(
     alerts = [m for kind, m in bootstrap.open_alerts(demo_kiosk) if kind == "clock"]
     assert len(alerts) == 1  # once while it lasts, however many calls were refused
     assert "the kiosk's clock" in alerts[0] and "lane-01" in alerts[0]
+
+
+def to_1970(clock: FixedClock) -> None:
+    """The kiosk's wall clock (only) reset as a dead RTC battery leaves it."""
+    now = clock.now()
+    clock.step(seconds=(datetime(1970, 1, 1, tzinfo=now.tzinfo) - now).total_seconds())
+
+
+def clock_alerts(kiosk) -> list[str]:
+    return [m for kind, m in bootstrap.open_alerts(kiosk) if kind == "clock"]
+
+
+def test_a_kiosk_booting_in_1970_is_out_of_order_naming_the_clock_until_it_is_set(
+        demo_kiosk, sim, clock):
+    wall = clock.now()
+    to_1970(clock)
+    provider = SimulatorAdapter(sim.url, "lane-01", SIMULATOR_SECRET, read_timeout=2.0)
+    lane = bootstrap.build_lane(demo_kiosk, provider=provider, receipt_notice=lambda: None)
+    lane.boot()
+    assert lane.view.screen is Screen.OUT_OF_ORDER
+    assert lane.view.wrong_clock == "1970-01-01 00:00"
+    [alert] = clock_alerts(demo_kiosk)
+    assert "lane-01" in alert and "the kiosk's clock says 1970-01-01" in alert
+    lane.scan(MILK)  # no sale starts: an exit pass dated 1970 is worthless
+    lane.start()
+    assert lane.view.screen is Screen.OUT_OF_ORDER and lane.session is None
+    assert demo_kiosk.db.execute("SELECT count(*) FROM sessions").fetchone()[0] == 0
+    clock.advance(minutes=2)
+    lane.tick()
+    assert lane.view.wrong_clock == "1970-01-01 00:02"  # the time it reads, kept current
+    assert len(clock_alerts(demo_kiosk)) == 1  # one alert while it lasts
+    clock.step(seconds=(wall - clock.now()).total_seconds())  # staff set the clock
+    clock.advance(seconds=1)
+    lane.tick()  # recovers by itself on the next tick
+    assert lane.view.screen is Screen.ATTRACT and lane.view.wrong_clock == ""
+    lane.scan(MILK)
+    assert lane.view.screen is Screen.SHOPPING and lane.session is not None
+
+
+def test_a_clock_reset_to_1970_mid_session_takes_no_payment(lane, clock, demo_kiosk):
+    lane.scan(MILK)
+    to_1970(clock)
+    lane.pay()
+    assert lane.view.screen is Screen.SHOPPING and lane.view.notice.key == "clock_wrong"
+    assert demo_kiosk.db.execute("SELECT count(*) FROM payments").fetchone()[0] == 0
+    assert len(clock_alerts(demo_kiosk)) == 1
+
+
+def test_the_out_of_order_words_name_the_clock_and_what_it_reads():
+    from app.ui.strings import say
+
+    assert say("en", "out_of_order_clock", reads="1970-01-01 00:00").startswith(
+        "The kiosk's clock says 1970-01-01 00:00")
+    assert "Staff: set the date and time" in say("en", "out_of_order_clock", reads="x")
+    assert "1970-01-01 00:00" in say("zh", "out_of_order_clock", reads="1970-01-01 00:00")
+
+
+def test_a_scan_or_touch_just_after_the_clock_went_wrong_starts_no_sale(lane, clock,
+                                                                       demo_kiosk):
+    assert lane.view.screen is Screen.ATTRACT
+    to_1970(clock)  # no tick yet: the attract screen is still up
+    lane.scan(MILK)
+    assert lane.session is None and lane.view.screen is Screen.OUT_OF_ORDER
+    clock.step(days=20_000)  # 2024: still before the floor
+    lane.tick()
+    assert lane.view.wrong_clock.startswith("2024-")
+    clock.step(days=800)  # set right (2026-12)
+    lane.tick()
+    assert lane.view.screen is Screen.ATTRACT
+    to_1970(clock)
+    lane.start()  # the touch on Start before the next tick
+    assert lane.session is None and lane.view.screen is Screen.OUT_OF_ORDER
+    assert demo_kiosk.db.execute("SELECT count(*) FROM sessions").fetchone()[0] == 0

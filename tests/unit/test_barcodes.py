@@ -28,7 +28,9 @@ def test_ean13_upca_ean8_itf14_meet_in_one_key_form():
 
 
 def test_eight_digits_valid_as_both_ean8_and_upce_tries_both():
-    assert read("01234565").candidates == ("00000001234565", "00012345000065")
+    # The UPC-E's GTIN-12 first (issue 17): it is the key a camera read of the same
+    # label gives, so every path meets the same catalogue row (was EAN-8 first).
+    assert read("01234565").candidates == ("00012345000065", "00000001234565")
 
 
 def test_upce_is_expanded():

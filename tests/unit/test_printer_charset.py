@@ -92,6 +92,10 @@ def printed(data: bytes, font_set: str, paper: int = 80) -> tuple[list[str], int
     ("纯牛奶 250ml", "纯牛奶 250ml", "??? 250ml"),
     ("𠮷野家 한국", "?野家 ??", "??? ??"),  # no form at all: one '?' each
     ("a\x1bb\x1d!c\tz", "ab!c z", "ab!c z"),  # no printer commands inside a name
+    # A line break inside a name, a store name or footer is a space, not glued words
+    # (before: "Milk250ml", and U+2028 printed as "?").
+    ("Milk\n250ml\r1\x0b2\x0c3\x854\u20285\u20296", "Milk 250ml 1 2 3 4 5 6",
+     "Milk 250ml 1 2 3 4 5 6"),
 ])
 def test_text_is_folded_to_what_the_font_has(text, gbk, ascii):
     assert fold(text, "gbk") == gbk
