@@ -373,11 +373,14 @@ class Wallets:
         self._lock = threading.Lock()
 
     def issue(self, wallet: str, then: Behaviour | str = "approve", *,
-              code: str | None = None, lose_reply: bool = False) -> IssuedCode:
+              code: str | None = None, lose_reply: bool = False,
+              age_s: float = 0.0) -> IssuedCode:
         """A new payment code of ``wallet`` (its published prefix and length, random digits),
         or ``code`` itself when given (a test's fixed code: it must be the wallet's).
         ``lose_reply``: the charge of this code goes through and its reply is dropped, in
         every protocol (the connection closes unanswered: the kiosk must query).
+        ``age_s``: the code was issued that many seconds ago (a screenshot kept too long:
+        older than ``lifetime_s``, it is expired).
         Raises ValueError for a wallet without a range, or a ``code`` not of the wallet."""
         behaviour = then if isinstance(then, Behaviour) else Behaviour.parse(then)
         found = [r for r in self.ranges if r.wallet == wallet]
@@ -389,9 +392,9 @@ class Wallets:
                 code = self._new_code(found[0])
             elif wallet_of(code, self.ranges) != wallet:
                 raise ValueError(f"that code is not a {wallet} payment code")
-            now = self.clock()
+            now = self.clock() - age_s
             issued = IssuedCode(code, wallet, behaviour, now, now + self.lifetime_s,
-                                time.time() + self.lifetime_s, lose_reply=lose_reply)
+                                time.time() - age_s + self.lifetime_s, lose_reply=lose_reply)
             self.codes[code] = issued
             return issued
 

@@ -383,7 +383,9 @@ class Handler(BaseHTTPRequestHandler):
     def _issue_code(self, body: bytes) -> None:
         """``POST /sim/wallets/code {"wallet": "wechat", "then": "password:3"}``: the
         simulated phone shows a new payment code -> 201 {code, wallet, then, expires_in_s,
-        expires_at}; 400 for an unknown wallet or behaviour (devices/sim/payorders.py)."""
+        expires_at}; 400 for an unknown wallet or behaviour (devices/sim/payorders.py).
+        Optional: "code" (a fixed code), "lose_reply": true, "age_s": N (issued N seconds
+        ago: past its minute, an expired code)."""
         try:
             data = json.loads(body or b"{}")
             if not isinstance(data, dict):
@@ -392,7 +394,8 @@ class Handler(BaseHTTPRequestHandler):
             issued = self.provider.wallets.issue(str(data.get("wallet", "wechat")),
                                                  str(data.get("then", "approve")),
                                                  code=str(code) if code else None,
-                                                 lose_reply=data.get("lose_reply") is True)
+                                                 lose_reply=data.get("lose_reply") is True,
+                                                 age_s=float(data.get("age_s", 0)))
         except ValueError as exc:
             return self._send(400, {"error": str(exc)})
         return self._send(201, issued.public())

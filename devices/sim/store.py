@@ -139,13 +139,17 @@ class SimStore:
             render_barcode(code)  # raises ValueError here, not in the camera thread
         self.camera.show(code, frames)
 
-    def issue_payment_code(self, wallet: str = "wechat", then: str = "approve") -> dict[str, Any]:
+    def issue_payment_code(self, wallet: str = "wechat", then: str = "approve", *,
+                           age_s: float = 0.0) -> dict[str, Any]:
         """A new payment code from the simulated ``wallet``'s phone (``POST /sim/wallets/code``
         on the payment simulator the kiosk uses): {code, wallet, then, expires_in_s,
         expires_at}. ``then``: approve, password:N, decline:N, never, insufficient.
+        ``age_s``: issued that many seconds ago (over a minute: an expired code).
         ValueError with the simulator's reason if it refuses."""
-        reply = requests.post(f"{self.pay_url}/sim/wallets/code",
-                              json={"wallet": wallet, "then": then}, timeout=5)
+        body: dict[str, Any] = {"wallet": wallet, "then": then}
+        if age_s:
+            body["age_s"] = age_s
+        reply = requests.post(f"{self.pay_url}/sim/wallets/code", json=body, timeout=5)
         if reply.status_code != 201:
             raise ValueError(reply.text[:200])
         return dict(reply.json())
@@ -205,6 +209,20 @@ class SimStore:
         assert self.pay is not None
         state = requests.get(f"{self.pay.url}/sim/state", timeout=5).json()
         return int(sum(state["charges"].values()))
+
+    def charge_calls(self) -> int:
+        """How many payment-code charge calls the payment simulator received, over every
+        order (a repeat of one charge counts: the kiosk must never send one)."""
+        assert self.pay is not None
+        state = requests.get(f"{self.pay.url}/sim/state", timeout=5).json()
+        return int(sum(o["charge_calls"] for o in state["orders"].values()))
+
+    def trades_waiting(self) -> int:
+        """The payment simulator's orders still open: waiting to be paid, or paying (a
+        wallet's password prompt open)."""
+        assert self.pay is not None
+        state = requests.get(f"{self.pay.url}/sim/state", timeout=5).json()
+        return sum(1 for o in state["orders"].values() if o["status"] in ("waiting", "paying"))
 
     def stop(self) -> None:
         for server in (self.pay, self.backend):

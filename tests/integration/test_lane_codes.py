@@ -1,11 +1,11 @@
 """Paying with the shopper's payment code (付款码) on the lane, headless (issue 18).
 
-Real SQLite in a temp dir and the real lane, desk and repositories; the clock is
-moved by hand. The wallet is ``WalletFake``, an in-process provider implementing
-the payment port (``code_wallets``/``charge_code``/``reverse`` beside the QR
-calls): the simulator's payment-code support is built on another branch
-(wt18-gwsim). Every test takes the provider from the ``wallet`` fixture, so
-switching them to the simulator adapter is a change to that fixture alone.
+Real SQLite in a temp dir and the real lane, desk and repositories; the kiosk's clock is
+moved by hand. The provider is the payment simulator (`kiosk sim pay`, a real HTTP server
+on 127.0.0.1) behind the simulator adapter, and the shoppers' phones are its wallets
+(``devices.sim.payorders.Wallets``: codes with the real prefixes and lengths, used once,
+expiring, with a scripted password), whose clock the test moves too (``SimWallet``).
+Two cases keep ``WalletFake``, an in-process provider, and say why in their docstrings.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ UNIONPAY_CODE = "6212345678901234567"  # 19 digits, 62: UnionPay
 
 
 class WalletFake:
-    """An in-process payment provider with a wallet behind it, scripted per charge:
+    """An in-process payment provider with a wallet behind it, for the two cases the
+    simulator cannot produce (each says why), scripted per charge:
     ``next`` is what the wallet does with the next code ("paid", "paying", "insufficient_funds",
     "code_expired", "code_used", "lost": the reply is lost after the charge was taken).
     ``reverse_refusals``: how many reverses are refused (the shopper is mid-password)."""
@@ -114,28 +115,55 @@ class WalletFake:
     def parse_notification(self, headers, body):
         raise NotImplementedError
 
-    # the shopper's side
-    def shopper(self, no: str, approve: bool) -> None:
-        o = self.orders[no]
-        assert o["status"] == "paying"
-        o["status"] = "paid" if approve else "declined"
-        if not approve:
-            o["decline"] = "declined"
 
-    def pay_qr(self, no: str) -> None:
-        self.orders[no]["status"] = "paid"
+class SimWallet:
+    """The payment simulator ``server`` (a ``PayServer`` on 127.0.0.1) seen from a test: the
+    kiosk's provider is ``adapter`` (the simulator adapter over HTTP, taking ``code_wallets``'
+    codes); ``code`` asks a simulated phone for a payment code; ``phone_time`` moves the
+    wallets' clock (a password typed, or given up, after its seconds)."""
+
+    def __init__(self, server, code_wallets=("wechat", "alipay")) -> None:
+        from devices.payment.gateway import SimulatorAdapter
+
+        self.server, self.provider = server, server.provider
+        self.now = 1000.0
+        self.provider.wallets.clock = lambda: self.now
+        self.adapter = SimulatorAdapter.from_options(
+            {"base_url": server.url, "read_timeout_s": 2.0, "code_wallets": list(code_wallets)},
+            "lane-01")
+
+    def code(self, wallet: str = "wechat", then: str = "approve", **kw) -> str:
+        """A fresh code from ``wallet``'s phone (``code=`` a fixed one, ``age_s=``, ...)."""
+        return self.provider.wallets.issue(wallet, then, **kw).code
+
+    def phone_time(self, seconds: float) -> None:
+        self.now += seconds
+
+    @property
+    def charges(self) -> list[str]:
+        """The orders charged by code (paid or not), oldest first."""
+        with self.provider.lock:
+            return [no for no, o in self.provider.orders.items() if o.charge is not None]
+
+    def order(self, no: str):
+        return self.provider.orders[no]
+
+    def paid(self) -> int:
+        """Times money was taken, over every order."""
+        return sum(self.provider.charges.values())
 
 
 @pytest.fixture
-def wallet():
-    return WalletFake()
+def wallet(sim):
+    return SimWallet(sim)
 
 
 @pytest.fixture
 def lane_of(demo_kiosk, wallet):
-    def make(wallets=("wechat", "alipay")):
+    def make(wallets=("wechat", "alipay"), provider=None):
         demo_kiosk.settings.payment.wallets = list(wallets)
-        lane = bootstrap.build_lane(demo_kiosk, provider=wallet, receipt_notice=lambda: None)
+        lane = bootstrap.build_lane(demo_kiosk, provider=provider or wallet.adapter,
+                                    receipt_notice=lambda: None)
         lane.boot()
         return lane
     return make
@@ -166,12 +194,11 @@ def events(kiosk) -> list[tuple[str, str]]:
 
 # -- the pay screen offers both ways ---------------------------------------------------------
 
-def test_the_pay_screen_offers_the_qr_and_the_payment_code(lane_of, wallet):
+def test_the_pay_screen_offers_the_qr_and_the_payment_code(lane_of, wallet, sim):
     lane = at_pay(lane_of())
     assert lane.view.takes_codes and lane.view.payment.qr_payload
-    wallet.code_wallets = frozenset()
-    lane2 = lane_of()
-    lane2.abandon("test")
+    lane.abandon("test")
+    lane2 = lane_of(provider=SimWallet(sim, code_wallets=()).adapter)  # takes no codes
     at_pay(lane2)
     assert not lane2.view.takes_codes
 
@@ -181,18 +208,17 @@ def test_the_pay_screen_offers_the_qr_and_the_payment_code(lane_of, wallet):
 def test_a_code_paid_at_once_goes_to_the_receipt(lane_of, wallet, demo_kiosk):
     lane = at_pay(lane_of())
     qr_order = lane.view.payment.out_trade_no
-    lane.scan(WECHAT_CODE, how="camera")
+    lane.scan(wallet.code("wechat"), how="camera")
     assert lane.view.screen is Screen.RECEIPT
-    assert len(wallet.charges) == 1 and wallet.orders[qr_order]["status"] == "closed"
-    assert sales(demo_kiosk) == 1
+    assert len(wallet.charges) == 1 and wallet.order(qr_order).status == "closed"
+    assert wallet.paid() == 1 and sales(demo_kiosk) == 1
     started = [p for t, p in events(demo_kiosk) if t == "payment_started"]
     assert started and '"code"' in started[-1] and "wechat" in started[-1]
 
 
 def test_password_then_paid(lane_of, wallet, clock, demo_kiosk):
     lane = at_pay(lane_of())
-    wallet.next = "paying"
-    lane.scan(WECHAT_CODE)
+    lane.scan(wallet.code("wechat", "password:5"))
     view = lane.view
     assert view.screen is Screen.PAY and view.payment.mode == "code"
     assert view.payment.wallet == "wechat" and not view.payment.qr_payload
@@ -200,39 +226,44 @@ def test_password_then_paid(lane_of, wallet, clock, demo_kiosk):
     assert (view.payment.deadline - clock.now()).total_seconds() == pytest.approx(60, abs=1)
     poll(lane, clock)
     assert lane.view.payment.mode == "code"  # still confirming
-    wallet.shopper(wallet.charges[0], approve=True)
+    wallet.phone_time(5)  # the password typed
     poll(lane, clock)
     assert lane.view.screen is Screen.RECEIPT and sales(demo_kiosk) == 1
+    assert wallet.order(wallet.charges[0]).charge_calls == 1  # queried, never sent again
 
 
 def test_password_then_declined_goes_back_to_the_pay_screen(lane_of, wallet, clock,
                                                             demo_kiosk):
     lane = at_pay(lane_of())
-    wallet.next = "paying"
-    lane.scan(WECHAT_CODE)
-    wallet.shopper(wallet.charges[0], approve=False)
+    lane.scan(wallet.code("wechat", "decline:5"))
+    wallet.phone_time(5)  # the shopper gives up at the password
     poll(lane, clock)
     view = lane.view
     assert view.screen is Screen.PAY and view.payment is None
     assert view.notice.key == "declined_declined" and view.takes_codes
     assert not lane.checkout.cart.frozen and sales(demo_kiosk) == 0
     # A fresh code is taken at once.
-    lane.scan(WECHAT_CODE_2)
+    lane.scan(wallet.code("alipay"))
     assert lane.view.screen is Screen.RECEIPT and len(wallet.charges) == 2
+    assert wallet.paid() == 1
 
 
 @pytest.mark.parametrize("decline", ["insufficient_funds", "code_expired", "code_used"])
 def test_a_code_declined_at_once_says_why_on_the_pay_screen(lane_of, wallet, decline,
                                                            demo_kiosk):
     lane = at_pay(lane_of(wallets=("wechat",)))
-    wallet.next = decline
-    lane.scan(WECHAT_CODE)
+    code = wallet.code("wechat", "insufficient" if decline == "insufficient_funds"
+                       else "approve", age_s=90 if decline == "code_expired" else 0)
+    if decline == "code_used":
+        wallet.provider.wallets.redeem(code, "an-earlier-sale")
+    lane.scan(code)
     view = lane.view
     assert view.screen is Screen.PAY and view.notice.key == f"declined_{decline}"
     # One wallet: the QR is back at once beside the reason, to scan instead.
     assert view.payment is not None and view.payment.mode == "qr" and view.payment.qr_payload
-    assert sales(demo_kiosk) == 0
-    assert ("reverse", wallet.charges[0]) in wallet.calls  # closed, never left waiting
+    assert sales(demo_kiosk) == 0 and wallet.paid() == 0
+    charged = wallet.order(wallet.charges[0])
+    assert charged.reverses >= 1 and charged.status == "closed"  # never left waiting
 
 
 def test_the_deadline_reverses_and_confirms(lane_of, wallet, clock, demo_kiosk):
@@ -240,26 +271,29 @@ def test_the_deadline_reverses_and_confirms(lane_of, wallet, clock, demo_kiosk):
     lane = lane_of()
     assert lane.p.timings.code_deadline.total_seconds() == 30  # payment.code_deadline_s
     at_pay(lane)
-    wallet.next = "paying"
-    lane.scan(WECHAT_CODE)
+    lane.scan(wallet.code("wechat", "never"))
     no = wallet.charges[0]
     for _ in range(17):  # 27 s: within the deadline, no "still there?" either
         poll(lane, clock)
         assert lane.view.screen is Screen.PAY and lane.view.payment.mode == "code"
+    assert wallet.order(no).reverses == 0
     clock.advance(seconds=5)
     lane.tick()
+    # The wallet refuses the first reverse while its password prompt is open (it withdraws
+    # the prompt: WeChat USERPAYING): still closing, and the next poll's reverse is final.
+    assert wallet.order(no).reverses >= 1
+    poll(lane, clock)
     view = lane.view
     assert view.screen is Screen.PAY and view.payment is None
     assert view.notice.key == "payment_code_timeout"
-    assert ("reverse", no) in wallet.calls and wallet.orders[no]["status"] == "closed"
+    assert wallet.order(no).status == "closed" and wallet.paid() == 0
     assert sales(demo_kiosk) == 0
 
 
 def test_the_countdown_is_the_monotonic_deadline_whatever_the_wall_clock_does(
         lane_of, wallet, clock, demo_kiosk):
     lane = at_pay(lane_of())
-    wallet.next = "paying"
-    lane.scan(WECHAT_CODE)
+    lane.scan(wallet.code("wechat", "never"))
     no = wallet.charges[0]
     poll(lane, clock, 10)
     clock.step(hours=-3)  # NTP or someone at the settings: no time passes
@@ -268,18 +302,24 @@ def test_the_countdown_is_the_monotonic_deadline_whatever_the_wall_clock_does(
     assert shown == pytest.approx(50, abs=1)  # still 50 s to go on screen
     clock.step(hours=6)  # forward past the shown deadline: nothing ends early
     lane.tick()
-    assert lane.view.payment is not None and ("reverse", no) not in wallet.calls
+    assert lane.view.payment is not None and wallet.order(no).reverses == 0
     poll(lane, clock, 51)  # the monotonic deadline: reversed
-    assert lane.view.payment is None and ("reverse", no) in wallet.calls
+    assert wallet.order(no).reverses >= 1
+    poll(lane, clock)
+    assert lane.view.payment is None and wallet.order(no).status == "closed"
 
 
-def test_no_still_there_while_the_shopper_confirms_within_the_deadline(lane_of, wallet,
-                                                                      clock, demo_kiosk):
+def test_no_still_there_while_the_shopper_confirms_within_the_deadline(lane_of, clock,
+                                                                      demo_kiosk):
+    """On ``WalletFake``: the simulator's wallet refuses a reverse once (it withdraws the
+    password prompt), and this case needs a reverse refused for 48 s running, longer than
+    ``ui.idle_s``, as a provider that keeps answering USERPAYING would."""
+    fake = WalletFake()
     demo_kiosk.settings.ui.idle_s = 30
-    lane = at_pay(lane_of())
-    wallet.next = "paying"
+    lane = at_pay(lane_of(provider=fake))
+    fake.next = "paying"
     lane.scan(WECHAT_CODE)
-    wallet.reverse_refusals = 100
+    fake.reverse_refusals = 100
     lane.cancel_payment()  # refused: mid-password, closing
     for _ in range(30):  # 48 s, idle for longer than ui.idle_s
         poll(lane, clock)
@@ -288,30 +328,30 @@ def test_no_still_there_while_the_shopper_confirms_within_the_deadline(lane_of, 
 
 def test_cancel_while_paying_is_retried_until_confirmed(lane_of, wallet, clock, demo_kiosk):
     lane = at_pay(lane_of())
-    wallet.next = "paying"
-    lane.scan(WECHAT_CODE)
+    lane.scan(wallet.code("alipay", "password:30"))
     no = wallet.charges[0]
-    wallet.reverse_refusals = 2
-    lane.cancel_payment()
+    lane.cancel_payment()  # refused: the shopper is typing the password
     view = lane.view
     assert view.screen is Screen.PAY and view.payment is not None and view.payment.closing
     assert view.notice.key == "payment_code_reversing"  # never "cancelled" yet
-    poll(lane, clock)
-    assert lane.view.payment is not None and lane.view.notice.key == "payment_code_reversing"
+    assert wallet.order(no).reverses == 1
     poll(lane, clock)
     view = lane.view
     assert view.payment is None and view.notice.key == "payment_code_cancelled"
-    assert wallet.calls.count(("reverse", no)) == 3 and wallet.orders[no]["status"] == "closed"
-    assert len(wallet.charges) == 1 and sales(demo_kiosk) == 0
+    # The refused reverse withdrew the prompt: the next poll's query (or reverse) finds
+    # the charge closed, and only then does the screen say "cancelled".
+    assert wallet.order(no).status == "closed"
+    wallet.phone_time(30)  # the password typed after all: too late, nothing is taken
+    assert wallet.paid() == 0 and len(wallet.charges) == 1 and sales(demo_kiosk) == 0
 
 
 def test_a_lost_reply_is_queried_never_charged_again(lane_of, wallet, clock, demo_kiosk):
     lane = at_pay(lane_of())
-    wallet.next = "lost"
-    lane.scan(WECHAT_CODE)
+    lane.scan(wallet.code("wechat", lose_reply=True))  # charged; the answer never arrives
     assert lane.view.payment.mode == "code"
     poll(lane, clock)
     assert lane.view.screen is Screen.RECEIPT and len(wallet.charges) == 1
+    assert wallet.order(wallet.charges[0]).charge_calls == 1 and wallet.paid() == 1
 
 
 # -- what starts a charge, and what does not -------------------------------------------------
@@ -320,45 +360,54 @@ def test_a_code_on_the_shopping_screen_is_neither_sent_nor_recorded(lane_of, wal
     lane = lane_of()
     lane.scan(MILK)
     before = events(demo_kiosk)
+    code = wallet.code("wechat")
     for how in ("camera", "serial", "wedge", "manual"):
-        lane.scan(WECHAT_CODE, how=how)
+        lane.scan(code, how=how)
         assert lane.view.notice.key == "payment_code_not_now"
     lane.start()
     assert events(demo_kiosk) == before and wallet.charges == []
+    assert wallet.provider.wallets.codes[code].used_by == ""
     assert len(lane.view.priced.lines) == 1
 
 
-def test_a_code_while_a_qr_payment_is_open_closes_the_qr_first(lane_of, wallet, demo_kiosk):
-    lane = at_pay(lane_of())
+def test_a_code_while_a_qr_payment_is_open_closes_the_qr_first(lane_of, demo_kiosk):
+    """On ``WalletFake``: what is asserted is the order of the provider calls (the QR's close
+    before the code's charge), which only an in-process provider records; the simulator
+    shows the end state only (test_a_code_paid_at_once_goes_to_the_receipt)."""
+    fake = WalletFake()
+    lane = at_pay(lane_of(provider=fake))
     qr_order = lane.view.payment.out_trade_no
     lane.scan(ALIPAY_CODE)
-    assert wallet.calls.index(("close", qr_order)) < wallet.calls.index(
-        ("charge", wallet.charges[0]))
+    assert fake.calls.index(("close", qr_order)) < fake.calls.index(
+        ("charge", fake.charges[0]))
     assert lane.view.screen is Screen.RECEIPT and sales(demo_kiosk) == 1
 
 
 def test_a_qr_paid_meanwhile_is_the_sale_and_the_code_is_not_charged(lane_of, wallet,
                                                                      demo_kiosk):
     lane = at_pay(lane_of())
-    wallet.pay_qr(lane.view.payment.out_trade_no)
-    lane.scan(WECHAT_CODE)
+    wallet.provider.pay(wallet.order(lane.view.payment.out_trade_no))  # the phone scanned
+    code = wallet.code("wechat")
+    lane.scan(code)
     assert lane.view.screen is Screen.RECEIPT and wallet.charges == []
-    assert sales(demo_kiosk) == 1
+    assert wallet.provider.wallets.codes[code].used_by == ""
+    assert sales(demo_kiosk) == 1 and wallet.paid() == 1
 
 
 def test_a_second_code_while_one_is_charged_is_dropped(lane_of, wallet, clock):
     lane = at_pay(lane_of())
-    wallet.next = "paying"
-    lane.scan(WECHAT_CODE)
-    lane.scan(WECHAT_CODE_2)
-    lane.typed_code(ALIPAY_CODE)
+    lane.scan(wallet.code("wechat", "password:30"))
+    lane.scan(wallet.code("wechat"))
+    lane.typed_code(wallet.code("alipay"))
     assert len(wallet.charges) == 1 and lane.view.payment.mode == "code"
 
 
 def test_a_wallet_the_adapter_does_not_take_is_refused_and_never_sent(lane_of, wallet):
     lane = at_pay(lane_of())
-    lane.scan(UNIONPAY_CODE)
+    code = wallet.code("unionpay")  # the adapter takes wechat and alipay (code_wallets)
+    lane.scan(code)
     assert lane.view.notice.key == "payment_code_not_taken" and wallet.charges == []
+    assert wallet.provider.wallets.codes[code].used_by == ""
 
 
 def test_the_store_code_ranges_are_the_lanes(demo_kiosk, wallet):
@@ -366,15 +415,17 @@ def test_the_store_code_ranges_are_the_lanes(demo_kiosk, wallet):
     range makes a 13... code goods again (refused by the catalogue, never charged)."""
     demo_kiosk.settings.payment.code_ranges = {"wechat": {"prefixes": ["10"],
                                                           "lengths": [18]}}
-    lane = bootstrap.build_lane(demo_kiosk, provider=wallet, receipt_notice=lambda: None)
+    lane = bootstrap.build_lane(demo_kiosk, provider=wallet.adapter,
+                                receipt_notice=lambda: None)
     lane.boot()
     lane.scan(MILK)
+    wallet.code("wechat", code=WECHAT_CODE)
     lane.scan(WECHAT_CODE)  # 13...: not a payment code in this store: goods, refused
     assert lane.view.notice.key == "refused"
     at_pay(lane)
     lane.scan(WECHAT_CODE)
     assert wallet.charges == [] and lane.view.payment.mode == "qr"
-    lane.scan(WECHAT_CODE_2)  # 10...
+    lane.scan(wallet.code("wechat", code=WECHAT_CODE_2))  # 10...
     assert len(wallet.charges) == 1
 
 
@@ -389,9 +440,11 @@ def test_a_payment_code_never_reaches_a_log_an_event_the_db_or_the_view(
     real decoder, the two-read rule), a serial scanner on a real pty (whole, and cut off
     before its suffix), the keyboard wedge (whole, and without Enter) and the keypad, on
     the shopping screen (refused) and on the pay screen (charged), is found afterwards in
-    no log record, outbox event, file of the data directory (db, -wal, -shm) or view."""
+    no log record, outbox event, file of the data directory (db, -wal, -shm) or view.
+    The simulator's wallets know the codes: each charged path's decline names the code's
+    own behaviour (another code would be code_invalid), and the canary was never issued."""
     caplog.set_level(logging.DEBUG)
-    executor = InlineLane(lambda: bootstrap.build_lane(demo_kiosk, provider=wallet,
+    executor = InlineLane(lambda: bootstrap.build_lane(demo_kiosk, provider=wallet.adapter,
                                                        receipt_notice=lambda: None))
     executor.start()
     lane = executor.lane
@@ -452,16 +505,17 @@ def test_a_payment_code_never_reaches_a_log_an_event_the_db_or_the_view(
         lane.pay()
         lane.choose_wallet("wechat")
         codes = [CANARY[:-1] + str(d) for d in range(4)]  # fresh codes, one per path
-        wallet.next = "insufficient_funds"
+        wallet.code("wechat", "insufficient", code=codes[0])
+        wallet.code("wechat", code=codes[1])
+        wallet.provider.wallets.redeem(codes[1], "an-earlier-sale")  # used already
+        wallet.code("wechat", code=codes[2], age_s=90)  # expired
+        wallet.code("wechat", "password:5", code=codes[3])
         show_camera(codes[0], lambda: len(wallet.charges) == 1)
-        wallet.next = "code_used"
         pty.send(codes[1])
         pump_until(lambda: len(wallet.charges) == 2, "the serial charge")
-        wallet.next = "code_expired"
         type_wedge(codes[2])
-        wallet.next = "paying"
         lane.typed_code(codes[3])
-        wallet.shopper(wallet.charges[-1], approve=True)
+        wallet.phone_time(5)  # the password typed
         poll(lane, clock)
         assert lane.view.screen is Screen.RECEIPT
     finally:
@@ -469,7 +523,10 @@ def test_a_payment_code_never_reaches_a_log_an_event_the_db_or_the_view(
         camera.stop()
         scanner.stop()
         pty.__exit__(None, None, None)
-    assert wallet.codes == codes  # each path reached the provider, once
+    # Each path reached the provider once, with exactly its code.
+    assert [wallet.order(no).decline for no in wallet.charges] == [
+        "insufficient_funds", "code_used", "code_expired", ""]
+    assert all(wallet.order(no).charge_calls == 1 for no in wallet.charges)
     leaks = [CANARY, *codes, CANARY[:12], codes[0][6:]]
     for record in caplog.records:
         text = record.getMessage() + (str(record.exc_info) if record.exc_info else "")

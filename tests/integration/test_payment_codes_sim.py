@@ -101,6 +101,20 @@ def test_a_code_expires_sixty_seconds_after_it_was_issued(sim, adapter, wallet_c
     assert (expired.status, expired.decline) == (ProviderStatus.DECLINED, "code_expired")
 
 
+def test_a_code_issued_long_ago_is_expired_at_once(sim, adapter):
+    """``age_s`` (a screenshot kept too long, for the scenarios' "expired"): older than its
+    minute it is refused as expired; a younger one still pays."""
+    old = requests.post(f"{sim.url}/sim/wallets/code", json={"wallet": "wechat", "age_s": 61},
+                        timeout=5).json()
+    assert old["expires_in_s"] == 60.0
+    expired = adapter.charge_code(charge("CODEAGED0001", str(old["code"])))
+    assert (expired.status, expired.decline) == (ProviderStatus.DECLINED, "code_expired")
+    young = requests.post(f"{sim.url}/sim/wallets/code", json={"wallet": "wechat", "age_s": 50},
+                          timeout=5).json()
+    assert adapter.charge_code(charge("CODEAGED0002", str(young["code"]))).status \
+        is ProviderStatus.PAID
+
+
 def test_a_code_never_issued_or_of_another_wallet_is_invalid_and_stays_usable(sim, adapter):
     never = adapter.charge_code(charge("CODEINVALID1", "134567890123456789"))
     assert (never.status, never.decline) == (ProviderStatus.DECLINED, "code_invalid")

@@ -26,55 +26,6 @@ BEER = "6900000001769"
 UNKNOWN = "4006381333931"
 
 
-WECHAT_CODE = "134567890123456789"  # a WeChat Pay payment code (18 digits, 13...)
-
-
-class PhoneWallet:
-    """The demo's payment provider plus a wallet that takes payment codes, in process: the
-    QR calls go to the simulator as before; a code charge waits for the shopper's password
-    (PAYING) until ``approve``. The simulator's own payment-code wallets are built on
-    another branch (wt18-gwsim); once merged, these flows use it and this goes."""
-
-    def __init__(self, inner: object) -> None:
-        self.inner = inner
-        self.name = getattr(inner, "name", "simulator")
-        self.code_wallets = frozenset({"wechat", "alipay"})
-        self.charged: dict[str, str] = {}  # order id -> "paying" | "paid" | "closed"
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.inner, name)
-
-    def charge_code(self, charge: object) -> object:
-        from app.domain.payment import ProviderStatus, ProviderView
-
-        self.charged[charge.out_trade_no] = "paying"  # type: ignore[attr-defined]
-        return ProviderView(ProviderStatus.PAYING)
-
-    def query(self, no: str) -> object:
-        from app.domain.payment import ProviderStatus, ProviderView
-
-        if no not in self.charged:
-            return self.inner.query(no)  # type: ignore[attr-defined]
-        status = {"paying": ProviderStatus.PAYING, "paid": ProviderStatus.PAID,
-                  "closed": ProviderStatus.CLOSED}[self.charged[no]]
-        return ProviderView(status, None, "T" + no)
-
-    def reverse(self, no: str) -> object:
-        self.charged[no] = "closed"
-        return None
-
-    def approve(self, no: str) -> None:
-        self.charged[no] = "paid"
-
-
-def with_code_wallet(d: Driver) -> Step:
-    """Put ``PhoneWallet`` in front of the lane's provider (on the lane's thread)."""
-    def swap(lane: Lane) -> None:
-        if not isinstance(lane.p.desk.provider, PhoneWallet):
-            lane.p.desk.provider = PhoneWallet(lane.p.desk.provider)
-    yield from d.post(swap)
-
-
 def check(condition: object, message: str) -> None:
     if not condition:
         raise FlowFailed(message)
@@ -242,23 +193,21 @@ def restart_resumed(d: Driver) -> Step:
 
 
 def pay_by_code(d: Driver) -> Step:
-    """The pay screen offers both ways; a payment code held to the camera is charged,
-    "confirm on your phone" counts down with the QR hidden, and the approval is a sale."""
-    yield from with_code_wallet(d)
+    """The pay screen offers both ways; a payment code held to the camera (the simulator's
+    WeChat Pay wallet's, on the simulated phone) is charged, "confirm on your phone" counts
+    down with the QR hidden, and the password typed on the phone is a sale."""
     d.hold(MILK)
     yield from d.until(lambda: len(d.app.rows) == 1, "milk")
     yield from to_the_qr(d)
     check(d.widget("show_code").height > 0, "both ways to pay are shown")
     check(d.text("show_code_text") in ("或向摄像头出示付款码",), d.text("show_code_text"))
-    d.hold(WECHAT_CODE)
+    d.rig.show_payment_code("wechat", "password:4")  # the password typed 4 s after the charge
     yield from d.until(lambda: d.app.shown["confirming"], "confirm on your phone")
     yield from d.frames(3)
     check(d.text("pay_title") == "请在手机上确认付款", d.text("pay_title"))
     check("秒内" in d.text("confirm_countdown"), d.text("confirm_countdown"))
     check(d.widget("pay_qr").opacity == 0 and d.widget("show_code").height == 0,
           "no QR while the code is charged")
-    no = d.app.view.payment.out_trade_no
-    yield from d.post(lambda lane: lane.p.desk.provider.approve(no))  # the password typed
     yield from d.screen_is("receipt", timeout=15)
     # The camera cannot read the phone: the code's digits typed on the keypad, as dots.
     d.press("done_button")
@@ -268,12 +217,10 @@ def pay_by_code(d: Driver) -> Step:
     yield from to_the_qr(d)
     d.press("type_payment_code")
     yield from d.frames(5)
-    d.type_keys("code_keypad", "104567890123456780")
+    d.type_keys("code_keypad", str(d.rig.issue_payment_code("wechat", "password:2")["code"]))
     check(d.widget("code_keypad").masked, "a payment code is typed as dots")
     d.press("code_ok")
     yield from d.until(lambda: d.app.shown["confirming"], "confirm on your phone (typed)")
-    no = d.app.view.payment.out_trade_no
-    yield from d.post(lambda lane: lane.p.desk.provider.approve(no))
     yield from d.screen_is("receipt", timeout=15)
 
 
@@ -390,7 +337,6 @@ def screenshots(d: Driver) -> Step:
     yield from both("age-check")
     yield from d.post(Lane.approve_age, "clerk-7")
     yield from d.screen_is("shopping")
-    yield from with_code_wallet(d)
     d.press("pay_button")
     yield from d.until(lambda: d.widget("wallet_wechat").height > 0, "wallet choice")
     yield from d.until(lambda: d.widget("show_code").height > 0, "show your payment code")
@@ -402,7 +348,7 @@ def screenshots(d: Driver) -> Step:
     d.app.set_contrast(True)
     yield from d.shot("pay-qr-contrast-zh")
     d.app.set_contrast(False)
-    d.hold(WECHAT_CODE)  # the shopper's phone under the camera
+    d.rig.show_payment_code("wechat", "never")  # the phone under the camera; no password
     yield from d.until(lambda: d.app.shown["confirming"], "confirm on your phone")
     yield from d.frames(3)
     yield from both("confirm-phone")
