@@ -204,6 +204,8 @@ def tally(sim: PayServer, data: Path, code: str, outputs: list[str]) -> Counter[
         sales = [row[0] for row in conn.execute("SELECT order_id FROM sales")]
     orders = _orders(sim, set(payments))
     with sim.provider.lock:
+        for o in orders.values():
+            sim.provider.advance(o)  # as the provider stands now (a password answered late)
         charged = {no: sim.provider.charges.get(no, 0) for no in orders}
         kept = [no for no, o in orders.items() if o.status == "paid"]
         calls = {no: o.charge_calls for no, o in orders.items()}
