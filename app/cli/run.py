@@ -25,7 +25,7 @@ def kiosk_or_refuse(obj: Context, screenshot: Path | None) -> bootstrap.Kiosk:
         try:
             bootstrap.run_refusing_ui(obj.settings, str(exc), screenshot=screenshot,
                                       alerted=True)
-        except DataDirInUse as busy:
+        except (DataDirInUse, DataDirUnusable) as busy:
             raise click.ClickException(str(busy)) from None
         raise SystemExit(1) from None
     except (CatalogueMismatch, DataDirUnusable) as exc:
@@ -57,7 +57,7 @@ def demo(obj: Context, screenshot: Path | None, webcam: bool) -> None:
     click.echo(f"receipts: {obj.settings.data_dir / 'receipts'}")
     try:
         bootstrap.run_ui(kiosk, screenshot=screenshot, demo=True, webcam=webcam)
-    except DataDirInUse as exc:
+    except (DataDirInUse, DataDirUnusable) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -72,5 +72,5 @@ def run(obj: Context, screenshot: Path | None) -> None:
     """Start the kiosk with the catalogue already in its data dir (what a store runs)."""
     try:
         bootstrap.run_ui(kiosk_or_refuse(obj, screenshot), screenshot=screenshot)
-    except DataDirInUse as exc:
+    except (DataDirInUse, DataDirUnusable) as exc:
         raise click.ClickException(str(exc)) from None

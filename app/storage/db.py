@@ -25,6 +25,9 @@ from app.storage.migrations import MIGRATIONS
 
 DATABASE_FILE = "kiosk.db"
 BUSY_TIMEOUT_MS = 5000
+# What the start-up write check writes: SQLite's -shm index (32 KiB) and a first WAL
+# frame must fit before the kiosk can even read its database.
+WRITE_CHECK_BYTES = 64 * 1024
 
 
 class DataDirUnusable(Exception):
@@ -33,28 +36,38 @@ class DataDirUnusable(Exception):
 
 
 def check_writable(directory: Path) -> None:
-    """Create (if needed) ``directory`` and a scratch file in it, then remove the file.
+    """Create (if needed) ``directory`` and a scratch file in it holding
+    ``WRITE_CHECK_BYTES`` written and synced to disk, then remove the file.
 
     Raises ``DataDirUnusable`` naming the directory when it cannot be created or written
     (``EROFS``, ``EACCES``, ``ENOSPC``...): SQLite in WAL mode must create its ``-wal`` and
     ``-shm`` files beside the database even to read it, so a directory the kiosk cannot
-    write is one it cannot run from (issue 16, fault 5).
+    write is one it cannot run from (issue 16, fault 5). The scratch file holds bytes,
+    not nothing: an empty file needs no free block, so it is made on a full disk too,
+    where SQLite then fails sizing its ``-shm`` with a bare "disk I/O error" that reads
+    like a damaged database.
     """
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-check-"):
-            pass
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-check-") as scratch:
+            scratch.write(b"\0" * WRITE_CHECK_BYTES)
+            scratch.flush()
+            os.fsync(scratch.fileno())  # a file system allocating late reports ENOSPC here
     except OSError as exc:
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        hint = ("the disk is mounted read-only" if exc.errno == errno.EROFS else
-                "the disk is full" if exc.errno == errno.ENOSPC else
-                "the kiosk's user may not write there" if exc.errno in (errno.EACCES,
-                                                                        errno.EPERM)
-                else "the directory is unusable")
-        raise DataDirUnusable(
-            f"the data directory {directory} cannot be written ({reason}): {hint}. Make it "
-            "writable (or choose another with --data-dir / KIOSK_DATA_DIR) and start again"
-        ) from None
+        raise data_dir_unusable(directory, exc) from None
+
+
+def data_dir_unusable(directory: Path, exc: OSError) -> DataDirUnusable:
+    """The staff message for ``directory`` failing a write with ``exc``: the reason, a
+    hint from its errno (read-only, full, permission), and what to do."""
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    hint = ("the disk is mounted read-only" if exc.errno == errno.EROFS else
+            "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else
+            "the kiosk's user may not write there" if exc.errno in (errno.EACCES, errno.EPERM)
+            else "the directory is unusable")
+    return DataDirUnusable(
+        f"the data directory {directory} cannot be written ({reason}): {hint}. Make it "
+        "writable (or choose another with --data-dir / KIOSK_DATA_DIR) and start again")
 
 
 def is_disk_full(error: BaseException) -> bool:
