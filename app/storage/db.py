@@ -131,6 +131,13 @@ def open_database(path: Path, *, migrate: bool = True,
                     f"{path} holds no kiosk tables, but this data directory held a kiosk "
                     f"({', '.join(marks)}): refusing to start a new, empty kiosk; "
                     f"{RESTORE_HINT}")
+            foreign = _foreign_tables(db)
+            if foreign:
+                raise DatabaseDamaged(
+                    f"{path} is not a kiosk database: it holds another program's tables "
+                    f"({', '.join(foreign[:5])}) and none of the kiosk's; refusing to "
+                    "write the kiosk's tables into it. Check --data-dir / KIOSK_DATA_DIR, "
+                    "or move that file away")
         if migrate and _retry_while_locked(lambda: MIGRATIONS.pending(db)):
             _migrate(db)
     except DatabaseDamaged:
@@ -145,6 +152,18 @@ def open_database(path: Path, *, migrate: bool = True,
         conn.close()
         raise DatabaseDamaged(f"{path} is damaged ({exc}); {RESTORE_HINT}") from None
     return db
+
+
+def _foreign_tables(db: sqlite_utils.Database) -> list[str]:
+    """The tables of a database the kiosk never migrated (empty when it holds none, or
+    when the kiosk's migrations ran on it). A first start's migrations run in one
+    transaction, so another process sees either no tables or the kiosk's with their
+    record of migrations, never a half-made schema taken for someone else's."""
+    if MIGRATIONS.applied(db):
+        return []
+    return [str(name) for (name,) in db.conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+        "ORDER BY name")]
 
 
 def integrity_problems(db: sqlite_utils.Database) -> list[str]:

@@ -94,6 +94,27 @@ def test_an_overwritten_page_is_found_at_start_up(data_dir, held):
     refused(data_dir, "damaged")
 
 
+def test_another_programs_database_is_refused_not_migrated_into(data_dir):
+    """A kiosk.db that is another SQLite program's file (a wrong --data-dir), in a
+    directory that never held a kiosk: before, the kiosk wrote its tables into it and
+    started as a new, empty kiosk inside someone else's file."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    foreign = data_dir / "kiosk.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+        conn.execute("INSERT INTO notes (body) VALUES ('not the kiosk')")
+    conn.close()
+    ran = kiosk(data_dir, "db", "status")
+    assert ran.returncode == 1, ran.stdout
+    assert "Traceback" not in ran.stderr and "refusing to start" in ran.stderr, ran.stderr
+    assert "not a kiosk database" in ran.stderr and "notes" in ran.stderr, ran.stderr
+    assert "--data-dir" in ran.stderr
+    with sqlite3.connect(foreign) as conn:
+        tables = [n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    conn.close()
+    assert tables == ["notes"]  # nothing of the kiosk's was written into it
+
+
 def test_a_new_data_directory_still_starts(data_dir):
     ran = kiosk(data_dir, "db", "status")
     assert ran.returncode == 0, ran.stderr
