@@ -10,7 +10,7 @@ from app import bootstrap
 from app.cli.root import Context
 from app.storage.catalogue_repo import CatalogueMismatch
 from app.storage.db import DatabaseDamaged, DataDirUnusable
-from app.storage.lock import DataDirInUse
+from app.storage.lock import DataDirInUse, hold_data_dir
 
 
 def kiosk_or_refuse(obj: Context, screenshot: Path | None) -> bootstrap.Kiosk:
@@ -49,10 +49,18 @@ def demo(obj: Context, screenshot: Path | None, webcam: bool) -> None:
     DATA_DIR/receipts), and feeds the camera from the demo shelf.
     """
     kiosk = kiosk_or_refuse(obj, screenshot)
-    for line in bootstrap.seed_demo_store(kiosk):
-        click.echo(f"demo store: loaded {line}")
-    for line in bootstrap.seed_demo_staff(kiosk):
-        click.echo(f"demo staff: {line} (hold the top-left corner 3 s for staff mode)")
+    try:
+        # Not into a data directory a kiosk is running on: its staff would get the demo
+        # manager (PIN 2580). run_ui takes the lock again for the screen.
+        with hold_data_dir(obj.settings.data_dir, "kiosk demo loading the demo store"):
+            for line in bootstrap.seed_demo_store(kiosk):
+                click.echo(f"demo store: loaded {line}")
+            for line in bootstrap.seed_demo_staff(kiosk):
+                click.echo(f"demo staff: {line} (hold the top-left corner 3 s for staff "
+                           "mode)")
+    except (DataDirInUse, DataDirUnusable) as exc:
+        kiosk.close()
+        raise click.ClickException(str(exc)) from None
     click.echo(f"data directory: {obj.settings.data_dir}")
     click.echo(f"receipts: {obj.settings.data_dir / 'receipts'}")
     try:

@@ -225,6 +225,24 @@ def test_a_second_holder_of_the_data_directory_is_refused(data_dir):
     hold_data_dir(data_dir).release()  # free again once released
 
 
+def test_kiosk_demo_refused_by_a_running_kiosk_loads_nothing_into_its_data(data_dir):
+    """``kiosk demo`` pointed by mistake at a data directory a kiosk is running on (a
+    store lane before its catalogue and staff are in): before, it loaded the demo
+    catalogue, promotions and staff (a manager with the published PIN 2580) into the
+    running kiosk's database, and only then was refused the screen."""
+    ran = kiosk(data_dir, "db", "status")  # a new kiosk: no catalogue, no staff yet
+    assert ran.returncode == 0, ran.stderr
+    with hold_data_dir(data_dir, "kiosk run"):
+        ran = kiosk(data_dir, "demo", "--screenshot", str(data_dir / "shot.png"))
+    assert ran.returncode == 1, ran.stdout
+    assert "Traceback" not in ran.stderr and f"pid {os.getpid()}" in ran.stderr, ran.stderr
+    with sqlite3.connect(data_dir / "kiosk.db") as conn:
+        staff = conn.execute("SELECT count(*) FROM staff").fetchone()[0]
+        products = conn.execute("SELECT count(*) FROM products").fetchone()[0]
+    conn.close()
+    assert (staff, products) == (0, 0)
+
+
 # A child process: `kiosk run` on the damaged data directory, with the screen checked
 # once it is up (what it shows, in both languages), then stopped.
 SCREEN_CHECK = """
