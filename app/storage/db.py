@@ -201,7 +201,8 @@ def restore_database(backup: Path, path: Path, now_stamp: str) -> Path | None:
     """Put the backup file ``backup`` in place of the database at ``path`` (the lane and
     every ``kiosk`` command stopped). The backup is checked first (quick_check, and it
     must hold the kiosk's tables): a bad one changes nothing. The current file and its
-    ``-wal``/``-shm`` companions are kept aside as ``<name>.before-restore-<now_stamp>``.
+    ``-wal``/``-shm`` companions are kept aside as ``<name>.before-restore-<now_stamp>``
+    (and its ``-wal``/``-shm``, so it opens with what its WAL held).
     Returns the path of the file set aside (None if there was none). Raises
     ``DatabaseDamaged`` for a backup that is damaged or is not a kiosk database."""
     try:
@@ -225,14 +226,18 @@ def restore_database(backup: Path, path: Path, now_stamp: str) -> Path | None:
             dst.close()
     finally:
         src.close()
+    kept = path.with_name(f"{path.name}.before-restore-{now_stamp}")
     aside = None
     if path.exists():
-        aside = path.with_name(f"{path.name}.before-restore-{now_stamp}")
+        aside = kept
         os.replace(path, aside)
+    # The companions take the names SQLite pairs with the set-aside file (<name>-wal):
+    # a killed lane's newest commits are only in its WAL, and the set-aside file must
+    # open with them for "restore that file" to undo a wrong restore.
     for suffix in ("-wal", "-shm"):
         extra = path.with_name(path.name + suffix)
         if extra.exists():
-            os.replace(extra, path.with_name(f"{path.name}{suffix}.before-restore-{now_stamp}"))
+            os.replace(extra, kept.with_name(kept.name + suffix))
     os.replace(tmp, path)
     return aside
 

@@ -134,7 +134,7 @@ def test_backup_then_restore_brings_the_kiosk_back_and_keeps_the_damaged_file(
     refused(data_dir, "empty")
     ran = kiosk(data_dir, "db", "restore", str(copy))
     assert ran.returncode == 0, ran.stderr
-    aside = list(data_dir.glob("kiosk.db.before-restore-*"))
+    aside = list(data_dir.glob("kiosk.db.before-restore-*[0-9]"))  # not its -wal/-shm
     assert len(aside) == 1 and aside[0].stat().st_size == 0  # the damaged file is kept
     status = kiosk(data_dir, "db", "status")
     assert status.returncode == 0, status.stderr
@@ -153,6 +153,35 @@ def test_dated_backups_roll(data_dir, held):
     kept = sorted(p.name for p in backups.glob("kiosk-*.db"))
     assert len(kept) == 2 and kept[0] == "kiosk-20261124-020000.db", kept
     assert audit_rows(backups / kept[1]) == 50  # the new one, checked and complete
+
+
+def test_the_file_a_restore_sets_aside_keeps_what_its_wal_held(data_dir, held, tmp_path):
+    """A lane killed (or crashed) leaves its newest commits in ``kiosk.db-wal``. The file
+    a restore sets aside must open with them, or "undo a wrong restore by restoring that
+    file" brings back a database without them: before, the WAL was kept as
+    ``kiosk.db-wal.before-restore-*``, a name SQLite never pairs with the set-aside file."""
+    copy = tmp_path / "backup.db"
+    assert kiosk(data_dir, "db", "backup", str(copy)).returncode == 0
+    crashed = sqlite3.connect(held)
+    crashed.execute("PRAGMA wal_autocheckpoint=0")  # the lane's newest rows stay in the WAL
+    crashed.execute("CREATE TABLE after_the_backup (n INTEGER)")
+    crashed.execute("INSERT INTO after_the_backup VALUES (51)")
+    crashed.commit()
+    # The lane dies here: copy its files as a kill leaves them (no checkpoint on close).
+    lane = tmp_path / "lane"
+    lane.mkdir()
+    for f in data_dir.iterdir():
+        if f.is_file():
+            (lane / f.name).write_bytes(f.read_bytes())
+    crashed.close()
+    assert (lane / "kiosk.db-wal").stat().st_size > 0
+    ran = kiosk(lane, "db", "restore", str(copy))
+    assert ran.returncode == 0, ran.stderr
+    aside = next(lane.glob("kiosk.db.before-restore-*[0-9]"))
+    with sqlite3.connect(aside) as conn:
+        kept = conn.execute("SELECT n FROM after_the_backup").fetchall()
+    conn.close()
+    assert kept == [(51,)]
 
 
 def test_restore_refuses_a_damaged_backup_and_changes_nothing(data_dir, held, tmp_path):
@@ -214,7 +243,7 @@ def test_restore_is_refused_while_a_kiosk_runs_on_the_data_directory(data_dir, t
         child.wait(30)
     ran = kiosk(data_dir, "db", "restore", str(copy))  # the kiosk is stopped: it goes ahead
     assert ran.returncode == 0, ran.stderr
-    aside = list(data_dir.glob("kiosk.db.before-restore-*"))
+    aside = list(data_dir.glob("kiosk.db.before-restore-*[0-9]"))  # not its -wal/-shm
     assert len(aside) == 1 and str(aside[0]) in ran.stdout  # the replaced file, and where
 
 
