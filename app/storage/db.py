@@ -35,24 +35,25 @@ class DataDirUnusable(Exception):
     device); the message names the directory and what to check."""
 
 
-def check_writable(directory: Path) -> None:
-    """Create (if needed) ``directory`` and a scratch file in it holding
-    ``WRITE_CHECK_BYTES`` written and synced to disk, then remove the file.
+def check_writable(directory: Path, probe_bytes: int = 0) -> None:
+    """Create (if needed) ``directory`` and a scratch file in it holding ``probe_bytes``
+    written and synced to disk, then remove the file.
 
     Raises ``DataDirUnusable`` naming the directory when it cannot be created or written
     (``EROFS``, ``EACCES``, ``ENOSPC``...): SQLite in WAL mode must create its ``-wal`` and
     ``-shm`` files beside the database even to read it, so a directory the kiosk cannot
-    write is one it cannot run from (issue 16, fault 5). The scratch file holds bytes,
-    not nothing: an empty file needs no free block, so it is made on a full disk too,
-    where SQLite then fails sizing its ``-shm`` with a bare "disk I/O error" that reads
-    like a damaged database.
+    write is one it cannot run from (issue 16, fault 5). At start-up the scratch file
+    holds ``WRITE_CHECK_BYTES``, not nothing: an empty file needs no free block, so it is
+    made on a full disk too, where SQLite then fails sizing its ``-shm`` with a bare
+    "disk I/O error" that reads like a damaged database.
     """
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-check-") as scratch:
-            scratch.write(b"\0" * WRITE_CHECK_BYTES)
-            scratch.flush()
-            os.fsync(scratch.fileno())  # a file system allocating late reports ENOSPC here
+            if probe_bytes:
+                scratch.write(b"\0" * probe_bytes)
+                scratch.flush()
+                os.fsync(scratch.fileno())  # a file system allocating late: ENOSPC here
     except OSError as exc:
         raise data_dir_unusable(directory, exc) from None
 
@@ -106,7 +107,10 @@ def open_database(path: Path, *, migrate: bool = True,
     ``DataDirUnusable`` naming ``path.parent`` when the directory cannot be written
     (before SQLite is asked: it would only say "unable to open database file").
     """
-    check_writable(path.parent)  # a read-only or full disk: say so, naming the directory
+    # A read-only or full disk: say so, naming the directory. Room for SQLite's files is
+    # checked at the kiosk's own open (start-up) only: a worker thread's open of a
+    # database already open must not fail where SQLite itself would not.
+    check_writable(path.parent, WRITE_CHECK_BYTES if migrate else 0)
     existed = path.exists() and path.stat().st_size > 0
     marks = [str(m) for m in held_kiosk if m.exists()]
     if migrate and marks and not existed:
