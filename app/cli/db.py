@@ -10,7 +10,13 @@ import click
 
 from app.cli.root import Context
 from app.storage.backups import BACKUPS_DIR, list_backups, take_backup
-from app.storage.db import DatabaseDamaged, backup_database, restore_database, schema_version
+from app.storage.db import (
+    DatabaseDamaged,
+    DataDirUnusable,
+    backup_database,
+    restore_database,
+    schema_version,
+)
 from app.storage.lock import DataDirInUse, hold_data_dir
 
 
@@ -85,7 +91,7 @@ def db_restore(obj: Context, file: Path) -> None:
     try:
         with hold_data_dir(obj.settings.data_dir, "kiosk db restore"):
             aside = restore_database(file, path, stamp)
-    except DataDirInUse as exc:
+    except (DataDirInUse, DataDirUnusable) as exc:
         raise click.ClickException(f"refusing to restore: {exc}") from None
     except DatabaseDamaged as exc:
         raise click.ClickException(str(exc)) from None

@@ -10,7 +10,7 @@ from app import bootstrap
 from app.cli.root import Context
 from app.storage.catalogue_repo import CatalogueMismatch
 from app.storage.db import DatabaseDamaged, DataDirUnusable
-from app.storage.lock import DataDirInUse
+from app.storage.lock import DataDirInUse, hold_data_dir
 
 
 def kiosk_or_refuse(obj: Context, screenshot: Path | None) -> bootstrap.Kiosk:
@@ -25,7 +25,7 @@ def kiosk_or_refuse(obj: Context, screenshot: Path | None) -> bootstrap.Kiosk:
         try:
             bootstrap.run_refusing_ui(obj.settings, str(exc), screenshot=screenshot,
                                       alerted=True)
-        except DataDirInUse as busy:
+        except (DataDirInUse, DataDirUnusable) as busy:
             raise click.ClickException(str(busy)) from None
         raise SystemExit(1) from None
     except (CatalogueMismatch, DataDirUnusable) as exc:
@@ -49,15 +49,23 @@ def demo(obj: Context, screenshot: Path | None, webcam: bool) -> None:
     DATA_DIR/receipts), and feeds the camera from the demo shelf.
     """
     kiosk = kiosk_or_refuse(obj, screenshot)
-    for line in bootstrap.seed_demo_store(kiosk):
-        click.echo(f"demo store: loaded {line}")
-    for line in bootstrap.seed_demo_staff(kiosk):
-        click.echo(f"demo staff: {line} (hold the top-left corner 3 s for staff mode)")
+    try:
+        # Not into a data directory a kiosk is running on: its staff would get the demo
+        # manager (PIN 2580). run_ui takes the lock again for the screen.
+        with hold_data_dir(obj.settings.data_dir, "kiosk demo loading the demo store"):
+            for line in bootstrap.seed_demo_store(kiosk):
+                click.echo(f"demo store: loaded {line}")
+            for line in bootstrap.seed_demo_staff(kiosk):
+                click.echo(f"demo staff: {line} (hold the top-left corner 3 s for staff "
+                           "mode)")
+    except (DataDirInUse, DataDirUnusable) as exc:
+        kiosk.close()
+        raise click.ClickException(str(exc)) from None
     click.echo(f"data directory: {obj.settings.data_dir}")
     click.echo(f"receipts: {obj.settings.data_dir / 'receipts'}")
     try:
         bootstrap.run_ui(kiosk, screenshot=screenshot, demo=True, webcam=webcam)
-    except DataDirInUse as exc:
+    except (DataDirInUse, DataDirUnusable) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -72,5 +80,5 @@ def run(obj: Context, screenshot: Path | None) -> None:
     """Start the kiosk with the catalogue already in its data dir (what a store runs)."""
     try:
         bootstrap.run_ui(kiosk_or_refuse(obj, screenshot), screenshot=screenshot)
-    except DataDirInUse as exc:
+    except (DataDirInUse, DataDirUnusable) as exc:
         raise click.ClickException(str(exc)) from None

@@ -25,6 +25,9 @@ from app.storage.migrations import MIGRATIONS
 
 DATABASE_FILE = "kiosk.db"
 BUSY_TIMEOUT_MS = 5000
+# What the start-up write check writes: SQLite's -shm index (32 KiB) and a first WAL
+# frame must fit before the kiosk can even read its database.
+WRITE_CHECK_BYTES = 64 * 1024
 
 
 class DataDirUnusable(Exception):
@@ -32,29 +35,40 @@ class DataDirUnusable(Exception):
     device); the message names the directory and what to check."""
 
 
-def check_writable(directory: Path) -> None:
-    """Create (if needed) ``directory`` and a scratch file in it, then remove the file.
+def check_writable(directory: Path, probe_bytes: int = 0) -> None:
+    """Create (if needed) ``directory`` and a scratch file in it holding ``probe_bytes``
+    written and synced to disk, then remove the file.
 
     Raises ``DataDirUnusable`` naming the directory when it cannot be created or written
     (``EROFS``, ``EACCES``, ``ENOSPC``...): SQLite in WAL mode must create its ``-wal`` and
     ``-shm`` files beside the database even to read it, so a directory the kiosk cannot
-    write is one it cannot run from (issue 16, fault 5).
+    write is one it cannot run from (issue 16, fault 5). At start-up the scratch file
+    holds ``WRITE_CHECK_BYTES``, not nothing: an empty file needs no free block, so it is
+    made on a full disk too, where SQLite then fails sizing its ``-shm`` with a bare
+    "disk I/O error" that reads like a damaged database.
     """
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-check-"):
-            pass
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-check-") as scratch:
+            if probe_bytes:
+                scratch.write(b"\0" * probe_bytes)
+                scratch.flush()
+                os.fsync(scratch.fileno())  # a file system allocating late: ENOSPC here
     except OSError as exc:
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        hint = ("the disk is mounted read-only" if exc.errno == errno.EROFS else
-                "the disk is full" if exc.errno == errno.ENOSPC else
-                "the kiosk's user may not write there" if exc.errno in (errno.EACCES,
-                                                                        errno.EPERM)
-                else "the directory is unusable")
-        raise DataDirUnusable(
-            f"the data directory {directory} cannot be written ({reason}): {hint}. Make it "
-            "writable (or choose another with --data-dir / KIOSK_DATA_DIR) and start again"
-        ) from None
+        raise data_dir_unusable(directory, exc) from None
+
+
+def data_dir_unusable(directory: Path, exc: OSError) -> DataDirUnusable:
+    """The staff message for ``directory`` failing a write with ``exc``: the reason, a
+    hint from its errno (read-only, full, permission), and what to do."""
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    hint = ("the disk is mounted read-only" if exc.errno == errno.EROFS else
+            "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else
+            "the kiosk's user may not write there" if exc.errno in (errno.EACCES, errno.EPERM)
+            else "the directory is unusable")
+    return DataDirUnusable(
+        f"the data directory {directory} cannot be written ({reason}): {hint}. Make it "
+        "writable (or choose another with --data-dir / KIOSK_DATA_DIR) and start again")
 
 
 def is_disk_full(error: BaseException) -> bool:
@@ -93,7 +107,10 @@ def open_database(path: Path, *, migrate: bool = True,
     ``DataDirUnusable`` naming ``path.parent`` when the directory cannot be written
     (before SQLite is asked: it would only say "unable to open database file").
     """
-    check_writable(path.parent)  # a read-only or full disk: say so, naming the directory
+    # A read-only or full disk: say so, naming the directory. Room for SQLite's files is
+    # checked at the kiosk's own open (start-up) only: a worker thread's open of a
+    # database already open must not fail where SQLite itself would not.
+    check_writable(path.parent, WRITE_CHECK_BYTES if migrate else 0)
     existed = path.exists() and path.stat().st_size > 0
     marks = [str(m) for m in held_kiosk if m.exists()]
     if migrate and marks and not existed:
@@ -118,6 +135,13 @@ def open_database(path: Path, *, migrate: bool = True,
                     f"{path} holds no kiosk tables, but this data directory held a kiosk "
                     f"({', '.join(marks)}): refusing to start a new, empty kiosk; "
                     f"{RESTORE_HINT}")
+            foreign = _foreign_tables(db)
+            if foreign:
+                raise DatabaseDamaged(
+                    f"{path} is not a kiosk database: it holds another program's tables "
+                    f"({', '.join(foreign[:5])}) and none of the kiosk's; refusing to "
+                    "write the kiosk's tables into it. Check --data-dir / KIOSK_DATA_DIR, "
+                    "or move that file away")
         if migrate and _retry_while_locked(lambda: MIGRATIONS.pending(db)):
             _migrate(db)
     except DatabaseDamaged:
@@ -132,6 +156,18 @@ def open_database(path: Path, *, migrate: bool = True,
         conn.close()
         raise DatabaseDamaged(f"{path} is damaged ({exc}); {RESTORE_HINT}") from None
     return db
+
+
+def _foreign_tables(db: sqlite_utils.Database) -> list[str]:
+    """The tables of a database the kiosk never migrated (empty when it holds none, or
+    when the kiosk's migrations ran on it). A first start's migrations run in one
+    transaction, so another process sees either no tables or the kiosk's with their
+    record of migrations, never a half-made schema taken for someone else's."""
+    if MIGRATIONS.applied(db):
+        return []
+    return [str(name) for (name,) in db.conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+        "ORDER BY name")]
 
 
 def integrity_problems(db: sqlite_utils.Database) -> list[str]:
@@ -169,7 +205,8 @@ def restore_database(backup: Path, path: Path, now_stamp: str) -> Path | None:
     """Put the backup file ``backup`` in place of the database at ``path`` (the lane and
     every ``kiosk`` command stopped). The backup is checked first (quick_check, and it
     must hold the kiosk's tables): a bad one changes nothing. The current file and its
-    ``-wal``/``-shm`` companions are kept aside as ``<name>.before-restore-<now_stamp>``.
+    ``-wal``/``-shm`` companions are kept aside as ``<name>.before-restore-<now_stamp>``
+    (and its ``-wal``/``-shm``, so it opens with what its WAL held).
     Returns the path of the file set aside (None if there was none). Raises
     ``DatabaseDamaged`` for a backup that is damaged or is not a kiosk database."""
     try:
@@ -193,14 +230,18 @@ def restore_database(backup: Path, path: Path, now_stamp: str) -> Path | None:
             dst.close()
     finally:
         src.close()
+    kept = path.with_name(f"{path.name}.before-restore-{now_stamp}")
     aside = None
     if path.exists():
-        aside = path.with_name(f"{path.name}.before-restore-{now_stamp}")
+        aside = kept
         os.replace(path, aside)
+    # The companions take the names SQLite pairs with the set-aside file (<name>-wal):
+    # a killed lane's newest commits are only in its WAL, and the set-aside file must
+    # open with them for "restore that file" to undo a wrong restore.
     for suffix in ("-wal", "-shm"):
         extra = path.with_name(path.name + suffix)
         if extra.exists():
-            os.replace(extra, path.with_name(f"{path.name}{suffix}.before-restore-{now_stamp}"))
+            os.replace(extra, kept.with_name(kept.name + suffix))
     os.replace(tmp, path)
     return aside
 

@@ -15,6 +15,8 @@ import fcntl
 import os
 from pathlib import Path
 
+from app.storage.db import data_dir_unusable
+
 LOCK_FILE = "kiosk.lock"
 
 
@@ -46,11 +48,15 @@ class DataDirLock:
 def hold_data_dir(data_dir: Path, what: str = "a running kiosk") -> DataDirLock:
     """Take the exclusive lock on ``data_dir`` (creating ``kiosk.lock``) and write this
     process's id into it. Raises ``DataDirInUse`` naming the holder's pid when another
-    process (or another open of the lock in this one) holds it; ``OSError`` when the
-    directory cannot be written. ``what``: why it is held, written beside the pid."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    process (or another open of the lock in this one) holds it; ``DataDirUnusable``
+    (naming the directory: read-only, full) when it cannot be written. ``what``: why
+    it is held, written beside the pid."""
     path = data_dir / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # a read-only or full disk: the message staff get everywhere
+        raise data_dir_unusable(data_dir, exc) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -61,8 +67,13 @@ def hold_data_dir(data_dir: Path, what: str = "a running kiosk") -> DataDirLock:
     except BaseException:
         os.close(fd)
         raise
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()} {what}\n".encode())
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {what}\n".encode())
+    except OSError as exc:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+        raise data_dir_unusable(data_dir, exc) from None
     return DataDirLock(path, fd)
 
 

@@ -123,10 +123,22 @@ class StaffBook:
 
     # -- signing in -----------------------------------------------------------------------
     def locked_until(self, now: datetime) -> datetime | None:
+        """When the PIN lockout ends (wall clock, for the screen), or None if it is over.
+
+        The lockout is kept on disk so a restart keeps it, hence as a wall-clock time. A
+        time more than ``LOCK_FOR`` ahead of ``now`` was written under a clock that read
+        ahead (set far in the future, then right; or stepped back during the lockout):
+        it is moved to ``now + LOCK_FOR``, so the lockout still lasts its full length but
+        no longer (issue 16, fault 3), instead of until that time comes round."""
         row = self.db.execute("SELECT locked_until FROM staff_lock WHERE id = 1").fetchone()
         if row is None or row[0] is None:
             return None
         until = datetime.fromisoformat(row[0])
+        if until > now + LOCK_FOR:
+            until = now + LOCK_FOR
+            with write_transaction(self.db):
+                self.db.execute("UPDATE staff_lock SET locked_until = ? WHERE id = 1",
+                                [until.isoformat()])
         return until if until > now else None
 
     def sign_in(self, pin: str, now: datetime, badge: str | None = None) -> StaffMember:

@@ -94,6 +94,27 @@ def test_an_overwritten_page_is_found_at_start_up(data_dir, held):
     refused(data_dir, "damaged")
 
 
+def test_another_programs_database_is_refused_not_migrated_into(data_dir):
+    """A kiosk.db that is another SQLite program's file (a wrong --data-dir), in a
+    directory that never held a kiosk: before, the kiosk wrote its tables into it and
+    started as a new, empty kiosk inside someone else's file."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    foreign = data_dir / "kiosk.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+        conn.execute("INSERT INTO notes (body) VALUES ('not the kiosk')")
+    conn.close()
+    ran = kiosk(data_dir, "db", "status")
+    assert ran.returncode == 1, ran.stdout
+    assert "Traceback" not in ran.stderr and "refusing to start" in ran.stderr, ran.stderr
+    assert "not a kiosk database" in ran.stderr and "notes" in ran.stderr, ran.stderr
+    assert "--data-dir" in ran.stderr
+    with sqlite3.connect(foreign) as conn:
+        tables = [n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    conn.close()
+    assert tables == ["notes"]  # nothing of the kiosk's was written into it
+
+
 def test_a_new_data_directory_still_starts(data_dir):
     ran = kiosk(data_dir, "db", "status")
     assert ran.returncode == 0, ran.stderr
@@ -113,7 +134,7 @@ def test_backup_then_restore_brings_the_kiosk_back_and_keeps_the_damaged_file(
     refused(data_dir, "empty")
     ran = kiosk(data_dir, "db", "restore", str(copy))
     assert ran.returncode == 0, ran.stderr
-    aside = list(data_dir.glob("kiosk.db.before-restore-*"))
+    aside = list(data_dir.glob("kiosk.db.before-restore-*[0-9]"))  # not its -wal/-shm
     assert len(aside) == 1 and aside[0].stat().st_size == 0  # the damaged file is kept
     status = kiosk(data_dir, "db", "status")
     assert status.returncode == 0, status.stderr
@@ -132,6 +153,35 @@ def test_dated_backups_roll(data_dir, held):
     kept = sorted(p.name for p in backups.glob("kiosk-*.db"))
     assert len(kept) == 2 and kept[0] == "kiosk-20261124-020000.db", kept
     assert audit_rows(backups / kept[1]) == 50  # the new one, checked and complete
+
+
+def test_the_file_a_restore_sets_aside_keeps_what_its_wal_held(data_dir, held, tmp_path):
+    """A lane killed (or crashed) leaves its newest commits in ``kiosk.db-wal``. The file
+    a restore sets aside must open with them, or "undo a wrong restore by restoring that
+    file" brings back a database without them: before, the WAL was kept as
+    ``kiosk.db-wal.before-restore-*``, a name SQLite never pairs with the set-aside file."""
+    copy = tmp_path / "backup.db"
+    assert kiosk(data_dir, "db", "backup", str(copy)).returncode == 0
+    crashed = sqlite3.connect(held)
+    crashed.execute("PRAGMA wal_autocheckpoint=0")  # the lane's newest rows stay in the WAL
+    crashed.execute("CREATE TABLE after_the_backup (n INTEGER)")
+    crashed.execute("INSERT INTO after_the_backup VALUES (51)")
+    crashed.commit()
+    # The lane dies here: copy its files as a kill leaves them (no checkpoint on close).
+    lane = tmp_path / "lane"
+    lane.mkdir()
+    for f in data_dir.iterdir():
+        if f.is_file():
+            (lane / f.name).write_bytes(f.read_bytes())
+    crashed.close()
+    assert (lane / "kiosk.db-wal").stat().st_size > 0
+    ran = kiosk(lane, "db", "restore", str(copy))
+    assert ran.returncode == 0, ran.stderr
+    aside = next(lane.glob("kiosk.db.before-restore-*[0-9]"))
+    with sqlite3.connect(aside) as conn:
+        kept = conn.execute("SELECT n FROM after_the_backup").fetchall()
+    conn.close()
+    assert kept == [(51,)]
 
 
 def test_restore_refuses_a_damaged_backup_and_changes_nothing(data_dir, held, tmp_path):
@@ -193,7 +243,7 @@ def test_restore_is_refused_while_a_kiosk_runs_on_the_data_directory(data_dir, t
         child.wait(30)
     ran = kiosk(data_dir, "db", "restore", str(copy))  # the kiosk is stopped: it goes ahead
     assert ran.returncode == 0, ran.stderr
-    aside = list(data_dir.glob("kiosk.db.before-restore-*"))
+    aside = list(data_dir.glob("kiosk.db.before-restore-*[0-9]"))  # not its -wal/-shm
     assert len(aside) == 1 and str(aside[0]) in ran.stdout  # the replaced file, and where
 
 
@@ -202,6 +252,24 @@ def test_a_second_holder_of_the_data_directory_is_refused(data_dir):
         with pytest.raises(DataDirInUse, match=f"kiosk run \\(pid {os.getpid()}\\)"):
             hold_data_dir(data_dir)
     hold_data_dir(data_dir).release()  # free again once released
+
+
+def test_kiosk_demo_refused_by_a_running_kiosk_loads_nothing_into_its_data(data_dir):
+    """``kiosk demo`` pointed by mistake at a data directory a kiosk is running on (a
+    store lane before its catalogue and staff are in): before, it loaded the demo
+    catalogue, promotions and staff (a manager with the published PIN 2580) into the
+    running kiosk's database, and only then was refused the screen."""
+    ran = kiosk(data_dir, "db", "status")  # a new kiosk: no catalogue, no staff yet
+    assert ran.returncode == 0, ran.stderr
+    with hold_data_dir(data_dir, "kiosk run"):
+        ran = kiosk(data_dir, "demo", "--screenshot", str(data_dir / "shot.png"))
+    assert ran.returncode == 1, ran.stdout
+    assert "Traceback" not in ran.stderr and f"pid {os.getpid()}" in ran.stderr, ran.stderr
+    with sqlite3.connect(data_dir / "kiosk.db") as conn:
+        staff = conn.execute("SELECT count(*) FROM staff").fetchone()[0]
+        products = conn.execute("SELECT count(*) FROM products").fetchone()[0]
+    conn.close()
+    assert (staff, products) == (0, 0)
 
 
 # A child process: `kiosk run` on the damaged data directory, with the screen checked

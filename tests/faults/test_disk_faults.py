@@ -108,3 +108,52 @@ def test_a_paid_sale_the_full_disk_cannot_take_is_told_truthfully_and_recorded_l
     assert r["after_wait_screen"] == "error" and r["after_wait_notice"] == "paid_not_recorded"
     assert r["freed_screen"] == "receipt" and r["freed_receipt_order"] == r["order"]
     assert r["freed_sales"] == 1 and r["freed_payment_state"] == ["paid", ""]
+
+
+@needs_unshare
+def test_restore_onto_a_read_only_data_directory_is_named_without_a_traceback(tmp_path):
+    """``kiosk db restore`` is the command staff type on a bad day: a read-only data
+    directory is named like every other command's, not an ``OSError`` traceback from
+    taking the data directory's lock."""
+    data = tmp_path / "data"
+    env = {**os.environ, "KIOSK_DATA_DIR": str(data)}
+    backup = tmp_path / "backup.db"
+    made = subprocess.run([KIOSK, "db", "backup", str(backup)], capture_output=True,
+                          text=True, env=env)
+    assert made.returncode == 0, made.stderr
+    out = run_read_only(data, "db", "restore", str(backup))
+    assert out.returncode == 1, (out.returncode, out.stderr)
+    assert "Traceback" not in out.stderr
+    assert f"the data directory {data} cannot be written" in out.stderr
+    assert "read-only" in out.stderr
+
+
+def run_on_a_full_disk(tmp_path: Path, *command: str) -> subprocess.CompletedProcess[str]:
+    """``kiosk <command>`` on a copy of a working data directory, on a 4 MB tmpfs filled
+    to the last byte (in a private mount namespace, around this process only)."""
+    data = tmp_path / "data"
+    env = {**os.environ, "KIOSK_DATA_DIR": str(data)}
+    made = subprocess.run([KIOSK, "db", "status"], capture_output=True, text=True, env=env)
+    assert made.returncode == 0, made.stderr
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    script = ('mount -t tmpfs -o size=4m tmpfs "$1" && cp -a "$2" "$1/data" && '
+              '{ dd if=/dev/zero of="$1/fill" bs=4k 2>/dev/null; true; } && '
+              'KIOSK_DATA_DIR="$1/data" && export KIOSK_DATA_DIR && shift 2 && exec "$@"')
+    return subprocess.run(["unshare", "-rm", "sh", "-c", script, "sh", str(disk), str(data),
+                           KIOSK, *command], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+@needs_unshare
+@pytest.mark.parametrize("command", [["db", "status"], ["run"]], ids=["tool", "lane"])
+def test_a_full_disk_at_start_is_named_not_taken_for_a_damaged_database(tmp_path, command):
+    """A disk full at start is the disk, not the database: before, SQLite's "disk I/O
+    error" (it cannot size its ``-shm`` file) was reported as a database that "cannot be
+    read" with the advice to restore a backup, which throws away a sound database's
+    newest sales; ``kiosk run`` died in a traceback writing its lock file."""
+    out = run_on_a_full_disk(tmp_path, *command)
+    assert out.returncode == 1, (out.returncode, out.stderr)
+    assert "Traceback" not in out.stderr
+    assert "cannot be written" in out.stderr and "the disk is full" in out.stderr
+    assert "restore" not in out.stderr

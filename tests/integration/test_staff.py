@@ -91,6 +91,26 @@ def test_five_wrong_pins_lock_staff_mode_and_a_restart_keeps_the_lock(demo_kiosk
     fresh.close()
 
 
+@pytest.mark.parametrize("wrong_by", [{"hours": -1}, {"days": -365 * 70}],
+                         ids=["stepped-back-an-hour", "set-right-after-2096"])
+def test_a_lockout_written_under_a_clock_ahead_lasts_no_longer_than_a_lockout(
+        book, clock, wrong_by):
+    """The lockout is kept on disk as a wall-clock time. Five wrong PINs while the clock
+    reads ahead (a clock far in the future, then set right; or stepped back an hour during
+    the lockout): before, staff mode stayed locked until that time came round (an hour,
+    or decades). A lockout now ends at most LOCK_FOR after the clock is found behind it,
+    and it still lasts that long (issue 16, fault 3: the wall clock only for what is
+    shown)."""
+    for _ in range(5):
+        with pytest.raises((WrongPin, Locked)):
+            book.sign_in("0000", clock.now())
+    clock.step(**wrong_by)  # the clock is set (back) while staff mode is locked
+    with pytest.raises(Locked):  # still locked: the step buys no early way in
+        book.sign_in("2468", clock.now())
+    clock.advance(minutes=15, seconds=1)
+    assert book.sign_in("2468", clock.now()).name == "Li Na"
+
+
 def test_a_badge_asks_for_its_holders_pin_only(lane, book):
     badge = next(m.badge for m in book.members() if m.name == "Li Na")
     lane.scan(badge)
