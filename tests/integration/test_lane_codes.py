@@ -370,6 +370,20 @@ def test_a_code_on_the_shopping_screen_is_neither_sent_nor_recorded(lane_of, wal
     assert len(lane.view.priced.lines) == 1
 
 
+def test_a_gs1_label_shaped_like_a_code_is_goods_never_charged(lane_of, wallet, demo_kiosk):
+    """A GS1-128 label (]C1) whose element string is 18 digits from 11 -- (11)260101
+    (10)12345678, a WeChat code's shape -- is goods: on the shopping screen the catalogue
+    refuses it (not 'show your payment code on the pay screen'), on the pay screen it is
+    not sent to any wallet."""
+    lane = lane_of()
+    lane.scan(MILK)
+    lane.scan("]C1112601011012345678", how="serial")
+    assert lane.view.notice.key != "payment_code_not_now"
+    lane = at_pay(lane)
+    lane.scan("]C1112601011012345678", how="serial")
+    assert wallet.charges == [] and lane.view.payment.mode != "code"
+
+
 def test_a_code_while_a_qr_payment_is_open_closes_the_qr_first(lane_of, demo_kiosk):
     """On ``WalletFake``: what is asserted is the order of the provider calls (the QR's close
     before the code's charge), which only an in-process provider records; the simulator
