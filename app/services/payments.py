@@ -203,7 +203,8 @@ class PaymentDesk:
         del code  # from here on the code exists only in the request being sent
         try:
             view = self.provider.charge_code(charge)
-        except PaymentError as exc:
+        except PaymentError as raised:
+            exc = _without_code(raised, charge.code)
             self._failed(exc)
             if isinstance(exc, ProviderRefused) and not exc.maybe_done:
                 # Refused before it was taken: no charge exists; nothing to reverse.
@@ -497,3 +498,16 @@ class PaymentDesk:
 __all__ = ["Completed", "Expiring", "InvalidNotification", "Notification", "OrderRequest",
            "PaymentDesk", "PaymentError", "PaymentProvider", "ProviderStatus", "ProviderView",
            "new_order_id"]
+
+
+def _without_code(exc: PaymentError, code: PaymentCode) -> PaymentError:
+    """``exc`` with the payment code's digits in its message or provider code replaced by
+    ``PaymentCode(wallet, N digits)``: a provider (a store gateway, a proxy) whose error
+    quotes the request would otherwise put the code in the payment's last error (the
+    database) and the logs (issue 18: the code is a credential, in no row or log)."""
+    digits = code.reveal()
+    if digits not in str(exc) and digits not in exc.code:
+        return exc
+    kind = ProviderRefused if isinstance(exc, ProviderRefused) else PaymentError
+    return kind(str(exc).replace(digits, repr(code)), maybe_done=exc.maybe_done,
+                code=exc.code.replace(digits, repr(code)), setting=exc.setting)

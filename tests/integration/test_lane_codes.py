@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from app import bootstrap
-from app.domain.payment import PaymentError, ProviderStatus, ProviderView
+from app.domain.payment import PaymentError, ProviderRefused, ProviderStatus, ProviderView
 from app.domain.scan_input import clean_scan
 from app.lane import InlineLane, Screen
 from app.runtime import Router
@@ -91,6 +91,13 @@ class WalletFake:
         elif what == "lost":
             o["status"] = "paid"
             raise PaymentError("read timed out", maybe_done=True)
+        elif what == "echo_refused":  # a gateway whose 4xx error quotes the request
+            del self.orders[no]
+            raise ProviderRefused(f"auth_code {digits} is not a valid code", maybe_done=False,
+                                  code="INVALID_REQUEST")
+        elif what == "echo_unknown":  # ... and whose 5xx does
+            o["status"] = "closed"
+            raise PaymentError(f"upstream failed for auth_code={digits}", maybe_done=True)
         else:
             o["status"], o["decline"] = "declined", what
         return self.query(no)
@@ -554,6 +561,30 @@ def test_a_payment_code_never_reaches_a_log_an_event_the_db_or_the_view(
         assert not any(code.encode() in blob for code in leaks), path
     for view in views:
         assert not any(code in repr(view) for code in leaks)
+
+
+@pytest.mark.parametrize("answer", ["echo_refused", "echo_unknown"])
+def test_a_provider_error_quoting_the_code_is_stored_and_logged_without_it(
+        answer, lane_of, clock, caplog, demo_kiosk, data_dir: Path):
+    """On ``WalletFake``: a store gateway whose error message quotes the request (its 4xx
+    'auth_code 1472... is not a valid code', a 5xx from upstream) is a provider the simulator
+    does not play. The message is kept as the payment's last error and logged for staff;
+    the code in it must not be: it is written as the wallet and length only."""
+    caplog.set_level(logging.DEBUG)
+    fake = WalletFake()
+    lane = at_pay(lane_of(provider=fake))
+    fake.next = answer
+    lane.scan(CANARY)
+    poll(lane, clock)
+    assert fake.codes == [CANARY]
+    assert lane.view.screen is Screen.PAY  # nothing taken; the shopper can pay again
+    for record in caplog.records:
+        text = record.getMessage() + (str(record.exc_info) if record.exc_info else "")
+        assert CANARY not in text, text
+    demo_kiosk.db.execute("PRAGMA wal_checkpoint(FULL)")
+    for path in (p for p in sorted(data_dir.rglob("*")) if p.is_file()):
+        assert CANARY.encode() not in path.read_bytes(), path
+    assert CANARY not in repr(lane.view)
 
 
 def test_payment_code_settings_are_checked():
