@@ -377,6 +377,22 @@ def test_a_code_on_the_shopping_screen_is_neither_sent_nor_recorded(lane_of, wal
     assert len(lane.view.priced.lines) == 1
 
 
+def test_a_code_read_again_after_its_charge_is_never_sent_again(lane_of, wallet, clock,
+                                                                 demo_kiosk):
+    """A code is single use: declined (insufficient balance), then read again -- the phone
+    still in front of the camera, or the same code through the serial scanner -- the lane
+    does not send it a second time; it says 'refresh the code', and a fresh code pays."""
+    lane = at_pay(lane_of())
+    code = wallet.code("wechat", "insufficient")
+    lane.scan(code, how="serial")
+    assert lane.view.notice.key == "declined_insufficient_funds"
+    lane.scan(code, how="camera")
+    assert lane.view.notice.key == "declined_code_used" and lane.view.screen is Screen.PAY
+    assert len(wallet.charges) == 1
+    lane.scan(wallet.code("wechat"), how="camera")
+    assert lane.view.screen is Screen.RECEIPT and len(wallet.charges) == 2
+
+
 def test_a_gs1_label_shaped_like_a_code_is_goods_never_charged(lane_of, wallet, demo_kiosk):
     """A GS1-128 label (]C1) whose element string is 18 digits from 11 -- (11)260101
     (10)12345678, a WeChat code's shape -- is goods: on the shopping screen the catalogue
