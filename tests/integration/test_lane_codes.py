@@ -407,6 +407,26 @@ def test_a_gs1_label_shaped_like_a_code_is_goods_never_charged(lane_of, wallet, 
     assert wallet.charges == [] and lane.view.payment.mode != "code"
 
 
+def test_a_payment_code_sent_as_gs1_is_refused_as_goods_and_kept_nowhere(
+        lane_of, wallet, caplog, demo_kiosk, data_dir: Path):
+    """A scanner that reports every Code 128 as GS1-128 (]C1) turns a real payment code into
+    goods: refused by the catalogue, and its digits reach no log, event, file or view."""
+    caplog.set_level(logging.DEBUG)
+    lane = lane_of()
+    lane.scan(MILK)
+    lane.scan("]C1" + CANARY, how="serial")
+    lane.scan(CANARY, symbology="]C1", how="camera")
+    assert lane.view.notice.key != "payment_code_not_now" and wallet.charges == []
+    for record in caplog.records:
+        assert CANARY not in record.getMessage(), record.getMessage()
+    for kind, payload in events(demo_kiosk):
+        assert CANARY not in payload, kind
+    demo_kiosk.db.execute("PRAGMA wal_checkpoint(FULL)")
+    for path in (p for p in sorted(data_dir.rglob("*")) if p.is_file()):
+        assert CANARY.encode() not in path.read_bytes(), path
+    assert CANARY not in repr(lane.view)
+
+
 def test_a_code_while_a_qr_payment_is_open_closes_the_qr_first(lane_of, demo_kiosk):
     """On ``WalletFake``: what is asserted is the order of the provider calls (the QR's close
     before the code's charge), which only an in-process provider records; the simulator
