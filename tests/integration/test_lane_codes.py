@@ -91,6 +91,9 @@ class WalletFake:
         elif what == "lost":
             o["status"] = "paid"
             raise PaymentError("read timed out", maybe_done=True)
+        elif what == "adapter_bug":  # taken, then the adapter chokes on the reply
+            o["status"] = "paying"
+            raise KeyError(f"trade_state missing for auth_code {digits}")
         elif what == "echo_refused":  # a gateway whose 4xx error quotes the request
             del self.orders[no]
             raise ProviderRefused(f"auth_code {digits} is not a valid code", maybe_done=False,
@@ -621,6 +624,28 @@ def test_a_provider_error_quoting_the_code_is_stored_and_logged_without_it(
     for path in (p for p in sorted(data_dir.rglob("*")) if p.is_file()):
         assert CANARY.encode() not in path.read_bytes(), path
     assert CANARY not in repr(lane.view)
+
+
+def test_an_adapter_that_raises_after_the_code_was_sent_leaves_no_trade_waiting(
+        lane_of, clock, caplog, demo_kiosk):
+    """On ``WalletFake`` (an adapter bug the simulator cannot play): the charge was taken,
+    the shopper is typing the password, and the adapter raises something other than a
+    PaymentError on the reply. The outcome is unknown, so the lane asks for confirmation on
+    the phone and polls as for a lost reply -- not the error screen, where nothing polls
+    and the trade waits at the provider -- and the code reaches no log."""
+    caplog.set_level(logging.DEBUG)
+    fake = WalletFake()
+    lane = at_pay(lane_of(provider=fake))
+    fake.next = "adapter_bug"
+    lane.scan(CANARY)
+    assert lane.view.screen is Screen.PAY and lane.view.payment.mode == "code"
+    no = fake.charges[0]
+    fake.orders[no]["status"] = "paid"  # the password typed
+    poll(lane, clock)
+    assert lane.view.screen is Screen.RECEIPT and fake.charges == [no] and sales(demo_kiosk) == 1
+    for record in caplog.records:
+        text = record.getMessage() + (str(record.exc_info) if record.exc_info else "")
+        assert CANARY not in text, text
 
 
 def test_payment_code_settings_are_checked():
