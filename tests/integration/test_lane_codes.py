@@ -50,6 +50,7 @@ class WalletFake:
         self.calls: list[tuple[str, str]] = []
         self.next = "paid"
         self.reverse_refusals = 0
+        self.close_fails = False  # the QR order's close cannot reach the provider
 
     def create(self, order) -> str:
         self.calls.append(("create", order.out_trade_no))
@@ -70,6 +71,8 @@ class WalletFake:
 
     def close(self, no: str) -> ProviderView | None:
         self.calls.append(("close", no))
+        if self.close_fails:
+            raise PaymentError("connection refused", maybe_done=False)
         o = self.orders.get(no)
         if o is not None and o["status"] == "waiting":
             o["status"] = "closed"
@@ -394,6 +397,21 @@ def test_a_code_read_again_after_its_charge_is_never_sent_again(lane_of, wallet,
     assert len(wallet.charges) == 1
     lane.scan(wallet.code("wechat"), how="camera")
     assert lane.view.screen is Screen.RECEIPT and len(wallet.charges) == 2
+
+
+def test_a_code_not_sent_because_the_qr_could_not_be_closed_can_be_shown_again(
+        lane_of, clock, demo_kiosk):
+    """On ``WalletFake`` (a provider whose close fails while its charge would work): the QR
+    order cannot be closed, so the code is not charged (never two charges); it was never
+    sent, so once the close goes through the same code is charged -- not refused as used."""
+    fake = WalletFake()
+    lane = at_pay(lane_of(provider=fake))
+    fake.close_fails = True
+    lane.scan(WECHAT_CODE)
+    assert fake.charges == [] and lane.view.notice.key != "declined_code_used"
+    fake.close_fails = False
+    lane.scan(WECHAT_CODE)
+    assert lane.view.screen is Screen.RECEIPT and len(fake.charges) == 1
 
 
 def test_a_gs1_label_shaped_like_a_code_is_goods_never_charged(lane_of, wallet, demo_kiosk):
