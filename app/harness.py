@@ -425,7 +425,8 @@ class Runner:
         Outcomes: approve; password (approved after ``seconds``, 3 by default); give_up (the
         shopper gives up at the password after ``seconds``: declined); insufficient
         (insufficient funds); expired (a code older than its minute); reused (the code this
-        scenario showed last, shown again); never (the password prompt is never answered:
+        scenario showed last, shown again: the lane does not send it again, it says it was
+        used); never (the password prompt is never answered:
         the kiosk's clock is jumped to the deadline, where it reverses)."""
         behaviours = {"approve": "approve", "password": f"password:{seconds or 3:g}",
                       "give_up": f"decline:{seconds or 3:g}", "insufficient": "insufficient",
@@ -461,9 +462,20 @@ class Runner:
         del code  # the scenario keeps it only to show it again ('reused')
         end = time.monotonic() + 8
         payment = self._last_code_payment()
+
+        def refused_as_sent() -> bool:
+            # A code this lane sent once is never sent again: 'reused' ends on the notice.
+            notice = self.lane.view.notice
+            return outcome == "reused" and notice is not None \
+                and notice.key == "declined_code_used"
+
         while (payment is None or payment.out_trade_no == before) and time.monotonic() < end:
+            if refused_as_sent():
+                return
             self.rig.pump(0.1)
             payment = self._last_code_payment()
+        if (payment is None or payment.out_trade_no == before) and refused_as_sent():
+            return
         if payment is None or payment.out_trade_no == before:
             raise ScenarioError(f"the code shown via {via} started no charge "
                                 f"(on {self.lane.view.screen.value})")

@@ -7,6 +7,7 @@ payment that completes for a cart no longer on screen is a sale all the same.
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -111,11 +112,23 @@ class Paying(LaneCore):
             return
         if not self._room_to_pay():
             return
+        sent = hmac.digest(self._code_key, code.reveal().encode(), "sha256")
+        if sent in self._codes_sent:
+            # Sent once already: a code is single use, so it is never sent again.
+            self._show(notice=Notice.of("declined_code_used", "warn"))
+            return
         draft = self._sale_draft(priced, exit_audit=bool(self._audit_reasons(priced)))
         what = f"{self.p.store_name_en} {priced.item_count} items"
         self._wallet = code.wallet
+        before = self.p.desk.repo.open_for_cart(self.checkout.cart_id)
         payment = self.checkout.charge_code(self.p.desk, draft, what, code,
                                             self.p.timings.code_deadline)
+        if payment.by_code and payment.code_submitted and (
+                before is None or before.out_trade_no != payment.out_trade_no):
+            # Sent (not held back because an open QR order could not be closed).
+            self._codes_sent[sent] = None
+            while len(self._codes_sent) > 64:
+                del self._codes_sent[next(iter(self._codes_sent))]
         self._after_payment(payment)
 
     def _room_to_pay(self) -> bool:

@@ -23,6 +23,7 @@ one lane's payments and writes every step before acting on it:
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -64,6 +65,8 @@ from app.services.payment_port import (
 )
 from app.services.receipts import exit_pass_for
 from app.storage.payments_repo import OpenPaymentExists, PaymentsRepo
+
+log = logging.getLogger(__name__)
 
 
 def new_order_id(lane_id: str, now: datetime) -> str:
@@ -202,8 +205,21 @@ class PaymentDesk:
                             description or f"{self.lane_id} {payment.out_trade_no}", code)
         del code  # from here on the code exists only in the request being sent
         try:
-            view = self.provider.charge_code(charge)
-        except PaymentError as exc:
+            try:
+                view = self.provider.charge_code(charge)
+            except PaymentError:
+                raise
+            except Exception as bug:  # noqa: BLE001 - the code was sent: the outcome is unknown
+                # An adapter that fails on the reply (a bug, a reply it cannot parse) may
+                # have had the charge taken: treat it as a lost reply, so the lane polls and
+                # reverses instead of leaving the trade waiting. Its message may quote the
+                # request, so only its type is kept.
+                log.error("the %s adapter raised %s charging a payment code: outcome "
+                          "unknown, querying", self.provider.name, type(bug).__name__)
+                raise PaymentError(f"the adapter failed ({type(bug).__name__})",
+                                   maybe_done=True) from None
+        except PaymentError as raised:
+            exc = _without_code(raised, charge.code)
             self._failed(exc)
             if isinstance(exc, ProviderRefused) and not exc.maybe_done:
                 # Refused before it was taken: no charge exists; nothing to reverse.
@@ -497,3 +513,16 @@ class PaymentDesk:
 __all__ = ["Completed", "Expiring", "InvalidNotification", "Notification", "OrderRequest",
            "PaymentDesk", "PaymentError", "PaymentProvider", "ProviderStatus", "ProviderView",
            "new_order_id"]
+
+
+def _without_code(exc: PaymentError, code: PaymentCode) -> PaymentError:
+    """``exc`` with the payment code's digits in its message or provider code replaced by
+    ``PaymentCode(wallet, N digits)``: a provider (a store gateway, a proxy) whose error
+    quotes the request would otherwise put the code in the payment's last error (the
+    database) and the logs (issue 18: the code is a credential, in no row or log)."""
+    digits = code.reveal()
+    if digits not in str(exc) and digits not in exc.code:
+        return exc
+    kind = ProviderRefused if isinstance(exc, ProviderRefused) else PaymentError
+    return kind(str(exc).replace(digits, repr(code)), maybe_done=exc.maybe_done,
+                code=exc.code.replace(digits, repr(code)), setting=exc.setting)

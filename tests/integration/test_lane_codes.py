@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from app import bootstrap
-from app.domain.payment import PaymentError, ProviderStatus, ProviderView
+from app.domain.payment import PaymentError, ProviderRefused, ProviderStatus, ProviderView
 from app.domain.scan_input import clean_scan
 from app.lane import InlineLane, Screen
 from app.runtime import Router
@@ -50,6 +50,7 @@ class WalletFake:
         self.calls: list[tuple[str, str]] = []
         self.next = "paid"
         self.reverse_refusals = 0
+        self.close_fails = False  # the QR order's close cannot reach the provider
 
     def create(self, order) -> str:
         self.calls.append(("create", order.out_trade_no))
@@ -70,6 +71,8 @@ class WalletFake:
 
     def close(self, no: str) -> ProviderView | None:
         self.calls.append(("close", no))
+        if self.close_fails:
+            raise PaymentError("connection refused", maybe_done=False)
         o = self.orders.get(no)
         if o is not None and o["status"] == "waiting":
             o["status"] = "closed"
@@ -91,6 +94,16 @@ class WalletFake:
         elif what == "lost":
             o["status"] = "paid"
             raise PaymentError("read timed out", maybe_done=True)
+        elif what == "adapter_bug":  # taken, then the adapter chokes on the reply
+            o["status"] = "paying"
+            raise KeyError(f"trade_state missing for auth_code {digits}")
+        elif what == "echo_refused":  # a gateway whose 4xx error quotes the request
+            del self.orders[no]
+            raise ProviderRefused(f"auth_code {digits} is not a valid code", maybe_done=False,
+                                  code="INVALID_REQUEST")
+        elif what == "echo_unknown":  # ... and whose 5xx does
+            o["status"] = "closed"
+            raise PaymentError(f"upstream failed for auth_code={digits}", maybe_done=True)
         else:
             o["status"], o["decline"] = "declined", what
         return self.query(no)
@@ -370,6 +383,71 @@ def test_a_code_on_the_shopping_screen_is_neither_sent_nor_recorded(lane_of, wal
     assert len(lane.view.priced.lines) == 1
 
 
+def test_a_code_read_again_after_its_charge_is_never_sent_again(lane_of, wallet, clock,
+                                                                 demo_kiosk):
+    """A code is single use: declined (insufficient balance), then read again -- the phone
+    still in front of the camera, or the same code through the serial scanner -- the lane
+    does not send it a second time; it says 'refresh the code', and a fresh code pays."""
+    lane = at_pay(lane_of())
+    code = wallet.code("wechat", "insufficient")
+    lane.scan(code, how="serial")
+    assert lane.view.notice.key == "declined_insufficient_funds"
+    lane.scan(code, how="camera")
+    assert lane.view.notice.key == "declined_code_used" and lane.view.screen is Screen.PAY
+    assert len(wallet.charges) == 1
+    lane.scan(wallet.code("wechat"), how="camera")
+    assert lane.view.screen is Screen.RECEIPT and len(wallet.charges) == 2
+
+
+def test_a_code_not_sent_because_the_qr_could_not_be_closed_can_be_shown_again(
+        lane_of, clock, demo_kiosk):
+    """On ``WalletFake`` (a provider whose close fails while its charge would work): the QR
+    order cannot be closed, so the code is not charged (never two charges); it was never
+    sent, so once the close goes through the same code is charged -- not refused as used."""
+    fake = WalletFake()
+    lane = at_pay(lane_of(provider=fake))
+    fake.close_fails = True
+    lane.scan(WECHAT_CODE)
+    assert fake.charges == [] and lane.view.notice.key != "declined_code_used"
+    fake.close_fails = False
+    lane.scan(WECHAT_CODE)
+    assert lane.view.screen is Screen.RECEIPT and len(fake.charges) == 1
+
+
+def test_a_gs1_label_shaped_like_a_code_is_goods_never_charged(lane_of, wallet, demo_kiosk):
+    """A GS1-128 label (]C1) whose element string is 18 digits from 11 -- (11)260101
+    (10)12345678, a WeChat code's shape -- is goods: on the shopping screen the catalogue
+    refuses it (not 'show your payment code on the pay screen'), on the pay screen it is
+    not sent to any wallet."""
+    lane = lane_of()
+    lane.scan(MILK)
+    lane.scan("]C1112601011012345678", how="serial")
+    assert lane.view.notice.key != "payment_code_not_now"
+    lane = at_pay(lane)
+    lane.scan("]C1112601011012345678", how="serial")
+    assert wallet.charges == [] and lane.view.payment.mode != "code"
+
+
+def test_a_payment_code_sent_as_gs1_is_refused_as_goods_and_kept_nowhere(
+        lane_of, wallet, caplog, demo_kiosk, data_dir: Path):
+    """A scanner that reports every Code 128 as GS1-128 (]C1) turns a real payment code into
+    goods: refused by the catalogue, and its digits reach no log, event, file or view."""
+    caplog.set_level(logging.DEBUG)
+    lane = lane_of()
+    lane.scan(MILK)
+    lane.scan("]C1" + CANARY, how="serial")
+    lane.scan(CANARY, symbology="]C1", how="camera")
+    assert lane.view.notice.key != "payment_code_not_now" and wallet.charges == []
+    for record in caplog.records:
+        assert CANARY not in record.getMessage(), record.getMessage()
+    for kind, payload in events(demo_kiosk):
+        assert CANARY not in payload, kind
+    demo_kiosk.db.execute("PRAGMA wal_checkpoint(FULL)")
+    for path in (p for p in sorted(data_dir.rglob("*")) if p.is_file()):
+        assert CANARY.encode() not in path.read_bytes(), path
+    assert CANARY not in repr(lane.view)
+
+
 def test_a_code_while_a_qr_payment_is_open_closes_the_qr_first(lane_of, demo_kiosk):
     """On ``WalletFake``: what is asserted is the order of the provider calls (the QR's close
     before the code's charge), which only an in-process provider records; the simulator
@@ -540,6 +618,52 @@ def test_a_payment_code_never_reaches_a_log_an_event_the_db_or_the_view(
         assert not any(code.encode() in blob for code in leaks), path
     for view in views:
         assert not any(code in repr(view) for code in leaks)
+
+
+@pytest.mark.parametrize("answer", ["echo_refused", "echo_unknown"])
+def test_a_provider_error_quoting_the_code_is_stored_and_logged_without_it(
+        answer, lane_of, clock, caplog, demo_kiosk, data_dir: Path):
+    """On ``WalletFake``: a store gateway whose error message quotes the request (its 4xx
+    'auth_code 1472... is not a valid code', a 5xx from upstream) is a provider the simulator
+    does not play. The message is kept as the payment's last error and logged for staff;
+    the code in it must not be: it is written as the wallet and length only."""
+    caplog.set_level(logging.DEBUG)
+    fake = WalletFake()
+    lane = at_pay(lane_of(provider=fake))
+    fake.next = answer
+    lane.scan(CANARY)
+    poll(lane, clock)
+    assert fake.codes == [CANARY]
+    assert lane.view.screen is Screen.PAY  # nothing taken; the shopper can pay again
+    for record in caplog.records:
+        text = record.getMessage() + (str(record.exc_info) if record.exc_info else "")
+        assert CANARY not in text, text
+    demo_kiosk.db.execute("PRAGMA wal_checkpoint(FULL)")
+    for path in (p for p in sorted(data_dir.rglob("*")) if p.is_file()):
+        assert CANARY.encode() not in path.read_bytes(), path
+    assert CANARY not in repr(lane.view)
+
+
+def test_an_adapter_that_raises_after_the_code_was_sent_leaves_no_trade_waiting(
+        lane_of, clock, caplog, demo_kiosk):
+    """On ``WalletFake`` (an adapter bug the simulator cannot play): the charge was taken,
+    the shopper is typing the password, and the adapter raises something other than a
+    PaymentError on the reply. The outcome is unknown, so the lane asks for confirmation on
+    the phone and polls as for a lost reply -- not the error screen, where nothing polls
+    and the trade waits at the provider -- and the code reaches no log."""
+    caplog.set_level(logging.DEBUG)
+    fake = WalletFake()
+    lane = at_pay(lane_of(provider=fake))
+    fake.next = "adapter_bug"
+    lane.scan(CANARY)
+    assert lane.view.screen is Screen.PAY and lane.view.payment.mode == "code"
+    no = fake.charges[0]
+    fake.orders[no]["status"] = "paid"  # the password typed
+    poll(lane, clock)
+    assert lane.view.screen is Screen.RECEIPT and fake.charges == [no] and sales(demo_kiosk) == 1
+    for record in caplog.records:
+        text = record.getMessage() + (str(record.exc_info) if record.exc_info else "")
+        assert CANARY not in text, text
 
 
 def test_payment_code_settings_are_checked():

@@ -92,3 +92,23 @@ def test_only_the_pay_screen_charges_a_code():
     assert routes[Screen.SHOPPING] == "code_not_now"
     assert routes[Screen.STAFF] == "ignore"  # staff mode never reads (nor logs) a code
     assert "goods" not in routes.values() and "member" not in routes.values()
+
+
+@pytest.mark.parametrize(("text", "symbology"), [
+    ("112601011012345678", "]C1"),   # GS1-128 (11)260101(10)12345678: 18 digits from 11
+    ("132601011012345678", "]C1"),   # (13) packaging date + (10) batch
+    ("152612311012345678", "]d2"),   # (15) best before, GS1 DataMatrix
+    ("101234567890123456", "]C1"),   # (10) a 16-digit batch alone
+    ("2550614141000415", "]C1"),     # (255) a GS1 coupon number: 16 digits from 25
+    ("101234567890123456", "]Q3"),   # GS1 QR
+    ("101234567890123456", "]e0"),   # GS1 DataBar
+    ("123456789012812345", "]E3"),   # an EAN-13 from 12 with its 5-digit add-on
+])
+def test_gs1_and_ean_symbologies_are_never_payment_codes(text, symbology):
+    """The digits have a wallet's shape, but the symbology says GS1 or EAN/UPC: wallets show
+    plain Code 128 or QR, so this is goods (the catalogue says what it is), never charged."""
+    assert wallet_of(text) is not None
+    assert classify(CleanScan(text, symbology)) is ScanKind.GOODS
+    # The same digits as plain Code 128 or with no identifier are a payment code.
+    assert classify(CleanScan(text, "]C0")) is ScanKind.PAYMENT_CODE
+    assert classify(CleanScan(text)) is ScanKind.PAYMENT_CODE
