@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from app.domain.money import CURRENCY_EXPONENTS
+from app.domain.payment_code import DEFAULT_CODE_RANGES, CodeRange, code_ranges_from
 from app.domain.rcn import REGIONS, RcnLayout, layouts_for
 from app.domain.tax import TaxMode, TaxPolicy, parse_rate
 
@@ -495,7 +496,35 @@ class PaymentSettings:
         8,
     )
 
+    code_deadline_s: int = _doc(
+        "How long the kiosk waits for a shopper who showed a payment code and is asked by "
+        "the wallet for a password or fingerprint ('confirm on your phone'); then the "
+        "charge is reversed (WeChat Pay reverse, Alipay cancel) and confirmed. 30-300.",
+        60,
+    )
+    code_ranges: dict[str, Any] = _doc(
+        "Which wallet a payment code (付款码) belongs to, by its published prefixes and "
+        "lengths: wallet -> { prefixes = [...], lengths = [18] or [\"16-24\"] }. A code "
+        "in no range is goods, not a payment; a wallet the adapter does not take is refused "
+        "on screen. See docs/payments.md.",
+        {r.wallet: {"prefixes": list(r.prefixes),
+                    "lengths": [f"{min(r.lengths)}-{max(r.lengths)}"]
+                    if len(r.lengths) > 1 else list(r.lengths)}
+         for r in DEFAULT_CODE_RANGES},
+    )
+
+    def ranges(self) -> tuple[CodeRange, ...]:
+        """``code_ranges`` as ``CodeRange``s, in the order given (the first that takes a
+        code wins). Raises ``SettingsError`` for a malformed entry."""
+        try:
+            return code_ranges_from(self.code_ranges)
+        except (ValueError, AttributeError, TypeError) as exc:
+            raise SettingsError(f"payment.code_ranges: {exc}") from None
+
     def validate(self) -> None:
+        if not 30 <= self.code_deadline_s <= 300:
+            raise SettingsError("payment.code_deadline_s must be between 30 and 300")
+        self.ranges()
         if not 0 <= self.min_free_mb <= 100_000:
             raise SettingsError("payment.min_free_mb must be between 0 and 100000")
         if not 0 <= self.reserve_mb <= 1024:

@@ -206,6 +206,7 @@ class Runner:
         self._last_cart: list[str] = []
         self._staff_signed_in: bool | None = None
         self._blank_until = 0.0
+        self._last_code = ""  # the payment code shown last, for 'reused' (never printed)
 
     @property
     def lane(self) -> Lane:
@@ -280,11 +281,11 @@ class Runner:
     def _scan_text(self, code: str, via: str) -> None:
         if via == "camera":
             self._camera_scan(code)
-        elif via == "scanner":
+        elif via in ("scanner", "serial", "wedge"):
             from devices.scanner import Scan, accept_input
 
-            got = accept_input(code.encode("utf-8", "surrogateescape"), "serial",
-                               time.monotonic())
+            got = accept_input(code.encode("utf-8", "surrogateescape"),
+                               "wedge" if via == "wedge" else "serial", time.monotonic())
             # As a serial scanner's line: through the runtime's routing table to the lane.
             assert self.rig.runtime is not None
             if isinstance(got, Scan):
@@ -295,7 +296,8 @@ class Runner:
         elif via == "typed":
             self.lane.typed_code(code)
         else:
-            raise ScenarioError(f"scan 'via' must be camera, scanner or typed, not {via!r}")
+            raise ScenarioError(f"scan 'via' must be camera, scanner, wedge or typed, "
+                                f"not {via!r}")
 
     def _camera_scan(self, code: str) -> None:
         from devices.sim.frames import render_barcode
@@ -381,7 +383,14 @@ class Runner:
         return f"{action} {' '.join(args or [])}: {said}".strip()
 
     def _do_pay(self, outcome: str = "approve", wallet: str = "", seconds: float = 0,
-                amount: int | None = None, wait: float = 20) -> str:
+                amount: int | None = None, wait: float = 20, mode: str = "qr",
+                via: str = "camera") -> str:
+        if mode == "code":
+            if amount is not None:
+                raise ScenarioError("a payment code is charged the amount on screen: no 'amount'")
+            return self._pay_by_code(outcome, wallet or "wechat", via, seconds, wait)
+        if mode != "qr":
+            raise ScenarioError(f"pay 'mode' must be qr or code, not {mode!r}")
         try:
             self.rig.store.script_payment(outcome, seconds=seconds, amount=amount)
         except ValueError as exc:
@@ -403,6 +412,81 @@ class Runner:
             if outcome in ("pay_late", "never_answer") and self.lane.view.screen is Screen.PAY:
                 self.rig.clock.advance(10)  # these outcomes wait for the QR to expire
         return f"{outcome} order {no}"
+
+    def _pay_by_code(self, outcome: str, wallet: str, via: str, seconds: float,
+                     wait: float) -> str:
+        """The shopper shows the simulated phone's payment code (issued by the simulator's
+        ``wallet``, behaving as ``outcome``) on the pay screen, ``via`` the camera (the phone
+        in front of the simulated camera, read twice by the real decoder), a serial or
+        keyboard-wedge scanner, or typed on the keypad; then the lane runs until the charge
+        has ended (paid, or declined/reversed and confirmed) or ``wait`` seconds have passed
+        (to act while the shopper is still typing the password: ``cancel``, ``restart``).
+
+        Outcomes: approve; password (approved after ``seconds``, 3 by default); give_up (the
+        shopper gives up at the password after ``seconds``: declined); insufficient
+        (insufficient funds); expired (a code older than its minute); reused (the code this
+        scenario showed last, shown again: the lane does not send it again, it says it was
+        used); never (the password prompt is never answered:
+        the kiosk's clock is jumped to the deadline, where it reverses)."""
+        behaviours = {"approve": "approve", "password": f"password:{seconds or 3:g}",
+                      "give_up": f"decline:{seconds or 3:g}", "insufficient": "insufficient",
+                      "never": "never", "expired": "approve", "reused": ""}
+        if outcome not in behaviours:
+            raise ScenarioError(f"a payment code's outcome is one of {', '.join(behaviours)}, "
+                                f"not {outcome!r}")
+        if via not in ("camera", "scanner", "wedge", "typed"):
+            raise ScenarioError(f"pay 'via' must be camera, scanner, wedge or typed, not {via!r}")
+        if self.lane.view.screen is not Screen.PAY:
+            self.lane.pay()
+        if self.lane.view.screen is not Screen.PAY:
+            raise ScenarioError(f"the pay screen did not open (on {self.lane.view.screen.value})")
+        if outcome == "reused":
+            if not self._last_code:
+                raise ScenarioError("'reused': no payment code was shown before")
+            code = self._last_code
+        else:
+            try:  # expired: issued longer ago than a code lives (a screenshot kept too long)
+                code = str(self.rig.store.issue_payment_code(
+                    wallet, behaviours[outcome],
+                    age_s=90.0 if outcome == "expired" else 0.0)["code"])
+            except ValueError as exc:
+                raise ScenarioError(f"the simulated {wallet} wallet refused: {exc}") from None
+        self._last_code = code
+        last = self._last_code_payment()
+        before = last.out_trade_no if last else ""
+        if via == "camera":
+            self.rig.store.show_payment_code(code=code, frames=12)
+            self.rig.camera_source.show(None, 30)  # the phone is taken away
+        else:
+            self._scan_text(code, "serial" if via == "scanner" else via)
+        del code  # the scenario keeps it only to show it again ('reused')
+        end = time.monotonic() + 8
+        payment = self._last_code_payment()
+
+        def refused_as_sent() -> bool:
+            # A code this lane sent once is never sent again: 'reused' ends on the notice.
+            notice = self.lane.view.notice
+            return outcome == "reused" and notice is not None \
+                and notice.key == "declined_code_used"
+
+        while (payment is None or payment.out_trade_no == before) and time.monotonic() < end:
+            if refused_as_sent():
+                return
+            self.rig.pump(0.1)
+            payment = self._last_code_payment()
+        if (payment is None or payment.out_trade_no == before) and refused_as_sent():
+            return
+        if payment is None or payment.out_trade_no == before:
+            raise ScenarioError(f"the code shown via {via} started no charge "
+                                f"(on {self.lane.view.screen.value})")
+        if outcome == "never":  # nobody answers: the kiosk's clock jumps to the deadline
+            self.rig.pump(1.0)
+            self.rig.clock.advance(self.rig.kiosk.settings.payment.code_deadline_s)
+        end = time.monotonic() + wait
+        while time.monotonic() < end and not _code_charge_over(payment):
+            self.rig.pump(0.1)
+            payment = self._last_code_payment() or payment
+        return f"{wallet} code via {via}, {outcome}: order {payment.out_trade_no}"
 
     def _do_printer(self, state: str) -> str:
         words = {"paper_out": {"paper_out": True}, "paper_ok": {"paper_out": False},
@@ -465,6 +549,12 @@ class Runner:
             "staff_signed_in": lambda view: self._staff_signed_in,
             "orders": lambda view: PaymentsRepo(self.rig.kiosk.db).count(),
             "charges": lambda view: self.rig.store.charges(),
+            "payment_mode": lambda view: (self._last_payment() or _NO_PAYMENT).mode,
+            "code_payment_state": lambda view: str((self._last_code_payment()
+                                                     or _NO_PAYMENT).state),
+            "decline": lambda view: (self._last_code_payment() or _NO_PAYMENT).decline or "",
+            "charge_calls": lambda view: self.rig.store.charge_calls(),
+            "trades_waiting": lambda view: self._trades_waiting(),
         }
         for key, expected in want.items():
             if key == "event":
@@ -497,6 +587,24 @@ class Runner:
     # -- the end: what happened -------------------------------------------------------------------
     def _last_payment(self) -> Payment | None:
         return PaymentsRepo(self.rig.kiosk.db).latest()
+
+    def _last_code_payment(self) -> Payment | None:
+        """The newest payment-code charge (a declined one is followed by a fresh QR when the
+        store has one wallet: ``payment_state`` then names the QR)."""
+        return next((p for p in reversed(PaymentsRepo(self.rig.kiosk.db).all_payments())
+                     if p.by_code), None)
+
+    def _trades_waiting(self) -> int:
+        """Trades left waiting, after giving the lane a moment to finish what it started:
+        the simulator's orders still waiting or paying (a password prompt open) plus the
+        kiosk's payments not settled. 0 is the rule (issue 18: never a trade left waiting)."""
+        end = time.monotonic() + 10
+        while True:
+            count = self.rig.store.trades_waiting() + len(
+                PaymentsRepo(self.rig.kiosk.db).all_open())
+            if count == 0 or time.monotonic() >= end:
+                return count
+            self.rig.pump(0.2)
 
     def _last_order(self) -> str:
         last = self._last_payment()
@@ -565,6 +673,22 @@ class Runner:
                             bootstrap.build_audit(self.rig.kiosk).entries()]
         finally:
             self.rig.stop()
+
+
+@dataclass(frozen=True)
+class _NoPayment:
+    mode: str = ""
+    state: str = ""
+    decline: str = ""
+
+
+_NO_PAYMENT = _NoPayment()
+
+
+def _code_charge_over(payment: Payment) -> bool:
+    """A code charge has ended: paid, or declined/reversed and confirmed by the provider."""
+    return payment.state.value in ("paid", "failed", "cancelled", "expired") \
+        and not payment.closing
 
 
 def _finished(job: PrintJob | None) -> bool:

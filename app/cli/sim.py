@@ -104,7 +104,8 @@ def _serve_until_interrupted(server: Any) -> None:
         server.server_close()
 
 
-@sim.command("pay")
+@sim.group("pay", invoke_without_command=True)
+@click.pass_context
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
               help="Port on 127.0.0.1 (0 = any free port).")
 @click.option("--outcome", default="manual", show_default=True,
@@ -114,13 +115,16 @@ def _serve_until_interrupted(server: Any) -> None:
 @click.option("--keys", "keys_dir", type=click.Path(path_type=Path, file_okay=False),
               help="Where the simulated WeChat Pay and Alipay keys are written (default: a "
               "temporary folder; printed at start).")
-def sim_pay(port: int, outcome: str, keys_dir: Path | None) -> None:
+def sim_pay(ctx: click.Context, port: int, outcome: str, keys_dir: Path | None) -> None:
     """The payment provider simulator on 127.0.0.1, until Ctrl-C.
 
     Speaks the store-gateway contract (adapters 'simulator' and 'gateway'), and
     WeChat Pay v3 and Alipay enough to run those adapters for real. Open
-    http://127.0.0.1:PORT/ to pay or decline orders by hand.
+    http://127.0.0.1:PORT/ to pay or decline orders by hand. `kiosk sim pay code`
+    makes a simulated phone show a payment code (ask a running simulator).
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from devices.sim.payprovider import OUTCOMES, PayServer, Script
 
     name, *rest = outcome.split(":")
@@ -140,6 +144,43 @@ def sim_pay(port: int, outcome: str, keys_dir: Path | None) -> None:
     click.echo(f"payment simulator on {server.url} (orders: {server.url}/); outcome {outcome}; "
                f"keys in {server.keys_dir}", err=True)
     _serve_until_interrupted(server)
+
+
+@sim_pay.command("code")
+@click.option("--wallet", default="wechat", show_default=True,
+              help="Whose phone: wechat (18 digits, 10-15), alipay (16-24 digits, 25-30) or "
+              "unionpay (19 digits, 62).")
+@click.option("--then", "then", default="approve", show_default=True,
+              help="What the phone does when the code is charged: approve, password[:N] "
+              "(asks for the password, approved after N s), decline[:N] (asks, the shopper "
+              "gives up after N s), never (asks, nobody answers), insufficient.")
+@click.option("--url", default="http://127.0.0.1:8765", show_default=True,
+              help="The running payment simulator (`kiosk sim pay`).")
+def sim_pay_code(wallet: str, then: str, url: str) -> None:
+    """Issue a payment code from a simulated phone: prints the code and when it expires.
+
+    The code is valid 60 s and can be charged once. Show it to the kiosk by
+    typing it at the code entry, sending it from `kiosk sim scanner`, or holding
+    it up on the demo shelf ("phone: payment code").
+    """
+    import requests
+
+    try:
+        reply = requests.post(f"{url.rstrip('/')}/sim/wallets/code",
+                              json={"wallet": wallet, "then": then}, timeout=5)
+    except requests.RequestException as exc:
+        raise click.ClickException(f"no payment simulator at {url}: {exc}") from None
+    if reply.status_code != 201:
+        try:
+            reason = str(reply.json().get("error", reply.text))
+        except ValueError:
+            reason = reply.text[:200]
+        raise click.ClickException(reason)
+    issued = reply.json()
+    click.echo(issued["code"])
+    click.echo(f"{issued['wallet']} payment code, then {issued['then']}; valid "
+               f"{issued['expires_in_s']:g} s, until {issued['expires_at']}; usable once",
+               err=True)
 
 
 @sim.command("backend")

@@ -39,11 +39,11 @@ from app.domain.gtin import (
 from app.domain.money import exponent_of, round_half_away
 from app.domain.rcn import RcnLayout, read_rcn
 from app.domain.rejections import refuse
-from app.domain.scan_input import GROUP_SEPARATOR, CleanScan
+from app.domain.scan_input import GROUP_SEPARATOR, GS1_SYMBOLOGIES, CleanScan
 
 PLU_PREFIX = "PLU:"
-# AIM identifiers whose payload is a GS1 element string (GS1-128, DataBar, GS1 QR/DataMatrix).
-GS1_SYMBOLOGIES = {"]C1", "]e0", "]Q3", "]d2", "]J1"}
+# GS1_SYMBOLOGIES (app.domain.scan_input): AIM identifiers whose payload is a GS1 element
+# string (GS1-128, DataBar, GS1 QR/DataMatrix); re-exported here for its readers.
 
 
 class CodeKind(StrEnum):

@@ -1,4 +1,12 @@
-"""The payment state machine: what the kiosk believes about one QR payment, and why.
+"""The payment state machine: what the kiosk believes about one payment, and why.
+
+A payment is in one of two modes. ``qr``: the kiosk shows the provider's QR and the
+shopper's phone pays it. ``code``: the shopper shows the wallet's payment code and
+the kiosk charges it (customer-presented). The states and rules are the same; in
+code mode "create" is the charge itself (``code_submitted`` is written before the
+call, so a kiosk killed mid-charge knows to query and reverse, and never sends a
+code twice: a code is single use, and so is an order id), and closing an open
+charge is the provider's reverse (WeChat Pay) or cancel (Alipay).
 
     created ──create ok──▶ pending ──provider: paid──▶ paid
        │                     │  └──provider: closed/declined──▶ failed
@@ -66,6 +74,9 @@ class ProviderView:
     status: ProviderStatus
     paid_minor: int | None = None
     provider_ref: str = ""
+    # Why a payment-code charge was declined (one of app.domain.payment_code.DECLINES),
+    # when the status is DECLINED and the provider said why.
+    decline: str = ""
 
 
 class PaymentError(Exception):
@@ -126,10 +137,20 @@ class Payment:
     # The provider refunded or reversed it (Alipay's cancel of a trade paid a moment
     # before): closed for good, whatever any later view says.
     provider_refunded: bool = False
+    mode: str = "qr"  # "qr": the shopper scans the kiosk's QR; "code": the kiosk charges
+    wallet: str = ""  # code mode: the wallet whose payment code was charged
+    # Code mode: the charge was (about to be) sent. Written before the call: from then on
+    # the code is never sent again; the payment is only queried and, unpaid, reversed.
+    code_submitted: bool = False
+    decline: str = ""  # code mode: why the wallet declined (app.domain.payment_code)
 
     @property
     def open(self) -> bool:
         return self.state in OPEN
+
+    @property
+    def by_code(self) -> bool:
+        return self.mode == "code"
 
 
 def new_payment(out_trade_no: str, cart_id: str, amount_minor: int, currency: str,
@@ -140,6 +161,22 @@ def new_payment(out_trade_no: str, cart_id: str, amount_minor: int, currency: st
         raise ValueError("times carry their offset, and a payment expires after it starts")
     return Payment(out_trade_no, cart_id, amount_minor, currency, method,
                    PaymentState.CREATED, now, expires_at)
+
+
+def new_code_payment(out_trade_no: str, cart_id: str, amount_minor: int, currency: str,
+                     method: str, wallet: str, now: datetime, deadline: datetime) -> Payment:
+    """A payment-code charge about to be made; ``deadline``: when the kiosk stops waiting
+    for the shopper (password, fingerprint) and reverses it."""
+    return replace(new_payment(out_trade_no, cart_id, amount_minor, currency, method, now,
+                               deadline), mode="code", wallet=wallet)
+
+
+def code_sent(p: Payment) -> Payment:
+    """The charge is about to be sent: persisted before the call, so that whatever
+    happens next the payment is queried and, unpaid, reversed, never charged again."""
+    if not p.by_code or p.state is not PaymentState.CREATED:
+        raise ValueError(f"payment {p.out_trade_no} is not a code charge waiting to be sent")
+    return replace(p, code_submitted=True, state=PaymentState.UNKNOWN)
 
 
 def created(p: Payment, qr_payload: str) -> Payment:
@@ -262,7 +299,8 @@ def observed(p: Payment, view: ProviderView, now: datetime, *,
         # The payment failed, but the order may still be payable: close it before the
         # cart gets another (WeChat Pay's rule), and only then call it failed.
         return replace(p, closing=True, close_reason=p.close_reason or "declined",
-                       last_error="declined by the provider")
+                       last_error="declined by the provider",
+                       decline=view.decline or p.decline or ("declined" if p.by_code else ""))
     never_shown_or_expired = not p.qr_payload or now >= p.expires_at
     if view.status is ProviderStatus.CLOSED or (
             closed_confirmed and view.status is ProviderStatus.NOT_FOUND
@@ -272,7 +310,9 @@ def observed(p: Payment, view: ProviderView, now: datetime, *,
         return replace(p, state=PaymentState.FAILED, last_error="closed by the provider")
     # Waiting, paying, or not found yet: the order is open. A kiosk that had lost
     # track (unknown) now knows where it is.
-    if p.state is PaymentState.UNKNOWN and p.qr_payload:
+    # A code charge the provider has not heard of stays unknown: it may still arrive.
+    if p.state is PaymentState.UNKNOWN and (p.qr_payload or (
+            p.code_submitted and view.status is not ProviderStatus.NOT_FOUND)):
         return replace(p, state=PaymentState.PENDING, last_error="")
     return p
 

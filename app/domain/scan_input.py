@@ -10,14 +10,19 @@ and over-long strings are refused with a reason; the raw input is never stored.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
 from app.domain.exit_pass import PREFIX as EXIT_PASS_PREFIX
 from app.domain.member_code import PREFIX as MEMBER_CODE_PREFIX
+from app.domain.payment_code import DEFAULT_CODE_RANGES, CodeRange, wallet_of
 from app.domain.rejections import refuse
 
 GROUP_SEPARATOR = "\x1d"
+# AIM symbology identifiers whose data is GS1 (AIM ISO/IEC 15424 modifiers: GS1-128 ]C1,
+# GS1 DataBar ]e0, GS1 QR ]Q3, GS1 DataMatrix ]d2, GS1 DotCode ]J1).
+GS1_SYMBOLOGIES = frozenset({"]C1", "]e0", "]Q3", "]d2", "]J1"})
 DEFAULT_MAX_LENGTH = 512  # a Digital Link URI with a few attributes fits easily
 
 
@@ -107,14 +112,21 @@ class ScanKind(StrEnum):
     MEMBER = "member"  # the membership app's member QR (app.domain.member_code)
     STAFF_BADGE = "staff_badge"  # a staff badge (app.storage.staff_book issues them)
     EXIT_PASS = "exit_pass"  # a receipt's exit pass (app.domain.exit_pass)
+    PAYMENT_CODE = "payment_code"  # a wallet's payment code (app.domain.payment_code)
 
 
-def classify(scan: CleanScan) -> ScanKind:
+def classify(scan: CleanScan,
+             code_ranges: Iterable[CodeRange] = DEFAULT_CODE_RANGES) -> ScanKind:
     """The one place that tells a scan's kind, by its prefix. Anything that is not a
-    member QR, a staff badge or an exit pass is taken for goods: the catalogue lookup
-    then says what it is or why it is refused. A new kind of scanned code is added here
-    (and given a row in the lane's routing table, app.lane.scanning.SCAN_ROUTES)."""
+    member QR, a staff badge, an exit pass or a wallet's payment code (by the wallets'
+    published prefixes and lengths, ``code_ranges``) is taken for goods: the catalogue
+    lookup then says what it is or why it is refused. A scan whose symbology says GS1 or
+    EAN/UPC is never a payment code, whatever its digits (``_may_be_payment_code``). A new
+    kind of scanned code is added here (and given a row in the lane's routing table,
+    app.lane.scanning.SCAN_ROUTES)."""
     text = scan.text
+    if _may_be_payment_code(scan) and wallet_of(text, code_ranges) is not None:
+        return ScanKind.PAYMENT_CODE
     if text.startswith(STAFF_BADGE_PREFIX):
         return ScanKind.STAFF_BADGE
     if text.startswith(MEMBER_CODE_PREFIX):
@@ -122,3 +134,16 @@ def classify(scan: CleanScan) -> ScanKind:
     if text.upper().startswith(EXIT_PASS_PREFIX):  # passes are base32: either case reads
         return ScanKind.EXIT_PASS
     return ScanKind.GOODS
+
+
+def _may_be_payment_code(scan: CleanScan) -> bool:
+    """Whether the symbology a scan came in could carry a wallet's payment code. WeChat Pay,
+    Alipay and UnionPay show a Code 128 without FNC1 (]C0) and a plain QR, never GS1 data
+    nor an EAN/UPC; so a GS1-128 label whose element string happens to be all digits of a
+    wallet's length and prefix (e.g. (11)260101(10)12345678: 18 digits beginning 11, a
+    WeChat code's shape) or an EAN-13 with its 5-digit add-on (]E3, 18 digits) is goods,
+    never sent to a wallet. A scan with no identifier (most wedges) goes by its digits."""
+    symbology = scan.symbology
+    if symbology is None:
+        return True
+    return symbology not in GS1_SYMBOLOGIES and not symbology.startswith("]E")

@@ -14,6 +14,7 @@ inline when headless). Device threads post to that thread.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -54,6 +55,12 @@ class LaneCore:
         self._camera_lost_since: float | None = None
         self._receipt_notice: tuple[str, str] | None = None
         self._wallet = ""
+        # Payment codes this lane has sent, as keyed digests (the key lives in memory only,
+        # so no digest can be checked against a code elsewhere): a code is single use, and
+        # one read again (a second scanner, the phone shown again after a decline or a
+        # Cancel) is never sent a second time (issue 18). The last 64 are kept.
+        self._code_key = secrets.token_bytes(32)
+        self._codes_sent: dict[bytes, None] = {}
         self._help_at: float | None = None
         self._notice_at = self.mono()
         # Payments whose close failed (provider unreachable): retried with backoff.
@@ -215,6 +222,9 @@ class LaneCore:
         raise NotImplementedError  # app.lane.flow
 
     def cancel_payment(self) -> None:
+        raise NotImplementedError  # app.lane.paying
+
+    def pay_by_code(self, text: str, how: str) -> None:
         raise NotImplementedError  # app.lane.paying
 
     def _after_payment(self, payment: Payment) -> None:

@@ -12,6 +12,7 @@ import sqlite_utils
 
 from app.domain.clock import EARLIEST_PLAUSIBLE, Clock
 from app.domain.exit_audit import ExitAuditRules
+from app.domain.payment_code import DEFAULT_CODE_RANGES, CodeRange
 from app.domain.promotions import Promotion
 from app.domain.tax import TaxPolicy
 from app.services.checkout import Checkout
@@ -34,6 +35,8 @@ class LaneTimings:
     receipt_on_screen: timedelta = timedelta(seconds=60)  # exit pass on screen
     poll: timedelta = timedelta(milliseconds=1500)  # ask the provider about an open payment
     out_of_order_after: timedelta = timedelta(seconds=30)  # camera lost, no other scanner
+    # A payment-code charge waiting for the shopper's password: then it is reversed.
+    code_deadline: timedelta = timedelta(seconds=60)
 
 
 @dataclass
@@ -59,6 +62,8 @@ class LaneParts:
     phone_lookup: Callable[[str], str | None] | None = None
     phone_secret: str = ""
     wallets: tuple[str, ...] = ()
+    # Which wallet a payment code belongs to (payment.code_ranges; the published ranges).
+    code_ranges: tuple[CodeRange, ...] = DEFAULT_CODE_RANGES
     points_per_unit: int = 1
     exit_audit: ExitAuditRules = field(default_factory=lambda: ExitAuditRules(share=0.0))
     roll: Callable[[], float] = random.random  # bootstrap passes SystemRandom's

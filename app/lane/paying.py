@@ -7,6 +7,7 @@ payment that completes for a cart no longer on screen is a sale all the same.
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -17,6 +18,7 @@ from app.domain.events import EventType, new_event
 from app.domain.exit_audit import exit_audit_reasons
 from app.domain.money import Money
 from app.domain.payment import Payment, PaymentError, PaymentState, ProviderStatus
+from app.domain.payment_code import payment_code
 from app.domain.points import points_for
 from app.domain.pricing import PricedCart, price_cart
 from app.domain.sale import PaidSale, sale_from_cart
@@ -47,7 +49,8 @@ class Paying(LaneCore):
             self._cart_view(screen=Screen.AGE_CHECK, notice=None)
             return
         self._cart_view(screen=Screen.PAY, checking_printer=True, payment=None,
-                        printer_notice=None, wallets=self.p.wallets, notice=None)
+                        printer_notice=None, wallets=self.p.wallets, notice=None,
+                        takes_codes=self._takes_codes())
         self._receipt_notice = self.p.receipt_notice()
         self._show(checking_printer=False, printer_notice=self._receipt_notice)
         if len(self.p.wallets) <= 1:
@@ -74,6 +77,58 @@ class Paying(LaneCore):
         what = f"{self.p.store_name_en} {priced.item_count} items"
         payment = self.checkout.start_payment(self.p.desk, draft, what)
         self._wallet = wallet
+        self._after_payment(payment)
+
+    def _code_wallets(self) -> frozenset[str]:
+        """The wallets whose payment codes the adapter charges; none for an adapter (a
+        plugin written before payment codes) that does not say."""
+        return frozenset(getattr(self.p.desk.provider, "code_wallets", ()) or ())
+
+    def _takes_codes(self) -> bool:
+        return bool(self._code_wallets())
+
+    def pay_by_code(self, text: str, how: str) -> None:
+        """Pay screen: the shopper showed a wallet's payment code (read by the camera, a
+        scanner or typed); charge exactly the amount on screen. The only path by which a
+        scan starts a charge (app.lane.scanning.scan_route). ``text`` is the code's digits:
+        from here on it lives only inside a ``PaymentCode``, which never shows them."""
+        self._touched()
+        code = payment_code(text, self.p.code_ranges)
+        del text
+        if code is None or self.session is None or self._view.screen is not Screen.PAY:
+            return
+        if self._view.payment is not None and self._view.payment.mode == "code":
+            return  # a charge is under way: one at a time, the new code is dropped
+        if code.wallet not in self._code_wallets():
+            self._show(notice=Notice.of("payment_code_not_taken", "warn",
+                                        wallet=code.wallet))
+            return
+        priced = price_cart(self.checkout.lines(), self._promotions,
+                            member=self.session.member_id is not None, tax=self.p.tax,
+                            currency=self.p.currency)
+        if priced.total.minor <= 0:
+            self._cart_view(screen=Screen.SHOPPING, payment=None,
+                            notice=Notice.of("nothing_to_pay", "warn"))
+            return
+        if not self._room_to_pay():
+            return
+        sent = hmac.digest(self._code_key, code.reveal().encode(), "sha256")
+        if sent in self._codes_sent:
+            # Sent once already: a code is single use, so it is never sent again.
+            self._show(notice=Notice.of("declined_code_used", "warn"))
+            return
+        draft = self._sale_draft(priced, exit_audit=bool(self._audit_reasons(priced)))
+        what = f"{self.p.store_name_en} {priced.item_count} items"
+        self._wallet = code.wallet
+        before = self.p.desk.repo.open_for_cart(self.checkout.cart_id)
+        payment = self.checkout.charge_code(self.p.desk, draft, what, code,
+                                            self.p.timings.code_deadline)
+        if payment.by_code and payment.code_submitted and (
+                before is None or before.out_trade_no != payment.out_trade_no):
+            # Sent (not held back because an open QR order could not be closed).
+            self._codes_sent[sent] = None
+            while len(self._codes_sent) > 64:
+                del self._codes_sent[next(iter(self._codes_sent))]
         self._after_payment(payment)
 
     def _room_to_pay(self) -> bool:
@@ -249,27 +304,63 @@ class Paying(LaneCore):
         else:
             key = {PaymentState.CANCELLED: "payment_cancelled",
                    PaymentState.EXPIRED: "payment_expired"}.get(payment.state, "payment_failed")
+            if payment.state is PaymentState.FAILED and payment.decline:
+                key = f"declined_{payment.decline}"  # the wallet's reason, in the shopper's words
             self._next_poll = None
             self.p.desk.forget(payment.out_trade_no)
             self._touched()  # the idle timer starts again from the cart
+            if payment.by_code and self.session is not None:
+                self._code_ended(payment, key)
+                return
             self._cart_view(screen=Screen.SHOPPING, payment=None, deadline=None,
                             notice=Notice.of(key, "warn" if key != "payment_failed" else "error"))
+
+    def _code_ended(self, payment: Payment, key: str) -> None:
+        """A payment-code charge ended without money (declined, reversed at the deadline or
+        on Cancel, each confirmed by the provider): back to the pay screen with the reason,
+        where the shopper can show a fresh code or scan the QR (started again at once when
+        there is no wallet to choose)."""
+        if payment.state is PaymentState.CANCELLED:
+            key = "payment_code_cancelled"
+        elif payment.state is PaymentState.EXPIRED:
+            key = "payment_code_timeout"
+        notice = Notice.of(key, "error" if key == "payment_failed" else "warn")
+        self._cart_view(screen=Screen.PAY, payment=None, wallets=self.p.wallets,
+                        takes_codes=self._takes_codes(), notice=notice,
+                        printer_notice=self._receipt_notice, checking_printer=False)
+        if len(self.p.wallets) <= 1:
+            self.choose_wallet(self.p.wallets[0] if self.p.wallets else "")
+            if self._view.screen is Screen.PAY and self._view.payment is not None:
+                self._show(notice=notice)  # the reason stays beside the new QR
 
     def _show_payment(self, payment: Payment) -> None:
         if self._next_poll is None:
             self._next_poll = self.mono() + self.p.timings.poll.total_seconds()
         view = PaymentView(payment.out_trade_no, payment.qr_payload,
                            Money(payment.amount_minor, payment.currency), payment.method,
-                           self._wallet, payment.expires_at,
-                           payment.state.value, payment.closing)
+                           payment.wallet if payment.by_code else self._wallet,
+                           payment.expires_at, payment.state.value, payment.closing,
+                           payment.mode, self._code_deadline_shown(payment))
         notice = None
-        if not payment.qr_payload and not payment.closing:
+        if payment.by_code:
+            # Cancel or the deadline asked for a reverse; until the provider confirms it
+            # the screen says so (a reverse refused while the shopper types the password,
+            # or unanswered, is tried again at every poll), never "cancelled".
+            if payment.closing:
+                notice = Notice.of("payment_code_reversing" if payment.last_error
+                                   else "payment_code_cancelling", "warn")
+        elif not payment.qr_payload and not payment.closing:
             notice = Notice.of("payment_connecting", "warn")
         elif payment.closing:
             notice = Notice.of("payment_closing", "warn")
         self._cart_view(screen=Screen.PAY, payment=view, notice=notice,
                         printer_notice=self._receipt_notice, checking_printer=False,
-                        deadline=self._pay_deadline(payment))
+                        takes_codes=self._takes_codes(), deadline=self._pay_deadline(payment))
+
+    def _code_deadline_shown(self, payment: Payment) -> datetime | None:
+        """The wall-clock time to show for a code charge's deadline (``payment.code_deadline_s``
+        on the desk's monotonic clock, as seen from now); None for a QR payment."""
+        return self._pay_deadline(payment) if payment.by_code else None
 
     def cancel_payment(self) -> None:
         """Pay screen, "Cancel": close the provider's order (after checking it was not paid)."""

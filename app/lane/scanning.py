@@ -30,7 +30,19 @@ def scan_route(kind: ScanKind, screen: Screen) -> str:
     - ``ignore``: nothing (no cart on this screen);
     - ``member``: the member QR identifies the shopper;
     - ``goods``: looked up in the catalogue (an exit pass or anything unknown is refused
-      there, with the lookup's words, and recorded)."""
+      there, with the lookup's words, and recorded);
+    - ``charge``: a wallet's payment code on the pay screen charges the amount on screen
+      (the only way a scan starts a charge);
+    - ``code_not_now``: a payment code anywhere else is never sent nor kept: the shopper
+      is told to show it on the pay screen (on a screen with no cart, it is ignored)."""
+    if kind is ScanKind.PAYMENT_CODE:
+        # Before staff mode and the goods path: a payment code is a credential, never
+        # handed to code that logs or records what it reads.
+        if screen is Screen.PAY:
+            return "charge"
+        if screen in _NO_CART or screen is Screen.STAFF:
+            return "ignore"
+        return "code_not_now"
     if screen is Screen.STAFF:
         return "staff"
     if kind is ScanKind.STAFF_BADGE:
@@ -63,7 +75,8 @@ class Scanning(LaneCore):
         device that read it; ``how`` is camera, serial, wedge or manual."""
         self._touched()
         screen = self._view.screen
-        kind = classify(scanned) if isinstance(scanned, CleanScan) else ScanKind.GOODS
+        kind = classify(scanned, self.p.code_ranges) if isinstance(scanned, CleanScan) \
+            else ScanKind.GOODS  # the store's ranges (payment.code_ranges)
         route = scan_route(kind, screen)
         if route in ("staff", "badge") and self.staff is None:
             route = scan_route(ScanKind.GOODS, screen)  # no staff mode on this lane
@@ -77,6 +90,12 @@ class Scanning(LaneCore):
         if route == "badge":
             assert self.staff is not None
             self.staff.open_pin_pad(text)
+            return
+        if route == "charge":
+            self.pay_by_code(text, how)
+            return
+        if route == "code_not_now":
+            self._cart_view(notice=Notice.of("payment_code_not_now", "warn"))
             return
         if screen is Screen.STILL_THERE:
             self.still_here()

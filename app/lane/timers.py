@@ -65,8 +65,12 @@ class Timers(LaneCore):
                     self._idle_for(now):
                 self.cancel_payment()  # walked away at the wallet choice
             return
-        if view.payment.closing and self._idle(now):
+        code_waiting = view.payment.mode == "code" and \
+            not self.p.desk.expired(view.payment)
+        if view.payment.closing and self._idle(now) and not code_waiting:
             # A cancel the provider could not hear yet: the shopper may walk away from it.
+            # Not while a payment-code charge is within its deadline: the shopper is
+            # confirming on the phone, not idle, and the deadline ends it anyway.
             self._ask_still_there(view, now)
         elif self._next_poll is not None and now >= self._next_poll:
             self._next_poll = now + self.p.timings.poll.total_seconds()
@@ -83,14 +87,21 @@ class Timers(LaneCore):
         self._resync_pay_deadline()
 
     def _resync_pay_deadline(self) -> None:
-        """The QR's countdown as shown: put right after a wall-clock step (when it ends is
-        the payment's monotonic deadline, ``PaymentDesk.seconds_left``)."""
+        """The countdown as shown (the QR's, or "confirm on your phone"'s): put right after a
+        wall-clock step (when it ends is the payment's monotonic deadline,
+        ``PaymentDesk.seconds_left``)."""
         view = self._view
         if view.screen is not Screen.PAY or view.payment is None or view.payment.closing:
             return
         shown = self._pay_deadline(view.payment)
+        changes: dict[str, object] = {}
         if view.deadline is None or abs((view.deadline - shown).total_seconds()) > 1.0:
-            self._show(deadline=shown)
+            changes["deadline"] = shown
+        pay = view.payment
+        if pay.deadline is not None and abs((pay.deadline - shown).total_seconds()) > 1.0:
+            changes["payment"] = replace(pay, deadline=shown)
+        if changes:
+            self._show(**changes)
 
     def _tick_shopping(self, view: LaneView, now: float) -> None:
         if self._idle(now):

@@ -57,6 +57,11 @@ class PaymentView:
     expires_at: datetime
     state: str
     closing: bool
+    mode: str = "qr"  # "code": the shopper's payment code is being charged
+    # Code mode: when the kiosk stops waiting for the shopper's confirmation on the phone
+    # (shown only: the lane counts on the monotonic clock and re-aligns this if the wall
+    # clock steps); None for a QR payment.
+    deadline: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,9 @@ class LaneView:
     checking_printer: bool = False
     printer_notice: tuple[str, str] | None = None  # (zh, en) before taking money
     wallets: tuple[str, ...] = ()
+    # The adapter charges wallets' payment codes: the pay screen also offers "show your
+    # payment code to the camera" (``desk.provider.code_wallets`` is not empty).
+    takes_codes: bool = False
     payment: PaymentView | None = None
     receipt: ReceiptView | None = None
     # "still there?" countdown, the receipt screen's end, or the QR's expiry on the pay

@@ -19,7 +19,10 @@ from app.domain.clock import Clock
 from app.domain.scan_input import CleanScan, clean_scan
 
 if TYPE_CHECKING:
+    from datetime import timedelta
+
     from app.domain.payment import Payment
+    from app.domain.payment_code import PaymentCode
     from app.domain.sale import PaidSale
     from app.services.payments import PaymentDesk
 
@@ -63,6 +66,15 @@ class Checkout:
         """
         self.cart.frozen = True
         payment = desk.start(self.cart_id, sale, description)
+        self.payment_changed(payment)
+        return payment
+
+    def charge_code(self, desk: PaymentDesk, sale: PaidSale, description: str,
+                    code: PaymentCode, deadline: timedelta) -> Payment:
+        """Freeze the cart and charge the shopper's payment ``code`` for it (the desk's
+        ``charge_code``: one charge per cart, never two; the code is never stored)."""
+        self.cart.frozen = True
+        payment = desk.charge_code(self.cart_id, sale, description, code, deadline)
         self.payment_changed(payment)
         return payment
 

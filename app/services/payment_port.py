@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Protocol
 
 from app.domain.payment import ProviderView
+from app.domain.payment_code import PaymentCode
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,19 @@ class OrderRequest:
     currency: str
     description: str
     expires_at: datetime
+
+
+@dataclass(frozen=True)
+class CodeCharge:
+    """A charge of the shopper's payment code (customer-presented payment). ``code`` shows
+    as ``PaymentCode(wallet, n digits)`` in any repr: the adapter calls ``reveal()`` only
+    to build its request, and never logs the request body."""
+
+    out_trade_no: str
+    amount_minor: int
+    currency: str
+    description: str
+    code: PaymentCode
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,34 @@ class PaymentProvider(Protocol):
         (e.g. it was already paid, or was refunded instead)."""
         ...
 
+    # Payment-code charges -----------------------------------------------------------------
+    # The wallets (app.domain.payment_code) whose payment codes this adapter can charge;
+    # empty for an adapter without customer-presented payment.
+    code_wallets: frozenset[str]
+
+    def charge_code(self, charge: CodeCharge) -> ProviderView:
+        """Charge ``charge.code`` for ``charge.amount_minor``, once: never called twice for
+        one out_trade_no (a retry after a lost reply is ``query``). Returns
+
+        - PAID: the money is taken;
+        - PAYING: the wallet asks the shopper for a password or fingerprint (WeChat Pay
+          ``USERPAYING``, Alipay ``10003``): poll ``query`` until a final state;
+        - DECLINED with ``decline`` set: refused at once (insufficient balance, expired or
+          used code); no money moved.
+
+        Raises ``PaymentError`` (``maybe_done`` True: the outcome is unknown, query it) for
+        a timeout, a lost reply or a system error; ``ProviderRefused`` with ``maybe_done``
+        False when the request itself was refused (a key, a merchant id, an amount)."""
+        ...
+
+    def reverse(self, out_trade_no: str) -> ProviderView | None:
+        """Give up a payment-code charge: WeChat Pay's reverse, Alipay's alipay.trade.cancel,
+        the gateway's reverse. The provider closes it if unpaid and refunds it if paid.
+        Returns what the provider said when more than "done" (e.g. REFUNDED). Raises
+        ``PaymentError`` when it must be asked again (the shopper is entering a password:
+        a reverse is refused until the charge ends; a lost reply)."""
+        ...
+
     def refund(self, out_trade_no: str, refund_no: str, amount_minor: int,
                total_minor: int, reason: str) -> str: ...
 
@@ -59,4 +101,4 @@ class PaymentProvider(Protocol):
         ...
 
 
-__all__ = ["InvalidNotification", "Notification", "OrderRequest", "PaymentProvider"]
+__all__ = ["CodeCharge", "InvalidNotification", "Notification", "OrderRequest", "PaymentProvider"]

@@ -23,6 +23,7 @@ one lane's payments and writes every step before acting on it:
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -36,22 +37,27 @@ from app.domain.payment import (
     Payment,
     PaymentError,
     PaymentState,
+    ProviderRefused,
     ProviderStatus,
     ProviderView,
     ask_to_close,
     call_failed,
     checked_claim,
+    code_sent,
     create_refused,
     created,
     error_text,
+    new_code_payment,
     new_payment,
     observed,
     paid_view_needs_query,
     refused_for_clock,
 )
+from app.domain.payment_code import PaymentCode
 from app.domain.sale import PaidSale
 from app.services.exit_pass import PassSigner
 from app.services.payment_port import (
+    CodeCharge,
     InvalidNotification,
     Notification,
     OrderRequest,
@@ -59,6 +65,8 @@ from app.services.payment_port import (
 )
 from app.services.receipts import exit_pass_for
 from app.storage.payments_repo import OpenPaymentExists, PaymentsRepo
+
+log = logging.getLogger(__name__)
 
 
 def new_order_id(lane_id: str, now: datetime) -> str:
@@ -149,7 +157,83 @@ class PaymentDesk:
             payment = found
         return self._ensure_created(payment, description)
 
+    def charge_code(self, cart_id: str, sale: PaidSale, description: str, code: PaymentCode,
+                    deadline: timedelta = timedelta(seconds=60)) -> Payment:
+        """Charge the shopper's payment ``code`` for ``sale.total`` (customer-presented).
+
+        The cart's payment afterwards: PAID (the sale is complete), open (the shopper is
+        confirming on the phone, or the answer was lost: ``poll`` until ``deadline``, then
+        ``cancel``/``settle`` reverses it), or ended (declined: ``decline`` says why).
+
+        One charge per cart at a time, never two: an open QR payment of the cart is closed
+        first (query, close, query: if the shopper paid it meanwhile, that payment is the
+        sale and the code is not charged; if its close cannot be confirmed, the code is not
+        charged and the open payment is returned). A code charge already under way is
+        returned as it is and the new code is dropped. The payment and the fact that the
+        code is being sent are written before the call; the code itself never is, and is
+        sent at most once (``code_sent``): after that the payment is only queried and,
+        unpaid, reversed. Raises ``ValueError`` if this adapter takes no payment codes of
+        ``code.wallet``.
+        """
+        if code.wallet not in self.provider.code_wallets:
+            raise ValueError(f"the {self.provider.name} adapter takes no {code.wallet} "
+                             "payment codes")
+        existing = self.repo.open_for_cart(cart_id)
+        if existing is not None:
+            if existing.by_code:
+                return existing  # a charge is under way: one at a time
+            closed = self._close(existing, "cancel")
+            if closed.open or closed.state is PaymentState.PAID:
+                return closed
+        paid = self.repo.paid_for_cart(cart_id)
+        if paid is not None:
+            return paid  # this cart is paid: never a second charge for it
+        now = self.clock.now()
+        payment = new_code_payment(self.order_ids(self.lane_id, now), cart_id, sale.total.minor,
+                                   sale.currency, self.provider.name, code.wallet, now,
+                                   now + deadline)
+        try:
+            self.repo.add(payment, sale.to_dict(), now)
+        except OpenPaymentExists:
+            return self.repo.open_for_cart(cart_id) or self.repo.paid_for_cart(cart_id) \
+                or payment
+        payment = code_sent(payment)
+        if not self.repo.save(payment, self.clock.now(), f"sending the {code.wallet} "
+                                                          "payment code"):
+            return self.repo.get(payment.out_trade_no) or payment
+        charge = CodeCharge(payment.out_trade_no, payment.amount_minor, payment.currency,
+                            description or f"{self.lane_id} {payment.out_trade_no}", code)
+        del code  # from here on the code exists only in the request being sent
+        try:
+            try:
+                view = self.provider.charge_code(charge)
+            except PaymentError:
+                raise
+            except Exception as bug:  # noqa: BLE001 - the code was sent: the outcome is unknown
+                # An adapter that fails on the reply (a bug, a reply it cannot parse) may
+                # have had the charge taken: treat it as a lost reply, so the lane polls and
+                # reverses instead of leaving the trade waiting. Its message may quote the
+                # request, so only its type is kept.
+                log.error("the %s adapter raised %s charging a payment code: outcome "
+                          "unknown, querying", self.provider.name, type(bug).__name__)
+                raise PaymentError(f"the adapter failed ({type(bug).__name__})",
+                                   maybe_done=True) from None
+        except PaymentError as raised:
+            exc = _without_code(raised, charge.code)
+            self._failed(exc)
+            if isinstance(exc, ProviderRefused) and not exc.maybe_done:
+                # Refused before it was taken: no charge exists; nothing to reverse.
+                failed = replace(payment, state=PaymentState.FAILED, last_error=error_text(exc))
+                self.repo.save(failed, self.clock.now(), f"charge refused: {error_text(exc)}")
+                return self.repo.get(payment.out_trade_no) or failed
+            p = call_failed(payment, error_text(exc), True)
+            self.repo.save(p, self.clock.now(), f"charge: no answer ({error_text(exc)})")
+            return p  # unknown: the lane polls; at the deadline it reverses
+        return self._apply(payment, view, "charge", fresh=True)
+
     def _ensure_created(self, p: Payment, description: str = "") -> Payment:
+        if p.by_code:
+            return p  # a code charge is never sent again: only queried or reversed
         if p.qr_payload or p.closing or p.state not in (PaymentState.CREATED,
                                                         PaymentState.UNKNOWN):
             return p
@@ -171,7 +255,10 @@ class PaymentDesk:
         p = self._get(out_trade_no)
         if not p.open:
             return p
-        if p.state is not PaymentState.PENDING and not p.qr_payload and not p.closing:
+        if p.by_code and not p.code_submitted:
+            return self._close(p, p.close_reason or "cancel")  # never sent: nothing to ask
+        if not p.by_code and p.state is not PaymentState.PENDING and not p.qr_payload \
+                and not p.closing:
             return self._ensure_created(p)  # the create's reply was lost: ask again, same id
         try:
             view = self.provider.query(out_trade_no)
@@ -339,12 +426,23 @@ class PaymentDesk:
         p = ask_to_close(p, reason)
         if not self.repo.save(p, self.clock.now(), f"closing: {reason}"):
             return self.repo.get(p.out_trade_no) or p  # another desk ended it meanwhile
+        if p.by_code and not p.code_submitted:
+            # Killed between writing the payment and sending the code: nothing was sent, so
+            # there is nothing at the provider to ask about or reverse.
+            ended = replace(p, state=PaymentState.CANCELLED if p.close_reason == "cancel"
+                            else PaymentState.EXPIRED, last_error="")
+            if not self.repo.save(ended, self.clock.now(), "the code was never sent"):
+                return self.repo.get(p.out_trade_no) or p
+            return ended
         try:
             first = self.provider.query(p.out_trade_no)  # query first: paid late is paid
             p = self._apply(p, first, "query before close", settle=False, fresh=True)
             if not p.open:
                 return p
-            said = self.provider.close(p.out_trade_no)
+            # A code charge is reversed (WeChat Pay reverse, Alipay cancel): it closes an
+            # unpaid charge and refunds one paid a moment before; a QR order is closed.
+            said = self.provider.reverse(p.out_trade_no) if p.by_code \
+                else self.provider.close(p.out_trade_no)
             if said is not None and said.status is ProviderStatus.REFUNDED:
                 sold = self._refunded_after_its_sale(p.out_trade_no)
                 if sold is not None:
@@ -415,3 +513,16 @@ class PaymentDesk:
 __all__ = ["Completed", "Expiring", "InvalidNotification", "Notification", "OrderRequest",
            "PaymentDesk", "PaymentError", "PaymentProvider", "ProviderStatus", "ProviderView",
            "new_order_id"]
+
+
+def _without_code(exc: PaymentError, code: PaymentCode) -> PaymentError:
+    """``exc`` with the payment code's digits in its message or provider code replaced by
+    ``PaymentCode(wallet, N digits)``: a provider (a store gateway, a proxy) whose error
+    quotes the request would otherwise put the code in the payment's last error (the
+    database) and the logs (issue 18: the code is a credential, in no row or log)."""
+    digits = code.reveal()
+    if digits not in str(exc) and digits not in exc.code:
+        return exc
+    kind = ProviderRefused if isinstance(exc, ProviderRefused) else PaymentError
+    return kind(str(exc).replace(digits, repr(code)), maybe_done=exc.maybe_done,
+                code=exc.code.replace(digits, repr(code)), setting=exc.setting)

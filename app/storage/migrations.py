@@ -242,3 +242,14 @@ def m011_upce_catalogue_keys(db: sqlite_utils.Database) -> None:
                 f"INSERT OR IGNORE INTO products VALUES ({', '.join('?' * len(row))})",
                 (keys[0], *row[1:]),
             )
+
+
+@MIGRATIONS()
+def m012_payment_codes(db: sqlite_utils.Database) -> None:
+    # Customer-presented payment (the shopper's payment code): the mode, the wallet, and
+    # whether the code was (about to be) sent, written before the call so a restarted kiosk
+    # queries and reverses instead of charging again. The code itself is never stored.
+    db.execute("ALTER TABLE payments ADD COLUMN mode TEXT NOT NULL DEFAULT 'qr'")
+    db.execute("ALTER TABLE payments ADD COLUMN wallet TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE payments ADD COLUMN code_submitted INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE payments ADD COLUMN decline TEXT NOT NULL DEFAULT ''")

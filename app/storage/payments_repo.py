@@ -30,7 +30,8 @@ from app.storage.sales_repo import Sales
 
 _FIELDS = ("out_trade_no", "cart_id", "amount_minor", "currency", "method", "state",
            "created_at", "expires_at", "qr_payload", "provider_ref", "paid_minor", "paid_at",
-           "closing", "close_reason", "staff_flag", "last_error", "provider_refunded")
+           "closing", "close_reason", "staff_flag", "last_error", "provider_refunded",
+           "mode", "wallet", "code_submitted", "decline")
 
 
 class OpenPaymentExists(Exception):
@@ -46,7 +47,8 @@ def _row(p: Payment, now: datetime) -> dict[str, Any]:
         "provider_ref": p.provider_ref, "paid_minor": p.paid_minor,
         "paid_at": p.paid_at.isoformat() if p.paid_at else None, "closing": int(p.closing),
         "close_reason": p.close_reason, "staff_flag": p.staff_flag, "last_error": p.last_error,
-        "provider_refunded": int(p.provider_refunded),
+        "provider_refunded": int(p.provider_refunded), "mode": p.mode, "wallet": p.wallet,
+        "code_submitted": int(p.code_submitted), "decline": p.decline,
     }
 
 
@@ -61,7 +63,8 @@ def _payment(row: sqlite3.Row | tuple[Any, ...]) -> Payment:
         paid_at=datetime.fromisoformat(d["paid_at"]) if d["paid_at"] else None,
         closing=bool(d["closing"]), close_reason=d["close_reason"],
         staff_flag=d["staff_flag"], last_error=d["last_error"],
-        provider_refunded=bool(d["provider_refunded"]),
+        provider_refunded=bool(d["provider_refunded"]), mode=d["mode"], wallet=d["wallet"],
+        code_submitted=bool(d["code_submitted"]), decline=d["decline"],
     )
 
 
@@ -104,8 +107,10 @@ class PaymentsRepo:
                     f"INSERT INTO payments ({', '.join(row)}) VALUES "
                     f"({', '.join('?' for _ in row)})", list(row.values()))
                 self._step(p, now, "created")
+                # A payment code is recorded as used, with its wallet: never the code.
+                extra = {"mode": p.mode, "wallet": p.wallet} if p.by_code else {}
                 self._event(EventType.PAYMENT_STARTED, p, now, amount_minor=p.amount_minor,
-                            method=p.method)
+                            method=p.method, **extra)
         except sqlite3.IntegrityError as exc:
             raise OpenPaymentExists(str(exc)) from None
 
@@ -141,8 +146,8 @@ class PaymentsRepo:
             ended = _ENDED_EVENTS.get(p.state)
             if ended is not None and before is not None and \
                     PaymentState(before[0]) not in FINAL:
-                extra = {"reason": p.last_error or p.close_reason or p.state.value} \
-                    if ended is EventType.PAYMENT_FAILED else {}
+                extra = {"reason": p.decline or p.last_error or p.close_reason
+                         or p.state.value} if ended is EventType.PAYMENT_FAILED else {}
                 self._event(ended, p, now, **extra)
                 self._audited(p, now, **extra)
         return True

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -189,6 +190,8 @@ class KioskApp(App):
     def open_code_entry(self) -> None:
         self.do("touch")
         self._entry = self._entry or CodeEntry()
+        # On the pay screen the digits may be a payment code (a credential): shown as dots.
+        self._entry.ids.code_keypad.masked = self.view.screen is Screen.PAY
         self._entry.open()
 
     def code_entered(self, text: str) -> None:
@@ -211,6 +214,22 @@ class KioskApp(App):
     def demo_member(self, member_id: str) -> None:
         if self.demo is not None:
             self.demo_hold(self.demo.member_code(member_id))
+
+    def demo_payment_code(self, wallet: str) -> None:
+        """Demo shelf: a simulated phone shows a fresh ``wallet`` payment code to the camera
+        (issued by the payment simulator over HTTP, off the UI thread)."""
+        if self._shelf is not None:
+            self._shelf.dismiss()
+        demo = self.demo
+        if demo is None:
+            return
+
+        def show() -> None:
+            try:
+                demo.show_payment_code(wallet)
+            except Exception:  # noqa: BLE001 - the demo phone failing must not stop the kiosk
+                log.exception("the simulated phone could not show a payment code")
+        threading.Thread(target=show, name="demo-payment-code", daemon=True).start()
 
     def demo_phone(self, action: str) -> None:
         payment = self.view.payment
@@ -286,7 +305,7 @@ class KioskApp(App):
                     preview.flash(False)
         if view.screen is Screen.RECEIPT and before.screen is not Screen.RECEIPT:
             self.sounds.play("paid")
-        if view.screen is not Screen.SHOPPING and self._entry is not None:
+        if view.screen not in (Screen.SHOPPING, Screen.PAY) and self._entry is not None:
             self._entry.dismiss()
 
     def _every_half_second(self, _dt: float) -> None:
@@ -332,6 +351,7 @@ class KioskApp(App):
         shown["pay_expires"] = say(lang, "expires_in", seconds=present.seconds_left(
             view.deadline, now)) if pay and pay.qr_payload and not pay.closing else ""
         shown["qr"] = pay.qr_payload if pay and not pay.closing else ""
+        shown |= present.code_payment(view, lang, now)
         shown["printer_notice"] = (view.printer_notice[0 if lang == "zh" else 1]
                                    if view.printer_notice else "")
         shown["wallets"] = [(w, present.wallet_name(w, lang)) for w in view.wallets] \

@@ -86,6 +86,24 @@ def seconds_left(deadline: datetime | None, now: datetime) -> int:
     return max(0, int((deadline - now).total_seconds() + 0.999))
 
 
+def code_payment(view: LaneView, language: str, now: datetime) -> dict[str, Any]:
+    """The pay screen's payment-code parts: ``show_code`` (offer "show your payment code to
+    the camera": the adapter takes codes and no code charge is open), ``confirming`` (a
+    code charge is open: "confirm on your phone" instead of the QR), ``confirm_wallet``
+    and ``confirm_countdown`` (seconds to the deadline, from ``PaymentView.deadline``)."""
+    pay = view.payment
+    confirming = pay is not None and pay.mode == "code"
+    left = seconds_left(pay.deadline, now) if confirming and pay is not None else 0
+    return {
+        "show_code": view.takes_codes and not confirming and not view.checking_printer,
+        "confirming": confirming,
+        "confirm_wallet": say(language, "confirm_wallet", wallet=wallet_name(
+            pay.wallet, language)) if confirming and pay is not None else "",
+        "confirm_countdown": say(language, "confirm_countdown", seconds=left)
+        if confirming and pay is not None and not pay.closing else "",
+    }
+
+
 def wallet_name(wallet: str, language: str) -> str:
     return say(language, f"wallet_{wallet}") or wallet
 

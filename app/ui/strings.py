@@ -94,6 +94,25 @@ STRINGS: dict[str, dict[str, str]] = {
         "payment_cancelled": "已取消付款，您可以继续购物",
         "payment_expired": "付款二维码已过期，请重新点击“去付款”",
         "payment_failed": "付款未成功，请重试或呼叫店员",
+        "payment_code_not_now": "请在付款页面出示付款码：先点击“去付款”",
+        "payment_code_not_taken": "本收银台不支持该钱包的付款码，"
+                                  "请换用其他钱包或扫描屏幕上的二维码",
+        "declined_insufficient_funds": "余额不足，付款未成功：请换一种支付方式",
+        "declined_code_expired": "付款码已过期：请刷新付款码后重新出示",
+        "declined_code_used": "该付款码已使用过：请刷新付款码后重新出示",
+        "declined_code_invalid": "付款码无效：请刷新付款码后重新出示",
+        "declined_declined": "钱包拒绝了这笔付款：请换一种支付方式或呼叫店员",
+        "show_code": "或向摄像头出示付款码",
+        "type_payment_code": "输入付款码数字",
+        "show_code_hint": "打开微信或支付宝的“付款码”，对准摄像头",
+        "confirm_on_phone": "请在手机上确认付款",
+        "confirm_wallet": "{wallet}付款码",
+        "confirm_countdown": "{seconds}秒内未确认，付款将自动撤销",
+        "payment_code_cancelling": "正在撤销付款，请稍候…",
+        "payment_code_reversing": "正在撤销付款：如手机正在要求输入密码，请在手机上完成或取消。"
+                                  "在支付平台确认之前我们会一直重试",
+        "payment_code_cancelled": "付款已撤销，未扣款。您可以重新出示付款码或扫码付款",
+        "payment_code_timeout": "手机上未及时确认，付款已撤销，未扣款。请重新出示付款码或扫码付款",
         # receipt
         "thanks": "付款成功，谢谢惠顾！",
         "take_receipt": "请取走小票，出口请出示小票上的二维码",
@@ -241,6 +260,35 @@ STRINGS: dict[str, dict[str, str]] = {
         "payment_cancelled": "Payment cancelled: you can carry on shopping",
         "payment_expired": "The payment QR expired: tap Pay to try again",
         "payment_failed": "The payment did not go through: try again or call staff",
+        "payment_code_not_now": "Show your payment code on the pay screen: "
+                                "tap \u201cPay\u201d first",
+        "payment_code_not_taken": "This lane does not take that wallet's payment code: use another "
+                                  "wallet or scan the QR on screen",
+        "declined_insufficient_funds": "Not enough balance: the payment did not go through. "
+                                       "Please use another way to pay",
+        "declined_code_expired": "That payment code has expired: refresh it on your phone and "
+                                 "show it again",
+        "declined_code_used": "That payment code was already used: refresh it on your phone and "
+                              "show it again",
+        "declined_code_invalid": "That payment code is not valid: refresh it on your phone and "
+                                 "show it again",
+        "declined_declined": "Your wallet declined the payment: use another way to pay or call "
+                             "staff",
+        "show_code": "or show your payment code to the camera",
+        "type_payment_code": "Type the payment code's digits",
+        "show_code_hint": "Open it in WeChat or Alipay and hold it up to the camera",
+        "confirm_on_phone": "Confirm the payment on your phone",
+        "confirm_wallet": "{wallet} payment code",
+        "confirm_countdown": "Not confirmed within {seconds} s: the payment is cancelled",
+        "payment_code_cancelling": "Cancelling the payment, one moment...",
+        "payment_code_reversing": "Cancelling the payment: if your phone asks for the password, "
+                                  "finish or cancel it there. We keep trying until the wallet "
+                                  "confirms",
+        "payment_code_cancelled": "Payment cancelled: nothing was charged. Show a payment code "
+                                  "again or scan the QR",
+        "payment_code_timeout": "Not confirmed on the phone in time: the payment was cancelled "
+                                "and nothing was charged. Show a payment code again or scan "
+                                "the QR",
         "thanks": "Paid. Thank you for shopping with us!",
         "take_receipt": "Please take your receipt: show its QR code at the exit",
         "printing": "Printing your receipt...",

@@ -29,6 +29,15 @@ the kiosk uses ``alipay.trade.cancel``, which closes a trade not yet paid and
 *refunds* one that was (``action=refund``): the kiosk then records the payment
 as cancelled with a refund, and staff are told.
 
+Payment codes (付款码, customer-presented; issue 18): ``charge_code`` is
+``alipay.trade.pay`` with ``scene=bar_code`` and ``auth_code``
+(https://opendocs.alipay.com/open/02ekfp): ``10000`` is paid; ``10003`` (or
+``WAIT_BUYER_PAY``) means the shopper is asked for a password: query until a final
+state; ``40004`` with a sub_code is a decline (``CODE_DECLINES``); ``20000``,
+``ACQ.SYSTEM_ERROR`` or no answer is unknown: query, never pay again. ``reverse`` is
+``alipay.trade.cancel``: ``action`` ``close`` (unpaid, closed) or ``refund`` (paid,
+money back); ``retry_flag=Y`` means ask again (Alipay: "retry_flag 为 Y 时需要重试").
+
 Options (``payment.options``): ``app_id``, ``app_private_key_file``,
 ``alipay_public_key_file``, ``notify_url``, ``base_url`` (default the real
 gateway; tests point it at ``kiosk sim pay``).
@@ -47,8 +56,19 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app.domain.payment import PaymentError, ProviderRefused, ProviderStatus, ProviderView
-from app.services.payment_port import InvalidNotification, Notification, OrderRequest
-from devices.payment.wechatpay import load_private_key, load_public_key, rsa_sign, rsa_verify
+from app.services.payment_port import (
+    CodeCharge,
+    InvalidNotification,
+    Notification,
+    OrderRequest,
+)
+from devices.payment.wechatpay import (
+    load_private_key,
+    load_public_key,
+    rsa_sign,
+    rsa_verify,
+    scrub,
+)
 
 GATEWAY = "https://openapi.alipay.com/gateway.do"
 CHINA = timezone(timedelta(hours=8))  # Alipay's timestamps are Beijing time
@@ -86,6 +106,22 @@ SUB_CODES: dict[str, tuple[bool, str]] = {
     "ACQ.SYSTEM_ERROR": (True, ""),  # "系统异常": retry; the call may have been done
 }
 PUBLIC_KEY_SETTING = "payment.options.alipay_public_key_file"
+# alipay.trade.pay's business failures (40004 sub_codes, https://opendocs.alipay.com/open/
+# 02ekfp, 业务错误码) that are the shopper's wallet declining at once, as the kiosk's decline
+# reasons (app.domain.payment_code.DECLINES). ACQ.PAYMENT_AUTH_CODE_INVALID is Alipay's one
+# answer for a code it cannot use (expired, used, not a code: "请顾客刷新付款码后重新收款"),
+# so the kiosk cannot tell those apart: "code_invalid" (the shopper refreshes the code).
+CODE_DECLINES = {
+    "ACQ.PAYMENT_AUTH_CODE_INVALID": "code_invalid",
+    "ACQ.BUYER_BALANCE_NOT_ENOUGH": "insufficient_funds",
+    "ACQ.BUYER_BANKCARD_BALANCE_NOT_ENOUGH": "insufficient_funds",
+    "ACQ.PAYMENT_FAIL": "declined", "ACQ.BUYER_SELLER_EQUAL": "declined",
+    "ACQ.ERROR_BUYER_CERTIFY_LEVEL_LIMIT": "declined",
+    "ACQ.BUYER_PAYMENT_AMOUNT_DAY_LIMIT_ERROR": "declined",
+    "ACQ.BUYER_PAYMENT_AMOUNT_MONTH_LIMIT_ERROR": "declined",
+    "ACQ.PAYMENT_REQUEST_HAS_RISK": "declined", "ACQ.NO_PAYMENT_INSTRUMENTS_AVAILABLE": "declined",
+    "ACQ.USER_FACE_PAYMENT_SWITCH_OFF": "declined", "ACQ.TRADE_HAS_CLOSE": "declined",
+}
 
 
 def refused(action: str, node: Mapping[str, Any], *, signed: bool) -> ProviderRefused:
@@ -97,9 +133,9 @@ def refused(action: str, node: Mapping[str, Any], *, signed: bool) -> ProviderRe
     code, sub = str(node.get("code", "")), str(node.get("sub_code", ""))
     maybe_done, setting = SUB_CODES.get(sub) or CODES.get(code) or (True, "")
     message = (f"Alipay {action} refused ({'signed' if signed else 'unsigned'}): "
-               f"{code} {node.get('msg', '')}")
+               f"{code} {scrub(str(node.get('msg', '')))}")
     if sub:
-        message += f"; {sub}: {node.get('sub_msg', '')}"
+        message += f"; {sub}: {scrub(str(node.get('sub_msg', '')))}"
     if setting:
         message += f" (check {setting})"
     return ProviderRefused(message, maybe_done=maybe_done, code=sub or code, setting=setting)
@@ -128,6 +164,7 @@ def sign_params(params: Mapping[str, str]) -> str:
 
 class AlipayAdapter:
     name = "alipay"
+    code_wallets = frozenset({"alipay"})
 
     def __init__(self, *, app_id: str, app_key: rsa.RSAPrivateKey,
                  alipay_key: rsa.RSAPublicKey, notify_url: str = "", base_url: str = GATEWAY,
@@ -261,6 +298,57 @@ class AlipayAdapter:
             raise PaymentError("Alipay asks for the cancel to be retried", maybe_done=True)
         # Cancelled: a trade not yet paid is closed, and one not yet created (the QR
         # never scanned) can no longer be created. That is Alipay's confirmation.
+        return ProviderView(ProviderStatus.CLOSED)
+
+    # -- payment codes -----------------------------------------------------------------------
+    def charge_code(self, charge: CodeCharge) -> ProviderView:
+        """``alipay.trade.pay`` with ``scene=bar_code`` (https://opendocs.alipay.com/open/
+        02ekfp), once per out_trade_no. ``10000``: PAID (trade_status TRADE_SUCCESS, or no
+        status: Alipay's 10000 to trade.pay is the payment); ``10003``: PAYING (the shopper
+        confirms on the phone); ``40004`` with a ``CODE_DECLINES`` sub_code: DECLINED with
+        the reason; ``ACQ.TRADE_HAS_SUCCESS``: this out_trade_no is paid, as a query says.
+        Raises ``PaymentError`` maybe_done for 20000, ACQ.SYSTEM_ERROR, a timeout or a
+        reply not believed (query, never pay again), ``ProviderRefused`` not maybe_done for
+        a request Alipay refused (40001/40002, ACQ.INVALID_PARAMETER, a key). The code is
+        revealed only into the signed form; sub_msg texts are kept scrubbed of digits."""
+        if charge.currency != "CNY":
+            raise ProviderRefused("Alipay takes CNY only", maybe_done=False)
+        biz = {"out_trade_no": charge.out_trade_no, "scene": "bar_code",
+               "auth_code": charge.code.reveal(), "subject": charge.description[:256],
+               "total_amount": yuan(charge.amount_minor)}
+        try:
+            node = self._call("alipay.trade.pay", biz)
+        finally:
+            del biz  # the only copy of the code this adapter made
+        code, sub = str(node.get("code", "")), str(node.get("sub_code", ""))
+        if code == "10000":
+            status = str(node.get("trade_status") or "TRADE_SUCCESS")
+            if status == "WAIT_BUYER_PAY":
+                return ProviderView(ProviderStatus.PAYING, None, str(node.get("trade_no") or ""))
+            return self._view(node | {"trade_status": status})
+        if code == "10003":
+            return ProviderView(ProviderStatus.PAYING, None, str(node.get("trade_no") or ""))
+        if code == "40004" and sub in CODE_DECLINES:
+            return ProviderView(ProviderStatus.DECLINED, decline=CODE_DECLINES[sub])
+        if sub == "ACQ.TRADE_HAS_SUCCESS":
+            return self.query(charge.out_trade_no)
+        raise refused("pay", node, signed=True)
+
+    def reverse(self, out_trade_no: str) -> ProviderView | None:
+        """``alipay.trade.cancel`` (https://opendocs.alipay.com/open/02ekfi): ``retry_flag``
+        ``Y`` raises ``PaymentError`` (ask again: the shopper may be mid-password);
+        ``action`` ``refund`` returns REFUNDED (it was paid; the money goes back);
+        ``close`` (or none) returns CLOSED. A refusal raises (ask again)."""
+        node = self._call("alipay.trade.cancel", {"out_trade_no": out_trade_no})
+        if node.get("retry_flag") == "Y":
+            raise PaymentError("Alipay asks for the cancel to be retried (the charge has "
+                               "not ended)", maybe_done=True, code=str(node.get("sub_code", "")))
+        if node.get("sub_code") == "ACQ.TRADE_NOT_EXIST":
+            return None  # nothing was charged under this id: the desk's query confirms
+        if not self._ok(node):
+            raise refused("cancel", node, signed=True)
+        if node.get("action") == "refund":
+            return ProviderView(ProviderStatus.REFUNDED)
         return ProviderView(ProviderStatus.CLOSED)
 
     def refund(self, out_trade_no: str, refund_no: str, amount_minor: int, total_minor: int,

@@ -24,7 +24,8 @@ from typing import Any
 import requests
 
 from app.domain.payment import PaymentError, ProviderRefused, ProviderStatus, ProviderView
-from app.services.payment_port import InvalidNotification, Notification, OrderRequest
+from app.domain.payment_code import DECLINES, DEFAULT_CODE_RANGES
+from app.services.payment_port import CodeCharge, InvalidNotification, Notification, OrderRequest
 
 SIMULATOR_URL = "http://127.0.0.1:8765"
 SIMULATOR_SECRET = "simulator-secret-not-for-production"  # noqa: S105 - a public test value
@@ -44,6 +45,26 @@ def sign(secret: str, method: str, path: str, timestamp: str, body: bytes) -> st
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
+class EveryWallet(frozenset[str]):
+    """``code_wallets`` of an adapter that takes every wallet's payment code: iterating
+    gives the published wallets (wechat, alipay, unionpay), and ``in`` is true for any
+    wallet name, so a store's own range (``payment.code_ranges``) reaches the gateway."""
+
+    def __contains__(self, wallet: object) -> bool:
+        return isinstance(wallet, str) and bool(wallet)
+
+
+def _code_wallets(options: Mapping[str, Any]) -> frozenset[str]:
+    """``payment.options.code_wallets`` (a list: only these wallets' codes go to the
+    gateway), or every wallet when it is not set."""
+    chosen = options.get("code_wallets")
+    if chosen is None:
+        return EveryWallet(r.wallet for r in DEFAULT_CODE_RANGES)
+    if isinstance(chosen, str) or not all(isinstance(w, str) and w for w in chosen):
+        raise ValueError("payment.options.code_wallets is a list of wallet names")
+    return frozenset(chosen)
+
+
 def _view(data: Mapping[str, Any]) -> ProviderView:
     try:
         status = ProviderStatus(data["status"])
@@ -53,7 +74,11 @@ def _view(data: Mapping[str, Any]) -> ProviderView:
         paid = int(data["paid_minor"]) if data.get("paid_minor") is not None else None
     except (TypeError, ValueError):
         raise PaymentError(f"unreadable paid amount in {data!r}", maybe_done=True) from None
-    return ProviderView(status, paid, str(data.get("provider_ref") or ""))
+    decline = str(data.get("decline") or "")
+    if decline and decline not in DECLINES:
+        decline = "declined"  # a reason the kiosk has no words for: declined, as such
+    return ProviderView(status, paid, str(data.get("provider_ref") or ""),
+                        decline if status is ProviderStatus.DECLINED else "")
 
 
 class GatewayAdapter:
@@ -62,19 +87,24 @@ class GatewayAdapter:
     name = "gateway"
 
     def __init__(self, base_url: str, kiosk_id: str, secret: str, *,
-                 connect_timeout: float = 3.0, read_timeout: float = 10.0) -> None:
+                 connect_timeout: float = 3.0, read_timeout: float = 10.0,
+                 code_wallets: frozenset[str] | None = None) -> None:
         if not secret:
             raise ValueError("payment.options.secret is required for the gateway adapter")
         self.base_url = base_url.rstrip("/")
         self.kiosk_id, self.secret = kiosk_id, secret
         self.timeout = (connect_timeout, read_timeout)
         self.http = requests.Session()
+        # The store's gateway routes every wallet (WeChat Pay, Alipay, UnionPay, its own).
+        self.code_wallets: frozenset[str] = code_wallets if code_wallets is not None \
+            else _code_wallets({})
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], kiosk_id: str) -> GatewayAdapter:
         return cls(str(options.get("base_url", "")), kiosk_id, str(options.get("secret", "")),
                    connect_timeout=float(options.get("connect_timeout_s", 3.0)),
-                   read_timeout=float(options.get("read_timeout_s", 10.0)))
+                   read_timeout=float(options.get("read_timeout_s", 10.0)),
+                   code_wallets=_code_wallets(options))
 
     def _call(self, method: str, path: str, payload: dict[str, Any] | None = None,
               ok: tuple[int, ...] = (200, 201)) -> dict[str, Any]:
@@ -160,6 +190,40 @@ class GatewayAdapter:
         return view if view.status not in (ProviderStatus.CLOSED,
                                            ProviderStatus.NOT_FOUND) else None
 
+    def charge_code(self, charge: CodeCharge) -> ProviderView:
+        """``POST /v1/orders/{out_trade_no}/code-charge`` (docs/payment-gateway.yaml): PAID,
+        PAYING (the shopper confirms on the phone: query until final), or DECLINED with
+        ``decline``. Raises ``PaymentError`` (maybe_done True) for no answer or a 5xx:
+        query, never charge again; ``ProviderRefused`` (maybe_done False) for a 4xx.
+        The code is revealed only into the request body, which is never logged."""
+        view = _view(self._call("POST", f"/v1/orders/{charge.out_trade_no}/code-charge", {
+            "amount_minor": charge.amount_minor, "currency": charge.currency,
+            "description": charge.description, "wallet": charge.code.wallet,
+            "auth_code": charge.code.reveal()}, ok=(200,)))
+        if view.status not in (ProviderStatus.PAID, ProviderStatus.PAYING,
+                               ProviderStatus.DECLINED):
+            # The contract answers a charge with paid, paying or declined; anything else
+            # is not an answer the kiosk can act on: treat it as unknown and query.
+            raise PaymentError(f"gateway answered a charge with {view.status.value}",
+                               maybe_done=True)
+        return view
+
+    def reverse(self, out_trade_no: str) -> ProviderView | None:
+        """``POST /v1/orders/{out_trade_no}/reverse``: None when closed (or never charged:
+        404); the order when it says more (REFUNDED: it had been paid). Raises
+        ``PaymentError`` (maybe_done True, code USERPAYING) while the shopper is entering
+        the password: ask again a few seconds later."""
+        try:
+            data = self._call("POST", f"/v1/orders/{out_trade_no}/reverse", {}, ok=(200, 404))
+        except ProviderRefused as exc:
+            if exc.code == "USERPAYING":
+                raise PaymentError(f"reverse not final yet: {exc}", maybe_done=True,
+                                   code="USERPAYING") from None
+            raise
+        view = _view(data if "status" in data else {"status": "not_found"})
+        return view if view.status not in (ProviderStatus.CLOSED,
+                                           ProviderStatus.NOT_FOUND) else None
+
     def refund(self, out_trade_no: str, refund_no: str, amount_minor: int, total_minor: int,
                reason: str) -> str:
         data = self._call("POST", f"/v1/orders/{out_trade_no}/refunds", {
@@ -194,4 +258,5 @@ class SimulatorAdapter(GatewayAdapter):
         return cls(str(options.get("base_url", SIMULATOR_URL)), kiosk_id,
                    str(options.get("secret", SIMULATOR_SECRET)),
                    connect_timeout=float(options.get("connect_timeout_s", 2.0)),
-                   read_timeout=float(options.get("read_timeout_s", 5.0)))
+                   read_timeout=float(options.get("read_timeout_s", 5.0)),
+                   code_wallets=_code_wallets(options))

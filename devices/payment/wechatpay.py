@@ -17,7 +17,16 @@ What the adapter does, as WeChat Pay's APIv3 documents it:
   signing guide; the SDK verifies 2xx replies only). An error reply that does
   not verify is read as WeChat's refusal (``ProviderRefused``: its ``code``,
   ``message`` and the setting to check), never as "paid" or "not paid";
-- notifications decrypted with the APIv3 key (AEAD_AES_256_GCM).
+- notifications decrypted with the APIv3 key (AEAD_AES_256_GCM);
+- payment codes (付款码, customer-presented; issue 18): ``charge_code`` is
+  ``POST /v3/pay/transactions/codepay`` (pay.weixin.qq.com/doc/v3/merchant/4012382150:
+  appid, mchid, description, out_trade_no, amount, ``payer.auth_code`` and the required
+  ``scene_info.store_info.out_id``); ``reverse`` is ``POST /v3/pay/transactions/
+  out-trade-no/{out_trade_no}/reverse`` with appid and mchid (as ``wechatpayv3``'s
+  ``codepay_reverse`` sends it): an unpaid charge is revoked (trade_state ``REVOKED``), a
+  paid one refunded. WeChat's guide for payment codes: on ``USERPAYING`` query until a
+  final state, on a system error query, and when it stays unclear reverse, retrying a
+  reverse that fails.
 
 Options (``payment.options``; docs/payments.md "WeChat Pay keys and key
 rotation"): ``mchid``, ``appid``, ``private_key_file`` (merchant key, PEM),
@@ -41,6 +50,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 import time
 from collections.abc import Iterable, Mapping
@@ -57,7 +67,12 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from app.domain.payment import PaymentError, ProviderRefused, ProviderStatus, ProviderView
-from app.services.payment_port import InvalidNotification, Notification, OrderRequest
+from app.services.payment_port import (
+    CodeCharge,
+    InvalidNotification,
+    Notification,
+    OrderRequest,
+)
 
 API = "https://api.mch.weixin.qq.com"
 WINDOW_S = 300
@@ -74,6 +89,32 @@ TRADE_STATES = {
     "PAYERROR": ProviderStatus.DECLINED,
 }
 CLOCK = "the kiosk's clock (NTP): WeChat Pay allows 5 minutes"
+# Payment-code charges refused at once, by WeChat Pay's error code (APIv3 付款码支付 error
+# codes, with the v2 micropay spellings WeChat still answers some of): the kiosk's decline
+# reason (app.domain.payment_code.DECLINES). No money moved; the desk still queries and
+# reverses the order so nothing is left open.
+CODE_DECLINES = {
+    "NOTENOUGH": "insufficient_funds",  # 余额不足
+    "AUTHCODEEXPIRE": "code_expired", "AUTH_CODE_EXPIRE": "code_expired",  # 付款码已过期
+    "AUTH_CODE_INVALID": "code_invalid", "AUTH_CODE_ERROR": "code_invalid",  # 付款码无效
+    "AUTH_CODE_USED": "code_used",
+    "PAYER_ACCOUNT_ABNORMAL": "declined", "BUYER_MISMATCH": "declined",
+    "TRADE_ERROR": "declined", "NOT_SUPPORT_CARD": "declined", "PAYERROR": "declined",
+}
+# WeChat's text for a code already used ("每个二维码仅限使用一次，请刷新再试"), which it
+# answers under AUTH_CODE_INVALID: the shopper is told to refresh, not that it is invalid.
+CODE_USED_TEXT = "仅限使用一次"
+# Unknown outcome: the charge may have gone through (WeChat: "系统错误/银行端超时: 请立即
+# 调用查询订单API"); the kiosk queries, never charges again.
+CODE_UNKNOWN = ("SYSTEMERROR", "SYSTEM_ERROR", "BANKERROR", "BANK_ERROR")
+DIGIT_RUN = re.compile(r"[0-9]{10,}")
+
+
+def scrub(text: str) -> str:
+    """``text`` with every run of 10 or more digits replaced: a provider's message may
+    quote the shopper's payment code (a bearer credential), and such messages reach logs
+    and payment notes. Order ids keep their letters and survive."""
+    return DIGIT_RUN.sub("[digits]", text)
 
 
 def rsa_sign(key: rsa.RSAPrivateKey, message: bytes) -> str:
@@ -266,11 +307,12 @@ def refusal_setting(status: int, code: str, message: str) -> str:
 
 class WeChatPayAdapter:
     name = "wechatpay"
+    code_wallets = frozenset({"wechat"})
 
     def __init__(self, *, mchid: str, appid: str, private_key: rsa.RSAPrivateKey,
                  serial_no: str, platform_keys: PlatformKeys, apiv3_key: bytes,
                  notify_url: str, base_url: str = API, connect_timeout: float = 3.0,
-                 read_timeout: float = 10.0) -> None:
+                 read_timeout: float = 10.0, store_id: str = "kiosk") -> None:
         if len(apiv3_key) != 32:
             raise ValueError("payment.options.apiv3_key_file must hold the 32-byte APIv3 key")
         self.mchid, self.appid = mchid, appid
@@ -278,6 +320,9 @@ class WeChatPayAdapter:
         self.platform_keys = platform_keys
         self.apiv3_key, self.notify_url = apiv3_key, notify_url
         self.base_url = base_url.rstrip("/")
+        # scene_info.store_info.out_id of a payment-code charge: the merchant's own store
+        # code, required by codepay (payment.options.store_id, default the kiosk's id).
+        self.store_id = store_id[:32] or "kiosk"
         self.timeout = (connect_timeout, read_timeout)
         self.http = requests.Session()
 
@@ -297,7 +342,8 @@ class WeChatPayAdapter:
                    notify_url=str(o.get("notify_url", "https://kiosk.invalid/notify")),
                    base_url=str(o.get("base_url", API)),
                    connect_timeout=float(o.get("connect_timeout_s", 3.0)),
-                   read_timeout=float(o.get("read_timeout_s", 10.0)))
+                   read_timeout=float(o.get("read_timeout_s", 10.0)),
+                   store_id=str(o.get("store_id") or kiosk_id))
 
     # -- transport ---------------------------------------------------------------------------
     def _authorization(self, method: str, url_path: str, body: str) -> str:
@@ -349,7 +395,7 @@ class WeChatPayAdapter:
         may have been accepted before the error: WeChat's guide says retry with the same
         parameters) and not for other 4xx (refused before acting)."""
         code = str(data.get("code") or "")
-        message = str(data.get("message") or text[:200]).strip()
+        message = scrub(str(data.get("message") or text[:200]).strip())
         return ProviderRefused(
             f"WeChat Pay refused: HTTP {status} {code or '(no code)'}: {message}"
             + (f" ({note})" if note else ""),
@@ -459,6 +505,84 @@ class WeChatPayAdapter:
         if status == 404 or data.get("code") == "ORDER_NOT_EXIST":
             return None
         raise self.refused(status, data)
+
+    # -- payment codes -----------------------------------------------------------------------
+    def charge_code(self, charge: CodeCharge) -> ProviderView:
+        """``POST /v3/pay/transactions/codepay`` (pay.weixin.qq.com/doc/v3/merchant/
+        4012382150), once per out_trade_no. Returns PAID (trade_state SUCCESS), PAYING
+        (``USERPAYING``, as a 202 or an error code, or trade_state USERPAYING: the shopper
+        is asked for a password), DECLINED with ``decline`` (``CODE_DECLINES``). Raises
+        ``PaymentError`` maybe_done for SYSTEMERROR/BANKERROR, 429/5xx, a timeout or a lost
+        or unverified reply (query, never charge again), and ``ProviderRefused`` not
+        maybe_done for a request WeChat refused (PARAM_ERROR, a key, the merchant id).
+        The code is revealed only into the request body, which is never logged; WeChat's
+        messages are kept with long digit runs scrubbed (``scrub``)."""
+        if charge.currency != "CNY":
+            raise ProviderRefused("WeChat Pay takes CNY only", maybe_done=False)
+        payload = {
+            "appid": self.appid, "mchid": self.mchid, "description": charge.description[:127],
+            "out_trade_no": charge.out_trade_no,
+            "amount": {"total": charge.amount_minor, "currency": "CNY"},
+            "payer": {"auth_code": charge.code.reveal()},
+            "scene_info": {"store_info": {"out_id": self.store_id}}}
+        try:
+            status, data = self._call("POST", "/v3/pay/transactions/codepay", payload)
+        except ProviderRefused as exc:
+            # An unsigned error reply: WeChat's own refusal, read by its code as below (a
+            # decline is still queried and reversed by the desk, so a forged one costs no
+            # money); anything else stays what _call made of it.
+            status, data = 0, {"code": exc.code, "message": str(exc)}
+            if exc.code not in CODE_DECLINES and exc.code != "USERPAYING":
+                raise
+        finally:
+            del payload  # the only copy of the code this adapter made
+        code = str(data.get("code") or "")
+        if status == 200:
+            return self._view(data)
+        if status == 202 or code == "USERPAYING":
+            return ProviderView(ProviderStatus.PAYING)
+        if code in CODE_DECLINES:
+            decline = CODE_DECLINES[code]
+            if CODE_USED_TEXT in str(data.get("message", "")):
+                decline = "code_used"
+            return ProviderView(ProviderStatus.DECLINED, decline=decline)
+        if code in ("ORDERPAID", "OUT_TRADE_NO_USED"):
+            # Charged under this id already (the desk never sends twice; a second process
+            # might): what that charge became, never a second one.
+            return self.query(charge.out_trade_no)
+        if code in CODE_UNKNOWN:
+            raise PaymentError(f"WeChat Pay charge outcome unknown: {code}: "
+                               f"{scrub(str(data.get('message', '')))}", maybe_done=True,
+                               code=code)
+        raise self.refused(status, data)
+
+    def reverse(self, out_trade_no: str) -> ProviderView | None:
+        """``POST /v3/pay/transactions/out-trade-no/{no}/reverse`` with appid and mchid
+        (as wechatpayv3 ``codepay_reverse``): revokes an unpaid charge, refunds a paid one.
+        Returns None when done (the desk's query confirms REVOKED or REFUND) or when WeChat
+        has no such order (nothing was charged). Raises ``PaymentError`` to be asked again:
+        ``USERPAYING`` (the shopper is mid-password), SYSTEMERROR/BANKERROR, 429/5xx, a lost
+        reply (WeChat's guide: "撤销无返回或错误时，请再次调用")."""
+        try:
+            status, data = self._call(
+                "POST", f"/v3/pay/transactions/out-trade-no/{out_trade_no}/reverse",
+                {"appid": self.appid, "mchid": self.mchid})
+        except ProviderRefused as exc:
+            raise PaymentError(f"WeChat Pay reverse not done, ask again: {exc}",
+                               maybe_done=True, code=exc.code, setting=exc.setting) from None
+        code = str(data.get("code") or "")
+        if 200 <= status < 300:
+            return None
+        if status == 404 or code == "ORDER_NOT_EXIST":
+            return None
+        if code == "USERPAYING":
+            raise PaymentError("WeChat Pay refused the reverse: the shopper is entering a "
+                               "password; ask again when the charge ends", maybe_done=True,
+                               code=code)
+        if code == "ORDER_REVERSED" or code == "ORDERREVERSED":
+            return None  # reversed before: done
+        raise PaymentError(f"WeChat Pay reverse not done, ask again: HTTP {status} {code}: "
+                           f"{scrub(str(data.get('message', '')))}", maybe_done=True, code=code)
 
     def refund(self, out_trade_no: str, refund_no: str, amount_minor: int, total_minor: int,
                reason: str) -> str:

@@ -5,6 +5,10 @@ uneven light and sensor noise) with, optionally, one rendered barcode held
 somewhere near the middle at a slight tilt. The clutter matters: a blank frame
 is far cheaper to decode than what a real camera sees, so an idle-frame figure
 measured on blank frames would flatter the decoder.
+
+A frame can also show a shopper's phone with a wallet's payment code on its
+screen (symbology ``PHONE``), as WeChat Pay, Alipay and UnionPay show it: a
+Code 128 barcode of the code above a QR of the same code (issue 18).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import qrcode
 import zxingcpp
 
 # Shop names for the symbologies a generated frame can show -> zxing-cpp writers.
@@ -24,6 +29,10 @@ WRITERS = {
     "Code 128": zxingcpp.BarcodeFormat.Code128,
     "QR Code": zxingcpp.BarcodeFormat.QRCode,
 }
+
+
+# A phone's payment-code screen (render_phone): not a symbology of its own but two of them.
+PHONE = "phone"
 
 
 def symbology_for(code: str) -> str:
@@ -38,11 +47,49 @@ def symbology_for(code: str) -> str:
 def render_barcode(code: str, symbology: str | None = None, module_px: int = 3) -> np.ndarray:
     """A clean grayscale image of ``code`` with quiet zones, ``module_px`` pixels per module."""
     kind = symbology or symbology_for(code)
+    if kind == PHONE:
+        return render_phone(code, module_px)
     if kind not in WRITERS:
         raise ValueError(f"cannot render symbology {kind!r}; known: {', '.join(WRITERS)}")
     barcode = zxingcpp.create_barcode(code, WRITERS[kind])
     image = np.array(zxingcpp.write_barcode_to_image(barcode, scale=module_px, add_hrt=True))
     return image.astype(np.uint8)
+
+
+def render_phone(code: str, module_px: int = 3) -> np.ndarray:
+    """A phone held up with its wallet's payment code on screen, grayscale: a dark body
+    around a white screen that shows a Code 128 of ``code`` (zxing-cpp's writer, no digits
+    under it, as the wallets hide them) above a QR of ``code`` (the ``qrcode`` library,
+    error correction M), each with its quiet zone. ``module_px``: pixels per bar module;
+    the QR's modules are twice that. Raises ValueError for a code Code 128 cannot hold."""
+    bars = zxingcpp.write_barcode_to_image(
+        zxingcpp.create_barcode(code, zxingcpp.BarcodeFormat.Code128), scale=module_px,
+        add_hrt=False)
+    barcode = np.array(bars).astype(np.uint8)
+    barcode = cv2.resize(barcode, (barcode.shape[1], 40 * module_px),
+                         interpolation=cv2.INTER_NEAREST)  # bars as tall as the apps draw them
+    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M,
+                       box_size=2 * module_px, border=4)
+    qr.add_data(code)
+    qr.make(fit=True)
+    square = np.array(qr.make_image(fill_color="black", back_color="white").convert("L"),
+                      dtype=np.uint8)
+    quiet = 10 * module_px  # Code 128 needs 10 modules of white each side
+    width = max(barcode.shape[1] + 2 * quiet, square.shape[1]) + 2 * module_px
+    gap, header = 6 * module_px, 12 * module_px
+    height = header + barcode.shape[0] + gap + square.shape[0] + 2 * gap
+    screen = np.full((height, width), 255, np.uint8)
+    screen[:header // 2, :] = 90  # the app's title bar
+    y = header
+    x = (width - barcode.shape[1]) // 2
+    screen[y:y + barcode.shape[0], x:x + barcode.shape[1]] = barcode
+    y += barcode.shape[0] + gap
+    x = (width - square.shape[1]) // 2
+    screen[y:y + square.shape[0], x:x + square.shape[1]] = square
+    bezel = 8 * module_px
+    phone = np.full((height + 2 * bezel, width + 2 * bezel), 25, np.uint8)
+    phone[bezel:bezel + height, bezel:bezel + width] = screen
+    return phone
 
 
 @dataclass
@@ -93,6 +140,14 @@ class Scene:
         img = self.background.copy()
         if code is not None:
             label = render_barcode(code, symbology, module_px)
+            # A label larger than the guide box's usual share of the frame (a phone in a
+            # small frame) is held further from the camera: scaled down to fit.
+            fit = min(1.0, 0.55 * self.width / label.shape[1],
+                      0.65 * self.height / label.shape[0])
+            if fit < 1.0:
+                label = cv2.resize(label, (int(label.shape[1] * fit),
+                                           int(label.shape[0] * fit)),
+                                   interpolation=cv2.INTER_AREA)
             h, w = label.shape
             pad = np.full((h + 16, w + 16), 255, np.uint8)
             pad[8 : 8 + h, 8 : 8 + w] = label

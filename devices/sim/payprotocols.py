@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from app.domain.payment_code import ALIPAY, WECHAT, wallet_of
 from devices.payment.alipay import sign_params, yuan
 from devices.payment.wechatpay import rsa_sign, rsa_verify
 from devices.sim.payorders import Order, Provider, expiry, misbehave
@@ -58,10 +59,23 @@ SIGNERS = ("auto", "certificate", "public_key", "unknown")
 # documented total_amount maximum) is above that, so the int limit is the one that binds.
 WECHAT_MAX_TOTAL_FEN = 2**31 - 1
 ALIPAY_APP_ID = "2021000000000001"
+# "paying" is a payment-code charge's own: the shopper is asked for a password (WeChat
+# USERPAYING; Alipay's trade waits, WAIT_BUYER_PAY). A code charge the kiosk reversed unpaid
+# is "closed" in the simulator's model; WeChat says REVOKED for it ("已撤销（仅付款码支付会
+# 返回）", see _wechat_transaction), Alipay TRADE_CLOSED.
 WECHAT_STATES = {"waiting": "NOTPAY", "paid": "SUCCESS", "closed": "CLOSED",
-                 "declined": "PAYERROR", "refunded": "REFUND"}
+                 "declined": "PAYERROR", "refunded": "REFUND", "paying": "USERPAYING"}
 ALIPAY_STATES = {"waiting": "WAIT_BUYER_PAY", "paid": "TRADE_SUCCESS", "closed": "TRADE_CLOSED",
-                 "declined": "TRADE_CLOSED", "refunded": "TRADE_CLOSED"}
+                 "declined": "TRADE_CLOSED", "refunded": "TRADE_CLOSED",
+                 "paying": "WAIT_BUYER_PAY"}
+# What WeChat Pay's codepay answers for a code the wallet refuses at once (status, code,
+# message), by the simulator's decline reason (Order.decline, from Wallets.redeem).
+WECHAT_CODE_REFUSALS = {
+    "insufficient_funds": (403, "NOTENOUGH", "用户余额不足，请用户更换支付方式"),
+    "code_expired": (403, "AUTHCODEEXPIRE", "付款码已过期，请用户在微信上刷新后再试"),
+    "code_used": (403, "AUTH_CODE_INVALID", "每个二维码仅限使用一次，请刷新再试"),
+    "code_invalid": (403, "AUTH_CODE_INVALID", "付款码无效，请用户刷新付款码后重新扫码"),
+}
 
 
 def _pem_private(key: rsa.RSAPrivateKey) -> bytes:
@@ -300,7 +314,8 @@ def _wechat_auth_problem(h: WireHandler, method: str, url_path: str,
 
 def _wechat_transaction(order: Order) -> dict[str, Any]:
     data: dict[str, Any] = {"appid": APPID, "mchid": MCHID, "out_trade_no": order.out_trade_no,
-                            "trade_state": WECHAT_STATES[order.status],
+                            "trade_state": "REVOKED" if _revoked(order)
+                            else WECHAT_STATES[order.status],
                             "amount": {"total": order.amount_minor, "currency": "CNY"}}
     if order.status in ("paid", "refunded"):
         data["transaction_id"] = order.provider_ref
@@ -309,6 +324,11 @@ def _wechat_transaction(order: Order) -> dict[str, Any]:
         data["amount"]["total"] = order.paid_minor
         data["amount"]["payer_total"] = order.paid_minor
     return data
+
+
+def _revoked(order: Order) -> bool:
+    """A payment-code charge closed unpaid by a reverse (WeChat's REVOKED)."""
+    return order.charge is not None and order.status == "closed" and order.reverses > 0
 
 
 def _wechat_order_problem(payload: dict[str, Any]) -> str:
@@ -326,6 +346,62 @@ def _wechat_order_problem(payload: dict[str, Any]) -> str:
     if not payload.get("out_trade_no") or not payload.get("description"):
         return "out_trade_no and description are required"
     return ""
+
+
+def _wechat_codepay(h: WireHandler, payload: dict[str, Any]) -> None:
+    """``POST /v3/pay/transactions/codepay`` (pay.weixin.qq.com/doc/v3/merchant/4012382150):
+    the order's fields as for Native, plus ``payer.auth_code`` (a WeChat payment code: 18
+    digits beginning 10-15) and ``scene_info.store_info.out_id`` (required). Answers 200
+    with the transaction (SUCCESS, or USERPAYING while the shopper types a password), 403
+    with NOTENOUGH / AUTHCODEEXPIRE / AUTH_CODE_INVALID for a code the wallet refuses (a
+    used code: "仅限使用一次"), 403 OUT_TRADE_NO_USED for an out_trade_no already charged
+    (a code charge is never repeated), 400 PARAM_ERROR for a malformed request."""
+    p = h.provider
+    problem = _wechat_order_problem(payload)
+    payer, scene = payload.get("payer"), payload.get("scene_info")
+    auth_code = payer.get("auth_code") if isinstance(payer, dict) else None
+    store = scene.get("store_info") if isinstance(scene, dict) else None
+    if not problem and not isinstance(auth_code, str):
+        problem = "payer.auth_code is required"
+    if not problem and not (isinstance(store, dict) and store.get("out_id")):
+        problem = "scene_info.store_info.out_id is required"
+    if problem:
+        return _wechat_reply(h, 400, {"code": "PARAM_ERROR", "message": problem})
+    assert isinstance(auth_code, str)
+    if wallet_of(auth_code) != WECHAT:
+        status, code, message = WECHAT_CODE_REFUSALS["code_invalid"]
+        return _wechat_reply(h, status, {"code": code, "message": message})
+    no = str(payload["out_trade_no"])
+    try:  # the simulator's wallets resolve the code and mark it used (payorders.Wallets)
+        order, charged_now = p.charge_code(no, int(payload["amount"]["total"]), "CNY",
+                                           str(payload["description"]), WECHAT, auth_code)
+    except ValueError:  # the out_trade_no names another order (a QR order, another amount)
+        charged_now = False
+    if not charged_now:  # charged before: never again; the kiosk's answer is a query
+        return _wechat_reply(h, 403, {"code": "OUT_TRADE_NO_USED", "message": "商户订单号重复"})
+    if order.status == "declined" and order.decline in WECHAT_CODE_REFUSALS:
+        status, code, message = WECHAT_CODE_REFUSALS[order.decline]
+        return _wechat_reply(h, status, {"code": code, "message": message}, order)
+    if order.lose_charge_reply or misbehave(order):
+        return None
+    return _wechat_reply(h, 200, _wechat_transaction(order), order)
+
+
+def _wechat_reverse(h: WireHandler, order: Order, payload: dict[str, Any]) -> None:
+    """``POST .../out-trade-no/{no}/reverse`` with appid and mchid: 200 when revoked (unpaid)
+    or refunded (paid); 403 USERPAYING while the shopper is mid-password (ask again once
+    the charge ends); 400 PARAM_ERROR without appid/mchid, or for an order that is not a
+    payment-code charge."""
+    if payload.get("appid") != APPID or payload.get("mchid") != MCHID:
+        return _wechat_reply(h, 400, {"code": "PARAM_ERROR",
+                                      "message": "appid and mchid must be this merchant's"})
+    if order.charge is None:
+        return _wechat_reply(h, 400, {"code": "INVALID_REQUEST",
+                                      "message": "only a payment-code order can be reversed"})
+    if not h.provider.reverse(order):
+        return _wechat_reply(h, 403, {"code": "USERPAYING",
+                                      "message": "用户支付中，请稍后再撤销"}, order)
+    return _wechat_reply(h, 200, {"out_trade_no": order.out_trade_no}, order)
 
 
 def _wechat_certificates(h: WireHandler) -> None:
@@ -383,6 +459,8 @@ def wechat(h: WireHandler, method: str, url_path: str, body: bytes) -> None:
         if misbehave(made):
             return None
         return _wechat_reply(h, 200, {"code_url": f"weixin://wxpay/bizpayurl?pr=SIM{no}"}, made)
+    if method == "POST" and path == "/v3/pay/transactions/codepay":
+        return _wechat_codepay(h, payload)
     if method == "POST" and path == "/v3/refund/domestic/refunds":
         paid = p.orders.get(str(payload.get("out_trade_no", "")))
         if paid is None:
@@ -415,6 +493,8 @@ def wechat(h: WireHandler, method: str, url_path: str, body: bytes) -> None:
         if method == "GET" and len(parts) == 5:
             order.queries += 1
             return _wechat_reply(h, 200, _wechat_transaction(order), order)
+        if method == "POST" and len(parts) == 6 and parts[5] == "reverse":
+            return _wechat_reverse(h, order, payload)
         if method == "POST" and len(parts) == 6 and parts[5] == "close":
             p.close(order)
             if order.status == "paid":
@@ -485,7 +565,7 @@ def wechat_control(h: WireHandler, method: str, what: str, body: bytes) -> None:
 # before knowing the request was the app's (python-alipay-sdk reads a reply without ``sign``
 # as an error with its code); business answers (10000, 40004 ACQ.*) are signed.
 ALIPAY_METHODS = ("alipay.trade.precreate", "alipay.trade.query", "alipay.trade.cancel",
-                  "alipay.trade.refund")
+                  "alipay.trade.refund", "alipay.trade.pay")
 ALIPAY_MSG = {"10000": "Success", "20000": "Service Currently Unavailable",
               "20001": "Insufficient Token Permissions", "40001": "Missing Required Arguments",
               "40002": "Invalid Arguments", "40004": "Business Failed"}
@@ -499,7 +579,16 @@ ALIPAY_SUB_MSG = {
     "ACQ.INVALID_PARAMETER": "参数无效", "ACQ.TOTAL_FEE_EXCEED": "订单金额超过限额",
     "ACQ.CONTEXT_INCONSISTENT": "交易信息被篡改", "ACQ.TRADE_NOT_EXIST": "交易不存在",
     "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL": "退款金额超限",
+    "ACQ.PAYMENT_AUTH_CODE_INVALID": "支付失败，获取顾客账户信息失败，请顾客刷新付款码后重新收款",
+    "ACQ.BUYER_BALANCE_NOT_ENOUGH": "买家余额不足", "ACQ.TRADE_HAS_SUCCESS": "交易已被支付",
+    "ACQ.TRADE_HAS_CLOSE": "交易已经关闭",
 }
+# alipay.trade.pay's answer for a code the wallet refuses, by the simulator's reason: Alipay
+# answers one sub_code for any code it cannot use (expired, used, not a code).
+ALIPAY_CODE_REFUSALS = {"insufficient_funds": "ACQ.BUYER_BALANCE_NOT_ENOUGH",
+                        "code_expired": "ACQ.PAYMENT_AUTH_CODE_INVALID",
+                        "code_used": "ACQ.PAYMENT_AUTH_CODE_INVALID",
+                        "code_invalid": "ACQ.PAYMENT_AUTH_CODE_INVALID"}
 # total_amount: "单位为元，精确到小数点后两位，取值范围为[0.01,100000000]" (alipay.trade.precreate,
 # request parameters); refund_amount has the same form. Outside it: 40004 ACQ.INVALID_PARAMETER,
 # above the limit ACQ.TOTAL_FEE_EXCEED (the failed reply python-alipay-sdk documents for
@@ -603,6 +692,8 @@ def alipay(h: WireHandler, query: str, body: bytes) -> None:
                              None)
     no = str(biz.get("out_trade_no", ""))
     not_exist = _alipay_refusal("40004", "ACQ.TRADE_NOT_EXIST")
+    if method == "alipay.trade.pay":
+        return _alipay_pay(h, biz)
     if method == "alipay.trade.precreate":
         cents = alipay_fen(biz.get("total_amount"))
         if not no or len(no) > 64 or not biz.get("subject") or cents is None or cents <= 0:
@@ -650,6 +741,13 @@ def alipay(h: WireHandler, query: str, body: bytes) -> None:
                 node |= {"trade_no": order.provider_ref,
                          "buyer_pay_amount": yuan(order.paid_minor or 0)}
             return _alipay_reply(h, method, node, order)
+        if method == "alipay.trade.cancel" and order is not None and order.charge is not None:
+            if not p.reverse(order):  # the shopper is mid-password: Alipay says ask again
+                return _alipay_reply(h, method, {"code": "10000", "msg": "Success",
+                                                 "out_trade_no": no, "retry_flag": "Y"}, order)
+            return _alipay_reply(h, method, {
+                "code": "10000", "msg": "Success", "out_trade_no": no, "retry_flag": "N",
+                "action": "refund" if order.status == "refunded" else "close"}, order)
         if method == "alipay.trade.cancel":
             if order is None:
                 return _alipay_reply(h, method, {"code": "10000", "msg": "Success",
@@ -681,6 +779,54 @@ def alipay(h: WireHandler, query: str, body: bytes) -> None:
         return _alipay_reply(h, method, {"code": "10000", "msg": "Success",
                                          "out_trade_no": no, "trade_no": order.provider_ref,
                                          "fund_change": "Y", "refund_fee": yuan(cents)}, order)
+
+
+def _alipay_pay(h: WireHandler, biz: dict[str, Any]) -> None:
+    """``alipay.trade.pay`` (https://opendocs.alipay.com/open/02ekfp): ``out_trade_no``,
+    ``scene`` ``bar_code`` or ``wave_code``, ``auth_code`` (an Alipay payment code: 16-24
+    digits beginning 25-30), ``subject``, ``total_amount``. Answers 10000 (paid), 10003
+    (the shopper is asked for a password: "order success pay inprocess"), 40004
+    ACQ.PAYMENT_AUTH_CODE_INVALID / ACQ.BUYER_BALANCE_NOT_ENOUGH for a code refused,
+    ACQ.TRADE_HAS_SUCCESS / ACQ.TRADE_HAS_CLOSE for an out_trade_no charged before (never
+    charged again), ACQ.INVALID_PARAMETER for a malformed request."""
+    p, method = h.provider, "alipay.trade.pay"
+    no, auth_code = str(biz.get("out_trade_no", "")), biz.get("auth_code")
+    cents = alipay_fen(biz.get("total_amount"))
+    if not no or len(no) > 64 or not biz.get("subject") or cents is None or cents <= 0 \
+            or biz.get("scene") not in ("bar_code", "wave_code") \
+            or not isinstance(auth_code, str) or not auth_code:
+        return _alipay_reply(h, method, _alipay_refusal(
+            "40004", "ACQ.INVALID_PARAMETER",
+            "out_trade_no, scene (bar_code/wave_code), auth_code, subject and total_amount "
+            "in [0.01,100000000] are required"), None)
+    if cents > ALIPAY_MAX_FEN:
+        return _alipay_reply(h, method, _alipay_refusal("40004", "ACQ.TOTAL_FEE_EXCEED"), None)
+    if wallet_of(auth_code) != ALIPAY:
+        return _alipay_reply(h, method, _alipay_refusal(
+            "40004", ALIPAY_CODE_REFUSALS["code_invalid"]), None)
+    try:  # the simulator's wallets resolve the code and mark it used (payorders.Wallets)
+        order, charged_now = p.charge_code(no, cents, "CNY", str(biz["subject"]), ALIPAY,
+                                           auth_code)
+    except ValueError:  # the out_trade_no names another order (a QR order, another amount)
+        order, charged_now = p.orders[no], False
+    if not charged_now:  # charged before: never again; the kiosk's answer is a query
+        sub = "ACQ.TRADE_HAS_SUCCESS" if order.status in ("paid", "refunded") \
+            else "ACQ.TRADE_HAS_CLOSE"
+        return _alipay_reply(h, method, _alipay_refusal("40004", sub), order)
+    if order.status == "declined" and order.decline in ALIPAY_CODE_REFUSALS:
+        return _alipay_reply(h, method, _alipay_refusal(
+            "40004", ALIPAY_CODE_REFUSALS[order.decline]), order)
+    if order.lose_charge_reply or misbehave(order):
+        return None
+    node: dict[str, Any] = {"out_trade_no": no, "total_amount": yuan(order.amount_minor)}
+    if order.status == "paying":
+        node = {"code": "10003", "msg": " order success pay inprocess"} | node
+    else:
+        node = {"code": "10000", "msg": "Success"} | node | {
+            "trade_no": order.provider_ref, "buyer_pay_amount": yuan(order.paid_minor or 0),
+            "receipt_amount": yuan(order.paid_minor or 0),
+            "gmt_payment": beijing(order.paid_at)}
+    return _alipay_reply(h, method, node, order)
 
 
 def alipay_notification(keys: SimKeys, order: Order,

@@ -20,6 +20,11 @@ which Alipay retries even after a cancel refunded it).
 ``/sim/wechat/signer``, ``/sim/wechat/fail`` and ``/sim/wechat/requests`` switch
 which WeChat platform key signs replies, serve WeChat's unsigned 429/5xx errors,
 and show the WeChat requests as received (devices/sim/payprotocols.py).
+``POST /sim/wallets/code {"wallet": "wechat"|"alipay"|"unionpay", "then": "approve" |
+"password:N" | "decline:N" | "never" | "insufficient", "lose_reply": false}`` makes a
+simulated phone show a new payment code (the wallet's real prefix and length, valid 60 s,
+usable once; lose_reply: its charge's reply is dropped) and answers it with its expiry;
+the contract's ``code-charge`` and ``reverse`` charge and give it up.
 ``GET /sim/state`` returns every order (its status, how many create calls and
 status queries named it) and how many times each was charged.
 
@@ -50,7 +55,7 @@ from devices.sim.payorders import OUTCOMES, Order, Provider, Script, expiry, mis
 # The orders and their rules live in devices/sim/payorders.py (shared with the WeChat Pay and
 # Alipay wire formats); their names stay importable from here, where `kiosk sim pay` finds them.
 __all__ = ["OUTCOMES", "Handler", "Order", "PayServer", "Provider", "Script",
-           "create_problem", "refund_problem"]
+           "code_charge_problem", "create_problem", "refund_problem"]
 
 # The gateway contract's request rules (docs/payment-gateway.yaml): what a 400 refuses.
 OUT_TRADE_NO = re.compile(r"[A-Za-z0-9_-]{6,32}")
@@ -114,6 +119,30 @@ def refund_problem(payload: Any) -> str | None:
     return (_amount_problem(payload, "amount_minor")
             or _amount_problem(payload, "total_minor", required=False)
             or _string_problem(payload, "reason", False))
+
+
+WALLET = re.compile(r"[a-z0-9_]{1,32}")
+AUTH_CODE = re.compile(r"[0-9]{10,32}")
+
+
+def code_charge_problem(payload: Any) -> str | None:
+    """Why a ``POST /v1/orders/{no}/code-charge`` body breaks the contract, or None: an
+    object with ``amount_minor`` (integer, 1 to 10,000,000,000 fen), ``currency`` (string),
+    ``wallet`` (1-32 of a-z 0-9 _), ``auth_code`` (10-32 digits); optional string
+    ``description`` (docs/payment-gateway.yaml; answered 400, nothing charged). The problem
+    never quotes the code: it is the shopper's money."""
+    if not isinstance(payload, dict):
+        return "the body must be a JSON object"
+    problem = (_amount_problem(payload, "amount_minor")
+               or _string_problem(payload, "currency", True)
+               or _string_problem(payload, "description", False)
+               or _string_problem(payload, "wallet", True)
+               or _string_problem(payload, "auth_code", True))
+    if problem is None and not WALLET.fullmatch(payload["wallet"]):
+        problem = "wallet must be 1-32 of a-z 0-9 _"
+    if problem is None and not AUTH_CODE.fullmatch(payload["auth_code"]):
+        problem = "auth_code must be 10-32 digits"
+    return problem
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -197,7 +226,9 @@ class Handler(BaseHTTPRequestHandler):
             with self.provider.lock:
                 return self._send(200, {
                     "orders": {n: self.provider.view(o) | {"creates": o.creates,
-                                                           "queries": o.queries}
+                                                           "queries": o.queries,
+                                                           "charge_calls": o.charge_calls,
+                                                           "reverses": o.reverses}
                                for n, o in self.provider.orders.items()},
                     "charges": self.provider.charges})
         self._send(404, {"error": "not found"})
@@ -217,6 +248,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._shopper(parts[2], parts[3], body)
         if parts == ["sim", "script"]:
             return self._script(body)
+        if parts == ["sim", "wallets", "code"]:
+            return self._issue_code(body)
         if parts[:2] == ["sim", "wechat"] and len(parts) == 3:
             return payprotocols.wechat_control(self, "POST", parts[2], body)
         self._send(404, {"error": "not found"})
@@ -269,6 +302,8 @@ class Handler(BaseHTTPRequestHandler):
             problem = refund_problem(payload)
             if problem is not None:
                 return self._refuse(400, "PARAM_ERROR", problem, path)
+        if method == "POST" and action == "code-charge":
+            return self._code_charge(path, no or "", payload)
         order = p.orders.get(no or "")
         if order is None:
             if method == "GET":
@@ -285,6 +320,11 @@ class Handler(BaseHTTPRequestHandler):
             if action == "close":
                 p.close(order)
                 return self._send(200, p.view(order), path)
+            if action == "reverse":
+                if not p.reverse(order):
+                    return self._refuse(409, "USERPAYING", "the shopper is entering the "
+                                        "password; the prompt is withdrawn: ask again", path)
+                return self._send(200, p.view(order), path)
             if action == "refunds":
                 try:
                     r = p.refund(order, str(payload["refund_no"]), int(payload["amount_minor"]))
@@ -294,6 +334,29 @@ class Handler(BaseHTTPRequestHandler):
                     return self._refuse(409, code, str(exc), path)
                 return self._send(200, r, path)
         return self._refuse(404, "NOT_FOUND", "unknown action", path)
+
+    def _code_charge(self, path: str, no: str, payload: Any) -> None:
+        """The contract's code-charge: validated, charged once per ``no`` (a repeat answers
+        the order as it stands), then the order's script may still lose (never_answer),
+        slow or mis-sign the reply, as for any other call."""
+        p = self.provider
+        problem = code_charge_problem(payload)
+        if problem is None and not OUT_TRADE_NO.fullmatch(no):
+            problem = "out_trade_no must be 6-32 of A-Z a-z 0-9 _ -"
+        if problem is not None:
+            return self._refuse(400, "PARAM_ERROR", problem, path)
+        try:
+            order, charged_now = p.charge_code(no, int(payload["amount_minor"]),
+                                               str(payload["currency"]),
+                                               str(payload.get("description", "")),
+                                               str(payload["wallet"]), str(payload["auth_code"]))
+        except ValueError as exc:
+            return self._refuse(409, "ORDER_MISMATCH", str(exc), path)
+        if (charged_now and order.lose_charge_reply) or misbehave(order):
+            return None  # charged, and the reply is lost: the kiosk must query
+        with p.lock:
+            view = p.view(order)
+        return self._send(200, view, path, bad=order.script.outcome == "bad_signature")
 
     def _misbehave_slow(self, order: Order) -> bool:
         if order.script.outcome == "slow":
@@ -316,6 +379,26 @@ class Handler(BaseHTTPRequestHandler):
                     order.status = "declined"
                 return self._send(200, p.view(order))
         return self._send(404, {"error": "unknown action"})
+
+    def _issue_code(self, body: bytes) -> None:
+        """``POST /sim/wallets/code {"wallet": "wechat", "then": "password:3"}``: the
+        simulated phone shows a new payment code -> 201 {code, wallet, then, expires_in_s,
+        expires_at}; 400 for an unknown wallet or behaviour (devices/sim/payorders.py).
+        Optional: "code" (a fixed code), "lose_reply": true, "age_s": N (issued N seconds
+        ago: past its minute, an expired code)."""
+        try:
+            data = json.loads(body or b"{}")
+            if not isinstance(data, dict):
+                raise ValueError("the body must be a JSON object")
+            code = data.get("code")
+            issued = self.provider.wallets.issue(str(data.get("wallet", "wechat")),
+                                                 str(data.get("then", "approve")),
+                                                 code=str(code) if code else None,
+                                                 lose_reply=data.get("lose_reply") is True,
+                                                 age_s=float(data.get("age_s", 0)))
+        except ValueError as exc:
+            return self._send(400, {"error": str(exc)})
+        return self._send(201, issued.public())
 
     def _script(self, body: bytes) -> None:
         try:

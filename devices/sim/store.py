@@ -9,6 +9,8 @@ kiosk then runs exactly the runtime a store runs (``app.runtime``), built by the
 composition root. ``hold`` is the demo shelf: it renders a product's barcode
 (or a member's QR) into the camera frames, so someone without a camera can
 shop with the mouse, and a scenario can "show" a code to the real decoder.
+``show_payment_code`` is the shopper's phone: a wallet issues a payment code
+(the payment simulator's wallets) and the phone shows it to the camera.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import requests
 
 from app.config import Settings
 from devices.camera import FrameSource, GeneratedSource
-from devices.sim.frames import render_barcode
+from devices.sim.frames import PHONE, render_barcode
 from devices.sim.membership_backend import DEFAULT_TOKEN, BackendServer
 from devices.sim.payprovider import PayServer
 from devices.sim.printer import VirtualPrinter
@@ -55,8 +57,8 @@ class PausableSource:
     def close(self) -> None:
         self.inner.close()
 
-    def show(self, code: str | None, frames: int = 15) -> None:
-        self.inner.show(code, frames)
+    def show(self, code: str | None, frames: int = 15, symbology: str | None = None) -> None:
+        self.inner.show(code, frames, symbology)
 
 
 def demo_members() -> list[tuple[str, str, str, str]]:
@@ -105,6 +107,8 @@ class SimStore:
             self.stop()
             raise
         self.pay_url = self.pay_url or self.pay.url
+        # Where `kiosk sim pay code --url ...` issues the simulated phones' payment codes.
+        log.info("payment simulator on %s", self.pay_url)
         self.point(settings)
         return self
 
@@ -134,6 +138,35 @@ class SimStore:
         if code is not None:
             render_barcode(code)  # raises ValueError here, not in the camera thread
         self.camera.show(code, frames)
+
+    def issue_payment_code(self, wallet: str = "wechat", then: str = "approve", *,
+                           age_s: float = 0.0) -> dict[str, Any]:
+        """A new payment code from the simulated ``wallet``'s phone (``POST /sim/wallets/code``
+        on the payment simulator the kiosk uses): {code, wallet, then, expires_in_s,
+        expires_at}. ``then``: approve, password:N, decline:N, never, insufficient.
+        ``age_s``: issued that many seconds ago (over a minute: an expired code).
+        ValueError with the simulator's reason if it refuses."""
+        body: dict[str, Any] = {"wallet": wallet, "then": then}
+        if age_s:
+            body["age_s"] = age_s
+        reply = requests.post(f"{self.pay_url}/sim/wallets/code", json=body, timeout=5)
+        if reply.status_code != 201:
+            raise ValueError(reply.text[:200])
+        return dict(reply.json())
+
+    def show_payment_code(self, wallet: str = "wechat", then: str = "approve",
+                          frames: int = 30, code: str | None = None) -> str:
+        """The shopper holds a phone showing a payment code under the camera for ``frames``
+        frames (a Code 128 and a QR of it, as the wallets show it): a fresh code of
+        ``wallet`` that behaves as ``then``, or ``code`` itself (a used or expired one, to
+        show it again). Returns the code. RuntimeError without the generated camera."""
+        if self.camera is None:
+            raise RuntimeError("the simulated phone needs the generated camera (not --webcam)")
+        if code is None:
+            code = str(self.issue_payment_code(wallet, then)["code"])
+        render_barcode(code, PHONE)  # raises ValueError here, not in the camera thread
+        self.camera.show(code, frames, PHONE)
+        return code
 
     def member_code(self, member_id: str) -> str:
         """The member QR the membership app would show for ``member_id``."""
@@ -176,6 +209,20 @@ class SimStore:
         assert self.pay is not None
         state = requests.get(f"{self.pay.url}/sim/state", timeout=5).json()
         return int(sum(state["charges"].values()))
+
+    def charge_calls(self) -> int:
+        """How many payment-code charge calls the payment simulator received, over every
+        order (a repeat of one charge counts: the kiosk must never send one)."""
+        assert self.pay is not None
+        state = requests.get(f"{self.pay.url}/sim/state", timeout=5).json()
+        return int(sum(o["charge_calls"] for o in state["orders"].values()))
+
+    def trades_waiting(self) -> int:
+        """The payment simulator's orders still open: waiting to be paid, or paying (a
+        wallet's password prompt open)."""
+        assert self.pay is not None
+        state = requests.get(f"{self.pay.url}/sim/state", timeout=5).json()
+        return sum(1 for o in state["orders"].values() if o["status"] in ("waiting", "paying"))
 
     def stop(self) -> None:
         for server in (self.pay, self.backend):

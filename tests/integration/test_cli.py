@@ -354,3 +354,20 @@ def test_smoke_a_refused_code_exits_1_in_a_real_process(data_dir):
     err = result.stderr.decode()
     assert "escape_character" in err and "请呼叫店员" in err
     assert "\x1b" not in err  # echoed escaped, never raw
+
+
+def test_sim_pay_code_issues_a_payment_code_from_a_running_simulator(sim):
+    """`kiosk sim pay code` asks the simulator's control API for a phone's payment code."""
+    from app.domain.payment_code import wallet_of
+
+    for wallet in ("wechat", "alipay", "unionpay"):
+        done = run_kiosk("sim", "pay", "code", "--wallet", wallet, "--then", "password:3",
+                         "--url", sim.url)
+        assert done.returncode == 0, done.stderr
+        code = done.stdout.strip()
+        assert wallet_of(code) == wallet
+        assert "password:3" in done.stderr and "valid 60 s" in done.stderr
+    wrong = run_kiosk("sim", "pay", "code", "--wallet", "cash", "--url", sim.url)
+    assert wrong.returncode != 0 and "no wallet 'cash'" in wrong.stderr
+    nowhere = run_kiosk("sim", "pay", "code", "--url", "http://127.0.0.1:9")
+    assert nowhere.returncode != 0 and "no payment simulator" in nowhere.stderr

@@ -328,6 +328,7 @@ class Switchable:
     def __init__(self, inner) -> None:
         self.inner, self.up, self.calls = inner, True, 0
         self.name = inner.name
+        self.code_wallets = inner.code_wallets  # an attribute, not a call
 
     def __getattr__(self, attr):
         method = getattr(self.inner, attr)

@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 import requests
 
-from app.domain.payment import ProviderRefused, ProviderStatus
+from app.domain.payment import PaymentError, ProviderRefused, ProviderStatus
 from devices.payment.gateway import SIMULATOR_SECRET, GatewayAdapter, SimulatorAdapter, sign
 from tests.openapi import check, request_schema, response_schema, spec
 
@@ -237,3 +237,93 @@ def test_a_wrong_secret_or_a_clock_off_is_refused_with_its_code_and_setting(sim)
     check(G, stale.json(), response_schema(G, "post", "/v1/orders", 401))
     bad = signed_post(sim, "/v1/orders", json.dumps(GOOD_ORDER).encode(), secret="nope")
     assert bad.status_code == 401 and bad.json()["code"] == "SIGN_ERROR"
+
+
+# -- payment codes (issue 18): the code-charge and reverse operations ---------------------------
+
+def issue(sim, wallet: str = "wechat", then: str = "approve") -> str:
+    reply = requests.post(f"{sim.url}/sim/wallets/code", json={"wallet": wallet, "then": then},
+                          timeout=5)
+    assert reply.status_code == 201, reply.text
+    return str(reply.json()["code"])
+
+
+def code_charge(no: str, digits: str, amount: int = 1234):
+    from app.domain.payment_code import payment_code
+    from app.services.payment_port import CodeCharge
+
+    code = payment_code(digits)
+    assert code is not None
+    return CodeCharge(no, amount, "CNY", "Scan & Go test", code)
+
+
+def test_every_exchange_of_a_code_charge_follows_the_contract(adapter, sim):
+    paid = adapter.charge_code(code_charge("CODECONTRACT1", issue(sim, "alipay")))
+    assert paid.status is ProviderStatus.PAID and paid.paid_minor == 1234
+    waiting = adapter.charge_code(code_charge("CODECONTRACT2", issue(sim, then="never")))
+    assert waiting.status is ProviderStatus.PAYING
+    poor = adapter.charge_code(code_charge("CODECONTRACT3", issue(sim, "unionpay",
+                                                                   "insufficient")))
+    assert (poor.status, poor.decline) == (ProviderStatus.DECLINED, "insufficient_funds")
+    with pytest.raises(PaymentError) as mid_password:
+        adapter.reverse("CODECONTRACT2")  # 409 USERPAYING: ask again
+    assert mid_password.value.maybe_done and mid_password.value.code == "USERPAYING"
+    assert adapter.reverse("CODECONTRACT2") is None  # closed
+    assert adapter.reverse("CODECONTRACT1").status is ProviderStatus.REFUNDED
+    assert adapter.reverse("CODECONTRACTX") is None  # 404: never charged
+    with pytest.raises(ProviderRefused) as mismatch:
+        adapter.charge_code(code_charge("CODECONTRACT1", issue(sim), amount=1))
+    assert mismatch.value.code == "ORDER_MISMATCH" and not mismatch.value.maybe_done
+    seen = adapter.exchanges.check_all()
+    assert {"POST /v1/orders/{out_trade_no}/code-charge 200",
+            "POST /v1/orders/{out_trade_no}/code-charge 409",
+            "POST /v1/orders/{out_trade_no}/reverse 200",
+            "POST /v1/orders/{out_trade_no}/reverse 404",
+            "POST /v1/orders/{out_trade_no}/reverse 409"} <= set(seen)
+
+
+GOOD_CHARGE = {"amount_minor": 100, "currency": "CNY", "description": "x", "wallet": "wechat",
+               "auth_code": "134567890123456789"}
+BAD_CHARGES = [  # each breaks one rule of the code-charge request's schema
+    {k: v for k, v in GOOD_CHARGE.items() if k != "amount_minor"},
+    {k: v for k, v in GOOD_CHARGE.items() if k != "currency"},
+    {k: v for k, v in GOOD_CHARGE.items() if k != "wallet"},
+    {k: v for k, v in GOOD_CHARGE.items() if k != "auth_code"},
+    GOOD_CHARGE | {"amount_minor": 0},
+    GOOD_CHARGE | {"amount_minor": 1.5},
+    GOOD_CHARGE | {"amount_minor": 10_000_000_001},
+    GOOD_CHARGE | {"auth_code": "13456789012345678X"},
+    GOOD_CHARGE | {"auth_code": "123456789"},
+    GOOD_CHARGE | {"auth_code": 134567890123456789},
+    GOOD_CHARGE | {"wallet": "WeChat Pay"},
+    GOOD_CHARGE | {"wallet": ""},
+    GOOD_CHARGE | {"description": 7},
+]
+CHARGE_PATH = "/v1/orders/{out_trade_no}/code-charge"
+
+
+@pytest.mark.parametrize("case", range(len(BAD_CHARGES)))
+def test_the_simulator_refuses_with_400_what_the_code_charge_schema_refuses(rules_sim, case):
+    sim, body, no = rules_sim, BAD_CHARGES[case], f"CODERULES{case:03d}"
+    with pytest.raises(jsonschema.ValidationError):
+        check(G, body, request_schema(G, "post", CHARGE_PATH))
+    reply = signed_post(sim, f"/v1/orders/{no}/code-charge", json.dumps(body).encode())
+    assert reply.status_code == 400, reply.text
+    check(G, reply.json(), response_schema(G, "post", CHARGE_PATH, 400))
+    assert reply.json()["code"] == "PARAM_ERROR"
+    assert "134567890123456789" not in reply.text  # the refusal never quotes the code
+    assert no not in orders_on(sim)  # nothing was charged
+
+
+def test_what_the_code_charge_schema_accepts_the_simulator_accepts(sim):
+    code = issue(sim, "wechat")
+    body = GOOD_CHARGE | {"auth_code": code}
+    check(G, body, request_schema(G, "post", CHARGE_PATH))
+    reply = signed_post(sim, "/v1/orders/CODEGOOD0001/code-charge", json.dumps(body).encode())
+    assert reply.status_code == 200 and reply.json()["status"] == "paid", reply.text
+    check(G, reply.json(), response_schema(G, "post", CHARGE_PATH, 200))
+    minimal = {k: v for k, v in body.items() if k != "description"}
+    check(G, minimal, request_schema(G, "post", CHARGE_PATH))
+    reply = signed_post(sim, "/v1/orders/CODEGOOD0002/code-charge",
+                        json.dumps(minimal | {"auth_code": issue(sim)}).encode())
+    assert reply.status_code == 200 and reply.json()["status"] == "paid", reply.text

@@ -15,7 +15,8 @@ def test_database_is_wal_with_full_sync(tmp_path):
 ALL_MIGRATIONS = ["m001_catalogue", "m002_print_jobs", "m003_payments", "m004_outbox",
                   "m005_outbox_batches", "m006_sessions", "m007_staff_and_audit",
                   "m008_z_report_marks", "m009_payment_provider_refunded",
-                  "m010_session_price_snapshot", "m011_upce_catalogue_keys"]
+                  "m010_session_price_snapshot", "m011_upce_catalogue_keys",
+                  "m012_payment_codes"]
 
 
 def test_migrations_are_recorded_and_not_rerun(tmp_path):

@@ -192,6 +192,38 @@ def restart_resumed(d: Driver) -> Step:
     yield from d.screen_is("receipt", timeout=15)
 
 
+def pay_by_code(d: Driver) -> Step:
+    """The pay screen offers both ways; a payment code held to the camera (the simulator's
+    WeChat Pay wallet's, on the simulated phone) is charged, "confirm on your phone" counts
+    down with the QR hidden, and the password typed on the phone is a sale."""
+    d.hold(MILK)
+    yield from d.until(lambda: len(d.app.rows) == 1, "milk")
+    yield from to_the_qr(d)
+    check(d.widget("show_code").height > 0, "both ways to pay are shown")
+    check(d.text("show_code_text") in ("或向摄像头出示付款码",), d.text("show_code_text"))
+    d.rig.show_payment_code("wechat", "password:4")  # the password typed 4 s after the charge
+    yield from d.until(lambda: d.app.shown["confirming"], "confirm on your phone")
+    yield from d.frames(3)
+    check(d.text("pay_title") == "请在手机上确认付款", d.text("pay_title"))
+    check("秒内" in d.text("confirm_countdown"), d.text("confirm_countdown"))
+    check(d.widget("pay_qr").opacity == 0 and d.widget("show_code").height == 0,
+          "no QR while the code is charged")
+    yield from d.screen_is("receipt", timeout=15)
+    # The camera cannot read the phone: the code's digits typed on the keypad, as dots.
+    d.press("done_button")
+    yield from d.screen_is("attract")
+    d.hold(MILK)
+    yield from d.until(lambda: len(d.app.rows) == 1, "milk")
+    yield from to_the_qr(d)
+    d.press("type_payment_code")
+    yield from d.frames(5)
+    d.type_keys("code_keypad", str(d.rig.issue_payment_code("wechat", "password:2")["code"]))
+    check(d.widget("code_keypad").masked, "a payment code is typed as dots")
+    d.press("code_ok")
+    yield from d.until(lambda: d.app.shown["confirming"], "confirm on your phone (typed)")
+    yield from d.screen_is("receipt", timeout=15)
+
+
 def printer_out_of_paper(d: Driver) -> Step:
     """The shopper is told before paying; the exit pass is shown on screen."""
     yield from d.screen_is("attract")
@@ -239,6 +271,7 @@ FLOWS: dict[str, Callable[[Driver], Step]] = {
     "restart_mid_payment": restart_mid_payment,
     "restart_resumed": restart_resumed,
     "printer_out_of_paper": printer_out_of_paper,
+    "pay_by_code": pay_by_code,
     "wrong_clock": wrong_clock,
 }
 
@@ -306,11 +339,28 @@ def screenshots(d: Driver) -> Step:
     yield from d.screen_is("shopping")
     d.press("pay_button")
     yield from d.until(lambda: d.widget("wallet_wechat").height > 0, "wallet choice")
+    yield from d.until(lambda: d.widget("show_code").height > 0, "show your payment code")
     yield from both("pay-choose")
     d.press("wallet_wechat")
     yield from d.until(lambda: d.widget("pay_qr").texture is not None, "payment QR")
     yield from both("pay-qr")
     yield from large("pay-qr")
+    d.app.set_contrast(True)
+    yield from d.shot("pay-qr-contrast-zh")
+    d.app.set_contrast(False)
+    d.rig.show_payment_code("wechat", "never")  # the phone under the camera; no password
+    yield from d.until(lambda: d.app.shown["confirming"], "confirm on your phone")
+    yield from d.frames(3)
+    yield from both("confirm-phone")
+    yield from large("confirm-phone")
+    d.app.set_contrast(True)
+    yield from d.shot("confirm-phone-contrast-zh")
+    d.app.set_contrast(False)
+    d.press("cancel_payment")  # reversed, confirmed: the pay screen again, both ways
+    yield from d.until(lambda: d.widget("wallet_wechat").height > 0
+                       and d.widget("show_code").height > 0, "the pay screen again")
+    d.press("wallet_wechat")
+    yield from d.until(lambda: d.widget("pay_qr").texture is not None, "payment QR")
     d.rig.printer.set_state(paper_out=True)
     d.press("demo_pay")
     yield from d.screen_is("receipt", timeout=15)

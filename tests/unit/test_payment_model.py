@@ -12,6 +12,11 @@ file, then ``recover``) and injects faults in any order, and checks:
 - a sale and its receipt are recorded once per paid payment;
 - once the network is back and the kiosk settles, every order the shopper
   paid is a paid sale on the kiosk (no paid sale lost);
+- payment codes (customer-presented): the shopper's code is charged once at most per
+  order id, whatever faults and crashes come; a charge waiting for the shopper's
+  password is queried and, at the deadline or on cancel, reversed (a reverse refused
+  while the shopper is mid-password is retried); trades left waiting at the end: 0;
+  never two charges for one cart (a QR order is closed before a code is charged);
 - sales recorded for refunded payments: 0. Half the runs the provider cancels
   as Alipay does (``alipay.trade.cancel`` refunds a trade paid a moment before,
   and a query then says closed); the genuine "paid" notification of the earlier
@@ -38,6 +43,7 @@ from hypothesis.stateful import (
 
 from app.domain.clock import FixedClock
 from app.domain.payment import PaymentError, PaymentState, ProviderStatus, ProviderView
+from app.domain.payment_code import PaymentCode
 from app.services.exit_pass import PassSigner
 from app.services.payments import InvalidNotification, Notification, OrderRequest, PaymentDesk
 from app.storage.db import open_database
@@ -48,8 +54,13 @@ START = datetime(2026, 11, 25, 10, 0, tzinfo=timezone(timedelta(hours=8)))
 KEY = None
 
 
+class Died(BaseException):
+    """The kiosk process died while a provider call was on its way (the call arrived)."""
+
+
 class FakeProvider:
     name = "fake"
+    code_wallets = frozenset({"wechat"})
 
     def __init__(self) -> None:
         self.orders: dict[str, dict] = {}
@@ -58,6 +69,10 @@ class FakeProvider:
         # Alipay: a cancel of a paid trade refunds it ("action": "refund"), and a query
         # then says TRADE_CLOSED. Otherwise (WeChat Pay) a paid order cannot be closed.
         self.refund_on_close = False
+        self.charged: dict[str, int] = {}  # order id -> code charges received
+        self.codes_seen: set[str] = set()
+        self.next_charge = "paid"  # what the shopper's wallet does with the next code
+        self.reverse_refused_while_paying = True  # WeChat Pay: USERPAYING until it ends
 
     def _maybe_fail(self, before: bool) -> None:
         if self.fail == "refused" and before:
@@ -80,8 +95,50 @@ class FakeProvider:
             return ProviderView(ProviderStatus.NOT_FOUND)
         status = {"waiting": ProviderStatus.WAITING, "paid": ProviderStatus.PAID,
                   "closed": ProviderStatus.CLOSED, "refunded": ProviderStatus.CLOSED,
-                  "declined": ProviderStatus.DECLINED}[o["status"]]
-        return ProviderView(status, o["amount"] if o["status"] == "paid" else None, "T" + no)
+                  "declined": ProviderStatus.DECLINED,
+                  "paying": ProviderStatus.PAYING}[o["status"]]
+        decline = "insufficient_funds" if o["status"] == "declined" and o.get("code") else ""
+        return ProviderView(status, o["amount"] if o["status"] == "paid" else None, "T" + no,
+                            decline)
+
+    def charge_code(self, charge) -> ProviderView:
+        self._maybe_fail(True)
+        no, digits = charge.out_trade_no, charge.code.reveal()
+        self.charged[no] = self.charged.get(no, 0) + 1
+        assert self.charged[no] == 1, f"order {no} charged twice"
+        assert digits not in self.codes_seen, "a payment code sent twice"
+        self.codes_seen.add(digits)
+        status = self.next_charge
+        self.orders[no] = {"status": status, "amount": charge.amount_minor, "code": True}
+        if status == "paid":
+            self.orders[no]["was_paid"] = True
+        if self.fail == "die_mid_call":
+            self.fail = None
+            raise Died
+        self._maybe_fail(False)
+        return self._view(no)
+
+    def reverse(self, no: str) -> ProviderView | None:
+        self._maybe_fail(True)
+        o = self.orders.get(no)
+        assert o is None or o.get("code"), f"reverse called on QR order {no}"
+        if o is not None and o["status"] == "paying" and self.reverse_refused_while_paying:
+            raise PaymentError("USERPAYING: the shopper is entering the password",
+                               maybe_done=False)
+        if o is not None and o["status"] in ("waiting", "declined", "paying"):
+            o["status"] = "closed"
+        elif o is not None and o["status"] == "paid":
+            o["status"] = "refunded"  # a reverse refunds a paid charge (both platforms)
+            self._maybe_fail(False)
+            return ProviderView(ProviderStatus.REFUNDED)
+        self._maybe_fail(False)
+        return None
+
+    def shopper_finishes(self, no: str, approve: bool) -> None:
+        o = self.orders.get(no)
+        if o is not None and o["status"] == "paying":
+            o["status"] = "paid" if approve else "declined"
+            o["was_paid"] = o.get("was_paid", False) or approve
 
     def query(self, no: str) -> ProviderView:
         self._maybe_fail(True)
@@ -92,6 +149,9 @@ class FakeProvider:
     def close(self, no: str) -> ProviderView | None:
         self._maybe_fail(True)
         o = self.orders.get(no)
+        # A payment-code charge is reversed, never closed (WeChat Pay: the close API is for
+        # orders a shopper pays by scanning; codepay orders have reverse).
+        assert o is None or not o.get("code"), f"close called on code charge {no}"
         if self.fail == "pay_on_close":
             self.fail = None  # the shopper pays between the kiosk's last query and its close
             self.pay(no)
@@ -126,7 +186,8 @@ class FakeProvider:
 
     def pay(self, no: str) -> bool:
         o = self.orders.get(no)
-        if o is not None and o["status"] in ("waiting", "declined"):  # a retry may succeed
+        # a retry may succeed; a code charge is paid only by its own wallet
+        if o is not None and not o.get("code") and o["status"] in ("waiting", "declined"):
             o["status"] = "paid"
             o["was_paid"] = True
             return True
@@ -162,6 +223,8 @@ class Payments(RuleBasedStateMachine):
     def teardown(self) -> None:
         # The network is back and the kiosk settles: nothing the shopper paid is lost.
         self.provider.fail = None
+        for no in list(self.provider.orders):
+            self.provider.shopper_finishes(no, approve=False)  # the phone is put away
         self.clock.advance(minutes=10)
         for _ in range(3):
             self.desk.recover()
@@ -185,6 +248,24 @@ class Payments(RuleBasedStateMachine):
     @rule(cart=st.sampled_from(["cart-a", "cart-b"]))
     def start(self, cart: str) -> None:
         self.desk.start(cart, paid_sale(), "test")
+
+    @rule(cart=st.sampled_from(["cart-a", "cart-b"]),
+          wallet_does=st.sampled_from(["paid", "paying", "declined"]))
+    def shopper_shows_payment_code(self, cart: str, wallet_does: str) -> None:
+        self.provider.next_charge = wallet_does
+        digits = f"13{next(self.ids):016d}"
+        try:
+            self.desk.charge_code(cart, paid_sale(), "test", PaymentCode(digits, "wechat"),
+                                  timedelta(seconds=60))
+        except Died:
+            self.crash_and_restart()  # killed with the charge sent: restart, query, settle
+
+    @precondition(lambda self: any(o["status"] == "paying"
+                                   for o in self.provider.orders.values()))
+    @rule(data=st.data(), approve=st.booleans())
+    def shopper_enters_password(self, data, approve: bool) -> None:
+        paying = sorted(n for n, o in self.provider.orders.items() if o["status"] == "paying")
+        self.provider.shopper_finishes(data.draw(st.sampled_from(paying)), approve)
 
     @precondition(lambda self: self.repo.all_open())
     @rule(data=st.data())
@@ -266,7 +347,8 @@ class Payments(RuleBasedStateMachine):
     def cancel(self, data) -> None:
         self.desk.cancel(data.draw(st.sampled_from(self._open_orders())))
 
-    @rule(kind=st.sampled_from(["refused", "lost", "close_ignored", "pay_on_close"]))
+    @rule(kind=st.sampled_from(["refused", "lost", "close_ignored", "pay_on_close",
+                                "die_mid_call"]))
     def network_fault(self, kind: str) -> None:
         self.provider.fail = kind
 
@@ -309,8 +391,8 @@ class Payments(RuleBasedStateMachine):
             rows = self.db.execute("SELECT out_trade_no FROM payments WHERE cart_id = ?",
                                    [cart]).fetchall()
             mine = [r[0] for r in rows if r[0] in self.provider.orders]
-            waiting = [n for n in mine if self.provider.orders[n]["status"] in ("waiting",
-                                                                                   "declined")]
+            waiting = [n for n in mine if self.provider.orders[n]["status"] in (
+                "waiting", "declined", "paying")]
             paid = [n for n in mine if self.provider.orders[n]["status"] == "paid"]
             assert len(waiting) <= 1, waiting
             assert len(paid) <= 1, paid
@@ -326,6 +408,13 @@ class Payments(RuleBasedStateMachine):
         for no in refunded:
             p = self.repo.get(no)
             assert p is not None and p.state is not PaymentState.PAID, (no, p)
+
+    @invariant()
+    def a_code_is_charged_once_and_never_stored(self) -> None:
+        assert all(n == 1 for n in self.provider.charged.values())
+        if self.provider.codes_seen:
+            dump = "\n".join(self.db.conn.iterdump())
+            assert not any(code in dump for code in self.provider.codes_seen)
 
     @invariant()
     def one_receipt_per_paid_sale(self) -> None:
