@@ -62,6 +62,21 @@ class Paying(LaneCore):
             return
         if self.p.wallets and wallet not in self.p.wallets:
             return
+        ready = self._ready_to_pay()
+        if ready is None:
+            return
+        draft, what = ready
+        payment = self.checkout.start_payment(self.p.desk, draft, what)
+        self._wallet = wallet
+        self._after_payment(payment)
+
+    def _ready_to_pay(self) -> tuple[PaidSale, str] | None:
+        """The sale draft and the provider's description for the cart on screen, or None
+        when no payment may start (the shopper is told why, the cart stays as it is): a
+        total no wallet can charge, too little disk (``_room_to_pay``), or a wrong clock
+        (``_clock_right_to_pay``). Both ways to pay, the QR and the payment code, pass here,
+        so they charge the same amount under the same checks."""
+        assert self.session is not None
         priced = price_cart(self.checkout.lines(), self._promotions,
                             member=self.session.member_id is not None, tax=self.p.tax,
                             currency=self.p.currency)
@@ -70,14 +85,11 @@ class Paying(LaneCore):
             # settle it; the cart stays as it is, not frozen behind a payment that cannot be.
             self._cart_view(screen=Screen.SHOPPING, payment=None,
                             notice=Notice.of("nothing_to_pay", "warn"))
-            return
+            return None
         if not self._room_to_pay() or not self._clock_right_to_pay():
-            return
+            return None
         draft = self._sale_draft(priced, exit_audit=bool(self._audit_reasons(priced)))
-        what = f"{self.p.store_name_en} {priced.item_count} items"
-        payment = self.checkout.start_payment(self.p.desk, draft, what)
-        self._wallet = wallet
-        self._after_payment(payment)
+        return draft, f"{self.p.store_name_en} {priced.item_count} items"
 
     def _code_wallets(self) -> frozenset[str]:
         """The wallets whose payment codes the adapter charges; none for an adapter (a
@@ -103,22 +115,15 @@ class Paying(LaneCore):
             self._show(notice=Notice.of("payment_code_not_taken", "warn",
                                         wallet=code.wallet))
             return
-        priced = price_cart(self.checkout.lines(), self._promotions,
-                            member=self.session.member_id is not None, tax=self.p.tax,
-                            currency=self.p.currency)
-        if priced.total.minor <= 0:
-            self._cart_view(screen=Screen.SHOPPING, payment=None,
-                            notice=Notice.of("nothing_to_pay", "warn"))
-            return
-        if not self._room_to_pay():
-            return
         sent = hmac.digest(self._code_key, code.reveal().encode(), "sha256")
         if sent in self._codes_sent:
             # Sent once already: a code is single use, so it is never sent again.
             self._show(notice=Notice.of("declined_code_used", "warn"))
             return
-        draft = self._sale_draft(priced, exit_audit=bool(self._audit_reasons(priced)))
-        what = f"{self.p.store_name_en} {priced.item_count} items"
+        ready = self._ready_to_pay()
+        if ready is None:
+            return
+        draft, what = ready
         self._wallet = code.wallet
         before = self.p.desk.repo.open_for_cart(self.checkout.cart_id)
         payment = self.checkout.charge_code(self.p.desk, draft, what, code,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -356,6 +357,21 @@ def test_cancel_while_paying_is_retried_until_confirmed(lane_of, wallet, clock, 
     assert wallet.order(no).status == "closed"
     wallet.phone_time(30)  # the password typed after all: too late, nothing is taken
     assert wallet.paid() == 0 and len(wallet.charges) == 1 and sales(demo_kiosk) == 0
+
+
+def test_a_code_with_the_kiosks_clock_wrong_is_never_charged(lane_of, wallet, clock,
+                                                             demo_kiosk):
+    # As a QR is refused while the clock reads 1970 (issue 16, fault 3): the provider would
+    # refuse the signed request and the exit pass would be dated 1970. Both ways to pay go
+    # through the same checks; the payment code once skipped this one.
+    lane = at_pay(lane_of(wallets=("wechat",)))
+    now = clock.now()
+    clock.step(seconds=(datetime(1970, 1, 1, tzinfo=now.tzinfo) - now).total_seconds())
+    lane.scan(wallet.code("wechat"), how="camera")
+    assert wallet.charges == [] and wallet.paid() == 0
+    assert lane.view.notice is not None and lane.view.notice.key == "clock_wrong"
+    assert demo_kiosk.db.execute("SELECT count(*) FROM payments WHERE mode = 'code'"
+                                 ).fetchone()[0] == 0
 
 
 def test_a_lost_reply_is_queried_never_charged_again(lane_of, wallet, clock, demo_kiosk):
