@@ -286,9 +286,12 @@ def started(app):
         for lang in ("zh", "en"):
             app.set_language(lang)
             shown[lang] = app.shown["out_of_order"]
+            # what the screen's label says, not only what the app computed for it
+            shown[lang + "_on_screen"] = app.root.ids.screens.get_screen("out_of_order").prompt
         print("SCREEN", app.root.ids.screens.current)
         print("ZH", shown["zh"].replace("\\n", " "))
         print("EN", shown["en"].replace("\\n", " "))
+        print("SHOWN", all(shown[lang + "_on_screen"] == shown[lang] for lang in ("zh", "en")))
         app.runtime.do("start")  # a touch reaches no lane: still out of order
         Clock.schedule_once(lambda _dt: (print("AFTER", app.root.ids.screens.current),
                                          app.stop()), 0.5)
@@ -316,9 +319,10 @@ def test_a_damaged_database_shows_the_out_of_order_reason_and_alerts_staff(data_
     ran = subprocess.run([sys.executable, "-c", SCREEN_CHECK], env=env, cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     out = dict(line.split(" ", 1) for line in ran.stdout.splitlines()
-               if line.split(" ", 1)[0] in ("SCREEN", "ZH", "EN", "AFTER"))
+               if line.split(" ", 1)[0] in ("SCREEN", "ZH", "EN", "AFTER", "SHOWN"))
     assert out.get("SCREEN") == "out_of_order", (ran.stdout, ran.stderr[-3000:])
     assert out["AFTER"] == "out_of_order"
+    assert out["SHOWN"] == "True", out  # the label shows the reason (it once kept the camera's)
     assert "记录已损坏" in out["ZH"] and f"kiosk db restore {newest}" in out["ZH"], out
     assert "records are damaged" in out["EN"] and f"kiosk db restore {newest}" in out["EN"]
     assert ran.returncode == 1  # headless callers still see a failure
