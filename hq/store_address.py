@@ -19,6 +19,11 @@ def open_store(address: str) -> HqStore:
             raise ValueError("sqlite: needs a file path, e.g. sqlite:hq.db")
         return SqliteStore(Path(path))
     if address.startswith("nats://"):
-        raise ValueError("the JetStream store is not built yet (issue 21); use sqlite:PATH")
+        from hq.nats_store import NatsStore
+
+        servers = [u if u.startswith("nats://") else f"nats://{u}"
+                   for u in address.split(",") if u.strip()]
+        # R3 needs three servers to place its copies; one server holds R1.
+        return NatsStore(servers, replicas=3 if len(servers) >= 3 else 1)
     raise ValueError(f"unknown store address {address!r}: use sqlite:PATH or "
                      "nats://HOST:PORT[,HOST:PORT...]")

@@ -26,6 +26,7 @@ from app.domain.member_code import PREFIX, Credential, encode
 from app.domain.varint import encode_uvarint
 from hq.service import HqHandler, HqServer
 from hq.sqlite_store import SqliteStore
+from hq.stores import HqStore
 
 DEFAULT_TOKEN = "kiosk-sim-token"  # noqa: S105 - the simulator's public test token
 
@@ -81,15 +82,15 @@ class Handler(HqHandler):
 
 class BackendServer(HqServer):
     """The reference backend on 127.0.0.1:``port`` over the SQLite file ``db`` (in memory
-    when None)."""
+    when None), or over ``store`` when given (e.g. a :class:`hq.nats_store.NatsStore`: the
+    contract tests run against both)."""
 
-    store: SqliteStore
-
-    def __init__(self, port: int = 8766, db: Path | None = None) -> None:
+    def __init__(self, port: int = 8766, db: Path | None = None, *,
+                 store: HqStore | None = None) -> None:
         self.db_path = db or Path(":memory:")
         self.mode = Mode()
         self.arrivals: list[str] = []  # event ids in the order they were first stored
-        super().__init__(SqliteStore(self.db_path), token=DEFAULT_TOKEN, port=port,
+        super().__init__(store or SqliteStore(self.db_path), token=DEFAULT_TOKEN, port=port,
                          handler=Handler)
 
     def ingested(self, event_ids: list[str]) -> None:
