@@ -43,6 +43,7 @@ from typing import Any, TypeVar
 import nats
 import nats.errors
 import nats.js.errors as js_errors
+from nats.aio.client import Client as NatsClient
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nats.js.api import DiscardPolicy, KeyValueConfig, StorageType, StreamConfig
@@ -54,7 +55,7 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 STREAM = "EVENTS"
-BUCKETS = ("hq_batches", "hq_audit_heads", "hq_members", "hq_keys")
+BUCKETS = ("hq_batches", "hq_audit_heads", "hq_members", "hq_keys", "hq_member_summary")
 #: NATS subject tokens (and key-value keys) a lane or store id may use.
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: JetStream's "maximum messages per subject exceeded": the event is already stored.
@@ -102,7 +103,7 @@ class NatsStore:
                                         daemon=True)
         self._thread.start()
         try:
-            self._run(self._connect())
+            self._run(self._connect(), timeout=90)
         except StoreUnavailable:
             self._stop_loop()
             raise
@@ -118,15 +119,31 @@ class NatsStore:
         except js_errors.ServiceUnavailableError as exc:
             raise StoreUnavailable(f"JetStream: {exc.description}") from exc
 
+    async def _dial(self) -> NatsClient:
+        return await nats.connect(servers=self.servers, connect_timeout=2,
+                                  allow_reconnect=True, max_reconnect_attempts=-1,
+                                  reconnect_time_wait=0.5, name="kiosk-hq",
+                                  error_cb=self._on_error,
+                                  disconnected_cb=self._on_disconnect,
+                                  reconnected_cb=self._on_reconnect)
+
     async def _connect(self) -> None:
-        self.nc = await nats.connect(servers=self.servers, connect_timeout=2,
-                                     allow_reconnect=True, max_reconnect_attempts=-1,
-                                     reconnect_time_wait=0.5, name="kiosk-hq",
-                                     error_cb=self._on_error,
-                                     disconnected_cb=self._on_disconnect,
-                                     reconnected_cb=self._on_reconnect)
+        # nats-py keeps trying the first connection as long as it would reconnect
+        # (forever here): bound it, so a wrong address is an error at start, not a hang.
+        self.nc = await asyncio.wait_for(self._dial(), timeout=self.timeout_s * 2)
         self.js = self.nc.jetstream(timeout=self.timeout_s)
-        await self._ensure()
+        # A cluster just started has no JetStream meta leader for a few seconds (and
+        # longer on a loaded machine): keep asking for a while before giving up.
+        deadline = asyncio.get_running_loop().time() + 60
+        while True:
+            try:
+                await self._ensure()
+                return
+            except (*_UNAVAILABLE, js_errors.ServiceUnavailableError) as exc:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                log.info("JetStream not ready yet (%s); asking again", exc)
+                await asyncio.sleep(0.5)
 
     # One line each, not nats-py's default traceback per failed reconnect attempt.
     async def _on_error(self, exc: Exception) -> None:
@@ -226,22 +243,69 @@ class NatsStore:
         return answer
 
     def events(self, kiosk_id: str) -> list[tuple[int, str]]:
-        return self._run(self._events(f"events.*.{kiosk_id}.*"), timeout=120)
+        return [(int(e["seq"]), str(e["event_id"])) for e in self.lane_events(kiosk_id)]
 
-    async def _events(self, filter_subject: str) -> list[tuple[int, str]]:
-        found: list[tuple[int, str]] = []
+    def lane_events(self, kiosk_id: str, from_seq: int = 1) -> list[dict[str, Any]]:
+        """The lane's stored events with ``seq >= from_seq``, in seq order, as stored
+        (the lane's event plus ``kiosk_id`` and ``store_id``). ValueError for an id that
+        cannot be a subject token."""
+        if not TOKEN.match(kiosk_id):
+            raise ValueError(f"kiosk id {kiosk_id!r} cannot be on NATS")
+        found = self._run(self._read(f"events.*.{kiosk_id}.*"), timeout=300)
+        return sorted((e for e in found if int(e["seq"]) >= from_seq),
+                      key=lambda e: int(e["seq"]))
+
+    async def _read(self, filter_subject: str) -> list[dict[str, Any]]:
+        """Every stored message under ``filter_subject``, through an ordered consumer
+        (ephemeral, flow-controlled: the way nats-py reads a stream end to end)."""
+        found: list[dict[str, Any]] = []
         sub = await self.js.subscribe(filter_subject, stream=STREAM, ordered_consumer=True)
         try:
             info = await sub.consumer_info()
             left = info.num_pending or 0
             while left > 0:
                 msg = await sub.next_msg(timeout=self.timeout_s)
-                event = json.loads(msg.data)
-                found.append((int(event["seq"]), str(event["event_id"])))
+                found.append(json.loads(msg.data))
                 left = msg.metadata.num_pending
         finally:
             await sub.unsubscribe()
-        return sorted(found)
+        return found
+
+    def apply_retention(self) -> str:
+        """Set the stream's age and byte limits to this store's ``retention`` (and the
+        batch answers' time to live to the same age); a line saying what is set."""
+        return self._run(self._apply_retention())
+
+    async def _apply_retention(self) -> str:
+        info = await self.js.stream_info(STREAM)
+        config = info.config
+        config.max_age = self.retention.max_age_s
+        config.max_bytes = self.retention.max_bytes
+        await self.js.update_stream(config)
+        limit = "no size limit" if self.retention.max_bytes < 0 else \
+            f"at most {self.retention.max_bytes} bytes (then new events are refused)"
+        return (f"stream {STREAM}: R{config.num_replicas}, events kept "
+                f"{self.retention.max_age_s / 86400:g} days, {limit}; buckets "
+                f"{', '.join(BUCKETS)}")
+
+    def status(self) -> dict[str, Any]:
+        """The stream and its consumers, for ``kiosk hq status`` (shape: ``{"stream":
+        {name, messages, bytes, replicas, max_age_days, leader}, "consumers": [{name,
+        lag, ack_pending, redelivered}]}``; ``lag``: events not yet delivered)."""
+        return self._run(self._status())
+
+    async def _status(self) -> dict[str, Any]:
+        info = await self.js.stream_info(STREAM)
+        consumers = []
+        for c in await self.js.consumers_info(STREAM):
+            consumers.append({"name": c.name, "lag": c.num_pending or 0,
+                              "ack_pending": c.num_ack_pending or 0,
+                              "redelivered": c.num_redelivered or 0})
+        return {"stream": {"name": STREAM, "messages": info.state.messages,
+                           "bytes": info.state.bytes, "replicas": info.config.num_replicas,
+                           "max_age_days": (info.config.max_age or 0) / 86400,
+                           "leader": info.cluster.leader if info.cluster else None},
+                "consumers": consumers}
 
     def counts(self) -> dict[str, int]:
         return self._run(self._counts(), timeout=120)
@@ -298,13 +362,26 @@ class NatsStore:
         return [(int(a), str(b)) for a, b in json.loads(entry.value or b"[]")]
 
     def member(self, member_id: str) -> Member | None:
+        """The member as enrolled, with the points the member-summary consumer has
+        credited from their paid visits added."""
         if not TOKEN.match(member_id):
             return None
         value = self._run(self._get("hq_members", f"m.{member_id}"))
         if value is None:
             return None
         data = json.loads(value)
-        return Member(member_id, data["name"], data["tier"], int(data["points"]))
+        earned = self.member_totals(member_id)[2]
+        return Member(member_id, data["name"], data["tier"], int(data["points"]) + earned)
+
+    def member_totals(self, member_id: str) -> tuple[int, int, int]:
+        """``(visits, spend_minor, points)`` from the member's paid sales, as the consumer
+        (hq.member_summary) has applied them so far."""
+        if not TOKEN.match(member_id):
+            return (0, 0, 0)
+        raw = self._run(self._get("hq_member_summary", f"s.{member_id}"))
+        data = json.loads(raw) if raw else {}
+        return (int(data.get("visits", 0)), int(data.get("spend_minor", 0)),
+                int(data.get("points", 0)))
 
     def member_by_phone(self, phone: str) -> str | None:
         if not phone.isdigit():
@@ -317,7 +394,7 @@ class NatsStore:
             entry = await self.kv[bucket].get(key)
         except js_errors.KeyNotFoundError:
             return None
-        return entry.value
+        return bytes(entry.value) if entry.value is not None else None
 
     def enrol(self, member_id: str, name: str, tier: str, phone: str, points: int = 0) -> None:
         if not TOKEN.match(member_id) or not phone.isdigit():

