@@ -43,9 +43,9 @@ from typing import Any, TypeVar
 import nats
 import nats.errors
 import nats.js.errors as js_errors
-from nats.aio.client import Client as NatsClient
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from nats.aio.client import Client as NatsClient
 from nats.js.api import DiscardPolicy, KeyValueConfig, StorageType, StreamConfig
 
 from hq.sqlite_store import DEMO_MEMBERS, event_problem
