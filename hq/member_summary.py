@@ -136,24 +136,44 @@ class MemberSummaryConsumer:
                     bucket=BUCKET, replicas=self.replicas, history=1))
             sub = await self._subscribe(js)
             self._ready.set()
+            expected: int | None = None  # the next stream sequence to apply
             while not self._stop.is_set():
                 try:
                     msgs = await sub.fetch(self.batch, timeout=1)
                 except (nats.errors.TimeoutError, js_errors.FetchTimeoutError):
                     continue
                 except (nats.errors.Error, js_errors.APIError) as exc:
-                    log.warning("member summary: fetch failed (%s); retrying", exc)
-                    await asyncio.sleep(0.5)
+                    log.warning("member summary: fetch failed (%s); again from the last "
+                                "acknowledged event", exc)
+                    sub, expected = await self._resubscribe(js, sub), None
                     continue
+                # Apply only the unbroken run from the next expected sequence: a gap means
+                # an earlier event is still out (to be redelivered later); applying past it
+                # would skip it for good. Every event matches ``events.>``, so stream
+                # sequences are consecutive.
+                run, gap = [], False
+                for msg in msgs:
+                    seq = msg.metadata.sequence.stream
+                    if expected is not None and seq < expected:
+                        continue  # delivered again, handled already
+                    if expected is not None and seq > expected:
+                        gap = True
+                        break
+                    run.append(msg)
+                    expected = seq + 1
                 try:
-                    await self._apply_batch(kv, msgs)
-                    await msgs[-1].ack_sync()  # AckPolicy.ALL: the whole batch
+                    if run:
+                        await self._apply_batch(kv, run)
+                        await run[-1].ack_sync()  # AckPolicy.ALL: everything up to it
                 except (TimeoutError, nats.errors.Error, js_errors.APIError) as exc:
-                    # Nothing acknowledged: the batch comes again, and what was applied
-                    # is skipped by last_seq.
-                    log.warning("member summary: batch not finished (%s); it comes again",
-                                exc)
-                    await asyncio.sleep(0.5)
+                    log.warning("member summary: batch not finished (%s); again from the "
+                                "last acknowledged event", exc)
+                    sub, expected = await self._resubscribe(js, sub), None
+                    continue
+                if gap:
+                    log.info("member summary: events out of order after a failure; again "
+                             "from the last acknowledged event")
+                    sub, expected = await self._resubscribe(js, sub), None
         except Exception as exc:  # noqa: BLE001 - kept for the operator and the tests
             self.error = exc
             log.exception("member summary consumer stopped")

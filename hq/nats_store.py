@@ -46,7 +46,15 @@ import nats.js.errors as js_errors
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nats.aio.client import Client as NatsClient
-from nats.js.api import DiscardPolicy, KeyValueConfig, StorageType, StreamConfig
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    KeyValueConfig,
+    StorageType,
+    StreamConfig,
+)
 
 from hq.sqlite_store import DEMO_MEMBERS, event_problem
 from hq.stores import BatchAnswer, Member, StoreUnavailable
@@ -256,17 +264,19 @@ class NatsStore:
                       key=lambda e: int(e["seq"]))
 
     async def _read(self, filter_subject: str) -> list[dict[str, Any]]:
-        """Every stored message under ``filter_subject``, through an ordered consumer
-        (ephemeral, flow-controlled: the way nats-py reads a stream end to end)."""
+        """Every stored message under ``filter_subject``, through an ephemeral pull
+        consumer without acknowledgements, fetched until it has nothing pending."""
         found: list[dict[str, Any]] = []
-        sub = await self.js.subscribe(filter_subject, stream=STREAM, ordered_consumer=True)
+        sub = await self.js.pull_subscribe(filter_subject, stream=STREAM, config=ConsumerConfig(
+            ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL,
+            inactive_threshold=60))
         try:
-            info = await sub.consumer_info()
-            left = info.num_pending or 0
-            while left > 0:
-                msg = await sub.next_msg(timeout=self.timeout_s)
-                found.append(json.loads(msg.data))
-                left = msg.metadata.num_pending
+            while (await sub.consumer_info()).num_pending:
+                try:
+                    msgs = await sub.fetch(1000, timeout=self.timeout_s)
+                except nats.errors.TimeoutError:
+                    continue
+                found += [json.loads(m.data) for m in msgs]
         finally:
             await sub.unsubscribe()
         return found
