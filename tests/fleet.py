@@ -148,7 +148,10 @@ def drain(lanes: list[SimLane], *, workers: int = 32, max_events: int = 500) -> 
         outbox = Outbox.open(lane.path)
         sent = 0
         try:
-            while lane.undelivered():
+            while True:
+                status = outbox.status()
+                if status.pending + status.in_flight == 0:
+                    break
                 uploader.drain_once(outbox)
                 sent += 1
         finally:
