@@ -115,3 +115,36 @@ def test_no_server_at_all_is_a_clear_error_at_start(tmp_path):
     cluster = LocalCluster(tmp_path / "never", size=1)  # planned, never started
     with pytest.raises(StoreUnavailable, match="NATS"):
         NatsStore(cluster.urls, timeout_s=1.0)
+
+
+def test_an_instance_killed_between_publishing_and_answering_leaves_the_resend_whole(one_node):
+    """What a dying instance leaves: its events published, no answer kept. The lane's
+    resend (the same Idempotency-Key, to another instance) gets every event back as a
+    duplicate, and the stream holds each once."""
+    import asyncio
+    import json
+
+    import nats
+
+    key, events = str(uuid.uuid4()), _events("lane-05", range(1, 51))
+
+    async def publish_like_the_dying_instance() -> None:
+        nc = await nats.connect(one_node.urls)
+        js = nc.jetstream()
+        for e in events[:30]:  # it got 30 of 50 out before it died
+            body = dict(e, kiosk_id="lane-05", store_id="store-001")
+            await js.publish(f"events.store-001.lane-05.{e['event_id']}",
+                             json.dumps(body).encode(), headers={"Nats-Msg-Id": e["event_id"]})
+        await nc.close()
+
+    store = NatsStore(one_node.urls, retention=Retention(duplicate_window_s=1))
+    try:
+        asyncio.run(publish_like_the_dying_instance())
+        time.sleep(1.5)  # and the lane came back after the duplicate window
+        answer = store.ingest(key, "lane-05", "store-001", events)
+        assert answer.duplicates == [e["event_id"] for e in events[:30]]
+        assert answer.accepted == [e["event_id"] for e in events[30:]]
+        assert store.total() == 50
+        assert store.ingest(key, "lane-05", "store-001", events) == answer  # kept now
+    finally:
+        store.close()
