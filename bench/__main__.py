@@ -106,7 +106,18 @@ def table(r: dict[str, dict[str, Any]]) -> str:
         rows.append(f"| scan, cart + event in one transaction, p50 | {m['scan_ms_p50']:.2f} ms | "
                     f"plain sqlite3 insert {m['baseline_insert_ms_p50']:.2f} ms | "
                     f"{ratio(m['scan_ms_p50'], m['baseline_insert_ms_p50'])} | |")
-    for name in ("scanning", "catalogue", "events", "ui", "session"):
+    h = r.get("hq")
+    if h:
+        a, b = h["ingest"], h["catch_up"]
+        rows.append(f"| head-office ingest, R3 on 3 loopback nodes, one service process | "
+                    f"{a['service_per_s']:,.0f} events/s | nats-py alone "
+                    f"{a['raw_per_s']:,.0f} events/s | "
+                    f"{ratio(a['raw_per_s'], a['service_per_s'])} slower | >= 10,000/s, "
+                    f"within 2x |")
+        rows.append(f"| catch-up, {b['lanes']:,} lanes' backlog ({b['events']:,} events), 2 "
+                    f"service processes | drained {b['drain_s']:.1f} s, consumer done "
+                    f"{b['consumer_done_s']:.1f} s | | | |")
+    for name in ("scanning", "catalogue", "events", "ui", "session", "hq"):
         if name in r and not r[name]:
             rows.append(f"| bench.{name} | FAILED or skipped: see its output above | | | |")
     return "\n".join(rows)
@@ -116,7 +127,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
     parser.add_argument("--only", nargs="*", help="run only these (scanning catalogue "
-                        "events ui session)")
+                        "events ui session hq)")
     args = parser.parse_args()
     q = args.quick
     plan = {
@@ -127,6 +138,8 @@ def main() -> None:
                    False),
         "ui": (["--runs", "3" if q else "5", "--sessions", "12"], True),
         "session": (["--scans", "2000" if q else "10000"], False),
+        "hq": (["--events", "20000" if q else "100000", "--lanes", "100" if q else "1000"],
+               False),
     }
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -135,7 +148,7 @@ def main() -> None:
                 continue
             module = {"scanning": "scanning_bench", "catalogue": "catalogue_bench",
                       "events": "events_bench", "ui": "ui_bench",
-                      "session": "session_bench"}[name]
+                      "session": "session_bench", "hq": "hq_bench"}[name]
             results[name] = bench(module, bench_args, Path(tmp) / f"{name}.json", display)
     from bench.scanning_bench import machine
 

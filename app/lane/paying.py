@@ -386,8 +386,9 @@ class Paying(LaneCore):
             log.warning("payment %s completed for a cart no longer on screen; its receipt "
                         "prints", done.payment.out_trade_no)
             ShoppingSession(self.p.db, self.p.outbox, self.checkout, self.p.lane_id,
-                            done.payment.cart_id).end(done.sale.order_id, done.sale.total.minor,
-                                                      done.sale.item_count)
+                            done.payment.cart_id, done.sale.member_id).end(
+                done.sale.order_id, done.sale.total.minor, done.sale.item_count,
+                done.sale.points_earned)
             self.p.wake_printer()
             return
         self._finish_paid(done.payment, done)
@@ -408,7 +409,7 @@ class Paying(LaneCore):
                 self._exit_audit[0] == self.session.session_id else ["decided before a restart"]
             self.session.record(EventType.EXIT_AUDIT_FLAGGED, order_id=sale.order_id,
                                 reasons=reasons)
-        self.session.end(sale.order_id, sale.total.minor, sale.item_count)
+        self.session.end(sale.order_id, sale.total.minor, sale.item_count, sale.points_earned)
         self.session = None
         self._next_poll = None
         self._receipt_job = job_id

@@ -92,12 +92,14 @@ class ShoppingSession:
         return cls(db, outbox, checkout, lane_id, stored.session_id, stored.member_id,
                    promotions=kept if kept is not None else current_promotions)
 
-    def end(self, order_id: str, total_minor: int, item_count: int) -> None:
-        """The sale was paid: the session is over."""
+    def end(self, order_id: str, total_minor: int, item_count: int,
+            points_earned: int = 0) -> None:
+        """The sale was paid: the session is over. ``points_earned`` (the sale's, 0 for a
+        guest) travels in the event so head office credits the member from the events."""
         with write_transaction(self.db):
             self._close("paid", order_id)
             self._event(EventType.SESSION_ENDED, order_id=order_id, total_minor=total_minor,
-                        item_count=item_count)
+                        item_count=item_count, points_earned=points_earned)
 
     def abandon(self, reason: str = "timeout") -> None:
         """The shopper walked away (or staff reset the kiosk): recorded with the cart."""

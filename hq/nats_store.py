@@ -1,0 +1,435 @@
+"""The chain's head-office store: NATS JetStream (nats-py, the official client).
+
+Subjects: every event is published once to ``events.<store_id>.<kiosk_id>.<event_id>``
+in the stream ``EVENTS`` (``events.>``), so a store, a lane or one event is a subject
+filter away (``events.store-001.>``, ``events.*.lane-01.*``).
+
+Exactly once after dedupe, beyond any time window:
+
+* the stream keeps at most one message per subject (``max_msgs_per_subject=1``) and
+  refuses a second one (``discard=new`` with ``discard_new_per_subject``): an event id
+  already stored is refused by the server itself, error 10077, whenever it is resent;
+  the service reads that refusal as "duplicate";
+* within the duplicate window the ``Nats-Msg-Id`` header (the event id) makes the same
+  publish, retried after a lost acknowledgement, answer ``duplicate`` instead;
+* a batch's answer is kept in the key-value bucket ``hq_batches`` under its
+  ``Idempotency-Key`` (created once: compare-and-set), after its events are stored. An
+  instance killed between publishing and keeping the answer leaves no answer: the
+  lane's resend publishes again and every event comes back "duplicate", which the
+  contract counts as delivered.
+
+Nothing else the service must remember lives in its memory: audit heads
+(``hq_audit_heads``, updated by compare-and-set on the key's revision), members
+(``hq_members``) and the member key (``hq_keys``, created once).
+
+The stream's byte limit refuses new events when reached (``discard=new``) rather than
+dropping old ones: lanes get 503 and keep their events. Age retention drops events older
+than ``max_age``; a lane resending an event older than that would store it again, so
+``max_age`` must exceed the longest a lane can hold an unacknowledged batch (docs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import threading
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import nats
+import nats.errors
+import nats.js.errors as js_errors
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from nats.aio.client import Client as NatsClient
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    KeyValueConfig,
+    StorageType,
+    StreamConfig,
+)
+
+from hq.sqlite_store import DEMO_MEMBERS, event_problem
+from hq.stores import BatchAnswer, Member, StoreUnavailable
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+STREAM = "EVENTS"
+BUCKETS = ("hq_batches", "hq_audit_heads", "hq_members", "hq_keys", "hq_member_summary")
+#: NATS subject tokens (and key-value keys) a lane or store id may use.
+TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: JetStream's "maximum messages per subject exceeded": the event is already stored.
+ALREADY_STORED = 10077
+_UNAVAILABLE = (nats.errors.NoServersError, nats.errors.ConnectionClosedError,
+                nats.errors.TimeoutError, nats.errors.NoRespondersError,
+                nats.errors.StaleConnectionError, asyncio.TimeoutError, OSError)
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long and how much the stream keeps: ``max_age_s`` seconds (0: forever) and
+    ``max_bytes`` (-1: no limit; when reached, new events are refused, never old ones
+    dropped). ``duplicate_window_s``: how long JetStream remembers a ``Nats-Msg-Id``."""
+
+    max_age_s: float = 90 * 86400
+    max_bytes: int = -1
+    duplicate_window_s: float = 120.0
+
+
+def subject(store_id: str, kiosk_id: str, event_id: str) -> str:
+    """The subject one event is stored under. ValueError if an id is not a subject
+    token (``[A-Za-z0-9_-]{1,64}``)."""
+    for name, value in (("store_id", store_id), ("kiosk_id", kiosk_id),
+                        ("event_id", event_id)):
+        if not TOKEN.match(value):
+            raise ValueError(f"{name} {value!r} is not usable on NATS: letters, digits, "
+                             "_ and - only, at most 64")
+    return f"events.{store_id}.{kiosk_id}.{event_id}"
+
+
+class NatsStore:
+    """:class:`hq.stores.HqStore` on JetStream at ``servers`` (``nats://h:p`` each).
+    ``replicas``: the stream's and buckets' replication (3 in a cluster, 1 on one
+    server). Raises StoreUnavailable when no server answers at start."""
+
+    def __init__(self, servers: list[str], *, replicas: int = 1,
+                 retention: Retention | None = None, timeout_s: float = 5.0) -> None:
+        self.servers = servers
+        self.replicas = replicas
+        self.retention = retention or Retention()
+        self.timeout_s = timeout_s
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="hq-nats",
+                                        daemon=True)
+        self._thread.start()
+        try:
+            self._run(self._connect(), timeout=90)
+        except StoreUnavailable:
+            self._stop_loop()
+            raise
+
+    # -- the bridge from the service's threads to nats-py's event loop -------------------
+    def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result(timeout or self.timeout_s * 4)
+        except _UNAVAILABLE as exc:
+            future.cancel()
+            raise StoreUnavailable(f"NATS: {type(exc).__name__}: {exc}") from exc
+        except js_errors.ServiceUnavailableError as exc:
+            raise StoreUnavailable(f"JetStream: {exc.description}") from exc
+
+    async def _dial(self) -> NatsClient:
+        return await nats.connect(servers=self.servers, connect_timeout=2,
+                                  allow_reconnect=True, max_reconnect_attempts=-1,
+                                  reconnect_time_wait=0.5, name="kiosk-hq",
+                                  error_cb=self._on_error,
+                                  disconnected_cb=self._on_disconnect,
+                                  reconnected_cb=self._on_reconnect)
+
+    async def _connect(self) -> None:
+        # nats-py keeps trying the first connection as long as it would reconnect
+        # (forever here): bound it, so a wrong address is an error at start, not a hang.
+        self.nc = await asyncio.wait_for(self._dial(), timeout=self.timeout_s * 2)
+        self.js = self.nc.jetstream(timeout=self.timeout_s)
+        # A cluster just started has no JetStream meta leader for a few seconds (and
+        # longer on a loaded machine): keep asking for a while before giving up.
+        deadline = asyncio.get_running_loop().time() + 60
+        while True:
+            try:
+                await self._ensure()
+                return
+            except (*_UNAVAILABLE, js_errors.ServiceUnavailableError) as exc:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                log.info("JetStream not ready yet (%s); asking again", exc)
+                await asyncio.sleep(0.5)
+
+    # One line each, not nats-py's default traceback per failed reconnect attempt.
+    async def _on_error(self, exc: Exception) -> None:
+        log.warning("NATS: %s: %s", type(exc).__name__, exc)
+
+    async def _on_disconnect(self) -> None:
+        log.warning("NATS: disconnected; reconnecting to %s", ", ".join(self.servers))
+
+    async def _on_reconnect(self) -> None:
+        log.warning("NATS: reconnected to %s", self.nc.connected_url)
+
+    async def _ensure(self) -> None:
+        """Create the stream and buckets if missing (never changes existing ones: that
+        is ``kiosk hq setup``'s job), the member key once, the demo members once."""
+        try:
+            await self.js.stream_info(STREAM)
+        except js_errors.NotFoundError:
+            r = self.retention
+            await self.js.add_stream(StreamConfig(
+                name=STREAM, subjects=["events.>"], num_replicas=self.replicas,
+                storage=StorageType.FILE, discard=DiscardPolicy.NEW,
+                discard_new_per_subject=True, max_msgs_per_subject=1,
+                max_age=r.max_age_s, max_bytes=r.max_bytes,
+                duplicate_window=r.duplicate_window_s))
+        self.kv = {}
+        for bucket in BUCKETS:
+            try:
+                self.kv[bucket] = await self.js.key_value(bucket)
+            except js_errors.BucketNotFoundError:
+                ttl = self.retention.max_age_s if bucket == "hq_batches" else 0
+                self.kv[bucket] = await self.js.create_key_value(KeyValueConfig(
+                    bucket=bucket, replicas=self.replicas, ttl=ttl or None, history=1))
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption())
+        await self._create_once("hq_keys", "member", pem)
+        for member_id, name, tier, points, phone in DEMO_MEMBERS:
+            await self._create_once("hq_members", f"m.{member_id}", json.dumps(
+                {"name": name, "tier": tier, "points": points, "phone": phone}).encode())
+            await self._create_once("hq_members", f"p.{phone}", member_id.encode())
+
+    async def _create_once(self, bucket: str, key: str, value: bytes) -> bool:
+        """Compare-and-set "create if absent"; False when it was already there."""
+        try:
+            await self.kv[bucket].create(key, value)
+            return True
+        except js_errors.KeyWrongLastSequenceError:
+            return False
+
+    # -- events ---------------------------------------------------------------------------
+    def ingest(self, key: str, kiosk_id: str, store_id: str, events: list[dict[str, Any]],
+               refuse_types: frozenset[str] = frozenset()) -> BatchAnswer:
+        return self._run(self._ingest(key, kiosk_id, store_id, events, refuse_types))
+
+    async def _ingest(self, key: str, kiosk_id: str, store_id: str,
+                      events: list[dict[str, Any]],
+                      refuse_types: frozenset[str]) -> BatchAnswer:
+        batches = self.kv["hq_batches"]
+        try:
+            kept = await batches.get(key)
+            if kept.value:
+                return BatchAnswer.from_json(json.loads(kept.value))
+        except js_errors.KeyNotFoundError:
+            pass
+        answer = BatchAnswer()
+        sends: list[tuple[str, Coroutine[Any, Any, Any]]] = []
+        for e in events:
+            problem = event_problem(e, refuse_types)
+            event_id = str(e.get("event_id", "")) if isinstance(e, dict) else ""
+            if problem is None:
+                try:
+                    where = subject(store_id, kiosk_id, event_id)
+                except ValueError as exc:
+                    problem = str(exc)
+            if problem:
+                answer.rejected.append({"event_id": event_id, "reason": problem})
+                continue
+            body = json.dumps(dict(e, kiosk_id=kiosk_id, store_id=store_id),
+                              ensure_ascii=False).encode()
+            sends.append((event_id, self.js.publish(where, body, stream=STREAM,
+                                                    headers={"Nats-Msg-Id": event_id})))
+        # One connection sends them in order; the acknowledgements are awaited together.
+        results = await asyncio.gather(*(s for _, s in sends), return_exceptions=True)
+        for (event_id, _), result in zip(sends, results, strict=True):
+            if isinstance(result, js_errors.APIError) and result.err_code == ALREADY_STORED:
+                answer.duplicates.append(event_id)
+            elif isinstance(result, BaseException):
+                raise result  # nothing of this batch is acknowledged: the lane resends
+            elif result.duplicate:
+                answer.duplicates.append(event_id)
+            else:
+                answer.accepted.append(event_id)
+        # The first answer kept wins (two instances handed the batch at once).
+        if not await self._create_once("hq_batches", key, json.dumps(answer.as_json()).encode()):
+            kept = await batches.get(key)
+            return BatchAnswer.from_json(json.loads(kept.value or b"{}"))
+        return answer
+
+    def events(self, kiosk_id: str) -> list[tuple[int, str]]:
+        return [(int(e["seq"]), str(e["event_id"])) for e in self.lane_events(kiosk_id)]
+
+    def lane_events(self, kiosk_id: str, from_seq: int = 1) -> list[dict[str, Any]]:
+        """The lane's stored events with ``seq >= from_seq``, in seq order, as stored
+        (the lane's event plus ``kiosk_id`` and ``store_id``). ValueError for an id that
+        cannot be a subject token."""
+        if not TOKEN.match(kiosk_id):
+            raise ValueError(f"kiosk id {kiosk_id!r} cannot be on NATS")
+        found = self._run(self._read(f"events.*.{kiosk_id}.*"), timeout=300)
+        return sorted((e for e in found if int(e["seq"]) >= from_seq),
+                      key=lambda e: int(e["seq"]))
+
+    async def _read(self, filter_subject: str) -> list[dict[str, Any]]:
+        """Every stored message under ``filter_subject``, through an ephemeral pull
+        consumer without acknowledgements, fetched until it has nothing pending."""
+        found: list[dict[str, Any]] = []
+        sub = await self.js.pull_subscribe(filter_subject, stream=STREAM, config=ConsumerConfig(
+            ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL,
+            inactive_threshold=60))
+        try:
+            while (await sub.consumer_info()).num_pending:
+                try:
+                    msgs = await sub.fetch(1000, timeout=self.timeout_s)
+                except nats.errors.TimeoutError:
+                    continue
+                found += [json.loads(m.data) for m in msgs]
+        finally:
+            await sub.unsubscribe()
+        return found
+
+    def apply_retention(self) -> str:
+        """Set the stream's age and byte limits to this store's ``retention`` (and the
+        batch answers' time to live to the same age); a line saying what is set."""
+        return self._run(self._apply_retention())
+
+    async def _apply_retention(self) -> str:
+        info = await self.js.stream_info(STREAM)
+        config = info.config
+        config.max_age = self.retention.max_age_s
+        config.max_bytes = self.retention.max_bytes
+        await self.js.update_stream(config)
+        limit = "no size limit" if self.retention.max_bytes < 0 else \
+            f"at most {self.retention.max_bytes} bytes (then new events are refused)"
+        return (f"stream {STREAM}: R{config.num_replicas}, events kept "
+                f"{self.retention.max_age_s / 86400:g} days, {limit}; buckets "
+                f"{', '.join(BUCKETS)}")
+
+    def status(self) -> dict[str, Any]:
+        """The stream and its consumers, for ``kiosk hq status`` (shape: ``{"stream":
+        {name, messages, bytes, replicas, max_age_days, leader}, "consumers": [{name,
+        lag, ack_pending, redelivered}]}``; ``lag``: events not yet delivered)."""
+        return self._run(self._status())
+
+    async def _status(self) -> dict[str, Any]:
+        info = await self.js.stream_info(STREAM)
+        consumers = []
+        for c in await self.js.consumers_info(STREAM):
+            consumers.append({"name": c.name, "lag": c.num_pending or 0,
+                              "ack_pending": c.num_ack_pending or 0,
+                              "redelivered": c.num_redelivered or 0})
+        return {"stream": {"name": STREAM, "messages": info.state.messages,
+                           "bytes": info.state.bytes, "replicas": info.config.num_replicas,
+                           "max_age_days": (info.config.max_age or 0) / 86400,
+                           "leader": info.cluster.leader if info.cluster else None},
+                "consumers": consumers}
+
+    def counts(self) -> dict[str, int]:
+        return self._run(self._counts(), timeout=120)
+
+    async def _counts(self) -> dict[str, int]:
+        info = await self.js.stream_info(STREAM, subjects_filter="events.>")
+        counts: dict[str, int] = {}
+        for name, n in (info.state.subjects or {}).items():
+            lane = name.split(".")[2]
+            counts[lane] = counts.get(lane, 0) + n
+        return counts
+
+    def total(self) -> int:
+        info = self._run(self.js.stream_info(STREAM))
+        return int(info.state.messages)
+
+    # -- audit heads, members, keys -----------------------------------------------------
+    def keep_audit_head(self, kiosk_id: str, seq: int, digest: str) -> None:
+        if not TOKEN.match(kiosk_id):
+            return  # such a lane cannot send events either; nothing to verify against
+        self._run(self._keep_audit_head(kiosk_id, seq, digest))
+
+    async def _keep_audit_head(self, kiosk_id: str, seq: int, digest: str) -> None:
+        bucket = self.kv["hq_audit_heads"]
+        while True:  # compare-and-set on the key's revision: two instances never lose one
+            try:
+                entry = await bucket.get(kiosk_id)
+                heads, revision = json.loads(entry.value or b"[]"), entry.revision
+            except js_errors.KeyNotFoundError:
+                heads, revision = [], None
+            if [seq, digest] in heads:
+                return
+            heads = sorted([*heads, [seq, digest]])
+            value = json.dumps(heads).encode()
+            try:
+                if revision is None:
+                    await bucket.create(kiosk_id, value)
+                else:
+                    await bucket.update(kiosk_id, value, last=revision)
+                return
+            except js_errors.KeyWrongLastSequenceError:
+                continue  # another instance wrote first: read again
+
+    def audit_heads(self, kiosk_id: str) -> list[tuple[int, str]]:
+        if not TOKEN.match(kiosk_id):
+            return []
+        return self._run(self._audit_heads(kiosk_id))
+
+    async def _audit_heads(self, kiosk_id: str) -> list[tuple[int, str]]:
+        try:
+            entry = await self.kv["hq_audit_heads"].get(kiosk_id)
+        except js_errors.KeyNotFoundError:
+            return []
+        return [(int(a), str(b)) for a, b in json.loads(entry.value or b"[]")]
+
+    def member(self, member_id: str) -> Member | None:
+        """The member as enrolled, with the points the member-summary consumer has
+        credited from their paid visits added."""
+        if not TOKEN.match(member_id):
+            return None
+        value = self._run(self._get("hq_members", f"m.{member_id}"))
+        if value is None:
+            return None
+        data = json.loads(value)
+        earned = self.member_totals(member_id)[2]
+        return Member(member_id, data["name"], data["tier"], int(data["points"]) + earned)
+
+    def member_totals(self, member_id: str) -> tuple[int, int, int]:
+        """``(visits, spend_minor, points)`` from the member's paid sales, as the consumer
+        (hq.member_summary) has applied them so far."""
+        if not TOKEN.match(member_id):
+            return (0, 0, 0)
+        raw = self._run(self._get("hq_member_summary", f"s.{member_id}"))
+        data = json.loads(raw) if raw else {}
+        return (int(data.get("visits", 0)), int(data.get("spend_minor", 0)),
+                int(data.get("points", 0)))
+
+    def member_by_phone(self, phone: str) -> str | None:
+        if not phone.isdigit():
+            return None
+        value = self._run(self._get("hq_members", f"p.{phone}"))
+        return None if value is None else value.decode()
+
+    async def _get(self, bucket: str, key: str) -> bytes | None:
+        try:
+            entry = await self.kv[bucket].get(key)
+        except js_errors.KeyNotFoundError:
+            return None
+        return bytes(entry.value) if entry.value is not None else None
+
+    def enrol(self, member_id: str, name: str, tier: str, phone: str, points: int = 0) -> None:
+        if not TOKEN.match(member_id) or not phone.isdigit():
+            raise ValueError("member ids are letters, digits, _ and -; phones are digits")
+        record = json.dumps({"name": name, "tier": tier, "points": points, "phone": phone,
+                             "enrolled_at": datetime.now(UTC).isoformat()}).encode()
+        self._run(self._put_member(member_id, phone, record))
+
+    async def _put_member(self, member_id: str, phone: str, record: bytes) -> None:
+        await self.kv["hq_members"].put(f"m.{member_id}", record)
+        await self.kv["hq_members"].put(f"p.{phone}", member_id.encode())
+
+    def member_key_pem(self) -> bytes:
+        value = self._run(self._get("hq_keys", "member"))
+        if value is None:
+            raise StoreUnavailable("the member key is missing from hq_keys")
+        return value
+
+    def close(self) -> None:
+        try:
+            self._run(self.nc.drain(), timeout=10)
+        except (StoreUnavailable, nats.errors.Error):
+            pass
+        self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)

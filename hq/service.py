@@ -1,0 +1,208 @@
+"""The head-office HTTP service: docs/membership-api.yaml for lanes, over an
+:class:`hq.stores.HqStore`.
+
+Stateless: it holds no fact of its own (the member key, batch answers and audit heads
+are in the store), so any number of instances serve the same store behind any HTTP load
+balancer. A store that cannot answer makes it reply ``503`` with ``Retry-After``, which
+lanes honour; nothing is acknowledged that the store has not kept.
+
+``HqServer`` is a ``ThreadingHTTPServer`` on 127.0.0.1 by default; the reference backend
+(``devices/sim/membership_backend.py``) extends it with fault switches for tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from hq.stores import HqStore, StoreUnavailable
+
+#: Seconds a lane is asked to wait when the store is unavailable.
+RETRY_AFTER_S = 5
+
+_AUDIT_HEAD = re.compile(r"^/v1/kiosks/([^/]+)/audit-head$")
+
+
+class HqHandler(BaseHTTPRequestHandler):
+    """One request. Subclasses may add paths by overriding :meth:`extra_get` /
+    :meth:`extra_post` and refuse batches in :meth:`before_ingest`."""
+
+    server: HqServer
+
+    def log_message(self, fmt: str, *args: Any) -> None:
+        pass  # requests are counted, not logged: a busy chain would flood the journal
+
+    def reply(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
+        """Send ``data`` as JSON with ``status`` and extra ``headers``."""
+        body = json.dumps(data, ensure_ascii=False).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def authorised(self) -> bool:
+        """The bearer token matches the server's."""
+        return self.headers.get("Authorization", "") == f"Bearer {self.server.token}"
+
+    def do_GET(self) -> None:  # noqa: N802
+        try:
+            self._get()
+        except StoreUnavailable as exc:
+            self.reply(503, {"error": f"store unavailable: {exc}"},
+                       {"Retry-After": str(RETRY_AFTER_S)})
+
+    def do_POST(self) -> None:  # noqa: N802
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            self._post(raw)
+        except StoreUnavailable as exc:
+            self.reply(503, {"error": f"store unavailable: {exc}"},
+                       {"Retry-After": str(RETRY_AFTER_S)})
+
+    def _get(self) -> None:
+        store = self.server.store
+        path, _, query = self.path.partition("?")
+        if path == "/":
+            return self._status_page()
+        if path == "/v1/keys/member":
+            return self.reply(200, {"member_key": self.server.member_key_text()})
+        if self.extra_get(path, query):
+            return None
+        if not path.startswith("/v1/"):
+            return self.reply(404, {"error": "not found"})
+        if not self.authorised():
+            return self.reply(401, {"error": "bad token"})
+        if path == "/v1/members" and query.startswith("phone="):
+            member_id = store.member_by_phone(query.removeprefix("phone="))
+            if member_id is None:
+                return self.reply(404, {"error": "no such member"})
+            return self.reply(200, {"member_id": member_id})
+        if m := _AUDIT_HEAD.match(path):
+            heads = store.audit_heads(m.group(1))
+            if not heads:
+                return self.reply(404, {"error": "no audit head from this kiosk yet"})
+            return self.reply(200, {"seq": heads[-1][0], "hash": heads[-1][1],
+                                    "heads": [{"seq": a, "hash": b} for a, b in heads]})
+        if path.startswith("/v1/members/"):
+            member = store.member(path.rsplit("/", 1)[1])
+            if member is None:
+                return self.reply(404, {"error": "no such member"})
+            return self.reply(200, member.as_json())
+        return self.reply(404, {"error": "not found"})
+
+    def _status_page(self) -> None:
+        rows = "".join(f"<tr><td>{k}</td><td>{n}</td></tr>"
+                       for k, n in self.server.store.counts().items())
+        page = ("<!doctype html><meta charset=utf-8><title>Head office</title>"
+                "<h1>Events delivered</h1><table border=1><tr><th>kiosk</th><th>events</th>"
+                f"</tr>{rows}</table>").encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
+
+    def _post(self, raw: bytes) -> None:
+        if self.extra_post(self.path, raw):
+            return None
+        if self.path != "/v1/events":
+            return self.reply(404, {"error": "not found"})
+        if not self.authorised():
+            return self.reply(401, {"error": "bad or missing bearer token"})
+        if self.before_ingest():
+            return None
+        key = self.headers.get("Idempotency-Key", "")
+        try:
+            body = json.loads(raw)
+            kiosk_id, store_id = str(body["kiosk_id"]), str(body["store_id"])
+            events = list(body["events"])
+        except (ValueError, KeyError, TypeError):
+            return self.reply(400, {"error": "body must be the events envelope"})
+        if not key:
+            return self.reply(400, {"error": "Idempotency-Key header required"})
+        head = body.get("audit_head")
+        if isinstance(head, dict) and isinstance(head.get("seq"), int):
+            self.server.store.keep_audit_head(kiosk_id, head["seq"], str(head.get("hash", "")))
+        answer = self.server.store.ingest(key, kiosk_id, store_id, events,
+                                          self.refused_types())
+        self.server.ingested(answer.accepted)
+        return self.reply(200, answer.as_json())
+
+    # -- hooks for the reference backend -------------------------------------------------
+    def extra_get(self, path: str, query: str) -> bool:
+        """Answer a GET the contract does not name; True when answered."""
+        return False
+
+    def extra_post(self, path: str, raw: bytes) -> bool:
+        """Answer a POST the contract does not name; True when answered."""
+        return False
+
+    def before_ingest(self) -> bool:
+        """Refuse a batch before it is read (True when a reply was sent)."""
+        return False
+
+    def refused_types(self) -> frozenset[str]:
+        """Event types the store is told to reject."""
+        return frozenset()
+
+
+class HqServer(ThreadingHTTPServer):
+    """The service on ``host:port`` (port 0: any free port) over ``store``, checking the
+    lanes' bearer ``token``."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, store: HqStore, *, token: str, port: int = 0, host: str = "127.0.0.1",
+                 handler: type[HqHandler] = HqHandler) -> None:
+        self.store = store
+        self.token = token
+        self._key_lock = threading.Lock()
+        self._member_key: Ed25519PrivateKey | None = None
+        super().__init__((host, port), handler)
+
+    @property
+    def member_key(self) -> Ed25519PrivateKey:
+        """The store's member key (read once: it never changes for a store)."""
+        with self._key_lock:
+            if self._member_key is None:
+                key = serialization.load_pem_private_key(self.store.member_key_pem(), None)
+                assert isinstance(key, Ed25519PrivateKey)
+                self._member_key = key
+            return self._member_key
+
+    def member_key_text(self) -> str:
+        """The public member key, base64 of the raw 32 bytes (docs/members.md)."""
+        raw = self.member_key.public_key().public_bytes(serialization.Encoding.Raw,
+                                                        serialization.PublicFormat.Raw)
+        return base64.b64encode(raw).decode()
+
+    @property
+    def url(self) -> str:
+        host = self.server_address[0]
+        host = host.decode() if isinstance(host, bytes) else host
+        return f"http://{host}:{self.server_address[1]}"
+
+    def ingested(self, event_ids: list[str]) -> None:
+        """Called with the event ids a batch stored for the first time (a hook)."""
+
+    def start(self) -> HqServer:
+        """Serve on a daemon thread; returns self."""
+        threading.Thread(target=self.serve_forever, name="hq-service", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and free the port (the store stays open)."""
+        self.shutdown()
+        self.server_close()

