@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import shutil
+import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
@@ -67,6 +68,7 @@ if TYPE_CHECKING:  # devices pull in OpenCV and the decoders; commands that need
         SerialScanner,
     )
     from devices.sim.store import SimStore
+    from devices.systemd import Notifier, Watchdog
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger(__name__)
@@ -447,10 +449,13 @@ def seed_demo_staff(kiosk: Kiosk) -> list[str]:
 
 def run_ui(kiosk: Kiosk, *, screenshot: Path | None = None, demo: bool = False,
            webcam: bool = False) -> None:
-    """Start the touch screen (blocks until the kiosk is stopped). ``demo`` starts the
-    simulated store first (devices.sim.store) and points the settings at it. The data
-    directory's lock (app.storage.lock) is held while the screen runs: ``DataDirInUse``
-    if another kiosk holds it."""
+    """Start the touch screen (blocks until the kiosk is stopped: SIGTERM, SIGINT, or the
+    screenshot taken). ``demo`` starts the simulated store first (devices.sim.store) and
+    points the settings at it. The data directory's lock (app.storage.lock) is held while
+    the screen runs: ``DataDirInUse`` if another kiosk holds it. Under systemd it reports
+    ready once the lane is up and its first view is on screen, pings the watchdog from
+    the lane's loop and the screen's clock, and stops cleanly on SIGTERM
+    (``supervise``)."""
     lock = hold_data_dir(kiosk.settings.data_dir)
     try:
         # The database passed its start-up check (build): a good moment for a backup.
@@ -460,16 +465,80 @@ def run_ui(kiosk: Kiosk, *, screenshot: Path | None = None, demo: bool = False,
         configure(kiosk.settings.ui)  # before the window exists
         from app.ui.app import KioskApp  # Kivy loads here and only here
 
+        service = Service.from_environment(("lane", "screen"))
+        service.catch_sigterm()  # after Kivy's window (SDL) set its own handler
         store = start_sim_store(kiosk.settings, keep_camera=webcam) if demo else None
         try:
             runtime = build_runtime(kiosk, threaded=True,
-                                    camera_factory=store.camera_factory() if store else None)
-            KioskApp(runtime, store=store, screenshot=screenshot).run()
+                                    camera_factory=store.camera_factory() if store else None,
+                                    beat=lambda: service.watchdog.beat("lane"))
+            lane_id = kiosk.settings.kiosk.lane_id
+            KioskApp(runtime, store=store, screenshot=screenshot,
+                     on_started=service.on_started(f"selling: lane {lane_id}")).run()
         finally:
             if store is not None:
                 store.stop()
+            service.close()
     finally:
         lock.release()
+
+
+class Service:
+    """The kiosk as a systemd service (devices.systemd): the notifier, the watchdog over
+    ``sources``, and the SIGTERM flag the screen's clock polls.
+
+    A signal handler may run between any two bytecodes of the main thread, even inside
+    Kivy's clock while it holds its lock, so SIGTERM's handler only sets a flag; the
+    screen's clock (every ``POLL_S``) sees it, says STOPPING=1 and calls ``App.stop`` on
+    the Kivy thread, which stops the runtime (devices, then the lane: ``KioskApp.on_stop``).
+    Nothing is wiped: the session and any open payment stay in the database as they
+    would after a crash, for the next start's boot to restore and recover."""
+
+    POLL_S = 0.1
+
+    def __init__(self, notifier: Notifier, watchdog: Watchdog) -> None:
+        self.notifier = notifier
+        self.watchdog = watchdog
+        self.stop_requested = False
+
+    @classmethod
+    def from_environment(cls, sources: tuple[str, ...]) -> Service:
+        """From ``$NOTIFY_SOCKET``/``$WATCHDOG_USEC``/``$WATCHDOG_PID`` (then unset)."""
+        from devices.systemd import Notifier, Watchdog
+
+        notifier = Notifier()
+        return cls(notifier, Watchdog(notifier, sources))
+
+    def catch_sigterm(self) -> None:
+        """SIGTERM (systemctl stop, the shutdown) sets ``stop_requested``; call on the main
+        thread."""
+        def on_term(_signum: int, _frame: object) -> None:
+            self.stop_requested = True  # only a flag: see the class docstring
+        signal.signal(signal.SIGTERM, on_term)
+
+    def on_started(self, status: str) -> Callable[[Any], None]:
+        """KioskApp's ``on_started`` hook: READY=1 with ``status`` after the first frame
+        (the lane booted in ``build``; its first view is on screen), then every ``POLL_S``
+        the screen's watchdog beat and the SIGTERM check."""
+        from kivy.clock import Clock
+
+        def started(app: Any) -> None:
+            def poll(_dt: float) -> bool:
+                if self.stop_requested:
+                    log.info("SIGTERM: stopping (session and payments stay for the next "
+                             "start)")
+                    self.notifier.stopping("stopping: SIGTERM")
+                    app.stop()
+                    return False
+                self.watchdog.beat("screen")
+                return True
+
+            Clock.schedule_once(lambda _dt: self.notifier.ready(status), 0)
+            Clock.schedule_interval(poll, self.POLL_S)
+        return started
+
+    def close(self) -> None:
+        self.notifier.close()
 
 
 def restore_command(settings: Settings) -> str:
@@ -516,9 +585,15 @@ def run_refusing_ui(settings: Settings, reason: str, *, screenshot: Path | None 
         configure(settings.ui)
         from app.ui.app import KioskApp
 
+        service = Service.from_environment(("screen",))
+        service.catch_sigterm()
         view = refusing_view("records_damaged", command=restore_command(settings))
         runtime = KioskRuntime(settings, SystemClock(), RefusingLane(view), Router(), Devices())
-        KioskApp(runtime, screenshot=screenshot).run()
+        try:
+            KioskApp(runtime, screenshot=screenshot,
+                     on_started=service.on_started("out of order: damaged database")).run()
+        finally:
+            service.close()
     finally:
         lock.release()
 
@@ -555,11 +630,13 @@ def start_demo(settings: Settings, clock: Clock | None = None, *, pay_url: str =
 # --- the running kiosk ------------------------------------------------------------------------
 def build_runtime(kiosk: Kiosk, *, threaded: bool,
                   camera_factory: Callable[[], FrameSource] | None = None,
-                  provider: PaymentProvider | None = None) -> KioskRuntime:
+                  provider: PaymentProvider | None = None,
+                  beat: Callable[[], None] = lambda: None) -> KioskRuntime:
     """The running kiosk over ``kiosk``: every configured device, the routing table and
     the lane's executor (its own thread under the touch screen when ``threaded``; inline,
     pumped by the caller, headless). ``camera_factory`` replaces the configured camera's
-    source (the simulated store's). Not started: call ``start()``."""
+    source (the simulated store's). ``beat``: called on every pass of the threaded lane's
+    loop (the service watchdog, ``Service``). Not started: call ``start()``."""
     from app.lane import InlineLane, LaneWorker
     from app.runtime import (
         Device,
@@ -608,7 +685,8 @@ def build_runtime(kiosk: Kiosk, *, threaded: bool,
             flush=uploader.wake if uploader else (lambda: None),
             devices=lambda: runtime.device_lines())
 
-    executor = LaneWorker(make_lane, lambda _view: None) if threaded else InlineLane(make_lane)
+    executor = (LaneWorker(make_lane, lambda _view: None, beat=beat) if threaded
+                else InlineLane(make_lane))
     runtime = KioskRuntime(settings, clock, executor, router, devices)
     return runtime
 
