@@ -251,3 +251,25 @@ def test_sigterm_with_a_payment_open_leaves_it_for_the_restart_which_recovers_it
     state = requests.get(f"{sim.url}/sim/state", timeout=5).json()
     assert state["charges"] == {order: 1}
     assert state["orders"][order]["creates"] == 1
+
+
+def test_sigterm_stops_a_command_without_a_screen_as_ctrl_c_does(tmp_path):
+    # `kiosk sim pay` serves until Ctrl-C; SIGTERM (a service manager's stop) used to kill
+    # it outright (status -15, the port freed only by the kernel).
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "--data-dir", str(tmp_path / "data"), "sim", "pay",
+         "--port", "0", "--keys", str(tmp_path / "keys")], cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        assert "payment simulator on http://127.0.0.1:" in line, line
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
