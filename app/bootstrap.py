@@ -9,6 +9,7 @@ tests never load a window system.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import signal
 import threading
@@ -49,10 +50,11 @@ from app.storage.outbox import Outbox
 from app.storage.payments_repo import PaymentsRepo
 from app.storage.sales_repo import Sales
 from app.storage.staff_book import StaffBook, load_secret
+from app.storage.starts import StartRecord, StartVerdict
 
 if TYPE_CHECKING:  # devices pull in OpenCV and the decoders; commands that need none stay light
-    from app.lane import Lane
-    from app.runtime import KioskRuntime
+    from app.lane import Lane, LaneView
+    from app.runtime import DeviceHealth, KioskRuntime
     from app.services.printing import PrintQueue
     from app.services.uploads import EventUploader
     from devices.camera import Camera, FrameSource
@@ -573,11 +575,23 @@ def run_refusing_ui(settings: Settings, reason: str, *, screenshot: Path | None 
     directory's lock held (so ``kiosk db restore`` waits for this screen to be stopped).
     The staff alert is raised first (``raise_damage_alert``) unless the caller has
     (``alerted``). Blocks until stopped; ``DataDirInUse`` if a kiosk holds the directory."""
-    from app.lane.refusing import RefusingLane, refusing_view
-    from app.runtime import Devices, KioskRuntime, Router
+    from app.lane.refusing import refusing_view
 
     if not alerted:
         raise_damage_alert(settings, reason)
+    run_out_of_order(settings, refusing_view("records_damaged", command=restore_command(settings)),
+                     "out of order: damaged database", screenshot=screenshot)
+
+
+def run_out_of_order(settings: Settings, view: LaneView, status: str, *,
+                     screenshot: Path | None = None) -> None:
+    """The touch screen showing only ``view`` (app.lane.refusing.RefusingLane: no lane, no
+    device, no database), with the data directory's lock held and the service's
+    notifications (READY=1 with ``status``; the watchdog from the screen's clock; a clean
+    stop on SIGTERM). Blocks until stopped; ``DataDirInUse`` if a kiosk holds it."""
+    from app.lane.refusing import RefusingLane
+    from app.runtime import Devices, KioskRuntime, Router
+
     lock = hold_data_dir(settings.data_dir, "a kiosk refusing to sell")
     try:
         from app.ui.window import configure
@@ -587,15 +601,81 @@ def run_refusing_ui(settings: Settings, reason: str, *, screenshot: Path | None 
 
         service = Service.from_environment(("screen",))
         service.catch_sigterm()
-        view = refusing_view("records_damaged", command=restore_command(settings))
         runtime = KioskRuntime(settings, SystemClock(), RefusingLane(view), Router(), Devices())
         try:
-            KioskApp(runtime, screenshot=screenshot,
-                     on_started=service.on_started("out of order: damaged database")).run()
+            KioskApp(runtime, screenshot=screenshot, on_started=service.on_started(status)).run()
         finally:
             service.close()
     finally:
         lock.release()
+
+
+# --- the restart-loop limit (app.storage.starts) ---------------------------------------------
+JOURNAL_COMMAND = "journalctl -u kiosk"
+
+
+def begin_start(settings: Settings) -> StartVerdict:
+    """Record this start of the screen in ``<data dir>/starts.json`` (under the data
+    directory's lock, taken and released here: ``DataDirInUse`` if a kiosk runs on it)
+    and say whether the kiosk must hold: the last ``kiosk.restart_limit`` starts all
+    ended uncleanly within ``kiosk.restart_window_min`` (wall clock: see
+    app.storage.starts), or a hold is on record. A new hold is a staff alert
+    (``raise_restart_alert``)."""
+    k = settings.kiosk
+    with hold_data_dir(settings.data_dir, "a kiosk starting"):
+        record = StartRecord(settings.data_dir)
+        before = record.verdict(time.time(), k.restart_limit, k.restart_window_min * 60)
+        verdict = record.begin(time.time(), os.getpid(), k.restart_limit,
+                               k.restart_window_min * 60)
+    if verdict.holding and not before.since:
+        raise_restart_alert(settings, verdict)
+    elif verdict.unclean:
+        log.warning("started after %d unclean end(s) in a row (limit %d); see %s",
+                    verdict.unclean, k.restart_limit, JOURNAL_COMMAND)
+    return verdict
+
+
+def end_start_clean(settings: Settings) -> None:
+    """This process's run stopped in order: it does not count towards the limit."""
+    StartRecord(settings.data_dir).end_clean(os.getpid())
+
+
+def raise_restart_alert(settings: Settings, verdict: StartVerdict) -> None:
+    """The staff alert for a restart loop: the log (error) and ``<data dir>/ALERTS.txt``;
+    not the database, which may be what fails."""
+    message = (f"restarting repeatedly ({verdict.reason}): out of order until staff run "
+               f"`kiosk restarts clear`; the cause is in the journal: {JOURNAL_COMMAND}")
+    log.error("staff alert: %s", message)
+    try:
+        append_alert_file(settings.data_dir, "restarts", message, SystemClock().now())
+    except OSError as exc:
+        log.error("the alert could not be written to %s: %s", settings.data_dir, exc)
+
+
+def run_holding_ui(settings: Settings, verdict: StartVerdict, *,
+                   screenshot: Path | None = None) -> None:
+    """The out-of-order screen of a kiosk held by the restart-loop limit: "restarting
+    repeatedly: see the journal" in both languages, nothing else tried."""
+    from app.lane.refusing import refusing_view
+
+    view = refusing_view("restarting_repeatedly", journal=JOURNAL_COMMAND,
+                         command="kiosk restarts clear")
+    run_out_of_order(settings, view, f"out of order: restarting repeatedly ({verdict.reason})",
+                     screenshot=screenshot)
+
+
+def restart_health(settings: Settings) -> list[DeviceHealth]:
+    """Staff's health line for the kiosk itself: unclean starts in a row, a hold, and
+    where the log is (the journal)."""
+    from app.runtime import DeviceHealth
+
+    k = settings.kiosk
+    v = StartRecord(settings.data_dir).verdict(time.time(), k.restart_limit,
+                                               k.restart_window_min * 60)
+    state = "held" if v.holding else ("restarted" if v.unclean else "ok")
+    return [DeviceHealth("kiosk", state, (
+        f"Kiosk: {v.unclean} unclean restart(s) in a row (limit {k.restart_limit} in "
+        f"{k.restart_window_min} min); log: {JOURNAL_COMMAND}"))]
 
 
 def start_sim_store(settings: Settings, *, keep_camera: bool = False, pay_url: str = "",
@@ -673,6 +753,7 @@ def build_runtime(kiosk: Kiosk, *, threaded: bool,
                health=lambda: serial_scanner_health(serial, settings.scanner.serial_port)),
         Device("wedge", wedge, runs=False),  # fed keys by the screen; no thread of its own
         Device("uploader", uploader),  # its state is on the health page's events line
+        Device("kiosk", None, runs=False, health=lambda: restart_health(settings)),
     )
 
     def make_lane() -> Lane:

@@ -21,6 +21,7 @@ import pytest
 import requests
 
 from app.config import load_settings
+from app.logs import fields_of
 from app.storage.db import open_database
 from app.storage.payments_repo import PaymentsRepo
 from app.storage.sales_repo import Sales
@@ -77,16 +78,25 @@ class Kiosk:
     """``python -m tests.faults.service_kiosk DATA`` with systemd's variables set."""
 
     def __init__(self, tmp_path: Path, data: Path, notify: NotifySocket,
-                 watchdog_usec: int | None = None) -> None:
+                 watchdog_usec: int | None = None, journal: bool = False) -> None:
         env = {**os.environ, "KIVY_HOME": str(tmp_path / "kivy"), "KIVY_NO_ARGS": "1",
                "KIVY_LOG_MODE": "PYTHON", "NOTIFY_SOCKET": str(notify.path)}
         env.pop("WATCHDOG_USEC", None)
         env.pop("WATCHDOG_PID", None)
         if watchdog_usec is not None:
             env["WATCHDOG_USEC"] = str(watchdog_usec)
+        self.journal_log = tmp_path / f"journal-{time.monotonic_ns()}.log"
+        stderr: int | object = subprocess.PIPE
+        if journal:  # stderr to a file named by JOURNAL_STREAM, as journald's stream is
+            stderr = self.journal_log.open("w")
+            st = os.fstat(stderr.fileno())  # type: ignore[attr-defined]
+            env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
+            env.pop("KIVY_LOG_MODE")  # as under systemd: `kiosk run` routes Kivy's log itself
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.faults.service_kiosk", str(data)], cwd=ROOT, env=env,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        if journal:
+            stderr.close()  # type: ignore[attr-defined]
 
     def send(self, command: str) -> None:
         assert self.proc.stdin is not None
@@ -108,7 +118,9 @@ class Kiosk:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
-        return self.proc.stderr.read()[-4000:] if self.proc.stderr else ""
+        if self.proc.stderr is None:
+            return self.journal_log.read_text()[-4000:]
+        return self.proc.stderr.read()[-4000:]
 
     def terminate(self, timeout: float = 60) -> int:
         """SIGTERM, as ``systemctl stop``; the exit status (a hang is a failure)."""
@@ -135,15 +147,19 @@ def notify(tmp_path):
     sock.close()
 
 
-@pytest.fixture
-def data(tmp_path, sim):
-    data = tmp_path / "data"
-    data.mkdir()
+def kiosk_toml(data: Path, sim_url: str, secret: str = "", more: str = "") -> Path:
+    data.mkdir(exist_ok=True)
+    secret = f', secret = "{secret}"' if secret else ""
     (data / "kiosk.toml").write_text(
         f'[payment]\nadapter = "simulator"\nwallets = []\npoll_ms = 300\n'
-        f'options = {{ base_url = "{sim.url}" }}\n[camera]\nsource = "none"\n'
-        f'[ui]\nsounds = false\n', encoding="utf-8")
+        f'options = {{ base_url = "{sim_url}"{secret} }}\n[camera]\nsource = "none"\n'
+        f'[ui]\nsounds = false\n{more}', encoding="utf-8")
     return data
+
+
+@pytest.fixture
+def data(tmp_path, sim):
+    return kiosk_toml(tmp_path / "data", sim.url)
 
 
 @pytest.fixture
@@ -273,3 +289,71 @@ def test_sigterm_stops_a_command_without_a_screen_as_ctrl_c_does(tmp_path):
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+def test_restart_loop_holds_on_the_out_of_order_screen_until_staff_clear_it(
+        tmp_path, notify, kiosks, display, sim):
+    data = kiosk_toml(tmp_path / "data", sim.url, more="[kiosk]\nrestart_limit = 2\n")
+    for _ in range(2):  # two starts that die (SIGKILL: a crash, the watchdog's abort)
+        k = start(kiosks, tmp_path, data, notify)
+        assert notify.wait_for("READY")["STATUS"].startswith("selling")
+        k.kill()
+    held = start(kiosks, tmp_path, data, notify, watchdog_usec=1_000_000)
+    status = notify.wait_for("READY")["STATUS"]
+    assert status.startswith("out of order: restarting repeatedly (2 starts in a row"), status
+    notify.wait_for("WATCHDOG", timeout=30)  # the held screen is alive: not restarted
+    alerts = (data / "ALERTS.txt").read_text(encoding="utf-8")
+    assert "restarting repeatedly" in alerts and "journalctl -u kiosk" in alerts
+    assert held.terminate() == 0
+    # Still held after a clean stop and a restart: nothing is tried until staff clear it.
+    again = start(kiosks, tmp_path, data, notify)
+    assert "restarting repeatedly" in notify.wait_for("READY")["STATUS"]
+    assert again.terminate() == 0
+
+    def kiosk_cli(*args: str) -> str:
+        result = subprocess.run([sys.executable, "-m", "app.cli", "--data-dir", str(data),
+                                 "restarts", *args], cwd=ROOT, capture_output=True,
+                                text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+    assert json.loads(kiosk_cli("show", "--json"))["holding"] is True
+    assert "cleared" in kiosk_cli("clear")
+    selling = start(kiosks, tmp_path, data, notify)
+    assert notify.wait_for("READY")["STATUS"].startswith("selling")
+    selling.send("report")
+    assert selling.answer("report")["screen"] == "attract"
+    assert selling.terminate() == 0
+    assert json.loads(kiosk_cli("show", "--json"))["unclean"] == 0
+
+
+def test_the_journal_gets_one_structured_line_per_record_and_no_secret(tmp_path, notify,
+                                                                        kiosks, display):
+    from devices.sim.payprovider import PayServer
+
+    canary = "CANARY-pay-secret-0b5e77"
+    pay = PayServer(0, secret=canary).start()
+    try:
+        data = kiosk_toml(tmp_path / "data", pay.url, secret=canary)
+        k = start(kiosks, tmp_path, data, notify, journal=True)
+        notify.wait_for("READY")
+        k.send("shop")
+        k.answer("report")
+        k.send("pay")
+        order = k.answer("report")["payment"]
+        requests.post(f"{pay.url}/sim/orders/{order}/pay", timeout=5).raise_for_status()
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            k.send("report")
+            if k.answer("report")["sale"]:
+                break
+            time.sleep(0.3)
+        assert k.terminate() == 0
+    finally:
+        pay.stop()
+    lines = k.journal_log.read_text(encoding="utf-8").splitlines()
+    parsed = [fields_of(line) for line in lines]  # ValueError on a line of another shape
+    assert all(0 <= f["priority"] <= 7 and f["level"] and f["logger"] for f in parsed)
+    loggers = {f["logger"] for f in parsed}
+    assert {"kivy", "app.bootstrap"} <= loggers, loggers  # Kivy's own lines come through
+    assert any("SIGTERM" in f["msg"] for f in parsed)
+    assert canary not in "\n".join(lines)
