@@ -497,6 +497,7 @@ class Service:
     would after a crash, for the next start's boot to restore and recover."""
 
     POLL_S = 0.1
+    DONE_EVERY_S = 2.0
 
     def __init__(self, notifier: Notifier, watchdog: Watchdog) -> None:
         self.notifier = notifier
@@ -518,18 +519,29 @@ class Service:
             self.stop_requested = True  # only a flag: see the class docstring
         signal.signal(signal.SIGTERM, on_term)
 
-    def on_started(self, status: str) -> Callable[[Any], None]:
+    def on_started(self, status: str,
+                   done: Callable[[], bool] | None = None) -> Callable[[Any], None]:
         """KioskApp's ``on_started`` hook: READY=1 with ``status`` after the first frame
         (the lane booted in ``build``; its first view is on screen), then every ``POLL_S``
-        the screen's watchdog beat and the SIGTERM check."""
+        the screen's watchdog beat and the SIGTERM check; every ``DONE_EVERY_S`` ``done()``
+        (the restart hold lifted), which stops the screen too when true."""
         from kivy.clock import Clock
 
         def started(app: Any) -> None:
+            polls = 0
+
             def poll(_dt: float) -> bool:
+                nonlocal polls
+                polls += 1
                 if self.stop_requested:
                     log.info("SIGTERM: stopping (session and payments stay for the next "
                              "start)")
                     self.notifier.stopping("stopping: SIGTERM")
+                    app.stop()
+                    return False
+                if done is not None and polls % round(self.DONE_EVERY_S / self.POLL_S) == 0 \
+                        and done():
+                    self.notifier.stopping("stopping: to start afresh")
                     app.stop()
                     return False
                 self.watchdog.beat("screen")
@@ -584,11 +596,13 @@ def run_refusing_ui(settings: Settings, reason: str, *, screenshot: Path | None 
 
 
 def run_out_of_order(settings: Settings, view: LaneView, status: str, *,
-                     screenshot: Path | None = None) -> None:
+                     screenshot: Path | None = None,
+                     done: Callable[[], bool] | None = None) -> None:
     """The touch screen showing only ``view`` (app.lane.refusing.RefusingLane: no lane, no
     device, no database), with the data directory's lock held and the service's
     notifications (READY=1 with ``status``; the watchdog from the screen's clock; a clean
-    stop on SIGTERM). Blocks until stopped; ``DataDirInUse`` if a kiosk holds it."""
+    stop on SIGTERM). Blocks until stopped, or until ``done()`` (polled every 2 s) is
+    true; ``DataDirInUse`` if a kiosk holds it."""
     from app.lane.refusing import RefusingLane
     from app.runtime import Devices, KioskRuntime, Router
 
@@ -603,7 +617,8 @@ def run_out_of_order(settings: Settings, view: LaneView, status: str, *,
         service.catch_sigterm()
         runtime = KioskRuntime(settings, SystemClock(), RefusingLane(view), Router(), Devices())
         try:
-            KioskApp(runtime, screenshot=screenshot, on_started=service.on_started(status)).run()
+            KioskApp(runtime, screenshot=screenshot,
+                     on_started=service.on_started(status, done)).run()
         finally:
             service.close()
     finally:
@@ -653,15 +668,24 @@ def raise_restart_alert(settings: Settings, verdict: StartVerdict) -> None:
 
 
 def run_holding_ui(settings: Settings, verdict: StartVerdict, *,
-                   screenshot: Path | None = None) -> None:
+                   screenshot: Path | None = None) -> bool:
     """The out-of-order screen of a kiosk held by the restart-loop limit: "restarting
-    repeatedly: see the journal" in both languages, nothing else tried."""
+    repeatedly: see the journal" in both languages, nothing else tried, until stopped or
+    until staff lift the hold (``kiosk restarts clear``, seen within seconds). Returns
+    True when the hold was lifted (the caller ends, to be started afresh: a Kivy app
+    runs once per process), False when stopped."""
     from app.lane.refusing import refusing_view
+
+    def lifted() -> bool:
+        k = settings.kiosk
+        return not StartRecord(settings.data_dir).verdict(
+            time.time(), k.restart_limit, k.restart_window_min * 60).holding
 
     view = refusing_view("restarting_repeatedly", journal=JOURNAL_COMMAND,
                          command="kiosk restarts clear")
     run_out_of_order(settings, view, f"out of order: restarting repeatedly ({verdict.reason})",
-                     screenshot=screenshot)
+                     screenshot=screenshot, done=lifted)
+    return screenshot is None and lifted()
 
 
 def restart_health(settings: Settings) -> list[DeviceHealth]:
@@ -671,7 +695,8 @@ def restart_health(settings: Settings) -> list[DeviceHealth]:
 
     k = settings.kiosk
     v = StartRecord(settings.data_dir).verdict(time.time(), k.restart_limit,
-                                               k.restart_window_min * 60)
+                                               k.restart_window_min * 60,
+                                               running_pid=os.getpid())
     state = "held" if v.holding else ("restarted" if v.unclean else "ok")
     return [DeviceHealth("kiosk", state, (
         f"Kiosk: {v.unclean} unclean restart(s) in a row (limit {k.restart_limit} in "

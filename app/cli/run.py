@@ -38,7 +38,9 @@ def start_or_hold(obj: Context, screenshot: Path | None) -> bool:
     """The start of the screen, as a service runs it: the log to stderr (the journal:
     app.logs), this start written to the restart record (app.bootstrap.begin_start).
     False when the restart-loop limit holds the kiosk: the out-of-order screen ran
-    ("restarting repeatedly") until stopped, and nothing else may be tried."""
+    ("restarting repeatedly") until stopped or until staff lift the hold (`kiosk
+    restarts clear`: the command then ends, and the service manager starts it afresh),
+    and nothing else may be tried."""
     configure_logging(obj.settings)
     try:
         verdict = bootstrap.begin_start(obj.settings)
@@ -49,7 +51,10 @@ def start_or_hold(obj: Context, screenshot: Path | None) -> bool:
     click.echo(f"restarting repeatedly ({verdict.reason}): out of order until "
                "`kiosk restarts clear`", err=True)
     try:
-        bootstrap.run_holding_ui(obj.settings, verdict, screenshot=screenshot)
+        if bootstrap.run_holding_ui(obj.settings, verdict, screenshot=screenshot):
+            # A Kivy app cannot run twice in one process: end (status 0), and systemd
+            # (Restart=always) starts the kiosk afresh in RestartSec.
+            click.echo("the hold was lifted: exiting, to be started afresh", err=True)
     except (DataDirInUse, DataDirUnusable) as exc:
         raise click.ClickException(str(exc)) from None
     return False

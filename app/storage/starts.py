@@ -83,12 +83,17 @@ class StartRecord:
         except OSError as exc:
             log.error("the start record %s could not be written: %s", self.path, exc)
 
-    def verdict(self, now: float, limit: int, window_s: float) -> StartVerdict:
-        """The record as it stands, for ``now`` (Unix seconds): nothing written."""
+    def verdict(self, now: float, limit: int, window_s: float, *,
+                running_pid: int | None = None) -> StartVerdict:
+        """The record as it stands, for ``now`` (Unix seconds): nothing written.
+        ``running_pid``: this process, whose own run (still going) is not counted."""
         data = self._read()
         hold = data.get("hold")
         unclean = 0
-        for run in reversed(data["runs"]):
+        runs = data["runs"]
+        if runs and running_pid is not None and runs[-1].get("pid") == running_pid:
+            runs = runs[:-1]
+        for run in reversed(runs):
             if run.get("clean") or now - float(run.get("at", 0)) > window_s:
                 break
             unclean += 1

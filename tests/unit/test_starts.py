@@ -45,3 +45,20 @@ def test_a_damaged_record_is_started_afresh(tmp_path):
     v = StartRecord(tmp_path).begin(1_800_000_000.0, pid=1, limit=2, window_s=WINDOW)
     assert (v.unclean, v.holding) == (0, False)
     assert json.loads((tmp_path / STARTS_FILE).read_text())["runs"][-1]["pid"] == 1
+
+
+def test_staff_device_health_counts_unclean_restarts_and_points_to_the_journal(demo_kiosk):
+    import os
+    import time
+
+    from app import bootstrap
+
+    data = demo_kiosk.settings.data_dir
+    StartRecord(data).begin(time.time() - 60, pid=1, limit=5, window_s=WINDOW)
+    StartRecord(data).begin(time.time() - 30, pid=2, limit=5, window_s=WINDOW)
+    StartRecord(data).begin(time.time(), pid=os.getpid(), limit=5, window_s=WINDOW)  # this one
+    runtime = bootstrap.build_runtime(demo_kiosk, threaded=False)
+    health = {h.device: h for h in runtime.device_health()}
+    assert health["kiosk"].state == "restarted"
+    assert health["kiosk"].line == ("Kiosk: 2 unclean restart(s) in a row (limit 5 in 10 min); "
+                                    "log: journalctl -u kiosk")
