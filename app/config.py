@@ -96,7 +96,9 @@ class KioskSettings:
         "After this many starts in a row that followed an unclean end (a crash, a kill, the "
         "watchdog) within kiosk.restart_window_min, the kiosk starts in the out-of-order "
         "screen ('restarting repeatedly') instead of trying again; staff clear it with "
-        "`kiosk restarts clear` (the held kiosk then ends and its service starts it afresh).", 5
+        "`kiosk restarts clear` (the held kiosk then ends and its service starts it afresh). "
+        "Keep it below the unit's StartLimitBurst=, or systemd gives up (a dark screen) "
+        "before the kiosk can hold.", 3
     )
     restart_window_min: int = _doc(
         "The window for kiosk.restart_limit, in minutes (wall clock: starts are counted "

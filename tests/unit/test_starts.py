@@ -60,5 +60,5 @@ def test_staff_device_health_counts_unclean_restarts_and_points_to_the_journal(d
     runtime = bootstrap.build_runtime(demo_kiosk, threaded=False)
     health = {h.device: h for h in runtime.device_health()}
     assert health["kiosk"].state == "restarted"
-    assert health["kiosk"].line == ("Kiosk: 2 unclean restart(s) in a row (limit 5 in 10 min); "
+    assert health["kiosk"].line == ("Kiosk: 2 unclean restart(s) in a row (limit 3 in 10 min); "
                                     "log: journalctl -u kiosk")
