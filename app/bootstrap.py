@@ -457,7 +457,7 @@ def run_ui(kiosk: Kiosk, *, screenshot: Path | None = None, demo: bool = False,
     the screen runs: ``DataDirInUse`` if another kiosk holds it. Under systemd it reports
     ready once the lane is up and its first view is on screen, pings the watchdog from
     the lane's loop and the screen's clock, and stops cleanly on SIGTERM
-    (``supervise``)."""
+    (``Service``)."""
     lock = hold_data_dir(kiosk.settings.data_dir)
     try:
         # The database passed its start-up check (build): a good moment for a backup.
@@ -468,7 +468,9 @@ def run_ui(kiosk: Kiosk, *, screenshot: Path | None = None, demo: bool = False,
         from app.ui.app import KioskApp  # Kivy loads here and only here
 
         service = Service.from_environment(("lane", "screen"))
-        service.catch_sigterm()  # after Kivy's window (SDL) set its own handler
+        # Replaces the CLI's (SIGTERM as Ctrl-C) handler; without either, SDL's turns
+        # SIGTERM into a window-close request, which the kiosk refuses.
+        service.catch_sigterm()
         store = start_sim_store(kiosk.settings, keep_camera=webcam) if demo else None
         try:
             runtime = build_runtime(kiosk, threaded=True,
