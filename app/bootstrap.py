@@ -9,14 +9,16 @@ tests never load a window system.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
@@ -48,10 +50,11 @@ from app.storage.outbox import Outbox
 from app.storage.payments_repo import PaymentsRepo
 from app.storage.sales_repo import Sales
 from app.storage.staff_book import StaffBook, load_secret
+from app.storage.starts import StartRecord, StartVerdict
 
 if TYPE_CHECKING:  # devices pull in OpenCV and the decoders; commands that need none stay light
-    from app.lane import Lane
-    from app.runtime import KioskRuntime
+    from app.lane import Lane, LaneView
+    from app.runtime import DeviceHealth, KioskRuntime
     from app.services.printing import PrintQueue
     from app.services.uploads import EventUploader
     from devices.camera import Camera, FrameSource
@@ -67,6 +70,7 @@ if TYPE_CHECKING:  # devices pull in OpenCV and the decoders; commands that need
         SerialScanner,
     )
     from devices.sim.store import SimStore
+    from devices.systemd import Notifier, Watchdog
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger(__name__)
@@ -447,10 +451,13 @@ def seed_demo_staff(kiosk: Kiosk) -> list[str]:
 
 def run_ui(kiosk: Kiosk, *, screenshot: Path | None = None, demo: bool = False,
            webcam: bool = False) -> None:
-    """Start the touch screen (blocks until the kiosk is stopped). ``demo`` starts the
-    simulated store first (devices.sim.store) and points the settings at it. The data
-    directory's lock (app.storage.lock) is held while the screen runs: ``DataDirInUse``
-    if another kiosk holds it."""
+    """Start the touch screen (blocks until the kiosk is stopped: SIGTERM, SIGINT, or the
+    screenshot taken). ``demo`` starts the simulated store first (devices.sim.store) and
+    points the settings at it. The data directory's lock (app.storage.lock) is held while
+    the screen runs: ``DataDirInUse`` if another kiosk holds it. Under systemd it reports
+    ready once the lane is up and its first view is on screen, pings the watchdog from
+    the lane's loop and the screen's clock, and stops cleanly on SIGTERM
+    (``Service``)."""
     lock = hold_data_dir(kiosk.settings.data_dir)
     try:
         # The database passed its start-up check (build): a good moment for a backup.
@@ -460,16 +467,94 @@ def run_ui(kiosk: Kiosk, *, screenshot: Path | None = None, demo: bool = False,
         configure(kiosk.settings.ui)  # before the window exists
         from app.ui.app import KioskApp  # Kivy loads here and only here
 
+        service = Service.from_environment(("lane", "screen"))
+        # Replaces the CLI's (SIGTERM as Ctrl-C) handler; without either, SDL's turns
+        # SIGTERM into a window-close request, which the kiosk refuses.
+        service.catch_sigterm()
         store = start_sim_store(kiosk.settings, keep_camera=webcam) if demo else None
         try:
             runtime = build_runtime(kiosk, threaded=True,
-                                    camera_factory=store.camera_factory() if store else None)
-            KioskApp(runtime, store=store, screenshot=screenshot).run()
+                                    camera_factory=store.camera_factory() if store else None,
+                                    beat=lambda: service.watchdog.beat("lane"))
+            lane_id = kiosk.settings.kiosk.lane_id
+            KioskApp(runtime, store=store, screenshot=screenshot,
+                     on_started=service.on_started(f"selling: lane {lane_id}")).run()
         finally:
             if store is not None:
                 store.stop()
+            service.close()
     finally:
         lock.release()
+
+
+class Service:
+    """The kiosk as a systemd service (devices.systemd): the notifier, the watchdog over
+    ``sources``, and the SIGTERM flag the screen's clock polls.
+
+    A signal handler may run between any two bytecodes of the main thread, even inside
+    Kivy's clock while it holds its lock, so SIGTERM's handler only sets a flag; the
+    screen's clock (every ``POLL_S``) sees it, says STOPPING=1 and calls ``App.stop`` on
+    the Kivy thread, which stops the runtime (devices, then the lane: ``KioskApp.on_stop``).
+    Nothing is wiped: the session and any open payment stay in the database as they
+    would after a crash, for the next start's boot to restore and recover."""
+
+    POLL_S = 0.1
+    DONE_EVERY_S = 2.0
+
+    def __init__(self, notifier: Notifier, watchdog: Watchdog) -> None:
+        self.notifier = notifier
+        self.watchdog = watchdog
+        self.stop_requested = False
+
+    @classmethod
+    def from_environment(cls, sources: tuple[str, ...]) -> Service:
+        """From ``$NOTIFY_SOCKET``/``$WATCHDOG_USEC``/``$WATCHDOG_PID`` (then unset)."""
+        from devices.systemd import Notifier, Watchdog
+
+        notifier = Notifier()
+        return cls(notifier, Watchdog(notifier, sources))
+
+    def catch_sigterm(self) -> None:
+        """SIGTERM (systemctl stop, the shutdown) sets ``stop_requested``; call on the main
+        thread."""
+        def on_term(_signum: int, _frame: object) -> None:
+            self.stop_requested = True  # only a flag: see the class docstring
+        signal.signal(signal.SIGTERM, on_term)
+
+    def on_started(self, status: str,
+                   done: Callable[[], bool] | None = None) -> Callable[[Any], None]:
+        """KioskApp's ``on_started`` hook: READY=1 with ``status`` after the first frame
+        (the lane booted in ``build``; its first view is on screen), then every ``POLL_S``
+        the screen's watchdog beat and the SIGTERM check; every ``DONE_EVERY_S`` ``done()``
+        (the restart hold lifted), which stops the screen too when true."""
+        from kivy.clock import Clock
+
+        def started(app: Any) -> None:
+            polls = 0
+
+            def poll(_dt: float) -> bool:
+                nonlocal polls
+                polls += 1
+                if self.stop_requested:
+                    log.info("SIGTERM: stopping (session and payments stay for the next "
+                             "start)")
+                    self.notifier.stopping("stopping: SIGTERM")
+                    app.stop()
+                    return False
+                if done is not None and polls % round(self.DONE_EVERY_S / self.POLL_S) == 0 \
+                        and done():
+                    self.notifier.stopping("stopping: to start afresh")
+                    app.stop()
+                    return False
+                self.watchdog.beat("screen")
+                return True
+
+            Clock.schedule_once(lambda _dt: self.notifier.ready(status), 0)
+            Clock.schedule_interval(poll, self.POLL_S)
+        return started
+
+    def close(self) -> None:
+        self.notifier.close()
 
 
 def restore_command(settings: Settings) -> str:
@@ -504,11 +589,25 @@ def run_refusing_ui(settings: Settings, reason: str, *, screenshot: Path | None 
     directory's lock held (so ``kiosk db restore`` waits for this screen to be stopped).
     The staff alert is raised first (``raise_damage_alert``) unless the caller has
     (``alerted``). Blocks until stopped; ``DataDirInUse`` if a kiosk holds the directory."""
-    from app.lane.refusing import RefusingLane, refusing_view
-    from app.runtime import Devices, KioskRuntime, Router
+    from app.lane.refusing import refusing_view
 
     if not alerted:
         raise_damage_alert(settings, reason)
+    run_out_of_order(settings, refusing_view("records_damaged", command=restore_command(settings)),
+                     "out of order: damaged database", screenshot=screenshot)
+
+
+def run_out_of_order(settings: Settings, view: LaneView, status: str, *,
+                     screenshot: Path | None = None,
+                     done: Callable[[], bool] | None = None) -> None:
+    """The touch screen showing only ``view`` (app.lane.refusing.RefusingLane: no lane, no
+    device, no database), with the data directory's lock held and the service's
+    notifications (READY=1 with ``status``; the watchdog from the screen's clock; a clean
+    stop on SIGTERM). Blocks until stopped, or until ``done()`` (polled every 2 s) is
+    true; ``DataDirInUse`` if a kiosk holds it."""
+    from app.lane.refusing import RefusingLane
+    from app.runtime import Devices, KioskRuntime, Router
+
     lock = hold_data_dir(settings.data_dir, "a kiosk refusing to sell")
     try:
         from app.ui.window import configure
@@ -516,11 +615,94 @@ def run_refusing_ui(settings: Settings, reason: str, *, screenshot: Path | None 
         configure(settings.ui)
         from app.ui.app import KioskApp
 
-        view = refusing_view("records_damaged", command=restore_command(settings))
+        service = Service.from_environment(("screen",))
+        service.catch_sigterm()
         runtime = KioskRuntime(settings, SystemClock(), RefusingLane(view), Router(), Devices())
-        KioskApp(runtime, screenshot=screenshot).run()
+        try:
+            KioskApp(runtime, screenshot=screenshot,
+                     on_started=service.on_started(status, done)).run()
+        finally:
+            service.close()
     finally:
         lock.release()
+
+
+# --- the restart-loop limit (app.storage.starts) ---------------------------------------------
+JOURNAL_COMMAND = "journalctl -u kiosk"
+
+
+def begin_start(settings: Settings) -> StartVerdict:
+    """Record this start of the screen in ``<data dir>/starts.json`` (under the data
+    directory's lock, taken and released here: ``DataDirInUse`` if a kiosk runs on it)
+    and say whether the kiosk must hold: the last ``kiosk.restart_limit`` starts all
+    ended uncleanly within ``kiosk.restart_window_min`` (wall clock: see
+    app.storage.starts), or a hold is on record. A new hold is a staff alert
+    (``raise_restart_alert``)."""
+    k = settings.kiosk
+    with hold_data_dir(settings.data_dir, "a kiosk starting"):
+        record = StartRecord(settings.data_dir)
+        before = record.verdict(time.time(), k.restart_limit, k.restart_window_min * 60)
+        verdict = record.begin(time.time(), os.getpid(), k.restart_limit,
+                               k.restart_window_min * 60)
+    if verdict.holding and not before.since:
+        raise_restart_alert(settings, verdict)
+    elif verdict.unclean:
+        log.warning("started after %d unclean end(s) in a row (limit %d); see %s",
+                    verdict.unclean, k.restart_limit, JOURNAL_COMMAND)
+    return verdict
+
+
+def end_start_clean(settings: Settings) -> None:
+    """This process's run stopped in order: it does not count towards the limit."""
+    StartRecord(settings.data_dir).end_clean(os.getpid())
+
+
+def raise_restart_alert(settings: Settings, verdict: StartVerdict) -> None:
+    """The staff alert for a restart loop: the log (error) and ``<data dir>/ALERTS.txt``;
+    not the database, which may be what fails."""
+    message = (f"restarting repeatedly ({verdict.reason}): out of order until staff run "
+               f"`kiosk restarts clear`; the cause is in the journal: {JOURNAL_COMMAND}")
+    log.error("staff alert: %s", message)
+    try:
+        append_alert_file(settings.data_dir, "restarts", message, SystemClock().now())
+    except OSError as exc:
+        log.error("the alert could not be written to %s: %s", settings.data_dir, exc)
+
+
+def run_holding_ui(settings: Settings, verdict: StartVerdict, *,
+                   screenshot: Path | None = None) -> bool:
+    """The out-of-order screen of a kiosk held by the restart-loop limit: "restarting
+    repeatedly: see the journal" in both languages, nothing else tried, until stopped or
+    until staff lift the hold (``kiosk restarts clear``, seen within seconds). Returns
+    True when the hold was lifted (the caller ends, to be started afresh: a Kivy app
+    runs once per process), False when stopped."""
+    from app.lane.refusing import refusing_view
+
+    def lifted() -> bool:
+        k = settings.kiosk
+        return not StartRecord(settings.data_dir).verdict(
+            time.time(), k.restart_limit, k.restart_window_min * 60).holding
+
+    view = refusing_view("restarting_repeatedly", journal=JOURNAL_COMMAND,
+                         command="kiosk restarts clear")
+    run_out_of_order(settings, view, f"out of order: restarting repeatedly ({verdict.reason})",
+                     screenshot=screenshot, done=lifted)
+    return screenshot is None and lifted()
+
+
+def restart_health(settings: Settings) -> list[DeviceHealth]:
+    """Staff's health line for the kiosk itself: unclean starts in a row, a hold, and
+    where the log is (the journal)."""
+    from app.runtime import DeviceHealth
+
+    k = settings.kiosk
+    v = StartRecord(settings.data_dir).verdict(time.time(), k.restart_limit,
+                                               k.restart_window_min * 60,
+                                               running_pid=os.getpid())
+    state = "held" if v.holding else ("restarted" if v.unclean else "ok")
+    return [DeviceHealth("kiosk", state, (
+        f"Kiosk: {v.unclean} unclean restart(s) in a row (limit {k.restart_limit} in "
+        f"{k.restart_window_min} min); log: {JOURNAL_COMMAND}"))]
 
 
 def start_sim_store(settings: Settings, *, keep_camera: bool = False, pay_url: str = "",
@@ -555,11 +737,13 @@ def start_demo(settings: Settings, clock: Clock | None = None, *, pay_url: str =
 # --- the running kiosk ------------------------------------------------------------------------
 def build_runtime(kiosk: Kiosk, *, threaded: bool,
                   camera_factory: Callable[[], FrameSource] | None = None,
-                  provider: PaymentProvider | None = None) -> KioskRuntime:
+                  provider: PaymentProvider | None = None,
+                  beat: Callable[[], None] = lambda: None) -> KioskRuntime:
     """The running kiosk over ``kiosk``: every configured device, the routing table and
     the lane's executor (its own thread under the touch screen when ``threaded``; inline,
     pumped by the caller, headless). ``camera_factory`` replaces the configured camera's
-    source (the simulated store's). Not started: call ``start()``."""
+    source (the simulated store's). ``beat``: called on every pass of the threaded lane's
+    loop (the service watchdog, ``Service``). Not started: call ``start()``."""
     from app.lane import InlineLane, LaneWorker
     from app.runtime import (
         Device,
@@ -596,6 +780,7 @@ def build_runtime(kiosk: Kiosk, *, threaded: bool,
                health=lambda: serial_scanner_health(serial, settings.scanner.serial_port)),
         Device("wedge", wedge, runs=False),  # fed keys by the screen; no thread of its own
         Device("uploader", uploader),  # its state is on the health page's events line
+        Device("kiosk", None, runs=False, health=lambda: restart_health(settings)),
     )
 
     def make_lane() -> Lane:
@@ -608,7 +793,8 @@ def build_runtime(kiosk: Kiosk, *, threaded: bool,
             flush=uploader.wake if uploader else (lambda: None),
             devices=lambda: runtime.device_lines())
 
-    executor = LaneWorker(make_lane, lambda _view: None) if threaded else InlineLane(make_lane)
+    executor = (LaneWorker(make_lane, lambda _view: None, beat=beat) if threaded
+                else InlineLane(make_lane))
     runtime = KioskRuntime(settings, clock, executor, router, devices)
     return runtime
 

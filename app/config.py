@@ -88,8 +88,30 @@ class KioskSettings:
         "At start-up, take a backup if the newest is older than this (hours); every Z "
         "report takes one too.", 24.0
     )
+    log_level: str = _doc(
+        "Lowest level written to the log (stderr; the journal under systemd: `journalctl -u "
+        "kiosk`): 'debug', 'info', 'warning' or 'error'.", "info"
+    )
+    restart_limit: int = _doc(
+        "After this many starts in a row that followed an unclean end (a crash, a kill, the "
+        "watchdog) within kiosk.restart_window_min, the kiosk starts in the out-of-order "
+        "screen ('restarting repeatedly') instead of trying again; staff clear it with "
+        "`kiosk restarts clear` (the held kiosk then ends and its service starts it afresh). "
+        "Keep it below the unit's StartLimitBurst=, or systemd gives up (a dark screen) "
+        "before the kiosk can hold.", 3
+    )
+    restart_window_min: int = _doc(
+        "The window for kiosk.restart_limit, in minutes (wall clock: starts are counted "
+        "across reboots).", 10
+    )
 
     def validate(self) -> None:
+        if self.log_level not in ("debug", "info", "warning", "error"):
+            raise SettingsError("kiosk.log_level must be 'debug', 'info', 'warning' or 'error'")
+        if not 2 <= self.restart_limit <= 100:
+            raise SettingsError("kiosk.restart_limit must be between 2 and 100")
+        if not 1 <= self.restart_window_min <= 24 * 60:
+            raise SettingsError("kiosk.restart_window_min must be between 1 and 1440")
         if self.language not in ("zh", "en"):
             raise SettingsError("kiosk.language must be 'zh' or 'en'")
         if not 1 <= self.backups_keep <= 365:

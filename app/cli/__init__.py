@@ -24,6 +24,7 @@ from app.cli.pay import pay
 from app.cli.printer import printer
 from app.cli.promotions import promotions
 from app.cli.report import report
+from app.cli.restarts import restarts
 from app.cli.root import Context, main
 from app.cli.run import demo, run
 from app.cli.scenario import scenario
@@ -31,7 +32,7 @@ from app.cli.sim import sim
 from app.cli.staff import staff
 
 for _command in (decode, demo, run, catalog, promotions, config, db, printer, exit_pass_group,
-                 pay, outbox, staff, audit, report, scenario, sim, hq):
+                 pay, outbox, staff, audit, report, scenario, sim, hq, restarts):
     main.add_command(_command)
 
 __all__ = ["Context", "main"]

@@ -6,7 +6,10 @@ and builds the kiosk through the composition root (``app.bootstrap``).
 
 from __future__ import annotations
 
+import signal
+import threading
 from pathlib import Path
+from types import FrameType
 
 import click
 
@@ -63,4 +66,19 @@ class Context:
 def main(ctx: click.Context, config: Path | None, data_dir: Path | None) -> None:
     """Scan & Go self-service checkout kiosk."""
     ctx.obj = Context(config, data_dir)
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, stop_like_ctrl_c)
+        ctx.call_on_close(lambda: signal.signal(signal.SIGTERM, previous))
+
+
+def stop_like_ctrl_c(_signum: int, _frame: FrameType | None) -> None:
+    """SIGTERM (``systemctl stop``, a container's stop) in a command without a screen: the
+    same as Ctrl-C. Python runs this handler on the main thread between two bytecodes
+    (never inside a C-level signal context), so raising there is safe; what a command
+    does on Ctrl-C (a simulator frees its port, a ``with`` block closes its files and
+    rolls back an open transaction, as after a crash) it now does on SIGTERM, and a
+    server that ends on Ctrl-C ends with status 0. ``kiosk run`` and ``kiosk demo``
+    replace it once their screen exists (app.bootstrap.Service: a flag the Kivy thread
+    polls, since Kivy's own loop must not be interrupted at any bytecode)."""
+    raise KeyboardInterrupt
 

@@ -8,6 +8,7 @@ import click
 
 from app import bootstrap
 from app.cli.root import Context
+from app.logs import configure_logging
 from app.storage.catalogue_repo import CatalogueMismatch
 from app.storage.db import DatabaseDamaged, DataDirUnusable
 from app.storage.lock import DataDirInUse, hold_data_dir
@@ -27,9 +28,36 @@ def kiosk_or_refuse(obj: Context, screenshot: Path | None) -> bootstrap.Kiosk:
                                       alerted=True)
         except (DataDirInUse, DataDirUnusable) as busy:
             raise click.ClickException(str(busy)) from None
+        bootstrap.end_start_clean(obj.settings)  # stopped in order: not a crash
         raise SystemExit(1) from None
     except (CatalogueMismatch, DataDirUnusable) as exc:
         raise click.ClickException(str(exc)) from None  # as every other command says it
+
+
+def start_or_hold(obj: Context, screenshot: Path | None) -> bool:
+    """The start of the screen, as a service runs it: the log to stderr (the journal:
+    app.logs), this start written to the restart record (app.bootstrap.begin_start).
+    False when the restart-loop limit holds the kiosk: the out-of-order screen ran
+    ("restarting repeatedly") until stopped or until staff lift the hold (`kiosk
+    restarts clear`: the command then ends, and the service manager starts it afresh),
+    and nothing else may be tried."""
+    configure_logging(obj.settings)
+    try:
+        verdict = bootstrap.begin_start(obj.settings)
+    except (DataDirInUse, DataDirUnusable) as exc:
+        raise click.ClickException(str(exc)) from None
+    if not verdict.holding:
+        return True
+    click.echo(f"restarting repeatedly ({verdict.reason}): out of order until "
+               "`kiosk restarts clear`", err=True)
+    try:
+        if bootstrap.run_holding_ui(obj.settings, verdict, screenshot=screenshot):
+            # A Kivy app cannot run twice in one process: end (status 0), and systemd
+            # (Restart=always) starts the kiosk afresh in RestartSec.
+            click.echo("the hold was lifted: exiting, to be started afresh", err=True)
+    except (DataDirInUse, DataDirUnusable) as exc:
+        raise click.ClickException(str(exc)) from None
+    return False
 
 
 @click.command()
@@ -48,6 +76,8 @@ def demo(obj: Context, screenshot: Path | None, webcam: bool) -> None:
     reference membership backend and the virtual printer (receipts land in
     DATA_DIR/receipts), and feeds the camera from the demo shelf.
     """
+    if not start_or_hold(obj, screenshot):
+        return
     kiosk = kiosk_or_refuse(obj, screenshot)
     try:
         # Not into a data directory a kiosk is running on: its staff would get the demo
@@ -67,6 +97,7 @@ def demo(obj: Context, screenshot: Path | None, webcam: bool) -> None:
         bootstrap.run_ui(kiosk, screenshot=screenshot, demo=True, webcam=webcam)
     except (DataDirInUse, DataDirUnusable) as exc:
         raise click.ClickException(str(exc)) from None
+    bootstrap.end_start_clean(obj.settings)
 
 
 @click.command()
@@ -77,8 +108,15 @@ def demo(obj: Context, screenshot: Path | None, webcam: bool) -> None:
 )
 @click.pass_obj
 def run(obj: Context, screenshot: Path | None) -> None:
-    """Start the kiosk with the catalogue already in its data dir (what a store runs)."""
+    """Start the kiosk with the catalogue already in its data dir (what a store runs).
+
+    Under systemd (Type=notify) it reports ready, pings the watchdog from the lane's
+    loop and stops cleanly on SIGTERM; after kiosk.restart_limit unclean ends in a row
+    it starts in the out-of-order screen instead (see `kiosk restarts`)."""
+    if not start_or_hold(obj, screenshot):
+        return
     try:
         bootstrap.run_ui(kiosk_or_refuse(obj, screenshot), screenshot=screenshot)
     except (DataDirInUse, DataDirUnusable) as exc:
         raise click.ClickException(str(exc)) from None
+    bootstrap.end_start_clean(obj.settings)

@@ -26,11 +26,17 @@ Command = Callable[[Lane], object]
 
 
 class LaneWorker:
+    """The lane's executor under the touch screen. ``beat`` is called on the lane's thread
+    on every pass of its loop (at least every ``tick_s`` seconds while the lane is not
+    stuck in a command): the service watchdog's sign of life (devices.systemd.Watchdog),
+    so a hung lane stops the pings and systemd restarts the kiosk."""
+
     def __init__(self, make_lane: Callable[[], Lane], publish: Callable[[LaneView], None],
-                 tick_s: float = 0.25) -> None:
+                 tick_s: float = 0.25, beat: Callable[[], None] = lambda: None) -> None:
         self._make_lane = make_lane
         self._publish = publish
         self._tick_s = tick_s
+        self._beat = beat
         self._queue: queue.Queue[Command | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -79,6 +85,7 @@ class LaneWorker:
         self._ready.set()
         next_tick = time.monotonic() + self._tick_s
         while True:
+            self._beat()
             try:
                 command = self._queue.get(timeout=max(0.0, next_tick - time.monotonic()))
             except queue.Empty:

@@ -135,6 +135,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "out_of_order_prompt": "摄像头无法使用。请到其他收银通道，或呼叫店员",
         "records_damaged": "本收银台的记录已损坏，暂停收款。请到其他收银通道结账。\n"
                            "店员：请恢复最近的备份：{command}",
+        "restarting_repeatedly": "本收银台反复重启，暂停收银。请到其他收银通道结账。\n"
+                                 "店员：原因见系统日志（{journal}），排除后运行 {command}",
         "out_of_order_clock": "本机时钟显示 {reads}，时间不对，暂停收银。\n请到其他收银通道。"
                               "店员：请设置日期和时间",
         "error_title": "出了点问题",
@@ -312,6 +314,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "records_damaged": "This kiosk's records are damaged: it cannot take payments. "
                            "Please use another checkout.\nStaff: restore the last backup: "
                            "{command}",
+        "restarting_repeatedly": "This kiosk keeps restarting, so it has stopped selling. "
+                                 "Please use another checkout.\nStaff: the cause is in the "
+                                 "journal ({journal}); once it is fixed, run {command}",
         "out_of_order_clock": "The kiosk's clock says {reads}, which is wrong, so this lane "
                               "cannot sell. Please use another checkout. Staff: set the date "
                               "and time",

@@ -4,6 +4,7 @@ report, export and the database dump for them. None may appear."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -13,6 +14,7 @@ import requests
 
 from app import bootstrap
 from app.config import load_settings
+from app.logs import JournalFormatter, configure_logging
 from app.services.uploads import EventUploader
 from app.storage.outbox import Outbox
 from devices.membership import MembershipBackend
@@ -32,6 +34,7 @@ def test_no_secret_reaches_logs_events_reports_or_exports(tmp_path, clock, caplo
     backend = BackendServer(0, tmp_path / "backend.db").start()
     backend.mode.token = TOKEN
     backend.add_member("M000001", "王芳", "gold", "13800000001")
+    handlers: list[logging.Handler] = []
     try:
         data = tmp_path / "data"
         data.mkdir()
@@ -41,6 +44,13 @@ def test_no_secret_reaches_logs_events_reports_or_exports(tmp_path, clock, caplo
             f'[membership]\nbase_url = "{backend.url}"\ntoken = "{TOKEN}"\n',
             encoding="utf-8")
         settings = load_settings(data_dir=data, environ={})
+        # The journal's lines as `kiosk run` writes them (app.logs: redacted), and the
+        # same records formatted with no redaction: the code itself must log no secret.
+        journal, bare = io.StringIO(), io.StringIO()
+        handlers += [configure_logging(settings, stream=journal, level="debug"),
+                     logging.StreamHandler(bare)]
+        handlers[1].setFormatter(JournalFormatter(journal=True))
+        logging.getLogger().addHandler(handlers[1])
         kiosk = bootstrap.build(settings, clock)
         bootstrap.seed_demo_store(kiosk)
         book = bootstrap.build_staff_book(kiosk)
@@ -87,6 +97,8 @@ def test_no_secret_reaches_logs_events_reports_or_exports(tmp_path, clock, caplo
 
         haystacks = {
             "logs": "\n".join(r.getMessage() + str(r.args) for r in caplog.records),
+            "journal": journal.getvalue(),
+            "journal unredacted": bare.getvalue(),
             "events": "\n".join(p for (p,) in kiosk.db.execute("SELECT payload FROM outbox")),
             "backend": "\n".join(b for (b,) in backend.store.conn.execute(
                 "SELECT body FROM events")),
@@ -108,6 +120,9 @@ def test_no_secret_reaches_logs_events_reports_or_exports(tmp_path, clock, caplo
             assert canary not in dump
         assert not re.search(rf"\b{PIN}\b", dump)
         kiosk.close()
+        assert journal.getvalue().count("\n") > 5  # the session was logged
     finally:
+        for handler in handlers:
+            logging.getLogger().removeHandler(handler)
         pay.stop()
         backend.stop()
