@@ -99,7 +99,7 @@ def install(dry_run: bool, show_files: bool, root: Path | None, release: str | N
     except p.PlanError as exc:
         raise click.ClickException(str(exc)) from None
     try:
-        ex.execute(steps, root, click.echo, dry_run=dry_run, contents=show_files)
+        ex.carry_out(steps, root, click.echo, dry_run=dry_run, contents=show_files)
     except ex.InstallFailed as exc:
         raise click.ClickException(f"{exc}; fix it and run the same command again") from None
     if dry_run:

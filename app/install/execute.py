@@ -1,7 +1,7 @@
 """Carrying out an install plan (``app.install.plan``), or listing it for ``--dry-run``.
 
 ``survey`` reads what is installed; ``describe`` is one step's line in the listing;
-``execute`` runs the steps in order and stops at the first that fails (an
+``carry_out`` runs the steps in order and stops at the first that fails (an
 ``InstallFailed`` naming it). Under ``root`` (``--root DIR``) every path is taken
 inside DIR, and ``Run`` steps marked ``system`` (apt, useradd, systemctl, udevadm,
 sysctl) are listed as skipped instead of run: they would change this machine, not
@@ -80,7 +80,7 @@ def _argv(step: p.Run, root: Path | None) -> list[str]:
 
 def describe(step: p.Step, root: Path | None = None) -> str:
     """One line of the listing: what kind of step, its path or command, mode, owner,
-    and for a file its size and sha256 (``--dry-run``; ``execute`` prints the same)."""
+    and for a file its size and sha256 (``--dry-run``; ``carry_out`` prints the same)."""
     match step:
         case p.MakeDir(path, mode, owner, group):
             return f"mkdir   {path}  {mode:04o} {owner}:{group}"
@@ -213,7 +213,7 @@ def run_step(step: p.Step, root: Path | None, say: Callable[[str], None]) -> Non
             pass
 
 
-def execute(steps: list[p.Step], root: Path | None, say: Callable[[str], None],
+def carry_out(steps: list[p.Step], root: Path | None, say: Callable[[str], None],
             dry_run: bool = False, contents: bool = False) -> None:
     """List every step (``say``: one line each; ``contents``: each file's text too,
     indented); unless ``dry_run``, carry each out after listing it. Raises
