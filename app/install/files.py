@@ -206,6 +206,9 @@ User={layout.user}
 Group={layout.user}
 Environment=KIOSK_DATA_DIR={data} DISPLAY={X_DISPLAY} KIVY_NO_ARGS=1 KIVY_HOME={data}/.kivy
 Environment=PYTHONUNBUFFERED=1
+# Always full screen on the lane, whatever kiosk.toml says (app/ui/window.py sizes the
+# window to the X screen: there is no window manager to do it).
+Environment=KIOSK_UI__FULLSCREEN=true
 WorkingDirectory={data}
 UMask=0027
 ExecStartPre={wait_x}

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -147,3 +148,55 @@ def test_vt_switch_keys_are_refused_and_blanking_is_off(server):
     assert "timeout:  0 " in info, info  # the screen saver never starts (Xorg's default: 600)
     # The screen is never powered down: DPMS off, or not there at all.
     assert "DPMS is Disabled" in info or "does not have the DPMS Extension" in info, info
+
+
+def unit_environment() -> dict[str, str]:
+    """The Environment= of kiosk.service, as the lane gets it."""
+    env: dict[str, str] = {}
+    for line in files.kiosk_unit(files.Layout()).splitlines():
+        if line.startswith("Environment="):
+            for pair in line.removeprefix("Environment=").split():
+                name, _, value = pair.partition("=")
+                env[name] = value
+    return env
+
+
+def kiosk_window(x: XServer) -> str | None:
+    """xwininfo's line for the kiosk's top-level window, or None while there is none (or
+    it has no title yet: Kivy sets the title once the window has its size and place)."""
+    tree = x.run("xwininfo", "-root", "-children").stdout
+    return next((line.strip() for line in tree.splitlines()
+                 if '"python' in line and "(has no name)" not in line), None)
+
+
+@pytest.mark.slow
+def test_the_kiosk_fills_the_bare_x_screen_and_its_keys_do_not_close_it(server, tmp_path):
+    """``kiosk run`` with the unit's environment on the bare X server (1024x768 here, not
+    the 1280x800 the kiosk would open at in a window): its window covers the screen from
+    the corner, and Escape, Alt+F4, Ctrl+C, Ctrl+Q, Super+D, Alt+Tab, the zap and the VT
+    keys leave it running. Before app.ui.window sized the window itself, Kivy's full
+    screen (a request to a window manager, and there is none) left it at 1280x800 at
+    -128,-16."""
+    x = server(files.xorg_conf())
+    assert x.run("setxkbmap", "-option", "terminate:ctrl_alt_bksp").returncode == 0
+    env = {**os.environ, **unit_environment(), "DISPLAY": x.env["DISPLAY"],
+           "KIOSK_DATA_DIR": str(tmp_path / "data"), "KIVY_HOME": str(tmp_path / "kivy"),
+           "KIOSK_CAMERA__SOURCE": "none"}
+    kiosk = subprocess.Popen([sys.executable, "-m", "app.cli", "run"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while kiosk_window(x) is None and kiosk.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        line = kiosk_window(x)
+        assert line is not None, kiosk.stderr.read() if kiosk.poll() is not None else "no window"
+        assert line.endswith("1024x768+0+0  +0+0"), line
+        x.run("xdotool", "mousemove", "512", "384")
+        for keys in ("Escape", "alt+F4", "ctrl+c", "ctrl+q", "super+d", "alt+Tab",
+                     "ctrl+alt+BackSpace", "ctrl+alt+F1", "ctrl+alt+F2"):
+            press(x, keys)
+        assert kiosk.poll() is None, kiosk.stderr.read()
+        assert x.proc.poll() is None and kiosk_window(x) == line
+    finally:
+        kiosk.kill()  # SIGKILL: the service's SIGTERM handling is tested elsewhere
+        kiosk.wait(timeout=30)
