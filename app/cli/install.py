@@ -8,6 +8,7 @@ docs/install.md walks through it from a fresh Debian 12 PC.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from importlib import metadata
 from pathlib import Path, PurePosixPath
@@ -82,6 +83,9 @@ def install(dry_run: bool, show_files: bool, root: Path | None, release: str | N
         raise click.UsageError("--rollback and --uninstall do not go together")
     if purge and not uninstall:
         raise click.UsageError("--purge goes with --uninstall")
+    if not dry_run and root is None and os.geteuid() != 0:
+        raise click.ClickException("installing changes the system: run it as root "
+                                   "(sudo ./run.sh install), or look first with --dry-run")
     layout = Layout(user=user, data_dir=PurePosixPath(data_dir),
                     prefix=PurePosixPath(prefix), python=python)
     found = ex.survey(layout, root)

@@ -130,3 +130,11 @@ def test_purge_without_uninstall_and_rollback_with_uninstall_are_usage_errors(tm
                      "--root", str(tmp_path)).returncode == 2
     ran = run_kiosk("install", "--rollback", "--dry-run", "--root", str(tmp_path))
     assert ran.returncode == 1 and "nothing to roll back" in ran.stderr
+
+
+def test_a_real_install_needs_root_a_dry_run_does_not(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)  # an ordinary user
+    ran = run_kiosk("install", "--release", "r")
+    assert ran.returncode == 1 and "run it as root" in ran.stderr
+    assert run_kiosk("install", "--dry-run", "--release", "r",
+                     "--root", str(tmp_path)).returncode == 0
