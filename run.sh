@@ -3,6 +3,9 @@
 #
 #   ./run.sh demo      install what is missing, then start the demo kiosk
 #   ./run.sh test      install what is missing, then run the whole test suite
+#   sudo ./run.sh install [kiosk install options]
+#                      install the kiosk on this store PC as a locked-down service
+#                      (docs/install.md; --dry-run lists every file and command)
 #
 # Installs Debian packages (libzbar0 for the barcode decoder, a font that
 # renders Chinese, Xvfb for machines without a display, Mesa's OpenGL for Kivy)
@@ -12,6 +15,10 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 APT_PACKAGES=(libzbar0 fonts-wqy-microhei xvfb xauth libgl1 libgl1-mesa-dri libegl1 libmtdev1)
+# For the install tests: systemd-analyze verify on the units, and a real Xorg (dummy
+# screen) started with the generated lockdown configuration.
+TEST_APT_PACKAGES=(systemd kbd xserver-xorg-core xserver-xorg-video-dummy x11-xkb-utils x11-utils
+                   x11-xserver-utils xdotool)
 VENV=.venv
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -33,13 +40,13 @@ pick_python() {
 }
 
 ensure_system_packages() {
-  local missing=() pkg
+  local missing=() pkg wanted=("${APT_PACKAGES[@]}" "$@")
   local python; python=$(pick_python)
   # Debian splits venv/ensurepip out of the interpreter package.
   if ! "$python" -c 'import ensurepip, venv' >/dev/null 2>&1; then
     missing+=("$(basename "$python")-venv")
   fi
-  for pkg in "${APT_PACKAGES[@]}"; do
+  for pkg in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
   done
   if [ ${#missing[@]} -gt 0 ]; then
@@ -77,7 +84,7 @@ case "${1:-}" in
     with_display "$VENV/bin/kiosk" demo "$@"
     ;;
   test)
-    shift; setup
+    shift; setup; ensure_system_packages "${TEST_APT_PACKAGES[@]}"
     export KIVY_NO_ARGS=1
     say "ruff (lint)"
     "$VENV/bin/ruff" check app devices tests bench seeds
@@ -86,8 +93,13 @@ case "${1:-}" in
     say "pytest (all tests, slow ones included)"
     with_display "$VENV/bin/python" -m pytest "$@"
     ;;
+  install)
+    shift; setup
+    say "installing the kiosk on this PC (kiosk install $*)"
+    as_root "$VENV/bin/kiosk" install "$@"
+    ;;
   *)
-    echo "usage: ./run.sh demo | ./run.sh test [pytest arguments]" >&2
+    echo "usage: ./run.sh demo | ./run.sh test [pytest arguments] | sudo ./run.sh install [options]" >&2
     exit 2
     ;;
 esac

@@ -19,6 +19,7 @@ from app.cli.db import db
 from app.cli.decode import decode
 from app.cli.exit_pass import exit_pass_group
 from app.cli.hq import hq
+from app.cli.install import install
 from app.cli.outbox import outbox
 from app.cli.pay import pay
 from app.cli.printer import printer
@@ -32,7 +33,7 @@ from app.cli.sim import sim
 from app.cli.staff import staff
 
 for _command in (decode, demo, run, catalog, promotions, config, db, printer, exit_pass_group,
-                 pay, outbox, staff, audit, report, scenario, sim, hq, restarts):
+                 pay, outbox, staff, audit, report, scenario, sim, hq, restarts, install):
     main.add_command(_command)
 
 __all__ = ["Context", "main"]

@@ -1,0 +1,140 @@
+"""``kiosk install``'s plan (app/install/plan.py): the dry run against a golden listing, and
+what an upgrade, a reinstall, a rollback and an uninstall plan hold.
+
+The golden listing is ``kiosk install --dry-run --show-files`` into an empty scratch root:
+every file (path, mode, owner, size, sha256 and text), directory and command. After a
+deliberate change, regenerate it with ``KIOSK_UPDATE_GOLDEN=1`` and read the diff.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from app.install import files
+from app.install import plan as p
+from app.install.execute import describe
+from tests.helpers import run_kiosk
+
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = ROOT / "tests" / "golden" / "install-dry-run.txt"
+OPTS = p.Options(release="0.2.0-new", source="/src/kiosk")
+
+
+def test_the_dry_run_lists_every_file_and_command_as_the_golden_listing(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    ran = run_kiosk("install", "--dry-run", "--show-files", "--root", str(root),
+                    "--release", "0.1.0-golden", "--source", "/src/kiosk",
+                    "--python", "/usr/bin/python3")
+    assert ran.returncode == 0, ran.stderr
+    listing = ran.stdout.replace(str(root), "<root>")
+    if os.environ.get("KIOSK_UPDATE_GOLDEN"):
+        GOLDEN.write_text(listing, encoding="utf-8")
+    assert listing == GOLDEN.read_text(encoding="utf-8")
+    assert list(root.iterdir()) == []  # a dry run changes nothing
+
+
+def test_the_plan_is_the_same_for_the_same_options_and_machine():
+    assert p.install_plan(OPTS, p.Found()) == p.install_plan(OPTS, p.Found())
+
+
+def test_the_units_carry_what_supervision_needs():
+    unit = files.kiosk_unit(files.Layout())
+    for line in ("Type=notify", "NotifyAccess=main", f"WatchdogSec={files.WATCHDOG_SEC}s",
+                 "Restart=always", "RestartSec=2s", "KillMode=mixed", "User=kiosk",
+                 "ExecStart=/opt/kiosk/current/venv/bin/kiosk run", "StartLimitBurst=5"):
+        assert line in unit.splitlines(), line
+    assert files.RESTART_SEC < 5  # restarted within 5 s of a crash (issue 20)
+    x_unit = files.x_unit(files.Layout())
+    assert "-nocursor" in x_unit and "-novtswitch" in x_unit and "-s 0 -dpms" in x_unit
+
+
+def test_an_upgrade_stops_the_kiosk_before_migrating_and_switches_current_after():
+    found = p.Found(user_exists=True, current="0.1.0-old", releases=("0.1.0-old",),
+                    config_exists=True)
+    steps = p.install_plan(OPTS, found)
+    lines = [describe(s) for s in steps]
+    stop = lines.index("run     systemctl stop kiosk.service  # the database is migrated "
+                       "with the kiosk stopped")
+    migrate = next(i for i, s in enumerate(steps) if isinstance(s, p.Migrate))
+    link = next(i for i, s in enumerate(steps) if isinstance(s, p.Link))
+    venv = next(i for i, line in enumerate(lines) if "-m venv" in line)
+    assert venv < stop < migrate < link  # the old release sells while the new one builds
+    assert steps[link] == p.Link(PurePosixPath("/opt/kiosk/current"), "releases/0.2.0-new")
+    record = next(s for s in steps if isinstance(s, p.WriteFile)
+                  and s.path.name == "release.json")
+    assert '"previous": "0.1.0-old"' in record.content
+    assert not any(isinstance(s, p.WriteFile) and s.path.name == "kiosk.toml" for s in steps)
+    assert any("usermod" in line for line in lines) and not any("useradd" in x for x in lines)
+
+
+def test_reinstalling_the_same_release_keeps_its_venv_and_its_previous():
+    found = p.Found(user_exists=True, current="0.2.0-new", releases=("0.1.0-old", "0.2.0-new"),
+                    current_record={"previous": "0.1.0-old"})
+    steps = p.install_plan(OPTS, found)
+    assert not any(isinstance(s, p.Run) and "venv" in s.argv for s in steps)
+    record = next(s for s in steps if isinstance(s, p.WriteFile)
+                  and s.path.name == "release.json")
+    assert '"previous": "0.1.0-old"' in record.content
+    # The kiosk is still stopped around the migration step (which will find nothing to run).
+    assert any(isinstance(s, p.Run) and s.argv[:2] == ("systemctl", "stop") for s in steps)
+
+
+def test_rollback_restores_the_pre_migration_backup_and_points_current_back():
+    found = p.Found(current="0.2.0-new", releases=("0.1.0-old", "0.2.0-new"),
+                    current_record={"previous": "0.1.0-old"},
+                    current_upgrade={"backup": "/var/lib/kiosk/backups/pre-upgrade-x.db"})
+    steps = p.rollback_plan(files.Layout(), found)
+    assert [describe(s) for s in steps] == [
+        "run     systemctl stop kiosk.service",
+        "restore /var/lib/kiosk/backups/pre-upgrade-x.db -> /var/lib/kiosk/kiosk.db"
+        "  # the current file kept aside",
+        "chown   /var/lib/kiosk  kiosk:kiosk (recursive)",
+        "link    /opt/kiosk/current -> releases/0.1.0-old",
+        "run     systemctl start kiosk.service",
+    ]
+    # No migration ran: the database is left as it is (sales since the upgrade kept).
+    steps = p.rollback_plan(files.Layout(), p.Found(
+        current="0.2.0-new", releases=("0.1.0-old", "0.2.0-new"),
+        current_record={"previous": "0.1.0-old"}, current_upgrade={"backup": ""}))
+    assert not any(isinstance(s, p.Restore) for s in steps)
+
+
+@pytest.mark.parametrize("found", [
+    p.Found(),
+    p.Found(current="0.2.0-new", releases=("0.2.0-new",), current_record={"previous": None}),
+    p.Found(current="0.2.0-new", releases=("0.2.0-new",),
+            current_record={"previous": "0.1.0-gone"}),
+])
+def test_rollback_without_a_previous_release_is_refused(found):
+    with pytest.raises(p.PlanError):
+        p.rollback_plan(files.Layout(), found)
+
+
+def test_uninstall_keeps_the_data_directory_unless_purged():
+    keep = p.uninstall_plan(files.Layout(), purge=False)
+    assert p.Remove(PurePosixPath("/var/lib/kiosk"), tree=True) not in keep
+    assert p.Remove(PurePosixPath("/opt/kiosk"), tree=True) in keep
+    assert all(p.Remove(path) in keep for path in files.SYSTEM_FILES)
+    purge = p.uninstall_plan(files.Layout(), purge=True)
+    assert p.Remove(PurePosixPath("/var/lib/kiosk"), tree=True) in purge
+    assert p.Run(("userdel", "kiosk"), system=True) in purge
+
+
+def test_purge_without_uninstall_and_rollback_with_uninstall_are_usage_errors(tmp_path):
+    assert run_kiosk("install", "--purge", "--dry-run", "--root", str(tmp_path)).returncode == 2
+    assert run_kiosk("install", "--rollback", "--uninstall", "--dry-run",
+                     "--root", str(tmp_path)).returncode == 2
+    ran = run_kiosk("install", "--rollback", "--dry-run", "--root", str(tmp_path))
+    assert ran.returncode == 1 and "nothing to roll back" in ran.stderr
+
+
+def test_a_real_install_needs_root_a_dry_run_does_not(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)  # an ordinary user
+    ran = run_kiosk("install", "--release", "r")
+    assert ran.returncode == 1 and "run it as root" in ran.stderr
+    assert run_kiosk("install", "--dry-run", "--release", "r",
+                     "--root", str(tmp_path)).returncode == 0
