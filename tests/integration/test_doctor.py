@@ -23,6 +23,7 @@ import pytest
 import requests
 
 from app.config import load_settings
+from devices.sim.serial_scanner import VirtualSerialScanner
 from devices.sim.store import SimStore
 from tests.helpers import Ran, run_kiosk
 
@@ -45,7 +46,14 @@ class Machine:
         os.chmod(data_dir, 0o700)
         self.settings = load_settings(None, data_dir, environ={})
         self.store = SimStore(data_dir).start(self.settings)
-        self.extra: dict[str, dict[str, object]] = {}
+        # A serial scanner at a stable name, as udev's /dev/serial/by-id links give one.
+        by_id = data_dir.parent / "serial-by-id"
+        by_id.mkdir(exist_ok=True)
+        self.scanner = VirtualSerialScanner(by_id / "usb-Scanner_Serial-if00")
+
+    def stop(self) -> None:
+        self.scanner.close()
+        self.store.stop()
 
     @property
     def config(self) -> Path:
@@ -61,6 +69,7 @@ class Machine:
             "membership": {"base_url": self.store.backend.url,
                            "token": self.settings.membership.token},
             "camera": {"source": "generated"},
+            "scanner": {"serial_port": str(self.scanner.link)},
         }
         for name, keys in sections.items():
             values.setdefault(name, {}).update(keys)
@@ -101,7 +110,7 @@ def machine(tmp_path, monkeypatch):
             assert ran.returncode == 0, ran.stdout
         yield m
     finally:
-        m.store.stop()
+        m.stop()
 
 
 def lines_of(ran: Ran) -> dict[str, tuple[str, str, str]]:
@@ -137,6 +146,7 @@ def test_a_good_machine_passes_every_check_and_exits_0(machine):
     assert "renders Chinese" in found["font"][1]
     assert re.search(r"30 frames, 1280x720, \d+\.\d fps", found["camera"][1]), found["camera"]
     assert found["printer"][1].endswith(": ok")
+    assert found["scanners"][1] == f"{machine.scanner.link} opens"
     assert "no such order, as expected" in found["payment"][1]
     assert "0 failed: ready" in ran.stdout
     assert "journalctl -u kiosk" in ran.stdout  # where the logs are
@@ -195,6 +205,29 @@ def test_printer_gone(machine):
     result, fix = fails_alone(machine.doctor(), "printer")
     assert f"{port} does not open" in result
     assert "/dev/serial/by-id/" in fix
+
+
+def test_printer_held_by_the_running_kiosk_is_a_warning(machine):
+    """The doctor run beside a running kiosk: the print thread holds the port (flock), so
+    the doctor does not steal its status replies; it says so and exits 0."""
+    from app import bootstrap
+
+    link = bootstrap.build_printer_link(machine.settings, machine.store.printer.port)
+    link.open()
+    try:
+        ran = machine.doctor("--check", "printer")
+    finally:
+        link.close()
+    sev, result, fix = lines_of(ran)["printer"]
+    assert sev == "WARN" and ran.returncode == 0, ran.stdout
+    assert "in use by another program" in result and "systemctl stop kiosk" in fix
+
+
+def test_scanner_unplugged(machine):
+    machine.scanner.unplug()
+    result, fix = fails_alone(machine.doctor(), "scanners")
+    assert f"{machine.scanner.link} does not open" in result
+    assert "scanner.serial_port" in fix
 
 
 def test_camera_gone(machine):
