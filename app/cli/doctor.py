@@ -434,22 +434,30 @@ def build_checks(settings: Settings, uid: int, config_file: Path | None) -> list
               "(default: 'kiosk' when run as root and it exists, else the current user).")
 @click.option("--check", "only", multiple=True, metavar="NAME",
               help="Run only this check (repeatable), e.g. --check printer.")
+@click.option("--skip", multiple=True, metavar="NAME",
+              help="Leave this check out (repeatable), e.g. --skip opengl on a lane that is "
+              "open (the probe shows a full-screen window for a moment).")
 @click.pass_obj
-def doctor(obj: Context, as_json: bool, user: str | None, only: tuple[str, ...]) -> None:
+def doctor(obj: Context, as_json: bool, user: str | None, only: tuple[str, ...],
+           skip: tuple[str, ...]) -> None:
     """Check this kiosk PC: versions, fonts, OpenGL, display, camera, printer, scanners,
     data, database, backups, clock, payment, membership, keys. Each line: PASS, WARN or
     FAIL, what was found and the fix. Exit 1 if anything failed."""
     settings = obj.settings
     checks = build_checks(settings, kiosk_uid(user), config_file_in_use(obj))
-    if only:
-        names = {c.name for c in checks}
-        unknown = [n for n in only if n not in names]
+    names = {c.name for c in checks}
+    for option, given in (("--check", only), ("--skip", skip)):
+        unknown = [n for n in given if n not in names]
         if unknown:
             raise click.BadParameter(f"{', '.join(unknown)}; checks: {', '.join(sorted(names))}",
-                                     param_hint="--check")
+                                     param_hint=option)
+    if only:
+        # A check that reads another's result brings it along: the display's size comes
+        # from the OpenGL probe, the clock offset from the payment provider's reply.
         keep = set(only) | ({"opengl"} if "display" in only else set())
         keep |= {"payment"} if "clock offset" in only else set()
         checks = [c for c in checks if c.name in keep]
+    checks = [c for c in checks if c.name not in skip]
     show: Callable[[CheckResult], None] | None = None
     if not as_json:
         click.echo(f"kiosk doctor: lane {settings.kiosk.lane_id}, data {settings.data_dir}")

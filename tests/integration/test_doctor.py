@@ -176,6 +176,16 @@ def test_json_report_has_the_documented_stable_shape(machine):
         assert f'"{key}"' in guide, key
 
 
+def test_checks_can_be_chosen_or_left_out(machine):
+    ran = machine.doctor("--skip", "opengl", "--skip", "camera")
+    assert ran.returncode == 0 and not {"opengl", "camera"} & set(lines_of(ran))
+    assert "display" in lines_of(ran)  # its size then unknown: a warning, said so
+    ran = machine.doctor("--check", "clock offset")
+    assert set(lines_of(ran)) == {"payment", "clock offset"}  # the offset needs the reply
+    ran = machine.doctor("--check", "printr")
+    assert ran.returncode == 2 and "printr" in ran.stderr
+
+
 def test_the_command_is_in_the_readme_table():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert re.search(r"^\| `kiosk doctor[ `]", readme, re.M)
