@@ -207,9 +207,9 @@ def missing_glyphs(font_path: Path, chars: str = CJK_SAMPLE) -> list[str]:
     """The characters of ``chars`` that the font at ``font_path`` has no glyph for.
 
     Rendered with FreeType (through Pillow): a character without a glyph renders as the
-    font's .notdef glyph, so it is compared with a code point no font maps (U+10FFFD, a
-    private-use noncharacter-adjacent point). Raises ``OSError`` if the file is not a
-    font FreeType can read."""
+    font's .notdef glyph, so it is compared with the rendering of U+10FFFD (a private-use
+    code point no kiosk font maps). Raises ``OSError`` if the file is not a font FreeType
+    can read."""
     from PIL import ImageFont
 
     font = ImageFont.truetype(str(font_path), 32)
@@ -372,6 +372,7 @@ def check_clock_sync(synchronised: bool | None, source: str) -> CheckResult:
 CLOCK_WARN_S = 10.0  # the Date header has 1 s resolution; a round trip adds its half
 CLOCK_FAIL_S = 60.0  # payment providers refuse requests 300 s off (gateway, WeChat Pay):
 #                      fail with a margin, and receipts and exit passes carry the time
+PROVIDER_WINDOW_S = 300.0  # the gateway contract's and WeChat Pay's signed-time window
 
 
 def clock_offset_s(date_header: str, sent_s: float, received_s: float) -> float:
@@ -402,9 +403,14 @@ def check_clock_offset(date_header: str, sent_s: float, received_s: float,
     fix = ("set the time and keep it synchronised: sudo timedatectl set-ntp true; "
            "timedatectl timesync-status")
     said = f"{abs(offset):.0f} s {'behind' if offset > 0 else 'ahead of'} {against}'s clock"
+    if abs(offset) > PROVIDER_WINDOW_S:
+        return fail(name, f"the kiosk's clock is {said}: providers refuse requests more "
+                    f"than {PROVIDER_WINDOW_S:g} s off, so payments fail; receipts and exit "
+                    "passes show the wrong time", fix, **facts)
     if abs(offset) > CLOCK_FAIL_S:
-        return fail(name, f"the kiosk's clock is {said}: payments will be refused and "
-                    "receipts show the wrong time", fix, **facts)
+        return fail(name, f"the kiosk's clock is {said}: receipts and exit passes show the "
+                    f"wrong time, and at {PROVIDER_WINDOW_S:g} s off payments fail", fix,
+                    **facts)
     if abs(offset) > CLOCK_WARN_S:
         return warn(name, f"the kiosk's clock is {said}", fix, **facts)
     return ok(name, f"within {CLOCK_WARN_S:g} s of {against}'s clock ({offset:+.1f} s)",

@@ -41,6 +41,14 @@ def test_clock_offset_severities(offset, severity):
     assert (result.fix == "") == (severity is Severity.PASS)
 
 
+def test_the_failure_says_when_payments_fail_and_when_not_yet():
+    now = 1_800_000_000.0
+    near = d.check_clock_offset(formatdate(now + 120, usegmt=True), now, now, "p").result
+    far = d.check_clock_offset(formatdate(now + 600, usegmt=True), now, now, "p").result
+    assert "at 300 s off payments fail" in near
+    assert "so payments fail" in far
+
+
 def test_no_date_header_is_a_warning_not_a_guess():
     result = d.check_clock_offset("", 0.0, 0.0, "the provider")
     assert result.severity is Severity.WARN and "no Date header" in result.result
