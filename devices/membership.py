@@ -132,6 +132,23 @@ class MemberClient:
         except (ValueError, KeyError, TypeError):
             raise BackendUnavailable("membership backend reply is not JSON") from None
 
+    def check_access(self, kiosk_id: str) -> tuple[str, str]:
+        """Whether the backend is reachable and takes the kiosk's token (``kiosk doctor``):
+        the harmless, authenticated ``GET /v1/kiosks/{id}/audit-head``. Returns (outcome,
+        detail): outcome ``accepted`` (200, or 404: no head yet), ``refused`` (401/403:
+        the token), ``error`` (any other status) or ``unreachable`` (no answer)."""
+        try:
+            r = self.http.get(f"{self.base_url}/v1/kiosks/{kiosk_id}/audit-head",
+                              headers={"Authorization": f"Bearer {self.token}"},
+                              timeout=self.timeout)
+        except requests.RequestException as exc:
+            return "unreachable", f"no answer from {self.base_url}: {exc}"
+        if r.status_code in (200, 404):
+            return "accepted", f"{self.base_url} accepted the kiosk's token"
+        if r.status_code in (401, 403):
+            return "refused", f"{self.base_url} refused the kiosk's token (HTTP {r.status_code})"
+        return "error", f"{self.base_url} answered HTTP {r.status_code}"
+
     def audit_heads(self, kiosk_id: str) -> list[tuple[int, str]] | None:
         """Every audit head (seq, hash) the backend holds for ``kiosk_id``
         (``GET /v1/kiosks/{id}/audit-head``): [] if it holds none, None if it could not be

@@ -17,6 +17,7 @@ from app.cli.catalog import catalog
 from app.cli.config import config
 from app.cli.db import db
 from app.cli.decode import decode
+from app.cli.doctor import doctor
 from app.cli.exit_pass import exit_pass_group
 from app.cli.hq import hq
 from app.cli.install import install
@@ -33,7 +34,8 @@ from app.cli.sim import sim
 from app.cli.staff import staff
 
 for _command in (decode, demo, run, catalog, promotions, config, db, printer, exit_pass_group,
-                 pay, outbox, staff, audit, report, scenario, sim, hq, restarts, install):
+                 pay, outbox, staff, audit, report, scenario, sim, hq, restarts, install,
+                 doctor):
     main.add_command(_command)
 
 __all__ = ["Context", "main"]

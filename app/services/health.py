@@ -14,6 +14,8 @@ from app.domain.payment import PaymentError, ProviderRefused, error_text
 from app.services.payments import PaymentProvider
 from app.storage.outbox import Outbox
 
+# Where a technician goes from here (issue 20): every check with its fix, and the logs.
+MORE = "More: `kiosk doctor` checks this PC, each line with its fix; logs: journalctl -u kiosk"
 ProbeOrder = "HEALTHCHECK0000"  # an order no lane ever creates: any answer means "reachable"
 
 
@@ -43,8 +45,8 @@ def provider_reach(provider: PaymentProvider) -> str:
 def health_lines(devices: Callable[[], list[str]], provider: PaymentProvider, outbox: Outbox,
                  alerts: Callable[[], list[tuple[str, str]]]) -> list[str]:
     """The device health page, one line each: ``devices`` (camera, decoder, printer,
-    scanners), then the payment provider, the events waiting, and up to five open alerts
-    (``alerts()``: (kind, message), newest first)."""
+    scanners), then the payment provider, the events waiting, up to five open alerts
+    (``alerts()``: (kind, message), newest first), and ``MORE`` (the doctor, the logs)."""
     try:
         lines = list(devices())
     except Exception as exc:  # noqa: BLE001 - a health page must always show
@@ -54,6 +56,7 @@ def health_lines(devices: Callable[[], list[str]], provider: PaymentProvider, ou
     lines.append(f"Events: {st.pending} waiting, {st.in_flight} sending, {st.dead} set aside, "
                  f"oldest {st.oldest_pending or '-'}, last upload {st.last_upload or 'never'}")
     lines += [f"Alert ({kind}): {message}" for kind, message in alerts()] or ["Alerts: none"]
+    lines.append(MORE)
     return lines
 
 

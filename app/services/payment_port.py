@@ -45,6 +45,27 @@ class Notification:
     view: ProviderView
 
 
+@dataclass(frozen=True)
+class CredentialCheck:
+    """What a harmless signed request told about the adapter's set-up (``kiosk doctor``).
+
+    ``reached``: the provider answered at all. ``accepted``: it accepted the kiosk's
+    credentials and its reply verified with the keys the kiosk holds (a query for an order
+    that does not exist answered "no such order", signed). ``detail``: what happened, for
+    a technician; ``setting``: the setting a refusal points to ('' if none).
+    ``server_date``: the reply's HTTP ``Date`` header ('' if none), for the clock check;
+    ``sent_at``/``received_at``: the kiosk's wall-clock seconds (``time.time()``) just
+    before the request and just after its reply."""
+
+    reached: bool
+    accepted: bool
+    detail: str
+    setting: str = ""
+    server_date: str = ""
+    sent_at: float = 0.0
+    received_at: float = 0.0
+
+
 class InvalidNotification(ValueError):
     """A notification that failed verification: forged, altered, stale or malformed."""
 
@@ -100,5 +121,12 @@ class PaymentProvider(Protocol):
         """Verify and read a notification, or raise ``InvalidNotification``."""
         ...
 
+    def check_credentials(self) -> CredentialCheck:
+        """A harmless signed request (a query for an order that cannot exist) to tell
+        whether the provider is reachable and accepts the kiosk's credentials; never
+        raises for what the provider answers. For ``kiosk doctor``."""
+        ...
 
-__all__ = ["CodeCharge", "InvalidNotification", "Notification", "OrderRequest", "PaymentProvider"]
+
+__all__ = ["CodeCharge", "CredentialCheck", "InvalidNotification", "Notification",
+           "OrderRequest", "PaymentProvider"]

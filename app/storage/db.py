@@ -179,6 +179,24 @@ def integrity_problems(db: sqlite_utils.Database) -> list[str]:
     return [] if rows == ["ok"] else rows
 
 
+def check_file(path: Path) -> list[str]:
+    """``PRAGMA quick_check`` of the database file at ``path``, opened read-only on a
+    connection of its own (a running kiosk keeps writing; nothing is created or migrated):
+    [] when sound, else SQLite's findings, or the error that kept it from checking (a file
+    that is not a database at all). For ``kiosk doctor``."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True,
+                               timeout=BUSY_TIMEOUT_MS / 1000)
+    except sqlite3.Error as exc:
+        return [f"cannot open: {exc}"]
+    try:
+        return integrity_problems(sqlite_utils.Database(conn))
+    except sqlite3.DatabaseError as exc:
+        return [str(exc)]
+    finally:
+        conn.close()
+
+
 def backup_database(db: sqlite_utils.Database, target: Path) -> Path:
     """Copy the open database ``db`` to ``target`` with SQLite's online backup API
     (``sqlite3.Connection.backup``: a consistent copy while the lane keeps writing),

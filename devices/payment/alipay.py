@@ -58,6 +58,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from app.domain.payment import PaymentError, ProviderRefused, ProviderStatus, ProviderView
 from app.services.payment_port import (
     CodeCharge,
+    CredentialCheck,
     InvalidNotification,
     Notification,
     OrderRequest,
@@ -359,6 +360,13 @@ class AlipayAdapter:
         if not self._ok(node):
             raise refused("refund", node, signed=True)
         return str(node.get("trade_no", "")) + ":" + refund_no
+
+    def check_credentials(self) -> CredentialCheck:
+        """A query for an order that cannot exist, signed as every request: see
+        ``devices.payment.probe_credentials`` (for ``kiosk doctor``)."""
+        from devices.payment import probe_credentials
+
+        return probe_credentials(self.query, self.http, "Alipay")
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
         try:

@@ -25,7 +25,13 @@ import requests
 
 from app.domain.payment import PaymentError, ProviderRefused, ProviderStatus, ProviderView
 from app.domain.payment_code import DECLINES, DEFAULT_CODE_RANGES
-from app.services.payment_port import CodeCharge, InvalidNotification, Notification, OrderRequest
+from app.services.payment_port import (
+    CodeCharge,
+    CredentialCheck,
+    InvalidNotification,
+    Notification,
+    OrderRequest,
+)
 
 SIMULATOR_URL = "http://127.0.0.1:8765"
 SIMULATOR_SECRET = "simulator-secret-not-for-production"  # noqa: S105 - a public test value
@@ -230,6 +236,13 @@ class GatewayAdapter:
             "refund_no": refund_no, "amount_minor": amount_minor, "total_minor": total_minor,
             "reason": reason})
         return str(data.get("refund_id", ""))
+
+    def check_credentials(self) -> CredentialCheck:
+        """A query for an order that cannot exist, signed as every request: see
+        ``devices.payment.probe_credentials`` (for ``kiosk doctor``)."""
+        from devices.payment import probe_credentials
+
+        return probe_credentials(self.query, self.http, self.name)
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
         lower = {k.lower(): v for k, v in headers.items()}

@@ -69,6 +69,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from app.domain.payment import PaymentError, ProviderRefused, ProviderStatus, ProviderView
 from app.services.payment_port import (
     CodeCharge,
+    CredentialCheck,
     InvalidNotification,
     Notification,
     OrderRequest,
@@ -592,6 +593,13 @@ class WeChatPayAdapter:
         if status != 200:
             raise self.refused(status, data)
         return str(data.get("refund_id", ""))
+
+    def check_credentials(self) -> CredentialCheck:
+        """A query for an order that cannot exist, signed as every request: see
+        ``devices.payment.probe_credentials`` (for ``kiosk doctor``)."""
+        from devices.payment import probe_credentials
+
+        return probe_credentials(self.query, self.http, "WeChat Pay")
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
         problem = self._unverified(headers, body)

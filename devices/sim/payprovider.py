@@ -25,6 +25,8 @@ and show the WeChat requests as received (devices/sim/payprotocols.py).
 simulated phone show a new payment code (the wallet's real prefix and length, valid 60 s,
 usable once; lose_reply: its charge's reply is dropped) and answers it with its expiry;
 the contract's ``code-charge`` and ``reverse`` charge and give it up.
+``POST /sim/clock {"date_skew_s": N}`` puts every later reply's HTTP ``Date`` header N s
+off (a provider whose clock disagrees with the kiosk's: ``kiosk doctor``'s clock check).
 ``GET /sim/state`` returns every order (its status, how many create calls and
 status queries named it) and how many times each was charged.
 
@@ -151,6 +153,13 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt: str, *args: Any) -> None:  # quiet: tests run many requests
         pass
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The HTTP ``Date`` header, off by the server's ``date_skew_s`` (``POST /sim/clock``):
+        a provider whose clock disagrees with the kiosk's, for ``kiosk doctor``'s clock
+        check. Only the header: the gateway's signed timestamps stay true."""
+        return super().date_time_string(
+            (timestamp if timestamp is not None else time.time()) + self.server.date_skew_s)
+
     @property
     def provider(self) -> Provider:
         return self.server.provider
@@ -248,6 +257,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._shopper(parts[2], parts[3], body)
         if parts == ["sim", "script"]:
             return self._script(body)
+        if parts == ["sim", "clock"]:
+            return self._clock(body)
         if parts == ["sim", "wallets", "code"]:
             return self._issue_code(body)
         if parts[:2] == ["sim", "wechat"] and len(parts) == 3:
@@ -420,6 +431,16 @@ class Handler(BaseHTTPRequestHandler):
                     self.provider.orders[target].script = script
         return self._send(200, {"order": target, "outcome": outcome})
 
+    def _clock(self, body: bytes) -> None:
+        """``POST /sim/clock`` {"date_skew_s": seconds}: every later reply's ``Date`` header
+        is that far ahead (negative: behind) of the simulator's true time."""
+        try:
+            skew = float(json.loads(body)["date_skew_s"])
+        except (ValueError, KeyError, TypeError):
+            return self._send(400, {"error": "date_skew_s: a number of seconds"})
+        self.server.date_skew_s = skew
+        return self._send(200, {"date_skew_s": skew})
+
     def _page(self) -> None:
         p = self.provider
         rows = []
@@ -462,6 +483,7 @@ class PayServer(ThreadingHTTPServer):
     def __init__(self, port: int = 8765, secret: str = SIMULATOR_SECRET,
                  keys_dir: Path | None = None) -> None:
         self.provider = Provider(secret)
+        self.date_skew_s = 0.0  # added to the Date header (POST /sim/clock)
         # Set before binding: a failed bind calls server_close(), which looks at them.
         self._own_keys_dir: Path | None = None
         self._files_lock = threading.Lock()

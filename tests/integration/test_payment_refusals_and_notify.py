@@ -90,6 +90,8 @@ def test_the_health_page_shows_the_code_and_the_setting(kiosk):
     lines = health_lines(lambda: [], RefusingProvider(), bootstrap.build_outbox(kiosk),
                          lambda: [])
     assert lines[0].startswith("Payment (refusing): answered in ") and lines[0].endswith(REFUSAL)
+    # A technician is pointed to the doctor and the logs (issue 20).
+    assert "kiosk doctor" in lines[-1] and "journalctl -u kiosk" in lines[-1]
 
 
 def sim_env(data_dir: Path, sim, secret: str | None = None) -> dict[str, str]:
