@@ -191,3 +191,34 @@ def test_back_to_the_cart_from_the_qr_closes_the_order_first(make_lane, sim):
     assert not lane.view.frozen and lane.view.notice.key == "payment_cancelled"
     assert lane.p.desk.repo.open_for_cart(lane.session.session_id) is None
     assert lane.p.desk.repo.get(no).state.value == "cancelled"
+
+
+def test_the_pay_screen_says_what_the_total_is_for_in_both_languages(make_lane):
+    from app.ui import present
+
+    lane = make_lane(lookup=lambda phone: "M000001")
+    lane.start()
+    lane.member_phone("13800000001")
+    lane.scan(MILK)  # 6.50, member 5.90
+    lane.scan(MILK)
+    lane.pay()
+    view = lane.view
+    assert view.screen is Screen.PAY
+    assert present.pay_summary(view, "zh") == "2 件  ·  已优惠 ¥1.20  ·  会员 138****0001"
+    assert present.pay_summary(view, "en") == "2 items  ·  You save ¥1.20  ·  Member 138****0001"
+    assert present.member_line(view, "en") == "Member 138****0001"  # never M000001 or 1380...
+    assert present.scan_with(("wechat", "alipay"), "zh") == "请用微信支付或支付宝扫描二维码付款"
+    assert present.scan_with(("wechat", "alipay"), "en") == \
+        "Scan the QR code with WeChat Pay or Alipay"
+
+
+def test_plus_is_shown_off_on_the_full_line_only(make_lane):
+    from app.ui import present
+
+    lane = make_lane()
+    lane.scan(EGGS)
+    lane.scan(EGGS)
+    lane.scan(MILK)
+    rows = {r["name"]: r for r in present.cart_rows(lane.view, "en")}
+    assert rows["Fresh Eggs 10pcs"]["can_plus"] is False
+    assert rows["Whole Milk 250ml"]["can_plus"] is True
