@@ -62,7 +62,10 @@ def whole_sale(d: Driver) -> Step:
     d.hold(BEER)
     yield from d.until(lambda: len(d.app.rows) == 2, "beer in the cart")
     yield from d.frames(3)
-    d.touch(d.row_button(1, "-"))  # one beer, minus: the line goes
+    d.touch(d.row_button(1, "-"))  # one beer, minus: asked first, then the line goes
+    yield from d.until(lambda: d.app.view.confirm is not None, "asked before removing")
+    yield from d.frames(3)
+    d.press("confirm_yes")
     yield from d.until(lambda: len(d.app.rows) == 1, "beer removed")
     d.hold(UNKNOWN)
     yield from d.until(lambda: d.app.shown.get("notice_level") == "error", "refusal shown")
@@ -352,6 +355,9 @@ def cart_you_can_check(d: Driver) -> Step:
         yield from scan_one(d, code, n)
     yield from d.shot(f"cart-newest-in-view-{lang}")
     check(sum(r["highlight"] for r in d.app.rows) == 1, "only the newest line is lit")
+    # The rest in large text: taller rows, the same promises.
+    d.app.set_text_size(True)
+    yield from d.frames(3)
     # Scanned again: the first line (now above the fold) is the one shown.
     yield from scan_one(d, EIGHT[0], 8)
     check(d.app.view.last_line_id == d.app.rows[0]["line_id"], "the milk line took the scan")
@@ -364,6 +370,7 @@ def cart_you_can_check(d: Driver) -> Step:
     yield from d.until(lambda: not any(r["highlight"] for r in d.app.rows), "the light off")
     check(not cart_row_of(d, eggs).highlight, "the eggs' row is no longer lit")
     d.app.highlight_s = 3600
+    yield from d.shot(f"cart-large-{lang}")
     plus = next(c for c in cart_row_of(d, eggs).walk() if getattr(c, "text", "") == "+")
     check(plus.disabled, "'+' is off at the eggs' limit of 2")
     # "-" at quantity 1 asks; Keep keeps, Remove removes.
@@ -373,7 +380,7 @@ def cart_you_can_check(d: Driver) -> Step:
     yield from d.until(lambda: d.app.view.confirm is not None, "asked before removing")
     yield from d.frames(4)
     check(w["remove_q"] in d.text("confirm_text"), d.text("confirm_text"))
-    yield from d.shot(f"confirm-remove-{lang}")
+    yield from d.shot(f"confirm-remove-{lang}-large")
     d.press("confirm_no")
     yield from d.popup_closed()
     check(len(d.app.rows) == 8, "kept")
@@ -391,7 +398,7 @@ def cart_you_can_check(d: Driver) -> Step:
     for part in (w["items"], w["save"], w["member"]):
         check(part in summary, (part, summary))
     check(d.text("cancel_payment") == w["back"], d.text("cancel_payment"))
-    yield from d.shot(f"pay-summary-{lang}")
+    yield from d.shot(f"pay-summary-{lang}-large")
     d.press("cancel_payment")
     yield from d.screen_is("shopping")
     check(len(d.app.rows) == 7, "the cart is as it was")
@@ -400,7 +407,7 @@ def cart_you_can_check(d: Driver) -> Step:
     yield from d.until(lambda: d.app.view.confirm is not None, "asked before starting over")
     yield from d.frames(4)
     check(w["start_over_q"] in d.text("confirm_text"), d.text("confirm_text"))
-    yield from d.shot(f"confirm-start-over-{lang}")
+    yield from d.shot(f"confirm-start-over-{lang}-large")
     d.press("confirm_yes")
     yield from d.screen_is("attract")
     check(d.app.rows == [] and not d.app.shown["member"], "wiped for a fresh start")
