@@ -222,3 +222,18 @@ def test_plus_is_shown_off_on_the_full_line_only(make_lane):
     rows = {r["name"]: r for r in present.cart_rows(lane.view, "en")}
     assert rows["Fresh Eggs 10pcs"]["can_plus"] is False
     assert rows["Whole Milk 250ml"]["can_plus"] is True
+
+
+def test_back_to_the_cart_after_the_phone_paid_is_the_sale_not_the_cart(make_lane, sim):
+    """The shopper paid on the phone and taps "Back to cart" before the kiosk heard: the
+    desk asks the provider before closing, finds it paid, and the receipt follows."""
+    import requests
+
+    lane = make_lane(aggregated_qr=True)
+    lane.scan(MILK)
+    lane.pay()
+    no = lane.view.payment.out_trade_no
+    assert requests.post(f"{sim.url}/sim/orders/{no}/pay", timeout=5).ok
+    lane.cancel_payment()
+    assert lane.view.screen is Screen.RECEIPT and lane.view.receipt.total.minor == 650
+    assert lane.p.desk.repo.get(no).state.value == "paid"
