@@ -503,6 +503,14 @@ class PaymentSettings:
         "recorded. One entry or none: no choice screen.",
         ["wechat", "alipay"],
     )
+    aggregated_qr: bool = _doc(
+        "Set true when the adapter's one payment QR can be scanned by every wallet in "
+        "payment.wallets (an aggregated QR: the 'gateway' and 'simulator' adapters serve "
+        "one): choosing a wallet then changes nothing, so the choice screen is skipped and "
+        "the QR shown at once ('scan with WeChat Pay or Alipay'). Ignored (the choice stays) "
+        "for an adapter whose QR is one wallet's own ('wechatpay', 'alipay').",
+        False,
+    )
     min_free_mb: int = _doc(
         "Free space the data directory must have before a payment QR is shown (the paid "
         "sale, its receipt and events must be writable); below it the payment is refused "

@@ -80,6 +80,17 @@ class Cart:
     def units_of(self, code: str) -> int:
         return sum(line.quantity for line in self._lines.values() if line.product.code == code)
 
+    def room_for_one_more(self, line_id: int) -> bool:
+        """Whether "+" on line ``line_id`` can succeed: not frozen, counted (not weighed or
+        label-priced), under ``MAX_QUANTITY`` on the line and under the product's
+        ``quantity_limit`` over all its lines (the rules ``set_quantity`` enforces).
+        False for a line not in the cart."""
+        line = self._lines.get(line_id)
+        if line is None or self.frozen or line.weighed or line.quantity >= MAX_QUANTITY:
+            return False
+        limit = line.product.quantity_limit
+        return limit is None or self.units_of(line.product.code) < limit
+
     def _check_limit(self, product: Product, extra: int) -> None:
         limit = product.quantity_limit
         if limit is not None and self.units_of(product.code) + extra > limit:

@@ -43,6 +43,7 @@ class LaneCore:
         self.checkout = parts.new_checkout()
         self.session: ShoppingSession | None = None
         self.member_provisional = False
+        self._member_masked = ""  # a phone member's number, masked (LaneView.member_masked)
         self._promotions: list[Promotion] = []
         self._view = LaneView(Screen.ATTRACT)
         self._listeners: list[Callable[[LaneView], None]] = []
@@ -107,9 +108,15 @@ class LaneCore:
                             currency=self.p.currency) if lines or self.session else None
         ages = tuple((ln.line_id, ln.product.name_zh, ln.product.name_en, ln.product.min_age or 0)
                      for ln in self.checkout.cart.pending_age_checks())
+        cart = self.checkout.cart
+        full = tuple(ln.line_id for ln in lines if not cart.room_for_one_more(ln.line_id))
+        # A question on screen is about the cart as it was: any change to what is shown
+        # takes it away unless the change asks it (a scan while "remove?" is up, say).
+        changes.setdefault("confirm", None)
         self._show(priced=priced, member_id=self.session.member_id if self.session else None,
-                   member_provisional=self.member_provisional, frozen=self.checkout.cart.frozen,
-                   age_lines=ages, **changes)
+                   member_provisional=self.member_provisional, frozen=cart.frozen,
+                   age_lines=ages, full_lines=full, member_masked=self._member_masked,
+                   **changes)
 
     def _home(self) -> Screen:
         if not self._open:
@@ -162,6 +169,7 @@ class LaneCore:
                                              self.p.currency)
         self._promotions = self.session.promotions
         self.member_provisional = False
+        self._member_masked = ""
         self._help_at = None
         self._show(help_requested=False)
         self._touched()
@@ -197,6 +205,7 @@ class LaneCore:
         self.session = None
         self.checkout = self.p.new_checkout()
         self.member_provisional = False
+        self._member_masked = ""
         self._receipt_job = None
         self._next_poll = None
         self._deadline_at = None
@@ -223,6 +232,9 @@ class LaneCore:
 
     def cancel_payment(self) -> None:
         raise NotImplementedError  # app.lane.paying
+
+    def remove(self, line_id: int) -> None:
+        raise NotImplementedError  # app.lane.scanning
 
     def pay_by_code(self, text: str, how: str) -> None:
         raise NotImplementedError  # app.lane.paying

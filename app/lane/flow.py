@@ -13,7 +13,7 @@ from dataclasses import replace
 from app.domain.payment import Payment, PaymentState
 from app.lane.core import LaneCore
 from app.lane.parts import HELP_REPEAT
-from app.lane.views import LaneView, Notice, Screen
+from app.lane.views import Confirm, LaneView, Notice, Screen
 from app.services.session import ShoppingSession
 from app.storage.db import is_disk_full
 from app.storage.lane_state import LaneState
@@ -86,6 +86,31 @@ class ScreenFlow(LaneCore):
         if self._view.screen in (Screen.AGE_CHECK, Screen.ERROR, Screen.MEMBER):
             target = Screen.SHOPPING if self.session is not None else self._home()
             self._cart_view(screen=target, notice=None)
+
+    def ask_start_over(self) -> None:
+        """Shopping screen, "Cancel and start again": asks first (``answer``)."""
+        self._touched()
+        if self._view.screen is Screen.SHOPPING and self.session is not None:
+            self._cart_view(confirm=Confirm("start_over"))
+
+    def answer(self, yes: bool) -> None:
+        """The shopper's answer to the question on screen (``LaneView.confirm``):
+
+        - "remove", yes: the line goes (``item_removed``, as the Remove button);
+        - "start_over", yes: the cart is given up as a walk-away is (``abandon`` with
+          reason "shopper_cancelled": ``session_abandoned`` with the cart), and the
+          attract screen is back for a fresh start;
+        - no: the question goes, nothing changes."""
+        self._touched()
+        asked = self._view.confirm
+        if asked is None or self._view.screen is not Screen.SHOPPING:
+            return
+        if not yes:
+            self._show(confirm=None)
+        elif asked.kind == "remove" and asked.line_id is not None:
+            self.remove(asked.line_id)
+        elif asked.kind == "start_over":
+            self.abandon("shopper_cancelled")
 
     def call_staff(self) -> None:
         """Recorded every time (at most once a minute): as an event in a session, and

@@ -62,6 +62,9 @@ class LaneParts:
     phone_lookup: Callable[[str], str | None] | None = None
     phone_secret: str = ""
     wallets: tuple[str, ...] = ()
+    # payment.aggregated_qr: one QR serves every wallet, so no wallet choice (only when the
+    # adapter says its QR is aggregated too: ``Paying._one_qr``).
+    aggregated_qr: bool = False
     # Which wallet a payment code belongs to (payment.code_ranges; the published ranges).
     code_ranges: tuple[CodeRange, ...] = DEFAULT_CODE_RANGES
     points_per_unit: int = 1

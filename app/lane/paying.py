@@ -53,14 +53,30 @@ class Paying(LaneCore):
                         takes_codes=self._takes_codes())
         self._receipt_notice = self.p.receipt_notice()
         self._show(checking_printer=False, printer_notice=self._receipt_notice)
-        if len(self.p.wallets) <= 1:
-            self.choose_wallet(self.p.wallets[0] if self.p.wallets else "")
+        if self._no_wallet_choice():
+            self.choose_wallet(self._only_wallet())
+
+    def _one_qr(self) -> bool:
+        """One aggregated QR serves every wallet in ``payment.wallets``: the setting
+        (``payment.aggregated_qr``) says so and the adapter agrees (``aggregated_qr``: the
+        gateway and the simulator; not WeChat Pay's or Alipay's own QR, nor a plugin that
+        does not say). Then choosing a wallet changes nothing and is not asked."""
+        return self.p.aggregated_qr and bool(getattr(self.p.desk.provider, "aggregated_qr",
+                                                     False))
+
+    def _no_wallet_choice(self) -> bool:
+        return len(self.p.wallets) <= 1 or self._one_qr()
+
+    def _only_wallet(self) -> str:
+        """The wallet recorded when there is no choice: the one configured, or '' (any)."""
+        return self.p.wallets[0] if len(self.p.wallets) == 1 else ""
 
     def choose_wallet(self, wallet: str) -> None:
         self._touched()
         if self.session is None or self._view.screen is not Screen.PAY or self._view.payment:
             return
-        if self.p.wallets and wallet not in self.p.wallets:
+        if self.p.wallets and wallet not in self.p.wallets and \
+                not (wallet == "" and self._one_qr()):
             return
         ready = self._ready_to_pay()
         if ready is None:
@@ -333,8 +349,8 @@ class Paying(LaneCore):
         self._cart_view(screen=Screen.PAY, payment=None, wallets=self.p.wallets,
                         takes_codes=self._takes_codes(), notice=notice,
                         printer_notice=self._receipt_notice, checking_printer=False)
-        if len(self.p.wallets) <= 1:
-            self.choose_wallet(self.p.wallets[0] if self.p.wallets else "")
+        if self._no_wallet_choice():
+            self.choose_wallet(self._only_wallet())
             if self._view.screen is Screen.PAY and self._view.payment is not None:
                 self._show(notice=notice)  # the reason stays beside the new QR
 

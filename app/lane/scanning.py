@@ -14,8 +14,8 @@ from app.domain.member_code import CodeInvalid
 from app.domain.rejections import Refused
 from app.domain.scan_input import CleanScan, ScanKind, classify, clean_scan
 from app.lane.core import LaneCore
-from app.lane.views import Notice, Screen, refused_notice
-from app.services.members import MemberIdentity, identify_by_phone
+from app.lane.views import Confirm, Notice, Screen, refused_notice
+from app.services.members import MemberIdentity, identify_by_phone, mask_phone
 from app.services.session import ShoppingSession
 
 # Screens with no cart to add to: a payment QR or an exit pass under the camera is not a buy.
@@ -171,9 +171,11 @@ class Scanning(LaneCore):
         if member is None:
             self._cart_view(notice=Notice.of("member_unknown", "error"))
             return
-        self._identified(member)
+        # Once accepted the number is only ever shown masked (the next shopper in the
+        # queue can read the screen); the keypad clears when the screen changes.
+        self._identified(member, masked=mask_phone(text))
 
-    def _identified(self, member: MemberIdentity) -> None:
+    def _identified(self, member: MemberIdentity, masked: str = "") -> None:
         if self.session is None:
             if not self._may_start():
                 return
@@ -181,10 +183,14 @@ class Scanning(LaneCore):
         assert self.session is not None
         self.session.identify(member)
         self.member_provisional = member.provisional
+        self._member_masked = masked
         self._cart_view(screen=Screen.SHOPPING, notice=Notice.of(
             "member_welcome_offline" if member.provisional else "member_welcome", "ok"))
 
-    def _line_change(self, change: Callable[[ShoppingSession], object]) -> None:
+    def _line_change(self, change: Callable[[ShoppingSession], object],
+                     line_id: int | None = None) -> None:
+        """Apply ``change`` (which touches line ``line_id``, or removes it: None) and show
+        the cart with that line as the one just changed (scrolled to, highlighted)."""
         self._touched()
         if self.session is None or self._view.screen is not Screen.SHOPPING:
             return
@@ -198,19 +204,32 @@ class Scanning(LaneCore):
             return
         except KeyError:
             return  # the line went (a double tap on remove): nothing to do
-        self._cart_view(notice=None)
+        if line_id is None:
+            self._cart_view(notice=None)
+        else:
+            self._cart_view(notice=None, last_line_id=line_id)
 
     def plus(self, line_id: int) -> None:
+        """"+" on a line; refused with the cart's own words at the line's limit
+        (``Cart.room_for_one_more``: the screen disables "+" there already)."""
         self._line_change(lambda s: s.set_quantity(
-            line_id, self.checkout.cart.line(line_id).quantity + 1))
+            line_id, self.checkout.cart.line(line_id).quantity + 1), line_id)
 
     def minus(self, line_id: int) -> None:
-        def less(s: ShoppingSession) -> object:
+        """"-" on a line: one fewer; at quantity 1 the shopper is asked first (a "-"
+        tapped once too often must not take a line away unasked: ``answer``)."""
+        self._touched()
+        if self.session is None or self._view.screen is not Screen.SHOPPING:
+            return
+        try:
             line = self.checkout.cart.line(line_id)
-            if line.quantity <= 1:
-                return s.remove(line_id)
-            return s.set_quantity(line_id, line.quantity - 1)
-        self._line_change(less)
+        except Refused:
+            return  # already gone (a double tap): nothing to ask
+        if line.quantity <= 1 and not self.checkout.cart.frozen:
+            self._cart_view(confirm=Confirm("remove", line_id, line.product.name_zh,
+                                            line.product.name_en))
+            return
+        self._line_change(lambda s: s.set_quantity(line_id, line.quantity - 1), line_id)
 
     def remove(self, line_id: int) -> None:
         self._line_change(lambda s: s.remove(line_id))

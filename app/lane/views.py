@@ -48,6 +48,18 @@ class Notice:
 
 
 @dataclass(frozen=True)
+class Confirm:
+    """A question on screen before an irreversible step: ``kind`` "remove" (the "-" at
+    quantity 1: take line ``line_id``, named ``name_zh``/``name_en``, off the cart) or
+    "start_over" (empty the cart and end the session)."""
+
+    kind: str
+    line_id: int | None = None
+    name_zh: str = ""
+    name_en: str = ""
+
+
+@dataclass(frozen=True)
 class PaymentView:
     out_trade_no: str
     qr_payload: str
@@ -87,7 +99,13 @@ class LaneView:
     member_id: str | None = None
     member_provisional: bool = False
     notice: Notice | None = None
-    last_line_id: int | None = None  # the line the last scan touched (highlighted)
+    last_line_id: int | None = None  # the line the last scan or +/- touched (highlighted)
+    # Lines whose "+" cannot succeed (app.domain.cart.Cart.room_for_one_more): disabled.
+    full_lines: tuple[int, ...] = ()
+    confirm: Confirm | None = None  # a question waiting for the shopper's answer
+    # A member identified by phone: the number with its middle digits masked
+    # (138****5678), shown wherever the member is named; '' otherwise.
+    member_masked: str = ""
     frozen: bool = False
     age_lines: tuple[tuple[int, str, str, int], ...] = ()  # line id, zh, en, minimum age
     checking_printer: bool = False
@@ -118,5 +136,5 @@ def refused_notice(exc: Refused) -> Notice:
                      message_en=r.message_en)
 
 
-__all__ = ["IDLE_WATCHED", "LaneView", "Notice", "PaymentView", "ReceiptView", "Screen",
+__all__ = ["IDLE_WATCHED", "Confirm", "LaneView", "Notice", "PaymentView", "ReceiptView", "Screen",
            "refused_notice"]

@@ -95,6 +95,14 @@ def normalise_phone(text: str) -> str:
     return digits
 
 
+def mask_phone(phone: str) -> str:
+    """An 11-digit mobile number (``normalise_phone``'s form) with its middle four digits
+    hidden, as Chinese apps and receipts show it: "13812345678" -> "138****5678".
+    Raises ValueError for anything ``normalise_phone`` refuses."""
+    digits = normalise_phone(phone)
+    return f"{digits[:3]}****{digits[7:]}"
+
+
 def provisional_id(phone: str, secret: str) -> str:
     """A keyed hash of the number: the backend (which shares ``secret``, the kiosk's
     token) can match it to the member; nobody can brute-force 11 digits back from it."""

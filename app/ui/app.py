@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ from app.ui import present  # noqa: E402
 from app.ui.bridge import Bridge  # noqa: E402
 from app.ui.sounds import Sounds  # noqa: E402
 from app.ui.strings import STRINGS, say  # noqa: E402
-from app.ui.widgets import CodeEntry, DemoShelf  # noqa: E402
+from app.ui.widgets import CodeEntry, ConfirmBox, DemoShelf  # noqa: E402
 
 log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -64,6 +65,7 @@ THEMES = {
 STAFF_PAGES = {"lines": "pick", "sales": "pick", "verify": "text"}  # pages sharing a layout
 LARGE = 1.3  # large-text mode: every font and touch target this much bigger
 MIN_TARGET_MM = 15
+HIGHLIGHT_S = 4.0  # how long the line just scanned or changed stays highlighted
 
 
 class KioskApp(App):
@@ -102,6 +104,9 @@ class KioskApp(App):
         self._last_view = LaneView(Screen.ATTRACT)
         self._entry: CodeEntry | None = None
         self._shelf: DemoShelf | None = None
+        self._confirm: ConfirmBox | None = None
+        self._highlight_until = 0.0  # time.monotonic() until which the changed line is lit
+        self.highlight_s = HIGHLIGHT_S  # a test may lengthen it (a loaded machine is slow)
 
     # -- building ------------------------------------------------------------------------------
     def build(self):  # type: ignore[no-untyped-def]
@@ -277,8 +282,47 @@ class KioskApp(App):
             if (before.staff and before.staff.page) != (view.staff and view.staff.page):
                 staff.staff_keypad.typed = ""
                 staff.amount_keypad.typed = ""
+        if self._line_changed(before, view):
+            self._highlight_until = time.monotonic() + self.highlight_s
         self._render()
         self._react(before, view)
+        self._ask(view)
+        if self._line_changed(before, view) or (view.screen is Screen.SHOPPING and
+                                                before.screen is not Screen.SHOPPING):
+            # After the RecycleView has taken the new rows (next frame), and once more
+            # when its layout has settled: the line just changed is scrolled into view.
+            Clock.schedule_once(lambda _dt: self.scroll_cart(), 0)
+            Clock.schedule_once(lambda _dt: self.scroll_cart(), 0.15)
+
+    @staticmethod
+    def _line_changed(before: LaneView, view: LaneView) -> bool:
+        """A scan or a +/- touched a line (``LaneView.last_line_id``) in this view."""
+        return view.last_line_id is not None and (
+            view.last_line_id != before.last_line_id or view.priced != before.priced)
+
+    def scroll_cart(self) -> None:
+        """Scroll the cart so the line just scanned or changed is seen whole (from the 5th
+        line on it would be under the fold): ``present.scroll_to_row`` on the rows' heights."""
+        if self.root is None:
+            return
+        cart = self.root.ids.cart
+        ids = [row["line_id"] for row in self.rows]
+        target = self.view.last_line_id
+        if target not in ids:
+            return
+        layout = cart.layout_manager
+        cart.scroll_y = present.scroll_to_row(
+            [row["height"] for row in self.rows], layout.spacing if layout else 0,
+            cart.height, ids.index(target), cart.scroll_y)
+
+    def _ask(self, view: LaneView) -> None:
+        """Open the lane's question (``LaneView.confirm``) in its box, or close it."""
+        if view.confirm is not None and view.screen is Screen.SHOPPING:
+            self._confirm = self._confirm or ConfirmBox()
+            if self._confirm.parent is None:
+                self._confirm.open(animation=False)
+        elif self._confirm is not None and self._confirm.parent is not None:
+            self._confirm.dismiss(animation=False)
 
     def _clear_keypads(self) -> None:
         """Digits typed on a keypad (a phone number!) never outlive the screen they were
@@ -315,8 +359,10 @@ class KioskApp(App):
         view, lang = self.view, self.language
         now = self.runtime.clock.now()
         rows = present.cart_rows(view, lang)
+        lit = time.monotonic() < self._highlight_until
         line = sp(22) * self.scale * 1.35
         for row in rows:  # RecycleView rows need their height up front
+            row["highlight"] = row["highlight"] and lit  # briefly: HIGHLIGHT_S
             extra = row["savings"].count("\n") + 1 if row["savings"] else 0
             row["height"] = max(self.target + sp(12), line * (2 + extra) + sp(16))
         self.rows = rows
@@ -345,7 +391,16 @@ class KioskApp(App):
         shown["pay_amount"] = present.money(pay.amount, lang) if pay else \
             shown.get("total", "")
         shown["pay_prompt"] = (say(lang, "scan_to_pay", wallet=present.wallet_name(
-            pay.wallet, lang)) if pay.wallet else say(lang, "scan_to_pay_any")) if pay else ""
+            pay.wallet, lang)) if pay.wallet else present.scan_with(view.wallets, lang)) \
+            if pay else ""
+        shown["pay_summary"] = present.pay_summary(view, lang)
+        asked = view.confirm
+        shown["confirm_text"] = "" if asked is None else say(
+            lang, f"confirm_{asked.kind}", name_zh=asked.name_zh, name_en=asked.name_en) \
+            if asked.kind == "remove" else say(lang, f"confirm_{asked.kind}")
+        kind = asked.kind if asked else "remove"
+        shown["confirm_yes"] = say(lang, f"confirm_{kind}_yes")
+        shown["confirm_no"] = say(lang, f"confirm_{kind}_no")
         # The lane's deadline on the pay screen is the QR's monotonic one, shown against
         # the wall clock (a stepped wall clock neither shortens nor stretches it).
         shown["pay_expires"] = say(lang, "expires_in", seconds=present.seconds_left(

@@ -28,7 +28,10 @@ def notice_text(notice: Notice | None, language: str) -> str:
     return say(language, notice.key, **dict(notice.values))
 
 
-def cart_row(pl: PricedLine, language: str, *, highlight: bool, frozen: bool) -> dict[str, Any]:
+def cart_row(pl: PricedLine, language: str, *, highlight: bool, frozen: bool,
+             full: bool = False) -> dict[str, Any]:
+    """One cart line's words; ``full``: the line is at its quantity limit, so "+" is off
+    (``LaneView.full_lines``)."""
     line, product = pl.line, pl.line.product
     name = product.name_zh if language == "zh" else product.name_en
     if line.weighed:
@@ -53,6 +56,7 @@ def cart_row(pl: PricedLine, language: str, *, highlight: bool, frozen: bool) ->
         "total": money(pl.total, language),
         "quantity": "" if line.weighed else str(line.quantity),
         "can_change": not frozen and not line.weighed and line.label_price is None,
+        "can_plus": not frozen and not full,
         "can_remove": not frozen,
         "highlight": highlight,
         "needs_age": line.needs_age_check,
@@ -63,8 +67,29 @@ def cart_rows(view: LaneView, language: str) -> list[dict[str, Any]]:
     if view.priced is None:
         return []
     rows = [cart_row(pl, language, highlight=pl.line.line_id == view.last_line_id,
-                     frozen=view.frozen) for pl in view.priced.lines]
+                     frozen=view.frozen, full=pl.line.line_id in view.full_lines)
+            for pl in view.priced.lines]
     return rows
+
+
+def scroll_to_row(heights: list[float], spacing: float, viewport: float, index: int,
+                  scroll_y: float) -> float:
+    """The RecycleView ``scroll_y`` (1.0 top, 0.0 bottom) that shows row ``index`` whole,
+    moving as little as possible from ``scroll_y``; rows are stacked top down with
+    ``heights`` (pixels) and ``spacing`` between them in a ``viewport`` that tall. A
+    cart that fits needs no scrolling (1.0). Raises IndexError for a row not there."""
+    total = sum(heights) + spacing * max(0, len(heights) - 1)
+    room = total - viewport
+    if room <= 0:
+        return 1.0
+    top = sum(heights[:index]) + spacing * index  # the row's top, from the content's top
+    bottom = top + heights[index]
+    shown_top = (1.0 - scroll_y) * room  # the viewport's top, from the content's top
+    if top < shown_top:
+        shown_top = top
+    elif bottom > shown_top + viewport:
+        shown_top = bottom - viewport
+    return min(1.0, max(0.0, 1.0 - shown_top / room))
 
 
 def totals(view: LaneView, language: str) -> dict[str, str]:
@@ -112,11 +137,37 @@ def member_line(view: LaneView, language: str) -> str:
     if not view.member_id:
         return ""
     extra = say(language, "member_provisional") if view.member_provisional else ""
-    shown = view.member_id if not view.member_id.startswith("P") else "·" * 4 + \
-        view.member_id[-4:]  # a provisional id is a hash: show only its end
+    # By phone: the number, masked (138****5678), which the shopper recognises; else the
+    # member id, of which a provisional one (a hash) shows only its end.
+    shown = view.member_masked or (view.member_id if not view.member_id.startswith("P")
+                                   else "·" * 4 + view.member_id[-4:])
     return f"{say(language, 'member_label')} {shown}{extra}"
 
 
 def age_lines(view: LaneView, language: str) -> str:
     return "\n".join(say(language, "age_line", name_zh=zh, name_en=en, min_age=age)
                      for _, zh, en, age in view.age_lines)
+
+
+def pay_summary(view: LaneView, language: str) -> str:
+    """The pay screens' line under the amount: the item count, the savings (when any) and
+    the member (masked as everywhere): "3 items · You save ¥2.40 · Member 138****5678"."""
+    p = view.priced
+    if p is None:
+        return ""
+    parts = [say(language, "items", count=p.item_count)]
+    if p.savings:
+        parts.append(f"{say(language, 'savings')} {money(p.savings, language)}")
+    member = member_line(view, language)
+    if member:
+        parts.append(member)
+    return "  ·  ".join(parts)
+
+
+def scan_with(wallets: tuple[str, ...], language: str) -> str:
+    """One aggregated QR: "Scan the QR code with WeChat Pay or Alipay" (every wallet it
+    serves, ``payment.wallets``); any wallet when none are listed."""
+    if not wallets:
+        return say(language, "scan_to_pay_any")
+    names = say(language, "wallets_or").join(wallet_name(w, language) for w in wallets)
+    return say(language, "scan_to_pay_wallets", wallets=names)

@@ -96,6 +96,7 @@ class CartRow(RecycleDataViewBehavior, BoxLayout):
     total = StringProperty("")
     quantity = StringProperty("")
     can_change = BooleanProperty(True)
+    can_plus = BooleanProperty(True)  # off at the line's quantity limit
     can_remove = BooleanProperty(True)
     highlight = BooleanProperty(False)
     needs_age = BooleanProperty(False)
@@ -107,6 +108,9 @@ class Keypad(BoxLayout):
     typed = StringProperty("")
     max_length = NumericProperty(20)
     masked = BooleanProperty(False)  # a PIN shows as dots
+    # Keep the digits after OK (the phone number: a refused number is fixed with Del, not
+    # typed again); the screen clears them when it changes (KioskApp._clear_keypads).
+    keep_typed = BooleanProperty(False)
     __events__ = ("on_entered",)
 
     def press(self, key: str) -> None:
@@ -116,13 +120,20 @@ class Keypad(BoxLayout):
             self.typed = self.typed[:-1]
         elif key == "ok":
             if self.typed:
-                self.dispatch("on_entered", self.typed)
-                self.typed = ""
+                typed = self.typed
+                if not self.keep_typed:
+                    self.typed = ""
+                self.dispatch("on_entered", typed)
         elif key.isdigit() and len(self.typed) < self.max_length:
             self.typed += key
 
     def on_entered(self, text: str) -> None:
         pass
+
+
+class ConfirmBox(ModalView):
+    """A question before an irreversible step (``LaneView.confirm``): opened and closed
+    by ``KioskApp.show`` as the lane asks and is answered; its words are in kiosk.kv."""
 
 
 class CodeEntry(ModalView):

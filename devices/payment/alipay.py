@@ -166,6 +166,7 @@ def sign_params(params: Mapping[str, str]) -> str:
 class AlipayAdapter:
     name = "alipay"
     code_wallets = frozenset({"alipay"})
+    aggregated_qr = False  # its QR is this wallet's own: only its app scans it
 
     def __init__(self, *, app_id: str, app_key: rsa.RSAPrivateKey,
                  alipay_key: rsa.RSAPublicKey, notify_url: str = "", base_url: str = GATEWAY,

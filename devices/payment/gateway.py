@@ -91,6 +91,10 @@ class GatewayAdapter:
     """HTTP client of the gateway contract."""
 
     name = "gateway"
+    # The gateway's order QR is one aggregated code that WeChat Pay, Alipay and UnionPay
+    # all scan (the store's gateway routes the wallet): payment.aggregated_qr may skip the
+    # wallet choice (app.lane.paying.Paying._one_qr).
+    aggregated_qr = True
 
     def __init__(self, base_url: str, kiosk_id: str, secret: str, *,
                  connect_timeout: float = 3.0, read_timeout: float = 10.0,

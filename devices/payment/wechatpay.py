@@ -309,6 +309,7 @@ def refusal_setting(status: int, code: str, message: str) -> str:
 class WeChatPayAdapter:
     name = "wechatpay"
     code_wallets = frozenset({"wechat"})
+    aggregated_qr = False  # its QR is this wallet's own: only its app scans it
 
     def __init__(self, *, mchid: str, appid: str, private_key: rsa.RSAPrivateKey,
                  serial_no: str, platform_keys: PlatformKeys, apiv3_key: bytes,

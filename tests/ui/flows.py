@@ -17,6 +17,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from app.lane import Lane
 from app.ui.driver import Driver, FlowFailed, Step
@@ -48,7 +49,8 @@ def whole_sale(d: Driver) -> Step:
     check(d.widget("phone_keypad").typed == "13800000001", d.widget("phone_keypad").typed)
     d.press("phone_ok")
     yield from d.screen_is("shopping")
-    yield from d.until(lambda: "M000001" in d.app.shown.get("member", ""), "member shown")
+    # By phone: the number is shown masked, never whole (issue 19)
+    yield from d.until(lambda: "138****0001" in d.app.shown.get("member", ""), "member shown")
     d.hold(MILK)
     yield from d.until(lambda: len(d.app.rows) == 1, "milk in the cart")
     check("纯牛奶" in d.app.rows[0]["name"], d.app.rows[0])
@@ -61,7 +63,10 @@ def whole_sale(d: Driver) -> Step:
     d.hold(BEER)
     yield from d.until(lambda: len(d.app.rows) == 2, "beer in the cart")
     yield from d.frames(3)
-    d.touch(d.row_button(1, "-"))  # one beer, minus: the line goes
+    d.touch(d.row_button(1, "-"))  # one beer, minus: asked first, then the line goes
+    yield from d.until(lambda: d.app.view.confirm is not None, "asked before removing")
+    yield from d.frames(3)
+    d.press("confirm_yes")
     yield from d.until(lambda: len(d.app.rows) == 1, "beer removed")
     d.hold(UNKNOWN)
     yield from d.until(lambda: d.app.shown.get("notice_level") == "error", "refusal shown")
@@ -263,7 +268,170 @@ def wrong_clock(d: Driver) -> Step:
     yield from d.screen_is("attract")
 
 
+# Eight different products (the demo catalogue): a cart longer than the screen.
+EIGHT = ["6900000000014", "6900000000045", "6900000000052", "6900000000083",
+         "6900000000120", "6900000000151", "6900000000182", "6900000000243"]  # last: eggs, limit 2
+WORDS = {
+    "zh": {"attract": "扫描会员码或第一件商品", "items": "件", "save": "已优惠",
+           "member": "会员 138****0001", "remove_q": "删除“", "start_over_q": "清空购物车",
+           "back": "返回购物车", "any_wallet": "微信支付或支付宝"},
+    "en": {"attract": "first item to begin", "items": "items", "save": "You save",
+           "member": "Member 138****0001", "remove_q": "Remove ", "start_over_q": "Empty the cart",
+           "back": "Back to cart", "any_wallet": "WeChat Pay or Alipay"},
+}
+
+
+def cart_row_of(d: Driver, line_id: int) -> Any:
+    """The CartRow widget showing line ``line_id`` now, or None (not laid out: off screen)."""
+    from app.ui.widgets import CartRow
+
+    rows = [w for w in d.widget("cart").walk() if isinstance(w, CartRow) and w.name
+            and w.line_id == line_id]
+    return rows[0] if rows else None
+
+
+def line_in_view(d: Driver, line_id: int) -> bool:
+    """Whether line ``line_id``'s row lies wholly inside the cart's visible region."""
+    cart = d.widget("cart")
+    row = cart_row_of(d, line_id)
+    if row is None:
+        return False
+    _x, bottom = row.to_window(row.x, row.y)
+    _x, top = row.to_window(row.x, row.top)
+    _x, view_bottom = cart.to_window(cart.x, cart.y)
+    _x, view_top = cart.to_window(cart.x, cart.top)
+    return bottom >= view_bottom - 1 and top <= view_top + 1
+
+
+def scan_one(d: Driver, code: str, rows: int, *, check_view: bool = True) -> Step:
+    """Hold ``code`` to the camera until the cart has ``rows`` lines; then (``check_view``)
+    the line it touched must be in view and lit."""
+    before = d.app.view.version
+    d.hold(code)
+    yield from d.until(lambda: len(d.app.rows) == rows and d.app.view.version > before and
+                       d.app.view.notice is not None and d.app.view.notice.key == "added",
+                       f"{rows} lines")
+    if check_view:
+        yield from newest_in_view(d)
+    yield from d.frames(25)  # the next code must be a new showing
+
+
+def newest_in_view(d: Driver) -> Step:
+    target = d.app.view.last_line_id
+    yield from d.until(lambda: line_in_view(d, target), f"line {target} scrolled into view")
+    row = cart_row_of(d, target)
+    check(row is not None and row.highlight, f"line {target} is highlighted: "
+          f"{[(r['line_id'], r['highlight']) for r in d.app.rows]} {row and row.highlight}")
+
+
+def cart_you_can_check(d: Driver) -> Step:
+    """Issue 19: the attract screen says a scan starts; a member by phone keeps a mistyped
+    number to fix and is then shown masked; eight scans, each newest line scrolled into
+    view and highlighted; "+" off at the limit; "-" at 1 asks; the pay screen shows the
+    count, savings and member and goes back to the cart; "Cancel and start again" asks
+    and wipes. Words checked in the language the flow runs in (--language)."""
+    lang = d.app.language
+    w = WORDS[lang]
+    d.app.highlight_s = 3600  # lit until the next change: frames are slow on a busy machine
+    yield from d.screen_is("attract")
+    check(w["attract"] in d.text("attract_prompt"), d.text("attract_prompt"))
+    yield from d.shot(f"attract-scan-starts-{lang}")
+    d.press("start_button")
+    yield from d.screen_is("member")
+    d.type_keys("phone_keypad", "13800000009")  # one digit wrong: nobody's number
+    d.press("phone_ok")
+    yield from d.until(lambda: d.app.view.notice and d.app.view.notice.key == "member_unknown",
+                       "not a member")
+    check(d.widget("phone_keypad").typed == "13800000009", "the number is kept to fix")
+    yield from d.shot(f"member-kept-{lang}")
+    d.touch(next(b for b in d.widget("phone_keypad").walk()  # backspace: one digit goes
+                 if getattr(b, "text", "") == {"zh": "退格", "en": "Del"}[lang]))
+    check(d.widget("phone_keypad").typed == "1380000000", d.widget("phone_keypad").typed)
+    d.type_keys("phone_keypad", "1")
+    d.press("phone_ok")
+    yield from d.screen_is("shopping")
+    yield from d.until(lambda: w["member"] in d.app.shown["member"], "member shown masked")
+    check("13800000001" not in d.app.shown["member"], d.app.shown["member"])
+    for n, code in enumerate(EIGHT, start=1):
+        yield from scan_one(d, code, n)
+    yield from d.shot(f"cart-newest-in-view-{lang}")
+    check(sum(r["highlight"] for r in d.app.rows) == 1, "only the newest line is lit")
+    # The rest in large text: taller rows, the same promises.
+    d.app.set_text_size(True)
+    yield from d.frames(3)
+    # Scanned again: the first line (now above the fold) is the one shown.
+    yield from scan_one(d, EIGHT[0], 8)
+    check(d.app.view.last_line_id == d.app.rows[0]["line_id"], "the milk line took the scan")
+    # Eggs: limit 2 per shopper. Scanned a second time, their "+" is off.
+    eggs = d.app.rows[-1]["line_id"]
+    yield from scan_one(d, EIGHT[-1], 8)
+    # Briefly lit: once its time is up (HIGHLIGHT_S; here made 0), no line is.
+    d.app.highlight_s = 0
+    d.app._highlight_until = 0
+    yield from d.until(lambda: not any(r["highlight"] for r in d.app.rows), "the light off")
+    check(not cart_row_of(d, eggs).highlight, "the eggs' row is no longer lit")
+    d.app.highlight_s = 3600
+    yield from d.shot(f"cart-large-{lang}")
+    plus = next(c for c in cart_row_of(d, eggs).walk() if getattr(c, "text", "") == "+")
+    check(plus.disabled, "'+' is off at the eggs' limit of 2")
+    # "-" at quantity 1 asks; Keep keeps, Remove removes.
+    low = d.app.rows[2]["line_id"]
+    yield from d.until(lambda: d.app.view.last_line_id == eggs, "eggs shown")
+    d.app.do("minus", low)  # the row may be off screen: the same command its button sends
+    yield from d.until(lambda: d.app.view.confirm is not None, "asked before removing")
+    yield from d.frames(4)
+    check(w["remove_q"] in d.text("confirm_text"), d.text("confirm_text"))
+    yield from d.shot(f"confirm-remove-{lang}-large")
+    d.press("confirm_no")
+    yield from d.popup_closed()
+    check(len(d.app.rows) == 8, "kept")
+    d.app.do("minus", low)
+    yield from d.until(lambda: d.app.view.confirm is not None, "asked again")
+    yield from d.frames(4)
+    d.press("confirm_yes")
+    yield from d.popup_closed()
+    yield from d.until(lambda: len(d.app.rows) == 7, "removed")
+    # The pay screen says what the total is for, and goes back to the cart.
+    d.press("pay_button")
+    yield from d.screen_is("pay")
+    yield from d.until(lambda: d.app.shown["pay_summary"], "pay summary")
+    summary = d.text("pay_summary")
+    for part in (w["items"], w["save"], w["member"]):
+        check(part in summary, (part, summary))
+    check(d.text("cancel_payment") == w["back"], d.text("cancel_payment"))
+    yield from d.shot(f"pay-summary-{lang}-large")
+    d.press("cancel_payment")
+    yield from d.screen_is("shopping")
+    check(len(d.app.rows) == 7, "the cart is as it was")
+    # Cancel and start again: asked, then the attract screen and an empty cart.
+    d.press("start_over_button")
+    yield from d.until(lambda: d.app.view.confirm is not None, "asked before starting over")
+    yield from d.frames(4)
+    check(w["start_over_q"] in d.text("confirm_text"), d.text("confirm_text"))
+    yield from d.shot(f"confirm-start-over-{lang}-large")
+    d.press("confirm_yes")
+    yield from d.screen_is("attract")
+    check(d.app.rows == [] and not d.app.shown["member"], "wiped for a fresh start")
+
+
+def one_qr(d: Driver) -> Step:
+    """payment.aggregated_qr (run with --aggregated-qr): Pay goes straight to the QR,
+    which names every wallet that can scan it; no wallet to choose."""
+    lang = d.app.language
+    yield from scan_one(d, MILK, 1, check_view=False)
+    d.press("pay_button")
+    yield from d.screen_is("pay")
+    yield from d.until(lambda: d.widget("pay_qr").texture is not None, "the QR at once")
+    check(d.widget("wallet_wechat").height == 0, "no wallet choice")
+    check(WORDS[lang]["any_wallet"] in d.app.shown["pay_prompt"], d.app.shown["pay_prompt"])
+    yield from d.shot(f"pay-one-qr-{lang}")
+    d.press("demo_pay")
+    yield from d.screen_is("receipt", timeout=15)
+
+
 FLOWS: dict[str, Callable[[Driver], Step]] = {
+    "cart_you_can_check": cart_you_can_check,
+    "one_qr": one_qr,
     "whole_sale": whole_sale,
     "age_check_and_cancel": age_check_and_cancel,
     "inactivity": inactivity,
@@ -467,7 +635,8 @@ FLOWS["staff_mode"] = staff_mode
 
 
 def run_flow(flow: Callable[[Driver], Step], data_dir: Path, *, shots: Path | None = None,
-             pay_url: str = "", language: str = "zh", paper_out: bool = False) -> int:
+             pay_url: str = "", language: str = "zh", paper_out: bool = False,
+             aggregated_qr: bool = False) -> int:
     """Build the demo kiosk in ``data_dir`` against a fresh demo rig and run ``flow`` on its
     screen; returns the exit status (0: the flow finished). ``pay_url``: a payment
     simulator that outlives this process (the restart test), else the rig's own."""
@@ -478,6 +647,7 @@ def run_flow(flow: Callable[[Driver], Step], data_dir: Path, *, shots: Path | No
 
     settings = load_settings(data_dir=data_dir)
     settings.kiosk.language = language
+    settings.payment.aggregated_qr = aggregated_qr
     settings.ui.sounds = False  # no sound card here; what was played is still recorded
     clock = OffsetClock()
     _kiosk, rig, runtime = bootstrap.start_demo(settings, clock, pay_url=pay_url)
@@ -497,9 +667,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pay-url", default="")
     parser.add_argument("--language", default="zh")
     parser.add_argument("--paper-out", action="store_true")
+    parser.add_argument("--aggregated-qr", action="store_true",
+                        help="payment.aggregated_qr = true (no wallet choice)")
     args = parser.parse_args(argv)
     return run_flow(FLOWS[args.flow], args.data, shots=args.shots, pay_url=args.pay_url,
-                    language=args.language, paper_out=args.paper_out)
+                    language=args.language, paper_out=args.paper_out,
+                    aggregated_qr=args.aggregated_qr)
 
 
 if __name__ == "__main__":
