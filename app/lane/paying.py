@@ -451,7 +451,8 @@ class Paying(LaneCore):
         for p in self.p.desk.repo.all_open():
             due = p.closing or p.out_trade_no in self._recover or self._payment_expired(p)
             on_screen = self.session is not None and p.cart_id == self.session.session_id \
-                and self._view.screen is Screen.PAY
+                and (self._view.screen is Screen.PAY or (
+                    self._view.screen is Screen.STILL_THERE and self._view.back_to is Screen.PAY))
             if not due or on_screen or p.out_trade_no == self._unrecorded or \
                     now < self._retry_at.get(p.out_trade_no, now):
                 continue  # the unrecorded paid order is _retry_unrecorded's
