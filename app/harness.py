@@ -393,6 +393,12 @@ class Runner:
             raise ScenarioError(f"pay 'mode' must be qr or code, not {mode!r}")
         try:
             self.rig.store.script_payment(outcome, seconds=seconds, amount=amount)
+            shown = self.lane.view.payment if self.lane.view.screen is Screen.PAY else None
+            if shown is not None:
+                # Already on the QR (an approved age check goes straight on to paying):
+                # the order on screen answers as scripted too.
+                self.rig.store.script_payment(outcome, seconds=seconds, amount=amount,
+                                              order=shown.out_trade_no)
         except ValueError as exc:
             raise ScenarioError(f"the payment simulator refused outcome {outcome!r}: "
                                 f"{exc}") from None
