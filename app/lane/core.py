@@ -78,6 +78,7 @@ class LaneCore:
         # Staff approved an age check the shopper was waiting on, from staff mode: the
         # shopper goes straight on to paying when staff mode closes (issue 19).
         self._pay_after_staff = False
+        self._age_call = False  # staff were called by the age check (not by the shopper)
 
     @property
     def view(self) -> LaneView:
@@ -197,6 +198,7 @@ class LaneCore:
     def _wipe(self) -> None:
         self._help_at = None
         self._pay_after_staff = False
+        self._age_call = False
         self._unrecorded = None
         self.session = None
         self.checkout = self.p.new_checkout()
@@ -234,6 +236,12 @@ class LaneCore:
 
     def pay(self) -> None:
         raise NotImplementedError  # app.lane.paying
+
+    def call_staff(self) -> None:
+        raise NotImplementedError  # app.lane.flow
+
+    def cancel_help(self) -> None:
+        raise NotImplementedError  # app.lane.flow
 
     def _after_payment(self, payment: Payment) -> None:
         raise NotImplementedError  # app.lane.paying

@@ -47,6 +47,10 @@ class Paying(LaneCore):
             return
         if self.checkout.cart.pending_age_checks():
             self._cart_view(screen=Screen.AGE_CHECK, notice=None)
+            # The screen says staff are on their way: they are called, as by "Call staff"
+            # (an alert and the banner; signing in at the lane answers it), issue 19.
+            self._age_call = not self._view.help_requested
+            self.call_staff()
             return
         self._cart_view(screen=Screen.PAY, checking_printer=True, payment=None,
                         printer_notice=None, wallets=self.p.wallets, notice=None,

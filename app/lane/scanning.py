@@ -246,6 +246,9 @@ class Scanning(LaneCore):
             return
         for line in list(self.checkout.cart.pending_age_checks()):
             self.session.remove(line.line_id)
+        if self._age_call and self._view.help_requested:
+            self.cancel_help()  # the age check called them; nothing left for them to check
+        self._age_call = False
         if not self.checkout.lines():
             self._cart_view(screen=Screen.SHOPPING, last_line_id=None,
                             notice=Notice.of("age_items_removed_empty", "info"))

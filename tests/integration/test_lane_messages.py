@@ -221,6 +221,38 @@ def test_an_age_check_approved_in_staff_mode_goes_straight_on_to_paying(staffed)
     assert staffed.view.screen is Screen.PAY and staffed.view.payment is not None
 
 
+def test_the_age_check_screen_really_calls_staff(staffed, demo_kiosk):
+    staffed.scan(BEER)
+    staffed.pay()
+    assert staffed.view.screen is Screen.AGE_CHECK
+    assert "Staff are on their way" in say("en", "age_prompt")  # so they must be called
+    assert staffed.view.help_requested
+    alerts = [m for (m,) in demo_kiosk.db.execute(
+        "SELECT message FROM staff_alerts WHERE kind = 'help'")]
+    assert alerts and "age_check" in alerts[0]
+    assert events(demo_kiosk).count("help_requested") == 1
+    sign_in(staffed)  # the attendant at the lane answers it
+    assert not staffed.view.help_requested
+
+
+def test_a_new_action_replaces_a_payment_outcome_and_an_age_approval(staffed, sim, clock):
+    staffed.scan(MILK)
+    staffed.pay()
+    no = staffed.view.payment.out_trade_no
+    assert requests.post(f"{sim.url}/sim/orders/{no}/decline", timeout=5).ok
+    clock.advance(seconds=2)
+    staffed.tick()
+    assert staffed.view.notice.key == "declined_declined"
+    staffed.scan(BEER)
+    assert staffed.view.notice.key == "added"  # the decline is not shown beside a new scan
+    sign_in(staffed)
+    staffed.staff.do("approve_age")
+    staffed.staff.sign_out()
+    assert staffed.view.notice.key == "age_approved"
+    staffed.remove(staffed.view.priced.lines[0].line.line_id)
+    assert staffed.view.notice is None
+
+
 def test_approving_age_mid_shopping_does_not_start_paying(staffed):
     staffed.scan(BEER)
     sign_in(staffed)
@@ -234,7 +266,9 @@ def test_remove_the_age_restricted_items_and_pay_for_the_rest(staffed, demo_kios
     staffed.scan(BEER)
     staffed.pay()
     assert staffed.view.screen is Screen.AGE_CHECK
+    assert staffed.view.help_requested  # the age check called staff...
     staffed.remove_age_items()
+    assert not staffed.view.help_requested  # ...and calls them off: nothing to check now
     assert staffed.view.screen is Screen.PAY and staffed.view.payment is not None
     (left,) = staffed.view.priced.lines
     assert left.line.product.code.endswith(MILK)
