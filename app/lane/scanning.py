@@ -74,6 +74,10 @@ class Scanning(LaneCore):
         """A scan from the camera, a scanner or the keypad, cleaned (``clean_scan``) by the
         device that read it; ``how`` is camera, serial, wedge or manual."""
         self._touched()
+        if self._view.screen is Screen.STILL_THERE and self._view.back_to is Screen.PAY:
+            # Someone is there: back to the payment first, and the scan means what it means
+            # on the pay screen (goods are not added to a cart being paid for).
+            self.still_here()
         screen = self._view.screen
         kind = classify(scanned, self.p.code_ranges) if isinstance(scanned, CleanScan) \
             else ScanKind.GOODS  # the store's ranges (payment.code_ranges)

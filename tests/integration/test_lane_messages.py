@@ -209,6 +209,19 @@ def test_still_here_returns_to_the_same_qr(make_lane, clock):
     assert lane.view.back_to is None and lane.view.frozen
 
 
+def test_a_scan_while_still_there_is_asked_over_the_qr_goes_back_to_the_qr(make_lane, clock):
+    lane = make_lane(wallets=())
+    lane.scan(MILK)
+    lane.pay()
+    no = lane.view.payment.out_trade_no
+    clock.advance(seconds=91)
+    lane.tick()
+    assert lane.view.screen is Screen.STILL_THERE
+    lane.scan(MILK)  # the shopper is back: the QR again, the cart being paid for unchanged
+    assert lane.view.screen is Screen.PAY and lane.view.payment.out_trade_no == no
+    assert lane.view.priced.lines[0].line.quantity == 1
+
+
 # -- the age check goes on to paying -----------------------------------------------------------
 def test_an_age_check_approved_in_staff_mode_goes_straight_on_to_paying(staffed):
     staffed.scan(BEER)
