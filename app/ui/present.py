@@ -97,8 +97,9 @@ def code_payment(view: LaneView, language: str, now: datetime) -> dict[str, Any]
     left = seconds_left(pay.deadline, now) if confirming and pay is not None else 0
     offer = view.takes_codes and not confirming and not view.checking_printer
     return {
-        # "Show it to the camera" only while a camera (or a hand scanner) can read it.
-        "show_code": offer and (view.camera_ok or view.hand_scanner),
+        # "Show it to the camera" only while the camera works (a hand scanner, if fitted,
+        # is offered by ``camera_words``' pay_camera instead).
+        "show_code": offer and view.camera_ok,
         "type_code_offer": offer,  # typing the digits needs no camera
         "confirming": confirming,
         "confirm_wallet": say(language, "confirm_wallet", wallet=wallet_name(
