@@ -415,6 +415,11 @@ class Runner:
         while self.lane.view.screen is Screen.PAY and time.monotonic() < end:
             self.rig.clock.advance(self.rig.kiosk.settings.payment.poll_ms / 1000)
             self.rig.pump(0.05)
+            if self.lane.view.screen is Screen.STILL_THERE and \
+                    self.lane.view.back_to is Screen.PAY:
+                # The scripted shopper is at the QR, waiting for the wallet: "I'm still
+                # here" (walking away is the "wait" step's, with its own expectations).
+                self.lane.still_here()
             if outcome in ("pay_late", "never_answer") and self.lane.view.screen is Screen.PAY:
                 self.rig.clock.advance(10)  # these outcomes wait for the QR to expire
         return f"{outcome} order {no}"
