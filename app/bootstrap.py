@@ -859,6 +859,7 @@ def build_lane(kiosk: Kiosk, *, provider: PaymentProvider | None = None,
         monotonic=getattr(kiosk.clock, "monotonic", time.monotonic),
         timings=LaneTimings(
             idle=timedelta(seconds=s.ui.idle_s),
+            idle_help=timedelta(seconds=s.ui.help_idle_s),
             still_there=timedelta(seconds=s.ui.still_there_s),
             receipt=timedelta(seconds=s.ui.receipt_s),
             receipt_on_screen=timedelta(seconds=s.ui.receipt_on_screen_s),

@@ -185,6 +185,12 @@ class UiSettings:
     still_there_s: int = _doc(
         "The 'Still there?' countdown; then the cart is abandoned and the screen wiped.", 30
     )
+    help_idle_s: int = _doc(
+        "ui.idle_s while the shopper has called staff (the banner is up): a longer grace, "
+        "never none, so a shopper who called staff and left does not block the lane. Staff "
+        "signing in at the lane, or the shopper's Cancel, ends the call.",
+        180,
+    )
     receipt_s: int = _doc("The receipt screen's time when the receipt printed.", 15)
     receipt_on_screen_s: int = _doc(
         "The receipt screen's time when the exit pass is shown on screen instead.", 60
@@ -204,6 +210,8 @@ class UiSettings:
             raise SettingsError("ui.dpi must be between 48 and 600")
         if not 10 <= self.idle_s <= 3600 or not 5 <= self.still_there_s <= 600:
             raise SettingsError("ui.idle_s must be 10-3600 and ui.still_there_s 5-600")
+        if not self.idle_s <= self.help_idle_s <= 3600:
+            raise SettingsError("ui.help_idle_s must be at least ui.idle_s and at most 3600")
         if not 3 <= self.receipt_s <= 600 or not 3 <= self.receipt_on_screen_s <= 600:
             raise SettingsError("ui.receipt_s and ui.receipt_on_screen_s must be 3-600")
 

@@ -393,6 +393,12 @@ class Runner:
             raise ScenarioError(f"pay 'mode' must be qr or code, not {mode!r}")
         try:
             self.rig.store.script_payment(outcome, seconds=seconds, amount=amount)
+            shown = self.lane.view.payment if self.lane.view.screen is Screen.PAY else None
+            if shown is not None:
+                # Already on the QR (an approved age check goes straight on to paying):
+                # the order on screen answers as scripted too.
+                self.rig.store.script_payment(outcome, seconds=seconds, amount=amount,
+                                              order=shown.out_trade_no)
         except ValueError as exc:
             raise ScenarioError(f"the payment simulator refused outcome {outcome!r}: "
                                 f"{exc}") from None
@@ -409,6 +415,11 @@ class Runner:
         while self.lane.view.screen is Screen.PAY and time.monotonic() < end:
             self.rig.clock.advance(self.rig.kiosk.settings.payment.poll_ms / 1000)
             self.rig.pump(0.05)
+            if self.lane.view.screen is Screen.STILL_THERE and \
+                    self.lane.view.back_to is Screen.PAY:
+                # The scripted shopper is at the QR, waiting for the wallet: "I'm still
+                # here" (walking away is the "wait" step's, with its own expectations).
+                self.lane.still_here()
             if outcome in ("pay_late", "never_answer") and self.lane.view.screen is Screen.PAY:
                 self.rig.clock.advance(10)  # these outcomes wait for the QR to expire
         return f"{outcome} order {no}"

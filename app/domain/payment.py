@@ -300,7 +300,9 @@ def observed(p: Payment, view: ProviderView, now: datetime, *,
         # cart gets another (WeChat Pay's rule), and only then call it failed.
         return replace(p, closing=True, close_reason=p.close_reason or "declined",
                        last_error="declined by the provider",
-                       decline=view.decline or p.decline or ("declined" if p.by_code else ""))
+                       # The reason the provider gave, else "declined" as such: the shopper
+                       # is told the wallet declined (and that nothing was charged).
+                       decline=view.decline or p.decline or "declined")
     never_shown_or_expired = not p.qr_payload or now >= p.expires_at
     if view.status is ProviderStatus.CLOSED or (
             closed_confirmed and view.status is ProviderStatus.NOT_FOUND

@@ -76,6 +76,10 @@ class LaneCore:
         # A paid order whose sale the full disk could not take: its error screen stays
         # (no Back, no abandon) and the lane keeps trying to record it (issue 16, fault 5).
         self._unrecorded: str | None = None
+        # Staff approved an age check the shopper was waiting on, from staff mode: the
+        # shopper goes straight on to paying when staff mode closes (issue 19).
+        self._pay_after_staff = False
+        self._age_call = False  # staff were called by the age check (not by the shopper)
 
     @property
     def view(self) -> LaneView:
@@ -201,6 +205,8 @@ class LaneCore:
 
     def _wipe(self) -> None:
         self._help_at = None
+        self._pay_after_staff = False
+        self._age_call = False
         self._unrecorded = None
         self.session = None
         self.checkout = self.p.new_checkout()
@@ -213,7 +219,8 @@ class LaneCore:
         staff = self._view.staff if self._view.screen is Screen.STAFF else None
         self._view = LaneView(Screen.STAFF if staff else Screen.ATTRACT,
                               version=self._view.version, camera_ok=self._view.camera_ok,
-                              manual_entry=self._view.manual_entry, staff=staff)
+                              manual_entry=self._view.manual_entry,
+                              hand_scanner=self._view.hand_scanner, staff=staff)
         self._show(screen=self._home())
 
     @property
@@ -238,6 +245,15 @@ class LaneCore:
 
     def pay_by_code(self, text: str, how: str) -> None:
         raise NotImplementedError  # app.lane.paying
+
+    def pay(self) -> None:
+        raise NotImplementedError  # app.lane.paying
+
+    def call_staff(self) -> None:
+        raise NotImplementedError  # app.lane.flow
+
+    def cancel_help(self) -> None:
+        raise NotImplementedError  # app.lane.flow
 
     def _after_payment(self, payment: Payment) -> None:
         raise NotImplementedError  # app.lane.paying

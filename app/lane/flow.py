@@ -76,6 +76,16 @@ class ScreenFlow(LaneCore):
         if self._view.screen is Screen.STILL_THERE:
             self._touched()
             self._deadline_at = None
+            if self._view.back_to is Screen.PAY and self.session is not None:
+                # Back to the payment as it is now (its QR and countdown), or to the cart
+                # if it ended meanwhile.
+                self._view = replace(self._view, back_to=None)
+                pending = self.p.desk.repo.open_for_cart(self.session.session_id)
+                if pending is not None:
+                    self._show_payment(pending)
+                else:
+                    self._cart_view(screen=Screen.SHOPPING, payment=None, deadline=None)
+                return
             self._show(screen=self._view.back_to or Screen.SHOPPING, deadline=None, back_to=None)
 
     def back(self) -> None:
@@ -127,6 +137,17 @@ class ScreenFlow(LaneCore):
                             self.clock.now())
         self._show(help_requested=True)
 
+    def cancel_help(self) -> None:
+        """The "staff are on their way" banner, "Cancel": the shopper no longer needs help.
+        Staff are told (an alert beside the call), so nobody walks over for nothing."""
+        self._touched()
+        if not self._view.help_requested:
+            return
+        self._help_at = None
+        self.p.outbox.alert("help", f"{self.p.lane_id}: the shopper cancelled the call for "
+                            f"staff ({self._view.screen.value})", self.clock.now())
+        self._show(help_requested=False)
+
     def done(self) -> None:
         """Receipt screen, "Done": ready for the next shopper."""
         if self._view.screen is Screen.RECEIPT:
@@ -158,7 +179,8 @@ class ScreenFlow(LaneCore):
             current = self._view.notice
             keep = current if current is None or current.key != "camera_lost" else None
             notice = keep if ok else Notice.of("camera_lost", "warn")
-            self._show(camera_ok=ok, manual_entry=not ok, notice=notice)
+            self._show(camera_ok=ok, manual_entry=not ok, notice=notice,
+                       hand_scanner=self.p.other_scanners)
         if ok and self._view.screen is Screen.OUT_OF_ORDER:
             self._show(screen=self._home())
 
@@ -196,7 +218,8 @@ class ScreenFlow(LaneCore):
         self.session = None
         self._view = LaneView(Screen.ATTRACT, version=self._view.version,
                               camera_ok=self._view.camera_ok,
-                              manual_entry=self._view.manual_entry)
+                              manual_entry=self._view.manual_entry,
+                              hand_scanner=self._view.hand_scanner)
         self.boot()
 
 

@@ -22,7 +22,6 @@ from app.storage.disk_reserve import DiskReserve
 from app.storage.outbox import Outbox
 
 HELP_REPEAT = timedelta(minutes=1)  # "Call staff" again within this is the same call
-HELP_WAIT = timedelta(minutes=5)  # no "still there?" while waiting this long for staff
 ATTRACT_NOTICE = timedelta(seconds=10)  # a message on the attract screen, then clear it
 RETRY_MAX_S = 60.0  # the longest wait between tries to settle a stray payment
 
@@ -30,6 +29,9 @@ RETRY_MAX_S = 60.0  # the longest wait between tries to settle a stray payment
 @dataclass
 class LaneTimings:
     idle: timedelta = timedelta(seconds=90)  # no touch or scan: ask "still there?"
+    # The same while staff are called (the banner is up): a longer grace, never none, so a
+    # shopper who called staff and left does not block the lane (issue 19).
+    idle_help: timedelta = timedelta(seconds=180)
     still_there: timedelta = timedelta(seconds=30)  # the countdown before abandoning
     receipt: timedelta = timedelta(seconds=15)  # receipt screen, receipt printed
     receipt_on_screen: timedelta = timedelta(seconds=60)  # exit pass on screen
@@ -88,5 +90,5 @@ class LaneParts:
     clock_floor: datetime = EARLIEST_PLAUSIBLE
 
 
-__all__ = ["ATTRACT_NOTICE", "HELP_REPEAT", "HELP_WAIT", "LaneParts", "LaneTimings",
+__all__ = ["ATTRACT_NOTICE", "HELP_REPEAT", "LaneParts", "LaneTimings",
            "RETRY_MAX_S"]

@@ -47,6 +47,10 @@ class Paying(LaneCore):
             return
         if self.checkout.cart.pending_age_checks():
             self._cart_view(screen=Screen.AGE_CHECK, notice=None)
+            # The screen says staff are on their way: they are called, as by "Call staff"
+            # (an alert and the banner; signing in at the lane answers it), issue 19.
+            self._age_call = not self._view.help_requested
+            self.call_staff()
             return
         self._cart_view(screen=Screen.PAY, checking_printer=True, payment=None,
                         printer_notice=None, wallets=self.p.wallets, notice=None,
@@ -468,7 +472,8 @@ class Paying(LaneCore):
         for p in self.p.desk.repo.all_open():
             due = p.closing or p.out_trade_no in self._recover or self._payment_expired(p)
             on_screen = self.session is not None and p.cart_id == self.session.session_id \
-                and self._view.screen is Screen.PAY
+                and (self._view.screen is Screen.PAY or (
+                    self._view.screen is Screen.STILL_THERE and self._view.back_to is Screen.PAY))
             if not due or on_screen or p.out_trade_no == self._unrecorded or \
                     now < self._retry_at.get(p.out_trade_no, now):
                 continue  # the unrecorded paid order is _retry_unrecorded's

@@ -14,7 +14,7 @@ from app.domain.member_code import CodeInvalid
 from app.domain.rejections import Refused
 from app.domain.scan_input import CleanScan, ScanKind, classify, clean_scan
 from app.lane.core import LaneCore
-from app.lane.views import Confirm, Notice, Screen, refused_notice
+from app.lane.views import Confirm, Notice, Screen, refused_notice, typed_notice
 from app.services.members import MemberIdentity, identify_by_phone, mask_phone
 from app.services.session import ShoppingSession
 
@@ -74,6 +74,10 @@ class Scanning(LaneCore):
         """A scan from the camera, a scanner or the keypad, cleaned (``clean_scan``) by the
         device that read it; ``how`` is camera, serial, wedge or manual."""
         self._touched()
+        if self._view.screen is Screen.STILL_THERE and self._view.back_to is Screen.PAY:
+            # Someone is there: back to the payment first, and the scan means what it means
+            # on the pay screen (goods are not added to a cart being paid for).
+            self.still_here()
         screen = self._view.screen
         kind = classify(scanned, self.p.code_ranges) if isinstance(scanned, CleanScan) \
             else ScanKind.GOODS  # the store's ranges (payment.code_ranges)
@@ -119,8 +123,10 @@ class Scanning(LaneCore):
                 raise scanned
             line = self.session.scan(scanned, how)
         except Refused as exc:
+            # A typed code is told what was wrong with what was typed, not to "type the
+            # code" (issue 19); a scan keeps the refusal's own words.
             self._cart_view(screen=Screen.SHOPPING,
-                            notice=refused_notice(exc),
+                            notice=typed_notice(exc) if how == "manual" else refused_notice(exc),
                             last_line_id=None)
             return
         self._cart_view(screen=Screen.SHOPPING, last_line_id=line.line_id,
@@ -243,8 +249,36 @@ class Scanning(LaneCore):
         self._touched()
         # From staff mode the screen to change is the one staff mode returns to.
         under = self._view.back_to if self._view.screen is Screen.STAFF else self._view.screen
-        screen = Screen.SHOPPING if under is Screen.AGE_CHECK else under
+        waiting = under is Screen.AGE_CHECK
+        screen = Screen.SHOPPING if waiting else under
         self._cart_view(screen=screen, notice=Notice.of("age_approved", "ok"))
+        if waiting and not self.checkout.cart.pending_age_checks():
+            # The shopper was waiting to pay: straight on to paying, no second tap on Pay
+            # (issue 19); from staff mode, once it closes (app.lane.staff_side.leave_staff).
+            if self._view.screen is Screen.STAFF:
+                self._pay_after_staff = True
+            else:
+                self.pay()
+
+    def remove_age_items(self) -> None:
+        """Age check screen, "Remove them and pay for the rest": every line waiting for an
+        age check is removed (an ``item_removed`` event each, as any removal), then on to
+        paying; with nothing left, back to the (empty) cart."""
+        self._touched()
+        if self.session is None or self._view.screen is not Screen.AGE_CHECK:
+            return
+        for line in list(self.checkout.cart.pending_age_checks()):
+            self.session.remove(line.line_id)
+        if self._age_call and self._view.help_requested:
+            self.cancel_help()  # the age check called them; nothing left for them to check
+        self._age_call = False
+        if not self.checkout.lines():
+            self._cart_view(screen=Screen.SHOPPING, last_line_id=None,
+                            notice=Notice.of("age_items_removed_empty", "info"))
+            return
+        self._cart_view(screen=Screen.SHOPPING, last_line_id=None,
+                        notice=Notice.of("age_items_removed", "info"))
+        self.pay()
 
 
 __all__ = ["SCAN_ROUTES", "Scanning", "scan_route"]

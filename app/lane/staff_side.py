@@ -10,7 +10,7 @@ from __future__ import annotations
 from app.domain.cart import CartLine
 from app.domain.money import Money
 from app.lane.core import LaneCore
-from app.lane.views import IDLE_WATCHED, Screen
+from app.lane.views import IDLE_WATCHED, Notice, Screen
 from app.services.staff_port import SessionRef, StaffView
 
 
@@ -18,14 +18,23 @@ class StaffSide(LaneCore):
     def enter_staff(self, view: StaffView) -> None:
         current = self._view.screen
         if current is Screen.STAFF:
-            self._show(staff=view)
+            self._show(staff=view, **self._staff_arrived(view))
             return
         back = self._view.back_to if current is Screen.STILL_THERE else current
-        self._show(screen=Screen.STAFF, staff=view, back_to=back or Screen.ATTRACT)
+        self._show(screen=Screen.STAFF, staff=view, back_to=back or Screen.ATTRACT,
+                   **self._staff_arrived(view))
 
     def show_staff(self, view: StaffView) -> None:
         if self._view.screen is Screen.STAFF:
-            self._show(staff=view)
+            self._show(staff=view, **self._staff_arrived(view))
+
+    def _staff_arrived(self, view: StaffView) -> dict[str, bool]:
+        """A member of staff signed in at this lane (``view.name``): the shopper's call for
+        staff is answered, so its banner goes (and its longer idle grace with it)."""
+        if not view.name or not self._view.help_requested:
+            return {}
+        self._help_at = None
+        return {"help_requested": False}
 
     def leave_staff(self) -> None:
         if self._view.screen is not Screen.STAFF:
@@ -44,6 +53,9 @@ class StaffSide(LaneCore):
                 self._show(screen=target, staff=None, back_to=None)
         finally:
             self._leaving = False
+        go_pay, self._pay_after_staff = self._pay_after_staff, False
+        if go_pay and target is Screen.SHOPPING and self.session is not None:
+            self.pay()  # the age check the shopper waited on is done: on to paying
 
     def refresh(self) -> None:
         """Show the cart again after staff changed it."""
@@ -66,14 +78,19 @@ class StaffSide(LaneCore):
         if self.session is None:
             raise KeyError("no shopper session")
         line = self.session.void(line_id, staff)
-        self.refresh()
+        # What just happened, not the last scan's "Added: ..." (issue 19).
+        self._cart_view(last_line_id=None, notice=Notice.of(
+            "removed_by_staff", "info", name_zh=line.product.name_zh,
+            name_en=line.product.name_en))
         return line
 
     def override_price(self, line_id: int, total: Money, staff: str) -> CartLine:
         if self.session is None:
             raise KeyError("no shopper session")
         line = self.session.override_price(line_id, total, staff)
-        self.refresh()
+        self._cart_view(last_line_id=line.line_id, notice=Notice.of(
+            "price_changed_by_staff", "info", name_zh=line.product.name_zh,
+            name_en=line.product.name_en))
         return line
 
 

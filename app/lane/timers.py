@@ -18,8 +18,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 
+from app.domain.payment import PaymentState
 from app.lane.core import LaneCore
-from app.lane.parts import ATTRACT_NOTICE, HELP_WAIT
+from app.lane.parts import ATTRACT_NOTICE
 from app.lane.views import IDLE_WATCHED, LaneView, Screen
 
 
@@ -45,12 +46,15 @@ class Timers(LaneCore):
             self._settle_stray_payments(now)
 
     def _idle(self, now: float) -> bool:
-        """No touch or scan for ``timings.idle``, unless staff were called a moment ago."""
-        return self._idle_for(now) and \
-            not (self._help_at is not None and now - self._help_at < HELP_WAIT.total_seconds())
+        """No touch or scan for ``timings.idle``; for ``timings.idle_help`` while the "staff
+        are on their way" banner is up (a longer grace, never none: a shopper who called
+        staff and walked away must not block the lane, issue 19)."""
+        t = self.p.timings
+        limit = t.idle_help if self._view.help_requested else t.idle
+        return now - self._last_activity >= limit.total_seconds()
 
     def _idle_for(self, now: float) -> bool:
-        return now - self._last_activity >= self.p.timings.idle.total_seconds()
+        return self._idle(now)
 
     def _due(self, now: float) -> bool:
         return self._deadline_at is not None and now >= self._deadline_at
@@ -67,10 +71,14 @@ class Timers(LaneCore):
             return
         code_waiting = view.payment.mode == "code" and \
             not self.p.desk.expired(view.payment)
-        if view.payment.closing and self._idle(now) and not code_waiting:
-            # A cancel the provider could not hear yet: the shopper may walk away from it.
-            # Not while a payment-code charge is within its deadline: the shopper is
-            # confirming on the phone, not idle, and the deadline ends it anyway.
+        if self._idle(now) and not code_waiting and not (
+                self.p.desk.expired(view.payment) and not view.payment.closing):
+            # The shopper walked away from the QR (or from a cancel the provider could not
+            # hear yet): "still there?", then abandon, which resolves the order (queried,
+            # then closed: app.lane.flow.abandon) instead of blocking the lane until the QR
+            # expires (issue 19). Not while a payment-code charge is within its deadline:
+            # the shopper is confirming on the phone, not idle, and the deadline ends it.
+            # An expired QR is settled first (below): the cart comes back with its reason.
             self._ask_still_there(view, now)
         elif self._next_poll is not None and now >= self._next_poll:
             self._next_poll = now + self.p.timings.poll.total_seconds()
@@ -108,6 +116,22 @@ class Timers(LaneCore):
             self._ask_still_there(view, now)
 
     def _tick_still_there(self, view: LaneView, now: float) -> None:
+        if view.back_to is Screen.PAY and view.payment is not None and \
+                self._next_poll is not None and now >= self._next_poll:
+            # The QR is behind the question: a shopper paying on the phone right now
+            # gets the receipt, not "still there?".
+            self._next_poll = now + self.p.timings.poll.total_seconds()
+            no = view.payment.out_trade_no
+
+            def poll() -> None:
+                payment = self.p.desk.poll(no)
+                if payment.state is PaymentState.PAID and \
+                        self._view.screen is Screen.STILL_THERE:
+                    self._after_payment(payment)
+
+            self._money(poll, no)
+            if self._view.screen is not Screen.STILL_THERE:
+                return
         if self._due(now):
             self.abandon("timeout")
         else:

@@ -126,6 +126,9 @@ class LaneView:
     help_requested: bool = False
     manual_entry: bool = False  # the camera is lost: typing the code is offered first
     camera_ok: bool = True
+    # A serial or keyboard-wedge scanner is fitted (works without the camera): a lost
+    # camera's words offer it (LaneParts.other_scanners).
+    hand_scanner: bool = False
     staff: StaffView | None = None  # staff mode's page, while it is open
 
 
@@ -136,5 +139,29 @@ def refused_notice(exc: Refused) -> Notice:
                      message_en=r.message_en)
 
 
-__all__ = ["IDLE_WATCHED", "Confirm", "LaneView", "Notice", "PaymentView", "ReceiptView", "Screen",
-           "refused_notice"]
+# A typed code the lookup refused, by refusal code: what was wrong with the digits typed
+# and what to do next. A refusal's own words tell a scanning shopper to "type the code",
+# which a shopper who just typed it cannot act on (issue 19).
+TYPED_REFUSALS = {
+    "unknown_product": "typed_unknown",
+    "bad_check_digit": "typed_check_digit",
+    "not_a_product_code": "typed_not_a_code",
+    "not_ascii": "typed_not_a_code",
+    "too_long": "typed_not_a_code",
+    "invalid_utf8": "typed_not_a_code",
+    "empty": "typed_not_a_code",
+}
+
+
+def typed_notice(exc: Refused) -> Notice:
+    """The notice for a code typed on the keypad and refused: one of ``TYPED_REFUSALS``'
+    string ids, or the refusal's own words where they do not ask to type the code
+    (expired, needs weighing, a damaged scale label: app.domain.barcodes, catalogue)."""
+    key = TYPED_REFUSALS.get(exc.refusal.code)
+    if key is None:
+        return refused_notice(exc)
+    return Notice.of(key, "error", code=exc.refusal.code)
+
+
+__all__ = ["IDLE_WATCHED", "TYPED_REFUSALS", "Confirm", "LaneView", "Notice", "PaymentView",
+           "ReceiptView", "Screen", "refused_notice", "typed_notice"]

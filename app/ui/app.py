@@ -349,7 +349,9 @@ class KioskApp(App):
                     preview.flash(False)
         if view.screen is Screen.RECEIPT and before.screen is not Screen.RECEIPT:
             self.sounds.play("paid")
-        if view.screen not in (Screen.SHOPPING, Screen.PAY) and self._entry is not None:
+        # The keypad is offered on the attract screen too while the camera is down.
+        if view.screen not in (Screen.SHOPPING, Screen.PAY, Screen.ATTRACT) and \
+                self._entry is not None:
             self._entry.dismiss()
 
     def _every_half_second(self, _dt: float) -> None:
@@ -374,6 +376,14 @@ class KioskApp(App):
                   "has_payment": view.payment is not None}
         shown["notice"] = present.notice_text(view.notice, lang)
         shown["notice_level"] = view.notice.level if view.notice else "info"
+        # A payment's outcome is shown over the cart, where the shopper looks (not twice).
+        shown["outcome"] = present.payment_outcome(view, lang)
+        if shown["outcome"]:
+            shown["notice"] = ""
+        shown["camera_ok"] = view.camera_ok
+        shown |= present.camera_words(view, lang)
+        if view.notice is not None and view.notice.key == "camera_lost":
+            shown["notice"] = ""  # each screen's own camera words say it, and what to do
         shown["member"] = present.member_line(view, lang)
         shown["ages"] = present.age_lines(view, lang)
         shown["countdown"] = present.seconds_left(view.deadline, now)
@@ -421,7 +431,9 @@ class KioskApp(App):
             if r and r.points else ""
         shown["receipt_order"] = say(lang, "order", order_id=r.order_id) if r else ""
         shown["receipt_total"] = present.money(r.total, lang) if r else ""
-        shown["still_there"] = say(lang, "still_there_prompt", seconds=shown["countdown"])
+        # Behind the question is a payment: say it is cancelled too, not only the cart.
+        shown["still_there"] = say(lang, "still_there_paying" if view.back_to is Screen.PAY
+                                   else "still_there_prompt", seconds=shown["countdown"])
         st = view.staff
         shown |= {
             "staff_name": f"{st.name} ({st.role})" if st and st.name else "",

@@ -115,12 +115,17 @@ def code_payment(view: LaneView, language: str, now: datetime) -> dict[str, Any]
     """The pay screen's payment-code parts: ``show_code`` (offer "show your payment code to
     the camera": the adapter takes codes and no code charge is open), ``confirming`` (a
     code charge is open: "confirm on your phone" instead of the QR), ``confirm_wallet``
-    and ``confirm_countdown`` (seconds to the deadline, from ``PaymentView.deadline``)."""
+    and ``confirm_countdown`` (seconds to the deadline, from ``PaymentView.deadline``);
+    ``type_code_offer``: offer typing the code's digits (with or without a camera)."""
     pay = view.payment
     confirming = pay is not None and pay.mode == "code"
     left = seconds_left(pay.deadline, now) if confirming and pay is not None else 0
+    offer = view.takes_codes and not confirming and not view.checking_printer
     return {
-        "show_code": view.takes_codes and not confirming and not view.checking_printer,
+        # "Show it to the camera" only while the camera works (a hand scanner, if fitted,
+        # is offered by ``camera_words``' pay_camera instead).
+        "show_code": offer and view.camera_ok,
+        "type_code_offer": offer,  # typing the digits needs no camera
         "confirming": confirming,
         "confirm_wallet": say(language, "confirm_wallet", wallet=wallet_name(
             pay.wallet, language)) if confirming and pay is not None else "",
@@ -171,3 +176,46 @@ def scan_with(wallets: tuple[str, ...], language: str) -> str:
         return say(language, "scan_to_pay_any")
     names = say(language, "wallets_or").join(wallet_name(w, language) for w in wallets)
     return say(language, "scan_to_pay_wallets", wallets=names)
+
+# Notices about a payment that ended without money, or could not start: on the shopping
+# screen they are shown in the cart's panel, where the shopper is looking after the pay
+# screen, not in the narrow column beside the camera (issue 19).
+PAYMENT_OUTCOMES = frozenset({
+    "payment_cancelled", "payment_expired", "payment_failed", "nothing_to_pay", "disk_full",
+    "clock_wrong", "declined_insufficient_funds", "declined_code_expired",
+    "declined_code_used", "declined_code_invalid", "declined_declined",
+})
+
+
+def payment_outcome(view: LaneView, language: str) -> str:
+    """The shopping screen's banner over the cart: a payment outcome notice
+    (``PAYMENT_OUTCOMES``) in ``language``, or '' (the notice then shows beside the camera)."""
+    notice = view.notice
+    if view.screen.value != "shopping" or notice is None or notice.key not in PAYMENT_OUTCOMES:
+        return ""
+    return notice_text(notice, language)
+
+
+def camera_words(view: LaneView, language: str) -> dict[str, str]:
+    """What each screen that relies on the camera says, in ``language``: its usual words
+    while the camera works; while it does not (``LaneView.camera_ok``), that it does not and
+    what to do instead (type the code, the hand scanner if one is fitted, call staff), so
+    no screen goes on asking for a barcode under a dead camera (issue 19).
+
+    Keys: ``attract_prompt``, ``attract_hint`` (the attract screen's two lines),
+    ``member_prompt``, ``cart_hint`` (an empty cart's line), ``camera_warning`` (beside
+    the greyed camera picture), ``pay_camera`` (the pay screen, instead of "show your
+    payment code to the camera")."""
+    if view.camera_ok:
+        return {"attract_prompt": say(language, "prompt"),
+                "attract_hint": say(language, "prompt_scan"),
+                "member_prompt": say(language, "member_prompt"),
+                "cart_hint": say(language, "cart_empty_hint"),
+                "camera_warning": "", "pay_camera": ""}
+    scanner = "_scanner" if view.hand_scanner else ""
+    shopping = say(language, f"camera_down_shopping{scanner}")
+    return {"attract_prompt": say(language, "camera_down_prompt"),
+            "attract_hint": say(language, f"camera_down_attract{scanner}"),
+            "member_prompt": say(language, "camera_down_member"),
+            "cart_hint": shopping, "camera_warning": shopping,
+            "pay_camera": say(language, f"camera_down_pay{scanner}")}

@@ -84,10 +84,33 @@ STRINGS: dict[str, dict[str, str]] = {
         "camera_lost": "摄像头暂时不可用：请点击“手动输入条码”，或呼叫店员",
         "welcome_back": "已恢复您的购物车",
         "age_approved": "店员已确认年龄",
+        "removed_by_staff": "店员已删除：{name_zh}",
+        "price_changed_by_staff": "店员已修改价格：{name_zh}",
+        "typed_unknown": "没有这个编号的商品。请核对条码下方的数字后重新输入，或呼叫店员",
+        "typed_check_digit": "输入的数字有一位不对（校验位不符）。请核对条码下方的数字后重新输入",
+        "typed_not_a_code": "输入的不是商品编号。请输入条码下方的数字，或生鲜标签上的称重码（PLU）",
+        "age_items_removed": "已删除需核验年龄的商品",
+        "age_items_removed_empty": "已删除需核验年龄的商品，购物车现在是空的",
+        # the camera is not working (LaneView.camera_ok is False)
+        "camera_down_attract": "摄像头无法使用，不能扫码。请点击“手动输入条码”输入第一件商品，"
+                               "或点击“开始购物”用手机号登录会员",
+        "camera_down_attract_scanner": "摄像头无法使用。请用手持扫描枪扫描第一件商品，"
+                                       "或点击“手动输入条码”",
+        "camera_down_prompt": "请点击“开始购物”",
+        "camera_down_member": "摄像头无法使用，不能扫描会员码：请输入手机号，或点击“跳过”",
+        "camera_down_shopping": "摄像头无法使用：请点击“手动输入条码”，输入条码下方的数字，"
+                                "或呼叫店员",
+        "camera_down_shopping_scanner": "摄像头无法使用：请用手持扫描枪扫描，"
+                                        "或点击“手动输入条码”",
+        "camera_down_pay": "摄像头无法使用，不能读取付款码：请用手机扫描二维码付款，"
+                           "或点击“输入付款码数字”",
+        "camera_down_pay_scanner": "摄像头无法使用：请用手机扫描二维码付款，"
+                                   "或用手持扫描枪扫描付款码",
         # age check
         "age_title": "需要店员确认年龄",
         "age_prompt": "以下商品需要核验年龄，店员正在赶来，请稍候",
         "age_line": "{name_zh}（{min_age}岁以上）",
+        "age_remove_and_pay": "不买这些，结算其余商品",
         # pay
         "pay_title": "扫码付款",
         "checking_printer": "正在检查小票打印机…",
@@ -102,17 +125,17 @@ STRINGS: dict[str, dict[str, str]] = {
         "cancel": "取消付款",
         "payment_connecting": "正在连接支付服务…",
         "payment_closing": "正在取消订单，请稍候…",
-        "payment_cancelled": "已取消付款，您可以继续购物",
-        "payment_expired": "付款二维码已过期，请重新点击“去付款”",
-        "payment_failed": "付款未成功，请重试或呼叫店员",
+        "payment_cancelled": "已取消付款，未扣款。您可以继续购物",
+        "payment_expired": "付款二维码已过期，未扣款。请重新点击“去付款”",
+        "payment_failed": "付款未成功，未扣款。请重试或呼叫店员",
         "payment_code_not_now": "请在付款页面出示付款码：先点击“去付款”",
         "payment_code_not_taken": "本收银台不支持该钱包的付款码，"
                                   "请换用其他钱包或扫描屏幕上的二维码",
-        "declined_insufficient_funds": "余额不足，付款未成功：请换一种支付方式",
-        "declined_code_expired": "付款码已过期：请刷新付款码后重新出示",
-        "declined_code_used": "该付款码已使用过：请刷新付款码后重新出示",
-        "declined_code_invalid": "付款码无效：请刷新付款码后重新出示",
-        "declined_declined": "钱包拒绝了这笔付款：请换一种支付方式或呼叫店员",
+        "declined_insufficient_funds": "余额不足，付款未成功，未扣款：请换一种支付方式",
+        "declined_code_expired": "付款码已过期，未扣款：请刷新付款码后重新出示",
+        "declined_code_used": "该付款码已使用过，未扣款：请刷新付款码后重新出示",
+        "declined_code_invalid": "付款码无效，未扣款：请刷新付款码后重新出示",
+        "declined_declined": "钱包拒绝了这笔付款，未扣款：请换一种支付方式或呼叫店员",
         "show_code": "或向摄像头出示付款码",
         "type_payment_code": "输入付款码数字",
         "show_code_hint": "打开微信或支付宝的“付款码”，对准摄像头",
@@ -139,6 +162,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "still_there_title": "您还在吗？",
         "still_there_prompt": "{seconds} 秒后将清空购物车",
         "still_here": "我还在",
+        "still_there_paying": "{seconds} 秒后将取消付款并清空购物车",
+        "cancel_help": "取消呼叫",
         # lane states
         "closed_title": "本通道暂停服务",
         "closed_prompt": "请到其他收银通道结账，谢谢",
@@ -265,9 +290,38 @@ STRINGS: dict[str, dict[str, str]] = {
         "camera_lost": "The camera is not working: tap \u201cType a code\u201d or call staff",
         "welcome_back": "Your cart is back as you left it",
         "age_approved": "Age check approved by staff",
+        "removed_by_staff": "Removed by staff: {name_en}",
+        "price_changed_by_staff": "Price changed by staff: {name_en}",
+        "typed_unknown": "No product has the number you typed. Check the digits under the "
+                         "barcode and type them again, or call staff",
+        "typed_check_digit": "One of the digits you typed is wrong (the check digit does not "
+                             "match). Check the numbers under the barcode and type them again",
+        "typed_not_a_code": "What you typed is not a product number. Type the digits under the "
+                            "barcode, or the PLU on the produce label",
+        "age_items_removed": "The age-restricted items were removed",
+        "age_items_removed_empty": "The age-restricted items were removed: your cart is now "
+                                   "empty",
+        "camera_down_attract": "The camera is not working, so nothing can be scanned. Tap "
+                               "\u201cType a code\u201d to type your first item, or tap Start "
+                               "to sign in with your phone number",
+        "camera_down_attract_scanner": "The camera is not working. Scan your first item with "
+                                       "the hand scanner, or tap \u201cType a code\u201d",
+        "camera_down_prompt": "Tap Start",
+        "camera_down_member": "The camera is not working, so member codes cannot be scanned: "
+                              "type your phone number, or tap Skip",
+        "camera_down_shopping": "The camera is not working: tap \u201cType a code\u201d and type "
+                                "the digits under the barcode, or call staff",
+        "camera_down_shopping_scanner": "The camera is not working: scan with the hand "
+                                        "scanner, or tap \u201cType a code\u201d",
+        "camera_down_pay": "The camera is not working, so payment codes cannot be read: scan "
+                           "the QR with your phone, or tap \u201cType the payment code's "
+                           "digits\u201d",
+        "camera_down_pay_scanner": "The camera is not working: scan the QR with your phone, or "
+                                   "scan your payment code with the hand scanner",
         "age_title": "Age check needed",
         "age_prompt": "These items need an age check. Staff are on their way: please wait",
         "age_line": "{name_en} ({min_age}+)",
+        "age_remove_and_pay": "Remove these and pay for the rest",
         "pay_title": "Scan to pay",
         "checking_printer": "Checking the receipt printer...",
         "choose_wallet": "How would you like to pay?",
@@ -281,23 +335,27 @@ STRINGS: dict[str, dict[str, str]] = {
         "cancel": "Cancel payment",
         "payment_connecting": "Connecting to the payment service...",
         "payment_closing": "Cancelling the order, one moment...",
-        "payment_cancelled": "Payment cancelled: you can carry on shopping",
-        "payment_expired": "The payment QR expired: tap Pay to try again",
-        "payment_failed": "The payment did not go through: try again or call staff",
+        "payment_cancelled": "Payment cancelled: you have not been charged. You can carry on "
+                             "shopping",
+        "payment_expired": "The payment QR expired and you have not been charged: tap Pay to "
+                           "try again",
+        "payment_failed": "The payment did not go through and you have not been charged: try "
+                          "again or call staff",
         "payment_code_not_now": "Show your payment code on the pay screen: "
                                 "tap \u201cPay\u201d first",
         "payment_code_not_taken": "This lane does not take that wallet's payment code: use another "
                                   "wallet or scan the QR on screen",
-        "declined_insufficient_funds": "Not enough balance: the payment did not go through. "
-                                       "Please use another way to pay",
-        "declined_code_expired": "That payment code has expired: refresh it on your phone and "
-                                 "show it again",
-        "declined_code_used": "That payment code was already used: refresh it on your phone and "
-                              "show it again",
-        "declined_code_invalid": "That payment code is not valid: refresh it on your phone and "
-                                 "show it again",
-        "declined_declined": "Your wallet declined the payment: use another way to pay or call "
-                             "staff",
+        "declined_insufficient_funds": "Not enough balance: the payment did not go through "
+                                       "and you have not been charged. Please use another "
+                                       "way to pay",
+        "declined_code_expired": "That payment code has expired and you have not been "
+                                 "charged: refresh it on your phone and show it again",
+        "declined_code_used": "That payment code was already used and you have not been "
+                              "charged: refresh it on your phone and show it again",
+        "declined_code_invalid": "That payment code is not valid and you have not been "
+                                 "charged: refresh it on your phone and show it again",
+        "declined_declined": "Your wallet declined the payment and you have not been "
+                             "charged: use another way to pay or call staff",
         "show_code": "or show your payment code to the camera",
         "type_payment_code": "Type the payment code's digits",
         "show_code_hint": "Open it in WeChat or Alipay and hold it up to the camera",
@@ -328,6 +386,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "still_there_title": "Are you still there?",
         "still_there_prompt": "Your cart will be cleared in {seconds} s",
         "still_here": "I'm still here",
+        "still_there_paying": "The payment will be cancelled and your cart cleared in "
+                              "{seconds} s",
+        "cancel_help": "Cancel call",
         "closed_title": "This lane is closed",
         "closed_prompt": "Please use another checkout. Thank you",
         "out_of_order_title": "This lane is out of order",

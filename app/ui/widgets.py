@@ -31,6 +31,7 @@ class CameraPreview(Image):
     """The live camera picture with the guide box; ``flash`` it on a read."""
 
     guide = ListProperty([0.6, 0.7])  # the guide box, as shares of the frame
+    live = BooleanProperty(True)  # False: the camera is lost; the picture and box grey out
     flash_rgba = ListProperty([0, 0, 0, 0])
     camera: Camera | None = ObjectProperty(None, allownone=True)
     fps = NumericProperty(15)

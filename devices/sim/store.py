@@ -186,12 +186,13 @@ class SimStore:
 
     # -- what a scenario makes the simulators do (their control endpoints) --------------------
     def script_payment(self, outcome: str, *, seconds: float = 0,
-                       amount: int | None = None) -> None:
+                       amount: int | None = None, order: str = "*") -> None:
         """How the payment simulator answers every order from now on (``POST /sim/script``:
         approve, decline, pay_late, never_answer, ... after ``seconds``; ``amount`` in minor
-        units to pay a wrong amount). ValueError with the simulator's reason if it refuses."""
+        units to pay a wrong amount), or only the order ``order`` (an out_trade_no, open or
+        not yet). ValueError with the simulator's reason if it refuses."""
         assert self.pay is not None
-        body: dict[str, Any] = {"order": "*", "outcome": outcome, "seconds": seconds}
+        body: dict[str, Any] = {"order": order, "outcome": outcome, "seconds": seconds}
         if amount is not None:
             body["amount"] = amount
         reply = requests.post(f"{self.pay.url}/sim/script", json=body, timeout=5)

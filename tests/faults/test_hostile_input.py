@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from app import bootstrap
+from app.ui.present import notice_text
 from devices.payment.gateway import SIMULATOR_SECRET, SimulatorAdapter
 from devices.scanner import Scan, accept_input
 
@@ -102,8 +103,9 @@ def test_the_lane_refuses_every_hostile_code_and_changes_nothing(lane, demo_kios
             entry(text)
             view = lane.view
             assert view.notice is not None and view.notice.level == "error", raw[:40]
-            shown = dict(view.notice.values)
-            assert shown["message_en"] and shown["message_zh"]
+            # Words in both languages (a refusal's own; a typed code's say what was wrong
+            # with what was typed, issue 19).
+            assert notice_text(view.notice, "en") and notice_text(view.notice, "zh"), raw[:40]
             # The screen never echoes the raw input back.
             assert "DROP TABLE" not in str(view.notice) and "\x1b" not in str(view.notice)
             assert view.priced.lines == rows_before
