@@ -248,7 +248,8 @@ def build_receipt_style(settings: Settings) -> ReceiptStyle:
 
     p = settings.printer
     return ReceiptStyle(paper_mm=p.paper_mm, encoding=p.encoding, native_qr=p.native_qr,
-                        profile=p.profile, footer_zh=p.footer_zh, footer_en=p.footer_en)
+                        profile=p.profile, footer_zh=p.footer_zh, footer_en=p.footer_en,
+                        time_zone=settings.store.zone())
 
 
 def build_printer_link(settings: Settings, port: str | None = None) -> SerialLink:
@@ -315,7 +316,7 @@ def build_staff_book(kiosk: Kiosk) -> StaffBook:
 def build_reports(kiosk: Kiosk) -> Reports:
     """X and Z reports; each Z report (the end of a day) is followed by a rolling backup."""
     return Reports(kiosk.db, build_audit(kiosk), kiosk.settings.kiosk.lane_id,
-                   kiosk.settings.store.currency,
+                   kiosk.settings.store.currency, zone=kiosk.settings.store.zone(),
                    on_closed=lambda: backup_in_background(kiosk.settings, "z report"))
 
 
@@ -707,7 +708,8 @@ def pass_checker(kiosk: Kiosk) -> Callable[[str], tuple[bool, str]]:
     refunds = PaymentsRepo(kiosk.db)
     return lambda text: check_pass(text, keys_path=settings.public_keys_path,
                                    now=kiosk.clock.now(), max_age_h=settings.exit_pass.max_age_h,
-                                   refunded_minor=refunds.refunded_minor)
+                                   refunded_minor=refunds.refunded_minor,
+                                   zone=settings.store.zone())
 
 
 def open_alerts(kiosk: Kiosk) -> list[tuple[str, str]]:

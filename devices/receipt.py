@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import textwrap
 from dataclasses import dataclass
+from datetime import datetime, tzinfo
 
 from escpos.constants import QR_ECLEVEL_M
 from escpos.printer import Dummy
@@ -53,6 +54,9 @@ class ReceiptStyle:
     profile: str = "default"  # python-escpos printer profile
     footer_zh: str = "谢谢惠顾，欢迎再来"
     footer_en: str = "Thank you for shopping with us"
+    # The store's time zone (store.time_zone): the paid time prints as the store's local
+    # time; None prints it with the offset the sale carries (UTC for a kiosk's clock).
+    time_zone: tzinfo | None = None
 
     def __post_init__(self) -> None:
         if self.paper_mm not in COLUMNS:
@@ -72,6 +76,10 @@ class ReceiptStyle:
     @property
     def columns(self) -> int:
         return COLUMNS[self.paper_mm]
+
+    def local(self, at: datetime) -> datetime:
+        """``at`` (aware) as the store's clock on the wall reads it."""
+        return at.astimezone(self.time_zone) if self.time_zone is not None else at
 
 
 def width(text: str) -> int:
@@ -189,7 +197,8 @@ def render_receipt(sale: PaidSale, exit_pass: str, style: ReceiptStyle,
     else:
         w.lines(w.wrap(sale.store_name_en, cols // 2))
         p.set(align="center", normal_textsize=True, bold=False)
-    w.lines(w.wrap(f"{sale.lane_id}  {sale.paid_at.strftime('%Y-%m-%d %H:%M:%S %z')}", cols))
+    paid_at = style.local(sale.paid_at).strftime("%Y-%m-%d %H:%M:%S %z")
+    w.lines(w.wrap(f"{sale.lane_id}  {paid_at}", cols))
     w.lines(w.wrap(w.both("订单", "Order") + f" {sale.order_id}", cols))
     p.set(align="left", normal_textsize=True)
     w.rule()
