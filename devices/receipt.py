@@ -36,9 +36,15 @@ from app.domain.tax import TaxMode
 FS_CHINESE_ON = b"\x1c\x26"  # FS &: two-byte (GBK) character mode
 COLUMNS = {58: 32, 80: 48}  # Font A (12x24) characters per line
 DOTS = {58: 384, 80: 576}  # printable width in dots at 203 dpi
-PAYMENT_NAMES = {
+# Wallets (PaidSale.wallet) and payment adapters (PaidSale.payment_method), as printed.
+WALLET_NAMES = {
     "wechat": ("微信支付", "WeChat Pay"),
     "alipay": ("支付宝", "Alipay"),
+    "unionpay": ("云闪付", "UnionPay"),
+}
+PAYMENT_NAMES = {
+    **WALLET_NAMES,
+    "wechatpay": ("微信支付", "WeChat Pay"),
     "simulator": ("模拟支付", "Payment simulator"),
     "gateway": ("聚合支付", "Store payment gateway"),
 }
@@ -226,8 +232,13 @@ def render_receipt(sale: PaidSale, exit_pass: str, style: ReceiptStyle,
     p.set(align="left", bold=True, double_height=True)
     w.lines(w.two_columns(w.both("合计", "TOTAL"), f"{sale.currency} {amount(sale.total)}", cols))
     p.set(align="left", bold=False, normal_textsize=True)
-    zh, en = PAYMENT_NAMES.get(sale.payment_method, (sale.payment_method, sale.payment_method))
+    # Paid by: the wallet the shopper used; the provider that took the money (the acquirer:
+    # a gateway, the simulator) on a line of its own when it is not that wallet's own.
+    provider = PAYMENT_NAMES.get(sale.payment_method, (sale.payment_method,) * 2)
+    zh, en = WALLET_NAMES.get(sale.wallet, (sale.wallet,) * 2) if sale.wallet else provider
     w.lines(w.two_columns(w.both("支付方式", "Paid by"), w.both(zh, en), cols))
+    if sale.wallet and provider != (zh, en):
+        w.lines(w.two_columns(w.both("收单", "Via"), w.both(*provider), cols))
     w.lines(w.wrap(w.both("交易号", "Ref") + f" {sale.provider_ref}", cols))
     if sale.member_id:
         w.lines(w.two_columns(w.both("会员", "Member") + f" {sale.member_id}",

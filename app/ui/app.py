@@ -366,6 +366,8 @@ class KioskApp(App):
             if r and r.points else ""
         shown["receipt_order"] = say(lang, "order", order_id=r.order_id) if r else ""
         shown["receipt_total"] = present.money(r.total, lang) if r else ""
+        shown["receipt_saved"] = say(lang, "receipt_saved", amount=present.money(
+            r.savings, lang)) if r and r.savings and r.savings.minor else ""
         shown["still_there"] = say(lang, "still_there_prompt", seconds=shown["countdown"])
         st = view.staff
         shown |= {

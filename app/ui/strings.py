@@ -122,6 +122,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "exit_pass_on_screen": "出口时请出示此二维码",
         "audit": "本单被抽中出口核验，请在出口处将商品交店员核对，谢谢配合",
         "points": "本次获得积分：{points}",
+        "receipt_saved": "本次共节省 {amount}",
         "order": "订单号 {order_id}",
         "done": "完成",
         # still there
@@ -299,6 +300,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "audit": "This sale was picked for an exit check: please show your items to staff "
                  "at the exit. Thank you",
         "points": "Points earned: {points}",
+        "receipt_saved": "You saved {amount}",
         "order": "Order {order_id}",
         "done": "Done",
         "still_there_title": "Are you still there?",
