@@ -42,7 +42,7 @@ from app.runtime import KioskRuntime  # noqa: E402
 from app.ui import present  # noqa: E402
 from app.ui.bridge import Bridge  # noqa: E402
 from app.ui.sounds import Sounds  # noqa: E402
-from app.ui.strings import STRINGS, say  # noqa: E402
+from app.ui.strings import STRINGS, lane_name, say  # noqa: E402
 from app.ui.widgets import CodeEntry, DemoShelf  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -329,6 +329,8 @@ class KioskApp(App):
         shown["notice"] = present.notice_text(view.notice, lang)
         shown["notice_level"] = view.notice.level if view.notice else "info"
         shown["member"] = present.member_line(view, lang)
+        shown["lane_label"] = say(lang, "lane_label",
+                                  lane=lane_name(self.settings.kiosk.lane_id))
         shown["ages"] = present.age_lines(view, lang)
         shown["countdown"] = present.seconds_left(view.deadline, now)
         # Why the lane is out of order: the reason the lane gave (app.lane.refusing: damaged

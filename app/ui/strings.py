@@ -12,6 +12,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "zh": {
         # frame
         "lane": "收银通道",
+        "lane_label": "收银通道 {lane}",
         "other_language": "English",
         "large_text": "大字",
         "normal_text": "标准字",
@@ -51,6 +52,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "cart_title": "购物车",
         "cart_empty_hint": "把商品条码放到摄像头下扫描",
         "items": "{count} 件",
+        "items_one": "{count} 件",
         "subtotal": "原价合计",
         "savings": "已优惠",
         "total": "应付",
@@ -178,6 +180,7 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "en": {
         "lane": "Lane",
+        "lane_label": "Lane {lane}",
         "other_language": "中文",
         "large_text": "Large text",
         "normal_text": "Normal text",
@@ -218,6 +221,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "cart_title": "Your cart",
         "cart_empty_hint": "Hold a product's barcode under the camera",
         "items": "{count} items",
+        "items_one": "{count} item",
         "subtotal": "Regular price",
         "savings": "You save",
         "total": "To pay",
@@ -358,6 +362,21 @@ STRINGS: dict[str, dict[str, str]] = {
 
 
 def say(language: str, key: str, **values: object) -> str:
-    """The string ``key`` in ``language`` with its values filled in ('' for no key)."""
-    text = STRINGS[language].get(key, "")
+    """The string ``key`` in ``language`` with its values filled in ('' for no key).
+
+    Plurals: when ``count`` is 1 and ``<key>_one`` exists, that is used ("1 item", not
+    "1 items"); Chinese has no plural, so its ``_one`` strings read as the others do."""
+    table = STRINGS[language]
+    if values.get("count") == 1 and f"{key}_one" in table:
+        key = f"{key}_one"
+    text = table.get(key, "")
     return text.format(**values) if values else text
+
+
+def lane_name(lane_id: str) -> str:
+    """A lane id as a shopper reads it after the word "Lane": "lane-01" -> "01" (not
+    "Lane lane-01"); an id without the prefix ("K3") as it is."""
+    for prefix in ("lane-", "lane_", "lane"):
+        if lane_id.lower().startswith(prefix) and len(lane_id) > len(prefix):
+            return lane_id[len(prefix):]
+    return lane_id
