@@ -32,11 +32,12 @@ from app.services import catalogue as catalogue_service
 from app.services.checkout import Checkout
 from app.services.clock import SystemClock
 from app.services.exit_pass import PassSigner, check_pass, lane_signer
-from app.services.health import health_lines, outbox_state
+from app.services.health import health_page, outbox_state
 from app.services.members import MemberCodes
 from app.services.payments import Completed, PaymentDesk, PaymentProvider
 from app.services.receipts import NO_PRINTER_NOTICE
 from app.services.reports import Reports
+from app.services.staff_port import Said
 from app.storage.alerts import StaffAlerts, append_alert_file
 from app.storage.audit import AuditLog
 from app.storage.backups import BACKUPS_DIR, newest_age_s, take_backup
@@ -607,7 +608,7 @@ def build_runtime(kiosk: Kiosk, *, threaded: bool,
             receipt_notice=printer_notice(printer) if printer else None,
             wake_printer=printer.wake if printer else (lambda: None),
             flush=uploader.wake if uploader else (lambda: None),
-            devices=lambda: runtime.device_lines())
+            devices=lambda: runtime.device_words())
 
     executor = LaneWorker(make_lane, lambda _view: None) if threaded else InlineLane(make_lane)
     runtime = KioskRuntime(settings, clock, executor, router, devices)
@@ -641,7 +642,7 @@ def build_lane(kiosk: Kiosk, *, provider: PaymentProvider | None = None,
                wake_printer: Callable[[], None] = lambda: None,
                other_scanners: bool = False,
                flush: Callable[[], None] = lambda: None,
-               devices: Callable[[], list[str]] = lambda: []) -> Lane:
+               devices: Callable[[], list[Said]] = lambda: []) -> Lane:
     """The lane over ``kiosk`` (build it on the thread that will run it: it owns the
     kiosk's database connection). ``receipt_notice`` asks the printer; None = no printer."""
     import secrets
@@ -688,8 +689,9 @@ def build_lane(kiosk: Kiosk, *, provider: PaymentProvider | None = None,
         desk=parts.desk, recent_sales=lambda n: recent_sales(kiosk, n),
         book=build_staff_book(kiosk), audit=build_audit(kiosk), reports=build_reports(kiosk),
         jobs=PrintJobs(kiosk.db), verify_pass=pass_checker(kiosk),
-        health=lambda: "\n".join(health_lines(devices, parts.desk.provider, outbox,
-                                               lambda: open_alerts(kiosk))),
+        health=lambda: health_page(devices, parts.desk.provider, outbox,
+                                   lambda: open_alerts(kiosk)),
+        zone=s.store.zone(),
         flush_outbox=lambda: outbox_state(outbox, flush), retry_dead=outbox.retry_dead,
         wake_printer=wake_printer, idle=timedelta(seconds=s.staff.idle_s),
         monotonic=parts.monotonic))

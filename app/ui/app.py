@@ -101,6 +101,7 @@ class KioskApp(App):
         self._bridge = Bridge(self.show)
         self._last_view = LaneView(Screen.ATTRACT)
         self._entry: CodeEntry | None = None
+        self._zone = runtime.settings.store.zone()  # the store's time zone: times shown
         self._shelf: DemoShelf | None = None
 
     # -- building ------------------------------------------------------------------------------
@@ -373,17 +374,18 @@ class KioskApp(App):
         shown["still_there"] = say(lang, "still_there_prompt", seconds=shown["countdown"])
         st = view.staff
         shown |= {
-            "staff_name": f"{st.name} ({st.role})" if st and st.name else "",
+            "staff_name": f"{st.name} ({say(lang, f'role_{st.role}') or st.role})"
+            if st and st.name else "",
             "staff_manager": bool(st and st.role == "manager"),
             "staff_message": st.message if st else "",
             "staff_level": st.level if st else "info",
-            "staff_title": st.title if st else "",
-            "staff_text": st.text if st else "",
             "staff_badge": st.badge_name if st else "",
             "staff_purpose": st.purpose if st else "",
             "staff_chosen": st.chosen if st else "",
             "staff_lane_open": st.lane_open if st else True,
         }
+        # Staff pages in words: the screen's language, money, the store's local time.
+        shown |= present.staff_page(st, lang, self._zone, now)
         self.staff_choices = [{"text": label, "choice": cid}
                               for cid, label in (st.choices if st else ())]
         self.shown = shown
