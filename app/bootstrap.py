@@ -34,11 +34,12 @@ from app.services import catalogue as catalogue_service
 from app.services.checkout import Checkout
 from app.services.clock import SystemClock
 from app.services.exit_pass import PassSigner, check_pass, lane_signer
-from app.services.health import health_lines, outbox_state
+from app.services.health import health_page, outbox_state
 from app.services.members import MemberCodes
 from app.services.payments import Completed, PaymentDesk, PaymentProvider
 from app.services.receipts import NO_PRINTER_NOTICE
 from app.services.reports import Reports
+from app.services.staff_port import Said
 from app.storage.alerts import StaffAlerts, append_alert_file
 from app.storage.audit import AuditLog
 from app.storage.backups import BACKUPS_DIR, newest_age_s, take_backup
@@ -252,7 +253,8 @@ def build_receipt_style(settings: Settings) -> ReceiptStyle:
 
     p = settings.printer
     return ReceiptStyle(paper_mm=p.paper_mm, encoding=p.encoding, native_qr=p.native_qr,
-                        profile=p.profile, footer_zh=p.footer_zh, footer_en=p.footer_en)
+                        profile=p.profile, footer_zh=p.footer_zh, footer_en=p.footer_en,
+                        time_zone=settings.store.zone())
 
 
 def build_printer_link(settings: Settings, port: str | None = None) -> SerialLink:
@@ -319,7 +321,7 @@ def build_staff_book(kiosk: Kiosk) -> StaffBook:
 def build_reports(kiosk: Kiosk) -> Reports:
     """X and Z reports; each Z report (the end of a day) is followed by a rolling backup."""
     return Reports(kiosk.db, build_audit(kiosk), kiosk.settings.kiosk.lane_id,
-                   kiosk.settings.store.currency,
+                   kiosk.settings.store.currency, zone=kiosk.settings.store.zone(),
                    on_closed=lambda: backup_in_background(kiosk.settings, "z report"))
 
 
@@ -791,7 +793,7 @@ def build_runtime(kiosk: Kiosk, *, threaded: bool,
             receipt_notice=printer_notice(printer) if printer else None,
             wake_printer=printer.wake if printer else (lambda: None),
             flush=uploader.wake if uploader else (lambda: None),
-            devices=lambda: runtime.device_lines())
+            devices=lambda: runtime.device_words())
 
     executor = (LaneWorker(make_lane, lambda _view: None, beat=beat) if threaded
                 else InlineLane(make_lane))
@@ -826,7 +828,7 @@ def build_lane(kiosk: Kiosk, *, provider: PaymentProvider | None = None,
                wake_printer: Callable[[], None] = lambda: None,
                other_scanners: bool = False,
                flush: Callable[[], None] = lambda: None,
-               devices: Callable[[], list[str]] = lambda: []) -> Lane:
+               devices: Callable[[], list[Said]] = lambda: []) -> Lane:
     """The lane over ``kiosk`` (build it on the thread that will run it: it owns the
     kiosk's database connection). ``receipt_notice`` asks the printer; None = no printer."""
     import secrets
@@ -875,8 +877,9 @@ def build_lane(kiosk: Kiosk, *, provider: PaymentProvider | None = None,
         desk=parts.desk, recent_sales=lambda n: recent_sales(kiosk, n),
         book=build_staff_book(kiosk), audit=build_audit(kiosk), reports=build_reports(kiosk),
         jobs=PrintJobs(kiosk.db), verify_pass=pass_checker(kiosk),
-        health=lambda: "\n".join(health_lines(devices, parts.desk.provider, outbox,
-                                               lambda: open_alerts(kiosk))),
+        health=lambda: health_page(devices, parts.desk.provider, outbox,
+                                   lambda: open_alerts(kiosk)),
+        zone=s.store.zone(),
         flush_outbox=lambda: outbox_state(outbox, flush), retry_dead=outbox.retry_dead,
         wake_printer=wake_printer, idle=timedelta(seconds=s.staff.idle_s),
         monotonic=parts.monotonic))
@@ -895,7 +898,8 @@ def pass_checker(kiosk: Kiosk) -> Callable[[str], tuple[bool, str]]:
     refunds = PaymentsRepo(kiosk.db)
     return lambda text: check_pass(text, keys_path=settings.public_keys_path,
                                    now=kiosk.clock.now(), max_age_h=settings.exit_pass.max_age_h,
-                                   refunded_minor=refunds.refunded_minor)
+                                   refunded_minor=refunds.refunded_minor,
+                                   zone=settings.store.zone())
 
 
 def open_alerts(kiosk: Kiosk) -> list[tuple[str, str]]:

@@ -21,6 +21,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from app.domain.money import CURRENCY_EXPONENTS
 from app.domain.payment_code import DEFAULT_CODE_RANGES, CodeRange, code_ranges_from
@@ -55,8 +56,15 @@ class StoreSettings:
         "Tax class code -> rate ('0.13' or '13%'). Every product names one of these.",
         {"standard": "0.13", "food": "0.09", "zero": "0"},
     )
+    time_zone: str = _doc(
+        "The store's time zone, an IANA name ('Asia/Shanghai', 'Europe/Berlin', 'UTC'): "
+        "receipts, reports, the exit-pass check and staff screens show the store's local "
+        "time in it. What is stored, signed and sent stays in UTC / Unix seconds.",
+        "Asia/Shanghai",
+    )
 
     def validate(self) -> None:
+        self.zone()
         if self.currency not in CURRENCY_EXPONENTS:
             raise SettingsError(
                 f"store.currency {self.currency!r} is not a supported ISO 4217 code "
@@ -69,6 +77,18 @@ class StoreSettings:
                 parse_rate(str(rate))
             except ValueError as exc:
                 raise SettingsError(f"store.tax_classes.{code}: {exc}") from None
+
+    def zone(self) -> ZoneInfo:
+        """``time_zone`` as a ``ZoneInfo`` (the system's tz database, or the tzdata package);
+        raises ``SettingsError`` naming the setting for a name the database does not know."""
+        try:
+            return ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(
+                f"store.time_zone {self.time_zone!r} is not an IANA time zone name this "
+                "system knows: use a name such as 'Asia/Shanghai', 'Europe/Berlin' or 'UTC' "
+                "(`ls /usr/share/zoneinfo`)"
+            ) from None
 
     def tax_policy(self) -> TaxPolicy:
         rates = {code: parse_rate(str(rate)) for code, rate in self.tax_classes.items()}

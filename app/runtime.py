@@ -27,6 +27,7 @@ from app.config import Settings
 from app.domain.clock import Clock
 from app.lane import Lane, LaneView
 from app.services.staff import StaffMode
+from app.services.staff_port import Said
 
 if TYPE_CHECKING:  # devices pull in OpenCV, pyserial and the decoders
     from app.services.printing import JobOutcome, PrintQueue
@@ -107,7 +108,11 @@ class DeviceHealth:
 
     device: str  # camera, decoder, printer, serial_scanner
     state: str  # ok, lost, none, or the device's own word (printer: ready, paper_end, ...)
-    line: str  # what staff read on the health page
+    line: str  # what staff read on the health page (English: logs, `kiosk doctor`)
+    words: Said | None = None  # the same, worded by the staff screen in its language
+
+    def said(self) -> Said:
+        return self.words or Said.of("health_line", line=self.line)
 
 
 @dataclass(frozen=True)
@@ -149,17 +154,23 @@ def camera_health(camera: Camera | None, scanner: CameraScanner | None) -> list[
     """The camera's line (state, frame rate, age of the last frame, reopens) and the
     decoder's (scans, refusals, decode time); "none configured" without a camera."""
     if camera is None:
-        return [DeviceHealth("camera", "none", "Camera: none configured")]
+        return [DeviceHealth("camera", "none", "Camera: none configured",
+                             Said.of("health_camera_none"))]
     h = camera.health()
-    age = "-" if h.last_frame_age_s is None else f"{h.last_frame_age_s:.2f} s"
+    age = "-" if h.last_frame_age_s is None else f"{h.last_frame_age_s:.2f}"
     out = [DeviceHealth("camera", h.state, (
-        f"Camera ({h.source}): {h.state}, {h.fps} fps, last frame {age} ago, "
-        f"reopened {h.reopen_count}x {h.error}").rstrip())]
+        f"Camera ({h.source}): {h.state}, {h.fps} fps, last frame {age} s ago, "
+        f"reopened {h.reopen_count}x {h.error}").rstrip(), Said.of(
+        "health_camera", source=h.source, fps=h.fps, age=age, reopens=h.reopen_count,
+        state=Said.of(f"state_{h.state}", fallback=h.state),
+        error=f" {h.error}" if h.error else ""))]
     if scanner is not None:
         st = scanner.stats()
         out.append(DeviceHealth("decoder", "ok", (
             f"Decoder: {st['scans']} scans, {st['rejections']} refused, "
-            f"decode p50 {st['decode_ms_p50']} ms, p95 {st['decode_ms_p95']} ms")))
+            f"decode p50 {st['decode_ms_p50']} ms, p95 {st['decode_ms_p95']} ms"), Said.of(
+            "health_decoder", scans=st["scans"], refused=st["rejections"],
+            p50=st["decode_ms_p50"], p95=st["decode_ms_p95"])))
     return out
 
 
@@ -168,19 +179,25 @@ def printer_health(printer: PrintQueue | None) -> list[DeviceHealth]:
     (passes on screen) without one."""
     if printer is None:
         return [DeviceHealth("printer", "none",
-                             "Printer: none configured (exit passes shown on screen)")]
+                             "Printer: none configured (exit passes shown on screen)",
+                             Said.of("health_printer_none"))]
     ph = printer.health()
-    return [DeviceHealth("printer", ph.status.state.value, (
-        f"Printer ({ph.port}): {ph.status.state.value} {ph.status.detail}, "
+    state = ph.status.state.value
+    return [DeviceHealth("printer", state, (
+        f"Printer ({ph.port}): {state} {ph.status.detail}, "
         f"{ph.pending_jobs} waiting, {ph.unconfirmed_jobs} unconfirmed, "
-        f"reopened {ph.reopen_count}x {ph.last_error}").rstrip())]
+        f"reopened {ph.reopen_count}x {ph.last_error}").rstrip(), Said.of(
+        "health_printer", port=ph.port, state=Said.of(f"state_{state}", fallback=state),
+        waiting=ph.pending_jobs, unconfirmed=ph.unconfirmed_jobs, reopens=ph.reopen_count,
+        error="".join(f" {x}" for x in (ph.status.detail, ph.last_error) if x)))]
 
 
 def serial_scanner_health(scanner: SerialScanner | None, port: str) -> list[DeviceHealth]:
     """A serial barcode scanner's port; nothing without one."""
     if scanner is None:
         return []
-    return [DeviceHealth("serial_scanner", "ok", f"Serial scanner: {port}")]
+    return [DeviceHealth("serial_scanner", "ok", f"Serial scanner: {port}",
+                         Said.of("health_serial_scanner", port=port))]
 
 
 class KioskRuntime:
@@ -283,6 +300,10 @@ class KioskRuntime:
 
     def device_lines(self) -> list[str]:
         return [h.line for h in self.device_health()]
+
+    def device_words(self) -> list[Said]:
+        """The health page's device lines in words, for the staff screen's language."""
+        return [h.said() for h in self.device_health()]
 
 
 __all__ = ["ROUTES", "Device", "DeviceHealth", "Devices", "KioskRuntime", "LaneExecutor", "Router",

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import textwrap
 from dataclasses import dataclass
+from datetime import datetime, tzinfo
 
 from escpos.constants import QR_ECLEVEL_M
 from escpos.printer import Dummy
@@ -35,9 +36,15 @@ from app.domain.tax import TaxMode
 FS_CHINESE_ON = b"\x1c\x26"  # FS &: two-byte (GBK) character mode
 COLUMNS = {58: 32, 80: 48}  # Font A (12x24) characters per line
 DOTS = {58: 384, 80: 576}  # printable width in dots at 203 dpi
-PAYMENT_NAMES = {
+# Wallets (PaidSale.wallet) and payment adapters (PaidSale.payment_method), as printed.
+WALLET_NAMES = {
     "wechat": ("微信支付", "WeChat Pay"),
     "alipay": ("支付宝", "Alipay"),
+    "unionpay": ("云闪付", "UnionPay"),
+}
+PAYMENT_NAMES = {
+    **WALLET_NAMES,
+    "wechatpay": ("微信支付", "WeChat Pay"),
     "simulator": ("模拟支付", "Payment simulator"),
     "gateway": ("聚合支付", "Store payment gateway"),
 }
@@ -53,6 +60,9 @@ class ReceiptStyle:
     profile: str = "default"  # python-escpos printer profile
     footer_zh: str = "谢谢惠顾，欢迎再来"
     footer_en: str = "Thank you for shopping with us"
+    # The store's time zone (store.time_zone): the paid time prints as the store's local
+    # time; None prints it with the offset the sale carries (UTC for a kiosk's clock).
+    time_zone: tzinfo | None = None
 
     def __post_init__(self) -> None:
         if self.paper_mm not in COLUMNS:
@@ -72,6 +82,10 @@ class ReceiptStyle:
     @property
     def columns(self) -> int:
         return COLUMNS[self.paper_mm]
+
+    def local(self, at: datetime) -> datetime:
+        """``at`` (aware) as the store's clock on the wall reads it."""
+        return at.astimezone(self.time_zone) if self.time_zone is not None else at
 
 
 def width(text: str) -> int:
@@ -189,7 +203,8 @@ def render_receipt(sale: PaidSale, exit_pass: str, style: ReceiptStyle,
     else:
         w.lines(w.wrap(sale.store_name_en, cols // 2))
         p.set(align="center", normal_textsize=True, bold=False)
-    w.lines(w.wrap(f"{sale.lane_id}  {sale.paid_at.strftime('%Y-%m-%d %H:%M:%S %z')}", cols))
+    paid_at = style.local(sale.paid_at).strftime("%Y-%m-%d %H:%M:%S %z")
+    w.lines(w.wrap(f"{sale.lane_id}  {paid_at}", cols))
     w.lines(w.wrap(w.both("订单", "Order") + f" {sale.order_id}", cols))
     p.set(align="left", normal_textsize=True)
     w.rule()
@@ -217,8 +232,13 @@ def render_receipt(sale: PaidSale, exit_pass: str, style: ReceiptStyle,
     p.set(align="left", bold=True, double_height=True)
     w.lines(w.two_columns(w.both("合计", "TOTAL"), f"{sale.currency} {amount(sale.total)}", cols))
     p.set(align="left", bold=False, normal_textsize=True)
-    zh, en = PAYMENT_NAMES.get(sale.payment_method, (sale.payment_method, sale.payment_method))
+    # Paid by: the wallet the shopper used; the provider that took the money (the acquirer:
+    # a gateway, the simulator) on a line of its own when it is not that wallet's own.
+    provider = PAYMENT_NAMES.get(sale.payment_method, (sale.payment_method,) * 2)
+    zh, en = WALLET_NAMES.get(sale.wallet, (sale.wallet,) * 2) if sale.wallet else provider
     w.lines(w.two_columns(w.both("支付方式", "Paid by"), w.both(zh, en), cols))
+    if sale.wallet and provider != (zh, en):
+        w.lines(w.two_columns(w.both("收单", "Via"), w.both(*provider), cols))
     w.lines(w.wrap(w.both("交易号", "Ref") + f" {sale.provider_ref}", cols))
     if sale.member_id:
         w.lines(w.two_columns(w.both("会员", "Member") + f" {sale.member_id}",

@@ -52,7 +52,9 @@ def pass_verify(obj: Context, payload: str, keys: Path | None, as_json: bool) ->
         record.update(
             lane_id=held.lane_id, order_id=held.order_id, total_minor=held.total_minor,
             currency=held.currency, item_count=held.item_count, exit_audit=held.exit_audit,
-            issued_at=datetime.fromtimestamp(held.issued_at, UTC).isoformat(),
+            # The store's local time (store.time_zone); the pass holds Unix seconds.
+            issued_at=datetime.fromtimestamp(held.issued_at, UTC).astimezone(
+                obj.settings.store.zone()).isoformat(),
         )
     if as_json:
         click.echo(json.dumps(record, ensure_ascii=False))

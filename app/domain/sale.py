@@ -73,6 +73,10 @@ class PaidSale:
     member_id: str | None = None
     points_earned: int = 0
     exit_audit: bool = False  # picked for an exit check
+    # The wallet the shopper paid with ("wechat", "alipay", "unionpay"): the one chosen for
+    # the QR, or whose payment code was charged; "" when unknown (one QR for every wallet
+    # and no choice). ``payment_method`` is then the provider (acquirer) that took it.
+    wallet: str = ""
 
     @property
     def currency(self) -> str:
@@ -111,6 +115,7 @@ class PaidSale:
             "member_id": self.member_id,
             "points_earned": self.points_earned,
             "exit_audit": self.exit_audit,
+            "wallet": self.wallet,
         }
 
     @classmethod
@@ -148,6 +153,7 @@ class PaidSale:
             member_id=d["member_id"],
             points_earned=d["points_earned"],
             exit_audit=d["exit_audit"],
+            wallet=d.get("wallet", ""),  # sales kept before the wallet was recorded
         )
 
 

@@ -86,7 +86,8 @@ class Paying(LaneCore):
         if ready is None:
             return
         draft, what = ready
-        payment = self.checkout.start_payment(self.p.desk, draft, what)
+        # The wallet chosen goes with the sale, so the receipt names it (not the provider).
+        payment = self.checkout.start_payment(self.p.desk, replace(draft, wallet=wallet), what)
         self._wallet = wallet
         self._after_payment(payment)
 
@@ -144,6 +145,7 @@ class Paying(LaneCore):
         if ready is None:
             return
         draft, what = ready
+        draft = replace(draft, wallet=code.wallet)
         self._wallet = code.wallet
         before = self.p.desk.repo.open_for_cart(self.checkout.cart_id)
         payment = self.checkout.charge_code(self.p.desk, draft, what, code,
@@ -436,7 +438,7 @@ class Paying(LaneCore):
         show_pass = self._receipt_notice is not None
         receipt = ReceiptView(sale.order_id, sale.total, sale.item_count, exit_pass,
                               None, show_pass, sale.exit_audit, sale.member_id,
-                              sale.points_earned)
+                              sale.points_earned, sale.savings)
         self.p.wake_printer()
         self._show(screen=Screen.RECEIPT, receipt=receipt, payment=None, notice=None,
                    deadline=self._receipt_deadline(show_pass), help_requested=False,

@@ -11,7 +11,14 @@ from app.domain.cart import CartLine
 from app.domain.money import Money
 from app.lane.core import LaneCore
 from app.lane.views import IDLE_WATCHED, Notice, Screen
-from app.services.staff_port import SessionRef, StaffView
+from app.services.staff_port import (
+    Bilingual,
+    LaneLine,
+    LaneState,
+    OpenPayment,
+    SessionRef,
+    StaffView,
+)
 
 
 class StaffSide(LaneCore):
@@ -67,6 +74,28 @@ class StaffSide(LaneCore):
     def shopper_session(self) -> SessionRef | None:
         s = self.session
         return SessionRef(s.session_id, s.member_id) if s is not None else None
+
+    def lane_state(self) -> LaneState:
+        screen = self._view.screen
+        if screen is Screen.STAFF and self._view.back_to is not None:
+            screen = self._view.back_to
+        if self.session is None:
+            return LaneState(screen.value)
+        priced = self._view.priced
+        lines = tuple(LaneLine(Bilingual(pl.line.product.name_zh, pl.line.product.name_en),
+                               pl.line.quantity, pl.line.weight_g, pl.total)
+                      for pl in (priced.lines if priced else ()))
+        open_payment = self.p.desk.repo.open_for_cart(self.checkout.cart_id)
+        payment = OpenPayment(open_payment.method, open_payment.wallet or self._wallet,
+                              open_payment.mode,
+                              Money(open_payment.amount_minor, open_payment.currency),
+                              open_payment.created_at, open_payment.state.value) \
+            if open_payment is not None else None
+        return LaneState(
+            screen.value, lines, priced.item_count if priced else 0,
+            priced.total if priced else Money(0, self.p.currency), self.session.member_id,
+            payment, tuple(Bilingual(ln.product.name_zh, ln.product.name_en)
+                           for ln in self.checkout.cart.pending_age_checks()))
 
     def cart_lines(self) -> list[CartLine]:
         return self.checkout.lines() if self.session is not None else []

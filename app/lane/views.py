@@ -87,6 +87,7 @@ class ReceiptView:
     exit_audit: bool
     member_id: str | None
     points: int
+    savings: Money | None = None  # what promotions and member prices took off (0: none)
 
 
 @dataclass(frozen=True)

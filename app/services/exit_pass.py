@@ -15,7 +15,7 @@ import os
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -149,7 +149,8 @@ FUTURE_TOLERANCE_S = 300.0  # lanes' clocks may differ this much (NTP keeps them
 
 def check_pass(text: str, *, keys_path: Path, now: datetime, max_age_h: float,
                refunded_minor: Callable[[str], int],
-               future_tolerance_s: float = FUTURE_TOLERANCE_S) -> tuple[bool, str]:
+               future_tolerance_s: float = FUTURE_TOLERANCE_S,
+               zone: tzinfo | None = None) -> tuple[bool, str]:
     """Staff's exit-pass check: (valid, what it holds, as lines staff read).
 
     Valid means signed by a lane of this store (``keys_path``, the store's key file),
@@ -157,7 +158,9 @@ def check_pass(text: str, *, keys_path: Path, now: datetime, max_age_h: float,
     ``future_tolerance_s`` seconds after it (a pass dated in the future was signed by a
     lane whose clock is wrong, or made to outlive ``max_age_h``: refused, naming the
     clock), and not refunded (``refunded_minor(order_id)``, 0 when the sale is not this
-    lane's)."""
+    lane's). Times are shown in ``zone`` (the store's, ``store.time_zone``; None: that of
+    ``now``); the pass itself holds Unix seconds, so the zone changes only what is read."""
+    shown_in = zone or now.tzinfo
     try:
         keys = load_public_keys(keys_path)
     except KeyFileError as exc:
@@ -171,7 +174,7 @@ def check_pass(text: str, *, keys_path: Path, now: datetime, max_age_h: float,
     total = Money(held.total_minor, held.currency).to_decimal_string()
     lines = [verdict.message, f"lane {held.lane_id}, order {held.order_id}",
              f"{held.item_count} items, {total} {held.currency}",
-             f"issued {issued.astimezone(now.tzinfo):%Y-%m-%d %H:%M} ({age_h:.1f} h ago)"]
+             f"issued {issued.astimezone(shown_in):%Y-%m-%d %H:%M %z} ({age_h:.1f} h ago)"]
     valid = verdict.valid
     if valid and age_h > max_age_h:
         valid = False
@@ -179,8 +182,8 @@ def check_pass(text: str, *, keys_path: Path, now: datetime, max_age_h: float,
     if valid and (issued - now).total_seconds() > future_tolerance_s:
         valid = False
         lines.append(f"DATED IN THE FUTURE: issued after this kiosk's clock "
-                     f"({now:%Y-%m-%d %H:%M}); check the issuing lane's clock and this "
-                     "one's / 凭证时间晚于本机时间")
+                     f"({now.astimezone(shown_in):%Y-%m-%d %H:%M %z}); check the issuing "
+                     "lane's clock and this one's / 凭证时间晚于本机时间")
     refunded = refunded_minor(held.order_id)
     if valid and refunded:
         valid = False

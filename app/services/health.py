@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime
 
 from app.domain.payment import PaymentError, ProviderRefused, error_text
 from app.services.payments import PaymentProvider
+from app.services.staff_port import Said
 from app.storage.outbox import Outbox
 
 # Where a technician goes from here (issue 20): every check with its fix, and the logs.
@@ -19,27 +21,39 @@ MORE = "More: `kiosk doctor` checks this PC, each line with its fix; logs: journ
 ProbeOrder = "HEALTHCHECK0000"  # an order no lane ever creates: any answer means "reachable"
 
 
-def provider_reach(provider: PaymentProvider) -> str:
-    """How the payment provider answered a query for an order that does not exist: a
+def reach(provider: PaymentProvider) -> tuple[str, int, str]:
+    """How the payment provider answered a query for an order that does not exist, as
+    (``"answered"``, ``"refused"`` or ``"unreachable"``, milliseconds, what it said): a
     refusal naming the order (404, "not found", a status) is an answer; anything else
     (timeout, connection refused) is not. A ``ProviderRefused`` (the provider answered
     with a refusal of its own: a wrong merchant id, serial, key or secret, a clock off)
-    is shown as ``error_text`` gives it: "refused by the provider: <code> <message>;
-    check setting <setting>"."""
+    says what ``error_text`` gives: "refused by the provider: <code> <message>; check
+    setting <setting>". Milliseconds on the monotonic clock."""
     started = time.monotonic()
+
+    def ms() -> int:
+        return round((time.monotonic() - started) * 1000)
     try:
         provider.query(ProbeOrder)
-        return f"answered in {(time.monotonic() - started) * 1000:.0f} ms"
+        return "answered", ms(), ""
     except ProviderRefused as exc:  # it answered, with a refusal: its code, the setting
-        return f"answered in {(time.monotonic() - started) * 1000:.0f} ms but {error_text(exc)}"
+        return "refused", ms(), error_text(exc)
     except Exception as exc:  # noqa: BLE001 - any answer at all is what is being checked
         said = str(exc)
         reachable = "status" in said or "404" in said or "not found" in said.lower()
         # The code and the setting are what an integrator needs: never cut them off.
         shown = error_text(exc) if isinstance(exc, PaymentError) and (
             exc.code or exc.setting) else said[:80]
-        return (f"answered in {(time.monotonic() - started) * 1000:.0f} ms" if reachable
-                else f"NOT REACHABLE: {shown}")
+        return ("answered", ms(), "") if reachable else ("unreachable", ms(), shown)
+
+
+def provider_reach(provider: PaymentProvider) -> str:
+    """``reach`` in English, for logs and the CLI: "answered in 12 ms", "answered in 12 ms
+    but refused by the provider: ...", "NOT REACHABLE: ..."."""
+    kind, ms, said = reach(provider)
+    if kind == "unreachable":
+        return f"NOT REACHABLE: {said}"
+    return f"answered in {ms} ms" + (f" but {said}" if kind == "refused" else "")
 
 
 def health_lines(devices: Callable[[], list[str]], provider: PaymentProvider, outbox: Outbox,
@@ -60,6 +74,39 @@ def health_lines(devices: Callable[[], list[str]], provider: PaymentProvider, ou
     return lines
 
 
+def _when(iso: str | None) -> object:
+    """An outbox time (ISO 8601) for the screen: a datetime it shows in the store's time
+    zone, or "never"."""
+    if not iso:
+        return Said.of("health_never")
+    try:
+        return datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+
+
+def health_page(devices: Callable[[], list[Said]], provider: PaymentProvider, outbox: Outbox,
+                alerts: Callable[[], list[tuple[str, str]]]) -> list[Said]:
+    """The device health page in words (``Said``, worded by the screen in staff's
+    language): the devices' lines (``devices()``, from the runtime), the payment
+    provider's reach, the events waiting and up to five open alerts, as ``health_lines``."""
+    try:
+        lines = list(devices())
+    except Exception as exc:  # noqa: BLE001 - a health page must always show
+        lines = [Said.of("health_devices_failed", error=str(exc))]
+    kind, ms, said = reach(provider)
+    name = Said.of(f"provider_{provider.name}", fallback=provider.name)
+    lines.append(Said.of(f"health_payment_{kind}", provider=name, ms=ms, error=said))
+    st = outbox.status()
+    lines.append(Said.of("health_events", pending=st.pending, sending=st.in_flight,
+                         dead=st.dead, oldest=_when(st.oldest_pending) if st.oldest_pending
+                         else "-", last=_when(st.last_upload)))
+    lines += [Said.of("health_alert", kind=Said.of(f"alert_{kind}", fallback=kind),
+                      message=message) for kind, message in alerts()] \
+        or [Said.of("health_no_alerts")]
+    return lines
+
+
 def outbox_state(outbox: Outbox, flush: Callable[[], None]) -> str:
     """Ask the uploader to send now (``flush``), then say what is waiting, for staff."""
     flush()
@@ -68,4 +115,4 @@ def outbox_state(outbox: Outbox, flush: Callable[[], None]) -> str:
             f"{st.dead} set aside; last upload {st.last_upload or 'never'}")
 
 
-__all__ = ["health_lines", "outbox_state", "provider_reach"]
+__all__ = ["health_lines", "health_page", "outbox_state", "provider_reach", "reach"]

@@ -366,7 +366,8 @@ class PaymentDesk:
         paid_at = p.paid_at or self.clock.now()
         sale = PaidSale.from_dict(draft | {
             "order_id": p.out_trade_no, "payment_method": p.method,
-            "provider_ref": p.provider_ref, "paid_at": paid_at.isoformat()})
+            "provider_ref": p.provider_ref, "paid_at": paid_at.isoformat(),
+            "wallet": paid_with(p, draft.get("wallet", ""))})
         exit_pass = self.signer.sign(exit_pass_for(sale))
         job_id = self.repo.complete_sale(p, sale, exit_pass, self.clock.now())
         if job_id is None:
@@ -513,6 +514,19 @@ class PaymentDesk:
 __all__ = ["Completed", "Expiring", "InvalidNotification", "Notification", "OrderRequest",
            "PaymentDesk", "PaymentError", "PaymentProvider", "ProviderStatus", "ProviderView",
            "new_order_id"]
+
+
+# Adapters that are one wallet's own (app.domain.payment_code wallet names).
+WALLET_OF_ADAPTER = {"wechatpay": "wechat", "alipay": "alipay"}
+
+
+def paid_with(p: Payment, chosen: str) -> str:
+    """The wallet a payment was made with, for the receipt: a payment code's wallet, the
+    wallet of an adapter that is one wallet's own, else the one the shopper chose for the
+    QR (``chosen``, kept in the sale draft; "" when there was no choice)."""
+    if p.by_code and p.wallet:
+        return p.wallet
+    return WALLET_OF_ADAPTER.get(p.method, chosen)
 
 
 def _without_code(exc: PaymentError, code: PaymentCode) -> PaymentError:

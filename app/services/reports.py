@@ -17,7 +17,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import sqlite_utils
@@ -54,6 +54,15 @@ class Report:
     lane_id: str
     currency: str
     body: dict[str, Any]
+    zone: tzinfo = UTC  # the store's time zone (store.time_zone): what text() shows
+
+    def local(self, at: str) -> datetime | None:
+        """A period mark (ISO 8601, UTC) as the store's local time; None for the start of
+        the records (no Z yet: ``EPOCH``)."""
+        if at == EPOCH:
+            return None
+        when = datetime.fromisoformat(at)
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(self.zone)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "z_number": self.z_number, "lane_id": self.lane_id,
@@ -67,8 +76,11 @@ class Report:
         def m(minor: int) -> str:
             return Money(minor, self.currency).to_decimal_string()
         title = f"{self.kind} REPORT" + (f" #{self.z_number}" if self.z_number else "")
-        lines = [title, f"Lane {self.lane_id}", f"From {self.opened_at[:19]}",
-                 f"To   {self.closed_at[:19]}", "-" * 24,
+        def when(at: str) -> str:
+            local = self.local(at)
+            return local.strftime("%Y-%m-%d %H:%M:%S %z") if local else "the first sale"
+        lines = [title, f"Lane: {self.lane_id}", f"From {when(self.opened_at)}",
+                 f"To   {when(self.closed_at)}", "-" * 24,
                  f"Sales: {b['sales_count']}  total {m(b['sales_minor'])}"]
         for method, row in sorted(b["by_method"].items()):
             lines.append(f"  {method}: {row['count']}  {m(row['minor'])}")
@@ -85,9 +97,12 @@ class Report:
 
 class Reports:
     def __init__(self, db: sqlite_utils.Database, audit: AuditLog, lane_id: str,
-                 currency: str, on_closed: Callable[[], object] = lambda: None) -> None:
+                 currency: str, on_closed: Callable[[], object] = lambda: None,
+                 zone: tzinfo = UTC) -> None:
         """``on_closed``: called after each Z report has committed (the end-of-day
-        backup: app.bootstrap.build_reports)."""
+        backup: app.bootstrap.build_reports); ``zone``: the store's time zone, in which
+        reports show their times (the marks themselves are kept in UTC)."""
+        self.zone = zone
         self.db, self.audit = db, audit
         self.on_closed = on_closed
         self.sales, self.payments = Sales(db), PaymentsRepo(db)
@@ -136,7 +151,7 @@ class Reports:
         start = self.period_start()
         end = self._now_marks(now)
         return Report("X", None, start.at, end.at, self.lane_id, self.currency,
-                      self._body(start, end))
+                      self._body(start, end), self.zone)
 
     def z(self, now: datetime, staff: str) -> Report:
         """Close the period: the report is kept, and written to the audit log."""
@@ -154,7 +169,8 @@ class Reports:
             self.z_reports.add(number, start.at, end.at, body, entry.seq, entry.hash,
                                end.sale, end.step)
         self.on_closed()
-        return Report("Z", number, start.at, end.at, self.lane_id, self.currency, body)
+        return Report("Z", number, start.at, end.at, self.lane_id, self.currency, body,
+                      self.zone)
 
     def z_heads(self) -> list[tuple[int, str]]:
         """Every audit head a Z report carried (to check the log still reaches them)."""

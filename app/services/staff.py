@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from app.domain.clock import Clock
@@ -28,7 +28,13 @@ from app.domain.scan_input import ScanKind
 from app.services import staff_actions as act
 from app.services.payments import PaymentDesk
 from app.services.reports import Reports
-from app.services.staff_port import LaneControl, StaffView
+from app.services.staff_port import (
+    Elapsed,
+    LaneControl,
+    LaneState,
+    Said,
+    StaffView,
+)
 from app.storage.audit import AuditLog
 from app.storage.outbox import Outbox
 from app.storage.print_jobs import PrintJobs
@@ -55,13 +61,14 @@ class StaffParts:
     reports: Reports
     jobs: PrintJobs
     verify_pass: Callable[[str], tuple[bool, str]]  # (valid, what staff read)
-    health: Callable[[], str]  # the device health page
+    health: Callable[[], list[Said]]  # the device health page (app.services.health)
     flush_outbox: Callable[[], str]  # wake the uploader; returns the outbox's state
     retry_dead: Callable[[], int]
     wake_printer: Callable[[], None]
     idle: timedelta = timedelta(minutes=2)
     # Seconds that never step: the idle sign-out is measured on it, not the wall clock.
     monotonic: Callable[[], float] = time.monotonic
+    zone: tzinfo = UTC  # the store's time zone (store.time_zone): times staff read
 
 
 class StaffMode:
@@ -85,9 +92,10 @@ class StaffMode:
             return  # not one of ours: nothing happens, as for any unknown code
         self._last = self.p.monotonic()
         until = self.p.book.locked_until(self.clock.now())
+        shown = f"{until.astimezone(self.p.zone):%H:%M}" if until else ""
         self._enter(StaffView("pin", badge_name=self._badge.name if self._badge else "",
-                              locked_until=f"{until:%H:%M}" if until else "",
-                              message=f"Locked until {until:%H:%M} / 锁定至 {until:%H:%M}"
+                              locked_until=shown,
+                              message=f"Locked until {shown} / 锁定至 {shown}"
                               if until else "", level="error" if until else "info"))
 
     def pin(self, pin: str) -> None:
@@ -113,6 +121,13 @@ class StaffMode:
     def tick(self) -> None:
         if self.active and self.p.monotonic() - self._last >= self.p.idle.total_seconds():
             self.sign_out("idle")
+            return
+        view = self.lane.staff_view()
+        if view is not None and view.page == "menu" and self.member is not None:
+            # A payment may complete (or a poll change it) while the menu is up.
+            state = lane_state_lines(self.lane.lane_state(), self.lane.is_open)
+            if state != view.state:
+                self.lane.show_staff(replace(view, state=state))
 
     def publish_audit_head(self) -> None:
         """Every few seconds: carry the audit log's head to the file beside the database;
@@ -152,9 +167,16 @@ class StaffMode:
         self._last = self.p.monotonic()
         self._page("menu", message="", text="", choices=(), chosen="")
 
-    def _reset(self, reason: str = "staff reset") -> None:
+    def _reset(self, answer: str | None = None) -> None:
+        """Reset asks first, saying what will be lost (the cart, its total, an open
+        payment, the member); ``answer`` "confirmed" (the confirmation's button) resets."""
+        if answer != "confirmed":
+            self._page("confirm", purpose="reset", message="",
+                       heading=Said.of("staff_reset_title"),
+                       lines=reset_loss_lines(self.lane.lane_state()))
+            return
         had = self.lane.shopper_session() is not None
-        self._record("reset", {"reason": reason, "had_session": had})
+        self._record("reset", {"reason": "staff reset", "had_session": had})
         self.lane.abandon("staff_reset")
         self._page("menu", message="Lane reset / 已重置", level="ok")
 
@@ -207,7 +229,8 @@ class StaffMode:
         for sale in self.p.recent_sales(8):
             order_id = sale.order_id
             refunded = self.p.desk.repo.refunded_minor(order_id)
-            out.append((order_id, f"{sale.paid_at:%H:%M} {sale.total.to_decimal_string()} "
+            paid_at = sale.paid_at.astimezone(self.p.zone)
+            out.append((order_id, f"{paid_at:%H:%M} {sale.total.to_decimal_string()} "
                                   f"x{sale.item_count}  {order_id[-10:]}"
                                   + ("  REFUNDED / 已退款" if refunded else "")))
         return tuple(out)
@@ -279,35 +302,40 @@ class StaffMode:
 
     def _audit_log(self) -> None:
         entries = self.p.audit.entries()[-25:]
-        lines = [f"{e.seq:>5} {e.at[11:19]} {e.kind:<22} {e.actor:<10} "
-                 f"{_short(e.detail)}" for e in reversed(entries)]
         verdict = self.p.audit.verify(self.p.reports.z_heads())
-        head = "chain OK" if verdict.ok else f"CHAIN BROKEN at row {verdict.bad_seq}: " \
-                                             f"{verdict.reason}"
+        head = Said.of("audit_chain_ok") if verdict.ok else Said.of(
+            "audit_chain_broken", seq=verdict.bad_seq, reason=verdict.reason)
         self._record("read_audit_log", {})
-        self._page("text", title=f"Audit log / 审计日志 ({head})", text="\n".join(lines))
+        self._text_page(Said.of("audit_title", chain=head),
+                        [audit_row(e.seq, e.at, e.kind, e.actor, e.detail, self.p.currency)
+                         for e in reversed(entries)])
 
     def _device_health(self) -> None:
         self._record("device_health", {})
-        self._page("text", title="Device health / 设备状态", text=self.p.health())
+        self._text_page(Said.of("health_title"), self.p.health())
 
     def _x_report(self) -> None:
         report = self.p.reports.x(self.clock.now())
         self._record("x_report", {"sales_count": report.body["sales_count"]})
-        self._page("text", title="X report", text=report.text(), purpose="x_report")
+        self._text_page(Said.of("x_title"), report_lines(report), purpose="x_report")
 
     def _z_report(self) -> None:
         report = act.close_period(self.p.reports, self.p.jobs, self.clock,
                                   act.Acting(self._name, self.p.lane_id), self.p.wake_printer)
-        self._page("text", title=f"Z report #{report.z_number} (printing)",
-                   text=report.text())
+        self._text_page(Said.of("z_title", number=report.z_number), report_lines(report))
 
     def _print_x(self) -> None:
         report = self.p.reports.x(self.clock.now())
         self.p.jobs.add_document("X", report.text(), self.clock.now())
         self.p.wake_printer()
         self._record("print_x_report", {})
-        self._page("text", title="X report (printing)", text=report.text())
+        self._text_page(Said.of("x_title_printing"), report_lines(report))
+
+    def _text_page(self, heading: Said, lines: list[Said], purpose: str = "") -> None:
+        """A text page in words: the screen words ``heading`` and ``lines`` in its language;
+        ``title``/``text`` stay empty (they carry English-only pages: the pass verdict)."""
+        self._page("text", title="", text="", heading=heading, lines=tuple(lines),
+                   purpose=purpose)
 
     # -- helpers ------------------------------------------------------------------------------
     @property
@@ -330,12 +358,121 @@ class StaffMode:
     def _page(self, page: str, **changes: Any) -> None:
         current = self.lane.staff_view() or StaffView(page)
         changes.setdefault("lane_open", self.lane.is_open)
+        if page not in ("text", "confirm"):  # words belong to the page that set them
+            changes.setdefault("heading", None)
+            changes.setdefault("lines", ())
+        if page == "menu":
+            changes["state"] = lane_state_lines(self.lane.lane_state(), self.lane.is_open)
         self.lane.show_staff(replace(current, page=page, **changes))
 
 
-def _short(detail: dict[str, Any]) -> str:
-    text = ", ".join(f"{k}={v}" for k, v in detail.items() if k != "lane")
-    return text[:60]
+# -- staff pages in words (Said: worded by the screen, app/ui/strings.py) --------------------
+MAX_STATE_LINES = 4  # cart lines listed on the menu; the rest are counted
+
+
+def lane_state_lines(state: LaneState, is_open: bool = True) -> tuple[Said, ...]:
+    """The staff menu's summary of the lane: the cart (its lines and total), the open
+    payment (provider, wallet, amount, how long it has been open), a pending age check,
+    the member; or that no one is shopping."""
+    out: list[Said] = [] if is_open else [Said.of("staff_state_closed")]
+    if not state.in_session:
+        return (*out, Said.of("staff_state_idle"))
+    out.append(Said.of("staff_state_cart", count=state.item_count, total=state.total))
+    for line in state.lines[:MAX_STATE_LINES]:
+        out.append(Said.of("staff_state_line", name=line.name, quantity=line.quantity
+                           if line.weight_g is None else f"{line.weight_g / 1000:.3f} kg",
+                           total=line.total))
+    if len(state.lines) > MAX_STATE_LINES:
+        out.append(Said.of("staff_state_more", count=len(state.lines) - MAX_STATE_LINES))
+    if state.payment is not None:
+        p = state.payment
+        out.append(Said.of(
+            "staff_state_payment", provider=Said.of(f"provider_{p.provider}",
+                                                    fallback=p.provider),
+            how=Said.of(f"pay_mode_{p.mode}", fallback=p.mode,
+                        wallet=Said.of(f"wallet_{p.wallet}", fallback=p.wallet)
+                        if p.wallet else Said.of("wallet_any")),
+            amount=p.amount, age=Elapsed(p.started_at)))
+    if state.age_pending:
+        out.append(Said.of("staff_state_age", names=state.age_pending))
+    if state.member_id:
+        out.append(Said.of("staff_state_member", member=state.member_id))
+    return tuple(out)
+
+
+def reset_loss_lines(state: LaneState) -> tuple[Said, ...]:
+    """What a reset will lose, for its confirmation: the cart ("the cart of 5 items,
+    ¥42.10, will be cleared"), an open payment (settled first: checked, then closed),
+    the member's session; or that nothing is in progress."""
+    if not state.in_session:
+        return (Said.of("staff_reset_nothing"),)
+    out = [Said.of("staff_reset_cart", count=state.item_count, total=state.total)]
+    if state.payment is not None:
+        out.append(Said.of("staff_reset_payment", amount=state.payment.amount,
+                           provider=Said.of(f"provider_{state.payment.provider}",
+                                            fallback=state.payment.provider)))
+    if state.age_pending:
+        out.append(Said.of("staff_reset_age", names=state.age_pending))
+    if state.member_id:
+        out.append(Said.of("staff_reset_member", member=state.member_id))
+    return tuple(out)
+
+
+def audit_row(seq: int, at: str, kind: str, actor: str, detail: dict[str, Any],
+              currency: str) -> Said:
+    """One audit log row in words: its time in the store's zone, its kind and details
+    named in staff's language, amounts (``*_minor``) as money."""
+    try:
+        when: object = datetime.fromisoformat(at)
+    except ValueError:
+        when = at
+    items = tuple(Said.of("audit_detail", name=Said.of(f"detail_{k}", fallback=k),
+                          value=_detail_value(k, v, currency))
+                  for k, v in detail.items() if k != "lane" and v not in (None, "", [], {}))
+    return Said.of("audit_row", seq=seq, at=when, kind=Said.of(f"audit_kind_{kind}",
+                                                               fallback=kind),
+                   actor=Said.of(f"actor_{actor}", fallback=actor) if actor == "kiosk"
+                   else actor, detail=items[:4])
+
+
+def _detail_value(key: str, value: Any, currency: str) -> object:
+    if key.endswith("_minor") and isinstance(value, int) and not isinstance(value, bool):
+        return Money(value, currency)
+    if isinstance(value, bool):
+        return Said.of("yes" if value else "no")
+    if key == "method":
+        return Said.of(f"provider_{value}", fallback=str(value))
+    if key == "reason" and isinstance(value, str):  # "signed out", "idle", "staff reset"
+        return Said.of(f"reason_{value.replace(' ', '_')}", fallback=value)
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)[:40]
+
+
+def report_lines(report: Any) -> list[Said]:
+    """An X or Z report (``app.services.reports.Report``) in words: the period in the
+    store's zone, money formatted, methods named."""
+    b = report.body
+
+    def money(minor: int) -> Money:
+        return Money(minor, report.currency)
+    start = report.local(report.opened_at)
+    out = [Said.of("report_period", start=start if start else Said.of("report_first_sale"),
+                   end=report.local(report.closed_at)),
+           Said.of("report_sales", count=b["sales_count"], total=money(b["sales_minor"]))]
+    for method, row in sorted(b["by_method"].items()):
+        out.append(Said.of("report_method", count=row["count"], total=money(row["minor"]),
+                           method=Said.of(f"provider_{method}", fallback=method)))
+    out += [Said.of("report_refunds", count=b["refunds_count"],
+                    total=money(b["refunds_minor"])),
+            Said.of("report_net", total=money(b["net_minor"])),
+            Said.of("report_voids", count=b["voids"]),
+            Said.of("report_overrides", count=b["price_overrides"]),
+            Said.of("report_abandoned", count=b["abandoned_carts"]),
+            Said.of("report_exit_audits", count=b["exit_audits"]),
+            Said.of("report_flagged", count=b["payments_flagged"]),
+            Said.of("report_audit_head", seq=b["audit_seq"], hash=b["audit_hash"][:16])]
+    return out
 
 
 def menu_actions(manager: bool) -> list[str]:

@@ -10,11 +10,83 @@ root builds both and introduces them; tests can put a ``Fake*`` on either side.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from app.domain.cart import CartLine
 from app.domain.money import Money
 from app.domain.scan_input import ScanKind
+
+
+@dataclass(frozen=True)
+class Said:
+    """A line of a staff page before it is put into words: a key of ``app/ui/strings.py``
+    and its values, worded by the screen in its language (staff mode, in ``app.services``,
+    cannot import the UI's strings). Values: ``Money`` (formatted as money), ``datetime``
+    (the store's local time), ``Elapsed`` (how long ago, from the screen's clock),
+    ``Bilingual`` (the language's half), a ``Said`` (worded in turn), a tuple of those
+    (joined), anything else as ``str``. ``fallback``: shown when the key has no words
+    (a state or kind the strings do not know yet)."""
+
+    key: str
+    values: tuple[tuple[str, object], ...] = ()
+    fallback: str = ""
+
+    @classmethod
+    def of(cls, key: str, fallback: str = "", **values: object) -> Said:
+        return cls(key, tuple(values.items()), fallback)
+
+
+@dataclass(frozen=True)
+class Elapsed:
+    """Shown as the time since ``since`` (wall clock: this is only shown, never timed)."""
+
+    since: datetime
+
+
+@dataclass(frozen=True)
+class Bilingual:
+    """A text that comes in both languages (a product's name)."""
+
+    zh: str
+    en: str
+
+
+@dataclass(frozen=True)
+class OpenPayment:
+    """The open payment on a lane, as staff see it."""
+
+    provider: str  # the adapter's name
+    wallet: str  # the wallet chosen or whose code is charged; "" for none
+    mode: str  # "qr" or "code"
+    amount: Money
+    started_at: datetime
+    state: str  # app.domain.payment.PaymentState's value
+
+
+@dataclass(frozen=True)
+class LaneLine:
+    name: Bilingual
+    quantity: int
+    weight_g: int | None
+    total: Money
+
+
+@dataclass(frozen=True)
+class LaneState:
+    """What is going on at a lane, for the staff menu and the reset confirmation."""
+
+    screen: str  # app.lane.views.Screen's value (the screen staff mode was opened over)
+    lines: tuple[LaneLine, ...] = ()
+    item_count: int = 0
+    total: Money | None = None  # the cart's total; None without a session
+    member_id: str | None = None
+    payment: OpenPayment | None = None
+    age_pending: tuple[Bilingual, ...] = ()
+
+    @property
+    def in_session(self) -> bool:
+        return self.total is not None
 
 
 @dataclass(frozen=True)
@@ -32,6 +104,11 @@ class StaffView:
     chosen: str = ""  # the line or order an amount is for
     lane_open: bool = True
     locked_until: str = ""
+    # In words for the screen's language (Said): the text page's heading and lines (device
+    # health, audit log, reports, the reset confirmation), and the lane's state on the menu.
+    heading: Said | None = None
+    lines: tuple[Said, ...] = ()
+    state: tuple[Said, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,6 +155,9 @@ class LaneControl(Protocol):
     def approve_age(self, staff: str) -> None:
         """Every line waiting for an age check is approved by ``staff``."""
 
+    def lane_state(self) -> LaneState:
+        """What is going on at the lane now: the cart, the open payment, age checks."""
+
     def abandon(self, reason: str) -> None:
         """End the shopper's session (any open payment is settled first) and wipe."""
 
@@ -102,4 +182,5 @@ class StaffDesk(Protocol):
         """Carry the audit log's head off the database every few seconds."""
 
 
-__all__ = ["LaneControl", "SessionRef", "StaffDesk", "StaffView"]
+__all__ = ["Bilingual", "Elapsed", "LaneControl", "LaneLine", "LaneState", "OpenPayment", "Said",
+           "SessionRef", "StaffDesk", "StaffView"]

@@ -43,7 +43,7 @@ from app.runtime import KioskRuntime  # noqa: E402
 from app.ui import present  # noqa: E402
 from app.ui.bridge import Bridge  # noqa: E402
 from app.ui.sounds import Sounds  # noqa: E402
-from app.ui.strings import STRINGS, say  # noqa: E402
+from app.ui.strings import STRINGS, lane_name, say  # noqa: E402
 from app.ui.widgets import CodeEntry, ConfirmBox, DemoShelf  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,7 @@ class KioskApp(App):
         self._bridge = Bridge(self.show)
         self._last_view = LaneView(Screen.ATTRACT)
         self._entry: CodeEntry | None = None
+        self._zone = runtime.settings.store.zone()  # the store's time zone: times shown
         self._shelf: DemoShelf | None = None
         self._confirm: ConfirmBox | None = None
         self._highlight_until = 0.0  # time.monotonic() until which the changed line is lit
@@ -385,6 +386,8 @@ class KioskApp(App):
         if view.notice is not None and view.notice.key == "camera_lost":
             shown["notice"] = ""  # each screen's own camera words say it, and what to do
         shown["member"] = present.member_line(view, lang)
+        shown["lane_label"] = say(lang, "lane_label",
+                                  lane=lane_name(self.settings.kiosk.lane_id))
         shown["ages"] = present.age_lines(view, lang)
         shown["countdown"] = present.seconds_left(view.deadline, now)
         # Why the lane is out of order: the reason the lane gave (app.lane.refusing: damaged
@@ -431,22 +434,25 @@ class KioskApp(App):
             if r and r.points else ""
         shown["receipt_order"] = say(lang, "order", order_id=r.order_id) if r else ""
         shown["receipt_total"] = present.money(r.total, lang) if r else ""
+        shown["receipt_saved"] = say(lang, "receipt_saved", amount=present.money(
+            r.savings, lang)) if r and r.savings and r.savings.minor else ""
         # Behind the question is a payment: say it is cancelled too, not only the cart.
         shown["still_there"] = say(lang, "still_there_paying" if view.back_to is Screen.PAY
                                    else "still_there_prompt", seconds=shown["countdown"])
         st = view.staff
         shown |= {
-            "staff_name": f"{st.name} ({st.role})" if st and st.name else "",
+            "staff_name": f"{st.name} ({say(lang, f'role_{st.role}') or st.role})"
+            if st and st.name else "",
             "staff_manager": bool(st and st.role == "manager"),
             "staff_message": st.message if st else "",
             "staff_level": st.level if st else "info",
-            "staff_title": st.title if st else "",
-            "staff_text": st.text if st else "",
             "staff_badge": st.badge_name if st else "",
             "staff_purpose": st.purpose if st else "",
             "staff_chosen": st.chosen if st else "",
             "staff_lane_open": st.lane_open if st else True,
         }
+        # Staff pages in words: the screen's language, money, the store's local time.
+        shown |= present.staff_page(st, lang, self._zone, now)
         self.staff_choices = [{"text": label, "choice": cid}
                               for cid, label in (st.choices if st else ())]
         self.shown = shown

@@ -7,12 +7,13 @@ these return.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 from app.domain.money import Money
 from app.domain.pricing import PricedLine
 from app.lane import LaneView, Notice
+from app.services.staff_port import Bilingual, Elapsed, Said, StaffView
 from app.ui.strings import say
 
 LOCALES = {"zh": "zh_CN", "en": "en_US"}
@@ -219,3 +220,64 @@ def camera_words(view: LaneView, language: str) -> dict[str, str]:
             "member_prompt": say(language, "camera_down_member"),
             "cart_hint": shopping, "camera_warning": shopping,
             "pay_camera": say(language, f"camera_down_pay{scanner}")}
+
+
+# -- staff pages ------------------------------------------------------------------------------
+def elapsed(seconds: float, language: str) -> str:
+    """A duration as staff read it: "45 s", "3 min 20 s", "2 h 5 min" (zh: 秒/分/小时)."""
+    whole = max(0, int(seconds))
+    h, rest = divmod(whole, 3600)
+    m, sec = divmod(rest, 60)
+    units = ("小时", "分", "秒") if language == "zh" else (" h", " min", " s")
+    parts = [(h, units[0]), (m, units[1]), (sec, units[2])]
+    if h:
+        parts = parts[:2]
+    elif not m:
+        parts = parts[2:]
+    gap = "" if language == "zh" else " "
+    return gap.join(f"{n}{unit}" for n, unit in parts if n or unit == units[2])
+
+
+def worded(value: object, language: str, zone: tzinfo, now: datetime) -> str:
+    """One value of a ``Said`` in ``language``: money formatted, times in the store's zone
+    (``zone``), durations up to ``now``, nested ``Said`` worded, tuples joined."""
+    if isinstance(value, Said):
+        return words(value, language, zone, now)
+    if isinstance(value, Money):
+        return money(value, language)
+    if isinstance(value, datetime):
+        when = value if value.tzinfo else value.replace(tzinfo=zone)
+        return when.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, Elapsed):
+        return elapsed((now - value.since).total_seconds(), language)
+    if isinstance(value, Bilingual):
+        return value.zh if language == "zh" else value.en
+    if isinstance(value, tuple):
+        return ("，" if language == "zh" else ", ").join(
+            worded(v, language, zone, now) for v in value)
+    return str(value)
+
+
+def words(said: Said, language: str, zone: tzinfo, now: datetime) -> str:
+    """A staff page's line (``Said``) in ``language``; its ``fallback`` (else its key) for
+    a key the strings do not have."""
+    values = {name: worded(v, language, zone, now) for name, v in said.values}
+    counts = {name: v for name, v in said.values if name == "count"}  # plural choice
+    text = say(language, said.key, **values | counts) if said.values else say(language,
+                                                                                said.key)
+    return text or said.fallback or said.key
+
+
+def staff_page(st: StaffView | None, language: str, zone: tzinfo,
+               now: datetime) -> dict[str, str]:
+    """The staff screen's worded parts: ``staff_title`` and ``staff_text`` (a page in words,
+    or the English-and-Chinese text a page carries, such as a pass verdict) and
+    ``staff_state`` (the lane's state on the menu)."""
+    if st is None:
+        return {"staff_title": "", "staff_text": "", "staff_state": ""}
+    return {
+        "staff_title": words(st.heading, language, zone, now) if st.heading else st.title,
+        "staff_text": "\n".join(words(line, language, zone, now) for line in st.lines)
+        if st.lines else st.text,
+        "staff_state": "\n".join(words(line, language, zone, now) for line in st.state),
+    }

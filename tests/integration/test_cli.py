@@ -321,7 +321,8 @@ def test_pass_key_and_verify(tmp_path):
     verdict = json.loads(ok.stdout)
     assert verdict["valid"] and verdict["order_id"] == "K1-000123"
     assert verdict["total_minor"] == 6213 and verdict["exit_audit"] is True
-    assert verdict["issued_at"] == "2026-11-25T02:30:00+00:00"
+    # The store's local time (store.time_zone, Asia/Shanghai by default), same instant.
+    assert verdict["issued_at"] == "2026-11-25T10:30:00+08:00"
     human = kiosk(tmp_path, "pass", "verify", text)
     assert human.stdout.startswith("VALID") and "exit check" in human.stdout
     for bad, code in [(text[:-6] + "AAAAAA", "bad_signature"), ("EP1:XYZ", "malformed")]:

@@ -188,7 +188,9 @@ def test_reset_resolves_the_pending_payment_first(lane, demo_kiosk, sim):
     lane.pay()
     no = lane.view.payment.out_trade_no
     sign_in(lane, "2468")
-    lane.staff.do("reset", "shopper left")
+    lane.staff.do("reset")  # asks first: nothing is reset yet
+    assert lane.view.staff.page == "confirm" and lane.session is not None
+    lane.staff.do("reset", "confirmed")
     assert demo_kiosk.db.execute("SELECT state FROM payments WHERE out_trade_no = ?",
                                  [no]).fetchone()[0] == "cancelled"
     lane.staff.sign_out()

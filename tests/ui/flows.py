@@ -14,6 +14,7 @@ writes the README's screenshots.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -743,16 +744,16 @@ def staff_mode(d: Driver) -> Step:
     voided = d.app.view.notice  # what the shopper reads once staff mode closes
     check(voided is not None and voided.key == "removed_by_staff", voided)
     d.press("act_device_health")
-    yield from d.until(lambda: "Camera" in d.text("staff_text"), "device health")
-    check("Printer" in d.text("staff_text") and "Payment" in d.text("staff_text"),
+    yield from d.until(lambda: "摄像头" in d.text("staff_text"), "device health")
+    check("小票打印机" in d.text("staff_text") and "支付" in d.text("staff_text"),
           d.text("staff_text"))
-    check("Alert (audit)" not in d.text("staff_text"), d.text("staff_text"))
+    check("提醒（审计）" not in d.text("staff_text"), d.text("staff_text"))
     yield from shots_both(d, "staff-health")
     d.press("staff_menu_button")
     yield from d.until(lambda: d.widget("staff_pages").current == "menu", "the menu")
     d.press("act_audit_log")
-    yield from d.until(lambda: "chain OK" in d.app.shown["staff_title"], "audit log")
-    check("void_line" in d.text("staff_text"), d.text("staff_text")[:300])
+    yield from d.until(lambda: "链条完整" in d.app.shown["staff_title"], "audit log")
+    check("删除商品行" in d.text("staff_text"), d.text("staff_text")[:300])
     yield from shots_both(d, "staff-audit-log")
     d.press("staff_sign_out")
     yield from d.screen_is("shopping")
@@ -769,6 +770,112 @@ def staff_mode(d: Driver) -> Step:
 
 
 FLOWS["staff_mode"] = staff_mode
+
+# What the staff pages say in each language (the flow runs with --language zh or en).
+STAFF_WORDS = {
+    "zh": {"cart": "购物车：2 件", "payment": "付款中：模拟支付", "age": "等待年龄核验",
+           "reset": "确定要重置本通道吗？", "lost": "购物车（2 件，", "health": "摄像头",
+           "audit": "审计日志（链条完整）", "paid": "付款成功", "x": "销售：1 笔，合计 ¥",
+           "saved": "本次共节省 ¥0.60", "idle": "没有顾客在购物"},
+    "en": {"cart": "Cart: 2 items, total ¥", "payment": "Open payment: Payment simulator",
+           "age": "Waiting for an age check", "reset": "Reset this lane?",
+           "lost": "The cart of 2 items, ¥", "health": "Camera", "audit":
+           "Audit log (chain intact)", "paid": "payment paid", "x": "Sales: 1, total ¥",
+           "saved": "You saved ¥0.60", "idle": "No one is shopping at this lane"},
+}
+
+
+def staff_pages(d: Driver) -> Step:
+    """The attendant's screens in the kiosk's language: the lane's state on the menu (the
+    cart, an age check, then an open payment with its age), the reset confirmation saying
+    what will be lost, device health, the audit log, the X report; and the receipt screen
+    showing the savings. Screenshots: staff-menu-state, staff-reset-confirm, staff-health,
+    staff-audit-log, staff-x-report, receipt-savings (each -zh or -en)."""
+    lang = d.app.language
+    said = STAFF_WORDS[lang]
+
+    def sign_in() -> Step:
+        yield from d.post(lambda lane: lane.staff.open_pin_pad())
+        yield from d.until(lambda: d.widget("staff_pages").current == "pin", "PIN pad")
+        d.type_keys("staff_keypad", "1470")
+        d.press("staff_pin_ok")
+        yield from d.until(lambda: d.widget("staff_pages").current == "menu", "the menu")
+
+    yield from d.screen_is("attract")
+    d.press("start_button")
+    yield from d.screen_is("member")
+    d.type_keys("phone_keypad", "13800000001")
+    d.press("phone_ok")
+    yield from d.screen_is("shopping")
+    d.hold(MILK)
+    yield from d.until(lambda: len(d.app.rows) == 1, "milk")
+    yield from d.frames(25)
+    d.hold(BEER)
+    yield from d.until(lambda: len(d.app.rows) == 2, "beer")
+    yield from sign_in()
+    yield from d.until(lambda: said["cart"] in d.text("staff_state")
+                       and said["age"] in d.text("staff_state"),
+                       "the cart on the menu")
+    d.press("act_approve_age")
+    yield from d.until(lambda: said["age"] not in d.text("staff_state"), "age approved")
+    d.press("staff_sign_out")
+    yield from d.screen_is("shopping")
+    yield from to_the_qr(d)
+    d.clock.advance(seconds=30)  # the payment's age shows; the QR stays valid
+    yield from sign_in()
+    yield from d.until(lambda: said["payment"] in d.text("staff_state"), "the open payment")
+    check(re.search(r"已 \d+秒" if lang == "zh" else r"for \d+ s\b", d.text("staff_state")),
+          d.text("staff_state"))
+    yield from d.shot(f"staff-menu-state-{lang}")
+    d.app.set_text_size(True)
+    yield from d.frames(3)
+    check(d.widget("act_reset").height >= d.app.target, "large targets on the menu")
+    yield from d.shot(f"staff-menu-state-large-{lang}")
+    d.app.set_text_size(False)
+    d.press("act_reset")
+    yield from d.until(lambda: d.widget("staff_pages").current == "confirm", "confirmation")
+    check(d.text("staff_confirm_title") == said["reset"], d.text("staff_confirm_title"))
+    check(said["lost"] in d.text("staff_confirm_text"), d.text("staff_confirm_text"))
+    yield from d.shot(f"staff-reset-confirm-{lang}")
+    d.app.set_text_size(True)
+    d.app.set_contrast(True)
+    yield from d.frames(3)
+    yield from d.shot(f"staff-reset-confirm-large-contrast-{lang}")
+    d.app.set_text_size(False)
+    d.app.set_contrast(False)
+    d.press("staff_reset_keep")
+    yield from d.until(lambda: d.widget("staff_pages").current == "menu", "kept")
+    check(d.app.view.payment is not None or said["payment"] in d.text("staff_state"),
+          "nothing was reset")
+    d.press("staff_sign_out")
+    yield from d.screen_is("pay")
+    d.press("demo_pay")
+    yield from d.screen_is("receipt", timeout=15)
+    yield from d.until(lambda: said["saved"] in d.text("receipt_saved"), "savings shown")
+    yield from d.shot(f"receipt-savings-{lang}")
+    d.press("done_button")
+    yield from d.screen_is("attract")
+    yield from sign_in()
+    yield from d.until(lambda: said["idle"] in d.text("staff_state"), "no one shopping")
+    for action, key, name in (("act_device_health", "health", "staff-health"),
+                              ("act_audit_log", "audit", "staff-audit-log"),
+                              ("act_x_report", "x", "staff-x-report")):
+        d.press("staff_menu_button")
+        yield from d.until(lambda: d.widget("staff_pages").current == "menu", "the menu")
+        d.press(action)
+        yield from d.until(lambda key=key: said[key] in d.app.shown["staff_title"]
+                           + d.text("staff_text"), name)
+        text = d.text("staff_text")
+        check("_minor=" not in text and "+00:00" not in text, text[:400])
+        if key == "audit":
+            check(said["paid"] in text, text[:400])
+        yield from d.frames(3)
+        yield from d.shot(f"{name}-{lang}")
+    d.press("staff_sign_out")
+    yield from d.screen_is("attract")
+
+
+FLOWS["staff_pages"] = staff_pages
 
 
 def run_flow(flow: Callable[[Driver], Step], data_dir: Path, *, shots: Path | None = None,

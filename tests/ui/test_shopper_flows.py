@@ -50,6 +50,18 @@ def test_shopper_flow(flow, tmp_path, display):
     drive(flow, tmp_path)
 
 
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_staff_pages_in_the_kiosk_language(language, tmp_path, display):
+    """The lane's state on the staff menu, the reset confirmation, device health, the audit
+    log and the X report, worded in each language; the receipt screen's savings."""
+    drive("staff_pages", tmp_path, "--language", language, "--shots", str(tmp_path / "shots"),
+          timeout=400)
+    shots = {p.name for p in (tmp_path / "shots").glob("*.png")}
+    for name in ("staff-menu-state", "staff-reset-confirm", "staff-health", "staff-audit-log",
+                 "staff-x-report", "receipt-savings"):
+        assert f"{name}-{language}.png" in shots, sorted(shots)
+
+
 def test_the_shopper_is_told_before_paying_when_the_printer_is_out_of_paper(tmp_path,
                                                                             display):
     drive("printer_out_of_paper", tmp_path, "--paper-out")
