@@ -13,6 +13,7 @@ from enum import StrEnum
 from app.domain.money import Money
 from app.domain.pricing import PricedCart
 from app.domain.rejections import Refused
+from app.services.catalogue import ProduceGrid
 from app.services.staff_port import StaffView
 
 
@@ -109,6 +110,7 @@ class LaneView:
     manual_entry: bool = False  # the camera is lost: typing the code is offered first
     camera_ok: bool = True
     staff: StaffView | None = None  # staff mode's page, while it is open
+    produce: ProduceGrid | None = None  # the "Find produce" grid, while it is open
 
 
 def refused_notice(exc: Refused) -> Notice:
