@@ -62,7 +62,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "each": "单价",
         "per_kg": "/千克",
         # find produce (issue 19): PLU items picked by picture
-        "find_produce": "查找散装商品",
+        "find_produce": "按图\n找商品",
         "produce_title": "散装商品（无条码）",
         "produce_all": "全部",
         "produce_search": "搜索：{search}",

@@ -372,6 +372,14 @@ def find_produce(d: Driver) -> Step:
     # The code pad offers the grid too; a tile there adds the same as typing the PLU.
     d.press("type_code_button")
     yield from d.frames(5)
+    if d.shots is not None:
+        yield from d.shot(f"find-produce-codepad-{lang}")
+        d.app.set_text_size(True)
+        yield from d.frames(5)
+        d.app.do("touch")
+        yield from d.shot(f"find-produce-codepad-large-{lang}")
+        d.app.set_text_size(False)
+        yield from d.frames(5)
     d.press("code_find_produce")
     yield from d.until(lambda: d.app.view.produce is not None and d.app.produce_tiles,
                        "the grid from the code pad")
@@ -383,21 +391,32 @@ def find_produce(d: Driver) -> Step:
     check(not [e for e in _event_types(d) if e == "scan_rejected"],
           "typing a search is not a refused scan")
     yield from d.shot(f"find-produce-cart-{lang}")
+    if d.shots is not None:
+        d.app.set_text_size(True)
+        yield from d.frames(5)
+        d.app.do("touch")  # shots are slow under load: not "still there?"
+        yield from d.shot(f"find-produce-cart-large-{lang}")
+        d.app.set_text_size(False)
+        yield from d.frames(5)
     d.press("find_produce_button")
     yield from d.until(lambda: d.app.view.produce is not None, "the grid again")
     yield from d.frames(5)
     if d.shots is not None:  # the looks, for the eye: large text, high contrast
         d.app.set_text_size(True)
         yield from d.frames(5)
+        d.app.do("touch")  # shots are slow under load: not "still there?"
         yield from d.shot(f"find-produce-large-{lang}")
         d.app.set_contrast(True)
         yield from d.frames(3)
+        d.app.do("touch")  # shots are slow under load: not "still there?"
         yield from d.shot(f"find-produce-large-contrast-{lang}")
         d.app.set_text_size(False)
         yield from d.frames(5)
+        d.app.do("touch")  # shots are slow under load: not "still there?"
         yield from d.shot(f"find-produce-contrast-{lang}")
         d.press("produce_search_button")
         yield from d.frames(5)
+        d.app.do("touch")  # shots are slow under load: not "still there?"
         yield from d.shot(f"find-produce-keys-contrast-{lang}")
         d.press("search_done")
         yield from d.frames(3)
