@@ -435,13 +435,15 @@ def resolve_seed(path: str) -> Path | None:
 
 
 def seed_demo_store(kiosk: Kiosk) -> list[str]:
-    """Load the demo catalogue and promotions into an empty kiosk; returns what was loaded."""
-    from app.services.demo_seed import seed_catalogue
+    """Load the demo catalogue and promotions into an empty kiosk, and draw the item
+    pictures its catalogue names that are missing; returns what was done."""
+    from app.services.demo_seed import seed_catalogue, seed_pictures
 
     s = kiosk.settings
-    return seed_catalogue(kiosk.catalogue, resolve_seed(s.catalogue.seed_csv),
+    done = seed_catalogue(kiosk.catalogue, resolve_seed(s.catalogue.seed_csv),
                           resolve_seed(s.catalogue.seed_promotions),
                           tax_classes=frozenset(s.store.tax_classes), currency=s.store.currency)
+    return done + seed_pictures(kiosk.catalogue, s.images_path)
 
 
 def seed_demo_staff(kiosk: Kiosk) -> list[str]:
@@ -857,6 +859,8 @@ def build_lane(kiosk: Kiosk, *, provider: PaymentProvider | None = None,
         min_free_bytes=s.payment.min_free_mb * 1024 * 1024,
         reserve=disk_reserve(s.data_dir, s.payment.reserve_mb),
         max_length=s.barcodes.max_length,
+        produce=lambda department, search: catalogue_service.produce_grid(
+            kiosk.catalogue, department=department, search=search),
         exit_audit=exit_audit_rules(s), roll=secrets.SystemRandom().random,
         monotonic=getattr(kiosk.clock, "monotonic", time.monotonic),
         timings=LaneTimings(

@@ -186,6 +186,13 @@ class CatalogueSettings:
         "Promotions TOML the demo imports when there are none ('' = none).",
         "seeds/promotions.toml",
     )
+    images_dir: str = _doc(
+        "Folder of the catalogue's item pictures: the `image` column holds a path relative "
+        "to it (e.g. 'produce/4046.png'; PNG or JPEG). '' = <data dir>/images. A picture "
+        "that is missing, unreadable or outside this folder is not shown (the produce grid "
+        "shows a plain tile with the item's initials) and is logged once.",
+        "",
+    )
 
 
 @dataclass
@@ -658,6 +665,12 @@ class Settings:
     def staff_secret_path(self) -> Path:
         given = self.staff.secret_file
         return Path(given) if given else self.data_dir / "keys" / "staff-secret"
+
+    @property
+    def images_path(self) -> Path:
+        """The folder the catalogue's ``image`` paths are relative to (catalogue.images_dir)."""
+        given = self.catalogue.images_dir
+        return Path(given) if given else self.data_dir / "images"
 
     @property
     def audit_head_path(self) -> Path:

@@ -211,17 +211,26 @@ WEIGHED = [
         ],
     ),
 ]
-# Loose produce sold by the piece, keyed by PLU for manual entry.
+# Loose items sold by the piece without a barcode, keyed by PLU: typed on the code pad
+# or picked by picture ("Find produce"). Produce uses IFPS codes; the bakery's loose
+# buns use the store's own range.
 PLU_EACH = [
-    ("4046", "牛油果", "Avocado", "6.90"),
-    ("4053", "柠檬", "Lemon", "2.50"),
-    ("4225", "大牛油果", "Large Avocado", "9.90"),
-    ("3082", "玉米", "Sweet Corn", "3.50"),
-    ("4593", "椰青", "Young Coconut", "12.00"),
-    ("4959", "菠萝", "Pineapple", "15.00"),
-    ("94046", "有机牛油果", "Organic Avocado", "11.90"),
-    ("4664", "番石榴", "Guava", "4.50"),
+    ("4046", "牛油果", "Avocado", "6.90", "produce"),
+    ("4053", "柠檬", "Lemon", "2.50", "produce"),
+    ("4225", "大牛油果", "Large Avocado", "9.90", "produce"),
+    ("3082", "玉米", "Sweet Corn", "3.50", "produce"),
+    ("4593", "椰青", "Young Coconut", "12.00", "produce"),
+    ("4959", "菠萝", "Pineapple", "15.00", "produce"),
+    ("94046", "有机牛油果", "Organic Avocado", "11.90", "produce"),
+    ("4664", "番石榴", "Guava", "4.50", "produce"),
+    ("1001", "菠萝包", "Pineapple Bun", "4.50", "bakery"),
+    ("1002", "奶油面包", "Cream Bun", "5.00", "bakery"),
+    ("1003", "法式长棍", "Baguette", "8.00", "bakery"),
 ]
+# The demo store's pictures: the `image` column names a file under the catalogue's
+# picture folder (catalogue.images_dir); `kiosk demo` draws them at seed time
+# (app.services.demo_seed.seed_pictures), so no image file is kept in the repository.
+PICTURED_DEPARTMENTS = ("produce",)
 
 COMPANY = "690000"  # fictional company number under the GS1 China prefix range
 
@@ -292,10 +301,12 @@ def rows() -> list[list[str]]:
     rcn_item = 101
     for dept, tax, products in WEIGHED:
         for zh, en, price, member in products:
-            out.append([rcn_key(rcn_item), zh, en, price, member, "kg", tax, "0", "", dept, ""])
+            key = rcn_key(rcn_item)
+            image = f"demo/{key}.png" if dept in PICTURED_DEPARTMENTS else ""
+            out.append([key, zh, en, price, member, "kg", tax, "0", "", dept, image])
             rcn_item += 1
-    for plu, zh, en, price in PLU_EACH:
-        out.append([plu, zh, en, price, "", "each", "food", "0", "", "produce", ""])
+    for plu, zh, en, price, dept in PLU_EACH:
+        out.append([plu, zh, en, price, "", "each", "food", "0", "", dept, f"demo/plu-{plu}.png"])
     return out
 
 

@@ -10,20 +10,22 @@ killed at any point comes back, through ``boot``, to the same cart and payment.
 
 Where each part lives: ``core`` (state, publishing the view), ``flow`` (screen
 to screen), ``scanning`` (what a scan does, cart changes), ``paying``,
-``timers`` (one handler per screen), ``staff_side`` (what staff mode may do).
+``timers`` (one handler per screen), ``staff_side`` (what staff mode may do),
+``produce`` (the "Find produce" picture grid, which adds through ``scanning``).
 """
 
 from __future__ import annotations
 
 from app.lane.flow import ScreenFlow
 from app.lane.paying import Paying
+from app.lane.produce import ProducePicking
 from app.lane.scanning import Scanning
 from app.lane.staff_side import StaffSide
 from app.lane.timers import Timers
 from app.services.staff_port import LaneControl
 
 
-class Lane(StaffSide, Timers, Paying, Scanning, ScreenFlow):
+class Lane(StaffSide, Timers, Paying, ProducePicking, Scanning, ScreenFlow):
     """A lane: construct with ``LaneParts``, then ``boot()``; one thread owns it."""
 
 

@@ -15,6 +15,7 @@ from app.domain.exit_audit import ExitAuditRules
 from app.domain.payment_code import DEFAULT_CODE_RANGES, CodeRange
 from app.domain.promotions import Promotion
 from app.domain.tax import TaxPolicy
+from app.services.catalogue import ProduceGrid
 from app.services.checkout import Checkout
 from app.services.members import MemberCodes
 from app.services.payments import PaymentDesk
@@ -73,6 +74,9 @@ class LaneParts:
     exit_audit: ExitAuditRules = field(default_factory=lambda: ExitAuditRules(share=0.0))
     roll: Callable[[], float] = random.random  # bootstrap passes SystemRandom's
     max_length: int = 512  # barcodes.max_length: longer scanner input is refused
+    # The "Find produce" grid: (department, search) -> PLU items to pick by picture
+    # (app.services.catalogue.produce_grid); None: the lane offers no grid.
+    produce: Callable[[str, str], ProduceGrid] | None = None
     other_scanners: bool = False  # a serial or wedge scanner works without the camera
     # Bytes free where the database lives (shutil.disk_usage(data_dir).free), or None if
     # unknown; below min_free_bytes no payment QR is shown (payment.min_free_mb).

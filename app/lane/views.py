@@ -13,6 +13,7 @@ from enum import StrEnum
 from app.domain.money import Money
 from app.domain.pricing import PricedCart
 from app.domain.rejections import Refused
+from app.services.catalogue import ProduceGrid
 from app.services.staff_port import StaffView
 
 
@@ -131,6 +132,7 @@ class LaneView:
     # camera's words offer it (LaneParts.other_scanners).
     hand_scanner: bool = False
     staff: StaffView | None = None  # staff mode's page, while it is open
+    produce: ProduceGrid | None = None  # the "Find produce" grid, while it is open
 
 
 def refused_notice(exc: Refused) -> Notice:

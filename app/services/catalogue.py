@@ -26,7 +26,7 @@ from typing import Any
 
 from app.domain.barcodes import BarcodeRules, ScannedCode, interpret
 from app.domain.cart import Cart
-from app.domain.catalogue import Catalogue, ScannedItem, find_item
+from app.domain.catalogue import Catalogue, Product, ScannedItem, find_item
 from app.domain.gtin import catalogue_keys, gtin_keys
 from app.domain.money import exponent_of
 from app.domain.pricing import PricedLine, price_cart
@@ -399,6 +399,38 @@ def load_promotions_file(path: Path, currency: str) -> list[Promotion]:
     return promotions
 
 
+SEARCH_MAX_CHARS = 40  # a longer search is cut: names are shorter than this
+GRID_LIMIT = 60  # tiles at most in one grid; ``ProduceGrid.more`` says there were more
+
+
+@dataclass(frozen=True, slots=True)
+class ProduceGrid:
+    """The "Find produce" grid: the departments that sell PLU items (``(department,
+    count)``), the department and search it was asked for, and the PLU items that match
+    (at most ``GRID_LIMIT``; ``more``: some were left out, a narrower search finds them)."""
+
+    departments: tuple[tuple[str, int], ...]
+    department: str
+    search: str
+    items: tuple[Product, ...]
+    more: bool
+
+
+def produce_grid(catalogue: SqliteCatalogue, *, department: str = "", search: str = "",
+                 limit: int = GRID_LIMIT) -> ProduceGrid:
+    """PLU items (loose produce, bread: no barcode, keyed ``PLU:nnnn``) for a shopper to
+    pick by picture (issue 19): those of ``department`` ('' = every department) whose
+    Chinese or English name contains ``search`` (trimmed, cut to ``SEARCH_MAX_CHARS``;
+    ASCII letters case-insensitive; '' = all). Items that are not PLUs (a barcode of their
+    own, scale-label RCNs) never appear: a shopper scans those. One range seek of the
+    catalogue's primary key each for the departments and the items (bench/produce_bench.py)."""
+    search = " ".join(search.split())[:SEARCH_MAX_CHARS]
+    items = catalogue.plu_products(department=department or None, search=search,
+                                   limit=limit + 1)
+    return ProduceGrid(tuple(catalogue.plu_departments()), department, search,
+                       tuple(items[:limit]), len(items) > limit)
+
+
 @dataclass(frozen=True, slots=True)
 class Lookup:
     """A scan resolved: the item, and what its line would cost on its own."""
@@ -436,11 +468,13 @@ __all__ = [
     "CatalogueImportError",
     "ImportRunning",
     "Lookup",
+    "ProduceGrid",
     "Refusal",
     "Refused",
     "RowError",
     "import_catalogue",
     "load_promotions_file",
     "lookup",
+    "produce_grid",
     "read_code",
 ]

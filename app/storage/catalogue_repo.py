@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from itertools import islice
+from typing import Any
 
 import sqlite_utils
 
@@ -50,6 +51,10 @@ COLUMNS = (
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM products WHERE code = ?"
 _INSERT = "INSERT INTO products_next VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _UPSERT = "INSERT OR REPLACE INTO products_next VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# PLU items' keys ("PLU:4011", gtin.catalogue_keys): every one sorts at or after "PLU:"
+# and before "PLU;" (';' follows ':' in ASCII), so they are one range of the primary key.
+PLU_RANGE = ("PLU:", "PLU;")
+_PLU_WHERE = "code >= ? AND code < ?"
 SIDE_TABLE = "products_next"  # the catalogue being built; never read by the lane
 OLD_TABLE = "products_old"  # the catalogue just replaced, emptied step by step
 # Rows per write transaction while building or emptying a table: about 5 ms of lock
@@ -97,6 +102,9 @@ class SqliteCatalogue:
         row = self._conn.execute(_SELECT, (key,)).fetchone()
         if row is None:
             return None
+        return self._product(row)
+
+    def _product(self, row: tuple[Any, ...]) -> Product:
         code, zh, en, price, member, unit, tax_class, min_age, limit, dept, image = row
         currency = self.currency
         return Product(
@@ -112,6 +120,48 @@ class SqliteCatalogue:
             dept,
             image,
         )
+
+    def plu_departments(self) -> list[tuple[str, int]]:
+        """The departments that sell PLU items (loose produce, bread...), with how many
+        each sells: ``[(department, count)]``, by department name ('' = none given).
+
+        PLU items are the rows keyed ``PLU:nnnn`` (``gtin.catalogue_keys``). The table
+        is a B-tree on ``code`` (WITHOUT ROWID), so they are one contiguous key range,
+        ``PLU_RANGE``, and this is a range seek on the primary key, not a scan of the
+        catalogue: the primary key is the index on PLU-ness (bench/produce_bench.py
+        measures it on a million rows beside a full scan)."""
+        return [(str(d), int(n)) for d, n in self._conn.execute(
+            f"SELECT department, count(*) FROM products WHERE {_PLU_WHERE} "
+            "GROUP BY department ORDER BY department", PLU_RANGE).fetchall()]
+
+    def plu_products(self, *, department: str | None = None, search: str = "",
+                     limit: int = 100) -> list[Product]:
+        """PLU items (keys ``PLU:nnnn``), at most ``limit``, by English name then code.
+
+        ``department``: only that department's (None: all). ``search``: only items whose
+        Chinese or English name contains it, ASCII letters case-insensitive (SQLite's
+        LIKE; ``%`` and ``_`` in it are literal). A range seek on the primary key, as
+        ``plu_departments``; the department and name tests run on that range only."""
+        where, args = _PLU_WHERE, list(PLU_RANGE)
+        if department is not None:
+            where += " AND department = ?"
+            args.append(department)
+        if search:
+            pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%") \
+                .replace("_", "\\_") + "%"
+            where += " AND (name_zh LIKE ? ESCAPE '\\' OR name_en LIKE ? ESCAPE '\\')"
+            args += [pattern, pattern]
+        rows = self._conn.execute(
+            f"SELECT {', '.join(COLUMNS)} FROM products WHERE {where} "
+            "ORDER BY name_en COLLATE NOCASE, code LIMIT ?", (*args, limit)).fetchall()
+        return [self._product(row) for row in rows]
+
+    def pictured(self) -> list[tuple[str, str, str]]:
+        """``(image, name_en, department)`` of every product that names a picture: what
+        the demo store draws at seed time. A scan of the whole table: not for the lane."""
+        return [(str(i), str(n), str(d)) for i, n, d in self._conn.execute(
+            "SELECT image, name_en, department FROM products WHERE image != '' "
+            "ORDER BY code").fetchall()]
 
     def count(self) -> int:
         """Products in the catalogue: its rows, less the second row of each 8-digit code

@@ -40,11 +40,12 @@ from kivy.properties import (  # noqa: E402
 from app.fonts import find_cjk_font  # noqa: E402
 from app.lane import LaneView, Screen  # noqa: E402
 from app.runtime import KioskRuntime  # noqa: E402
+from app.services.pictures import Pictures  # noqa: E402
 from app.ui import present  # noqa: E402
 from app.ui.bridge import Bridge  # noqa: E402
 from app.ui.sounds import Sounds  # noqa: E402
 from app.ui.strings import STRINGS, lane_name, say  # noqa: E402
-from app.ui.widgets import CodeEntry, ConfirmBox, DemoShelf  # noqa: E402
+from app.ui.widgets import CodeEntry, ConfirmBox, DemoShelf, ProducePicker, SearchPad  # noqa: E402
 
 log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -85,6 +86,8 @@ class KioskApp(App):
     camera = ObjectProperty(None, allownone=True)
     demo_shelf = BooleanProperty(False)
     staff_choices = ListProperty([])  # the demo rig feeds the camera: show its shelf
+    produce_departments = ListProperty([])  # the "Find produce" grid's department buttons
+    produce_tiles = ListProperty([])  # ... and its tiles (app.ui.present.produce)
 
     def __init__(self, runtime: KioskRuntime, *, store: Any = None,
                  screenshot: Path | None = None,
@@ -108,6 +111,12 @@ class KioskApp(App):
         self._confirm: ConfirmBox | None = None
         self._highlight_until = 0.0  # time.monotonic() until which the changed line is lit
         self.highlight_s = HIGHLIGHT_S  # a test may lengthen it (a loaded machine is slow)
+        self.pictures = Pictures(runtime.settings.images_path)
+        self._picker: ProducePicker | None = None
+        self._search_pad: SearchPad | None = None
+        self._search = ""  # what the shopper has typed into the grid's search
+        self._produce_grid: object = None  # the grid the tiles were last built from
+        self._produce_words: dict[str, str] = {}
 
     # -- building ------------------------------------------------------------------------------
     def build(self):  # type: ignore[no-untyped-def]
@@ -143,6 +152,14 @@ class KioskApp(App):
         Clock.schedule_interval(lambda _dt: self.runtime.key_tick(), 0.05)
 
     def _key_text(self, _window: object, text: str) -> None:
+        if self._search_pad is not None and self._search_pad.get_parent_window():
+            # The grid's search is open: a keyboard's (or input method's: Chinese) letters
+            # go into it, not to the wedge (an input method commits a word at once, which
+            # the wedge would take for a scan and refuse); digits are a scanner's.
+            words = "".join(c for c in text if c.isprintable() and not c.isdigit())
+            if words:
+                self._set_search(self._search + words)
+            text = "".join(c for c in text if c.isdigit())
         for char in text:
             self.runtime.key(char)
 
@@ -204,6 +221,62 @@ class KioskApp(App):
         if self._entry is not None:
             self._entry.dismiss()
         self.do("typed_code", text)
+
+    # -- find produce (issue 19) ---------------------------------------------------------
+    def open_produce(self) -> None:
+        """"Find produce" (shopping screen, code pad): the lane opens the grid
+        (``Lane.find_produce``); the picker opens when its view says so."""
+        self.do("touch")
+        if self._entry is not None:
+            self._entry.dismiss()
+        self._search = ""
+        self.do("find_produce", "", "")
+
+    def produce_department(self, department: str) -> None:
+        self.do("find_produce", department, self._search)
+
+    def open_search_pad(self) -> None:
+        self.do("touch")
+        self._search_pad = self._search_pad or SearchPad()
+        self._search_pad.open()
+
+    def produce_key(self, key: str) -> None:
+        """A key of the grid's search pad: a letter, ``back`` or ``clear``."""
+        if key == "back":
+            self._set_search(self._search[:-1])
+        elif key == "clear":
+            self._set_search("")
+        else:
+            self._set_search(self._search + key.lower())
+
+    def _set_search(self, text: str) -> None:
+        self._search = text[:40]
+        grid = self.view.produce
+        # A search looks in every department: the shopper may not know where it is sold.
+        self.do("find_produce", grid.department if grid and not self._search else "",
+                self._search)
+
+    def pick_produce(self, code: str) -> None:
+        """A tile tapped: the lane types its PLU (``Lane.pick_produce``)."""
+        self.do("pick_produce", code)
+
+    def close_produce(self) -> None:
+        self.do("close_produce")
+
+    def _show_produce(self, view: LaneView) -> None:
+        """Open the picker while the lane's view holds a grid on the shopping screen;
+        close it (and its search pad) otherwise."""
+        wanted = view.produce is not None and view.screen is Screen.SHOPPING
+        if wanted:
+            self._picker = self._picker or ProducePicker()
+            if not self._picker.get_parent_window():
+                self._picker.open()
+        else:
+            if self._search_pad is not None:
+                self._search_pad.dismiss()
+            if self._picker is not None:
+                self._picker.dismiss()
+            self._search = ""
 
     def open_demo_shelf(self) -> None:
         if not self.demo_shelf:
@@ -286,6 +359,7 @@ class KioskApp(App):
         if self._line_changed(before, view):
             self._highlight_until = time.monotonic() + self.highlight_s
         self._render()
+        self._show_produce(view)
         self._react(before, view)
         self._ask(view)
         if self._line_changed(before, view) or (view.screen is Screen.SHOPPING and
@@ -361,7 +435,7 @@ class KioskApp(App):
     def _render(self) -> None:
         view, lang = self.view, self.language
         now = self.runtime.clock.now()
-        rows = present.cart_rows(view, lang)
+        rows = present.cart_rows(view, lang, self.pictures.path)
         lit = time.monotonic() < self._highlight_until
         line = sp(22) * self.scale * 1.35
         for row in rows:  # RecycleView rows need their height up front
@@ -370,6 +444,14 @@ class KioskApp(App):
             row["height"] = max(self.target + sp(12), line * (2 + extra) + sp(16))
         self.rows = rows
         shown: dict[str, Any] = present.totals(view, lang)
+        if (view.produce, lang) != self._produce_grid:  # rebuilt only when it changed
+            self._produce_grid = (view.produce, lang)
+            self.produce_departments, self.produce_tiles, self._produce_words = \
+                present.produce(view.produce, lang, self.pictures.path)
+        shown |= self._produce_words
+        shown["produce_typed"] = self._search
+        shown["produce_found"] = say(lang, "produce_found", count=len(self.produce_tiles)) \
+            if view.produce is not None and self._search else ""
         # kv cannot bind to a LaneView's fields (it is not a Kivy object): flat values here.
         shown |= {"help_requested": view.help_requested, "manual_entry": view.manual_entry,
                   "member_id": view.member_id or "", "frozen": view.frozen,

@@ -7,12 +7,15 @@ these return.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, tzinfo
 from typing import Any
 
+from app.domain.catalogue import Product, Unit
 from app.domain.money import Money
 from app.domain.pricing import PricedLine
 from app.lane import LaneView, Notice
+from app.services.catalogue import ProduceGrid
 from app.services.staff_port import Bilingual, Elapsed, Said, StaffView
 from app.ui.strings import say
 
@@ -29,10 +32,16 @@ def notice_text(notice: Notice | None, language: str) -> str:
     return say(language, notice.key, **dict(notice.values))
 
 
+def _no_picture(_image: str) -> str:
+    return ""
+
+
 def cart_row(pl: PricedLine, language: str, *, highlight: bool, frozen: bool,
-             full: bool = False) -> dict[str, Any]:
+             full: bool = False, picture: Callable[[str], str] = _no_picture
+             ) -> dict[str, Any]:
     """One cart line's words; ``full``: the line is at its quantity limit, so "+" is off
-    (``LaneView.full_lines``)."""
+    (``LaneView.full_lines``); ``picture`` turns the product's ``image`` into a file to show
+    ('' = none: app.services.pictures.Pictures.path)."""
     line, product = pl.line, pl.line.product
     name = product.name_zh if language == "zh" else product.name_en
     if line.weighed:
@@ -61,14 +70,17 @@ def cart_row(pl: PricedLine, language: str, *, highlight: bool, frozen: bool,
         "can_remove": not frozen,
         "highlight": highlight,
         "needs_age": line.needs_age_check,
+        "picture": picture(product.image),
     }
 
 
-def cart_rows(view: LaneView, language: str) -> list[dict[str, Any]]:
+def cart_rows(view: LaneView, language: str,
+              picture: Callable[[str], str] = _no_picture) -> list[dict[str, Any]]:
     if view.priced is None:
         return []
     rows = [cart_row(pl, language, highlight=pl.line.line_id == view.last_line_id,
-                     frozen=view.frozen, full=pl.line.line_id in view.full_lines)
+                     frozen=view.frozen, full=pl.line.line_id in view.full_lines,
+                     picture=picture)
             for pl in view.priced.lines]
     return rows
 
@@ -104,6 +116,61 @@ def totals(view: LaneView, language: str) -> dict[str, str]:
         "savings": money(p.savings, language) if p.savings else "",
         "total": money(p.total, language),
     }
+
+
+def department_name(department: str, language: str) -> str:
+    """A catalogue department (a slug such as ``produce``) in words; one the strings do
+    not know is shown as the catalogue wrote it."""
+    return say(language, f"dept_{department}") or department
+
+
+def initials(name: str) -> str:
+    """What a tile with no picture shows: the first letters of two words of an English
+    name ("Sweet Corn" -> "SC"), or the first two characters of a Chinese one."""
+    words = [w for w in name.replace("&", " ").split() if w[:1].isalnum()]
+    if words and words[0].isascii():
+        return "".join(w[0] for w in words[:2]).upper()
+    return name.strip()[:2]
+
+
+def produce_tile(product: Product, language: str, picture: Callable[[str], str]
+                 ) -> dict[str, Any]:
+    """One tile of the "Find produce" grid: both names (the shopper's language first),
+    the price (per kg for weighed items, with a "weigh first" tag: typing such a PLU is
+    refused until it is weighed), the picture ('' = a plain tile with ``initials``)."""
+    first, second = (product.name_zh, product.name_en) if language == "zh" else \
+        (product.name_en, product.name_zh)
+    weighed = product.unit is Unit.KG
+    price = money(product.price, language) + (say(language, "per_kg") if weighed else "")
+    return {"code": product.code, "name": first, "other_name": second, "price": price,
+            "tag": say(language, "produce_weigh") if weighed else "",
+            "picture": picture(product.image), "initials": initials(product.name_en)}
+
+
+def produce(grid: ProduceGrid | None, language: str, picture: Callable[[str], str]
+            ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, str]]:
+    """The grid's parts for kiosk.kv: department buttons (``All`` first), tiles, and the
+    words around them (``produce_hint``: what to do, or why nothing is shown;
+    ``produce_search``: the search button's words)."""
+    if grid is None:
+        return [], [], {"produce_hint": "", "produce_search": say(language,
+                                                                 "produce_search_hint")}
+    departments = [{"department": "", "text": say(language, "produce_all"),
+                    "selected": grid.department == ""}]
+    departments += [{"department": d, "text": f"{department_name(d, language)} ({n})",
+                     "selected": grid.department == d} for d, n in grid.departments]
+    tiles = [produce_tile(p, language, picture) for p in grid.items]
+    if not grid.departments:
+        hint = say(language, "produce_empty")
+    elif not tiles:
+        hint = say(language, "produce_none", search=grid.search)
+    elif grid.more:
+        hint = say(language, "produce_more", count=len(tiles))
+    else:
+        hint = say(language, "produce_tap")
+    search = say(language, "produce_search", search=grid.search) if grid.search else \
+        say(language, "produce_search_hint")
+    return departments, tiles, {"produce_hint": hint, "produce_search": search}
 
 
 def seconds_left(deadline: datetime | None, now: datetime) -> int:

@@ -18,6 +18,7 @@ from kivy.properties import (
     ObjectProperty,
     StringProperty,
 )
+from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.image import Image
 from kivy.uix.modalview import ModalView
@@ -101,6 +102,7 @@ class CartRow(RecycleDataViewBehavior, BoxLayout):
     can_remove = BooleanProperty(True)
     highlight = BooleanProperty(False)
     needs_age = BooleanProperty(False)
+    picture = StringProperty("")  # the item's picture file; '' = none (no space kept)
 
 
 class Keypad(BoxLayout):
@@ -139,6 +141,30 @@ class ConfirmBox(ModalView):
 
 class CodeEntry(ModalView):
     """The manual-entry keypad for a barcode or PLU, over the shopping screen."""
+
+
+class ProduceTile(RecycleDataViewBehavior, ButtonBehavior, BoxLayout):
+    """One item of the "Find produce" grid (app.ui.present.produce_tile): a tap picks it."""
+
+    code = StringProperty("")
+    name = StringProperty("")
+    other_name = StringProperty("")
+    price = StringProperty("")
+    tag = StringProperty("")
+    picture = StringProperty("")  # '' = the plain tile with ``initials``
+    initials = StringProperty("")
+
+
+class ProducePicker(ModalView):
+    """The "Find produce" grid over the shopping screen: departments, pictures, search.
+    Its contents come from ``LaneView.produce``; it is open while that is."""
+
+
+class SearchPad(ModalView):
+    """Letters for the grid's search (a name in English; any text from a keyboard or an
+    input method goes into the same search while this is open)."""
+
+    ROWS = ("QWERTYUIOP", "ASDFGHJKL", "ZXCVBNM")
 
 
 class DemoShelf(ModalView):

@@ -574,6 +574,159 @@ FLOWS: dict[str, Callable[[Driver], Step]] = {
 }
 
 
+def _in_picker(d: Driver, kind: str, text: str) -> object:
+    """The ``kind`` widget (``DeptButton``, ``ProduceTile``, ``SearchKey``) on screen whose
+    text (a tile: its name) starts with ``text``."""
+    from kivy.core.window import Window
+
+    for popup in Window.children:
+        for w in popup.walk():
+            label = getattr(w, "name", "") if kind == "ProduceTile" else getattr(w, "text", "")
+            if type(w).__name__ == kind and isinstance(label, str) and \
+                    label.startswith(text) and w.opacity and w.height:
+                return w
+    raise FlowFailed(f"no {kind} {text!r} on screen")
+
+
+def _event_types(d: Driver) -> list[str]:
+    import sqlite3
+
+    d.app.runtime.idle()
+    conn = sqlite3.connect(d.app.settings.database_path)
+    try:
+        return [r[0] for r in conn.execute("SELECT type FROM outbox ORDER BY seq")]
+    finally:
+        conn.close()
+
+
+def _tile_names(d: Driver) -> list[str]:
+    return [t["name"] for t in d.app.produce_tiles]
+
+
+def find_produce(d: Driver) -> Step:
+    """Issue 19: loose items by picture. From the shopping screen: departments, a search
+    typed on the letter pad (in either language's screen: Chinese names are shown, the
+    English letters still find them), a tap on a tile adds the item as typing its PLU
+    would; a missing picture falls back to a plain tile; the code pad opens the grid too.
+    Shots in the language given (``--language``), normal, large text and high contrast."""
+    zh = d.app.language == "zh"
+    lang = d.app.language
+    pictures = d.app.settings.images_path
+    (pictures / "demo" / "plu-4053.png").unlink()  # the lemon's picture is gone
+    yield from d.screen_is("attract")
+    d.press("start_button")
+    yield from d.screen_is("member")
+    d.press("skip_button")
+    yield from d.screen_is("shopping")
+    d.press("find_produce_button")
+    yield from d.until(lambda: d.app.view.produce is not None and d.app.produce_tiles,
+                       "the grid")
+    yield from d.frames(5)
+    names = _tile_names(d)
+    check(("牛油果" if zh else "Avocado") in names and len(names) == 11, names)
+    departments = [b["text"] for b in d.app.produce_departments]
+    check(departments == (["全部", "面包烘焙 (3)", "蔬菜水果 (8)"] if zh else
+                          ["All", "Bakery (3)", "Fruit & veg (8)"]), departments)
+    lemon = next(t for t in d.app.produce_tiles if t["code"] == "PLU:4053")
+    check(lemon["picture"] == "" and lemon["initials"] == "L", lemon)  # fallback tile
+    avocado = next(t for t in d.app.produce_tiles if t["code"] == "PLU:4046")
+    check(avocado["picture"].endswith("plu-4046.png"), avocado)
+    yield from d.shot(f"find-produce-{lang}")
+    d.touch(_in_picker(d, "DeptButton", "面包" if zh else "Bakery"))
+    yield from d.until(lambda: d.app.view.produce.department == "bakery", "bakery")
+    check(sorted(_tile_names(d)) == sorted(["菠萝包", "奶油面包", "法式长棍"] if zh else
+                                           ["Pineapple Bun", "Cream Bun", "Baguette"]),
+          _tile_names(d))
+    d.press("produce_search_button")
+    yield from d.frames(5)
+    for key in "AVO":
+        d.touch(_in_picker(d, "SearchKey", key))
+        yield from d.frames(2)
+    yield from d.until(lambda: d.app.view.produce.search == "avo", "the search")
+    expected = ["牛油果", "大牛油果", "有机牛油果"] if zh else \
+        ["Avocado", "Large Avocado", "Organic Avocado"]
+    yield from d.until(lambda: sorted(_tile_names(d)) == sorted(expected), "avocados")
+    check(d.app.view.produce.department == "", "a search looks in every department")
+    yield from d.shot(f"find-produce-search-{lang}")
+    d.press("search_done")
+    yield from d.frames(5)
+    if zh:  # an input method's Chinese text goes into the search too
+        from kivy.core.window import Window
+        d.press("produce_search_button")
+        yield from d.frames(3)
+        d.touch(_in_picker(d, "SearchKey", "清除"))
+        Window.dispatch("on_textinput", "有机")
+        yield from d.until(lambda: _tile_names(d) == ["有机牛油果"], "the Chinese search")
+        d.press("search_done")
+        yield from d.frames(5)
+    d.touch(_in_picker(d, "ProduceTile", expected[0] if not zh else "有机牛油果"))
+    yield from d.popup_closed()
+    yield from d.until(lambda: len(d.app.rows) == 1, "the picked item in the cart")
+    code = "PLU:4046" if not zh else "PLU:94046"
+    line = d.app.view.priced.lines[0].line
+    check(line.product.code == code and line.quantity == 1, line)
+    check(d.app.view.notice.key == "added", d.app.view.notice)
+    check(d.app.rows[0]["picture"].endswith(f"plu-{code[4:]}.png"), d.app.rows[0])
+    # The code pad offers the grid too; a tile there adds the same as typing the PLU.
+    d.press("type_code_button")
+    yield from d.frames(5)
+    if d.shots is not None:
+        yield from d.shot(f"find-produce-codepad-{lang}")
+        d.app.set_text_size(True)
+        yield from d.frames(5)
+        d.app.do("touch")
+        yield from d.shot(f"find-produce-codepad-large-{lang}")
+        d.app.set_text_size(False)
+        yield from d.frames(5)
+    d.press("code_find_produce")
+    yield from d.until(lambda: d.app.view.produce is not None and d.app.produce_tiles,
+                       "the grid from the code pad")
+    yield from d.frames(5)
+    d.touch(_in_picker(d, "ProduceTile", "柠檬" if zh else "Lemon"))
+    yield from d.popup_closed()
+    yield from d.until(lambda: len(d.app.rows) == 2, "the lemon in the cart")
+    check(d.app.rows[1]["picture"] == "", "no picture: none on the cart line")
+    check(not [e for e in _event_types(d) if e == "scan_rejected"],
+          "typing a search is not a refused scan")
+    yield from d.shot(f"find-produce-cart-{lang}")
+    if d.shots is not None:
+        d.app.set_text_size(True)
+        yield from d.frames(5)
+        d.app.do("touch")  # shots are slow under load: not "still there?"
+        yield from d.shot(f"find-produce-cart-large-{lang}")
+        d.app.set_text_size(False)
+        yield from d.frames(5)
+    d.press("find_produce_button")
+    yield from d.until(lambda: d.app.view.produce is not None, "the grid again")
+    yield from d.frames(5)
+    if d.shots is not None:  # the looks, for the eye: large text, high contrast
+        d.app.set_text_size(True)
+        yield from d.frames(5)
+        d.app.do("touch")  # shots are slow under load: not "still there?"
+        yield from d.shot(f"find-produce-large-{lang}")
+        d.app.set_contrast(True)
+        yield from d.frames(3)
+        d.app.do("touch")  # shots are slow under load: not "still there?"
+        yield from d.shot(f"find-produce-large-contrast-{lang}")
+        d.app.set_text_size(False)
+        yield from d.frames(5)
+        d.app.do("touch")  # shots are slow under load: not "still there?"
+        yield from d.shot(f"find-produce-contrast-{lang}")
+        d.press("produce_search_button")
+        yield from d.frames(5)
+        d.app.do("touch")  # shots are slow under load: not "still there?"
+        yield from d.shot(f"find-produce-keys-contrast-{lang}")
+        d.press("search_done")
+        yield from d.frames(3)
+        d.app.set_contrast(False)
+    d.press("produce_close")
+    yield from d.popup_closed()
+    check(len(d.app.rows) == 2 and d.app.view.produce is None, "closed, nothing added")
+
+
+FLOWS["find_produce"] = find_produce
+
+
 def shots_both(d: Driver, name: str) -> Step:
     for language in ("zh", "en"):
         d.app.set_language(language)

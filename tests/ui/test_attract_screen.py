@@ -47,4 +47,4 @@ def test_demo_opens_attract_screen_and_screenshots(tmp_path, display):
     size, colours = png_size_and_colours(shot)
     assert size == (1280, 800)
     assert colours > 20, "the screenshot is blank"
-    assert b"loaded 220 products" in result.stdout
+    assert b"loaded 223 products" in result.stdout

@@ -62,6 +62,12 @@ def test_staff_pages_in_the_kiosk_language(language, tmp_path, display):
         assert f"{name}-{language}.png" in shots, sorted(shots)
 
 
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_find_produce_by_picture(language, tmp_path, display):
+    """Issue 19: the grid driven with taps in each language (flows.find_produce)."""
+    drive("find_produce", tmp_path, "--language", language, timeout=400)
+
+
 def test_the_shopper_is_told_before_paying_when_the_printer_is_out_of_paper(tmp_path,
                                                                             display):
     drive("printer_out_of_paper", tmp_path, "--paper-out")
