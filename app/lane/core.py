@@ -204,7 +204,8 @@ class LaneCore:
         staff = self._view.staff if self._view.screen is Screen.STAFF else None
         self._view = LaneView(Screen.STAFF if staff else Screen.ATTRACT,
                               version=self._view.version, camera_ok=self._view.camera_ok,
-                              manual_entry=self._view.manual_entry, staff=staff)
+                              manual_entry=self._view.manual_entry, staff=staff,
+                              sessions_ended=self._view.sessions_ended + 1)
         self._show(screen=self._home())
 
     @property

@@ -109,6 +109,10 @@ class LaneView:
     manual_entry: bool = False  # the camera is lost: typing the code is offered first
     camera_ok: bool = True
     staff: StaffView | None = None  # staff mode's page, while it is open
+    # How many times this lane has ended a session and wiped the screen (done, abandoned,
+    # timed out, reset by staff): the screen puts the shopper's language, large text and
+    # high contrast back to the store's when it changes, so they never carry over.
+    sessions_ended: int = 0
 
 
 def refused_notice(exc: Refused) -> Notice:
