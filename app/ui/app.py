@@ -43,29 +43,12 @@ from app.ui import present  # noqa: E402
 from app.ui.bridge import Bridge  # noqa: E402
 from app.ui.sounds import Sounds  # noqa: E402
 from app.ui.strings import STRINGS, say  # noqa: E402
+from app.ui.themes import THEMES  # noqa: E402
 from app.ui.widgets import CodeEntry, DemoShelf  # noqa: E402
 
 log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
-THEMES = {
-    "normal": {"bg": [0.97, 0.97, 0.95, 1], "panel": [1, 1, 1, 1], "ink": [0.08, 0.08, 0.08, 1],
-               "muted": [0.35, 0.35, 0.35, 1], "accent": [0.0, 0.45, 0.3, 1],
-               "on_accent": [1, 1, 1, 1], "alert": [0.75, 0.2, 0.1, 1],
-               "on_alert": [1, 1, 1, 1], "ok": [0.0, 0.5, 0.2, 1], "warn": [0.65, 0.4, 0.0, 1],
-               "error": [0.75, 0.12, 0.08, 1], "quiet": [0.86, 0.86, 0.84, 1],
-               "highlight": [0.88, 0.96, 0.9, 1], "edge": [0, 0, 0, 0]},
-    # WCAG AA in every pair the screens draw (tests/unit/test_contrast.py, and the
-    # screenshots' pixels in tests/ui/contrast.py): 4.5:1 text, 3:1 large text and a
-    # control's edge. Buttons get a white edge ("edge"): a dark fill next to black has no
-    # 3:1 boundary of its own; "Call staff" is black on its bright red (white was 3.1:1).
-    "contrast": {"bg": [0, 0, 0, 1], "panel": [0.08, 0.08, 0.08, 1], "ink": [1, 1, 1, 1],
-                 "muted": [1, 1, 0.6, 1], "accent": [1, 0.9, 0, 1], "on_accent": [0, 0, 0, 1],
-                 "alert": [1, 0.35, 0.2, 1], "on_alert": [0, 0, 0, 1], "ok": [0.4, 1, 0.4, 1],
-                 "warn": [1, 0.85, 0.2, 1], "error": [1, 0.45, 0.4, 1],
-                 "quiet": [0.3, 0.3, 0.3, 1], "highlight": [0.15, 0.3, 0.15, 1],
-                 "edge": [1, 1, 1, 1]},
-}
 STAFF_PAGES = {"lines": "pick", "sales": "pick", "verify": "text"}  # pages sharing a layout
 LARGE = 1.3  # large-text mode: every font this much bigger
 # ...and every touch target this much: they are 23 mm already, and at 1.3 the keypads and
@@ -111,6 +94,7 @@ class KioskApp(App):
         self._last_view = LaneView(Screen.ATTRACT)
         self._entry: CodeEntry | None = None
         self._shelf: DemoShelf | None = None
+        self._row_needs: dict[tuple[int, str, float], float] = {}
 
     # -- building ------------------------------------------------------------------------------
     def build(self):  # type: ignore[no-untyped-def]
@@ -289,6 +273,7 @@ class KioskApp(App):
                 staff.amount_keypad.typed = ""
         if view.sessions_ended != before.sessions_ended:
             self.reset_looks()
+            self._row_needs.clear()
         self._render()
         self._react(before, view)
 
@@ -327,6 +312,14 @@ class KioskApp(App):
         if view.screen not in (Screen.SHOPPING, Screen.PAY) and self._entry is not None:
             self._entry.dismiss()
 
+    def row_needs(self, line_id: int, name: str, height: float) -> None:
+        """A cart row's words need ``height`` pixels (a name wrapped to two lines, a
+        weight that wraps in large text): rows are given it from the next render on."""
+        key = (line_id, name, self.scale)
+        if height > self._row_needs.get(key, 0) + 1:
+            self._row_needs[key] = height
+            Clock.schedule_once(lambda _dt: self._render())
+
     def _every_half_second(self, _dt: float) -> None:
         self._render()
 
@@ -337,7 +330,9 @@ class KioskApp(App):
         line = sp(22) * self.scale * 1.35
         for row in rows:  # RecycleView rows need their height up front
             extra = row["savings"].count("\n") + 1 if row["savings"] else 0
-            row["height"] = max(self.target + sp(12), line * (2 + extra) + sp(16))
+            row["height"] = max(self.target + sp(12), line * (2 + extra) + sp(16),
+                                self._row_needs.get((row["line_id"], row["name"],
+                                                     self.scale), 0))
         self.rows = rows
         shown: dict[str, Any] = present.totals(view, lang)
         # kv cannot bind to a LaneView's fields (it is not a Kivy object): flat values here.

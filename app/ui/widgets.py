@@ -128,6 +128,7 @@ class CartRow(RecycleDataViewBehavior, BoxLayout):
     can_remove = BooleanProperty(True)
     highlight = BooleanProperty(False)
     needs_age = BooleanProperty(False)
+    needed = NumericProperty(0)  # the height its words need, in pixels (kiosk.kv)
 
 
 class Keypad(BoxLayout):
