@@ -458,14 +458,7 @@ def screenshots(d: Driver) -> Step:
     yield from d.until(lambda: d.widget("wallet_wechat").height > 0, "wallet choice")
     yield from d.until(lambda: d.widget("show_code").height > 0, "show your payment code")
     yield from both("pay-choose")
-    yield from d.frames(10)
-    w = d.widget("wallet_wechat")
-    print("TOUR wallet", w.to_window(*w.center), w.size, w.disabled, d.app.view.wallets,
-          d.app.view.checking_printer, d.app.view.payment, flush=True)
     d.press("wallet_wechat")
-    yield from d.frames(30)
-    print("TOUR after", d.app.view.screen, d.app.view.payment, d.app.view.notice,
-          d.app.sounds.played[-3:], flush=True)
     yield from d.until(lambda: d.widget("pay_qr").texture is not None, "payment QR",
                        timeout=30)
     yield from both("pay-qr")
