@@ -220,7 +220,8 @@ class LaneCore:
         self._view = LaneView(Screen.STAFF if staff else Screen.ATTRACT,
                               version=self._view.version, camera_ok=self._view.camera_ok,
                               manual_entry=self._view.manual_entry,
-                              hand_scanner=self._view.hand_scanner, staff=staff)
+                              hand_scanner=self._view.hand_scanner, staff=staff,
+                              sessions_ended=self._view.sessions_ended + 1)
         self._show(screen=self._home())
 
     @property

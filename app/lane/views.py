@@ -133,6 +133,10 @@ class LaneView:
     hand_scanner: bool = False
     staff: StaffView | None = None  # staff mode's page, while it is open
     produce: ProduceGrid | None = None  # the "Find produce" grid, while it is open
+    # How many times this lane has ended a session and wiped the screen (done, abandoned,
+    # timed out, reset by staff): the screen puts the shopper's language, large text and
+    # high contrast back to the store's when it changes, so they never carry over.
+    sessions_ended: int = 0
 
 
 def refused_notice(exc: Refused) -> Notice:

@@ -45,26 +45,17 @@ from app.ui import present  # noqa: E402
 from app.ui.bridge import Bridge  # noqa: E402
 from app.ui.sounds import Sounds  # noqa: E402
 from app.ui.strings import STRINGS, lane_name, say  # noqa: E402
+from app.ui.themes import THEMES  # noqa: E402
 from app.ui.widgets import CodeEntry, ConfirmBox, DemoShelf, ProducePicker, SearchPad  # noqa: E402
 
 log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
-THEMES = {
-    "normal": {"bg": [0.97, 0.97, 0.95, 1], "panel": [1, 1, 1, 1], "ink": [0.08, 0.08, 0.08, 1],
-               "muted": [0.35, 0.35, 0.35, 1], "accent": [0.0, 0.45, 0.3, 1],
-               "on_accent": [1, 1, 1, 1], "alert": [0.75, 0.2, 0.1, 1],
-               "ok": [0.0, 0.5, 0.2, 1], "warn": [0.65, 0.4, 0.0, 1],
-               "error": [0.75, 0.12, 0.08, 1], "quiet": [0.86, 0.86, 0.84, 1],
-               "highlight": [0.88, 0.96, 0.9, 1]},
-    "contrast": {"bg": [0, 0, 0, 1], "panel": [0.08, 0.08, 0.08, 1], "ink": [1, 1, 1, 1],
-                 "muted": [1, 1, 0.6, 1], "accent": [1, 0.9, 0, 1], "on_accent": [0, 0, 0, 1],
-                 "alert": [1, 0.35, 0.2, 1], "ok": [0.4, 1, 0.4, 1], "warn": [1, 0.85, 0.2, 1],
-                 "error": [1, 0.45, 0.4, 1], "quiet": [0.3, 0.3, 0.3, 1],
-                 "highlight": [0.15, 0.3, 0.15, 1]},
-}
 STAFF_PAGES = {"lines": "pick", "sales": "pick", "verify": "text"}  # pages sharing a layout
-LARGE = 1.3  # large-text mode: every font and touch target this much bigger
+LARGE = 1.3  # large-text mode: every font this much bigger
+# ...and every touch target this much: they are 23 mm already, and at 1.3 the keypads and
+# the pay screen no longer fitted the glass (issue 19).
+LARGE_TARGET = 1.1
 MIN_TARGET_MM = 15
 HIGHLIGHT_S = 4.0  # how long the line just scanned or changed stays highlighted
 
@@ -75,7 +66,8 @@ class KioskApp(App):
     store_name = StringProperty("")
     store_name_other = StringProperty("")
     scale = NumericProperty(1.0)
-    target = NumericProperty(96)  # the smallest touch target, in pixels
+    target = NumericProperty(96)  # the usual touch target, in pixels
+    min_target = NumericProperty(57)  # the smallest a key may shrink to: 15 mm on the glass
     large_text = BooleanProperty(False)
     high_contrast = BooleanProperty(False)
     theme = DictProperty(THEMES["normal"])
@@ -117,6 +109,7 @@ class KioskApp(App):
         self._search = ""  # what the shopper has typed into the grid's search
         self._produce_grid: object = None  # the grid the tiles were last built from
         self._produce_words: dict[str, str] = {}
+        self._row_needs: dict[tuple[int, str, float], float] = {}
 
     # -- building ------------------------------------------------------------------------------
     def build(self):  # type: ignore[no-untyped-def]
@@ -333,7 +326,8 @@ class KioskApp(App):
     def set_text_size(self, large: bool) -> None:
         self.large_text = large
         self.scale = LARGE if large else 1.0
-        self.target = max(sp(88), self._min_target) * self.scale
+        self.target = max(sp(88), self._min_target) * (LARGE_TARGET if large else 1.0)
+        self.min_target = self._min_target
 
     def set_contrast(self, high: bool) -> None:
         self.high_contrast = high
@@ -358,6 +352,9 @@ class KioskApp(App):
                 staff.amount_keypad.typed = ""
         if self._line_changed(before, view):
             self._highlight_until = time.monotonic() + self.highlight_s
+        if view.sessions_ended != before.sessions_ended:
+            self.reset_looks()
+            self._row_needs.clear()
         self._render()
         self._show_produce(view)
         self._react(before, view)
@@ -399,6 +396,13 @@ class KioskApp(App):
         elif self._confirm is not None and self._confirm.parent is not None:
             self._confirm.dismiss(animation=False)
 
+    def reset_looks(self) -> None:
+        """The store's language, normal text and normal contrast: a session has ended, and
+        the next shopper must not inherit the last one's choices."""
+        self.set_text_size(False)
+        self.set_contrast(False)
+        self.set_language(self.settings.kiosk.language)
+
     def _clear_keypads(self) -> None:
         """Digits typed on a keypad (a phone number!) never outlive the screen they were
         typed on: the next shopper must not see them."""
@@ -429,6 +433,14 @@ class KioskApp(App):
                 self._entry is not None:
             self._entry.dismiss()
 
+    def row_needs(self, line_id: int, name: str, height: float) -> None:
+        """A cart row's words need ``height`` pixels (a name wrapped to two lines, a
+        weight that wraps in large text): rows are given it from the next render on."""
+        key = (line_id, name, self.scale)
+        if height > self._row_needs.get(key, 0) + 1:
+            self._row_needs[key] = height
+            Clock.schedule_once(lambda _dt: self._render())
+
     def _every_half_second(self, _dt: float) -> None:
         self._render()
 
@@ -441,7 +453,9 @@ class KioskApp(App):
         for row in rows:  # RecycleView rows need their height up front
             row["highlight"] = row["highlight"] and lit  # briefly: HIGHLIGHT_S
             extra = row["savings"].count("\n") + 1 if row["savings"] else 0
-            row["height"] = max(self.target + sp(12), line * (2 + extra) + sp(16))
+            row["height"] = max(self.target + sp(12), line * (2 + extra) + sp(16),
+                                self._row_needs.get((row["line_id"], row["name"],
+                                                     self.scale), 0))
         self.rows = rows
         shown: dict[str, Any] = present.totals(view, lang)
         if (view.produce, lang) != self._produce_grid:  # rebuilt only when it changed

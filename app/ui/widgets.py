@@ -20,12 +20,41 @@ from kivy.properties import (
 )
 from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.boxlayout import BoxLayout
+from kivy.uix.button import Button
 from kivy.uix.image import Image
+from kivy.uix.label import Label
 from kivy.uix.modalview import ModalView
 from kivy.uix.recycleview.views import RecycleDataViewBehavior
 
+from app.ui.linebreak import has_cjk, wrap_lines
 from devices.camera import Camera, preview_rgb
 from devices.payment.qr import payment_qr
+
+
+class LineBreaking:
+    """Mixed into a Label: Chinese text is broken into lines by the Chinese line-breaking
+    rules (app.ui.linebreak, clreq / JIS X 4051 kinsoku) instead of Kivy's own wrapping,
+    which cuts a run of characters anywhere ("、" or "）" starting a line). The label's
+    ``text`` stays as given; only what is drawn has the line breaks, worked out again on
+    every redraw (text, width or font changed) with the label's own font measure."""
+
+    def texture_update(self, *largs: Any) -> None:
+        core = self._label  # type: ignore[attr-defined]
+        text, width = self.text, self.text_size[0]  # type: ignore[attr-defined]
+        if text and width and not self.shorten and not self.markup \
+                and has_cjk(text):  # type: ignore[attr-defined]
+            pad = core.options["padding"]
+            core.text = "\n".join(wrap_lines(text, width - pad[0] - pad[2],
+                                             lambda s: core.get_extents(s)[0]))
+        super().texture_update(*largs)  # type: ignore[misc]
+
+
+class KioskLabel(LineBreaking, Label):
+    """Every text on the kiosk's screens (kv's ``Txt`` and the staff pages)."""
+
+
+class KioskButton(LineBreaking, Button):
+    """Every button on the kiosk's screens (kv's ``KButton``)."""
 
 
 class CameraPreview(Image):
@@ -103,6 +132,7 @@ class CartRow(RecycleDataViewBehavior, BoxLayout):
     highlight = BooleanProperty(False)
     needs_age = BooleanProperty(False)
     picture = StringProperty("")  # the item's picture file; '' = none (no space kept)
+    needed = NumericProperty(0)  # the height its words need, in pixels (kiosk.kv)
 
 
 class Keypad(BoxLayout):

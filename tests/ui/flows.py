@@ -26,6 +26,7 @@ from app.ui.driver import Driver, FlowFailed, Step
 MILK = "6900000000014"
 BEER = "6900000001769"
 UNKNOWN = "4006381333931"
+FAMILY_PACK = "6900000000670"  # Potato Chips Original 70g Family Pack: the longest name
 
 
 def check(condition: object, message: str) -> None:
@@ -38,7 +39,8 @@ def to_the_qr(d: Driver, wallet: str = "wechat") -> Step:
     d.press("pay_button")
     yield from d.until(lambda: d.widget(f"wallet_{wallet}").height > 0, "wallet choice")
     d.press(f"wallet_{wallet}")
-    yield from d.until(lambda: d.widget("pay_qr").texture is not None, "payment QR")
+    yield from d.until(lambda: d.widget("pay_qr").texture is not None, "payment QR",
+                       timeout=30)
 
 
 def whole_sale(d: Driver) -> Step:
@@ -188,6 +190,89 @@ def manual_entry_and_looks(d: Driver) -> Step:
     d.press("contrast_button")
     yield from d.frames(2)
     check(d.app.theme["bg"][:3] == [0, 0, 0], "high contrast is black")
+
+
+def looks_reset_between_shoppers(d: Driver) -> Step:
+    """English, large text and high contrast chosen by one shopper are the store's again
+    for the next: after a staff reset, an abandoned cart (timeout) and "Done"."""
+    def choose_looks() -> Step:
+        d.press("language_button")
+        d.press("large_text_button")
+        d.press("contrast_button")
+        yield from d.frames(3)
+        check(d.app.language == "en" and d.app.large_text and d.app.high_contrast,
+              "the shopper's looks are on")
+
+    def store_looks(after: str) -> None:
+        check(d.app.language == "zh" and not d.app.large_text and not d.app.high_contrast
+              and d.app.theme["bg"][:3] != [0, 0, 0] and d.app.scale == 1.0
+              and d.text("start_button") == "开始购物",
+              f"after {after}: language {d.app.language}, large {d.app.large_text}, "
+              f"contrast {d.app.high_contrast}")
+
+    yield from d.screen_is("attract")
+    d.hold(MILK)
+    yield from d.until(lambda: len(d.app.rows) == 1, "milk")
+    yield from choose_looks()
+    yield from d.post(Lane.abandon, "staff_reset")
+    yield from d.screen_is("attract")
+    store_looks("a staff reset")
+    yield from choose_looks()  # chosen on the attract screen: kept into the session
+    d.hold(MILK)
+    yield from d.until(lambda: len(d.app.rows) == 1, "milk")
+    check(d.app.language == "en" and d.app.large_text, "kept for the shopper who chose them")
+    d.clock.advance(seconds=91)
+    yield from d.screen_is("still_there")
+    d.clock.advance(seconds=31)
+    yield from d.screen_is("attract")
+    store_looks("an abandoned cart")
+    d.hold(MILK)
+    yield from d.until(lambda: len(d.app.rows) == 1, "milk")
+    yield from choose_looks()
+    yield from to_the_qr(d)
+    d.press("demo_pay")
+    yield from d.screen_is("receipt", timeout=15)
+    check(d.app.language == "en", "the receipt screen is still the shopper's")
+    d.press("done_button")
+    yield from d.screen_is("attract")
+    store_looks("Done")
+
+
+def chinese_line_breaks(d: Driver) -> Step:
+    """A long Chinese notice in the shopping screen's narrow column, in every look: no drawn
+    line starts with closing punctuation or ends with an opening bracket; the same text in
+    a plain Kivy Label at the same width does (what the screen drew before, issue 19)."""
+    from kivy.uix.label import Label
+
+    from app.ui.linebreak import breaks_rules
+    from tests.ui import checks
+
+    yield from d.screen_is("attract")
+    d.hold(MILK)
+    yield from d.until(lambda: len(d.app.rows) == 1, "milk")
+    yield from d.frames(25)
+    d.hold(UNKNOWN)
+    yield from d.until(lambda: d.app.shown["notice_level"] == "error", "the refusal")
+    plain_broke = []
+    for language, large, contrast in LOOKS:
+        if language != "zh":
+            continue
+        d.app.do("touch")
+        d.app.set_text_size(large)
+        d.app.set_contrast(contrast)
+        yield from d.frames(4)
+        checks.settle(d.app)
+        notice = d.widget("shopping_notice")
+        lines = checks.drawn_lines(notice)
+        check(len(lines) >= 2, f"the notice fits one line: {lines}")
+        check("".join(lines) == notice.text, (lines, notice.text))
+        check(breaks_rules(lines) == [], f"drawn as {lines}")
+        plain = Label(text=notice.text, font_size=notice.font_size, bold=notice.bold,
+                      text_size=(notice.width, None))
+        plain.texture_update()
+        plain_broke += breaks_rules(checks.drawn_lines(plain))
+        check(not checks.line_break_faults(d.app), checks.line_break_faults(d.app))
+    check(plain_broke, "Kivy's own wrapping broke no rule here: the check proves nothing")
 
 
 def restart_mid_payment(d: Driver) -> Step:
@@ -571,6 +656,8 @@ FLOWS: dict[str, Callable[[Driver], Step]] = {
     "wrong_clock": wrong_clock,
     "camera_lost": camera_lost,
     "nothing_fails_silently": nothing_fails_silently,
+    "looks_reset_between_shoppers": looks_reset_between_shoppers,
+    "chinese_line_breaks": chinese_line_breaks,
 }
 
 
@@ -734,19 +821,57 @@ def shots_both(d: Driver, name: str) -> Step:
     d.app.set_language("zh")
 
 
-def screenshots(d: Driver) -> Step:
-    """Every screen in Chinese and English, and the main ones in large text (README)."""
-    def both(name: str) -> Step:
-        yield from shots_both(d, name)
+# Every look a screen is shown and checked in: (language, large text, high contrast).
+LOOKS = [("zh", False, False), ("en", False, False), ("zh", True, False), ("en", True, False),
+         ("zh", False, True), ("en", False, True)]
 
-    def large(name: str) -> Step:
-        d.app.set_text_size(True)
-        yield from d.shot(f"{name}-large")
-        d.app.set_text_size(False)
+
+def look_name(name: str, language: str, large: bool, contrast: bool) -> str:
+    """``shopping-zh``, ``shopping-large-en``, ``shopping-contrast-zh``: the tour's files."""
+    return "-".join([name] + (["large"] if large else []) + (["contrast"] if contrast else [])
+                    + [language])
+
+
+def every_look(d: Driver, name: str, faults: list[str], *, contrast_check: bool = True) -> Step:
+    """Show the screen in every look (``LOOKS``); in each, check the layout and the Chinese
+    line breaks (tests/ui/checks.py), take its screenshot, and check the contrast of every
+    text and button on the high-contrast shots (tests/ui/contrast.py). What is wrong is
+    added to ``faults`` (named by the look); the look is normal Chinese again at the end."""
+    from tests.ui import checks
+
+    for language, large, contrast in LOOKS:
+        d.app.do("touch")  # as the look buttons do: a slow tour is not a shopper gone
+        d.app.set_language(language)
+        d.app.set_text_size(large)
+        d.app.set_contrast(contrast)
+        yield from d.frames(4)
+        label = look_name(name, language, large, contrast)
+        found = checks.layout_faults(d.app) + checks.line_break_faults(d.app)
+        yield from d.shot(label)
+        if contrast and contrast_check and d.shots is not None:
+            found += checks.contrast_faults(d.app, d.shots / f"{label}.png")
+        faults.extend(f"{label}: {f}" for f in found)
+    d.app.set_language("zh")
+    d.app.set_text_size(False)
+    d.app.set_contrast(False)
+    yield from d.frames(2)
+    checks.settle(d.app)  # laid out again before the next touch lands on it
+    yield from d.frames(2)
+
+
+def screenshots(d: Driver) -> Step:
+    """Every screen in Chinese and English, each in normal, large-text and high-contrast
+    looks, checked in each (layout, line breaks, contrast): the README's screenshots."""
+    faults: list[str] = []
+    if d.shots is None:  # the contrast check reads the pixels: shots are always taken
+        import tempfile
+        d.shots = Path(tempfile.mkdtemp(prefix="kiosk-shots-"))
+
+    def both(name: str) -> Step:
+        yield from every_look(d, name, faults)
 
     yield from d.screen_is("attract")
     yield from both("attract")
-    yield from large("attract")
     d.press("start_button")
     yield from d.screen_is("member")
     d.type_keys("phone_keypad", "1380000")
@@ -755,19 +880,13 @@ def screenshots(d: Driver) -> Step:
     d.type_keys("phone_keypad", "13800000001")
     d.press("phone_ok")
     yield from d.screen_is("shopping")
-    for code in (MILK, "6900000000045", MILK, "2100109012343"):
-        d.hold(code)
-        yield from d.until(lambda: d.app.view.notice and d.app.view.notice.key == "added"
-                           and d.app.view.last_line_id is not None, "a scan")
-        yield from d.frames(25)  # the next code must be a new showing
-    d.hold(UNKNOWN)
+    d.hold(MILK)  # the camera once; the rest as the scanner hands them to the lane (faster)
+    yield from d.until(lambda: d.app.view.notice and d.app.view.notice.key == "added"
+                       and d.app.view.last_line_id is not None, "a scan")
+    for code in ("6900000000045", MILK, "2100109012343", FAMILY_PACK, BEER, UNKNOWN):
+        yield from d.post(Lane.scan, code)
     yield from d.until(lambda: d.app.shown["notice_level"] == "error", "refusal")
     yield from both("shopping")
-    yield from large("shopping")
-    d.app.set_contrast(True)
-    yield from d.shot("shopping-contrast-en" if d.app.language == "en" else
-                      "shopping-contrast-zh")
-    d.app.set_contrast(False)
     d.press("type_code_button")
     yield from d.frames(5)
     d.type_keys("code_keypad", "6900")
@@ -781,8 +900,6 @@ def screenshots(d: Driver) -> Step:
     yield from d.shot("demo-shelf-zh")
     d.app._shelf.dismiss()
     yield from d.popup_closed()
-    d.hold(BEER)
-    yield from d.until(lambda: len(d.app.rows) == 4, "beer")
     d.press("pay_button")
     yield from d.screen_is("age_check")
     yield from both("age-check")
@@ -792,20 +909,13 @@ def screenshots(d: Driver) -> Step:
     yield from d.until(lambda: d.widget("show_code").height > 0, "show your payment code")
     yield from both("pay-choose")
     d.press("wallet_wechat")
-    yield from d.until(lambda: d.widget("pay_qr").texture is not None, "payment QR")
+    yield from d.until(lambda: d.widget("pay_qr").texture is not None, "payment QR",
+                       timeout=30)
     yield from both("pay-qr")
-    yield from large("pay-qr")
-    d.app.set_contrast(True)
-    yield from d.shot("pay-qr-contrast-zh")
-    d.app.set_contrast(False)
     d.rig.show_payment_code("wechat", "never")  # the phone under the camera; no password
     yield from d.until(lambda: d.app.shown["confirming"], "confirm on your phone")
     yield from d.frames(3)
     yield from both("confirm-phone")
-    yield from large("confirm-phone")
-    d.app.set_contrast(True)
-    yield from d.shot("confirm-phone-contrast-zh")
-    d.app.set_contrast(False)
     d.press("cancel_payment")  # reversed, confirmed: the pay screen again, both ways
     yield from d.until(lambda: d.widget("wallet_wechat").height > 0
                        and d.widget("show_code").height > 0, "the pay screen again")
@@ -837,6 +947,17 @@ def screenshots(d: Driver) -> Step:
     yield from both("still-there")
     d.press("still_here_button")
     yield from d.screen_is("shopping")
+    yield from d.hold_corner(5.0)
+    yield from d.screen_is("staff")
+    d.type_keys("staff_keypad", "14")
+    yield from both("staff-pin")
+    d.widget("staff_keypad").typed = ""
+    d.type_keys("staff_keypad", "1470")
+    d.press("staff_pin_ok")
+    yield from d.until(lambda: d.widget("staff_pages").current == "menu", "the menu")
+    yield from both("staff-menu")
+    d.press("staff_sign_out")
+    yield from d.screen_is("shopping")
     yield from d.post(Lane.abandon, "staff_reset")
     yield from d.post(Lane.set_open, False)
     yield from d.screen_is("closed")
@@ -854,6 +975,7 @@ def screenshots(d: Driver) -> Step:
     yield from d.post(broken)
     yield from d.screen_is("error")
     yield from both("error")
+    check(not faults, f"{len(faults)} faults on the screens:\n" + "\n".join(faults))
 
 
 FLOWS["screenshots"] = screenshots

@@ -45,7 +45,8 @@ def drive(flow: str, tmp_path: Path, *extra: str, timeout: float = 150) -> str:
 
 @pytest.mark.parametrize("flow", ["whole_sale", "age_check_and_cancel", "inactivity",
                                   "manual_entry_and_looks", "staff_mode", "pay_by_code",
-                                  "wrong_clock", "camera_lost", "nothing_fails_silently"])
+                                  "wrong_clock", "camera_lost", "nothing_fails_silently",
+                                  "looks_reset_between_shoppers", "chinese_line_breaks"])
 def test_shopper_flow(flow, tmp_path, display):
     drive(flow, tmp_path)
 
@@ -100,18 +101,22 @@ def test_a_killed_kiosk_restarts_into_the_same_cart_and_payment(tmp_path, displa
 
 
 SCREENS = ["attract", "member", "shopping", "manual-entry", "age-check", "pay-choose", "pay-qr",
-           "receipt-exit-pass", "receipt-printed", "still-there", "closed", "out-of-order",
-           "error"]
+           "confirm-phone", "receipt-exit-pass", "receipt-printed", "still-there", "staff-pin",
+           "staff-menu", "closed", "out-of-order", "error"]
 
 
-def test_every_screen_is_captured_in_both_languages_and_large_text(tmp_path, display):
-    """The README's screenshots come from this tour (python -m tests.ui.flows screenshots)."""
+def test_every_screen_is_captured_and_checked_in_every_look(tmp_path, display):
+    """The README's screenshots come from this tour (python -m tests.ui.flows screenshots):
+    every screen in Chinese and English, normal, large text and high contrast; the tour
+    fails on any layout fault, Chinese line break or contrast under WCAG AA it finds
+    (tests/ui/checks.py, tests/ui/contrast.py)."""
     import cv2
 
+    from tests.ui.flows import LOOKS, look_name
+
     shots = tmp_path / "shots"
-    drive("screenshots", tmp_path, "--shots", str(shots), timeout=300)
-    expected = {f"{s}-{lang}.png" for s in SCREENS for lang in ("zh", "en")}
-    expected |= {"attract-large.png", "shopping-large.png", "pay-qr-large.png"}
+    drive("screenshots", tmp_path, "--shots", str(shots), timeout=900)
+    expected = {f"{look_name(s, *look)}.png" for s in SCREENS for look in LOOKS}
     taken = {p.name for p in shots.glob("*.png")}
     assert expected <= taken, sorted(expected - taken)
     for name in expected:
