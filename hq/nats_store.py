@@ -66,8 +66,11 @@ STREAM = "EVENTS"
 BUCKETS = ("hq_batches", "hq_audit_heads", "hq_members", "hq_keys", "hq_member_summary")
 #: NATS subject tokens (and key-value keys) a lane or store id may use.
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-#: JetStream's "maximum messages per subject exceeded": the event is already stored.
-ALREADY_STORED = 10077
+#: JetStream's "store failed" error code. It answers both "maximum messages per subject
+#: exceeded" (the event is already stored: a duplicate) and "maximum bytes exceeded" (the
+#: stream is full: NOT stored), so only the description tells them apart.
+STORE_FAILED = 10077
+ALREADY_STORED_TEXT = "maximum messages per subject exceeded"
 _UNAVAILABLE = (nats.errors.NoServersError, nats.errors.ConnectionClosedError,
                 nats.errors.TimeoutError, nats.errors.NoRespondersError,
                 nats.errors.StaleConnectionError, asyncio.TimeoutError, OSError)
@@ -93,6 +96,13 @@ def subject(store_id: str, kiosk_id: str, event_id: str) -> str:
             raise ValueError(f"{name} {value!r} is not usable on NATS: letters, digits, "
                              "_ and - only, at most 64")
     return f"events.{store_id}.{kiosk_id}.{event_id}"
+
+
+def already_stored(result: object) -> bool:
+    """True when a publish's outcome is JetStream refusing an event whose subject (its
+    event id) already holds one: a duplicate, delivered. Not for any other 10077."""
+    return isinstance(result, js_errors.APIError) and result.err_code == STORE_FAILED \
+        and ALREADY_STORED_TEXT in (result.description or "")
 
 
 class NatsStore:
@@ -236,8 +246,13 @@ class NatsStore:
         # One connection sends them in order; the acknowledgements are awaited together.
         results = await asyncio.gather(*(s for _, s in sends), return_exceptions=True)
         for (event_id, _), result in zip(sends, results, strict=True):
-            if isinstance(result, js_errors.APIError) and result.err_code == ALREADY_STORED:
+            if already_stored(result):
                 answer.duplicates.append(event_id)
+            elif isinstance(result, js_errors.APIError):
+                # The stream full (--max-gb), a limit, a refusal: not stored, so nothing
+                # of this batch is acknowledged: 503, the lane keeps it and resends.
+                raise StoreUnavailable(f"JetStream refused an event: {result.description} "
+                                       f"({result.err_code})")
             elif isinstance(result, BaseException):
                 raise result  # nothing of this batch is acknowledged: the lane resends
             elif result.duplicate:

@@ -148,3 +148,36 @@ def test_an_instance_killed_between_publishing_and_answering_leaves_the_resend_w
         assert store.ingest(key, "lane-05", "store-001", events) == answer  # kept now
     finally:
         store.close()
+
+
+def test_a_full_stream_answers_503_and_acknowledges_only_what_it_stored(one_node):
+    """The byte limit (``kiosk hq setup --max-gb``) refuses new events with JetStream's
+    error 10077, the same code as "already stored" ("maximum bytes exceeded" instead of
+    "maximum messages per subject exceeded"): read as a duplicate, it would acknowledge
+    events the stream never kept and the lane would drop them."""
+    store = NatsStore(one_node.urls, retention=Retention(max_bytes=20_000))
+    server = HqServer(store, token=TOKEN).start()
+    acknowledged: set[str] = set()
+    statuses: list[int] = []
+    try:
+        for b in range(8):
+            events = _events("lane-06", range(b * 20 + 1, b * 20 + 21))
+            for e in events:
+                e["payload"] = {"pad": "x" * 200}
+            reply = requests.post(
+                f"{server.url}/v1/events",
+                json={"kiosk_id": "lane-06", "store_id": "store-001", "events": events},
+                headers={"Authorization": f"Bearer {TOKEN}",
+                         "Idempotency-Key": str(uuid.uuid4())}, timeout=30)
+            statuses.append(reply.status_code)
+            if reply.status_code == 200:
+                acknowledged |= set(reply.json()["accepted"] + reply.json()["duplicates"])
+            else:
+                assert reply.status_code == 503 and reply.headers["Retry-After"] == "5"
+        stored = {event_id for _, event_id in store.events("lane-06")}
+        print(f"statuses {statuses}; acknowledged {len(acknowledged)}, stored {len(stored)}")
+        assert acknowledged - stored == set()  # lost 0
+        assert 503 in statuses  # the limit was reached and said so
+    finally:
+        server.stop()
+        store.close()
