@@ -19,7 +19,7 @@ Exactly once after dedupe, beyond any time window:
   contract counts as delivered.
 
 Nothing else the service must remember lives in its memory: audit heads
-(``hq_audit_heads``, updated by compare-and-set on the key's revision), members
+(``hq_audit_heads``, one key ``<kiosk>.<seq>.<hash>`` per head, created once), members
 (``hq_members``) and the member key (``hq_keys``, created once).
 
 The stream's byte limit refuses new events when reached (``discard=new``) rather than
@@ -31,6 +31,7 @@ than ``max_age``; a lane resending an event older than that would store it again
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import re
@@ -85,6 +86,15 @@ class Retention:
     max_age_s: float = 90 * 86400
     max_bytes: int = -1
     duplicate_window_s: float = 120.0
+
+
+def token(value: str) -> str:
+    """``value`` as one NATS subject token and key-value key part: itself when it is
+    already one (``[A-Za-z0-9_-]{1,64}``), else ``=`` and its UTF-8 in unpadded base64url
+    (``=`` is not in a plain token, so the two forms never meet)."""
+    if TOKEN.match(value):
+        return value
+    return "=" + base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
 
 
 def subject(store_id: str, kiosk_id: str, event_id: str) -> str:
@@ -349,42 +359,33 @@ class NatsStore:
 
     # -- audit heads, members, keys -----------------------------------------------------
     def keep_audit_head(self, kiosk_id: str, seq: int, digest: str) -> None:
-        if not TOKEN.match(kiosk_id):
-            return  # such a lane cannot send events either; nothing to verify against
         self._run(self._keep_audit_head(kiosk_id, seq, digest))
 
     async def _keep_audit_head(self, kiosk_id: str, seq: int, digest: str) -> None:
-        bucket = self.kv["hq_audit_heads"]
-        while True:  # compare-and-set on the key's revision: two instances never lose one
-            try:
-                entry = await bucket.get(kiosk_id)
-                heads, revision = json.loads(entry.value or b"[]"), entry.revision
-            except js_errors.KeyNotFoundError:
-                heads, revision = [], None
-            if [seq, digest] in heads:
-                return
-            heads = sorted([*heads, [seq, digest]])
-            value = json.dumps(heads).encode()
-            try:
-                if revision is None:
-                    await bucket.create(kiosk_id, value)
-                else:
-                    await bucket.update(kiosk_id, value, last=revision)
-                return
-            except js_errors.KeyWrongLastSequenceError:
-                continue  # another instance wrote first: read again
+        # One key per head, created once: no read-modify-write and no growing value (one
+        # JSON list per lane passed NATS's 1 MB message limit after ~13,700 heads, and
+        # the lane's every batch answered 503 from then on).
+        await self._create_once("hq_audit_heads", f"{token(kiosk_id)}.{seq}.{token(digest)}",
+                                digest.encode())
 
     def audit_heads(self, kiosk_id: str) -> list[tuple[int, str]]:
-        if not TOKEN.match(kiosk_id):
-            return []
-        return self._run(self._audit_heads(kiosk_id))
+        return self._run(self._audit_heads(kiosk_id), timeout=120)
 
     async def _audit_heads(self, kiosk_id: str) -> list[tuple[int, str]]:
+        # A watch filtered by the server to this lane's keys (KeyValue.keys() would walk
+        # every lane's), stopped once it has delivered what is there now (a None entry).
+        watcher = await self.kv["hq_audit_heads"].watch(f"{token(kiosk_id)}.>",
+                                                        ignore_deletes=True)
+        heads: list[tuple[int, str]] = []
         try:
-            entry = await self.kv["hq_audit_heads"].get(kiosk_id)
-        except js_errors.KeyNotFoundError:
-            return []
-        return [(int(a), str(b)) for a, b in json.loads(entry.value or b"[]")]
+            async for entry in watcher:
+                if entry is None:
+                    break
+                seq = entry.key.split(".")[1]
+                heads.append((int(seq), bytes(entry.value or b"").decode()))
+        finally:
+            await watcher.stop()  # type: ignore[no-untyped-call]
+        return sorted(heads)
 
     def member(self, member_id: str) -> Member | None:
         """The member as enrolled, with the points the member-summary consumer has

@@ -181,3 +181,27 @@ def test_a_full_stream_answers_503_and_acknowledges_only_what_it_stored(one_node
     finally:
         server.stop()
         store.close()
+
+
+@pytest.mark.slow
+def test_a_lane_that_reported_many_audit_heads_is_not_wedged(one_node):
+    """Every batch carries the lane's audit head and every head is kept. Kept as one
+    growing JSON value per lane, a lane passed NATS's 1 MB message limit after about
+    13,700 heads (weeks of sales): the server dropped the connection, and from then on
+    every batch of that lane answered 503, forever. One key per head has no such
+    ceiling."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = NatsStore(one_node.urls)
+    heads = [(seq, f"{seq:064x}") for seq in range(1, 15_001)]
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda h: store.keep_audit_head("lane-07", *h), heads))
+        store.keep_audit_head("lane-07", 7, f"{7:064x}")  # the same head again: kept once
+        assert store.audit_heads("lane-07") == heads
+        assert store.audit_heads("lane-7") == []  # another lane's prefix is not its own
+        answer = store.ingest(str(uuid.uuid4()), "lane-07", "store-001",
+                              _events("lane-07", range(1, 3)))
+        assert len(answer.accepted) == 2
+    finally:
+        store.close()
