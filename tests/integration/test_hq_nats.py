@@ -72,14 +72,23 @@ def test_two_instances_handed_the_same_batch_at_once_store_it_once(one_node):
             s.close()
 
 
-def test_ids_that_are_not_subject_tokens_are_rejected_not_stored(one_node):
+def test_ids_that_are_not_subject_tokens_are_stored_not_dead_lettered(one_node):
+    """A lane's settings accept any membership.store_id ("SH.001", "上海 1"), and the
+    embedded store takes it; on NATS such an id used to reject every event of the lane
+    ("not usable on NATS"): dead letters it could never deliver, only by changing the
+    head office's store."""
     store = NatsStore(one_node.urls)
     try:
-        bad = _events("lane-03", range(1, 3))
-        bad[1]["event_id"] = "a.b>"
-        answer = store.ingest(str(uuid.uuid4()), "lane-03", "store-001", bad)
-        assert answer.accepted == ["lane-03-1"]
-        assert "not usable on NATS" in answer.rejected[0]["reason"]
+        events = _events("lane-03", range(1, 3))
+        events[1]["event_id"] = "a.b>"
+        answer = store.ingest(str(uuid.uuid4()), "lane 03", "上海.SH 001", events)
+        assert answer.accepted == ["lane-03-1", "a.b>"] and not answer.rejected
+        again = store.ingest(str(uuid.uuid4()), "lane 03", "上海.SH 001", events)
+        assert again.duplicates == ["lane-03-1", "a.b>"]
+        assert store.events("lane 03") == [(1, "lane-03-1"), (2, "a.b>")]
+        assert store.lane_events("lane 03")[0]["store_id"] == "上海.SH 001"
+        assert store.counts() == {"lane 03": 2}
+        assert store.events("lane-03") == []
         with pytest.raises(ValueError):
             store.enrol("M.1", "x", "gold", "13800000000")
     finally:
