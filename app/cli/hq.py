@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -72,11 +73,12 @@ def _nats_servers(address: str) -> list[str]:
     return [u if u.startswith("nats://") else f"nats://{u}" for u in address.split(",") if u]
 
 
-def _wait_for_signal() -> None:
+def _wait_for_signal(alive: Callable[[], bool] = lambda: True) -> None:
+    """Until SIGTERM, Ctrl-C, or ``alive()`` turns False."""
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     try:
-        while not stopped.wait(0.5):
+        while alive() and not stopped.wait(0.5):
             pass
     except KeyboardInterrupt:
         pass
@@ -162,11 +164,13 @@ def hq_consume(address: str) -> None:
         raise click.ClickException(str(exc)) from None
     click.echo("member-summary consumer running", err=True)
     try:
-        _wait_for_signal()
+        _wait_for_signal(consumer.running)
     finally:
         consumer.stop()
         click.echo(f"applied {consumer.applied} sales, skipped {consumer.skipped} seen before",
                    err=True)
+    if consumer.error is not None:  # it stopped on its own: say why, exit 1
+        raise click.ClickException(f"the member-summary consumer stopped: {consumer.error}")
 
 
 @hq.command("status")

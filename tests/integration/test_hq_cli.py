@@ -47,6 +47,25 @@ def node(tmp_path):
     cluster.stop()
 
 
+def test_a_second_consumer_does_not_run_beside_the_first(node):
+    """Two consumers on the one durable get disjoint parts of the stream: one applies a
+    member's sale at sequence 700, the other then skips that member's sale at 300 as
+    "applied already" (the per-member ``last_seq``), and the visit is lost. So a second
+    ``kiosk hq consume`` must not start while the first runs, and must once it stops."""
+    from hq.member_summary import MemberSummaryConsumer
+
+    NatsStore(node.urls).close()  # the stream
+    first = MemberSummaryConsumer(node.urls).start()
+    try:
+        with pytest.raises(RuntimeError, match="another member-summary consumer"):
+            MemberSummaryConsumer(node.urls).start(timeout=5)
+    finally:
+        first.stop()
+    then = MemberSummaryConsumer(node.urls).start(timeout=60)  # the lease lapses (15 s)
+    then.stop()
+    assert then.error is None
+
+
 def test_the_consumer_killed_mid_stream_and_restarted_counts_each_sale_once(node, tmp_path):
     store = NatsStore(node.urls)
     events = _sales("lane-01", 3000)
