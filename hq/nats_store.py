@@ -122,11 +122,16 @@ def already_stored(result: object) -> bool:
 class NatsStore:
     """:class:`hq.stores.HqStore` on JetStream at ``servers`` (``nats://h:p`` each).
     ``replicas``: the stream's and buckets' replication (3 in a cluster, 1 on one
-    server). Raises StoreUnavailable when no server answers at start."""
+    server). Raises StoreUnavailable when no server answers at start. ``create=False``
+    (``kiosk hq status``, ``replay``): a look only, creating nothing (no stream with the
+    wrong replication made by a status check) and opening no bucket; ValueError when
+    there is no stream yet."""
 
     def __init__(self, servers: list[str], *, replicas: int = 1,
-                 retention: Retention | None = None, timeout_s: float = 5.0) -> None:
+                 retention: Retention | None = None, timeout_s: float = 5.0,
+                 create: bool = True) -> None:
         self.servers = servers
+        self.create = create
         self.replicas = replicas
         self.retention = retention or Retention()
         self.timeout_s = timeout_s
@@ -136,7 +141,7 @@ class NatsStore:
         self._thread.start()
         try:
             self._run(self._connect(), timeout=90)
-        except StoreUnavailable:
+        except BaseException:
             self._stop_loop()
             raise
 
@@ -190,9 +195,14 @@ class NatsStore:
     async def _ensure(self) -> None:
         """Create the stream and buckets if missing (never changes existing ones: that
         is ``kiosk hq setup``'s job), the member key once, the demo members once."""
+        self.kv = {}
         try:
             await self.js.stream_info(STREAM)
         except js_errors.NotFoundError:
+            if not self.create:
+                await self.nc.close()
+                raise ValueError(f"no stream {STREAM} at {', '.join(self.servers)} yet: "
+                                 "`kiosk hq setup` or `kiosk hq serve` creates it") from None
             r = self.retention
             await self.js.add_stream(StreamConfig(
                 name=STREAM, subjects=["events.>"], num_replicas=self.replicas,
@@ -200,7 +210,8 @@ class NatsStore:
                 discard_new_per_subject=True, max_msgs_per_subject=1,
                 max_age=r.max_age_s, max_bytes=r.max_bytes,
                 duplicate_window=r.duplicate_window_s))
-        self.kv = {}
+        if not self.create:
+            return
         for bucket in BUCKETS:
             try:
                 self.kv[bucket] = await self.js.key_value(bucket)

@@ -184,13 +184,15 @@ def hq_status(address: str, as_json: bool) -> None:
     from hq.stores import StoreUnavailable
 
     try:
-        store = NatsStore(_nats_servers(address))
+        store = NatsStore(_nats_servers(address), create=False)
         try:
             status = store.status()
         finally:
             store.close()
     except StoreUnavailable as exc:
         raise click.ClickException(f"NATS unreachable at {address}: {exc}") from None
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     if as_json:
         click.echo(json.dumps(status, indent=1))
         return
@@ -216,7 +218,7 @@ def hq_replay(address: str, lane: str, from_seq: int) -> None:
     from hq.stores import StoreUnavailable
 
     try:
-        store = NatsStore(_nats_servers(address))
+        store = NatsStore(_nats_servers(address), create=False)
         try:
             events = store.lane_events(lane, from_seq)
         finally:

@@ -119,6 +119,29 @@ def test_commands_say_clearly_when_nats_is_not_there(tmp_path):
     assert ran.returncode == 2 and "nats://" in ran.stderr
 
 
+def test_status_and_replay_on_a_server_without_the_stream_create_nothing(node):
+    """A newcomer's first look (`kiosk hq status` on a fresh cluster) created the stream
+    and buckets with the look's own default, R1, and the demo members; `kiosk hq serve`
+    then kept that R1 stream on a three-node cluster, one copy of every event."""
+    import asyncio
+
+    import nats
+    import nats.js.errors
+
+    for args in (("status",), ("replay", "--lane", "lane-01")):
+        ran = run_kiosk("hq", *args, "--store", node.urls[0])
+        assert ran.returncode == 1 and "no stream EVENTS" in ran.stderr, ran
+
+    async def streams() -> list[str]:
+        nc = await nats.connect(node.urls)
+        try:
+            return [s.config.name for s in await nc.jetstream().streams_info()]
+        finally:
+            await nc.close()
+
+    assert asyncio.run(streams()) == []
+
+
 def test_the_cluster_command_runs_three_nodes_until_sigterm(tmp_path):
     folder = tmp_path / "c"
     proc = subprocess.Popen([sys.executable, "-m", "app.cli", "hq", "cluster", "--dir",
