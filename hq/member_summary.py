@@ -174,7 +174,10 @@ class MemberSummaryConsumer:
                     continue
                 try:
                     msgs = await sub.fetch(self.batch, timeout=1)
-                except (nats.errors.TimeoutError, js_errors.FetchTimeoutError):
+                except (TimeoutError, js_errors.FetchTimeoutError):
+                    # Nothing new. nats-py raises its TimeoutError, and a plain
+                    # asyncio.TimeoutError when its no-wait probe used up the time (a
+                    # loaded machine): that one stopped the consumer for good.
                     continue
                 except (nats.errors.Error, js_errors.APIError) as exc:
                     log.warning("member summary: fetch failed (%s); again from the last "

@@ -66,6 +66,38 @@ def test_a_second_consumer_does_not_run_beside_the_first(node):
     assert then.error is None
 
 
+def test_the_consumer_outlives_a_fetch_that_times_out_plainly(node, monkeypatch):
+    """nats-py's fetch raises a plain asyncio.TimeoutError (not its own TimeoutError)
+    when its first probe used up the time, which a loaded machine does: seen on
+    `kiosk hq consume`, the consumer stopped for good and the summaries froze."""
+    from nats.js.client import JetStreamContext
+
+    from hq.member_summary import MemberSummaryConsumer
+
+    real_fetch = JetStreamContext.PullSubscription.fetch
+    calls = {"n": 0}
+
+    async def fetch(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] <= 2:  # what nats-py does when the probe's answer comes late
+            raise TimeoutError  # asyncio.TimeoutError is this one since Python 3.11
+        return await real_fetch(self, *args, **kwargs)
+
+    monkeypatch.setattr(JetStreamContext.PullSubscription, "fetch", fetch)
+    store = NatsStore(node.urls)
+    consumer = MemberSummaryConsumer(node.urls).start()
+    try:
+        events = _sales("lane-04", 6)
+        store.ingest(str(uuid.uuid4()), "lane-04", "store-001", events)
+        expected = _expected(events)
+        assert wait_for(lambda: all(store.member_totals(m) == t for m, t in expected.items()),
+                        timeout=60), consumer.error
+        assert consumer.running() and consumer.error is None
+    finally:
+        consumer.stop()
+        store.close()
+
+
 def test_the_consumer_killed_mid_stream_and_restarted_counts_each_sale_once(node, tmp_path):
     store = NatsStore(node.urls)
     events = _sales("lane-01", 3000)
