@@ -325,6 +325,10 @@ class NatsStore:
         config.max_age = self.retention.max_age_s
         config.max_bytes = self.retention.max_bytes
         await self.js.update_stream(config)
+        # A bucket is a stream KV_<bucket>; its TTL is that stream's max_age.
+        batches = (await self.js.stream_info("KV_hq_batches")).config
+        batches.max_age = self.retention.max_age_s
+        await self.js.update_stream(batches)
         limit = "no size limit" if self.retention.max_bytes < 0 else \
             f"at most {self.retention.max_bytes} bytes (then new events are refused)"
         return (f"stream {STREAM}: R{config.num_replicas}, events kept "

@@ -136,6 +136,12 @@ def test_status_setup_and_replay(node):
     assert "30 days" in ran.stdout and "1073741824 bytes" in ran.stdout
     status = json.loads(run_kiosk("hq", "status", "--store", node.urls[0], "--json").stdout)
     assert status["stream"]["messages"] == 40 and status["stream"]["max_age_days"] == 30
+    store = NatsStore(node.urls)
+    try:  # the batch answers are kept as long as the events (the setup says so)
+        batches = store._run(store.js.stream_info("KV_hq_batches"))
+        assert batches.config.max_age == 30 * 86400
+    finally:
+        store.close()
     replay = run_kiosk("hq", "replay", "--store", node.urls[0], "--lane", "lane-02",
                        "--from-seq", "31")
     lines = [json.loads(x) for x in replay.stdout.splitlines()]
