@@ -358,12 +358,23 @@ class NatsStore:
         return self._run(self._counts(), timeout=120)
 
     async def _counts(self) -> dict[str, int]:
-        info = await self.js.stream_info(STREAM, subjects_filter="events.>")
+        # One subject per event, and the server lists at most 100,000 subjects per
+        # answer (then a page with "total" and "offset"), so read every page: one answer
+        # alone counted only the first 100,000 events.
         counts: dict[str, int] = {}
-        for name, n in (info.state.subjects or {}).items():
-            lane = untoken(name.split(".")[2])
-            counts[lane] = counts.get(lane, 0) + n
-        return counts
+        offset = 0
+        while True:
+            page = await self.js._api_request(  # noqa: SLF001 - nats-py does not page it
+                f"{self.js._prefix}.STREAM.INFO.{STREAM}",  # noqa: SLF001
+                json.dumps({"subjects_filter": "events.>", "offset": offset}).encode(),
+                timeout=self.timeout_s * 4)
+            subjects = page.get("state", {}).get("subjects") or {}
+            for name, n in subjects.items():
+                lane = untoken(name.split(".")[2])
+                counts[lane] = counts.get(lane, 0) + n
+            offset += len(subjects)
+            if not subjects or offset >= int(page.get("total", 0)):
+                return counts
 
     def total(self) -> int:
         info = self._run(self.js.stream_info(STREAM))

@@ -214,3 +214,30 @@ def test_a_lane_that_reported_many_audit_heads_is_not_wedged(one_node):
         assert len(answer.accepted) == 2
     finally:
         store.close()
+
+
+@pytest.mark.slow
+def test_counts_per_lane_hold_past_100_000_events(one_node):
+    """The status page's per-lane counts come from the stream's subject list, one
+    subject per event, which the server hands out 100,000 at a time: read as one
+    answer, a chain's busy stream showed its first 100,000 events only."""
+    import asyncio
+
+    import nats
+
+    store = NatsStore(one_node.urls)
+
+    async def fill() -> None:  # raw publishes: 120,000 events fast, as the stream holds them
+        nc = await nats.connect(one_node.urls)
+        js = nc.jetstream()
+        for chunk in range(0, 120_000, 2000):
+            await asyncio.gather(*(js.publish(f"events.store-001.lane-{i % 3}.e{i}", b"{}")
+                                   for i in range(chunk, chunk + 2000)))
+        await nc.close()
+
+    try:
+        asyncio.run(fill())
+        assert store.total() == 120_000
+        assert store.counts() == {"lane-0": 40_000, "lane-1": 40_000, "lane-2": 40_000}
+    finally:
+        store.close()
