@@ -155,6 +155,11 @@ class NatsStore:
             raise StoreUnavailable(f"NATS: {type(exc).__name__}: {exc}") from exc
         except js_errors.ServiceUnavailableError as exc:
             raise StoreUnavailable(f"JetStream: {exc.description}") from exc
+        except nats.errors.Error as exc:
+            # Any other failure of NATS or JetStream (e.g. "no response from stream": a
+            # cluster without a quorum) stores nothing either: 503, the lane retries, rather
+            # than a connection dropped without an answer.
+            raise StoreUnavailable(f"NATS: {type(exc).__name__}: {exc}") from exc
 
     async def _dial(self) -> NatsClient:
         return await nats.connect(servers=self.servers, connect_timeout=2,

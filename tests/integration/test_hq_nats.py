@@ -15,6 +15,7 @@ from hq.cluster import LocalCluster
 from hq.nats_store import NatsStore, Retention
 from hq.service import HqServer
 from hq.stores import StoreUnavailable
+from tests.helpers import wait_for
 
 TOKEN = "hq-test-token"  # noqa: S105 - a test's own token
 
@@ -241,3 +242,33 @@ def test_counts_per_lane_hold_past_100_000_events(one_node):
         assert store.counts() == {"lane-0": 40_000, "lane-1": 40_000, "lane-2": 40_000}
     finally:
         store.close()
+
+
+@pytest.mark.slow
+def test_jetstream_without_a_quorum_is_503_with_retry_after(tmp_path):
+    """Two of three nodes down: the one left takes connections but JetStream cannot
+    store ("no response from stream"). The service must answer 503 + Retry-After, not
+    drop the connection, and store the lane's resend once the nodes are back."""
+    cluster = LocalCluster(tmp_path / "nats", size=3)
+    cluster.start()
+    store = NatsStore(cluster.urls, replicas=3)
+    server = HqServer(store, token=TOKEN).start()
+    body = {"kiosk_id": "lane-08", "store_id": "store-001",
+            "events": _events("lane-08", range(1, 11)), "audit_head": {"seq": 3, "hash": "ab"}}
+    headers = {"Authorization": f"Bearer {TOKEN}", "Idempotency-Key": str(uuid.uuid4())}
+    try:
+        cluster.kill("n2")
+        cluster.kill("n3")
+        down = requests.post(f"{server.url}/v1/events", json=body, headers=headers, timeout=60)
+        assert down.status_code == 503 and down.headers["Retry-After"] == "5", down.text
+        cluster.start("n2")
+        cluster.start("n3")
+        assert wait_for(lambda: requests.post(f"{server.url}/v1/events", json=body,
+                                              headers=headers, timeout=60).status_code == 200,
+                        timeout=120)
+        assert sorted(e for _, e in store.events("lane-08")) == sorted(
+            e["event_id"] for e in body["events"])
+    finally:
+        server.stop()
+        store.close()
+        cluster.stop()
