@@ -192,6 +192,9 @@ class NatsStore:
         log.warning("NATS: %s: %s", type(exc).__name__, exc)
 
     async def _on_disconnect(self) -> None:
+        nc = getattr(self, "nc", None)  # None while the first connection is made
+        if nc is not None and (nc.is_closed or nc.is_draining):
+            return  # our own close(): not an outage
         log.warning("NATS: disconnected; reconnecting to %s", ", ".join(self.servers))
 
     async def _on_reconnect(self) -> None:
