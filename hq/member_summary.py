@@ -219,7 +219,10 @@ class MemberSummaryConsumer:
             self.error = exc
             log.exception("member summary consumer stopped")
         finally:
-            await nc.close()
+            try:
+                await nc.close()
+            except (OSError, nats.errors.Error):
+                pass  # NATS gone (a stop while every node is down): nothing to let go
 
     async def _take_lease(self, js: Any) -> tuple[Any, int]:
         """The lease bucket and the lease's revision, once this consumer holds it; waits
