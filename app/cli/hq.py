@@ -70,7 +70,9 @@ def hq_serve(address: str, host: str, port: int, token: str) -> None:
 def _nats_servers(address: str) -> list[str]:
     if not address.startswith("nats://"):
         raise click.UsageError("this command needs a JetStream store: --store nats://HOST:PORT")
-    return [u if u.startswith("nats://") else f"nats://{u}" for u in address.split(",") if u]
+    from hq.store_address import nats_servers
+
+    return nats_servers(address)
 
 
 def _wait_for_signal(alive: Callable[[], bool] = lambda: True) -> None:
@@ -121,7 +123,7 @@ def hq_cluster(folder: Path, nodes: str) -> None:
 @click.option("--store", "address", required=True, help="nats://HOST:PORT[,HOST:PORT...]")
 @click.option("--max-age-days", type=click.FloatRange(min=1), default=90.0, show_default=True,
               help="Events older than this leave the stream. Must exceed the longest a lane "
-              "can hold an unacknowledged batch (docs/fleet.md).")
+              "can hold an unacknowledged batch (docs/headoffice.md).")
 @click.option("--max-gb", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="The stream's size limit (0: none). When reached, new events are refused "
               "(lanes keep them and retry), never old ones dropped.")
@@ -152,7 +154,8 @@ def hq_setup(address: str, max_age_days: float, max_gb: float, replicas: int | N
 def hq_consume(address: str) -> None:
     """Keep the member summaries (visits, spend, points) from the events, until Ctrl-C.
 
-    One process at a time (docs/fleet.md): it applies each member's sales in order.
+    One process at a time (a lease enforces it; docs/headoffice.md): it applies each member's
+    sales in order.
     """
     from hq.member_summary import MemberSummaryConsumer
 
