@@ -98,6 +98,22 @@ def test_the_consumer_outlives_a_fetch_that_times_out_plainly(node, monkeypatch)
         store.close()
 
 
+def test_the_consumer_stops_cleanly_while_nats_is_gone(node, monkeypatch):
+    """Ctrl-C on `kiosk hq consume` while every node is down: closing the connection
+    raised ConnectionResetError on the consumer's thread (a traceback, nothing closed)."""
+    import threading
+
+    from hq.member_summary import MemberSummaryConsumer
+
+    NatsStore(node.urls).close()  # the stream
+    crashed: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: crashed.append(args.exc_value))
+    consumer = MemberSummaryConsumer(node.urls).start()
+    node.kill("n1")
+    consumer.stop()
+    assert not consumer.running() and crashed == []
+
+
 def test_the_consumer_killed_mid_stream_and_restarted_counts_each_sale_once(node, tmp_path):
     store = NatsStore(node.urls)
     events = _sales("lane-01", 3000)
