@@ -159,6 +159,27 @@ def test_a_locked_store_is_503_for_a_batch_with_its_audit_head_too(tmp_path):
         store.close()
 
 
+def test_malformed_requests_get_an_answer_not_a_dropped_connection(tmp_path):
+    """A Content-Length that is not a number, an audit head whose seq SQLite cannot hold:
+    both raised inside the handler, and the connection closed with no answer at all (for
+    the head, a batch the lane would resend forever)."""
+    store = SqliteStore(tmp_path / "hq.db")
+    server = HqServer(store, token=TOKEN).start()
+    try:
+        host, port = server.server_address[:2]
+        with socket.create_connection((host, port), timeout=10) as c:
+            c.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n"
+                      b"Authorization: Bearer " + TOKEN.encode() + b"\r\n\r\n")
+            assert c.recv(100).startswith(b"HTTP/1.0 400")
+        body = dict(_batch("lane-04", range(1, 3)), audit_head={"seq": 2 ** 70, "hash": "ab"})
+        taken = _post(server.url, body, str(uuid.uuid4()))
+        assert taken.status_code == 200 and len(taken.json()["accepted"]) == 2
+        assert store.audit_heads("lane-04") == []
+    finally:
+        server.stop()
+        store.close()
+
+
 def test_bad_batches_are_refused_with_a_reason_and_stored_events_stay(tmp_path):
     store = SqliteStore(tmp_path / "hq.db")
     server = HqServer(store, token=TOKEN).start()
