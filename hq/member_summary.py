@@ -13,7 +13,11 @@ runs out, and meanwhile hands out newer ones. So the consumer acknowledges with
 the durable's ack floor (every event up to it is applied), deletes the durable and
 creates it again from the floor + 1: the events after the floor come again, in order,
 and those already applied are skipped by ``last_seq``. Run one consumer process at a
-time (``kiosk hq consume``): two would apply a member's events out of order.
+time (``kiosk hq consume``): two would apply a member's events out of order, and a sale
+applied after a newer one of the same member is skipped for good. So the consumer holds a
+lease (a key created once in ``hq_consumer_lease``, a bucket with a TTL), renews it by
+compare-and-set before every fetch and applies nothing it has not renewed for; a second
+consumer waits for the lease and, while the first lives, does not start.
 
 Only paid sales count: ``session_ended`` events with a ``member_id``: a visit, its
 ``total_minor`` spent and its ``points_earned`` (sent by the lane, which applies the
@@ -25,6 +29,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import socket
 import threading
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -39,6 +45,11 @@ from hq.nats_store import STREAM, TOKEN
 
 BUCKET = "hq_member_summary"
 DURABLE = "member-summary"
+#: The key-value bucket holding the one consumer's lease (key ``member-summary``), and how
+#: long a lease lasts unrenewed (the bucket's TTL): a consumer SIGKILLed is replaced
+#: after at most this long.
+LEASE_BUCKET = "hq_consumer_lease"
+LEASE_S = 15.0
 log = logging.getLogger(__name__)
 
 
@@ -99,6 +110,7 @@ class MemberSummaryConsumer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
+        self._holder = f"{socket.gethostname()}:{os.getpid()}:{id(self)}".encode()
         self.error: BaseException | None = None
 
     def start(self, timeout: float = 30.0) -> MemberSummaryConsumer:
@@ -111,6 +123,11 @@ class MemberSummaryConsumer:
             self._stop.set()
             raise RuntimeError(f"the member-summary consumer did not start: {self.error}")
         return self
+
+    def running(self) -> bool:
+        """Its thread is still consuming (False once stopped, or after it lost its lease
+        to another consumer or failed: ``error`` says why)."""
+        return self._thread is not None and self._thread.is_alive()
 
     def stop(self) -> None:
         """Finish the batch in hand, then disconnect."""
@@ -134,13 +151,33 @@ class MemberSummaryConsumer:
             except js_errors.BucketNotFoundError:
                 kv = await js.create_key_value(KeyValueConfig(
                     bucket=BUCKET, replicas=self.replicas, history=1))
+            lease, lease_rev = await self._take_lease(js)
+            if lease is None:
+                return
             sub = await self._subscribe(js)
             self._ready.set()
             expected: int | None = None  # the next stream sequence to apply
             while not self._stop.is_set():
                 try:
+                    lease_rev = await lease.update(DURABLE, self._holder, last=lease_rev)
+                except js_errors.KeyWrongLastSequenceError:
+                    # Lapsed (NATS away longer than the lease): take it again, if no other
+                    # consumer has, and start again from the ack floor.
+                    lease, lease_rev = await self._take_lease(js)
+                    if lease is None:
+                        return
+                    sub, expected = await self._resubscribe(js, sub), None
+                    continue
+                except (TimeoutError, nats.errors.Error, js_errors.APIError) as exc:
+                    log.warning("member summary: cannot renew the lease (%s)", exc)
+                    await asyncio.sleep(0.5)  # apply nothing until it is renewed
+                    continue
+                try:
                     msgs = await sub.fetch(self.batch, timeout=1)
-                except (nats.errors.TimeoutError, js_errors.FetchTimeoutError):
+                except (TimeoutError, js_errors.FetchTimeoutError):
+                    # Nothing new. nats-py raises its TimeoutError, and a plain
+                    # asyncio.TimeoutError when its no-wait probe used up the time (a
+                    # loaded machine): that one stopped the consumer for good.
                     continue
                 except (nats.errors.Error, js_errors.APIError) as exc:
                     log.warning("member summary: fetch failed (%s); again from the last "
@@ -174,11 +211,41 @@ class MemberSummaryConsumer:
                     log.info("member summary: events out of order after a failure; again "
                              "from the last acknowledged event")
                     sub, expected = await self._resubscribe(js, sub), None
+            try:  # stopped cleanly: the next consumer need not wait for the lease to lapse
+                await lease.delete(DURABLE, last=lease_rev)
+            except (TimeoutError, nats.errors.Error, js_errors.APIError):
+                pass  # it lapses on its own
         except Exception as exc:  # noqa: BLE001 - kept for the operator and the tests
             self.error = exc
             log.exception("member summary consumer stopped")
         finally:
-            await nc.close()
+            try:
+                await nc.close()
+            except (OSError, nats.errors.Error):
+                pass  # NATS gone (a stop while every node is down): nothing to let go
+
+    async def _take_lease(self, js: Any) -> tuple[Any, int]:
+        """The lease bucket and the lease's revision, once this consumer holds it; waits
+        while another holds it (``self.error`` says so); ``(None, 0)`` when stopped."""
+        try:
+            lease = await js.key_value(LEASE_BUCKET)
+        except js_errors.BucketNotFoundError:
+            lease = await js.create_key_value(KeyValueConfig(
+                bucket=LEASE_BUCKET, replicas=self.replicas, history=1, ttl=LEASE_S))
+        while not self._stop.is_set():
+            try:
+                revision = await lease.create(DURABLE, self._holder)
+                self.error = None
+                return lease, revision
+            except js_errors.KeyWrongLastSequenceError:
+                self.error = RuntimeError(
+                    "another member-summary consumer is running (run one at a time; a "
+                    f"stopped one's lease lapses within {LEASE_S:g} s)")
+                await asyncio.sleep(1)
+            except (TimeoutError, nats.errors.Error, js_errors.APIError) as exc:
+                log.warning("member summary: cannot take the lease yet (%s)", exc)
+                await asyncio.sleep(1)
+        return None, 0
 
     async def _subscribe(self, js: Any) -> Any:
         """The durable, created afresh just after its ack floor (module docstring)."""

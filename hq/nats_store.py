@@ -19,7 +19,7 @@ Exactly once after dedupe, beyond any time window:
   contract counts as delivered.
 
 Nothing else the service must remember lives in its memory: audit heads
-(``hq_audit_heads``, updated by compare-and-set on the key's revision), members
+(``hq_audit_heads``, one key ``<kiosk>.<seq>.<hash>`` per head, created once), members
 (``hq_members``) and the member key (``hq_keys``, created once).
 
 The stream's byte limit refuses new events when reached (``discard=new``) rather than
@@ -31,6 +31,7 @@ than ``max_age``; a lane resending an event older than that would store it again
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import re
@@ -66,8 +67,11 @@ STREAM = "EVENTS"
 BUCKETS = ("hq_batches", "hq_audit_heads", "hq_members", "hq_keys", "hq_member_summary")
 #: NATS subject tokens (and key-value keys) a lane or store id may use.
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-#: JetStream's "maximum messages per subject exceeded": the event is already stored.
-ALREADY_STORED = 10077
+#: JetStream's "store failed" error code. It answers both "maximum messages per subject
+#: exceeded" (the event is already stored: a duplicate) and "maximum bytes exceeded" (the
+#: stream is full: NOT stored), so only the description tells them apart.
+STORE_FAILED = 10077
+ALREADY_STORED_TEXT = "maximum messages per subject exceeded"
 _UNAVAILABLE = (nats.errors.NoServersError, nats.errors.ConnectionClosedError,
                 nats.errors.TimeoutError, nats.errors.NoRespondersError,
                 js_errors.NoStreamResponseError,
@@ -85,25 +89,50 @@ class Retention:
     duplicate_window_s: float = 120.0
 
 
+def token(value: str) -> str:
+    """``value`` as one NATS subject token and key-value key part: itself when it is
+    already one (``[A-Za-z0-9_-]{1,64}``), else ``=`` and its UTF-8 in unpadded base64url
+    (``=`` is not in a plain token, so the two forms never meet)."""
+    if TOKEN.match(value):
+        return value
+    return "=" + base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+
+
 def subject(store_id: str, kiosk_id: str, event_id: str) -> str:
-    """The subject one event is stored under. ValueError if an id is not a subject
-    token (``[A-Za-z0-9_-]{1,64}``)."""
-    for name, value in (("store_id", store_id), ("kiosk_id", kiosk_id),
-                        ("event_id", event_id)):
-        if not TOKEN.match(value):
-            raise ValueError(f"{name} {value!r} is not usable on NATS: letters, digits, "
-                             "_ and - only, at most 64")
-    return f"events.{store_id}.{kiosk_id}.{event_id}"
+    """The subject one event is stored under: each id as a :func:`token`, so any id a
+    lane's settings accept (a store id with a dot or a space, say) is stored, not turned
+    away as a dead letter the lane can never deliver."""
+    return f"events.{token(store_id)}.{token(kiosk_id)}.{token(event_id)}"
+
+
+def untoken(part: str) -> str:
+    """The id a :func:`token` stands for."""
+    if not part.startswith("="):
+        return part
+    raw = part[1:]
+    return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+
+
+def already_stored(result: object) -> bool:
+    """True when a publish's outcome is JetStream refusing an event whose subject (its
+    event id) already holds one: a duplicate, delivered. Not for any other 10077."""
+    return isinstance(result, js_errors.APIError) and result.err_code == STORE_FAILED \
+        and ALREADY_STORED_TEXT in (result.description or "")
 
 
 class NatsStore:
     """:class:`hq.stores.HqStore` on JetStream at ``servers`` (``nats://h:p`` each).
     ``replicas``: the stream's and buckets' replication (3 in a cluster, 1 on one
-    server). Raises StoreUnavailable when no server answers at start."""
+    server). Raises StoreUnavailable when no server answers at start. ``create=False``
+    (``kiosk hq status``, ``replay``): a look only, creating nothing (no stream with the
+    wrong replication made by a status check) and opening no bucket; ValueError when
+    there is no stream yet."""
 
     def __init__(self, servers: list[str], *, replicas: int = 1,
-                 retention: Retention | None = None, timeout_s: float = 5.0) -> None:
+                 retention: Retention | None = None, timeout_s: float = 5.0,
+                 create: bool = True) -> None:
         self.servers = servers
+        self.create = create
         self.replicas = replicas
         self.retention = retention or Retention()
         self.timeout_s = timeout_s
@@ -113,7 +142,7 @@ class NatsStore:
         self._thread.start()
         try:
             self._run(self._connect(), timeout=90)
-        except StoreUnavailable:
+        except BaseException:
             self._stop_loop()
             raise
 
@@ -127,6 +156,11 @@ class NatsStore:
             raise StoreUnavailable(f"NATS: {type(exc).__name__}: {exc}") from exc
         except js_errors.ServiceUnavailableError as exc:
             raise StoreUnavailable(f"JetStream: {exc.description}") from exc
+        except nats.errors.Error as exc:
+            # Any other failure of NATS or JetStream (e.g. "no response from stream": a
+            # cluster without a quorum) stores nothing either: 503, the lane retries, rather
+            # than a connection dropped without an answer.
+            raise StoreUnavailable(f"NATS: {type(exc).__name__}: {exc}") from exc
 
     async def _dial(self) -> NatsClient:
         return await nats.connect(servers=self.servers, connect_timeout=2,
@@ -159,6 +193,9 @@ class NatsStore:
         log.warning("NATS: %s: %s", type(exc).__name__, exc)
 
     async def _on_disconnect(self) -> None:
+        nc = getattr(self, "nc", None)  # None while the first connection is made
+        if nc is not None and (nc.is_closed or nc.is_draining):
+            return  # our own close(): not an outage
         log.warning("NATS: disconnected; reconnecting to %s", ", ".join(self.servers))
 
     async def _on_reconnect(self) -> None:
@@ -167,9 +204,14 @@ class NatsStore:
     async def _ensure(self) -> None:
         """Create the stream and buckets if missing (never changes existing ones: that
         is ``kiosk hq setup``'s job), the member key once, the demo members once."""
+        self.kv = {}
         try:
             await self.js.stream_info(STREAM)
         except js_errors.NotFoundError:
+            if not self.create:
+                await self.nc.close()
+                raise ValueError(f"no stream {STREAM} at {', '.join(self.servers)} yet: "
+                                 "`kiosk hq setup` or `kiosk hq serve` creates it") from None
             r = self.retention
             await self.js.add_stream(StreamConfig(
                 name=STREAM, subjects=["events.>"], num_replicas=self.replicas,
@@ -177,7 +219,8 @@ class NatsStore:
                 discard_new_per_subject=True, max_msgs_per_subject=1,
                 max_age=r.max_age_s, max_bytes=r.max_bytes,
                 duplicate_window=r.duplicate_window_s))
-        self.kv = {}
+        if not self.create:
+            return
         for bucket in BUCKETS:
             try:
                 self.kv[bucket] = await self.js.key_value(bucket)
@@ -222,16 +265,12 @@ class NatsStore:
         for e in events:
             problem = event_problem(e, refuse_types)
             event_id = str(e.get("event_id", "")) if isinstance(e, dict) else ""
-            if problem is None:
-                try:
-                    where = subject(store_id, kiosk_id, event_id)
-                except ValueError as exc:
-                    problem = str(exc)
             if problem:
                 answer.rejected.append({"event_id": event_id, "reason": problem})
                 continue
             body = json.dumps(dict(e, kiosk_id=kiosk_id, store_id=store_id),
                               ensure_ascii=False).encode()
+            where = subject(store_id, kiosk_id, event_id)
             sends.append((event_id, self.js.publish(where, body, stream=STREAM,
                                                     headers={"Nats-Msg-Id": event_id})))
         # One connection sends them in order; the acknowledgements are awaited together.
@@ -241,8 +280,13 @@ class NatsStore:
         # would leave the future waiting forever.
         results = await asyncio.gather(*(s for _, s in sends), return_exceptions=True)
         for (event_id, _), result in zip(sends, results, strict=True):
-            if isinstance(result, js_errors.APIError) and result.err_code == ALREADY_STORED:
+            if already_stored(result):
                 answer.duplicates.append(event_id)
+            elif isinstance(result, js_errors.APIError):
+                # The stream full (--max-gb), a limit, a refusal: not stored, so nothing
+                # of this batch is acknowledged: 503, the lane keeps it and resends.
+                raise StoreUnavailable(f"JetStream refused an event: {result.description} "
+                                       f"({result.err_code})")
             elif isinstance(result, BaseException):
                 raise result  # nothing of this batch is acknowledged: the lane resends
             elif result.duplicate:
@@ -260,11 +304,8 @@ class NatsStore:
 
     def lane_events(self, kiosk_id: str, from_seq: int = 1) -> list[dict[str, Any]]:
         """The lane's stored events with ``seq >= from_seq``, in seq order, as stored
-        (the lane's event plus ``kiosk_id`` and ``store_id``). ValueError for an id that
-        cannot be a subject token."""
-        if not TOKEN.match(kiosk_id):
-            raise ValueError(f"kiosk id {kiosk_id!r} cannot be on NATS")
-        found = self._run(self._read(f"events.*.{kiosk_id}.*"), timeout=300)
+        (the lane's event plus ``kiosk_id`` and ``store_id``)."""
+        found = self._run(self._read(f"events.*.{token(kiosk_id)}.*"), timeout=300)
         return sorted((e for e in found if int(e["seq"]) >= from_seq),
                       key=lambda e: int(e["seq"]))
 
@@ -297,6 +338,10 @@ class NatsStore:
         config.max_age = self.retention.max_age_s
         config.max_bytes = self.retention.max_bytes
         await self.js.update_stream(config)
+        # A bucket is a stream KV_<bucket>; its TTL is that stream's max_age.
+        batches = (await self.js.stream_info("KV_hq_batches")).config
+        batches.max_age = self.retention.max_age_s
+        await self.js.update_stream(batches)
         limit = "no size limit" if self.retention.max_bytes < 0 else \
             f"at most {self.retention.max_bytes} bytes (then new events are refused)"
         return (f"stream {STREAM}: R{config.num_replicas}, events kept "
@@ -326,12 +371,23 @@ class NatsStore:
         return self._run(self._counts(), timeout=120)
 
     async def _counts(self) -> dict[str, int]:
-        info = await self.js.stream_info(STREAM, subjects_filter="events.>")
+        # One subject per event, and the server lists at most 100,000 subjects per
+        # answer (then a page with "total" and "offset"), so read every page: one answer
+        # alone counted only the first 100,000 events.
         counts: dict[str, int] = {}
-        for name, n in (info.state.subjects or {}).items():
-            lane = name.split(".")[2]
-            counts[lane] = counts.get(lane, 0) + n
-        return counts
+        offset = 0
+        while True:
+            page = await self.js._api_request(  # noqa: SLF001 - nats-py does not page it
+                f"{self.js._prefix}.STREAM.INFO.{STREAM}",  # noqa: SLF001
+                json.dumps({"subjects_filter": "events.>", "offset": offset}).encode(),
+                timeout=self.timeout_s * 4)
+            subjects = page.get("state", {}).get("subjects") or {}
+            for name, n in subjects.items():
+                lane = untoken(name.split(".")[2])
+                counts[lane] = counts.get(lane, 0) + n
+            offset += len(subjects)
+            if not subjects or offset >= int(page.get("total", 0)):
+                return counts
 
     def total(self) -> int:
         info = self._run(self.js.stream_info(STREAM))
@@ -339,42 +395,33 @@ class NatsStore:
 
     # -- audit heads, members, keys -----------------------------------------------------
     def keep_audit_head(self, kiosk_id: str, seq: int, digest: str) -> None:
-        if not TOKEN.match(kiosk_id):
-            return  # such a lane cannot send events either; nothing to verify against
         self._run(self._keep_audit_head(kiosk_id, seq, digest))
 
     async def _keep_audit_head(self, kiosk_id: str, seq: int, digest: str) -> None:
-        bucket = self.kv["hq_audit_heads"]
-        while True:  # compare-and-set on the key's revision: two instances never lose one
-            try:
-                entry = await bucket.get(kiosk_id)
-                heads, revision = json.loads(entry.value or b"[]"), entry.revision
-            except js_errors.KeyNotFoundError:
-                heads, revision = [], None
-            if [seq, digest] in heads:
-                return
-            heads = sorted([*heads, [seq, digest]])
-            value = json.dumps(heads).encode()
-            try:
-                if revision is None:
-                    await bucket.create(kiosk_id, value)
-                else:
-                    await bucket.update(kiosk_id, value, last=revision)
-                return
-            except js_errors.KeyWrongLastSequenceError:
-                continue  # another instance wrote first: read again
+        # One key per head, created once: no read-modify-write and no growing value (one
+        # JSON list per lane passed NATS's 1 MB message limit after ~13,700 heads, and
+        # the lane's every batch answered 503 from then on).
+        await self._create_once("hq_audit_heads", f"{token(kiosk_id)}.{seq}.{token(digest)}",
+                                digest.encode())
 
     def audit_heads(self, kiosk_id: str) -> list[tuple[int, str]]:
-        if not TOKEN.match(kiosk_id):
-            return []
-        return self._run(self._audit_heads(kiosk_id))
+        return self._run(self._audit_heads(kiosk_id), timeout=120)
 
     async def _audit_heads(self, kiosk_id: str) -> list[tuple[int, str]]:
+        # A watch filtered by the server to this lane's keys (KeyValue.keys() would walk
+        # every lane's), stopped once it has delivered what is there now (a None entry).
+        watcher = await self.kv["hq_audit_heads"].watch(f"{token(kiosk_id)}.>",
+                                                        ignore_deletes=True)
+        heads: list[tuple[int, str]] = []
         try:
-            entry = await self.kv["hq_audit_heads"].get(kiosk_id)
-        except js_errors.KeyNotFoundError:
-            return []
-        return [(int(a), str(b)) for a, b in json.loads(entry.value or b"[]")]
+            async for entry in watcher:
+                if entry is None:
+                    break
+                seq = entry.key.split(".")[1]
+                heads.append((int(seq), bytes(entry.value or b"").decode()))
+        finally:
+            await watcher.stop()  # type: ignore[no-untyped-call]
+        return sorted(heads)
 
     def member(self, member_id: str) -> Member | None:
         """The member as enrolled, with the points the member-summary consumer has

@@ -62,8 +62,11 @@ class HqHandler(BaseHTTPRequestHandler):
                        {"Retry-After": str(RETRY_AFTER_S)})
 
     def do_POST(self) -> None:  # noqa: N802
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return self.reply(400, {"error": "Content-Length must be a number"})
+        raw = self.rfile.read(length) if length > 0 else b""
         try:
             self._post(raw)
         except StoreUnavailable as exc:
@@ -132,7 +135,10 @@ class HqHandler(BaseHTTPRequestHandler):
         if not key:
             return self.reply(400, {"error": "Idempotency-Key header required"})
         head = body.get("audit_head")
-        if isinstance(head, dict) and isinstance(head.get("seq"), int):
+        # A head the store could not keep (a seq past 63 bits) is ignored like any other
+        # malformed one, rather than failing the batch the lane would then resend forever.
+        if isinstance(head, dict) and isinstance(head.get("seq"), int) \
+                and not isinstance(head["seq"], bool) and 0 < head["seq"] < 2 ** 63:
             self.server.store.keep_audit_head(kiosk_id, head["seq"], str(head.get("hash", "")))
         answer = self.server.store.ingest(key, kiosk_id, store_id, events,
                                           self.refused_types())

@@ -123,8 +123,11 @@ class SqliteStore:
 
     def keep_audit_head(self, kiosk_id: str, seq: int, digest: str) -> None:
         with self.lock:
-            self.conn.execute("INSERT OR IGNORE INTO audit_heads VALUES (?, ?, ?, ?)",
-                              [kiosk_id, seq, digest, datetime.now(UTC).isoformat()])
+            try:
+                self.conn.execute("INSERT OR IGNORE INTO audit_heads VALUES (?, ?, ?, ?)",
+                                  [kiosk_id, seq, digest, datetime.now(UTC).isoformat()])
+            except sqlite3.OperationalError as exc:  # locked past the busy timeout: 503
+                raise StoreUnavailable(str(exc)) from exc
 
     def audit_heads(self, kiosk_id: str) -> list[tuple[int, str]]:
         with self.lock:

@@ -8,6 +8,13 @@ from pathlib import Path
 from hq.stores import HqStore
 
 
+def nats_servers(address: str) -> list[str]:
+    """``nats://HOST:PORT[,HOST:PORT...]`` (each part with or without ``nats://``, spaces
+    around commas allowed) as a list of ``nats://HOST:PORT``."""
+    parts = (u.strip() for u in address.split(","))
+    return [u if u.startswith("nats://") else f"nats://{u}" for u in parts if u]
+
+
 def open_store(address: str) -> HqStore:
     """The store an address names: ``sqlite:PATH`` (``sqlite::memory:`` for a throwaway
     one) or ``nats://HOST:PORT[,HOST:PORT...]``. Raises ValueError for any other form."""
@@ -21,8 +28,7 @@ def open_store(address: str) -> HqStore:
     if address.startswith("nats://"):
         from hq.nats_store import NatsStore
 
-        servers = [u if u.startswith("nats://") else f"nats://{u}"
-                   for u in address.split(",") if u.strip()]
+        servers = nats_servers(address)
         # R3 needs three servers to place its copies; one server holds R1.
         return NatsStore(servers, replicas=3 if len(servers) >= 3 else 1)
     raise ValueError(f"unknown store address {address!r}: use sqlite:PATH or "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -69,14 +70,17 @@ def hq_serve(address: str, host: str, port: int, token: str) -> None:
 def _nats_servers(address: str) -> list[str]:
     if not address.startswith("nats://"):
         raise click.UsageError("this command needs a JetStream store: --store nats://HOST:PORT")
-    return [u if u.startswith("nats://") else f"nats://{u}" for u in address.split(",") if u]
+    from hq.store_address import nats_servers
+
+    return nats_servers(address)
 
 
-def _wait_for_signal() -> None:
+def _wait_for_signal(alive: Callable[[], bool] = lambda: True) -> None:
+    """Until SIGTERM, Ctrl-C, or ``alive()`` turns False."""
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     try:
-        while not stopped.wait(0.5):
+        while alive() and not stopped.wait(0.5):
             pass
     except KeyboardInterrupt:
         pass
@@ -119,7 +123,7 @@ def hq_cluster(folder: Path, nodes: str) -> None:
 @click.option("--store", "address", required=True, help="nats://HOST:PORT[,HOST:PORT...]")
 @click.option("--max-age-days", type=click.FloatRange(min=1), default=90.0, show_default=True,
               help="Events older than this leave the stream. Must exceed the longest a lane "
-              "can hold an unacknowledged batch (docs/fleet.md).")
+              "can hold an unacknowledged batch (docs/headoffice.md).")
 @click.option("--max-gb", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="The stream's size limit (0: none). When reached, new events are refused "
               "(lanes keep them and retry), never old ones dropped.")
@@ -150,7 +154,8 @@ def hq_setup(address: str, max_age_days: float, max_gb: float, replicas: int | N
 def hq_consume(address: str) -> None:
     """Keep the member summaries (visits, spend, points) from the events, until Ctrl-C.
 
-    One process at a time (docs/fleet.md): it applies each member's sales in order.
+    One process at a time (a lease enforces it; docs/headoffice.md): it applies each member's
+    sales in order.
     """
     from hq.member_summary import MemberSummaryConsumer
 
@@ -162,11 +167,13 @@ def hq_consume(address: str) -> None:
         raise click.ClickException(str(exc)) from None
     click.echo("member-summary consumer running", err=True)
     try:
-        _wait_for_signal()
+        _wait_for_signal(consumer.running)
     finally:
         consumer.stop()
         click.echo(f"applied {consumer.applied} sales, skipped {consumer.skipped} seen before",
                    err=True)
+    if consumer.error is not None:  # it stopped on its own: say why, exit 1
+        raise click.ClickException(f"the member-summary consumer stopped: {consumer.error}")
 
 
 @hq.command("status")
@@ -180,13 +187,15 @@ def hq_status(address: str, as_json: bool) -> None:
     from hq.stores import StoreUnavailable
 
     try:
-        store = NatsStore(_nats_servers(address))
+        store = NatsStore(_nats_servers(address), create=False)
         try:
             status = store.status()
         finally:
             store.close()
     except StoreUnavailable as exc:
         raise click.ClickException(f"NATS unreachable at {address}: {exc}") from None
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     if as_json:
         click.echo(json.dumps(status, indent=1))
         return
@@ -212,7 +221,7 @@ def hq_replay(address: str, lane: str, from_seq: int) -> None:
     from hq.stores import StoreUnavailable
 
     try:
-        store = NatsStore(_nats_servers(address))
+        store = NatsStore(_nats_servers(address), create=False)
         try:
             events = store.lane_events(lane, from_seq)
         finally:

@@ -47,6 +47,73 @@ def node(tmp_path):
     cluster.stop()
 
 
+def test_a_second_consumer_does_not_run_beside_the_first(node):
+    """Two consumers on the one durable get disjoint parts of the stream: one applies a
+    member's sale at sequence 700, the other then skips that member's sale at 300 as
+    "applied already" (the per-member ``last_seq``), and the visit is lost. So a second
+    ``kiosk hq consume`` must not start while the first runs, and must once it stops."""
+    from hq.member_summary import MemberSummaryConsumer
+
+    NatsStore(node.urls).close()  # the stream
+    first = MemberSummaryConsumer(node.urls).start()
+    try:
+        with pytest.raises(RuntimeError, match="another member-summary consumer"):
+            MemberSummaryConsumer(node.urls).start(timeout=5)
+    finally:
+        first.stop()
+    then = MemberSummaryConsumer(node.urls).start(timeout=60)  # the lease lapses (15 s)
+    then.stop()
+    assert then.error is None
+
+
+def test_the_consumer_outlives_a_fetch_that_times_out_plainly(node, monkeypatch):
+    """nats-py's fetch raises a plain asyncio.TimeoutError (not its own TimeoutError)
+    when its first probe used up the time, which a loaded machine does: seen on
+    `kiosk hq consume`, the consumer stopped for good and the summaries froze."""
+    from nats.js.client import JetStreamContext
+
+    from hq.member_summary import MemberSummaryConsumer
+
+    real_fetch = JetStreamContext.PullSubscription.fetch
+    calls = {"n": 0}
+
+    async def fetch(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] <= 2:  # what nats-py does when the probe's answer comes late
+            raise TimeoutError  # asyncio.TimeoutError is this one since Python 3.11
+        return await real_fetch(self, *args, **kwargs)
+
+    monkeypatch.setattr(JetStreamContext.PullSubscription, "fetch", fetch)
+    store = NatsStore(node.urls)
+    consumer = MemberSummaryConsumer(node.urls).start()
+    try:
+        events = _sales("lane-04", 6)
+        store.ingest(str(uuid.uuid4()), "lane-04", "store-001", events)
+        expected = _expected(events)
+        assert wait_for(lambda: all(store.member_totals(m) == t for m, t in expected.items()),
+                        timeout=60), consumer.error
+        assert consumer.running() and consumer.error is None
+    finally:
+        consumer.stop()
+        store.close()
+
+
+def test_the_consumer_stops_cleanly_while_nats_is_gone(node, monkeypatch):
+    """Ctrl-C on `kiosk hq consume` while every node is down: closing the connection
+    raised ConnectionResetError on the consumer's thread (a traceback, nothing closed)."""
+    import threading
+
+    from hq.member_summary import MemberSummaryConsumer
+
+    NatsStore(node.urls).close()  # the stream
+    crashed: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: crashed.append(args.exc_value))
+    consumer = MemberSummaryConsumer(node.urls).start()
+    node.kill("n1")
+    consumer.stop()
+    assert not consumer.running() and crashed == []
+
+
 def test_the_consumer_killed_mid_stream_and_restarted_counts_each_sale_once(node, tmp_path):
     store = NatsStore(node.urls)
     events = _sales("lane-01", 3000)
@@ -83,8 +150,19 @@ def test_status_setup_and_replay(node):
                     "--max-gb", "1")
     assert ran.returncode == 0, ran.stderr
     assert "30 days" in ran.stdout and "1073741824 bytes" in ran.stdout
-    status = json.loads(run_kiosk("hq", "status", "--store", node.urls[0], "--json").stdout)
+    looked = subprocess.run([sys.executable, "-m", "app.cli", "hq", "status", "--store",
+                             node.urls[0], "--json"], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": os.getcwd()}, timeout=120)
+    assert looked.returncode == 0, looked.stderr
+    assert "reconnecting" not in looked.stderr  # its own clean close is no outage
+    status = json.loads(looked.stdout)
     assert status["stream"]["messages"] == 40 and status["stream"]["max_age_days"] == 30
+    store = NatsStore(node.urls)
+    try:  # the batch answers are kept as long as the events (the setup says so)
+        batches = store._run(store.js.stream_info("KV_hq_batches"))
+        assert batches.config.max_age == 30 * 86400
+    finally:
+        store.close()
     replay = run_kiosk("hq", "replay", "--store", node.urls[0], "--lane", "lane-02",
                        "--from-seq", "31")
     lines = [json.loads(x) for x in replay.stdout.splitlines()]
@@ -98,6 +176,29 @@ def test_commands_say_clearly_when_nats_is_not_there(tmp_path):
     assert ran.returncode == 1 and "NATS unreachable" in ran.stderr
     ran = run_kiosk("hq", "status", "--store", "sqlite:x.db")
     assert ran.returncode == 2 and "nats://" in ran.stderr
+
+
+def test_status_and_replay_on_a_server_without_the_stream_create_nothing(node):
+    """A newcomer's first look (`kiosk hq status` on a fresh cluster) created the stream
+    and buckets with the look's own default, R1, and the demo members; `kiosk hq serve`
+    then kept that R1 stream on a three-node cluster, one copy of every event."""
+    import asyncio
+
+    import nats
+    import nats.js.errors
+
+    for args in (("status",), ("replay", "--lane", "lane-01")):
+        ran = run_kiosk("hq", *args, "--store", node.urls[0])
+        assert ran.returncode == 1 and "no stream EVENTS" in ran.stderr, ran
+
+    async def streams() -> list[str]:
+        nc = await nats.connect(node.urls)
+        try:
+            return [s.config.name for s in await nc.jetstream().streams_info()]
+        finally:
+            await nc.close()
+
+    assert asyncio.run(streams()) == []
 
 
 def test_the_cluster_command_runs_three_nodes_until_sigterm(tmp_path):

@@ -139,6 +139,47 @@ def test_a_store_that_cannot_answer_gets_503_with_retry_after_and_keeps_nothing(
         store.close()
 
 
+def test_a_locked_store_is_503_for_a_batch_with_its_audit_head_too(tmp_path):
+    """Lanes send their audit head with every batch, and the head is kept first: while
+    another writer held the file, that write's "database is locked" dropped the lane's
+    connection without an answer instead of 503 + Retry-After."""
+    path = tmp_path / "hq.db"
+    store = SqliteStore(path, busy_timeout_ms=200)
+    server = HqServer(store, token=TOKEN).start()
+    try:
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        body = dict(_batch("lane-03", range(1, 4)), audit_head={"seq": 7, "hash": "cd" * 32})
+        refused = _post(server.url, body, str(uuid.uuid4()))
+        assert refused.status_code == 503 and refused.headers["Retry-After"] == "5"
+        blocker.execute("ROLLBACK")
+        assert store.total() == 0 and store.audit_heads("lane-03") == []
+    finally:
+        server.stop()
+        store.close()
+
+
+def test_malformed_requests_get_an_answer_not_a_dropped_connection(tmp_path):
+    """A Content-Length that is not a number, an audit head whose seq SQLite cannot hold:
+    both raised inside the handler, and the connection closed with no answer at all (for
+    the head, a batch the lane would resend forever)."""
+    store = SqliteStore(tmp_path / "hq.db")
+    server = HqServer(store, token=TOKEN).start()
+    try:
+        host, port = server.server_address[:2]
+        with socket.create_connection((host, port), timeout=10) as c:
+            c.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n"
+                      b"Authorization: Bearer " + TOKEN.encode() + b"\r\n\r\n")
+            assert c.recv(100).startswith(b"HTTP/1.0 400")
+        body = dict(_batch("lane-04", range(1, 3)), audit_head={"seq": 2 ** 70, "hash": "ab"})
+        taken = _post(server.url, body, str(uuid.uuid4()))
+        assert taken.status_code == 200 and len(taken.json()["accepted"]) == 2
+        assert store.audit_heads("lane-04") == []
+    finally:
+        server.stop()
+        store.close()
+
+
 def test_bad_batches_are_refused_with_a_reason_and_stored_events_stay(tmp_path):
     store = SqliteStore(tmp_path / "hq.db")
     server = HqServer(store, token=TOKEN).start()
