@@ -195,7 +195,9 @@ def install_plan(opts: Options, found: Found) -> list[Step]:
     if found.config_exists:
         steps.append(Note(f"{lay.data_dir / 'kiosk.toml'} exists: kept as it is"))
     else:
-        steps.append(WriteFile(lay.data_dir / "kiosk.toml", 0o640, user, user,
+        # 0600: the store adds the payment secret and membership token here (docs/install.md
+        # step 3, sudoedit keeps the mode), and kiosk doctor fails a secret others can read.
+        steps.append(WriteFile(lay.data_dir / "kiosk.toml", 0o600, user, user,
                                files.kiosk_toml(opts.camera, opts.printer, opts.scanner),
                                why="the store's settings: the devices by stable paths"))
     steps += [

@@ -113,7 +113,7 @@ def test_install_upgrade_rollback_and_uninstall_for_real_into_a_scratch_root(tmp
     assert os.readlink(root / "opt/kiosk/current") == "releases/r1"
     data = root / "var/lib/kiosk"
     assert mode(data) == "0o750" and data.stat().st_uid == DAEMON_UID
-    assert mode(data / "kiosk.toml") == "0o640" and (data / "kiosk.toml").stat().st_uid == 1
+    assert mode(data / "kiosk.toml") == "0o600" and (data / "kiosk.toml").stat().st_uid == 1
     assert 'port = "/dev/serial/by-id/usb-printer-if00"' in (data / "kiosk.toml").read_text()
     for path in files.SYSTEM_FILES:
         assert mode(root / str(path).lstrip("/")) == "0o644", path

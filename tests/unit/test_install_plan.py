@@ -138,3 +138,18 @@ def test_a_real_install_needs_root_a_dry_run_does_not(tmp_path, monkeypatch):
     assert ran.returncode == 1 and "run it as root" in ran.stderr
     assert run_kiosk("install", "--dry-run", "--release", "r",
                      "--root", str(tmp_path)).returncode == 0
+
+
+def test_the_settings_file_it_writes_passes_the_doctor_once_it_holds_a_secret(tmp_path):
+    # docs/install.md step 3: the store adds the payment secret with sudoedit, which keeps
+    # the file's mode; kiosk doctor then requires 0600/0400 for a settings file holding a
+    # secret (its "key settings" check). A 0640 file made every fresh lane fail the doctor.
+    from app.services.doctor import check_key_file
+
+    step = next(s for s in p.install_plan(OPTS, p.Found()) if isinstance(s, p.WriteFile)
+                and s.path.name == "kiosk.toml")
+    written = tmp_path / "kiosk.toml"
+    written.write_text(step.content + '\n[payment.options]\nsecret = "s3cret-from-store"\n')
+    written.chmod(step.mode)
+    result = check_key_file("settings", written, os.geteuid(), required=True)
+    assert result.severity.value == "pass", result.result
