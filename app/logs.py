@@ -77,6 +77,12 @@ class JournalFormatter(logging.Formatter):
         self.journal = journal
         self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
 
+    def redact(self, text: str) -> str:
+        """``text`` with every secret replaced by ``***`` (longest first)."""
+        for secret in self.secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
     def format(self, record: logging.LogRecord) -> str:
         fields: list[tuple[str, str]] = []
         if not self.journal:
@@ -88,9 +94,9 @@ class JournalFormatter(logging.Formatter):
             fields.append(("exc", self.formatException(record.exc_info)))
         if record.stack_info:
             fields.append(("stack", record.stack_info))
-        line = " ".join(f"{key}={quote(value)}" for key, value in fields)
-        for secret in self.secrets:
-            line = line.replace(secret, REDACTED)
+        # Each value redacted before it is quoted: quoting escapes '"' and '\\', so a
+        # secret holding one would no longer be found in the line.
+        line = " ".join(f"{key}={quote(self.redact(value))}" for key, value in fields)
         return f"<{priority(record.levelno)}>{line}" if self.journal else line
 
 

@@ -59,3 +59,20 @@ def test_the_journal_is_recognised_by_journal_stream_naming_stderr(tmp_path):
         assert to_journal(f, {"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
         assert not to_journal(f, {"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino + 1}"})
         assert not to_journal(f, {})
+
+
+def test_a_secret_with_a_quote_or_backslash_is_redacted_too():
+    # The line's values are quoted with '"' and '\' escaped: a secret holding either was
+    # looked for only after escaping, so the escaped form (the secret, to any reader of
+    # the journal) went out unredacted.
+    secret = 'CANARY"pw\\x9'
+    fmt = JournalFormatter(journal=True, secrets=[secret])
+    line = fmt.format(record(logging.WARNING, "token %s refused", secret))
+    assert "CANARY" not in line
+    assert fields_of(line)["msg"] == "token *** refused"
+    try:
+        raise RuntimeError(f"refused {secret}")
+    except RuntimeError:
+        import sys
+        rec = logging.LogRecord("app.x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    assert "CANARY" not in fmt.format(rec)
