@@ -153,3 +153,21 @@ def test_the_settings_file_it_writes_passes_the_doctor_once_it_holds_a_secret(tm
     written.chmod(step.mode)
     result = check_key_file("settings", written, os.geteuid(), required=True)
     assert result.severity.value == "pass", result.result
+
+
+def test_the_install_guides_kiosk_user_helper_has_the_services_display_and_data():
+    # docs/install.md runs every command as the kiosk's user through `sudo -u kiosk`, which
+    # clears DISPLAY: `kiosk doctor` run that way (step 4) failed its display and OpenGL
+    # checks on a good machine. The helper must carry what kiosk.service sets.
+    import re
+
+    text = (ROOT / "docs" / "install.md").read_text(encoding="utf-8")
+    helper = re.search(r"^k\(\) \{ (.*) \}$", text, re.M)
+    assert helper is not None
+    given = dict(re.findall(r"\b([A-Z_]+)=(\S+)", helper.group(1)))
+    unit = dict(re.findall(r"\b([A-Z_]+)=(\S+)", "\n".join(
+        line for line in files.kiosk_unit(files.Layout()).splitlines()
+        if line.startswith("Environment="))))
+    for name in ("KIOSK_DATA_DIR", "DISPLAY"):
+        assert given.get(name) == unit[name], name
+    assert "sudo -u kiosk kiosk doctor" not in text  # the helper, not a bare sudo
