@@ -100,7 +100,8 @@ def describe(step: p.Step, root: Path | None = None) -> str:
         case p.Own(path, owner, group):
             return f"chown   {path}  {owner}:{group} (recursive)"
         case p.Migrate(database, release, record):
-            return (f"migrate {database}  # pending migrations only, after a checked backup "
+            return (f"migrate {database}  # the release's pending migrations only (run by "
+                    "its own venv), after a checked backup "
                     f"to backups/pre-upgrade-{release}-<time>.db; recorded in {record}")
         case p.Restore(backup, database):
             return f"restore {backup} -> {database}  # the current file kept aside"
@@ -155,6 +156,14 @@ def _migrate(step: p.Migrate, root: Path | None, say: Callable[[str], None]) -> 
     record.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+# What a Migrate step runs in the release's own interpreter (argv: database, release,
+# record, root or "").
+MIGRATE_IN_RELEASE = ("import sys; from pathlib import Path, PurePosixPath as P; "
+                      "from app.install import execute as e, plan as p; "
+                      "a = sys.argv[1:]; e._migrate(p.Migrate(P(a[0]), a[1], P(a[2])), "
+                      "Path(a[3]) if a[3] else None, print)")
+
+
 def _restore(step: p.Restore, root: Path | None, say: Callable[[str], None]) -> None:
     from app.storage.db import restore_database
     from app.storage.lock import hold_data_dir
@@ -199,6 +208,17 @@ def run_step(step: p.Step, root: Path | None, say: Callable[[str], None]) -> Non
             subprocess.run(_argv(step, root), check=True)
         case p.Own(path, owner, group):
             _own_tree(under(root, path), owner, group, say)
+        case p.Migrate(python=python) if python is not None:
+            # In the release's interpreter, isolated (-I: no PYTHONPATH, no current
+            # directory on the path), so its own app.storage.migrations are the ones run.
+            ran = subprocess.run([str(under(root, python)), "-I", "-c", MIGRATE_IN_RELEASE,
+                                  str(step.database), step.release, str(step.record),
+                                  "" if root is None else str(root)],
+                                 capture_output=True, text=True)
+            for line in ran.stdout.splitlines():
+                say(line)
+            if ran.returncode != 0:  # the error is the traceback's last line
+                raise InstallFailed((ran.stderr.strip().splitlines() or ["no message"])[-1])
         case p.Migrate():
             _migrate(step, root, say)
         case p.Restore():

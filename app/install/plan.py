@@ -78,11 +78,14 @@ class Own:
 @dataclass(frozen=True)
 class Migrate:
     """Back the database up and apply the pending migrations (``app.storage.upgrade``),
-    recording what ran in ``record`` (JSON) for a rollback."""
+    recording what ran in ``record`` (JSON) for a rollback. ``python``: the release's own
+    interpreter, which runs it, so the migrations are the release's, not the installer's
+    (``--source`` may be another version than the checkout running ``kiosk install``)."""
 
     database: PurePosixPath
     release: str
     record: PurePosixPath
+    python: PurePosixPath | None = None
 
 
 @dataclass(frozen=True)
@@ -189,7 +192,7 @@ def install_plan(opts: Options, found: Found) -> list[Step]:
         steps.append(Run(("systemctl", "stop", files.KIOSK_UNIT), system=True,
                          why="the database is migrated with the kiosk stopped"))
     steps += [
-        Migrate(_database(lay), opts.release, rel / "upgrade.json"),
+        Migrate(_database(lay), opts.release, rel / "upgrade.json", venv / "bin" / "python"),
         Own(lay.data_dir, user, user),
     ]
     if found.config_exists:
