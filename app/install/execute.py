@@ -21,6 +21,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 
+from app.install import files
 from app.install import plan as p
 from app.install.files import Layout
 
@@ -70,6 +71,8 @@ def survey(layout: Layout, root: Path | None) -> p.Found:
         upgrade = _json(rel / "upgrade.json")
     return p.Found(user_exists=user_exists, current=current, releases=releases,
                    config_exists=under(root, layout.data_dir / "kiosk.toml").exists(),
+                   units_exist=any(under(root, files.UNIT_DIR / unit).exists()
+                                   for unit in (files.KIOSK_UNIT, files.X_UNIT)),
                    current_record=record, current_upgrade=upgrade)
 
 

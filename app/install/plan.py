@@ -118,6 +118,7 @@ class Found:
     current: str | None = None  # the release `current` points at
     releases: tuple[str, ...] = ()
     config_exists: bool = False
+    units_exist: bool = True  # kiosk.service or kiosk-x.service is in the unit directory
     # The current release's release.json and upgrade.json, for a rollback.
     current_record: dict[str, object] = field(default_factory=dict)
     current_upgrade: dict[str, object] = field(default_factory=dict)
@@ -258,11 +259,19 @@ def rollback_plan(layout: Layout, found: Found) -> list[Step]:
     return steps
 
 
-def uninstall_plan(layout: Layout, purge: bool) -> list[Step]:
+def uninstall_plan(layout: Layout, purge: bool, found: Found | None = None) -> list[Step]:
     """Stop and remove the units, settings and releases. The data directory (sales,
-    audit log, keys, backups) and the user stay unless ``purge``."""
-    steps: list[Step] = [
-        Run(("systemctl", "disable", "--now", files.KIOSK_UNIT, files.X_UNIT), system=True),
+    audit log, keys, backups) and the user stay unless ``purge``. The units are stopped
+    only while their files are there (``found.units_exist``): systemctl cannot stop a unit
+    it no longer knows ("not loaded"), which stopped a second uninstall (``--purge`` after
+    a plain one) at its first step."""
+    steps: list[Step] = []
+    if found is None or found.units_exist:
+        steps.append(Run(("systemctl", "disable", "--now", files.KIOSK_UNIT, files.X_UNIT),
+                         system=True))
+    else:
+        steps.append(Note("the kiosk's units are already removed: nothing to stop"))
+    steps += [
         *(Remove(path) for path in files.SYSTEM_FILES),
         Run(("systemctl", "daemon-reload"), system=True),
         Run(("systemctl", "unmask", "ctrl-alt-del.target"), system=True),

@@ -124,6 +124,20 @@ def test_uninstall_keeps_the_data_directory_unless_purged():
     assert p.Run(("userdel", "kiosk"), system=True) in purge
 
 
+def test_a_second_uninstall_does_not_stop_units_that_are_gone(tmp_path):
+    # `--uninstall --purge` after a plain `--uninstall` (docs/install.md): the units were
+    # removed by the first; `systemctl disable --now` on them fails ("Unit kiosk.service
+    # not loaded"), which stopped the purge at its first step.
+    listing = run_kiosk("install", "--uninstall", "--purge", "--dry-run",
+                        "--root", str(tmp_path)).stdout
+    assert "systemctl disable" not in listing and "already removed" in listing
+    unit = tmp_path / "etc/systemd/system/kiosk.service"
+    unit.parent.mkdir(parents=True)
+    unit.write_text("[Service]\n")
+    listing = run_kiosk("install", "--uninstall", "--dry-run", "--root", str(tmp_path)).stdout
+    assert "systemctl disable --now kiosk.service kiosk-x.service" in listing
+
+
 def test_purge_without_uninstall_and_rollback_with_uninstall_are_usage_errors(tmp_path):
     assert run_kiosk("install", "--purge", "--dry-run", "--root", str(tmp_path)).returncode == 2
     assert run_kiosk("install", "--rollback", "--uninstall", "--dry-run",
