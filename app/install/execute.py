@@ -159,14 +159,6 @@ def _migrate(step: p.Migrate, root: Path | None, say: Callable[[str], None]) -> 
     record.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-# What a Migrate step runs in the release's own interpreter (argv: database, release,
-# record, root or "").
-MIGRATE_IN_RELEASE = ("import sys; from pathlib import Path, PurePosixPath as P; "
-                      "from app.install import execute as e, plan as p; "
-                      "a = sys.argv[1:]; e._migrate(p.Migrate(P(a[0]), a[1], P(a[2])), "
-                      "Path(a[3]) if a[3] else None, print)")
-
-
 def _restore(step: p.Restore, root: Path | None, say: Callable[[str], None]) -> None:
     from app.storage.db import restore_database
     from app.storage.lock import hold_data_dir
@@ -214,9 +206,9 @@ def run_step(step: p.Step, root: Path | None, say: Callable[[str], None]) -> Non
         case p.Migrate(python=python) if python is not None:
             # In the release's interpreter, isolated (-I: no PYTHONPATH, no current
             # directory on the path), so its own app.storage.migrations are the ones run.
-            ran = subprocess.run([str(under(root, python)), "-I", "-c", MIGRATE_IN_RELEASE,
-                                  str(step.database), step.release, str(step.record),
-                                  "" if root is None else str(root)],
+            ran = subprocess.run([str(under(root, python)), "-I", "-m", "app.install.execute",
+                                  "migrate", str(step.database), step.release,
+                                  str(step.record), "" if root is None else str(root)],
                                  capture_output=True, text=True)
             for line in ran.stdout.splitlines():
                 say(line)
@@ -254,3 +246,21 @@ def carry_out(steps: list[p.Step], root: Path | None, say: Callable[[str], None]
         except Exception as exc:  # whatever it was, the install stops here, naming the step
             raise InstallFailed(f"step {number} failed ({describe(step, root)}): "
                                 f"{exc}") from exc
+
+
+def main(argv: list[str]) -> None:
+    """``python -m app.install.execute migrate DATABASE RELEASE RECORD ROOT`` (ROOT "" for
+    none): a Migrate step, run by the installer in the new release's own interpreter. An
+    interface between releases (an older installer calls a newer release's): keep it."""
+    if len(argv) != 5 or argv[0] != "migrate":
+        raise SystemExit("usage: python -m app.install.execute migrate DATABASE RELEASE "
+                         "RECORD ROOT")
+    _, database, release, record, root = argv
+    _migrate(p.Migrate(PurePosixPath(database), release, PurePosixPath(record)),
+             Path(root) if root else None, print)
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])
