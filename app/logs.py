@@ -9,8 +9,9 @@ kiosk`` reads it; ``journalctl -u kiosk -p err`` only the errors.
 
 Lines on stderr, not the native journal protocol (datagrams of FIELD=value to
 /run/systemd/journal/socket, as systemd-python's JournalHandler sends): stderr also
-carries what Python itself writes there (a crash's traceback, faulthandler's dump of
-a hung process, Kivy's and SDL's own messages), works the same on a laptop, in a
+carries what Python itself writes there (faulthandler's dump of a hung process, Kivy's
+and SDL's own messages; a crash's traceback, and a thread's, is one record at critical:
+``log_uncaught``), works the same on a laptop, in a
 container and in the tests, and needs no C extension built against libsystemd. The
 structure is in the line: logfmt, ``level=error logger=app.lane.paying thread=lane
 msg="..."`` (and ``exc="..."`` with the traceback's newlines escaped, so one record is
@@ -28,7 +29,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from collections.abc import Iterable
+from types import TracebackType
 from typing import Any, TextIO
 
 from app.config import Settings
@@ -77,6 +80,12 @@ class JournalFormatter(logging.Formatter):
         self.journal = journal
         self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
 
+    def redact(self, text: str) -> str:
+        """``text`` with every secret replaced by ``***`` (longest first)."""
+        for secret in self.secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
     def format(self, record: logging.LogRecord) -> str:
         fields: list[tuple[str, str]] = []
         if not self.journal:
@@ -88,9 +97,9 @@ class JournalFormatter(logging.Formatter):
             fields.append(("exc", self.formatException(record.exc_info)))
         if record.stack_info:
             fields.append(("stack", record.stack_info))
-        line = " ".join(f"{key}={quote(value)}" for key, value in fields)
-        for secret in self.secrets:
-            line = line.replace(secret, REDACTED)
+        # Each value redacted before it is quoted: quoting escapes '"' and '\\', so a
+        # secret holding one would no longer be found in the line.
+        line = " ".join(f"{key}={quote(self.redact(value))}" for key, value in fields)
         return f"<{priority(record.levelno)}>{line}" if self.journal else line
 
 
@@ -125,7 +134,32 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None,
     root.addHandler(handler)
     root.setLevel((level or settings.kiosk.log_level).upper())
     os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")
+    sys.excepthook = log_uncaught
+    threading.excepthook = log_uncaught_in_thread
     return handler
+
+
+def log_uncaught(exc_type: type[BaseException], exc: BaseException,
+                 tb: TracebackType | None) -> None:
+    """``sys.excepthook``: a crash is one record at critical (one journal entry, priority
+    2, the traceback in its ``exc`` field), not Python's lines on stderr, which journald
+    would keep one entry each at its default priority (info), hidden from ``journalctl
+    -p warning``. Ctrl-C stays Python's own."""
+    if issubclass(exc_type, KeyboardInterrupt):
+        sys.__excepthook__(exc_type, exc, tb)
+        return
+    logging.getLogger("kiosk").critical("uncaught exception: the kiosk stops",
+                                        exc_info=(exc_type, exc, tb))
+
+
+def log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    """``threading.excepthook``: a thread's uncaught exception, as ``log_uncaught``."""
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    logging.getLogger("kiosk").critical(
+        "uncaught exception in thread %s: the thread ended", name,
+        exc_info=(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback))
 
 
 def fields_of(line: str) -> dict[str, Any]:
@@ -164,5 +198,5 @@ def fields_of(line: str) -> dict[str, Any]:
     return out
 
 
-__all__ = ["JournalFormatter", "configure_logging", "fields_of", "priority", "quote",
-           "secret_values", "to_journal"]
+__all__ = ["JournalFormatter", "configure_logging", "fields_of", "log_uncaught",
+           "log_uncaught_in_thread", "priority", "quote", "secret_values", "to_journal"]

@@ -91,7 +91,7 @@ def install(dry_run: bool, show_files: bool, root: Path | None, release: str | N
     found = ex.survey(layout, root)
     try:
         if uninstall:
-            steps = p.uninstall_plan(layout, purge)
+            steps = p.uninstall_plan(layout, purge, found)
         elif rollback:
             steps = p.rollback_plan(layout, found)
         else:

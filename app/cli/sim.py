@@ -94,9 +94,13 @@ def sim_printer(out_dir: Path, link: Path | None, paper: str, font_set: str) -> 
             pass
 
 
-def _serve_until_interrupted(server: Any) -> None:
-    """Run a simulator's HTTP server in the foreground until Ctrl-C, then free its port."""
+def _serve_until_interrupted(server: Any, banner: str) -> None:
+    """Say ``banner`` (on stderr: where it listens), then run a simulator's HTTP server in
+    the foreground until Ctrl-C (or SIGTERM, app.cli.root), then free its port. The banner
+    is inside the ``try``: a SIGTERM as soon as it is read (a test, a service manager) is
+    a clean stop, not an abort with status 1."""
     try:
+        click.echo(banner, err=True)
         server.serve_forever()
     except KeyboardInterrupt:
         pass
@@ -141,9 +145,8 @@ def sim_pay(ctx: click.Context, port: int, outcome: str, keys_dir: Path | None) 
         raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {exc}") from None
     server.provider.default = script
     _ = server.keys  # the key files exist before anyone is told where they are
-    click.echo(f"payment simulator on {server.url} (orders: {server.url}/); outcome {outcome}; "
-               f"keys in {server.keys_dir}", err=True)
-    _serve_until_interrupted(server)
+    _serve_until_interrupted(server, f"payment simulator on {server.url} (orders: "
+                             f"{server.url}/); outcome {outcome}; keys in {server.keys_dir}")
 
 
 @sim_pay.command("code")
@@ -202,8 +205,7 @@ def sim_backend(port: int, db_file: Path) -> None:
         server = BackendServer(port, db_file)
     except OSError as exc:
         raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {exc}") from None
-    click.echo(f"membership backend on {server.url}; events in {db_file}", err=True)
-    _serve_until_interrupted(server)
+    _serve_until_interrupted(server, f"membership backend on {server.url}; events in {db_file}")
 
 
 @sim.command("frames")

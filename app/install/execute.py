@@ -21,6 +21,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 
+from app.install import files
 from app.install import plan as p
 from app.install.files import Layout
 
@@ -70,6 +71,8 @@ def survey(layout: Layout, root: Path | None) -> p.Found:
         upgrade = _json(rel / "upgrade.json")
     return p.Found(user_exists=user_exists, current=current, releases=releases,
                    config_exists=under(root, layout.data_dir / "kiosk.toml").exists(),
+                   units_exist=any(under(root, files.UNIT_DIR / unit).exists()
+                                   for unit in (files.KIOSK_UNIT, files.X_UNIT)),
                    current_record=record, current_upgrade=upgrade)
 
 
@@ -100,7 +103,8 @@ def describe(step: p.Step, root: Path | None = None) -> str:
         case p.Own(path, owner, group):
             return f"chown   {path}  {owner}:{group} (recursive)"
         case p.Migrate(database, release, record):
-            return (f"migrate {database}  # pending migrations only, after a checked backup "
+            return (f"migrate {database}  # the release's pending migrations only (run by "
+                    "its own venv), after a checked backup "
                     f"to backups/pre-upgrade-{release}-<time>.db; recorded in {record}")
         case p.Restore(backup, database):
             return f"restore {backup} -> {database}  # the current file kept aside"
@@ -199,6 +203,17 @@ def run_step(step: p.Step, root: Path | None, say: Callable[[str], None]) -> Non
             subprocess.run(_argv(step, root), check=True)
         case p.Own(path, owner, group):
             _own_tree(under(root, path), owner, group, say)
+        case p.Migrate(python=python) if python is not None:
+            # In the release's interpreter, isolated (-I: no PYTHONPATH, no current
+            # directory on the path), so its own app.storage.migrations are the ones run.
+            ran = subprocess.run([str(under(root, python)), "-I", "-m", "app.install.execute",
+                                  "migrate", str(step.database), step.release,
+                                  str(step.record), "" if root is None else str(root)],
+                                 capture_output=True, text=True)
+            for line in ran.stdout.splitlines():
+                say(line)
+            if ran.returncode != 0:  # the error is the traceback's last line
+                raise InstallFailed((ran.stderr.strip().splitlines() or ["no message"])[-1])
         case p.Migrate():
             _migrate(step, root, say)
         case p.Restore():
@@ -231,3 +246,21 @@ def carry_out(steps: list[p.Step], root: Path | None, say: Callable[[str], None]
         except Exception as exc:  # whatever it was, the install stops here, naming the step
             raise InstallFailed(f"step {number} failed ({describe(step, root)}): "
                                 f"{exc}") from exc
+
+
+def main(argv: list[str]) -> None:
+    """``python -m app.install.execute migrate DATABASE RELEASE RECORD ROOT`` (ROOT "" for
+    none): a Migrate step, run by the installer in the new release's own interpreter. An
+    interface between releases (an older installer calls a newer release's): keep it."""
+    if len(argv) != 5 or argv[0] != "migrate":
+        raise SystemExit("usage: python -m app.install.execute migrate DATABASE RELEASE "
+                         "RECORD ROOT")
+    _, database, release, record, root = argv
+    _migrate(p.Migrate(PurePosixPath(database), release, PurePosixPath(record)),
+             Path(root) if root else None, print)
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])

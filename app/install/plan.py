@@ -78,11 +78,14 @@ class Own:
 @dataclass(frozen=True)
 class Migrate:
     """Back the database up and apply the pending migrations (``app.storage.upgrade``),
-    recording what ran in ``record`` (JSON) for a rollback."""
+    recording what ran in ``record`` (JSON) for a rollback. ``python``: the release's own
+    interpreter, which runs it, so the migrations are the release's, not the installer's
+    (``--source`` may be another version than the checkout running ``kiosk install``)."""
 
     database: PurePosixPath
     release: str
     record: PurePosixPath
+    python: PurePosixPath | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,7 @@ class Found:
     current: str | None = None  # the release `current` points at
     releases: tuple[str, ...] = ()
     config_exists: bool = False
+    units_exist: bool = True  # kiosk.service or kiosk-x.service is in the unit directory
     # The current release's release.json and upgrade.json, for a rollback.
     current_record: dict[str, object] = field(default_factory=dict)
     current_upgrade: dict[str, object] = field(default_factory=dict)
@@ -189,13 +193,15 @@ def install_plan(opts: Options, found: Found) -> list[Step]:
         steps.append(Run(("systemctl", "stop", files.KIOSK_UNIT), system=True,
                          why="the database is migrated with the kiosk stopped"))
     steps += [
-        Migrate(_database(lay), opts.release, rel / "upgrade.json"),
+        Migrate(_database(lay), opts.release, rel / "upgrade.json", venv / "bin" / "python"),
         Own(lay.data_dir, user, user),
     ]
     if found.config_exists:
         steps.append(Note(f"{lay.data_dir / 'kiosk.toml'} exists: kept as it is"))
     else:
-        steps.append(WriteFile(lay.data_dir / "kiosk.toml", 0o640, user, user,
+        # 0600: the store adds the payment secret and membership token here (docs/install.md
+        # step 3, sudoedit keeps the mode), and kiosk doctor fails a secret others can read.
+        steps.append(WriteFile(lay.data_dir / "kiosk.toml", 0o600, user, user,
                                files.kiosk_toml(opts.camera, opts.printer, opts.scanner),
                                why="the store's settings: the devices by stable paths"))
     steps += [
@@ -253,11 +259,19 @@ def rollback_plan(layout: Layout, found: Found) -> list[Step]:
     return steps
 
 
-def uninstall_plan(layout: Layout, purge: bool) -> list[Step]:
+def uninstall_plan(layout: Layout, purge: bool, found: Found | None = None) -> list[Step]:
     """Stop and remove the units, settings and releases. The data directory (sales,
-    audit log, keys, backups) and the user stay unless ``purge``."""
-    steps: list[Step] = [
-        Run(("systemctl", "disable", "--now", files.KIOSK_UNIT, files.X_UNIT), system=True),
+    audit log, keys, backups) and the user stay unless ``purge``. The units are stopped
+    only while their files are there (``found.units_exist``): systemctl cannot stop a unit
+    it no longer knows ("not loaded"), which stopped a second uninstall (``--purge`` after
+    a plain one) at its first step."""
+    steps: list[Step] = []
+    if found is None or found.units_exist:
+        steps.append(Run(("systemctl", "disable", "--now", files.KIOSK_UNIT, files.X_UNIT),
+                         system=True))
+    else:
+        steps.append(Note("the kiosk's units are already removed: nothing to stop"))
+    steps += [
         *(Remove(path) for path in files.SYSTEM_FILES),
         Run(("systemctl", "daemon-reload"), system=True),
         Run(("systemctl", "unmask", "ctrl-alt-del.target"), system=True),

@@ -214,8 +214,14 @@ def test_printer_not_answering(machine):
 
 
 def test_printer_gone(machine):
-    port = machine.store.printer.port
+    # Named as a store names it, by a /dev/serial/by-id link, which udev removes when the
+    # USB adapter is unplugged. (The bare /dev/pts/N closed was flaky: another test
+    # process on the machine could get the same pty number and answer.)
+    port = machine.data_dir.parent / "serial-by-id" / "usb-Printer_POS-80-if00"
+    port.symlink_to(machine.store.printer.port)
+    machine.write_config(printer={"port": str(port)})
     machine.store.printer.close()  # the pty is gone, as an unplugged USB adapter
+    port.unlink()
     result, fix = fails_alone(machine.doctor(), "printer")
     assert f"{port} does not open" in result
     assert "/dev/serial/by-id/" in fix

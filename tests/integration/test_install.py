@@ -21,6 +21,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -36,16 +37,23 @@ USER = "daemon"
 DAEMON_UID = 1
 
 
-def make_wheel(out: Path) -> Path:
+def make_wheel(out: Path, patch: dict[str, bytes] | None = None) -> Path:
     """A PEP 427 wheel of this checkout's ``app`` and ``devices`` with the ``kiosk``
-    console script: what ``pip wheel .`` makes, without a build backend or network."""
+    console script: what ``pip wheel .`` makes, without a build backend or network.
+    ``patch``: files (path in the checkout: new content) that differ, for another release.
+    Installed with ``--no-deps`` (no package index here), so it carries a .pth naming this
+    interpreter's site-packages: the release's own Python finds the kiosk's dependencies
+    there (its migration step runs in it), and the kiosk's code in the wheel, first."""
     dist = "scan_and_go_kiosk-0.1.0"
+    out.mkdir(parents=True, exist_ok=True)
     wheel = out / f"{dist}-py3-none-any.whl"
     entries: dict[str, bytes] = {}
     for package in ("app", "devices"):
         for path in sorted((ROOT / package).rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
                 entries[str(path.relative_to(ROOT))] = path.read_bytes()
+    entries.update(patch or {})
+    entries["_kiosk_test_deps.pth"] = (sysconfig.get_paths()["purelib"] + "\n").encode()
     info = f"{dist}.dist-info"
     entries[f"{info}/METADATA"] = (b"Metadata-Version: 2.1\nName: scan-and-go-kiosk\n"
                                    b"Version: 0.1.0\n")
@@ -113,7 +121,7 @@ def test_install_upgrade_rollback_and_uninstall_for_real_into_a_scratch_root(tmp
     assert os.readlink(root / "opt/kiosk/current") == "releases/r1"
     data = root / "var/lib/kiosk"
     assert mode(data) == "0o750" and data.stat().st_uid == DAEMON_UID
-    assert mode(data / "kiosk.toml") == "0o640" and (data / "kiosk.toml").stat().st_uid == 1
+    assert mode(data / "kiosk.toml") == "0o600" and (data / "kiosk.toml").stat().st_uid == 1
     assert 'port = "/dev/serial/by-id/usb-printer-if00"' in (data / "kiosk.toml").read_text()
     for path in files.SYSTEM_FILES:
         assert mode(root / str(path).lstrip("/")) == "0o644", path
@@ -154,6 +162,43 @@ def test_install_upgrade_rollback_and_uninstall_for_real_into_a_scratch_root(tmp
     assert (data / "kiosk.db").exists() and (data / "kiosk.toml").exists()
     out = install(root, "--uninstall", "--purge")
     assert not data.exists() and "skip    userdel daemon" in out
+
+
+@pytest.mark.slow
+def test_an_upgrade_runs_the_new_releases_migrations_not_the_installers(tmp_path):
+    # `--source` names what pip installs (a wheel made elsewhere, docs/install.md): the
+    # migrations must be that release's. The installer's own (this checkout's) found
+    # nothing pending, took no backup, and left the new release's migration to its first
+    # start: no backup, and a rollback that kept the newer schema under the older code.
+    if os.geteuid() != 0:
+        pytest.skip("setting the data directory's owner needs root (CI and ./run.sh test "
+                    "run as root)")
+    root = tmp_path / "root"
+    root.mkdir()
+    offline = ("--pip-arg=--no-index", "--pip-arg=--no-deps", "--source")
+    install(root, "--release", "r1", *offline, str(make_wheel(tmp_path / "r1")))
+    data = root / "var/lib/kiosk"
+    db = sqlite_utils.Database(data / "kiosk.db")  # r1's schema, and a sale
+    MIGRATIONS.apply(db)
+    db.execute("INSERT INTO sales (order_id, sale, paid_at) VALUES ('K1', '{}', '2026-11-29')")
+    db.conn.commit()
+    db.close()
+    migrations = (ROOT / "app/storage/migrations.py").read_bytes() + (
+        b"\n\n@MIGRATIONS()\ndef m999_next_release(db: sqlite_utils.Database) -> None:\n"
+        b"    db.execute('CREATE TABLE next_release (x INTEGER)')\n")
+    r2 = make_wheel(tmp_path / "r2", {"app/storage/migrations.py": migrations})
+
+    out = install(root, "--release", "r2", *offline, str(r2))
+    assert "applied m999_next_release" in out, out
+    upgrade = json.loads((root / "opt/kiosk/releases/r2/upgrade.json").read_text())
+    assert upgrade["applied"] == ["m999_next_release"]
+    assert "m999_next_release" not in applied(root / upgrade["backup"].lstrip("/"))
+
+    install(root, "--rollback")
+    assert "m999_next_release" not in applied(data / "kiosk.db")
+    conn = sqlite3.connect(data / "kiosk.db")
+    assert conn.execute("SELECT order_id FROM sales").fetchall() == [("K1",)]
+    conn.close()
 
 
 def verify(unit_dir: Path) -> subprocess.CompletedProcess[str]:

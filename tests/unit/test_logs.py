@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+from pathlib import Path
 
 from app.config import load_settings
 from app.logs import HANDLER_NAME, JournalFormatter, configure_logging, fields_of, to_journal
@@ -59,3 +60,49 @@ def test_the_journal_is_recognised_by_journal_stream_naming_stderr(tmp_path):
         assert to_journal(f, {"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
         assert not to_journal(f, {"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino + 1}"})
         assert not to_journal(f, {})
+
+
+def test_a_secret_with_a_quote_or_backslash_is_redacted_too():
+    # The line's values are quoted with '"' and '\' escaped: a secret holding either was
+    # looked for only after escaping, so the escaped form (the secret, to any reader of
+    # the journal) went out unredacted.
+    secret = 'CANARY"pw\\x9'
+    fmt = JournalFormatter(journal=True, secrets=[secret])
+    line = fmt.format(record(logging.WARNING, "token %s refused", secret))
+    assert "CANARY" not in line
+    assert fields_of(line)["msg"] == "token *** refused"
+    try:
+        raise RuntimeError(f"refused {secret}")
+    except RuntimeError:
+        import sys
+        rec = logging.LogRecord("app.x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    assert "CANARY" not in fmt.format(rec)
+
+
+def test_a_crash_is_one_journal_entry_at_critical_priority(tmp_path):
+    # A crash's traceback went to stderr as Python prints it: one journal entry per line,
+    # at journald's default priority (info), so `journalctl -u kiosk -p warning` (where
+    # docs/operations.md sends staff for a restart loop's cause) hid the cause. A thread's
+    # uncaught exception the same.
+    import subprocess
+    import sys
+
+    script = (
+        "import io, os, sys, threading\n"
+        "from app.config import load_settings\n"
+        "from pathlib import Path\n"
+        "from app.logs import configure_logging\n"
+        "st = os.fstat(sys.stderr.fileno())\n"
+        "os.environ['JOURNAL_STREAM'] = f'{st.st_dev}:{st.st_ino}'\n"
+        "configure_logging(load_settings(data_dir=Path(sys.argv[1]), environ={}))\n"
+        "t = threading.Thread(target=lambda: 1 / 0, name='lane'); t.start(); t.join()\n"
+        "raise RuntimeError('the crash')\n")
+    ran = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True,
+                         text=True, timeout=60, cwd=Path(__file__).resolve().parents[2])
+    assert ran.returncode == 1
+    lines = ran.stderr.splitlines()
+    assert len(lines) == 2, ran.stderr
+    thread, crash = (fields_of(line) for line in lines)
+    assert thread["priority"] == 2 and "ZeroDivisionError" in thread["exc"]
+    assert "lane" in thread["msg"]
+    assert crash["priority"] == 2 and "RuntimeError: the crash" in crash["exc"]
