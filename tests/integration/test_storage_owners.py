@@ -248,11 +248,11 @@ def test_audit_rows_counted_by_kind_within_marks(db, clock):
     assert audit.count_kinds(3, 3) == {}
 
 
-# --- the simulated backend's own store (devices/sim) ----------------------------------------------
+# --- the reference backend's store (hq.sqlite_store, under devices/sim's backend) ------------------
 def test_the_simulated_backend_counts_every_event(tmp_path):
-    from devices.sim.membership_backend import Store
+    from hq.sqlite_store import SqliteStore
 
-    store = Store(tmp_path / "backend.db")
+    store = SqliteStore(tmp_path / "backend.db")
     assert store.total() == 0
     store.conn.execute("INSERT INTO events (event_id, kiosk_id, seq) VALUES ('e1', 'k1', 1), "
                        "('e2', 'k2', 1)")
