@@ -248,7 +248,7 @@ def test_audit_rows_counted_by_kind_within_marks(db, clock):
     assert audit.count_kinds(3, 3) == {}
 
 
-# --- the reference backend's store (hq.sqlite_store, under devices/sim's backend) ------------------
+# --- the reference backend's store (hq.sqlite_store, under devices/sim's backend) -----------------
 def test_the_simulated_backend_counts_every_event(tmp_path):
     from hq.sqlite_store import SqliteStore
 
