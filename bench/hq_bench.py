@@ -55,6 +55,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _rss_bytes(pid: int) -> int:
+    """A process's resident memory (Linux /proc), bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 def _event(lane: int, i: int) -> dict[str, Any]:
     return {"event_id": f"e{lane}-{i}-{uuid.uuid4().hex[:8]}", "seq": i + 1,
             "type": "item_scanned", "occurred_at": "2026-11-30T09:00:00+08:00",
@@ -158,6 +166,7 @@ def catch_up(tmp: Path, lanes: int, sales: int, workers: int) -> dict[str, Any]:
     consumer = None
     try:
         observer = NatsStore(cluster.urls, replicas=3)
+        rss_before = [_rss_bytes(p.pid) for p in cluster.procs.values()]
         services = [Service(cluster.address), Service(cluster.address)]
         consumer = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "hq", "consume", "--store", cluster.address],
@@ -183,6 +192,8 @@ def catch_up(tmp: Path, lanes: int, sales: int, workers: int) -> dict[str, Any]:
                 break
             time.sleep(0.2)
         applied = time.perf_counter() - start
+        stream = observer.status()["stream"]
+        rss = [_rss_bytes(p.pid) for p in cluster.procs.values()]
         for lane in fleet:
             lane.close()
         for s in services:
@@ -190,7 +201,9 @@ def catch_up(tmp: Path, lanes: int, sales: int, workers: int) -> dict[str, Any]:
         observer.close()
         return {"lanes": lanes, "events": total, "batches": batches, "drain_s": drained,
                 "consumer_done_s": applied, "lag_after_drain_s": applied - drained,
-                "setup_s": made}
+                "setup_s": made, "stream_bytes_per_event": stream["bytes"] / total,
+                "node_rss_mib": [round(r / 2**20, 1) for r in rss],
+                "rss_baseline_mib": [round(r / 2**20, 1) for r in rss_before]}
     finally:
         if consumer is not None:
             consumer.send_signal(signal.SIGTERM)
@@ -219,6 +232,9 @@ def main() -> None:
               f"through 2 service processes: drained in {b['drain_s']:.1f} s ({rate:,.0f}/s),"
               f" consumer done at {b['consumer_done_s']:.1f} s (lag after drain "
               f"{b['lag_after_drain_s']:.1f} s); backlog written in {b['setup_s']:.0f} s")
+        print(f"stream: {b['stream_bytes_per_event']:.0f} bytes per event stored (each of R3); "
+              f"nats-server resident memory {b['rss_baseline_mib']} MiB before, "
+              f"{b['node_rss_mib']} MiB after")
     print(machine())
     if args.json:
         args.json.write_text(json.dumps({"ingest": a, "catch_up": b, "machine": machine()}))

@@ -266,8 +266,15 @@ def test_jetstream_without_a_quorum_is_503_with_retry_after(tmp_path):
         assert wait_for(lambda: requests.post(f"{server.url}/v1/events", json=body,
                                               headers=headers, timeout=60).status_code == 200,
                         timeout=120)
-        assert sorted(e for _, e in store.events("lane-08")) == sorted(
-            e["event_id"] for e in body["events"])
+        expected = sorted(e["event_id"] for e in body["events"])
+
+        def held() -> bool:  # a reader's consumer may wait for the healed cluster too
+            try:
+                return sorted(e for _, e in store.events("lane-08")) == expected
+            except StoreUnavailable:
+                return False
+
+        assert wait_for(held, timeout=120)
     finally:
         server.stop()
         store.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -192,6 +193,14 @@ def manual_entry_and_looks(d: Driver) -> Step:
     check(d.app.theme["bg"][:3] == [0, 0, 0], "high contrast is black")
 
 
+def out_of_view(d: Driver, seconds: float = 1.2) -> Step:
+    """The packet taken away from the camera long enough (real time: the scanner's
+    ``rescan_after_s``, 0.8 s) that showing it again is a new scan, not the same one."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        yield
+
+
 def looks_reset_between_shoppers(d: Driver) -> Step:
     """English, large text and high contrast chosen by one shopper are the store's again
     for the next: after a staff reset, an abandoned cart (timeout) and "Done"."""
@@ -218,6 +227,7 @@ def looks_reset_between_shoppers(d: Driver) -> Step:
     yield from d.screen_is("attract")
     store_looks("a staff reset")
     yield from choose_looks()  # chosen on the attract screen: kept into the session
+    yield from out_of_view(d)
     d.hold(MILK)
     yield from d.until(lambda: len(d.app.rows) == 1, "milk")
     check(d.app.language == "en" and d.app.large_text, "kept for the shopper who chose them")
@@ -226,6 +236,7 @@ def looks_reset_between_shoppers(d: Driver) -> Step:
     d.clock.advance(seconds=31)
     yield from d.screen_is("attract")
     store_looks("an abandoned cart")
+    yield from out_of_view(d)
     d.hold(MILK)
     yield from d.until(lambda: len(d.app.rows) == 1, "milk")
     yield from choose_looks()
