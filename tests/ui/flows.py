@@ -1157,7 +1157,8 @@ def banners_and_boxes(d: Driver) -> Step:
     """Review of issue 19's merge: the screens the tour leaves out, checked as the tour
     checks (``every_look``: layout, line breaks, contrast in six looks): a declined payment
     over the cart with the "staff are on their way" banner above it, and the "Cancel and
-    start again?" box over the cart. Fails with every fault found."""
+    start again?" box over the cart, the "Find produce" grid and its search pad. Fails
+    with every fault found."""
     faults: list[str] = []
     if d.shots is None:  # the contrast check reads the pixels: shots are always taken
         import tempfile
@@ -1178,6 +1179,18 @@ def banners_and_boxes(d: Driver) -> Step:
     yield from d.until(lambda: d.app._confirm is not None and d.app._confirm.parent,
                        "the confirm box")
     yield from every_look(d, "confirm-start-over", faults)
+    d.touch(next(w for w in d.app._confirm.walk()
+                 if getattr(w, "text", "") == "继续购物" and hasattr(w, "trigger_action")))
+    yield from d.until(lambda: d.app.view.confirm is None, "the box answered")
+    yield from d.popup_closed()
+    d.press("find_produce_button")
+    yield from d.until(lambda: d.app.view.produce is not None and d.app.produce_tiles,
+                       "the grid")
+    yield from d.frames(5)
+    yield from every_look(d, "find-produce-grid", faults)
+    d.press("produce_search_button")
+    yield from d.frames(5)
+    yield from every_look(d, "find-produce-search-pad", faults)
     check(not faults, "\n".join(faults))
 
 
