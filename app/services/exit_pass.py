@@ -172,8 +172,10 @@ def check_pass(text: str, *, keys_path: Path, now: datetime, max_age_h: float,
     issued = datetime.fromtimestamp(held.issued_at, UTC)
     age_h = (now - issued).total_seconds() / 3600
     total = Money(held.total_minor, held.currency).to_decimal_string()
-    lines = [verdict.message, f"lane {held.lane_id}, order {held.order_id}",
-             f"{held.item_count} items, {total} {held.currency}",
+    items = "1 item" if held.item_count == 1 else f"{held.item_count} items"
+    # The lane by its id, not "lane lane-01"; "1 item", not "1 items" (issue 19).
+    lines = [verdict.message, f"{held.lane_id}, order / 订单 {held.order_id}",
+             f"{items}, {total} {held.currency} / {held.item_count} 件",
              f"issued {issued.astimezone(shown_in):%Y-%m-%d %H:%M %z} ({age_h:.1f} h ago)"]
     valid = verdict.valid
     if valid and age_h > max_age_h:

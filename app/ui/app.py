@@ -435,9 +435,14 @@ class KioskApp(App):
 
     def row_needs(self, line_id: int, name: str, height: float) -> None:
         """A cart row's words need ``height`` pixels (a name wrapped to two lines, a
-        weight that wraps in large text): rows are given it from the next render on."""
+        weight that wraps in large text): rows are given it from the next render on.
+        The latest measurement wins, down as well as up: a row measured while laid out at
+        a passing width (a fresh recycled row, the screen changing) needs far more than
+        it will, and a grow-only record kept the line that tall for good, its "-", "+"
+        and Remove pushed out of the cart's view (review of issue 19). The height asked
+        does not change the widths the words are measured at: no loop."""
         key = (line_id, name, self.scale)
-        if height > self._row_needs.get(key, 0) + 1:
+        if abs(height - self._row_needs.get(key, 0)) > 1:
             self._row_needs[key] = height
             Clock.schedule_once(lambda _dt: self._render())
 

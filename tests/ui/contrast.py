@@ -130,6 +130,12 @@ def screenshot_faults(app: Any, png: Path, tops: list[tuple[Any, tuple[float, ..
                 continue  # WCAG 1.4.3 and 1.4.11 leave inactive controls out
             tw, th = label.texture_size
             cx, cy = (rect[0] + rect[2]) / 2, (rect[1] + rect[3]) / 2
+            cut = rect[3] - rect[1] < label.height - 1 or rect[2] - rect[0] < label.width - 1
+            if isinstance(label, Button) and cut:
+                # A button scrolled part-way out of the cart: its sliver holds whatever
+                # the scroll view draws at its edge, not the button's text; it is read
+                # when scrolled in (review of issue 19: a false 1.27:1 on the tour).
+                continue
             drawn = rect if isinstance(label, Button) else _clip(
                 (cx - tw / 2, cy - th / 2, cx + tw / 2, cy + th / 2), rect)
             found = measure(image, drawn)

@@ -1164,6 +1164,54 @@ def staff_pages(d: Driver) -> Step:
 FLOWS["staff_pages"] = staff_pages
 
 
+def banners_and_boxes(d: Driver) -> Step:
+    """Review of issue 19's merge: the screens the tour leaves out, checked as the tour
+    checks (``every_look``: layout, line breaks, contrast in six looks): a declined payment
+    over the cart with the "staff are on their way" banner above it, and the "Cancel and
+    start again?" box over the cart, the "Find produce" grid and its search pad. Fails
+    with every fault found."""
+    faults: list[str] = []
+    if d.shots is None:  # the contrast check reads the pixels: shots are always taken
+        import tempfile
+        d.shots = Path(tempfile.mkdtemp(prefix="kiosk-shots-"))
+    yield from d.screen_is("attract")
+    d.hold(MILK)
+    yield from d.until(lambda: len(d.app.rows) == 1, "milk")
+    yield from to_the_qr(d)
+    d.app.demo_phone("decline")
+    yield from d.screen_is("shopping", timeout=15)
+    yield from d.until(lambda: d.text("payment_outcome"), "the decline over the cart")
+    d.press("call_staff_button")
+    yield from d.until(lambda: d.text("staff_coming"), "staff called banner")
+    yield from every_look(d, "declined-and-staff-called", faults)
+    d.press("cancel_help")
+    yield from d.until(lambda: not d.app.shown["help_requested"], "the call called off")
+    d.press("start_over_button")
+    yield from d.until(lambda: d.app._confirm is not None and d.app._confirm.parent,
+                       "the confirm box")
+    yield from every_look(d, "confirm-start-over", faults)
+    d.touch(next(w for w in d.app._confirm.walk()
+                 if getattr(w, "text", "") == "继续购物" and hasattr(w, "trigger_action")))
+    yield from d.until(lambda: d.app.view.confirm is None, "the box answered")
+    yield from d.popup_closed()
+    d.press("find_produce_button")
+    yield from d.until(lambda: d.app.view.produce is not None and d.app.produce_tiles,
+                       "the grid")
+    yield from d.frames(5)
+    yield from every_look(d, "find-produce-grid", faults)
+    d.press("produce_search_button")
+    yield from d.frames(5)
+    yield from every_look(d, "find-produce-search-pad", faults)
+    # Not yet here (the review found, unfixed): with the camera lost, the shopping screen
+    # in large English text pushes the camera preview over its panel's top edge
+    # (CameraPreview at y 666-691 over the area ending at 687: the warning and the
+    # buttons overfill the left panel); add camera_health("lost") + every_look once fixed.
+    check(not faults, "\n".join(faults))
+
+
+FLOWS["banners_and_boxes"] = banners_and_boxes
+
+
 def run_flow(flow: Callable[[Driver], Step], data_dir: Path, *, shots: Path | None = None,
              pay_url: str = "", language: str = "zh", paper_out: bool = False,
              aggregated_qr: bool = False) -> int:
@@ -1207,3 +1255,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+

@@ -46,7 +46,8 @@ def drive(flow: str, tmp_path: Path, *extra: str, timeout: float = 150) -> str:
 @pytest.mark.parametrize("flow", ["whole_sale", "age_check_and_cancel", "inactivity",
                                   "manual_entry_and_looks", "staff_mode", "pay_by_code",
                                   "wrong_clock", "camera_lost", "nothing_fails_silently",
-                                  "looks_reset_between_shoppers", "chinese_line_breaks"])
+                                  "looks_reset_between_shoppers", "chinese_line_breaks",
+                                  "banners_and_boxes"])
 def test_shopper_flow(flow, tmp_path, display):
     drive(flow, tmp_path)
 

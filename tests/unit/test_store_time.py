@@ -78,3 +78,18 @@ def test_reports_show_their_period_in_the_store_zone():
     text = report.text()
     assert "To   2026-11-25 18:30:05 +0800" in text and "From the first sale" in text
     assert b"2026-11-25 18:30:05 +0800" in render_document(text, ReceiptStyle())
+
+
+def test_the_pass_verdict_says_1_item_and_names_the_lane_once(tmp_path):
+    """Review of issue 19 ("1 items", "Lane lane-01"): staff checking a one-item pass read
+    "1 items" and "lane lane-01"; the verdict is English and Chinese, as its other lines."""
+    key = Ed25519PrivateKey.generate()
+    keys = tmp_path / "store-keys.toml"
+    keys.write_text(f'"lane-01" = "{public_key_text(key.public_key())}"\n')
+    now = datetime(2026, 11, 25, 11, 0, tzinfo=UTC)
+    for count, words in ((1, "1 item, 12.50 CNY / 1 件"), (3, "3 items, 12.50 CNY / 3 件")):
+        held = ExitPass("lane-01", "K1", 1250, "CNY", count, int(PAID_UTC.timestamp()))
+        valid, what = check_pass(PassSigner(key).sign(held), keys_path=keys, now=now,
+                                 max_age_h=24, refunded_minor=lambda _o: 0, zone=SHANGHAI)
+        assert valid and words in what.splitlines(), what
+        assert "lane lane-01" not in what.lower() and "lane-01" in what, what
