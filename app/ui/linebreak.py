@@ -78,17 +78,13 @@ def _wrap_paragraph(text: str, width: float, measure: Callable[[str], float]) ->
 def _cut(unit: str, width: float, measure: Callable[[str], float]) -> list[str]:
     """An unbreakable run wider than the line, cut between characters (at least one a line).
     Even then no piece starts with closing punctuation: it hangs at the end of the line
-    before, past the width (JIS X 4051 burasage), and an opening bracket moves down to
-    the piece it opens."""
+    before, past the width (JIS X 4051 burasage)."""
     pieces: list[str] = []
     piece = ""
     for char in unit:
         if piece and char not in NO_LINE_START and measure((piece + char).rstrip()) > width:
-            carried = ""
-            while len(piece) > 1 and piece[-1] in NO_LINE_END:
-                piece, carried = piece[:-1], piece[-1] + carried
             pieces.append(piece)
-            piece = carried + char
+            piece = char
         else:
             piece += char
     pieces.append(piece)
