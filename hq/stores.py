@@ -52,6 +52,14 @@ class StoreUnavailable(Exception):
     ``Retry-After`` and acknowledges nothing it has not stored."""
 
 
+# -- store data versions (issue 22, docs/store-sync.md) -------------------------------------
+class VersionTaken(Exception):
+    """(store, kind, version) is already published: another publisher got there first."""
+
+
+# -- end store data versions ----------------------------------------------------------------
+
+
 class HqStore(Protocol):
     """Where the head office keeps what lanes send. Every method may raise
     :class:`StoreUnavailable`; none acknowledges what it has not durably stored."""
@@ -108,6 +116,39 @@ class HqStore(Protocol):
     def total(self) -> int:
         """Events held from every lane, each once."""
         ...
+
+    # -- store data versions (issue 22, docs/store-sync.md) ---------------------------------
+    def publish_version(self, manifest: bytes, signature: bytes, full: bytes,
+                        delta: bytes | None) -> None:
+        """Keep one version: ``manifest`` its bytes exactly as signed
+        (``store_data.manifest_bytes``; store, kind and version are read from them),
+        ``signature`` the Ed25519 signature over them, ``full`` and ``delta`` the gzip
+        payloads (``delta`` None for version 1). Compare-and-set on (store_id, kind,
+        version): :class:`VersionTaken` if it exists. Payloads first, manifest last, so a
+        reader never sees a manifest whose payload is missing."""
+        ...
+
+    def latest_version(self, store_id: str, kind: str) -> int | None:
+        """The newest published version of ``kind`` for the store, or None."""
+        ...
+
+    def versions_after(self, store_id: str, kind: str,
+                       after: int | None) -> list[tuple[bytes, bytes]]:
+        """Kept versions newer than ``after`` (all kept when None) as
+        (manifest bytes, signature), oldest first."""
+        ...
+
+    def payload(self, store_id: str, kind: str, version: int,
+                format: str) -> bytes | None:  # noqa: A002 - the contract's name
+        """A kept version's ``full`` or ``delta`` payload bytes; None when pruned or absent."""
+        ...
+
+    def prune_versions(self, store_id: str, kind: str, keep: int) -> int:
+        """Drop all but the newest ``keep`` versions (manifests and payloads); how many
+        were dropped."""
+        ...
+
+    # -- end store data versions ------------------------------------------------------------
 
     def close(self) -> None:
         """Let go of files and connections."""
