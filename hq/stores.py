@@ -65,6 +65,9 @@ class HqStore(Protocol):
     """Where the head office keeps what lanes send. Every method may raise
     :class:`StoreUnavailable`; none acknowledges what it has not durably stored."""
 
+    #: Seconds a lane's latest heartbeat is kept after it was received.
+    heartbeat_ttl_s: float
+
     def ingest(self, key: str, kiosk_id: str, store_id: str,
                events: list[dict[str, Any]],
                refuse_types: frozenset[str] = frozenset()) -> BatchAnswer:

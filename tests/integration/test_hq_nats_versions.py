@@ -16,31 +16,7 @@ from hq.cluster import LocalCluster
 from hq.nats_store import NatsStore
 from hq.stores import VersionTaken
 from tests.helpers import wait_for
-
-KEY_ID = "0123456789abcdef"
-
-
-def make_version(store_id: str, kind: str, version: int, rows: list[tuple],
-                 previous: list[tuple] | None = None, note: str = ""
-                 ) -> tuple[bytes, bytes, bytes, bytes | None]:
-    """A version's (manifest bytes, signature, full, delta) as a publisher makes them
-    (the signature is opaque to the store: 64 bytes standing for one)."""
-    full, n = store_data.encode_lines(rows)
-    delta = None
-    delta_payload = None
-    if previous is not None:
-        delta, d = store_data.encode_lines(store_data.diff(previous, rows))
-        delta_payload = store_data.Payload("delta", store_data.digest(delta), len(delta), d,
-                                           version - 1)
-    m = store_data.Manifest(store_id, kind, version, "2026-12-01T01:00:00Z",
-                            "2026-11-30T12:00:00Z", "CNY",
-                            store_data.Payload("full", store_data.digest(full), len(full), n),
-                            delta_payload, KEY_ID, note)
-    return store_data.manifest_bytes(m), os.urandom(64), full, delta
-
-
-def rows(n: int, price: int = 100) -> list[tuple]:
-    return [(f"{i:013d}", f"product {i}", price + i) for i in range(n)]
+from tests.store_versions import make_version, rows
 
 
 @pytest.fixture(scope="module")
