@@ -16,13 +16,16 @@ import base64
 import json
 import re
 import threading
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import unquote
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.domain import store_data
+from hq import fleet
 from hq.stores import HqStore, StoreUnavailable
 
 #: Seconds a lane is asked to wait when the store is unavailable.
@@ -31,6 +34,9 @@ RETRY_AFTER_S = 5
 _AUDIT_HEAD = re.compile(r"^/v1/kiosks/([^/]+)/audit-head$")
 # -- store data versions (issue 22) --
 _STORE_DATA = re.compile(r"^/v1/stores/([^/]+)/data/([^/]+)(?:/([^/]+)/([^/]+))?$")
+# Store sync: lanes reporting back (docs/store-sync.md).
+_HEARTBEAT = re.compile(r"^/v1/stores/([^/?]+)/lanes/([^/?]+)/heartbeat$")
+_LANES = re.compile(r"^/v1/stores/([^/?]+)/lanes$")
 
 
 class HqHandler(BaseHTTPRequestHandler):
@@ -102,6 +108,8 @@ class HqHandler(BaseHTTPRequestHandler):
                                     "heads": [{"seq": a, "hash": b} for a, b in heads]})
         if m := _STORE_DATA.match(path):
             return self._store_data(*m.groups())
+        if m := _LANES.match(path):
+            return self._lanes(unquote(m.group(1)))
         if path.startswith("/v1/members/"):
             member = store.member(path.rsplit("/", 1)[1])
             if member is None:
@@ -181,6 +189,8 @@ class HqHandler(BaseHTTPRequestHandler):
     def _post(self, raw: bytes) -> None:
         if self.extra_post(self.path, raw):
             return None
+        if m := _HEARTBEAT.match(self.path):
+            return self._heartbeat(unquote(m.group(1)), unquote(m.group(2)), raw)
         if self.path != "/v1/events":
             return self.reply(404, {"error": "not found"})
         if not self.authorised():
@@ -206,6 +216,32 @@ class HqHandler(BaseHTTPRequestHandler):
                                           self.refused_types())
         self.server.ingested(answer.accepted)
         return self.reply(200, answer.as_json())
+
+    # -- store sync: lanes reporting back (docs/store-sync.md) ------------------------------
+    def _heartbeat(self, store_id: str, lane_id: str, raw: bytes) -> None:
+        """``POST /v1/stores/{store_id}/lanes/{lane_id}/heartbeat``: keep the lane's latest
+        heartbeat; 400 with the reason for a body that is not one (hq.fleet)."""
+        if not self.authorised():
+            return self.reply(401, {"error": "bad or missing bearer token"})
+        if len(raw) > fleet.MAX_BODY_BYTES:
+            return self.reply(400, {"error": f"a heartbeat is at most "
+                                             f"{fleet.MAX_BODY_BYTES} bytes"})
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return self.reply(400, {"error": "the body is not JSON"})
+        problem = fleet.heartbeat_problem(body, store_id, lane_id)
+        if problem:
+            return self.reply(400, {"error": f"not a heartbeat: {problem}"})
+        store = self.server.store
+        store.keep_heartbeat(store_id, lane_id, body,
+                             store_data.instant_text(datetime.now(UTC)))
+        return self.reply(200, {"kept": True, "expires_in_s": int(store.heartbeat_ttl_s)})
+
+    def _lanes(self, store_id: str) -> None:
+        """``GET /v1/stores/{store_id}/lanes``: the store's fleet rows (hq.fleet)."""
+        rows = fleet.fleet_rows(self.server.store, store_id, datetime.now(UTC))
+        return self.reply(200, {"store_id": store_id, "lanes": rows})
 
     # -- hooks for the reference backend -------------------------------------------------
     def extra_get(self, path: str, query: str) -> bool:

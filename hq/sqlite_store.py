@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.domain.store_data import FORMATS, check_store_id, manifest_from_bytes
-from hq.stores import BatchAnswer, Member, StoreUnavailable, VersionTaken
+from hq.stores import HEARTBEAT_TTL_S, BatchAnswer, Member, StoreUnavailable, VersionTaken
 
 #: The demo's members, enrolled in every new store (docs/members.md).
 DEMO_MEMBERS = (("M000001", "王小明", "gold", 1200, "13800138000"),
@@ -48,8 +48,10 @@ class SqliteStore:
     """:class:`hq.stores.HqStore` in one SQLite file. Thread-safe (one lock: SQLite
     serialises writers anyway). ``Path(':memory:')`` keeps everything in memory."""
 
-    def __init__(self, path: Path, *, busy_timeout_ms: int = 5000) -> None:
+    def __init__(self, path: Path, *, busy_timeout_ms: int = 5000,
+                 heartbeat_ttl_s: float = HEARTBEAT_TTL_S) -> None:
         self.path = path
+        self.heartbeat_ttl_s = heartbeat_ttl_s
         self.lock = threading.Lock()
         self.conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self.conn.execute("PRAGMA journal_mode=WAL")
@@ -70,6 +72,10 @@ class SqliteStore:
                           "PRIMARY KEY (kiosk_id, seq, hash))")
         self.conn.execute("CREATE TABLE IF NOT EXISTS members (member_id TEXT PRIMARY KEY, "
                           "name TEXT, tier TEXT, points INTEGER, phone TEXT)")
+        # The latest heartbeat of each lane (store sync, docs/store-sync.md).
+        self.conn.execute("CREATE TABLE IF NOT EXISTS lane_heartbeats (store_id TEXT NOT NULL, "
+                          "lane_id TEXT NOT NULL, received_at TEXT NOT NULL, body TEXT NOT NULL, "
+                          "PRIMARY KEY (store_id, lane_id))")
         self.conn.execute("CREATE TABLE IF NOT EXISTS keys (name TEXT PRIMARY KEY, pem BLOB)")
         self.conn.executemany("INSERT OR IGNORE INTO members VALUES (?, ?, ?, ?, ?)",
                               DEMO_MEMBERS)
@@ -349,6 +355,46 @@ class SqliteStore:
         return len(old)
 
     # -- end store data versions ------------------------------------------------------------
+    # -- lane heartbeats (docs/store-sync.md) ------------------------------------------------
+    def _heartbeat_cutoff(self) -> str:
+        """The received_at below which a heartbeat has expired (the same ``...Z`` text the
+        rows hold, so the comparison is SQL's text order)."""
+        oldest = datetime.now(UTC).timestamp() - self.heartbeat_ttl_s
+        return datetime.fromtimestamp(oldest, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def keep_heartbeat(self, store_id: str, lane_id: str, body: dict[str, Any],
+                       received_at: str) -> None:
+        """Keep the lane's latest heartbeat (replacing its previous one) and drop the
+        expired ones of every lane, so the table stays one row per live lane."""
+        with self.lock:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                self.conn.execute("INSERT OR REPLACE INTO lane_heartbeats VALUES (?, ?, ?, ?)",
+                                  [store_id, lane_id, received_at,
+                                   json.dumps(body, ensure_ascii=False)])
+                self.conn.execute("DELETE FROM lane_heartbeats WHERE received_at < ?",
+                                  [self._heartbeat_cutoff()])
+                self.conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:  # locked past the busy timeout: 503
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise StoreUnavailable(str(exc)) from exc
+
+    def heartbeats(self, store_id: str | None) -> list[tuple[str, str, str, dict[str, Any]]]:
+        """Unexpired heartbeats (expiry checked on read: a lane silent past the TTL is
+        gone even before the next heartbeat prunes it)."""
+        sql = ("SELECT store_id, lane_id, received_at, body FROM lane_heartbeats "
+               "WHERE received_at >= ?")
+        args: list[Any] = [self._heartbeat_cutoff()]
+        if store_id is not None:
+            sql += " AND store_id = ?"
+            args.append(store_id)
+        with self.lock:
+            try:
+                rows = self.conn.execute(sql + " ORDER BY store_id, lane_id", args).fetchall()
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(str(exc)) from exc
+        return [(str(a), str(b), str(c), dict(json.loads(d))) for a, b, c, d in rows]
 
     def close(self) -> None:
         with self.lock:
