@@ -161,33 +161,6 @@ class HqStore(Protocol):
         """Let go of files and connections."""
         ...
 
-    # -- store data versions (docs/store-sync.md; issue 22) -------------------------------
-    def publish_version(self, manifest: bytes, signature: bytes, full: bytes,
-                        delta: bytes | None) -> None:
-        """Keep one version (manifest bytes as signed). Compare-and-set on
-        (store_id, kind, version): VersionTaken if it exists. Payloads first, manifest
-        last, so a reader never sees a manifest whose payload is missing."""
-        ...
-
-    def latest_version(self, store_id: str, kind: str) -> int | None:
-        """The newest kept version of ``kind`` for the store, or None."""
-        ...
-
-    def versions_after(self, store_id: str, kind: str,
-                       after: int | None) -> list[tuple[bytes, bytes]]:
-        """Kept versions newer than ``after`` (all kept when None) as
-        (manifest bytes, signature), oldest first."""
-        ...
-
-    def payload(self, store_id: str, kind: str, version: int,
-                format: str) -> bytes | None:  # noqa: A002 - the contract's name
-        """The gzip bytes of a kept version's ``full`` or ``delta`` payload, or None."""
-        ...
-
-    def prune_versions(self, store_id: str, kind: str, keep: int) -> int:
-        """Drop all but the newest ``keep`` versions; how many were dropped."""
-        ...
-
     # -- lane heartbeats (docs/store-sync.md; issue 22) ----------------------------------
     def keep_heartbeat(self, store_id: str, lane_id: str, body: dict[str, Any],
                        received_at: str) -> None:

@@ -18,8 +18,8 @@ from hq.cluster import LocalCluster
 from hq.nats_store import NatsStore
 from hq.service import HqServer
 from hq.sqlite_store import SqliteStore
-from tests.openapi import check, request_schema, response_schema
 from tests.hq_versions import make_version, rows
+from tests.openapi import check, request_schema, response_schema
 
 TOKEN = "hq-test-token"  # noqa: S105 - a test's own token
 API = "membership-api.yaml"
