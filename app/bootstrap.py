@@ -586,7 +586,8 @@ def run_ui(kiosk: Kiosk, *, screenshot: Path | None = None, demo: bool = False,
         # Replaces the CLI's (SIGTERM as Ctrl-C) handler; without either, SDL's turns
         # SIGTERM into a window-close request, which the kiosk refuses.
         service.catch_sigterm()
-        store = start_sim_store(kiosk.settings, keep_camera=webcam) if demo else None
+        store = start_sim_store(kiosk.settings, keep_camera=webcam, head_office=True) \
+            if demo else None
         try:
             runtime = build_runtime(kiosk, threaded=True,
                                     camera_factory=store.camera_factory() if store else None,
@@ -821,13 +822,15 @@ def restart_health(settings: Settings) -> list[DeviceHealth]:
 
 
 def start_sim_store(settings: Settings, *, keep_camera: bool = False, pay_url: str = "",
-                    pay_options: dict[str, object] | None = None) -> SimStore:
+                    pay_options: dict[str, object] | None = None,
+                    head_office: bool = False) -> SimStore:
     """Start the simulated store (payment, backend, printer, camera) and point ``settings``
-    at it: what `kiosk demo` and `kiosk scenario` run in."""
+    at it: what `kiosk demo` and `kiosk scenario` run in. ``head_office``: the backend
+    publishes the demo store data and the lane follows it (`kiosk demo`, issue 22)."""
     from devices.sim.store import SimStore
 
     return SimStore(settings.data_dir, keep_camera=keep_camera, pay_url=pay_url,
-                    pay_options=pay_options).start(settings)
+                    pay_options=pay_options, head_office=head_office).start(settings)
 
 
 def start_demo(settings: Settings, clock: Clock | None = None, *, pay_url: str = ""
