@@ -387,3 +387,64 @@ def test_the_commands_end_to_end(tmp_path):
         assert versions[0].key_id == store_data.key_id(public)
     finally:
         store.close()
+
+
+PUBLISHER = """
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from hq.publish import load_key_file, publish
+from hq.sqlite_store import SqliteStore
+from hq.stores import VersionTaken
+store = SqliteStore(Path(sys.argv[1]))
+key = load_key_file(Path(sys.argv[2]))
+published = taken = 0
+for n in range(int(sys.argv[4])):
+    while True:
+        try:
+            publish(store, key, "store-01", "catalogue", Path(sys.argv[3]),
+                    tax_classes=frozenset({"food"}), keep=100)
+            published += 1
+            break
+        except VersionTaken:
+            taken += 1
+store.close()
+print(published, taken)
+"""
+
+
+@pytest.mark.slow
+def test_two_publisher_processes_on_one_database(tmp_path):
+    """Two processes publish at once, each retrying on VersionTaken: the versions are
+    1..N without a gap, and every one's payloads are exactly what its manifest signed
+    (no publisher overwrote another's files)."""
+    made = kiosk("hq", "keygen", "--key", "hq.pem", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    SqliteStore(tmp_path / "hq.db").close()  # the schema exists before both start
+    sources = [csv_file(tmp_path, ROWS_V1, "a.csv"), csv_file(tmp_path, ROWS_V2, "b.csv")]
+    env = {**__import__("os").environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    runs = [subprocess.Popen([sys.executable, "-c", PUBLISHER, str(tmp_path / "hq.db"),
+                              str(tmp_path / "hq.pem"), str(source), "15"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            for source in sources]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    assert sum(int(out.split()[0]) for out, _ in outputs) == 30
+    store = SqliteStore(tmp_path / "hq.db")
+    try:
+        kept = store.versions_after("store-01", "catalogue", None)
+        manifests = [store_data.manifest_from_bytes(raw) for raw, _ in kept]
+        assert [m.version for m in manifests] == list(range(1, 31))
+        previous = None
+        for m in manifests:
+            full = store.payload("store-01", "catalogue", m.version, "full")
+            store_data.check_payload(full, m.full)
+            if previous is not None:  # each delta leads from the version before to this
+                delta = store.payload("store-01", "catalogue", m.version, "delta")
+                store_data.check_payload(delta, m.delta)
+                ops = store_data.decode_lines(delta)
+                assert store_data.apply_ops(rows_of(previous), ops) == rows_of(full)
+            previous = full
+    finally:
+        store.close()
+    assert not [p for p in (tmp_path / "hq.db.versions").rglob("*.tmp")]
