@@ -35,6 +35,8 @@ _AUDIT_HEAD = re.compile(r"^/v1/kiosks/([^/]+)/audit-head$")
 # Store sync: lanes reporting back (docs/store-sync.md).
 _HEARTBEAT = re.compile(r"^/v1/stores/([^/?]+)/lanes/([^/?]+)/heartbeat$")
 _LANES = re.compile(r"^/v1/stores/([^/?]+)/lanes$")
+# -- store data versions (issue 22) --
+_STORE_DATA = re.compile(r"^/v1/stores/([^/]+)/data/([^/]+)(?:/([^/]+)/([^/]+))?$")
 
 
 class HqHandler(BaseHTTPRequestHandler):
@@ -106,12 +108,71 @@ class HqHandler(BaseHTTPRequestHandler):
                                     "heads": [{"seq": a, "hash": b} for a, b in heads]})
         if m := _LANES.match(path):
             return self._lanes(unquote(m.group(1)))
+        if m := _STORE_DATA.match(path):
+            return self._store_data(*m.groups())
         if path.startswith("/v1/members/"):
             member = store.member(path.rsplit("/", 1)[1])
             if member is None:
                 return self.reply(404, {"error": "no such member"})
             return self.reply(200, member.as_json())
         return self.reply(404, {"error": "not found"})
+
+    # -- store data versions (issue 22, docs/store-sync.md) ---------------------------------
+    def _store_data(self, store_id: str, kind: str, version: str | None,
+                    fmt: str | None) -> None:
+        """``GET /v1/stores/{store_id}/data/{kind}[/{version}/{full|delta}]``: a malformed
+        store id or version is 400; an unknown kind or format, or nothing kept, is 404."""
+        try:
+            store_data.check_store_id(store_id)
+        except ValueError as exc:
+            return self.reply(400, {"error": str(exc)})
+        if kind not in store_data.KINDS:
+            return self.reply(404, {"error": f"no data kind {kind!r}; kinds: "
+                                             f"{', '.join(store_data.KINDS)}"})
+        if version is None or fmt is None:
+            return self._store_data_versions(store_id, kind)
+        if not version.isdigit() or not version.isascii() or len(version) > 18 \
+                or int(version) < 1:
+            return self.reply(400, {"error": f"version {version!r} is not a whole number "
+                                             "from 1"})
+        if fmt not in store_data.FORMATS:
+            return self.reply(404, {"error": f"no payload format {fmt!r}; formats: "
+                                             f"{', '.join(store_data.FORMATS)}"})
+        data = self.server.store.payload(store_id, kind, int(version), fmt)
+        if data is None:
+            return self.reply(404, {"error": f"{kind} version {version} of store {store_id} "
+                                             f"has no {fmt} payload here (pruned, never "
+                                             "published, or version 1's delta)"})
+        self.send_response(200)
+        self.send_header("Content-Type", "application/gzip")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("ETag", f'"sha256:{store_data.digest(data)}"')
+        self.end_headers()
+        self.wfile.write(data)
+        return None
+
+    def _store_data_versions(self, store_id: str, kind: str) -> None:
+        store = self.server.store
+        latest = store.latest_version(store_id, kind)
+        if latest is None:
+            return self.reply(404, {"error": f"no {kind} published for store {store_id}"})
+        tag = store_data.etag(kind, latest)
+        held = store_data.version_from_etag(self.headers.get("If-None-Match"), kind)
+        if held == latest:  # the common answer to a polling lane: nothing new
+            self.send_response(304)
+            self.send_header("ETag", tag)
+            self.end_headers()
+            return None
+        # A version the store never had (above the newest: another head office's, or a
+        # wiped store) is unknown: list every kept version, as for none.
+        after = held if held is not None and held < latest else None
+        versions = [{"manifest": json.loads(raw), "signature": base64.b64encode(sig).decode(),
+                     "manifest_b64": base64.b64encode(raw).decode()}
+                    for raw, sig in store.versions_after(store_id, kind, after)]
+        return self.reply(200, {"store_id": store_id, "kind": kind, "latest": latest,
+                                "versions": versions}, {"ETag": tag})
+
+    # -- end store data versions ------------------------------------------------------------
 
     def _status_page(self) -> None:
         rows = "".join(f"<tr><td>{k}</td><td>{n}</td></tr>"

@@ -52,6 +52,7 @@ class StoreUnavailable(Exception):
     ``Retry-After`` and acknowledges nothing it has not stored."""
 
 
+# -- store data versions (issue 22, docs/store-sync.md) -------------------------------------
 class VersionTaken(Exception):
     """(store, kind, version) is already published: another publisher got there first."""
 
@@ -59,6 +60,7 @@ class VersionTaken(Exception):
 #: How long head office keeps a lane's latest heartbeat (``hq.heartbeat_ttl_s``,
 #: docs/store-sync.md): a lane silent longer leaves the fleet view.
 HEARTBEAT_TTL_S = 7 * 86400
+# -- end store data versions ----------------------------------------------------------------
 
 
 class HqStore(Protocol):
@@ -121,20 +123,19 @@ class HqStore(Protocol):
         """Events held from every lane, each once."""
         ...
 
-    def close(self) -> None:
-        """Let go of files and connections."""
-        ...
-
-    # -- store data versions (docs/store-sync.md; issue 22) -------------------------------
+    # -- store data versions (issue 22, docs/store-sync.md) ---------------------------------
     def publish_version(self, manifest: bytes, signature: bytes, full: bytes,
                         delta: bytes | None) -> None:
-        """Keep one version (manifest bytes as signed). Compare-and-set on
-        (store_id, kind, version): VersionTaken if it exists. Payloads first, manifest
-        last, so a reader never sees a manifest whose payload is missing."""
+        """Keep one version: ``manifest`` its bytes exactly as signed
+        (``store_data.manifest_bytes``; store, kind and version are read from them),
+        ``signature`` the Ed25519 signature over them, ``full`` and ``delta`` the gzip
+        payloads (``delta`` None for version 1). Compare-and-set on (store_id, kind,
+        version): :class:`VersionTaken` if it exists. Payloads first, manifest last, so a
+        reader never sees a manifest whose payload is missing."""
         ...
 
     def latest_version(self, store_id: str, kind: str) -> int | None:
-        """The newest kept version of ``kind`` for the store, or None."""
+        """The newest published version of ``kind`` for the store, or None."""
         ...
 
     def versions_after(self, store_id: str, kind: str,
@@ -145,11 +146,18 @@ class HqStore(Protocol):
 
     def payload(self, store_id: str, kind: str, version: int,
                 format: str) -> bytes | None:  # noqa: A002 - the contract's name
-        """The gzip bytes of a kept version's ``full`` or ``delta`` payload, or None."""
+        """A kept version's ``full`` or ``delta`` payload bytes; None when pruned or absent."""
         ...
 
     def prune_versions(self, store_id: str, kind: str, keep: int) -> int:
-        """Drop all but the newest ``keep`` versions; how many were dropped."""
+        """Drop all but the newest ``keep`` versions (manifests and payloads); how many
+        were dropped."""
+        ...
+
+    # -- end store data versions ------------------------------------------------------------
+
+    def close(self) -> None:
+        """Let go of files and connections."""
         ...
 
     # -- lane heartbeats (docs/store-sync.md; issue 22) ----------------------------------
