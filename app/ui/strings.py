@@ -236,6 +236,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "act_x_report": "X 报表",
         "act_print_x": "打印 X 报表",
         "act_z_report": "Z 报表 日结（店长）",
+        "act_store_data": "门店数据",
         # staff pages in words (app.services.staff: Said)
         "yes": "是",
         "no": "否",
@@ -269,6 +270,50 @@ STRINGS: dict[str, dict[str, str]] = {
         "staff_reset_member": "会员 {member} 的本次购物将结束。",
         "staff_reset_confirm": "确认重置",
         "staff_reset_keep": "不重置，返回菜单",
+        # the store data page (issue 22: versions from head office)
+        "store_data_title": "门店数据（总部下发的价格、促销和通道密钥）",
+        "store_data_not_set_up": "本通道没有设置与总部同步：价格只能在本机用"
+                                 "“kiosk catalog import”导入。",
+        "store_data_never_reached": "本通道还没有连上过总部。",
+        "store_data_reached": "上次连上总部：{age}前（{at}）",
+        "store_data_stale": "注意：已有{age}没有连上总部，价格可能不是最新的。本通道照常收款，"
+                            "使用下面的版本。请检查本机网络（网线或Wi-Fi）；如果一直这样，"
+                            "请联系总部IT。",
+        "store_data_stale_never": "注意：本通道从未连上总部，价格可能不是最新的。请检查本机网络"
+                                  "（网线或Wi-Fi）；如果一直这样，请联系总部IT。",
+        "store_data_last_error": "上次连接总部的问题：{reason}",
+        "store_kind_catalogue": "商品和价格",
+        "store_the_catalogue": "商品和价格",
+        "store_the_promotions": "促销",
+        "store_the_lane-keys": "通道密钥",
+        "store_kind_promotions": "促销",
+        "store_kind_lane-keys": "通道密钥",
+        "store_data_kind": "{kind}：第 {version} 版",
+        "store_data_kind_none": "{kind}：还没有总部的版本（使用本机数据）",
+        "store_data_applied": "  · {at} 启用（生效时间 {effective}）",
+        "store_data_applied_now": "  · {at} 启用",
+        "store_data_staged": "  · 已下载、等待启用：第 {version} 版",
+        "store_data_staged_at": "  · 已下载、等待启用：第 {version} 版，{at} 起",
+        "store_data_previous": "  · 上一版：第 {version} 版",
+        "store_data_rolled_back_list": "  · 已撤回、不会再启用：第 {versions} 版",
+        "store_data_refused": "  · 上次拒收的下载：{reason}",
+        "store_data_rollback_button": "{kind}退回第 {version} 版",
+        "store_data_rollback_button_manager": "{kind}退回第 {version} 版（店长）",
+        "store_data_rollback_title": "把{kind}退回第 {version} 版？",
+        "store_data_rollback_effect_catalogue": "之后的顾客按第 {version} 版的价格结账。",
+        "store_data_rollback_effect_promotions": "之后的顾客享受第 {version} 版的促销。",
+        "store_data_rollback_effect_lane_keys": "之后按第 {version} 版的通道密钥核验出口凭证。",
+        "store_data_rollback_set_aside": "第 {version} 版被撤回，不会再自动启用；"
+                                         "总部发布的更新版本会照常启用。",
+        "store_data_rollback_audited": "此操作以您的名字记入审计日志。",
+        "store_data_rollback_confirm": "确认退回",
+        "store_data_rollback_keep": "不退回，返回门店数据",
+        "store_data_managers_only": "只有店长可以退回版本。",
+        "store_data_busy_session": "有顾客正在购物，现在不能退回。请等这位顾客结账离开后再试。",
+        "store_data_busy_payment": "有一笔付款尚未完成，现在不能退回。请等付款结束后再试。",
+        "store_data_nothing_to_roll_back": "{kind}没有可以退回的上一版。",
+        "store_data_rollback_refused": "{kind}没有退回：{reason}",
+        "store_data_rolled_back": "{kind}已从第 {was} 版退回第 {now} 版。",
         "health_title": "设备状态",
         "health_line": "{line}",
         "health_camera": "摄像头（{source}）：{state}，{fps} 帧/秒，上一帧 {age} 秒前，"
@@ -338,6 +383,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "audit_kind_payment_pending": "等待付款",
         "audit_kind_payment_unknown": "付款结果未知",
         "audit_kind_payment_created": "创建付款",
+        "audit_kind_store_data_rollback": "门店数据退回",
+        "audit_kind_store_data_rollback_refused": "门店数据退回被拒",
         "detail_amount_minor": "金额",
         "detail_paid_minor": "实付",
         "detail_total_minor": "金额",
@@ -644,6 +691,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "act_x_report": "X report",
         "act_print_x": "Print X report",
         "act_z_report": "Z report, close day (manager)",
+        "act_store_data": "Store data",
         "yes": "yes",
         "no": "no",
         "staff_state_title": "This lane now",
@@ -678,6 +726,57 @@ STRINGS: dict[str, dict[str, str]] = {
         "staff_reset_member": "Member {member}'s visit ends.",
         "staff_reset_confirm": "Yes, reset",
         "staff_reset_keep": "No, back to the menu",
+        "store_data_title": "Store data (prices, promotions and lane keys from head office)",
+        "store_data_not_set_up": "Store sync is not set up on this lane: prices change only "
+                                 "when they are imported on it (kiosk catalog import).",
+        "store_data_never_reached": "This lane has not reached head office yet.",
+        "store_data_reached": "Head office last reached {age} ago ({at})",
+        "store_data_stale": "Warning: head office not reached for {age}, so prices may be "
+                            "out of date. The lane keeps selling on the versions below. "
+                            "Check this lane's network cable or Wi-Fi; if it stays like "
+                            "this, call head office IT.",
+        "store_data_stale_never": "Warning: this lane has never reached head office, so "
+                                  "prices may be out of date. Check this lane's network "
+                                  "cable or Wi-Fi; if it stays like this, call head office IT.",
+        "store_data_last_error": "Last problem reaching head office: {reason}",
+        "store_kind_catalogue": "Catalogue and prices",
+        "store_the_catalogue": "the catalogue and prices",
+        "store_the_promotions": "the promotions",
+        "store_the_lane-keys": "the lane keys",
+        "store_kind_promotions": "Promotions",
+        "store_kind_lane-keys": "Lane keys",
+        "store_data_kind": "{kind}: version {version}",
+        "store_data_kind_none": "{kind}: no version from head office yet (the lane's own data)",
+        "store_data_applied": "  · in use since {at} (effective from {effective})",
+        "store_data_applied_now": "  · in use since {at}",
+        "store_data_staged": "  · downloaded, waiting: version {version}",
+        "store_data_staged_at": "  · downloaded, waiting: version {version}, from {at}",
+        "store_data_previous": "  · before it: version {version}",
+        "store_data_rolled_back_list": "  · rolled back, never used again: version {versions}",
+        "store_data_refused": "  · last download refused: {reason}",
+        "store_data_rollback_button": "{kind}: back to version {version}",
+        "store_data_rollback_button_manager": "{kind}: back to version {version} (manager)",
+        "store_data_rollback_title": "Roll back {kind} to version {version}?",
+        "store_data_rollback_effect_catalogue": "Shoppers after this pay version {version} "
+                                                "prices.",
+        "store_data_rollback_effect_promotions": "Shoppers after this get version {version} "
+                                                 "promotions.",
+        "store_data_rollback_effect_lane_keys": "Exit passes are checked with version "
+                                                "{version} lane keys after this.",
+        "store_data_rollback_set_aside": "Version {version} is set aside and never used "
+                                         "again; a newer version from head office still is.",
+        "store_data_rollback_audited": "This goes into the audit log under your name.",
+        "store_data_rollback_confirm": "Yes, roll back",
+        "store_data_rollback_keep": "No, back to store data",
+        "store_data_managers_only": "Only a manager may roll back a version.",
+        "store_data_busy_session": "A shopper is using this lane: nothing was rolled back. "
+                                   "Try again once they have paid and left.",
+        "store_data_busy_payment": "A payment is still open at this lane: nothing was rolled "
+                                   "back. Try again once it has finished.",
+        "store_data_nothing_to_roll_back": "There is no earlier version of {kind} to go back "
+                                           "to.",
+        "store_data_rollback_refused": "Nothing rolled back ({kind}): {reason}",
+        "store_data_rolled_back": "Rolled back {kind} from version {was} to version {now}.",
         "health_title": "Device health",
         "health_line": "{line}",
         "health_camera": "Camera ({source}): {state}, {fps} fps, last frame {age} s ago, "
@@ -748,6 +847,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "audit_kind_payment_pending": "payment waiting",
         "audit_kind_payment_unknown": "payment outcome unknown",
         "audit_kind_payment_created": "payment created",
+        "audit_kind_store_data_rollback": "store data rolled back",
+        "audit_kind_store_data_rollback_refused": "store data rollback refused",
         "detail_amount_minor": "amount",
         "detail_paid_minor": "paid",
         "detail_total_minor": "amount",
