@@ -317,8 +317,16 @@ class SqliteCatalogue:
         rows = self._conn.execute("SELECT definition FROM promotions ORDER BY promo_id")
         return [promotion_from_dict(json.loads(d), self.currency) for (d,) in rows]
 
-    def replace_promotions(self, promotions: list[Promotion]) -> None:
+    def replace_promotions(self, promotions: list[Promotion], *,
+                           source: str = "local file") -> None:
+        """Replace every promotion (in the caller's transaction, if any). ``source`` is
+        kept as the meta row ``promotions_source``: a head-office version names itself
+        there, and anything else (``kiosk promotions import``, the demo seed) says
+        "local file", which is how store sync sees a local import (app/services/store_data.py)."""
         with write_transaction(self._db):
+            self._conn.execute(
+                "INSERT OR REPLACE INTO catalogue_meta (key, value) VALUES "
+                "('promotions_source', ?)", (source,))
             self._conn.execute("DELETE FROM promotions")
             self._conn.executemany(
                 "INSERT INTO promotions (promo_id, definition) VALUES (?, ?)",
@@ -330,6 +338,51 @@ class SqliteCatalogue:
                     for p in promotions
                 ],
             )
+
+    # head-office versions (issue 22; app/storage/store_data_repo.py stages them) ---------
+    # Each runs inside the apply or rollback transaction of app/services/store_data.py.
+    def switch_in(self, side: str, keep_as: str) -> None:
+        """``side`` (a staged full catalogue) becomes ``products``; the current table is
+        kept as ``keep_as`` (a rollback's way back). Two renames: schema changes only."""
+        with write_transaction(self._db):
+            self._conn.execute(f"ALTER TABLE products RENAME TO {keep_as}")
+            self._conn.execute(f"ALTER TABLE {side} RENAME TO products")
+
+    def apply_staged_delta(self, version: int) -> None:
+        """Catalogue delta ``version`` from ``catalogue_delta_staged``: its removals, then
+        its added or changed rows (whole rows)."""
+        cols = ", ".join(COLUMNS)
+        with write_transaction(self._db):
+            self._conn.execute(
+                "DELETE FROM products WHERE code IN (SELECT code FROM catalogue_delta_staged "
+                "WHERE version = ? AND op = '-')", (version,))
+            self._conn.execute(
+                f"INSERT OR REPLACE INTO products ({cols}) SELECT {cols} "
+                "FROM catalogue_delta_staged WHERE version = ? AND op = '+'", (version,))
+
+    def restore_undo(self, version: int) -> None:
+        """Undo catalogue delta ``version`` from its before-images in ``catalogue_undo``."""
+        cols = ", ".join(COLUMNS)
+        with write_transaction(self._db):
+            self._conn.execute(
+                "DELETE FROM products WHERE code IN (SELECT code FROM catalogue_undo "
+                "WHERE version = ? AND had = 0)", (version,))
+            self._conn.execute(
+                f"INSERT OR REPLACE INTO products ({cols}) SELECT {cols} "
+                "FROM catalogue_undo WHERE version = ? AND had = 1", (version,))
+
+    def set_meta(self, meta: dict[str, str]) -> None:
+        with write_transaction(self._db):
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO catalogue_meta (key, value) VALUES (?, ?)",
+                list(meta.items()))
+
+    def rows(self, after: str = "", limit: int = 1000) -> list[ProductRow]:
+        """Up to ``limit`` product rows with codes after ``after``, in code order: a walk
+        over the whole catalogue in pages (tests compare whole versions with it)."""
+        return [tuple(r) for r in self._conn.execute(
+            f"SELECT {', '.join(COLUMNS)} FROM products WHERE code > ? ORDER BY code LIMIT ?",
+            (after, limit))]
 
 
 def product_row(product: Product) -> ProductRow:

@@ -253,3 +253,49 @@ def m012_payment_codes(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE payments ADD COLUMN wallet TEXT NOT NULL DEFAULT ''")
     db.execute("ALTER TABLE payments ADD COLUMN code_submitted INTEGER NOT NULL DEFAULT 0")
     db.execute("ALTER TABLE payments ADD COLUMN decline TEXT NOT NULL DEFAULT ''")
+
+
+@MIGRATIONS()
+def m013_store_data_versions(db: sqlite_utils.Database) -> None:
+    # Issue 22: the versions of the store's data that head office publishes (catalogue,
+    # promotions, lane keys), as this lane holds them (app/storage/store_data_repo.py).
+    db.execute(
+        "CREATE TABLE store_data_versions ("
+        "kind TEXT NOT NULL, version INTEGER NOT NULL, "
+        "state TEXT NOT NULL CHECK (state IN "
+        "('staged', 'applied', 'superseded', 'refused', 'rolled_back')), "
+        "format TEXT NOT NULL CHECK (format IN ('full', 'delta')), "
+        "effective_at TEXT NOT NULL, manifest BLOB NOT NULL, signature BLOB NOT NULL, "
+        "staged_at TEXT NOT NULL, applied_at TEXT, reason TEXT NOT NULL DEFAULT '', "
+        "undo TEXT, "
+        "PRIMARY KEY (kind, version))")
+    # Refused downloads and manifests, newest last: what device health shows.
+    db.execute(
+        "CREATE TABLE store_data_refusals (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, "
+        "version INTEGER, at TEXT NOT NULL, reason TEXT NOT NULL)")
+    # A staged catalogue delta's rows ('+': the whole product row; '-': code only).
+    db.execute(
+        "CREATE TABLE catalogue_delta_staged (version INTEGER NOT NULL, "
+        "op TEXT NOT NULL CHECK (op IN ('+', '-')), code TEXT NOT NULL, "
+        "name_zh TEXT, name_en TEXT, price INTEGER, member_price INTEGER, unit TEXT, "
+        "tax_class TEXT, min_age INTEGER, quantity_limit INTEGER, department TEXT, "
+        "image TEXT, PRIMARY KEY (version, code)) WITHOUT ROWID")
+    # Before-images of the products an applied catalogue delta changed (had = 0: the code
+    # was not in the catalogue): what a rollback puts back.
+    db.execute(
+        "CREATE TABLE catalogue_undo (version INTEGER NOT NULL, code TEXT NOT NULL, "
+        "had INTEGER NOT NULL, "
+        "name_zh TEXT, name_en TEXT, price INTEGER, member_price INTEGER, unit TEXT, "
+        "tax_class TEXT, min_age INTEGER, quantity_limit INTEGER, department TEXT, "
+        "image TEXT, PRIMARY KEY (version, code)) WITHOUT ROWID")
+    # Staged rows of the small kinds (promotions, lane keys), one JSON row each.
+    db.execute(
+        "CREATE TABLE store_data_staged_rows (kind TEXT NOT NULL, version INTEGER NOT NULL, "
+        "seq INTEGER NOT NULL, row TEXT NOT NULL, PRIMARY KEY (kind, version, seq))")
+    db.execute("CREATE TABLE lane_keys (lane_id TEXT PRIMARY KEY NOT NULL, "
+               "public_key TEXT NOT NULL, version INTEGER NOT NULL)")
+    db.execute(
+        "CREATE TABLE sync_contact (id INTEGER PRIMARY KEY CHECK (id = 1), "
+        "checked_at TEXT, last_error TEXT, last_error_at TEXT)")
+    # The versions in effect when each sale was made (JSON kind -> version).
+    db.execute("ALTER TABLE sales ADD COLUMN data_versions TEXT")

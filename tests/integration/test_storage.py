@@ -16,7 +16,7 @@ ALL_MIGRATIONS = ["m001_catalogue", "m002_print_jobs", "m003_payments", "m004_ou
                   "m005_outbox_batches", "m006_sessions", "m007_staff_and_audit",
                   "m008_z_report_marks", "m009_payment_provider_refunded",
                   "m010_session_price_snapshot", "m011_upce_catalogue_keys",
-                  "m012_payment_codes"]
+                  "m012_payment_codes", "m013_store_data_versions"]
 
 
 def test_migrations_are_recorded_and_not_rerun(tmp_path):
