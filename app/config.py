@@ -635,6 +635,62 @@ class MembershipSettings:
 
 
 @dataclass
+class SyncSettings:
+    enabled: bool = _doc(
+        "Follow head office's store data (catalogue, promotions, lane keys: "
+        "docs/store-sync.md) and send heartbeats; off: the lane keeps what was imported "
+        "by hand.",
+        True,
+    )
+    url: str = _doc(
+        "The head-office service the store data comes from; '' = the membership backend "
+        "(membership.base_url), with its token (membership.token).",
+        "",
+    )
+    hq_public_key: str = _doc(
+        "Head office's publishing key, pinned at setup: base64 of the raw 32-byte Ed25519 "
+        "public key (`kiosk hq key --key FILE` prints it). Every version must be signed by "
+        "it; '' = no sync (device health says so).",
+        "",
+    )
+    poll_s: int = _doc("Seconds between looks for newer versions (mostly 304 Not Modified).",
+                       30)
+    heartbeat_s: int = _doc("Seconds between heartbeats to head office (0 = none).", 60)
+    stale_after_h: float = _doc(
+        "Hours without an answer from head office after which device health says the "
+        "lane's store data is stale (a store-data alert with its age); the lane sells on.",
+        4.0,
+    )
+    max_download_mb: int = _doc(
+        "Largest store-data payload the lane downloads, in MiB; a bigger one is refused.",
+        512,
+    )
+
+    def validate(self) -> None:
+        if not 5 <= self.poll_s <= 86_400:
+            raise SettingsError("sync.poll_s must be between 5 and 86400")
+        if not (self.heartbeat_s == 0 or 5 <= self.heartbeat_s <= 86_400):
+            raise SettingsError("sync.heartbeat_s must be 0 or between 5 and 86400")
+        if not 0 < self.stale_after_h <= 24 * 365:
+            raise SettingsError("sync.stale_after_h must be above 0 and at most 8760")
+        if not 1 <= self.max_download_mb <= 100_000:
+            raise SettingsError("sync.max_download_mb must be between 1 and 100000")
+        if self.url and not self.url.startswith(("http://", "https://")):
+            raise SettingsError("sync.url must start with http:// or https://")
+        if self.hq_public_key:
+            import base64
+            import binascii
+
+            try:
+                raw = base64.b64decode(self.hq_public_key, validate=True)
+            except (binascii.Error, ValueError):
+                raw = b""
+            if len(raw) != 32:
+                raise SettingsError("sync.hq_public_key must be base64 of a 32-byte Ed25519 "
+                                    "public key (`kiosk hq key --key FILE` prints it)")
+
+
+@dataclass
 class Settings:
     data_dir: Path
     store: StoreSettings = field(default_factory=StoreSettings)
@@ -651,6 +707,7 @@ class Settings:
     staff: StaffSettings = field(default_factory=StaffSettings)
     payment: PaymentSettings = field(default_factory=PaymentSettings)
     membership: MembershipSettings = field(default_factory=MembershipSettings)
+    sync: SyncSettings = field(default_factory=SyncSettings)
 
     @property
     def database_path(self) -> Path:
@@ -703,6 +760,7 @@ SECTIONS: dict[str, type] = {
     "staff": StaffSettings,
     "payment": PaymentSettings,
     "membership": MembershipSettings,
+    "sync": SyncSettings,
 }
 
 

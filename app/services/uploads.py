@@ -36,12 +36,11 @@ from typing import Protocol
 
 from app.domain.clock import Clock
 from app.domain.upload import BackendReply, ReplyKind
+from app.services.backoff import MAX_RETRY_AFTER_S, Backoff
 from app.storage.audit import AuditLog
 from app.storage.outbox import Batch, Outbox
 
 log = logging.getLogger(__name__)
-
-MAX_RETRY_AFTER_S = 3600.0  # a bad Retry-After header must not stop uploads for days
 
 
 class EventBackend(Protocol):
@@ -80,13 +79,11 @@ class EventUploader:
         self.outbox_path = outbox_path
         self.clock = clock
         self.max_events, self.max_bytes = max_events, max_bytes
-        self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
         self.idle_s, self.pause_s = idle_s, pause_s
-        self.rng = rng or random.Random()
+        self._backoff = Backoff(backoff_base, backoff_cap, rng)
         self.on_alert = on_alert
         self.keep_days, self.prune_every_s = keep_days, prune_every_s
         self._pruned_at = 0.0
-        self._failures = 0
         self._batch_events = max_events  # halved while the backend refuses a batch's size
         self._outbox: Outbox | None = None
         self._wake = threading.Event()
@@ -110,7 +107,7 @@ class EventUploader:
 
     def wake(self) -> None:
         """Events were written, or staff asked to flush or resume: try now."""
-        self._failures = 0
+        self._backoff.reset()
         self._wake.set()
 
     resume = wake
@@ -166,11 +163,7 @@ class EventUploader:
         return wait
 
     def _back_off(self, error: str, at_least: float | None = None) -> float:
-        self._failures += 1
-        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** min(self._failures, 30))
-        delay = self.rng.uniform(0, ceiling)  # full jitter: kiosks do not retry in step
-        if at_least is not None:
-            delay = max(delay, at_least)
+        delay = self._backoff.next_delay(at_least)  # capped, full jitter (app.services.backoff)
         self._health = replace(self._health, state="backing_off", last_error=error,
                                next_try_in_s=round(delay, 2))
         return delay
@@ -198,8 +191,7 @@ class EventUploader:
             outbox.release(batch)
             hint = reply.retry_after_s
             return self._back_off(reply.error or f"backend answered {reply.status}",
-                                  at_least=None if hint is None
-                                  else min(hint, MAX_RETRY_AFTER_S))
+                                  at_least=hint)
         if reply.kind is ReplyKind.ANSWERED:
             delivered, rejected = list(reply.delivered), dict(reply.rejected)
             if not set(delivered) & set(batch.event_ids) and not rejected:
@@ -208,7 +200,7 @@ class EventUploader:
                 outbox.release(batch)
                 return self._back_off("backend acknowledged none of the batch")
             outbox.settle(batch, delivered, rejected, self.clock.now())
-            self._failures = 0
+            self._backoff.reset()
             self._batch_events = self.max_events
             self.sent_batches += 1
             self._health = replace(self._health, state="sending", last_error="",
