@@ -57,6 +57,7 @@ if TYPE_CHECKING:  # devices pull in OpenCV and the decoders; commands that need
     from app.lane import Lane, LaneView
     from app.runtime import DeviceHealth, KioskRuntime
     from app.services.printing import PrintQueue
+    from app.services.store_data import StoreData
     from app.services.uploads import EventUploader
     from devices.camera import Camera, FrameSource
     from devices.decoder import Decoder, FrameDecoder
@@ -316,6 +317,22 @@ def build_audit(kiosk: Kiosk) -> AuditLog:
 
 def build_staff_book(kiosk: Kiosk) -> StaffBook:
     return StaffBook(kiosk.db, load_secret(kiosk.settings.staff_secret_path))
+
+
+def build_store_data(kiosk: Kiosk) -> StoreData | None:
+    """The lane's store data (docs/store-sync.md) over its database, or None when store
+    sync is not set up (``sync.hq_public_key`` empty). Staff mode's page and ``kiosk sync``
+    read it; the store is ``membership.store_id`` (the id the lane's events carry)."""
+    from app.services.store_data import StoreData
+
+    s = kiosk.settings
+    if not s.sync.hq_public_key:
+        return None
+    return StoreData(kiosk.db, kiosk.catalogue, store_id=s.membership.store_id,
+                     currency=s.store.currency, public_key=s.sync.hq_public_key,
+                     keys_file=s.public_keys_path, lane_id=s.kiosk.lane_id,
+                     stale_after_s=s.sync.stale_after_h * 3600, clock=kiosk.clock,
+                     audit=build_audit(kiosk))
 
 
 def build_reports(kiosk: Kiosk) -> Reports:

@@ -32,12 +32,6 @@ def sync() -> None:
     """Store data from head office: versions, and rolling one back."""
 
 
-def _store_data(kiosk: bootstrap.Kiosk) -> Any:
-    """The lane's StoreData over ``kiosk``'s database (as the running kiosk builds it), or
-    None when store sync is not set up (no head office key pinned)."""
-    return bootstrap.build_store_data(kiosk)
-
-
 def _local(value: object, zone: tzinfo) -> str | None:
     """An instant as ISO 8601 in the store's zone, with its offset; None stays None."""
     if value is None:
@@ -112,7 +106,7 @@ def status_text(d: dict[str, Any]) -> list[str]:
 @click.pass_obj
 def sync_status(obj: Context, as_json: bool) -> None:
     """Versions of the store data on this lane and when head office was last reached."""
-    data = _store_data(obj.kiosk())
+    data = bootstrap.build_store_data(obj.kiosk())
     if data is None:
         if as_json:
             click.echo(json.dumps({"set_up": False}))
@@ -136,7 +130,7 @@ def sync_rollback(obj: Context, kind: str, staff_name: str) -> None:
     from app.services.staff_actions import rollback_between_shoppers
 
     kiosk = obj.kiosk()
-    data = _store_data(kiosk)
+    data = bootstrap.build_store_data(kiosk)
     if data is None:
         raise click.ClickException("store sync is not set up on this lane: nothing to roll "
                                    "back")

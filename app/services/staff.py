@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.domain.clock import Clock
 from app.domain.money import Money
@@ -40,6 +40,9 @@ from app.storage.audit import AuditLog
 from app.storage.outbox import Outbox
 from app.storage.print_jobs import PrintJobs
 from app.storage.staff_book import StaffBook, StaffError, StaffMember
+
+if TYPE_CHECKING:
+    from app.services.store_data import DataStatus
 
 log = logging.getLogger(__name__)
 
@@ -562,7 +565,7 @@ def _instant(value: object) -> object:
     return value
 
 
-def store_data_lines(status: Any) -> tuple[Said, ...]:
+def store_data_lines(status: DataStatus) -> tuple[Said, ...]:
     """The store data page (``status``: ``app.services.store_data.DataStatus``) in words:
     when head office was last reached and, when that is too long ago, what it means and
     what to do; then per kind the version applied (when, effective from), versions
@@ -582,7 +585,9 @@ def store_data_lines(status: Any) -> tuple[Said, ...]:
     for kind in STORE_DATA_KINDS:
         ks = status.kinds.get(kind)
         name = Said.of(f"store_kind_{kind}")
-        if ks is None or ks.applied is None:
+        if ks is not None and ks.local:
+            out.append(Said.of("store_data_kind_local", kind=name))
+        elif ks is None or ks.applied is None:
             out.append(Said.of("store_data_kind_none", kind=name))
         else:
             out.append(Said.of("store_data_kind", kind=name, version=ks.applied))
@@ -591,6 +596,7 @@ def store_data_lines(status: Any) -> tuple[Said, ...]:
                                    effective=_instant(ks.effective_at)))
             elif ks.applied_at:
                 out.append(Said.of("store_data_applied_now", at=_instant(ks.applied_at)))
+        # (version, effective_at) pairs, when StoreData's status carries them.
         staged_at = dict(getattr(ks, "staged_effective", ()) or ()) if ks else {}
         for version in (ks.staged if ks else ()):
             when = staged_at.get(version)
@@ -606,7 +612,7 @@ def store_data_lines(status: Any) -> tuple[Said, ...]:
     return tuple(out)
 
 
-def rollback_offers(status: Any, manager: bool) -> tuple[tuple[str, Said], ...]:
+def rollback_offers(status: DataStatus, manager: bool) -> tuple[tuple[str, Said], ...]:
     """One "Roll back <kind> to version N" button per kind with a version before the one
     applied (``(kind, words)``); for an attendant they say "(manager)"."""
     out = []
