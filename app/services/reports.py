@@ -13,6 +13,7 @@ the period's sales less its refunds.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from app.storage.db import write_transaction
 from app.storage.payments_repo import PaymentsRepo
 from app.storage.sales_repo import Sales
 from app.storage.sessions_repo import Sessions
+from app.storage.store_data_repo import current_versions
 from app.storage.z_reports import ZReports
 
 EPOCH = "0000"
@@ -90,9 +92,26 @@ class Report:
                   f"Abandoned carts: {b['abandoned_carts']}",
                   f"Exit audits: {b['exit_audits']}",
                   f"Payments flagged for staff: {b['payments_flagged']}",
+                  *_version_lines(b),
                   f"Audit head: {b['audit_seq']}:",  # in full: `kiosk audit verify --head`
                   b["audit_hash"][:32], b["audit_hash"][32:]]
         return "\n".join(lines)
+
+
+def _versions_text(versions: dict[str, Any] | None) -> str:
+    if not versions:
+        return "not recorded"
+    return ", ".join(f"{kind} {'-' if v is None else v}" for kind, v in versions.items())
+
+
+def _version_lines(body: dict[str, Any]) -> list[str]:
+    """The store data lines of a report (reports made before issue 22 have none)."""
+    if "data_versions" not in body:
+        return []
+    lines = [f"Data now: {_versions_text(body['data_versions'])}"]
+    lines += [f"Sold under {_versions_text(row['versions'])}: {row['sales']} sale(s)"
+              for row in body.get("sold_under", [])]
+    return lines
 
 
 class Reports:
@@ -145,6 +164,11 @@ class Reports:
             "exit_audits": sum(1 for s in sales if s.exit_audit),
             "payments_flagged": int(flagged),
             "audit_seq": seq, "audit_hash": digest,
+            # Issue 22: the store data versions in effect now, and those the period's
+            # sales were made under (each set with its count of sales).
+            "data_versions": current_versions(self.db),
+            "sold_under": [{"versions": json.loads(v) if v else None, "sales": n}
+                           for v, n in self.sales.versions_between(start.sale, end.sale)],
         }
 
     def x(self, now: datetime) -> Report:

@@ -351,6 +351,15 @@ STRINGS: dict[str, dict[str, str]] = {
         "alert_clock": "时钟",
         "alert_disk": "磁盘",
         "alert_events": "事件",
+        "alert_store-data": "店铺数据",
+        "health_store_data": "店铺数据：商品目录 {catalogue}，促销 {promotions}，收银台密钥 "
+                             "{lane_keys}；待生效 {staged}；{checked}",
+        "health_data_checked": "{ago}前联系过总部",
+        "health_data_never": "尚未联系到总部",
+        "health_data_local": "本地导入",
+        "health_data_stale": "店铺数据已 {ago} 未与总部核对（超过 {limit}）："
+                             "本机继续按现有数据售卖；请检查网络与总部服务",
+        "health_data_refused": "拒收的店铺数据（{kind}）：{reason}",
         "audit_title": "审计日志（{chain}）",
         "audit_chain_ok": "链条完整",
         "audit_chain_broken": "链条在第 {seq} 行断开：{reason}",
@@ -823,6 +832,16 @@ STRINGS: dict[str, dict[str, str]] = {
         "alert_clock": "clock",
         "alert_disk": "disk",
         "alert_events": "events",
+        "alert_store-data": "store data",
+        "health_store_data": "Store data: catalogue {catalogue}, promotions {promotions}, "
+                             "lane keys {lane_keys}; staged {staged}; {checked}",
+        "health_data_checked": "head office checked {ago} ago",
+        "health_data_never": "head office not reached yet",
+        "health_data_local": "local import",
+        "health_data_stale": "store data not checked with head office for {ago} (over "
+                             "{limit}): this lane sells on the data it has; check the "
+                             "network and the head-office service",
+        "health_data_refused": "Store data refused ({kind}): {reason}",
         "audit_title": "Audit log ({chain})",
         "audit_chain_ok": "chain intact",
         "audit_chain_broken": "CHAIN BROKEN at row {seq}: {reason}",
