@@ -58,6 +58,7 @@ if TYPE_CHECKING:  # devices pull in OpenCV and the decoders; commands that need
     from app.runtime import DeviceHealth, KioskRuntime
     from app.services.printing import PrintQueue
     from app.services.store_data import StoreData
+    from app.services.store_sync import StoreSync
     from app.services.uploads import EventUploader
     from devices.camera import Camera, FrameSource
     from devices.decoder import Decoder, FrameDecoder
@@ -319,22 +320,6 @@ def build_staff_book(kiosk: Kiosk) -> StaffBook:
     return StaffBook(kiosk.db, load_secret(kiosk.settings.staff_secret_path))
 
 
-def build_store_data(kiosk: Kiosk) -> StoreData | None:
-    """The lane's store data (docs/store-sync.md) over its database, or None when store
-    sync is not set up (``sync.hq_public_key`` empty). Staff mode's page and ``kiosk sync``
-    read it; the store is ``membership.store_id`` (the id the lane's events carry)."""
-    from app.services.store_data import StoreData
-
-    s = kiosk.settings
-    if not s.sync.hq_public_key:
-        return None
-    return StoreData(kiosk.db, kiosk.catalogue, store_id=s.membership.store_id,
-                     currency=s.store.currency, public_key=s.sync.hq_public_key,
-                     keys_file=s.public_keys_path, lane_id=s.kiosk.lane_id,
-                     stale_after_s=s.sync.stale_after_h * 3600, clock=kiosk.clock,
-                     audit=build_audit(kiosk))
-
-
 def build_reports(kiosk: Kiosk) -> Reports:
     """X and Z reports; each Z report (the end of a day) is followed by a rolling backup."""
     return Reports(kiosk.db, build_audit(kiosk), kiosk.settings.kiosk.lane_id,
@@ -430,6 +415,115 @@ def build_uploader(settings: Settings, clock: Clock,
         settings.database_path, clock, keep_days=m.keep_days, on_alert=on_alert)
 
 
+# --- store data from head office (issue 22, docs/store-sync.md) --------------------------------
+def sync_url(settings: Settings) -> str:
+    """Where the store data comes from: ``sync.url``, else the membership backend."""
+    return settings.sync.url or settings.membership.base_url
+
+
+def sync_off_reason(settings: Settings) -> str:
+    """Why this lane does not follow head office ('' when it does): sync switched off, no
+    head office to ask, or no pinned publishing key (then nothing could be trusted)."""
+    s = settings.sync
+    if not s.enabled:
+        return "sync.enabled is false"
+    if not sync_url(settings):
+        return "no head office (sync.url and membership.base_url are empty)"
+    if not s.hq_public_key:
+        return ("sync.hq_public_key is empty: pin head office's publishing key "
+                "(`kiosk hq key --key FILE` prints it)")
+    return ""
+
+
+def build_store_data(kiosk: Kiosk) -> StoreData | None:
+    """The lane's store data over ``kiosk``'s connection (app.services.store_data), or None
+    when this lane does not follow head office (``sync_off_reason``)."""
+    from app.services.store_data import StoreData
+
+    settings = kiosk.settings
+    if sync_off_reason(settings):
+        return None
+    return StoreData(kiosk.db, kiosk.catalogue, store_id=settings.membership.store_id,
+                     currency=settings.store.currency,
+                     public_key=settings.sync.hq_public_key or None,
+                     keys_file=settings.public_keys_path, lane_id=settings.kiosk.lane_id,
+                     stale_after_s=settings.sync.stale_after_h * 3600, clock=kiosk.clock,
+                     audit=build_audit(kiosk))
+
+
+def build_store_sync(settings: Settings, clock: Clock,
+                     runtime: Callable[[], KioskRuntime | None] = lambda: None,
+                     on_alert: Callable[[str], None] | None = None) -> StoreSync | None:
+    """The store-data sync thread (app.services.store_sync) with its HTTP client
+    (devices.hq_sync), or None when this lane does not follow head office. The thread
+    opens its own connection (``build``) and store data over it; its heartbeats carry
+    the ``runtime()``'s device health (None: the devices are not known)."""
+    from app.services.store_sync import StoreSync, SyncSide
+    from devices.hq_sync import StoreDataClient
+
+    if sync_off_reason(settings):
+        return None
+    s, m = settings.sync, settings.membership
+    client = StoreDataClient(sync_url(settings), m.token, m.store_id, settings.kiosk.lane_id,
+                             max_bytes=s.max_download_mb * 1024 * 1024)
+
+    def open_side() -> SyncSide:
+        kiosk = build(settings, clock)  # the thread's own connection
+        data = build_store_data(kiosk)
+        assert data is not None
+        outbox = build_outbox(kiosk)
+        return SyncSide(data, lambda: lane_heartbeat(kiosk, data, outbox, runtime()),
+                        kiosk.close)
+
+    return StoreSync(client, open_side, clock, store_id=m.store_id, poll_s=s.poll_s,
+                     heartbeat_s=s.heartbeat_s, on_alert=on_alert,
+                     monotonic=getattr(clock, "monotonic", time.monotonic))
+
+
+def lane_heartbeat(kiosk: Kiosk, data: StoreData, outbox: Outbox,
+                   runtime: KioskRuntime | None) -> dict[str, Any]:
+    """The heartbeat body (docs/store-sync.md): versions, staged, the last answer from
+    head office, the lane's health in a word and a line, the outbox backlog and the open
+    alerts. Built on the sync thread, over its own connection."""
+    from app.lane import Screen
+    from app.services.store_sync import health_summary, heartbeat_body
+
+    status = data.status()
+    states: list[tuple[str, str]] = []
+    out_of_order = False
+    if runtime is not None:
+        states = [(h.device, h.state) for h in runtime.device_health()
+                  if h.device != "store_sync"]
+        lane = runtime.executor.lane
+        out_of_order = lane is not None and lane.view.screen is Screen.OUT_OF_ORDER
+    if status.stale:
+        states.append(("store data", "stale"))
+    st = outbox.status()
+    return heartbeat_body(
+        lane_id=kiosk.settings.kiosk.lane_id, store_id=kiosk.settings.membership.store_id,
+        now=kiosk.clock.now(), versions=status.versions(), staged=status.staged(),
+        checked_at=status.checked_at, health=health_summary(states, out_of_order=out_of_order),
+        outbox=(st.pending, st.dead, st.oldest_pending),
+        alerts=[message for _kind, message in open_alerts(kiosk)])
+
+
+def store_sync_health(settings: Settings, sync: StoreSync | None) -> list[DeviceHealth]:
+    """Staff's line for the sync thread: off and why, or what it is doing (the data's
+    versions and age are the store-data lines of the health page)."""
+    from app.runtime import DeviceHealth
+
+    if sync is None:
+        return [DeviceHealth("store_sync", "off",
+                             f"Head office sync: off ({sync_off_reason(settings)})")]
+    h = sync.health()
+    state = "ok" if h.state in ("idle", "syncing") else h.state
+    detail = f"; {h.last_error}" if h.last_error else ""
+    wait = f", next try in {h.next_try_in_s:.0f} s" if h.state == "backing_off" else ""
+    return [DeviceHealth("store_sync", state, (
+        f"Head office sync ({sync_url(settings)}): {h.state}{wait}, {h.polls} looks, "
+        f"{h.staged} staged, {h.heartbeats} heartbeats{detail}"))]
+
+
 def build_member_codes(settings: Settings) -> MemberCodes | None:
     """The member QR checker, or None until the backend's member key is configured."""
     key = settings.membership.member_key
@@ -492,7 +586,8 @@ def run_ui(kiosk: Kiosk, *, screenshot: Path | None = None, demo: bool = False,
         # Replaces the CLI's (SIGTERM as Ctrl-C) handler; without either, SDL's turns
         # SIGTERM into a window-close request, which the kiosk refuses.
         service.catch_sigterm()
-        store = start_sim_store(kiosk.settings, keep_camera=webcam) if demo else None
+        store = start_sim_store(kiosk.settings, keep_camera=webcam, head_office=True) \
+            if demo else None
         try:
             runtime = build_runtime(kiosk, threaded=True,
                                     camera_factory=store.camera_factory() if store else None,
@@ -727,13 +822,15 @@ def restart_health(settings: Settings) -> list[DeviceHealth]:
 
 
 def start_sim_store(settings: Settings, *, keep_camera: bool = False, pay_url: str = "",
-                    pay_options: dict[str, object] | None = None) -> SimStore:
+                    pay_options: dict[str, object] | None = None,
+                    head_office: bool = False) -> SimStore:
     """Start the simulated store (payment, backend, printer, camera) and point ``settings``
-    at it: what `kiosk demo` and `kiosk scenario` run in."""
+    at it: what `kiosk demo` and `kiosk scenario` run in. ``head_office``: the backend
+    publishes the demo store data and the lane follows it (`kiosk demo`, issue 22)."""
     from devices.sim.store import SimStore
 
     return SimStore(settings.data_dir, keep_camera=keep_camera, pay_url=pay_url,
-                    pay_options=pay_options).start(settings)
+                    pay_options=pay_options, head_office=head_office).start(settings)
 
 
 def start_demo(settings: Settings, clock: Clock | None = None, *, pay_url: str = ""
@@ -792,6 +889,7 @@ def build_runtime(kiosk: Kiosk, *, threaded: bool,
                         lambda _typed: None,  # people type on the on-screen keypads
                         router.scan_rejected)
     uploader = build_uploader(settings, clock)
+    sync = build_store_sync(settings, clock, lambda: runtime)
     # Every device, in start order (stop is the reverse) and the health page's order.
     devices = Devices(
         Device("camera_scanner", camera_scanner),  # its lines are the camera's
@@ -801,6 +899,7 @@ def build_runtime(kiosk: Kiosk, *, threaded: bool,
                health=lambda: serial_scanner_health(serial, settings.scanner.serial_port)),
         Device("wedge", wedge, runs=False),  # fed keys by the screen; no thread of its own
         Device("uploader", uploader),  # its state is on the health page's events line
+        Device("store_sync", sync, health=lambda: store_sync_health(settings, sync)),
         Device("kiosk", None, runs=False, health=lambda: restart_health(settings)),
     )
 
@@ -860,6 +959,7 @@ def build_lane(kiosk: Kiosk, *, provider: PaymentProvider | None = None,
     s = kiosk.settings
     outbox = build_outbox(kiosk)
     member_client = build_member_client(s)
+    store_data = build_store_data(kiosk)  # applied between shoppers (docs/store-sync.md)
     parts = LaneParts(
         db=kiosk.db, outbox=outbox, new_checkout=lambda: build_checkout(kiosk),
         desk=build_payment_desk(kiosk, provider), clock=kiosk.clock, lane_id=s.kiosk.lane_id,
@@ -880,6 +980,7 @@ def build_lane(kiosk: Kiosk, *, provider: PaymentProvider | None = None,
             kiosk.catalogue, department=department, search=search),
         exit_audit=exit_audit_rules(s), roll=secrets.SystemRandom().random,
         monotonic=getattr(kiosk.clock, "monotonic", time.monotonic),
+        store_data=store_data,
         timings=LaneTimings(
             idle=timedelta(seconds=s.ui.idle_s),
             idle_help=timedelta(seconds=s.ui.help_idle_s),
@@ -898,12 +999,14 @@ def build_lane(kiosk: Kiosk, *, provider: PaymentProvider | None = None,
         desk=parts.desk, recent_sales=lambda n: recent_sales(kiosk, n),
         book=build_staff_book(kiosk), audit=build_audit(kiosk), reports=build_reports(kiosk),
         jobs=PrintJobs(kiosk.db), verify_pass=pass_checker(kiosk),
-        health=lambda: health_page(devices, parts.desk.provider, outbox,
-                                   lambda: open_alerts(kiosk)),
+        health=lambda: health_page(
+            devices, parts.desk.provider, outbox, lambda: open_alerts(kiosk),
+            (lambda: (store_data.status(), s.sync.stale_after_h * 3600))
+            if store_data is not None else None, kiosk.clock.now),
         zone=s.store.zone(),
         flush_outbox=lambda: outbox_state(outbox, flush), retry_dead=outbox.retry_dead,
         wake_printer=wake_printer, idle=timedelta(seconds=s.staff.idle_s),
-        monotonic=parts.monotonic))
+        monotonic=parts.monotonic, store_data=store_data))
     return lane
 
 

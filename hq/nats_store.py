@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 import logging
 import re
@@ -53,18 +54,24 @@ from nats.js.api import (
     DeliverPolicy,
     DiscardPolicy,
     KeyValueConfig,
+    ObjectStoreConfig,
     StorageType,
     StreamConfig,
 )
 
+from app.domain import store_data
 from hq.sqlite_store import DEMO_MEMBERS, event_problem
-from hq.stores import BatchAnswer, Member, StoreUnavailable
+from hq.stores import HEARTBEAT_TTL_S, BatchAnswer, Member, StoreUnavailable, VersionTaken
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 STREAM = "EVENTS"
 BUCKETS = ("hq_batches", "hq_audit_heads", "hq_members", "hq_keys", "hq_member_summary")
+#: Store sync (docs/store-sync.md): manifests, payloads, the lanes' heartbeats.
+VERSIONS_BUCKET = "hq_versions"
+PAYLOADS_BUCKET = "hq_payloads"
+HEARTBEATS_BUCKET = "hq_heartbeats"
 #: NATS subject tokens (and key-value keys) a lane or store id may use.
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: JetStream's "store failed" error code. It answers both "maximum messages per subject
@@ -113,6 +120,23 @@ def untoken(part: str) -> str:
     return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
 
 
+def _checked_payloads(m: store_data.Manifest, full: bytes, delta: bytes | None
+                      ) -> list[tuple[store_data.Payload, bytes]]:
+    """The payloads of a version to keep, each checked against its manifest (size and
+    SHA-256: a store never keeps a manifest whose payload is other bytes). ValueError
+    with the reason otherwise."""
+    if (delta is None) != (m.delta is None):
+        raise ValueError(f"version {m.version}: the manifest "
+                         f"{'has no' if m.delta is None else 'names a'} delta, the "
+                         f"publisher gave {'none' if delta is None else 'one'}")
+    out = [(m.full, full)]
+    if m.delta is not None and delta is not None:
+        out.append((m.delta, delta))
+    for p, data in out:
+        store_data.check_payload(data, p)  # StoreDataError is a ValueError
+    return out
+
+
 def already_stored(result: object) -> bool:
     """True when a publish's outcome is JetStream refusing an event whose subject (its
     event id) already holds one: a duplicate, delivered. Not for any other 10077."""
@@ -130,8 +154,9 @@ class NatsStore:
 
     def __init__(self, servers: list[str], *, replicas: int = 1,
                  retention: Retention | None = None, timeout_s: float = 5.0,
-                 create: bool = True) -> None:
+                 create: bool = True, heartbeat_ttl_s: float = HEARTBEAT_TTL_S) -> None:
         self.servers = servers
+        self.heartbeat_ttl_s = heartbeat_ttl_s
         self.create = create
         self.replicas = replicas
         self.retention = retention or Retention()
@@ -236,6 +261,7 @@ class NatsStore:
             await self._create_once("hq_members", f"m.{member_id}", json.dumps(
                 {"name": name, "tier": tier, "points": points, "phone": phone}).encode())
             await self._create_once("hq_members", f"p.{phone}", member_id.encode())
+        await self._ensure_store_sync()
 
     async def _create_once(self, bucket: str, key: str, value: bytes) -> bool:
         """Compare-and-set "create if absent"; False when it was already there."""
@@ -342,6 +368,10 @@ class NatsStore:
         batches = (await self.js.stream_info("KV_hq_batches")).config
         batches.max_age = self.retention.max_age_s
         await self.js.update_stream(batches)
+        # The heartbeats' time to live is this store's heartbeat_ttl_s (hq.heartbeat_ttl_s).
+        beats = (await self.js.stream_info(f"KV_{HEARTBEATS_BUCKET}")).config
+        beats.max_age = self.heartbeat_ttl_s
+        await self.js.update_stream(beats)
         limit = "no size limit" if self.retention.max_bytes < 0 else \
             f"at most {self.retention.max_bytes} bytes (then new events are refused)"
         return (f"stream {STREAM}: R{config.num_replicas}, events kept "
@@ -474,6 +504,212 @@ class NatsStore:
         if value is None:
             raise StoreUnavailable("the member key is missing from hq_keys")
         return value
+
+    # -- store data versions (docs/store-sync.md) --------------------------------------------
+    async def _ensure_store_sync(self) -> None:
+        """The buckets of store sync, created if missing with the store's replication:
+        ``hq_versions`` (manifests, one revision per key), ``hq_payloads`` (object store)
+        and ``hq_heartbeats`` (TTL ``heartbeat_ttl_s``: NATS drops a silent lane's key)."""
+        for bucket, ttl in ((VERSIONS_BUCKET, None), (HEARTBEATS_BUCKET, self.heartbeat_ttl_s)):
+            try:
+                self.kv[bucket] = await self.js.key_value(bucket)
+            except js_errors.BucketNotFoundError:
+                self.kv[bucket] = await self.js.create_key_value(KeyValueConfig(
+                    bucket=bucket, replicas=self.replicas, ttl=ttl, history=1))
+        try:
+            self.objects = await self.js.object_store(PAYLOADS_BUCKET)
+        except js_errors.BucketNotFoundError:
+            # nats-py 2.x: a config passed alone loses its bucket name; name it as well.
+            self.objects = await self.js.create_object_store(
+                PAYLOADS_BUCKET, ObjectStoreConfig(bucket=PAYLOADS_BUCKET,
+                                                   replicas=self.replicas,
+                                                   storage=StorageType.FILE))
+
+    @staticmethod
+    def _version_key(store_id: str, kind: str, version: int) -> str:
+        return f"{token(store_id)}.{kind}.{version}"
+
+    @staticmethod
+    def payload_name(store_id: str, kind: str, version: int, format: str,  # noqa: A002
+                     sha256: str) -> str:
+        """The object a payload is kept as: ``<store>/<kind>/<version>/<format>/<sha256>``.
+        The payload's SHA-256 is part of the name so a publisher that loses the race for
+        a version never overwrites the winner's payloads (payloads are written before
+        the manifest's compare-and-set decides who won)."""
+        return f"{token(store_id)}/{kind}/{version}/{format}/{sha256}"
+
+    def publish_version(self, manifest: bytes, signature: bytes, full: bytes,
+                        delta: bytes | None) -> None:
+        """Keep one version: its payloads in ``hq_payloads`` first, then the manifest in
+        ``hq_versions`` with ``create`` (compare-and-set). VersionTaken when the key is
+        already there (the loser's payloads are deleted again unless they are the
+        winner's very bytes). ValueError when a payload is not the one the manifest
+        describes (size, SHA-256) or a delta is missing or unexpected."""
+        m = store_data.manifest_from_bytes(manifest)
+        payloads = _checked_payloads(m, full, delta)
+        self._run(self._publish_version(m, manifest, signature, payloads), timeout=600)
+
+    async def _publish_version(self, m: store_data.Manifest, manifest: bytes,
+                               signature: bytes,
+                               payloads: list[tuple[store_data.Payload, bytes]]) -> None:
+        names = []
+        for p, data in payloads:
+            name = self.payload_name(m.store_id, m.kind, m.version, p.format, p.sha256)
+            names.append(name)
+            try:
+                held = await self.objects.get_info(name)
+                if held.size == p.size:
+                    continue  # the very bytes are already kept (a retried publish)
+            except js_errors.ObjectNotFoundError:
+                pass
+            await self.objects.put(name, data)
+        value = json.dumps({"manifest": base64.b64encode(manifest).decode(),
+                            "signature": base64.b64encode(signature).decode()}).encode()
+        key = self._version_key(m.store_id, m.kind, m.version)
+        if await self._create_once(VERSIONS_BUCKET, key, value):
+            return
+        winner = await self._get(VERSIONS_BUCKET, key)
+        kept = set()
+        if winner is not None:
+            won = store_data.manifest_from_bytes(
+                base64.b64decode(json.loads(winner)["manifest"]))
+            kept = {self.payload_name(won.store_id, won.kind, won.version, p.format,
+                                      p.sha256)
+                    for p in (won.full, won.delta) if p is not None}
+        for name in names:
+            if name not in kept:
+                await self._delete_object(name)
+        raise VersionTaken(f"{m.store_id} {m.kind} version {m.version} is already published")
+
+    async def _delete_object(self, name: str) -> None:
+        """Remove an object and leave nothing behind: its meta message first (readers get
+        "not found" from then on), then its chunks. nats-py's ``delete`` would leave a
+        "deleted" meta message per pruned payload, forever."""
+        try:
+            info = await self.objects.get_info(name)
+        except js_errors.ObjectNotFoundError:
+            return
+        stream = f"OBJ_{PAYLOADS_BUCKET}"
+        meta = base64.urlsafe_b64encode(name.encode()).decode()
+        await self.js.purge_stream(stream, subject=f"$O.{PAYLOADS_BUCKET}.M.{meta}")
+        await self.js.purge_stream(stream, subject=f"$O.{PAYLOADS_BUCKET}.C.{info.nuid}")
+
+    async def _version_numbers(self, store_id: str, kind: str) -> list[int]:
+        """The kept versions of a store's kind, ascending: the subjects the bucket's
+        stream holds under ``<store>.<kind>.*`` (one server request, no consumer; pruned
+        keys are purged, so they leave no subject behind)."""
+        stream = f"KV_{VERSIONS_BUCKET}"
+        prefix = f"$KV.{VERSIONS_BUCKET}.{token(store_id)}.{kind}."
+        info = await self.js._api_request(  # noqa: SLF001 - nats-py does not filter it
+            f"{self.js._prefix}.STREAM.INFO.{stream}",  # noqa: SLF001
+            json.dumps({"subjects_filter": prefix + "*"}).encode(),
+            timeout=self.timeout_s)
+        subjects = info.get("state", {}).get("subjects") or {}
+        return sorted(int(name.removeprefix(prefix)) for name in subjects)
+
+    def latest_version(self, store_id: str, kind: str) -> int | None:
+        found = self._run(self._version_numbers(store_id, kind))
+        return found[-1] if found else None
+
+    def versions_after(self, store_id: str, kind: str,
+                       after: int | None) -> list[tuple[bytes, bytes]]:
+        return self._run(self._versions_after(store_id, kind, after))
+
+    async def _versions_after(self, store_id: str, kind: str,
+                              after: int | None) -> list[tuple[bytes, bytes]]:
+        out = []
+        for version in await self._version_numbers(store_id, kind):
+            if after is not None and version <= after:
+                continue
+            raw = await self._get(VERSIONS_BUCKET, self._version_key(store_id, kind, version))
+            if raw is None:  # pruned between the listing and the read
+                continue
+            data = json.loads(raw)
+            out.append((base64.b64decode(data["manifest"]), base64.b64decode(data["signature"])))
+        return out
+
+    def payload(self, store_id: str, kind: str, version: int,
+                format: str) -> bytes | None:  # noqa: A002
+        if kind not in store_data.KINDS or format not in store_data.FORMATS:
+            return None
+        return self._run(self._payload(store_id, kind, version, format), timeout=600)
+
+    async def _payload(self, store_id: str, kind: str, version: int,
+                       format: str) -> bytes | None:  # noqa: A002
+        raw = await self._get(VERSIONS_BUCKET, self._version_key(store_id, kind, version))
+        if raw is None:
+            return None
+        m = store_data.manifest_from_bytes(base64.b64decode(json.loads(raw)["manifest"]))
+        p = m.payload(format)
+        if p is None:
+            return None
+        out = io.BytesIO()  # written chunk by chunk: nats-py's own buffer grows by copying
+        try:
+            await self.objects.get(self.payload_name(store_id, kind, version, format,
+                                                     p.sha256), writeinto=out)
+        except js_errors.ObjectNotFoundError:
+            return None  # pruned after the manifest was read
+        return out.getvalue()
+
+    def prune_versions(self, store_id: str, kind: str, keep: int) -> int:
+        """Drop all but the newest ``keep`` (>= 1) versions: each manifest first (purged,
+        so no key or marker is left), then its payloads. How many were dropped."""
+        if keep < 1:
+            raise ValueError("keep at least one version")
+        return self._run(self._prune(store_id, kind, keep), timeout=300)
+
+    async def _prune(self, store_id: str, kind: str, keep: int) -> int:
+        versions = await self._version_numbers(store_id, kind)
+        dropped = 0
+        for version in versions[:-keep]:
+            key = self._version_key(store_id, kind, version)
+            raw = await self._get(VERSIONS_BUCKET, key)
+            await self.js.purge_stream(f"KV_{VERSIONS_BUCKET}",
+                                       subject=f"$KV.{VERSIONS_BUCKET}.{key}")
+            dropped += 1
+            if raw is None:
+                continue
+            m = store_data.manifest_from_bytes(base64.b64decode(json.loads(raw)["manifest"]))
+            for p in (m.full, m.delta):
+                if p is not None:
+                    await self._delete_object(self.payload_name(store_id, kind, version,
+                                                                p.format, p.sha256))
+        return dropped
+
+    # -- lane heartbeats ----------------------------------------------------------------------
+    def keep_heartbeat(self, store_id: str, lane_id: str, body: dict[str, Any],
+                       received_at: str) -> None:
+        value = json.dumps({"store_id": store_id, "lane_id": lane_id,
+                            "received_at": received_at, "body": body},
+                           ensure_ascii=False).encode()
+        self._run(self.kv[HEARTBEATS_BUCKET].put(f"{token(store_id)}.{token(lane_id)}",
+                                                 value))
+
+    def heartbeats(self, store_id: str | None) -> list[tuple[str, str, str, dict[str, Any]]]:
+        rows = self._run(self._heartbeats(store_id), timeout=120)
+        oldest = datetime.now(UTC).timestamp() - self.heartbeat_ttl_s
+        # The bucket's TTL drops old keys; this also honours a TTL shortened since the
+        # bucket was made (``kiosk hq setup`` applies it to the bucket).
+        return sorted(r for r in rows
+                      if store_data.parse_instant(r[2]).timestamp() > oldest)
+
+    async def _heartbeats(self, store_id: str | None
+                          ) -> list[tuple[str, str, str, dict[str, Any]]]:
+        where = f"{token(store_id)}.*" if store_id is not None else ">"
+        watcher = await self.kv[HEARTBEATS_BUCKET].watch(where, ignore_deletes=True)
+        rows = []
+        try:
+            async for entry in watcher:
+                if entry is None:
+                    break
+                if not entry.value:
+                    continue
+                data = json.loads(entry.value)
+                rows.append((str(data["store_id"]), str(data["lane_id"]),
+                             str(data["received_at"]), dict(data["body"])))
+        finally:
+            await watcher.stop()  # type: ignore[no-untyped-call]
+        return rows
 
     def close(self) -> None:
         try:

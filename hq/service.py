@@ -16,18 +16,27 @@ import base64
 import json
 import re
 import threading
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import unquote
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from app.domain import store_data
+from hq import fleet
 from hq.stores import HqStore, StoreUnavailable
 
 #: Seconds a lane is asked to wait when the store is unavailable.
 RETRY_AFTER_S = 5
 
 _AUDIT_HEAD = re.compile(r"^/v1/kiosks/([^/]+)/audit-head$")
+# -- store data versions (issue 22) --
+_STORE_DATA = re.compile(r"^/v1/stores/([^/]+)/data/([^/]+)(?:/([^/]+)/([^/]+))?$")
+# Store sync: lanes reporting back (docs/store-sync.md).
+_HEARTBEAT = re.compile(r"^/v1/stores/([^/?]+)/lanes/([^/?]+)/heartbeat$")
+_LANES = re.compile(r"^/v1/stores/([^/?]+)/lanes$")
 
 
 class HqHandler(BaseHTTPRequestHandler):
@@ -97,12 +106,73 @@ class HqHandler(BaseHTTPRequestHandler):
                 return self.reply(404, {"error": "no audit head from this kiosk yet"})
             return self.reply(200, {"seq": heads[-1][0], "hash": heads[-1][1],
                                     "heads": [{"seq": a, "hash": b} for a, b in heads]})
+        if m := _STORE_DATA.match(path):
+            return self._store_data(*m.groups())
+        if m := _LANES.match(path):
+            return self._lanes(unquote(m.group(1)))
         if path.startswith("/v1/members/"):
             member = store.member(path.rsplit("/", 1)[1])
             if member is None:
                 return self.reply(404, {"error": "no such member"})
             return self.reply(200, member.as_json())
         return self.reply(404, {"error": "not found"})
+
+    # -- store data versions (issue 22, docs/store-sync.md) ---------------------------------
+    def _store_data(self, store_id: str, kind: str, version: str | None,
+                    fmt: str | None) -> None:
+        """``GET /v1/stores/{store_id}/data/{kind}[/{version}/{full|delta}]``: a malformed
+        store id or version is 400; an unknown kind or format, or nothing kept, is 404."""
+        try:
+            store_data.check_store_id(store_id)
+        except ValueError as exc:
+            return self.reply(400, {"error": str(exc)})
+        if kind not in store_data.KINDS:
+            return self.reply(404, {"error": f"no data kind {kind!r}; kinds: "
+                                             f"{', '.join(store_data.KINDS)}"})
+        if version is None or fmt is None:
+            return self._store_data_versions(store_id, kind)
+        if not version.isdigit() or not version.isascii() or len(version) > 18 \
+                or int(version) < 1:
+            return self.reply(400, {"error": f"version {version!r} is not a whole number "
+                                             "from 1"})
+        if fmt not in store_data.FORMATS:
+            return self.reply(404, {"error": f"no payload format {fmt!r}; formats: "
+                                             f"{', '.join(store_data.FORMATS)}"})
+        data = self.server.store.payload(store_id, kind, int(version), fmt)
+        if data is None:
+            return self.reply(404, {"error": f"{kind} version {version} of store {store_id} "
+                                             f"has no {fmt} payload here (pruned, never "
+                                             "published, or version 1's delta)"})
+        self.send_response(200)
+        self.send_header("Content-Type", "application/gzip")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("ETag", f'"sha256:{store_data.digest(data)}"')
+        self.end_headers()
+        self.wfile.write(data)
+        return None
+
+    def _store_data_versions(self, store_id: str, kind: str) -> None:
+        store = self.server.store
+        latest = store.latest_version(store_id, kind)
+        if latest is None:
+            return self.reply(404, {"error": f"no {kind} published for store {store_id}"})
+        tag = store_data.etag(kind, latest)
+        held = store_data.version_from_etag(self.headers.get("If-None-Match"), kind)
+        if held == latest:  # the common answer to a polling lane: nothing new
+            self.send_response(304)
+            self.send_header("ETag", tag)
+            self.end_headers()
+            return None
+        # A version the store never had (above the newest: another head office's, or a
+        # wiped store) is unknown: list every kept version, as for none.
+        after = held if held is not None and held < latest else None
+        versions = [{"manifest": json.loads(raw), "signature": base64.b64encode(sig).decode(),
+                     "manifest_b64": base64.b64encode(raw).decode()}
+                    for raw, sig in store.versions_after(store_id, kind, after)]
+        return self.reply(200, {"store_id": store_id, "kind": kind, "latest": latest,
+                                "versions": versions}, {"ETag": tag})
+
+    # -- end store data versions ------------------------------------------------------------
 
     def _status_page(self) -> None:
         rows = "".join(f"<tr><td>{k}</td><td>{n}</td></tr>"
@@ -119,6 +189,8 @@ class HqHandler(BaseHTTPRequestHandler):
     def _post(self, raw: bytes) -> None:
         if self.extra_post(self.path, raw):
             return None
+        if m := _HEARTBEAT.match(self.path):
+            return self._heartbeat(unquote(m.group(1)), unquote(m.group(2)), raw)
         if self.path != "/v1/events":
             return self.reply(404, {"error": "not found"})
         if not self.authorised():
@@ -144,6 +216,32 @@ class HqHandler(BaseHTTPRequestHandler):
                                           self.refused_types())
         self.server.ingested(answer.accepted)
         return self.reply(200, answer.as_json())
+
+    # -- store sync: lanes reporting back (docs/store-sync.md) ------------------------------
+    def _heartbeat(self, store_id: str, lane_id: str, raw: bytes) -> None:
+        """``POST /v1/stores/{store_id}/lanes/{lane_id}/heartbeat``: keep the lane's latest
+        heartbeat; 400 with the reason for a body that is not one (hq.fleet)."""
+        if not self.authorised():
+            return self.reply(401, {"error": "bad or missing bearer token"})
+        if len(raw) > fleet.MAX_BODY_BYTES:
+            return self.reply(400, {"error": f"a heartbeat is at most "
+                                             f"{fleet.MAX_BODY_BYTES} bytes"})
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return self.reply(400, {"error": "the body is not JSON"})
+        problem = fleet.heartbeat_problem(body, store_id, lane_id)
+        if problem:
+            return self.reply(400, {"error": f"not a heartbeat: {problem}"})
+        store = self.server.store
+        store.keep_heartbeat(store_id, lane_id, body,
+                             store_data.instant_text(datetime.now(UTC)))
+        return self.reply(200, {"kept": True, "expires_in_s": int(store.heartbeat_ttl_s)})
+
+    def _lanes(self, store_id: str) -> None:
+        """``GET /v1/stores/{store_id}/lanes``: the store's fleet rows (hq.fleet)."""
+        rows = fleet.fleet_rows(self.server.store, store_id, datetime.now(UTC))
+        return self.reply(200, {"store_id": store_id, "lanes": rows})
 
     # -- hooks for the reference backend -------------------------------------------------
     def extra_get(self, path: str, query: str) -> bool:

@@ -9,8 +9,12 @@ resent at any time later gets the first answer and stores nothing twice.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sqlite3
+import tempfile
 import threading
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +22,8 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from hq.stores import BatchAnswer, Member, StoreUnavailable
+from app.domain.store_data import FORMATS, check_store_id, manifest_from_bytes
+from hq.stores import HEARTBEAT_TTL_S, BatchAnswer, Member, StoreUnavailable, VersionTaken
 
 #: The demo's members, enrolled in every new store (docs/members.md).
 DEMO_MEMBERS = (("M000001", "王小明", "gold", 1200, "13800138000"),
@@ -43,8 +48,10 @@ class SqliteStore:
     """:class:`hq.stores.HqStore` in one SQLite file. Thread-safe (one lock: SQLite
     serialises writers anyway). ``Path(':memory:')`` keeps everything in memory."""
 
-    def __init__(self, path: Path, *, busy_timeout_ms: int = 5000) -> None:
+    def __init__(self, path: Path, *, busy_timeout_ms: int = 5000,
+                 heartbeat_ttl_s: float = HEARTBEAT_TTL_S) -> None:
         self.path = path
+        self.heartbeat_ttl_s = heartbeat_ttl_s
         self.lock = threading.Lock()
         self.conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self.conn.execute("PRAGMA journal_mode=WAL")
@@ -65,6 +72,10 @@ class SqliteStore:
                           "PRIMARY KEY (kiosk_id, seq, hash))")
         self.conn.execute("CREATE TABLE IF NOT EXISTS members (member_id TEXT PRIMARY KEY, "
                           "name TEXT, tier TEXT, points INTEGER, phone TEXT)")
+        # The latest heartbeat of each lane (store sync, docs/store-sync.md).
+        self.conn.execute("CREATE TABLE IF NOT EXISTS lane_heartbeats (store_id TEXT NOT NULL, "
+                          "lane_id TEXT NOT NULL, received_at TEXT NOT NULL, body TEXT NOT NULL, "
+                          "PRIMARY KEY (store_id, lane_id))")
         self.conn.execute("CREATE TABLE IF NOT EXISTS keys (name TEXT PRIMARY KEY, pem BLOB)")
         self.conn.executemany("INSERT OR IGNORE INTO members VALUES (?, ?, ?, ?, ?)",
                               DEMO_MEMBERS)
@@ -74,6 +85,7 @@ class SqliteStore:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption())
         self.conn.execute("INSERT OR IGNORE INTO keys VALUES ('member', ?)", [pem])
+        self._open_versions()
 
     def ingest(self, key: str, kiosk_id: str, store_id: str, events: list[dict[str, Any]],
                refuse_types: frozenset[str] = frozenset()) -> BatchAnswer:
@@ -185,6 +197,207 @@ class SqliteStore:
         with self.lock:
             return int(self.conn.execute("SELECT count(*) FROM events").fetchone()[0])
 
+    # -- store data versions (issue 22, docs/store-sync.md) ---------------------------------
+    # Manifests in the table ``store_versions``; payloads as files beside the database
+    # (``<db>.versions/<store>/<kind>/<version>.<format>.jsonl.gz``): a million-product
+    # catalogue is tens of MB per version, which would bloat the WAL of the file every
+    # lane's events go through.
+
+    def _open_versions(self) -> None:
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS store_versions (store_id TEXT NOT NULL, "
+            "kind TEXT NOT NULL, version INTEGER NOT NULL, manifest BLOB NOT NULL, "
+            "signature BLOB NOT NULL, published_at TEXT NOT NULL, "
+            "PRIMARY KEY (store_id, kind, version))")
+        self._scratch: str | None = None
+        if str(self.path) == ":memory:":  # a throwaway store: throwaway payload files too
+            self._scratch = tempfile.mkdtemp(prefix="hq-versions-")
+            self.versions_dir = Path(self._scratch)
+        else:
+            self.versions_dir = Path(f"{self.path}.versions")
+
+    def _payload_path(self, store_id: str, kind: str, version: int, fmt: str) -> Path:
+        return self.versions_dir / store_id / kind / f"{version}.{fmt}.jsonl.gz"
+
+    def publish_version(self, manifest: bytes, signature: bytes, full: bytes,
+                        delta: bytes | None) -> None:
+        """Keep one version (docs/store-sync.md). The payloads are written to temporary
+        names and fsynced outside the database lock (they may be tens of MB); then, in
+        one ``BEGIN IMMEDIATE`` transaction (the lock every process on this file shares),
+        the version is checked free, the files renamed to their names and the row
+        inserted. A second publisher of the same version waits for the lock, finds the
+        row and gets :class:`VersionTaken` without touching the first one's files.
+        ValueError for a manifest that is not well formed, whose payloads do not match
+        what is given, or whose version is not the next one."""
+        m = manifest_from_bytes(manifest)
+        check_store_id(m.store_id)
+        if (delta is None) != (m.delta is None):
+            raise ValueError("the delta given and the manifest's delta disagree")
+        folder = self.versions_dir / m.store_id / m.kind
+        folder.mkdir(parents=True, exist_ok=True)
+        temps: list[tuple[Path, Path]] = []
+        try:
+            for fmt, data in (("full", full), ("delta", delta)):
+                if data is None:
+                    continue
+                tmp = folder / f".{m.version}.{fmt}.{uuid.uuid4().hex}.tmp"
+                with tmp.open("wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                temps.append((tmp, self._payload_path(m.store_id, m.kind, m.version, fmt)))
+            self._claim_version(m.store_id, m.kind, m.version, manifest, signature, temps,
+                                folder)
+        finally:
+            for tmp, _final in temps:
+                tmp.unlink(missing_ok=True)  # gone already once renamed
+
+    def _claim_version(self, store_id: str, kind: str, version: int, manifest: bytes,
+                       signature: bytes, temps: list[tuple[Path, Path]], folder: Path) -> None:
+        with self.lock:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:  # locked past the busy timeout
+                raise StoreUnavailable(str(exc)) from exc
+            try:
+                latest = self.conn.execute(
+                    "SELECT max(version) FROM store_versions WHERE store_id = ? AND kind = ?",
+                    [store_id, kind]).fetchone()[0] or 0
+                if version <= latest:
+                    raise VersionTaken(f"{kind} version {version} of store {store_id} is "
+                                       f"already published (the newest is {latest})")
+                if version != latest + 1:
+                    raise ValueError(f"{kind} version {version} of store {store_id} would "
+                                     f"leave a gap: the newest is {latest}")
+                for tmp, final in temps:
+                    os.replace(tmp, final)  # a crash before COMMIT leaves files no row names
+                dir_fd = os.open(folder, os.O_RDONLY)
+                try:
+                    os.fsync(dir_fd)  # the renames are durable before the row says so
+                finally:
+                    os.close(dir_fd)
+                self.conn.execute(
+                    "INSERT INTO store_versions VALUES (?, ?, ?, ?, ?, ?)",
+                    [store_id, kind, version, manifest, signature,
+                     datetime.now(UTC).isoformat()])
+                self.conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:  # disk full, I/O error: nothing kept
+                self.conn.execute("ROLLBACK")
+                raise StoreUnavailable(str(exc)) from exc
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+
+    def latest_version(self, store_id: str, kind: str) -> int | None:
+        with self.lock:
+            try:
+                row = self.conn.execute(
+                    "SELECT max(version) FROM store_versions WHERE store_id = ? AND kind = ?",
+                    [store_id, kind]).fetchone()
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(str(exc)) from exc
+        return None if row[0] is None else int(row[0])
+
+    def versions_after(self, store_id: str, kind: str,
+                       after: int | None) -> list[tuple[bytes, bytes]]:
+        with self.lock:
+            try:
+                rows = self.conn.execute(
+                    "SELECT manifest, signature FROM store_versions WHERE store_id = ? AND "
+                    "kind = ? AND version > ? ORDER BY version",
+                    [store_id, kind, 0 if after is None else after]).fetchall()
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(str(exc)) from exc
+        return [(bytes(m), bytes(sig)) for m, sig in rows]
+
+    def payload(self, store_id: str, kind: str, version: int,
+                format: str) -> bytes | None:  # noqa: A002 - the contract's name
+        if format not in FORMATS:
+            return None
+        with self.lock:
+            try:
+                kept = self.conn.execute(
+                    "SELECT 1 FROM store_versions WHERE store_id = ? AND kind = ? AND "
+                    "version = ?", [store_id, kind, version]).fetchone()
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(str(exc)) from exc
+        if kept is None:  # files without a row: a publisher that crashed mid-way
+            return None
+        try:
+            return self._payload_path(store_id, kind, version, format).read_bytes()
+        except FileNotFoundError:  # pruned since, or version 1's delta
+            return None
+
+    def prune_versions(self, store_id: str, kind: str, keep: int) -> int:
+        if keep < 1:
+            raise ValueError("keep at least the newest version")
+        with self.lock:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(str(exc)) from exc
+            try:
+                old = [int(v) for (v,) in self.conn.execute(
+                    "SELECT version FROM store_versions WHERE store_id = ? AND kind = ? "
+                    "ORDER BY version DESC LIMIT -1 OFFSET ?", [store_id, kind, keep])]
+                self.conn.executemany(
+                    "DELETE FROM store_versions WHERE store_id = ? AND kind = ? AND version = ?",
+                    [(store_id, kind, v) for v in old])
+                self.conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                self.conn.execute("ROLLBACK")
+                raise StoreUnavailable(str(exc)) from exc
+        # Rows first, files after: a reader may still find a pruned row's file for a
+        # moment, never a row without its file.
+        for version in old:
+            for fmt in FORMATS:
+                self._payload_path(store_id, kind, version, fmt).unlink(missing_ok=True)
+        return len(old)
+
+    # -- end store data versions ------------------------------------------------------------
+    # -- lane heartbeats (docs/store-sync.md) ------------------------------------------------
+    def _heartbeat_cutoff(self) -> str:
+        """The received_at below which a heartbeat has expired (the same ``...Z`` text the
+        rows hold, so the comparison is SQL's text order)."""
+        oldest = datetime.now(UTC).timestamp() - self.heartbeat_ttl_s
+        return datetime.fromtimestamp(oldest, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def keep_heartbeat(self, store_id: str, lane_id: str, body: dict[str, Any],
+                       received_at: str) -> None:
+        """Keep the lane's latest heartbeat (replacing its previous one) and drop the
+        expired ones of every lane, so the table stays one row per live lane."""
+        with self.lock:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                self.conn.execute("INSERT OR REPLACE INTO lane_heartbeats VALUES (?, ?, ?, ?)",
+                                  [store_id, lane_id, received_at,
+                                   json.dumps(body, ensure_ascii=False)])
+                self.conn.execute("DELETE FROM lane_heartbeats WHERE received_at < ?",
+                                  [self._heartbeat_cutoff()])
+                self.conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:  # locked past the busy timeout: 503
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise StoreUnavailable(str(exc)) from exc
+
+    def heartbeats(self, store_id: str | None) -> list[tuple[str, str, str, dict[str, Any]]]:
+        """Unexpired heartbeats (expiry checked on read: a lane silent past the TTL is
+        gone even before the next heartbeat prunes it)."""
+        sql = ("SELECT store_id, lane_id, received_at, body FROM lane_heartbeats "
+               "WHERE received_at >= ?")
+        args: list[Any] = [self._heartbeat_cutoff()]
+        if store_id is not None:
+            sql += " AND store_id = ?"
+            args.append(store_id)
+        with self.lock:
+            try:
+                rows = self.conn.execute(sql + " ORDER BY store_id, lane_id", args).fetchall()
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(str(exc)) from exc
+        return [(str(a), str(b), str(c), dict(json.loads(d))) for a, b, c, d in rows]
+
     def close(self) -> None:
         with self.lock:
             self.conn.close()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)

@@ -52,9 +52,24 @@ class StoreUnavailable(Exception):
     ``Retry-After`` and acknowledges nothing it has not stored."""
 
 
+# -- store data versions (issue 22, docs/store-sync.md) -------------------------------------
+class VersionTaken(Exception):
+    """(store, kind, version) is already published: another publisher got there first."""
+
+
+# -- end store data versions ----------------------------------------------------------------
+
+#: How long head office keeps a lane's latest heartbeat (``hq.heartbeat_ttl_s``,
+#: docs/store-sync.md): a lane silent longer leaves the fleet view.
+HEARTBEAT_TTL_S = 7 * 86400
+
+
 class HqStore(Protocol):
     """Where the head office keeps what lanes send. Every method may raise
     :class:`StoreUnavailable`; none acknowledges what it has not durably stored."""
+
+    #: Seconds a lane's latest heartbeat is kept after it was received.
+    heartbeat_ttl_s: float
 
     def ingest(self, key: str, kiosk_id: str, store_id: str,
                events: list[dict[str, Any]],
@@ -109,6 +124,52 @@ class HqStore(Protocol):
         """Events held from every lane, each once."""
         ...
 
+    # -- store data versions (issue 22, docs/store-sync.md) ---------------------------------
+    def publish_version(self, manifest: bytes, signature: bytes, full: bytes,
+                        delta: bytes | None) -> None:
+        """Keep one version: ``manifest`` its bytes exactly as signed
+        (``store_data.manifest_bytes``; store, kind and version are read from them),
+        ``signature`` the Ed25519 signature over them, ``full`` and ``delta`` the gzip
+        payloads (``delta`` None for version 1). Compare-and-set on (store_id, kind,
+        version): :class:`VersionTaken` if it exists. Payloads first, manifest last, so a
+        reader never sees a manifest whose payload is missing."""
+        ...
+
+    def latest_version(self, store_id: str, kind: str) -> int | None:
+        """The newest published version of ``kind`` for the store, or None."""
+        ...
+
+    def versions_after(self, store_id: str, kind: str,
+                       after: int | None) -> list[tuple[bytes, bytes]]:
+        """Kept versions newer than ``after`` (all kept when None) as
+        (manifest bytes, signature), oldest first."""
+        ...
+
+    def payload(self, store_id: str, kind: str, version: int,
+                format: str) -> bytes | None:  # noqa: A002 - the contract's name
+        """A kept version's ``full`` or ``delta`` payload bytes; None when pruned or absent."""
+        ...
+
+    def prune_versions(self, store_id: str, kind: str, keep: int) -> int:
+        """Drop all but the newest ``keep`` versions (manifests and payloads); how many
+        were dropped."""
+        ...
+
+    # -- end store data versions ------------------------------------------------------------
+
     def close(self) -> None:
         """Let go of files and connections."""
+        ...
+
+    # -- lane heartbeats (docs/store-sync.md; issue 22) ----------------------------------
+    def keep_heartbeat(self, store_id: str, lane_id: str, body: dict[str, Any],
+                       received_at: str) -> None:
+        """Keep a lane's latest heartbeat ``body`` (a checked heartbeat object) with the
+        time it was received (RFC 3339 UTC, ``...Z``), replacing the lane's previous one.
+        It expires ``heartbeat_ttl_s`` after ``received_at``."""
+        ...
+
+    def heartbeats(self, store_id: str | None) -> list[tuple[str, str, str, dict[str, Any]]]:
+        """Unexpired latest heartbeats as (store_id, lane_id, received_at, body), of one
+        store or (None) of every store, sorted by store and lane."""
         ...

@@ -1,7 +1,8 @@
 """Reading the project's OpenAPI contracts (docs/*.yaml) in tests: the whole document is
 validated with openapi-spec-validator, and a body is checked against one schema of it with
-openapi-schema-validator's OpenAPI 3.0 dialect (``nullable``, ``$ref`` into ``components``,
-``format``), the same rules a client generator or gateway framework would apply."""
+openapi-schema-validator in the document's own dialect (3.0: ``nullable``; 3.1: JSON
+Schema 2020-12; both ``$ref`` into ``components`` and ``format``), the same rules a
+client generator or gateway framework would apply."""
 
 from __future__ import annotations
 
@@ -59,7 +60,16 @@ def resolve(name: str, node: dict[str, Any]) -> dict[str, Any]:
 def check(name: str, instance: Any, schema: dict[str, Any]) -> None:
     """Validate ``instance`` against ``schema`` of contract ``name`` (OpenAPI 3.0 rules).
     Raises jsonschema.ValidationError naming what is wrong."""
-    from openapi_schema_validator import OAS30Validator, oas30_format_checker
+    from openapi_schema_validator import (
+        OAS30Validator,
+        OAS31Validator,
+        oas30_format_checker,
+        oas31_format_checker,
+    )
 
     rooted = dict(schema, components=spec(name).get("components", {}))
-    OAS30Validator(rooted, format_checker=oas30_format_checker).validate(instance)
+    if str(spec(name).get("openapi", "")).startswith("3.1"):
+        # A 3.1 document's schemas are JSON Schema 2020-12 (``type: [string, "null"]``).
+        OAS31Validator(rooted, format_checker=oas31_format_checker).validate(instance)
+    else:
+        OAS30Validator(rooted, format_checker=oas30_format_checker).validate(instance)

@@ -109,10 +109,12 @@ def sync_status(obj: Context, as_json: bool) -> None:
     data = bootstrap.build_store_data(obj.kiosk())
     if data is None:
         if as_json:
-            click.echo(json.dumps({"set_up": False}))
+            click.echo(json.dumps({"set_up": False,
+                                   "why": bootstrap.sync_off_reason(obj.settings)}))
         else:
-            click.echo("store sync is not set up on this lane (no sync.hq_public_key): "
-                       "prices change only by `kiosk catalog import`")
+            click.echo("store sync is not set up on this lane "
+                       f"({bootstrap.sync_off_reason(obj.settings)}): prices change only "
+                       "by `kiosk catalog import`")
         return
     d = status_dict(data.status(), obj.settings.store.zone())
     click.echo(json.dumps(d, ensure_ascii=False) if as_json else "\n".join(status_text(d)))
@@ -132,8 +134,9 @@ def sync_rollback(obj: Context, kind: str, staff_name: str) -> None:
     kiosk = obj.kiosk()
     data = bootstrap.build_store_data(kiosk)
     if data is None:
-        raise click.ClickException("store sync is not set up on this lane: nothing to roll "
-                                   "back")
+        raise click.ClickException("store sync is not set up on this lane "
+                                   f"({bootstrap.sync_off_reason(kiosk.settings)}): "
+                                   "nothing to roll back")
     try:
         # The same connection as StoreData's: its transaction nests in the check's.
         was, now = rollback_between_shoppers(kiosk.db, data, kind,

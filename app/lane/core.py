@@ -80,6 +80,7 @@ class LaneCore:
         # shopper goes straight on to paying when staff mode closes (issue 19).
         self._pay_after_staff = False
         self._age_call = False  # staff were called by the age check (not by the shopper)
+        self._data_retry_at: float | None = None  # store data failed to apply: not before
 
     @property
     def view(self) -> LaneView:

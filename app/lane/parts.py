@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import sqlite_utils
 
@@ -25,6 +26,19 @@ from app.storage.outbox import Outbox
 HELP_REPEAT = timedelta(minutes=1)  # "Call staff" again within this is the same call
 ATTRACT_NOTICE = timedelta(seconds=10)  # a message on the attract screen, then clear it
 RETRY_MAX_S = 60.0  # the longest wait between tries to settle a stray payment
+
+
+class BetweenShoppers(Protocol):
+    """Store data head office sent, applied by the lane between shoppers
+    (``app.services.store_data.StoreData`` over the lane's connection; docs/store-sync.md)."""
+
+    def due(self, now: datetime) -> bool:
+        """A staged version's ``effective_at`` has come."""
+        ...
+
+    def apply_due(self, now: datetime) -> list[tuple[str, int]]:
+        """Apply every due version in one transaction; (kind, version) applied."""
+        ...
 
 
 @dataclass
@@ -92,7 +106,10 @@ class LaneParts:
     # A wall clock earlier than this is wrong: the lane is out of order until it is set
     # (app.domain.clock.EARLIEST_PLAUSIBLE; tests move it instead of the machine's clock).
     clock_floor: datetime = EARLIEST_PLAUSIBLE
+    # Head office's store data, applied at the home screen when no session and no payment
+    # is open (docs/store-sync.md, "The lane"); None: this lane does not follow head office.
+    store_data: BetweenShoppers | None = None
 
 
-__all__ = ["ATTRACT_NOTICE", "HELP_REPEAT", "LaneParts", "LaneTimings",
+__all__ = ["ATTRACT_NOTICE", "BetweenShoppers", "HELP_REPEAT", "LaneParts", "LaneTimings",
            "RETRY_MAX_S"]

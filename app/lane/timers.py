@@ -19,7 +19,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from app.domain.payment import PaymentState
-from app.lane.core import LaneCore
+from app.lane.core import LaneCore, log
 from app.lane.parts import ATTRACT_NOTICE
 from app.lane.views import IDLE_WATCHED, LaneView, Screen
 
@@ -165,10 +165,35 @@ class Timers(LaneCore):
             self.abandon("error")  # nobody came back: the next shopper starts clean
 
     def _tick_home(self, view: LaneView, now: float) -> None:
+        self._apply_store_data(now)
         home = self._home()  # asks the wall clock too: a clock set right ends out of order
         if home is not view.screen or \
                 (home is Screen.OUT_OF_ORDER and view.wrong_clock != self._wrong_clock()):
             self._show(screen=home)
+
+    def _apply_store_data(self, now: float) -> None:
+        """Between shoppers: apply the store data head office sent whose time has come
+        (docs/store-sync.md, "The lane"). Only here, on the home screen, with no session
+        and no payment open, so a cart keeps the prices it was scanned with
+        (docs/pricing.md): a shopper who scanned before ``effective_at`` pays those prices,
+        and the next shopper gets the new version. A failure is logged and tried again a
+        minute later (monotonic), never on every tick."""
+        data = self.p.store_data
+        if data is None or self.session is not None or (
+                self._data_retry_at is not None and now < self._data_retry_at):
+            return
+        wall = self.clock.now()
+        try:
+            if not data.due(wall) or self.p.desk.repo.all_open():
+                return
+            applied = data.apply_due(wall)
+        except Exception:  # noqa: BLE001 - the lane sells on its last whole version
+            log.exception("store data: applying the due versions failed; trying again later")
+            self._data_retry_at = now + 60.0
+            return
+        if applied:
+            log.info("store data applied between shoppers: %s",
+                     ", ".join(f"{kind} {version}" for kind, version in applied))
 
 
 _Tick = Callable[[Timers, LaneView, float], None]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import os
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -23,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from app.domain.exit_pass import ExitPass, PassInvalid, decode, encode
+from app.domain.lane_keys import parse_lane_keys
 from app.domain.money import Money
 
 
@@ -57,18 +57,19 @@ def public_key_text(key: Ed25519PublicKey) -> str:
 
 
 def load_public_keys(path: Path) -> dict[str, Ed25519PublicKey]:
-    """lane id -> public key, from a TOML file of ``lane-id = "base64"`` lines."""
+    """lane id -> public key, from a TOML file of ``lane-id = "base64"`` lines (the rule:
+    ``app.domain.lane_keys.parse_lane_keys``, which head office publishes with too)."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw_keys = parse_lane_keys(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise KeyFileError(f"{path} does not exist (exit_pass.public_keys_file)") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise KeyFileError(f"{path} is not valid TOML: {exc}") from None
+    except ValueError as exc:
+        raise KeyFileError(f"{path}: {exc}") from None
     keys = {}
-    for lane, text in data.get("lanes", data).items():
+    for lane, raw in raw_keys.items():
         try:
-            keys[lane] = Ed25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
-        except (ValueError, TypeError):
+            keys[lane] = Ed25519PublicKey.from_public_bytes(raw)
+        except ValueError:
             raise KeyFileError(f"{path}: the key for {lane!r} is not a base64 Ed25519 "
                                "public key") from None
     return keys

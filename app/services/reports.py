@@ -101,7 +101,9 @@ class Report:
 def _versions_text(versions: dict[str, Any] | None) -> str:
     if not versions:
         return "not recorded"
-    return ", ".join(f"{kind} {'-' if v is None else v}" for kind, v in versions.items())
+    order = ("catalogue", "promotions", "lane-keys")  # store_data.KINDS
+    kinds = sorted(versions, key=lambda k: (order.index(k) if k in order else 9, k))
+    return ", ".join(f"{k} {'-' if versions[k] is None else versions[k]}" for k in kinds)
 
 
 def _version_lines(body: dict[str, Any]) -> list[str]:

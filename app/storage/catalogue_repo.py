@@ -29,25 +29,13 @@ from typing import Any
 import sqlite_utils
 
 from app.domain.catalogue import Product, Unit
+from app.domain.catalogue_file import COLUMNS, ProductRow
 from app.domain.gtin import gtin_keys
 from app.domain.money import Money
 from app.domain.promotions import Promotion, promotion_from_dict, promotion_to_dict
 from app.storage.db import write_transaction
 from app.storage.migrations import create_products_table
 
-COLUMNS = (
-    "code",
-    "name_zh",
-    "name_en",
-    "price",
-    "member_price",
-    "unit",
-    "tax_class",
-    "min_age",
-    "quantity_limit",
-    "department",
-    "image",
-)
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM products WHERE code = ?"
 _INSERT = "INSERT INTO products_next VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _UPSERT = "INSERT OR REPLACE INTO products_next VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -69,9 +57,6 @@ CLEAR_BATCH_ROWS = 2000
 # lets a waiter in at its next retry after the batch. Reading and validating the next
 # batch counts towards the gap.
 LOCK_GAP_S = 0.015
-
-ProductRow = tuple[str, str, str, int, int | None, str, str, int, int | None, str, str]
-
 
 class ImportRunning(RuntimeError):
     """Another catalogue import is running on this database; this one changed nothing."""

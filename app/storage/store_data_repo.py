@@ -31,9 +31,9 @@ from typing import Any
 
 import sqlite_utils
 
+from app.domain.catalogue_file import COLUMNS
 from app.storage.catalogue_repo import (
     CLEAR_BATCH_ROWS,
-    COLUMNS,
     LOAD_BATCH_ROWS,
     LOCK_GAP_S,
 )

@@ -46,7 +46,19 @@ class Handler(HqHandler):
     def authorised(self) -> bool:
         return self.headers.get("Authorization", "") == f"Bearer {self.server.mode.token}"
 
+    def _down(self, path: str) -> bool:
+        """The status switch covers the store-data and heartbeat endpoints too (a head
+        office that is down is down for every lane's request)."""
+        mode = self.server.mode
+        if not path.startswith("/v1/stores/") or mode.status == 200:
+            return False
+        headers = {"Retry-After": str(mode.retry_after)} if mode.retry_after else {}
+        self.reply(mode.status, {"error": "simulated failure"}, headers)
+        return True
+
     def extra_get(self, path: str, query: str) -> bool:
+        if self._down(path):
+            return True
         if path.startswith("/sim/member-code/"):
             self.reply(200, {"code": self.server.member_code(path.rsplit("/", 1)[1])})
             return True
@@ -56,6 +68,8 @@ class Handler(HqHandler):
         return False
 
     def extra_post(self, path: str, raw: bytes) -> bool:
+        if self._down(path):
+            return True
         if path != "/sim/mode":
             return False
         data = json.loads(raw or b"{}")

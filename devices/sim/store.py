@@ -11,6 +11,12 @@ composition root. ``hold`` is the demo shelf: it renders a product's barcode
 shop with the mouse, and a scenario can "show" a code to the real decoder.
 ``show_payment_code`` is the shopper's phone: a wallet issues a payment code
 (the payment simulator's wallets) and the phone shows it to the camera.
+
+With ``head_office`` (`kiosk demo`), the membership backend is also the store's head
+office for store data (issue 22, docs/store-sync.md): a publishing key is made in the
+data directory (``hq-publish.key``), the demo catalogue and promotions are published as
+version 1, and the lane pins the key, so it follows head office like a chain's lane;
+`kiosk hq publish ... --store-address sqlite:<data dir>/sim-backend.db` publishes more.
 """
 
 from __future__ import annotations
@@ -31,9 +37,13 @@ from devices.sim.frames import PHONE, render_barcode
 from devices.sim.membership_backend import DEFAULT_TOKEN, BackendServer
 from devices.sim.payprovider import PayServer
 from devices.sim.printer import VirtualPrinter
+from hq import publish as hq_publish
 
 log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+HQ_KEY_FILE = "hq-publish.key"  # head office's publishing key, in the demo's data directory
+BACKEND_DB = "sim-backend.db"  # the membership backend's (and head office's) store
+DEMO_POLL_S = 5  # the demo lane looks for new versions this often (a store: sync.poll_s)
 
 
 class PausableSource:
@@ -72,11 +82,15 @@ class SimStore:
 
     ``keep_camera``: leave the configured camera alone (``kiosk demo --webcam``).
     ``pay_url``: use a payment simulator that outlives this store (a restart test).
-    ``pay_options``: extra options for the simulator adapter (e.g. ``read_timeout_s``)."""
+    ``pay_options``: extra options for the simulator adapter (e.g. ``read_timeout_s``).
+    ``head_office``: publish the demo store data from the backend and point the lane's
+    sync at it (see the module docstring)."""
 
     def __init__(self, data_dir: Path, *, keep_camera: bool = False, pay_url: str = "",
-                 pay_options: dict[str, Any] | None = None) -> None:
+                 pay_options: dict[str, Any] | None = None, head_office: bool = False) -> None:
         self.data_dir = data_dir
+        self.head_office = head_office
+        self.hq_public_key = ""
         self.keep_camera = keep_camera
         self.pay_url = pay_url  # where the simulated phone pays
         self.pay_options = dict(pay_options or {})
@@ -94,9 +108,11 @@ class SimStore:
         later part fails."""
         try:
             self.pay = PayServer(0, keys_dir=self.data_dir / "sim-pay-keys").start()
-            self.backend = BackendServer(0, self.data_dir / "sim-backend.db").start()
+            self.backend = BackendServer(0, self.data_dir / BACKEND_DB).start()
             for row in demo_members():
                 self.backend.add_member(*row)
+            if self.head_office:
+                self.publish_demo_data(settings)
             self.printer = VirtualPrinter(self.receipts_dir,
                                           paper_mm=settings.printer.paper_mm).start()
             if not self.keep_camera:
@@ -124,6 +140,39 @@ class SimStore:
         settings.ui.demo_shelf = True
         if self.camera is not None:
             settings.camera.source = "generated"
+        if self.hq_public_key:
+            settings.sync.enabled, settings.sync.url = True, ""  # the backend above
+            settings.sync.hq_public_key = self.hq_public_key
+            settings.sync.poll_s = DEMO_POLL_S
+
+    @property
+    def hq_key_path(self) -> Path:
+        return self.data_dir / HQ_KEY_FILE
+
+    def publish_demo_data(self, settings: Settings) -> list[str]:
+        """Head office's side of the demo: its publishing key (made once, in
+        ``hq_key_path``) and, for a store with nothing published yet, the demo catalogue
+        and promotions (settings ``catalogue.seed_csv`` / ``seed_promotions``) as version
+        1 of store ``membership.store_id``, effective now. Returns what was published."""
+        assert self.backend is not None
+        path = self.hq_key_path
+        key = hq_publish.load_key_file(path) if path.exists() \
+            else hq_publish.create_key_file(path)
+        self.hq_public_key = hq_publish.public_key_text(key)
+        store_id, store = settings.membership.store_id, self.backend.store
+        done = []
+        for kind, seed in (("catalogue", settings.catalogue.seed_csv),
+                           ("promotions", settings.catalogue.seed_promotions)):
+            source = _seed_path(seed)
+            if source is None or store.latest_version(store_id, kind) is not None:
+                continue
+            m = hq_publish.publish(store, key, store_id, kind, source,
+                                   currency=settings.store.currency,
+                                   tax_classes=frozenset(settings.store.tax_classes),
+                                   note="the demo store")
+            done.append(f"{kind} version {m.version}")
+            log.info("head office: published %s %d for store %s", kind, m.version, store_id)
+        return done
 
     def camera_factory(self) -> Callable[[], FrameSource] | None:
         """The camera's frame source for the runtime (None: the configured camera)."""
@@ -235,4 +284,15 @@ class SimStore:
             self.printer.close()
 
 
-__all__ = ["PausableSource", "SimStore", "demo_members"]
+def _seed_path(path: str) -> Path | None:
+    """A seed file named in settings: absolute, relative to the working directory, or to
+    the project (as app.bootstrap.resolve_seed); None for ''."""
+    if not path:
+        return None
+    candidate = Path(path)
+    if candidate.is_absolute() or candidate.exists():
+        return candidate
+    return PROJECT_ROOT / candidate
+
+
+__all__ = ["BACKEND_DB", "HQ_KEY_FILE", "PausableSource", "SimStore", "demo_members"]

@@ -222,7 +222,9 @@ def test_kiosk_sync_status_and_rollback(tmp_path, clock, key):
     data_dir = tmp_path / "lane"
     data_dir.mkdir()
     (data_dir / "kiosk.toml").write_text(
-        f'[sync]\nhq_public_key = "{public_b64(key)}"\n\n[membership]\nstore_id = "{STORE}"\n',
+        # No head office need answer: status and rollback read and write the database.
+        f'[sync]\nhq_public_key = "{public_b64(key)}"\nurl = "http://127.0.0.1:9"\n\n'
+        f'[membership]\nstore_id = "{STORE}"\n',
         encoding="utf-8")
     kiosk = bootstrap.build(load_settings(data_dir=data_dir, environ={}), clock=clock)
     store_data = bootstrap.build_store_data(kiosk)
@@ -270,6 +272,7 @@ def test_kiosk_sync_status_and_rollback(tmp_path, clock, key):
 def test_kiosk_sync_without_store_sync_set_up(tmp_path):
     status = sync_cli(tmp_path / "bare", "status", "--json")
     assert status.returncode == 0, status.stderr
-    assert json.loads(status.stdout) == {"set_up": False}
+    facts = json.loads(status.stdout)
+    assert facts["set_up"] is False and "head office" in facts["why"], facts
     refused = sync_cli(tmp_path / "bare", "rollback", "catalogue", "--staff", "x")
     assert refused.returncode == 1 and "not set up" in refused.stderr

@@ -1,0 +1,237 @@
+"""Lanes reporting back (docs/store-sync.md, issue 22): heartbeats and the fleet view over
+a real ``HqServer`` on 127.0.0.1, on the embedded store (a SQLite file) and on JetStream (a
+real ``nats-server``), with every answer checked against docs/membership-api.yaml."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import jsonschema
+import pytest
+import requests
+
+from app.domain import store_data
+from hq.cluster import LocalCluster
+from hq.nats_store import NatsStore
+from hq.service import HqServer
+from hq.sqlite_store import SqliteStore
+from tests.hq_versions import make_version, rows
+from tests.openapi import check, request_schema, response_schema
+
+TOKEN = "hq-test-token"  # noqa: S105 - a test's own token
+API = "membership-api.yaml"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def contract_example() -> dict:
+    """The heartbeat body of docs/store-sync.md, as written there."""
+    page = (DOCS / "store-sync.md").read_text(encoding="utf-8")
+    block = page.split("### Heartbeat body", 1)[1]
+    return dict(json.loads(re.search(r"```json\n(.*?)```", block, re.S).group(1)))
+
+
+def beat(lane: str = "lane-01", store: str = "store-01", **changes) -> dict:
+    body = dict(contract_example(), lane_id=lane, store_id=store)
+    body.update(changes)
+    return body
+
+
+def utc_now() -> str:
+    return store_data.instant_text(datetime.now(UTC))
+
+
+@pytest.fixture(scope="module")
+def nats_node(tmp_path_factory):
+    cluster = LocalCluster(tmp_path_factory.mktemp("nats"), size=1)
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "nats"])
+def service(request, tmp_path):
+    """(server, store): the service over a fresh store of either kind. The JetStream
+    server is shared by the module's tests, so each test uses its own store ids."""
+    if request.param == "sqlite":
+        store = SqliteStore(tmp_path / "hq.db")
+    else:
+        store = NatsStore(request.getfixturevalue("nats_node").urls)
+    server = HqServer(store, token=TOKEN).start()
+    yield server, store
+    server.stop()
+    store.close()
+
+
+def post_beat(server: HqServer, store_id: str, lane_id: str, body: object,
+              headers: dict | None = None) -> requests.Response:
+    return requests.post(f"{server.url}/v1/stores/{store_id}/lanes/{lane_id}/heartbeat",
+                         data=json.dumps(body), timeout=10,
+                         headers=AUTH if headers is None else headers)
+
+
+def lanes(server: HqServer, store_id: str) -> list[dict]:
+    got = requests.get(f"{server.url}/v1/stores/{store_id}/lanes", headers=AUTH, timeout=10)
+    assert got.status_code == 200, got.text
+    check(API, got.json(), response_schema(API, "get", "/v1/stores/{store_id}/lanes", 200))
+    return list(got.json()["lanes"])
+
+
+def test_the_contract_pages_heartbeat_example_is_a_heartbeat_by_the_yaml():
+    schema = request_schema(API, "post", "/v1/stores/{store_id}/lanes/{lane_id}/heartbeat")
+    check(API, contract_example(), schema)
+    with pytest.raises(jsonschema.ValidationError):  # the check can fail
+        check(API, dict(contract_example(), versions={"catalogue": "42"}), schema)
+
+
+def test_heartbeats_are_kept_per_lane_latest_wins_and_the_fleet_shows_who_is_behind(service):
+    server, store = service
+    sid = f"fleet-{type(store).__name__}"
+    for version in (1, 2, 3):  # catalogue 3 is the newest; promotions 1
+        store.publish_version(*make_version(sid, "catalogue", version, rows(3 + version)))
+    store.publish_version(*make_version(sid, "promotions", 1, rows(2)))
+
+    first = post_beat(server, sid, "lane-01", beat("lane-01", sid))
+    assert first.status_code == 200
+    check(API, first.json(), response_schema(
+        API, "post", "/v1/stores/{store_id}/lanes/{lane_id}/heartbeat", 200))
+    assert first.json() == {"kept": True, "expires_in_s": 7 * 86400}
+    # lane-01 again: now on catalogue 3, promotions 1, no lane keys ever applied.
+    later = beat("lane-01", sid, versions={"catalogue": 3, "promotions": 1,
+                                           "lane-keys": None}, alerts=[], staged={})
+    assert post_beat(server, sid, "lane-01", later).status_code == 200
+    behind = beat("lane-02", sid, versions={"catalogue": 2, "promotions": 1,
+                                            "lane-keys": None},
+                  outbox={"pending": 300, "dead": 1,
+                          "oldest_pending_at": "2026-12-01T08:58:00+08:00"})
+    assert post_beat(server, sid, "lane-02", behind).status_code == 200
+    post_beat(server, f"{sid}-b", "lane-09", beat("lane-09", f"{sid}-b"))  # another store
+
+    rows_ = lanes(server, sid)
+    assert [r["lane_id"] for r in rows_] == ["lane-01", "lane-02"]
+    one, two = rows_
+    assert one["versions"] == {"catalogue": 3, "promotions": 1, "lane-keys": None}
+    assert one["latest"] == {"catalogue": 3, "promotions": 1, "lane-keys": None}
+    assert one["behind"] == [] and one["alerts"] == []  # the latest heartbeat, not the first
+    assert two["behind"] == ["catalogue"]
+    assert two["outbox"]["pending"] == 300
+    assert two["health"] == {"state": "ok", "summary": "all devices ok"}
+    assert 0 <= one["silent_s"] < 3600
+    assert store_data.parse_instant(one["last_seen"]) <= datetime.now(UTC)
+    # A kind published after the lane's heartbeat makes it behind at once.
+    store.publish_version(*make_version(sid, "lane-keys", 1, rows(1)))
+    assert lanes(server, sid)[0]["behind"] == ["lane-keys"]
+    assert [r["lane_id"] for r in lanes(server, f"{sid}-b")] == ["lane-09"]
+    assert lanes(server, f"{sid}-none") == []
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    ({"lane_id": "lane-99"}, "lane_id"),
+    ({"store_id": "elsewhere"}, "store_id"),
+    ({"versions": {"catalogue": "42"}}, "versions.catalogue"),
+    ({"versions": {"catalogue": 0}}, "versions.catalogue"),
+    ({"versions": {"catalogue": True}}, "versions.catalogue"),
+    ({"versions": {"prices": 3}}, "prices"),
+    ({"versions": [42]}, "versions"),
+    ({"staged": {"catalogue": 1.5}}, "staged.catalogue"),
+    ({"sent_at": "yesterday"}, "sent_at"),
+    ({"sent_at": "2026-12-01T00:59:00"}, "sent_at"),  # no offset: which zone?
+    ({"health": {"state": "fine", "summary": ""}}, "health.state"),
+    ({"health": {"state": "ok"}}, "health"),
+    ({"outbox": {"pending": -1, "dead": 0, "oldest_pending_at": None}}, "outbox.pending"),
+    ({"alerts": "printer paper low"}, "alerts"),
+    ({"alerts": [1]}, "alerts"),
+    ({"extra": 1}, "unknown field"),
+    ({"versions": None}, "versions"),
+])
+def test_a_body_that_is_not_a_heartbeat_is_400_with_the_reason_and_nothing_kept(
+        service, change, reason):
+    server, store = service
+    sid = f"bad-{type(store).__name__}"
+    body = beat("lane-01", sid, **change)
+    if reason not in ("lane_id", "store_id"):  # those are rules of the path
+        with pytest.raises(jsonschema.ValidationError):  # the yaml refuses it too
+            check(API, body, request_schema(
+                API, "post", "/v1/stores/{store_id}/lanes/{lane_id}/heartbeat"))
+    refused = post_beat(server, sid, "lane-01", body)
+    assert refused.status_code == 400
+    assert reason in refused.json()["error"]
+    check(API, refused.json(), response_schema(
+        API, "post", "/v1/stores/{store_id}/lanes/{lane_id}/heartbeat", 400))
+    assert lanes(server, sid) == []
+
+
+def test_missing_fields_and_garbage_are_400_too(service):
+    server, store = service
+    sid = f"garbage-{type(store).__name__}"
+    body = beat("lane-01", sid)
+    del body["outbox"]
+    assert "missing outbox" in post_beat(server, sid, "lane-01", body).json()["error"]
+    raw = requests.post(f"{server.url}/v1/stores/{sid}/lanes/lane-01/heartbeat",
+                        data=b"{not json", headers=AUTH, timeout=10)
+    assert raw.status_code == 400 and "JSON" in raw.json()["error"]
+    assert post_beat(server, sid, "lane-01", [body]).status_code == 400  # not an object
+    huge = requests.post(f"{server.url}/v1/stores/{sid}/lanes/lane-01/heartbeat",
+                         data=b"{" + b" " * 70_000 + b"}", headers=AUTH, timeout=10)
+    assert huge.status_code == 400 and "at most" in huge.json()["error"]
+    assert lanes(server, sid) == []
+
+
+def test_without_the_token_both_endpoints_are_401(service):
+    server, _ = service
+    assert post_beat(server, "s", "lane-01", beat("lane-01", "s"), headers={}).status_code \
+        == 401
+    assert post_beat(server, "s", "lane-01", beat("lane-01", "s"), headers={
+        "Authorization": "Bearer wrong"}).status_code == 401
+    assert requests.get(f"{server.url}/v1/stores/s/lanes", timeout=10).status_code == 401
+
+
+def test_a_lane_silent_past_the_ttl_leaves_the_fleet_on_the_embedded_store(tmp_path):
+    """Expiry on read (gone at once) and pruning (the row deleted at the next heartbeat
+    of any lane), with the TTL the store was given."""
+    store = SqliteStore(tmp_path / "hq.db", heartbeat_ttl_s=3600)
+    server = HqServer(store, token=TOKEN).start()
+    try:
+        long_ago = store_data.instant_text(datetime.now(UTC) - timedelta(hours=2))
+        store.keep_heartbeat("s-ttl", "lane-old", beat("lane-old", "s-ttl"), long_ago)
+        kept = post_beat(server, "s-ttl", "lane-new", beat("lane-new", "s-ttl"))
+        assert kept.json()["expires_in_s"] == 3600
+        assert [r["lane_id"] for r in lanes(server, "s-ttl")] == ["lane-new"]
+        assert store.conn.execute("SELECT lane_id FROM lane_heartbeats").fetchall() == [
+            ("lane-new",)]  # pruned, not just hidden
+        # Hidden on read even before a heartbeat prunes it.
+        store.conn.execute("UPDATE lane_heartbeats SET received_at = ?", [long_ago])
+        assert lanes(server, "s-ttl") == []
+    finally:
+        server.stop()
+        store.close()
+
+
+def test_silent_s_counts_from_when_head_office_received_it(tmp_path):
+    store = SqliteStore(tmp_path / "hq.db")
+    try:
+        ten_min = store_data.instant_text(datetime.now(UTC) - timedelta(minutes=10))
+        store.keep_heartbeat("s", "lane-01", beat("lane-01", "s"), ten_min)
+        from hq.fleet import fleet_rows
+
+        (row,) = fleet_rows(store, "s", store_data.parse_instant(ten_min)
+                            + timedelta(minutes=10, seconds=5))
+        assert row["silent_s"] == 605 and row["last_seen"] == ten_min
+    finally:
+        store.close()
+
+
+def test_the_nats_heartbeat_answer_says_the_stores_ttl(nats_node):
+    store = NatsStore(nats_node.urls, heartbeat_ttl_s=7 * 86400)
+    server = HqServer(store, token=TOKEN).start()
+    try:
+        got = post_beat(server, "s-nats-ttl", "lane 1", beat("lane 1", "s-nats-ttl"))
+        assert got.status_code == 200 and got.json()["expires_in_s"] == 7 * 86400
+        # A lane id with a space (percent-encoded in the path) is the plain id again.
+        assert [r["lane_id"] for r in lanes(server, "s-nats-ttl")] == ["lane 1"]
+    finally:
+        server.stop()
+        store.close()
