@@ -1006,7 +1006,7 @@ def build_lane(kiosk: Kiosk, *, provider: PaymentProvider | None = None,
         zone=s.store.zone(),
         flush_outbox=lambda: outbox_state(outbox, flush), retry_dead=outbox.retry_dead,
         wake_printer=wake_printer, idle=timedelta(seconds=s.staff.idle_s),
-        monotonic=parts.monotonic))
+        monotonic=parts.monotonic, store_data=store_data))
     return lane
 
 

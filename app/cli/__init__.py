@@ -32,10 +32,11 @@ from app.cli.run import demo, run
 from app.cli.scenario import scenario
 from app.cli.sim import sim
 from app.cli.staff import staff
+from app.cli.sync import sync
 
 for _command in (decode, demo, run, catalog, promotions, config, db, printer, exit_pass_group,
                  pay, outbox, staff, audit, report, scenario, sim, hq, restarts, install,
-                 doctor):
+                 doctor, sync):
     main.add_command(_command)
 
 __all__ = ["Context", "main"]

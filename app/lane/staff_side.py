@@ -97,6 +97,13 @@ class StaffSide(LaneCore):
             payment, tuple(Bilingual(ln.product.name_zh, ln.product.name_en)
                            for ln in self.checkout.cart.pending_age_checks()))
 
+    def shopper_busy(self) -> str | None:
+        # Any open payment counts, not only this cart's: a stray one (a crash, a reset)
+        # is still a shopper's money in flight until the lane has settled it.
+        if self.p.desk.repo.all_open():
+            return "payment"
+        return "session" if self.session is not None else None
+
     def cart_lines(self) -> list[CartLine]:
         return self.checkout.lines() if self.session is not None else []
 

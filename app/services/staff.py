@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.domain.clock import Clock
 from app.domain.money import Money
@@ -34,11 +34,15 @@ from app.services.staff_port import (
     LaneState,
     Said,
     StaffView,
+    StoreDataDesk,
 )
 from app.storage.audit import AuditLog
 from app.storage.outbox import Outbox
 from app.storage.print_jobs import PrintJobs
 from app.storage.staff_book import StaffBook, StaffError, StaffMember
+
+if TYPE_CHECKING:
+    from app.services.store_data import DataStatus
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +73,9 @@ class StaffParts:
     # Seconds that never step: the idle sign-out is measured on it, not the wall clock.
     monotonic: Callable[[], float] = time.monotonic
     zone: tzinfo = UTC  # the store's time zone (store.time_zone): times staff read
+    # The lane's store data (versions from head office); None: store sync is not set up
+    # on this lane, and the store data page says so.
+    store_data: StoreDataDesk | None = None
 
 
 class StaffMode:
@@ -331,6 +338,71 @@ class StaffMode:
         self._record("print_x_report", {})
         self._text_page(Said.of("x_title_printing"), report_lines(report))
 
+    def _store_data(self, choice: str | None = None) -> None:
+        """The store data page (``choice`` None); a kind's "Roll back" button (``choice``
+        the kind) asks first; its "Yes" (``choice`` "confirmed", the kind in the
+        confirmation's ``chosen``) rolls back. Rolling back is for managers (it changes
+        the prices shoppers pay, as a price override does) and only between shoppers
+        (docs/store-sync.md: a lane changes versions only when no session or payment is
+        open); StoreData audits it (who, kind, from, to) in the rollback's transaction."""
+        data = self.p.store_data
+        if data is None:
+            self._data_page(None)
+            return
+        if choice is None:
+            self._data_page(data)
+            return
+        view = self.lane.staff_view()
+        confirmed = choice == "confirmed"
+        kind = (view.chosen if view and view.purpose == "store_data" else "") \
+            if confirmed else choice
+        if kind not in STORE_DATA_KINDS:
+            raise ValueError(f"no store data kind {kind!r}")
+        if not self.member or not self.member.manager:
+            self._data_page(data, Said.of("store_data_managers_only"), "error")
+            return
+        busy = self.lane.shopper_busy()
+        if busy is not None:
+            self._record("store_data_rollback_refused", {"kind": kind, "why": busy},
+                         event=False)
+            self._data_page(data, Said.of(f"store_data_busy_{busy}"), "error")
+            return
+        status = data.status().kinds.get(kind)
+        if status is None or status.applied is None or status.previous is None:
+            self._data_page(data, Said.of("store_data_nothing_to_roll_back",
+                                          kind=Said.of(f"store_the_{kind}")), "error")
+            return
+        if not confirmed:
+            self._page("confirm", purpose="store_data", chosen=kind, message="",
+                       notice=None, heading=Said.of(
+                           "store_data_rollback_title", kind=Said.of(f"store_the_{kind}"),
+                           version=status.previous),
+                       lines=rollback_lines(kind, status.applied, status.previous))
+            return
+        try:
+            was, now = data.rollback(kind, self._name)
+        except ValueError as exc:  # StoreDataRefused too: nothing to go back to
+            self._data_page(data, Said.of("store_data_rollback_refused",
+                                          kind=Said.of(f"store_the_{kind}"),
+                                          reason=str(exc)), "error")
+            return
+        self._data_page(data, Said.of("store_data_rolled_back",
+                                      kind=Said.of(f"store_the_{kind}"), was=was, now=now),
+                        "ok")
+
+    def _data_page(self, data: StoreDataDesk | None, notice: Said | None = None,
+                   level: str = "info") -> None:
+        manager = bool(self.member and self.member.manager)
+        if data is None:
+            lines: tuple[Said, ...] = (Said.of("store_data_not_set_up"),)
+            offers: tuple[tuple[str, Said], ...] = ()
+        else:
+            status = data.status()
+            lines, offers = store_data_lines(status), rollback_offers(status, manager)
+        self._page("data", purpose="store_data", chosen="", message="", notice=notice,
+                   level=level, heading=Said.of("store_data_title"), lines=lines,
+                   offers=offers)
+
     def _text_page(self, heading: Said, lines: list[Said], purpose: str = "") -> None:
         """A text page in words: the screen words ``heading`` and ``lines`` in its language;
         ``title``/``text`` stay empty (they carry English-only pages: the pass verdict)."""
@@ -358,9 +430,13 @@ class StaffMode:
     def _page(self, page: str, **changes: Any) -> None:
         current = self.lane.staff_view() or StaffView(page)
         changes.setdefault("lane_open", self.lane.is_open)
-        if page not in ("text", "confirm"):  # words belong to the page that set them
+        if page not in ("text", "confirm", "data"):  # words belong to the page that set them
             changes.setdefault("heading", None)
             changes.setdefault("lines", ())
+        if page != "data":
+            changes.setdefault("offers", ())
+        if "message" in changes:  # a new outcome: words replace the last one's
+            changes.setdefault("notice", None)
         if page == "menu":
             changes["state"] = lane_state_lines(self.lane.lane_state(), self.lane.is_open)
         self.lane.show_staff(replace(current, page=page, **changes))
@@ -475,14 +551,98 @@ def report_lines(report: Any) -> list[Said]:
     return out
 
 
+STORE_DATA_KINDS = ("catalogue", "promotions", "lane-keys")  # docs/store-sync.md
+
+
+def _instant(value: object) -> object:
+    """A time StoreData keeps as ISO 8601 text, as a datetime (shown in the store's zone);
+    anything else as it is."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return value
+
+
+def store_data_lines(status: DataStatus) -> tuple[Said, ...]:
+    """The store data page (``status``: ``app.services.store_data.DataStatus``) in words:
+    when head office was last reached and, when that is too long ago, what it means and
+    what to do; then per kind the version applied (when, effective from), versions
+    waiting (and from when), the one before it, versions rolled back and the last refused
+    download's reason."""
+    out: list[Said] = []
+    if status.checked_at is None:
+        out.append(Said.of("store_data_never_reached"))
+    else:
+        out.append(Said.of("store_data_reached", age=Elapsed(status.checked_at),
+                           at=status.checked_at))
+    if status.stale:
+        out.append(Said.of("store_data_stale", age=Elapsed(status.checked_at))
+                   if status.checked_at is not None else Said.of("store_data_stale_never"))
+    if status.last_error:
+        out.append(Said.of("store_data_last_error", reason=status.last_error))
+    for kind in STORE_DATA_KINDS:
+        ks = status.kinds.get(kind)
+        name = Said.of(f"store_kind_{kind}")
+        if ks is not None and ks.local:
+            out.append(Said.of("store_data_kind_local", kind=name))
+        elif ks is None or ks.applied is None:
+            out.append(Said.of("store_data_kind_none", kind=name))
+        else:
+            out.append(Said.of("store_data_kind", kind=name, version=ks.applied))
+            if ks.applied_at and ks.effective_at:
+                out.append(Said.of("store_data_applied", at=_instant(ks.applied_at),
+                                   effective=_instant(ks.effective_at)))
+            elif ks.applied_at:
+                out.append(Said.of("store_data_applied_now", at=_instant(ks.applied_at)))
+        # (version, effective_at) pairs, when StoreData's status carries them.
+        staged_at = dict(getattr(ks, "staged_effective", ()) or ()) if ks else {}
+        for version in (ks.staged if ks else ()):
+            when = staged_at.get(version)
+            out.append(Said.of("store_data_staged_at", version=version, at=_instant(when))
+                       if when else Said.of("store_data_staged", version=version))
+        if ks is not None and ks.previous is not None:
+            out.append(Said.of("store_data_previous", version=ks.previous))
+        if ks is not None and ks.rolled_back:
+            out.append(Said.of("store_data_rolled_back_list",
+                               versions=", ".join(str(v) for v in ks.rolled_back)))
+        if ks is not None and ks.last_refusal:
+            out.append(Said.of("store_data_refused", reason=ks.last_refusal))
+    return tuple(out)
+
+
+def rollback_offers(status: DataStatus, manager: bool) -> tuple[tuple[str, Said], ...]:
+    """One "Roll back <kind> to version N" button per kind with a version before the one
+    applied (``(kind, words)``); for an attendant they say "(manager)"."""
+    out = []
+    for kind in STORE_DATA_KINDS:
+        ks = status.kinds.get(kind)
+        if ks is not None and ks.applied is not None and ks.previous is not None:
+            out.append((kind, Said.of("store_data_rollback_button" if manager
+                                      else "store_data_rollback_button_manager",
+                                      kind=Said.of(f"store_kind_{kind}"),
+                                      version=ks.previous)))
+    return tuple(out)
+
+
+def rollback_lines(kind: str, applied: int, previous: int) -> tuple[Said, ...]:
+    """The rollback confirmation: what shoppers get after it, what becomes of the version
+    set aside, and that it is audited under the staff member's name."""
+    return (Said.of(f"store_data_rollback_effect_{kind.replace('-', '_')}", version=previous),
+            Said.of("store_data_rollback_set_aside", version=applied),
+            Said.of("store_data_rollback_audited"))
+
+
 def menu_actions(manager: bool) -> list[str]:
     actions = ["reset", "void_line", "approve_age", "reprint", "verify_pass", "open_lane",
                "close_lane", "flush_outbox", "retry_dead", "audit_log", "device_health",
-               "x_report", "print_x"]
+               "x_report", "print_x", "store_data"]
     if manager:
         actions[3:3] = ["override_price", "refund"]
         actions.append("z_report")
     return actions
 
 
-__all__ = ["MANAGER_ONLY", "StaffMode", "StaffParts", "StaffView", "menu_actions"]
+__all__ = ["MANAGER_ONLY", "STORE_DATA_KINDS", "StaffMode", "StaffParts", "StaffView",
+           "menu_actions", "rollback_lines", "rollback_offers", "store_data_lines"]

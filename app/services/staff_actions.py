@@ -24,13 +24,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+import sqlite_utils
+
 from app.domain.clock import Clock
 from app.domain.events import Event, EventType, new_event
 from app.domain.payment import PaymentError, error_text
 from app.services.receipts import reprint
 from app.services.reports import Report, Reports
 from app.storage.audit import AuditEntry, AuditLog
+from app.storage.db import write_transaction
+from app.storage.payments_repo import PaymentsRepo
 from app.storage.print_jobs import PrintJobs
+from app.storage.sessions_repo import Sessions
 from app.storage.staff_book import StaffBook, StaffMember
 
 if TYPE_CHECKING:
@@ -157,6 +162,48 @@ def remove_staff(book: StaffBook, audit: AuditLog, clock: Clock, by: Acting,
     record(audit, clock, by, "staff_removed", {"name": name})
 
 
+class LaneBusy(ValueError):
+    """Store data may not change now: a shopper has ``what`` open ("session" or
+    "payment") at this lane."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"a shopper's {what} is open at this lane: store data changes only "
+                         "between shoppers; try again when the lane is at its start screen")
+        self.what = what
+
+
+class RollsBack(Protocol):
+    """``app.services.store_data.StoreData`` as a rollback needs it."""
+
+    def rollback(self, kind: str, staff: str) -> tuple[int, int]: ...
+
+
+def shopper_open_on_disk(db: sqlite_utils.Database, lane_id: str) -> str | None:
+    """What a shopper has open at lane ``lane_id`` according to its database: "payment"
+    (a payment in an open state), "session" (a session not ended), or None. This is what
+    a command outside the running kiosk can know; the running lane asks itself
+    (``LaneControl.shopper_busy``)."""
+    if PaymentsRepo(db).all_open():
+        return "payment"
+    return "session" if Sessions(db).open_for_lane(lane_id) is not None else None
+
+
+def rollback_between_shoppers(db: sqlite_utils.Database, data: RollsBack, kind: str,
+                              by: Acting) -> tuple[int, int]:
+    """Roll ``kind`` (catalogue, promotions, lane-keys) back to the version before the
+    applied one, as ``by.actor``, from outside the running kiosk (``kiosk sync rollback``):
+    the check that no session or payment is open and the rollback hold one write
+    transaction (BEGIN IMMEDIATE; StoreData's own transaction nests as a savepoint), so
+    a shopper cannot start between them. StoreData audits it (staff, kind, from, to).
+    Returns (from, to). Raises LaneBusy (nothing changed), ValueError with the reason
+    when there is nothing to roll back to."""
+    with write_transaction(db):
+        busy = shopper_open_on_disk(db, by.lane_id)
+        if busy is not None:
+            raise LaneBusy(busy)
+        return data.rollback(kind, by.actor)
+
+
 @dataclass(frozen=True)
 class Replayed:
     """What a relayed notification did: ``outcome`` is ``"applied"`` (verified and applied:
@@ -211,6 +258,7 @@ def replay_notification(desk: PaymentDesk, audit: AuditLog, clock: Clock, by: Ac
     return audited(Replayed("applied", no, before.state.value, state), nid)
 
 
-__all__ = ["CLI_ACTOR", "Acting", "EventSink", "OpenSession", "Replayed", "StaffEvent",
-           "add_staff", "close_period", "record", "remove_staff", "replay_notification",
-           "reprint_receipt", "retry_dead_letters", "session_event"]
+__all__ = ["CLI_ACTOR", "Acting", "EventSink", "LaneBusy", "OpenSession", "Replayed",
+           "RollsBack", "StaffEvent", "add_staff", "close_period", "record", "remove_staff",
+           "replay_notification", "reprint_receipt", "retry_dead_letters",
+           "rollback_between_shoppers", "session_event", "shopper_open_on_disk"]

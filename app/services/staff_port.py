@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from app.domain.cart import CartLine
 from app.domain.money import Money
 from app.domain.scan_input import ScanKind
+
+if TYPE_CHECKING:
+    from app.services.store_data import DataStatus
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,12 @@ class StaffView:
     heading: Said | None = None
     lines: tuple[Said, ...] = ()
     state: tuple[Said, ...] = ()
+    # The last action's outcome in words (shown instead of ``message`` when set): the
+    # store data page's refusals and results, in the screen's one language.
+    notice: Said | None = None
+    # Buttons a page offers, in words: (choice, label); the store data page's "Roll back
+    # the catalogue to version 41", one per kind that has a version to go back to.
+    offers: tuple[tuple[str, Said], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -164,6 +173,23 @@ class LaneControl(Protocol):
     def set_open(self, is_open: bool) -> None:
         """Open or close the lane (kept across restarts)."""
 
+    def shopper_busy(self) -> str | None:
+        """What a shopper has open at this lane: ``"payment"`` (a payment not yet settled,
+        with or without a session), ``"session"`` (a cart), or None between shoppers.
+        Store data may change only between shoppers (docs/store-sync.md, "The lane")."""
+
+
+class StoreDataDesk(Protocol):
+    """What staff mode reads and does of the lane's store data (versions from head office):
+    ``app.services.store_data.StoreData`` implements it."""
+
+    def status(self) -> DataStatus:
+        """Versions applied, staged and set aside per kind; when head office was reached."""
+
+    def rollback(self, kind: str, staff: str) -> tuple[int, int]:
+        """Back to the version before the applied one of ``kind``, as ``staff`` (audited);
+        (from, to). ValueError with the reason when there is none to go back to."""
+
 
 class StaffDesk(Protocol):
     """What a lane asks of staff mode. Called on the lane's thread only."""
@@ -183,4 +209,4 @@ class StaffDesk(Protocol):
 
 
 __all__ = ["Bilingual", "Elapsed", "LaneControl", "LaneLine", "LaneState", "OpenPayment", "Said",
-           "SessionRef", "StaffDesk", "StaffView"]
+           "SessionRef", "StaffDesk", "StaffView", "StoreDataDesk"]

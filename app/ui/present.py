@@ -16,6 +16,7 @@ from app.domain.money import Money
 from app.domain.pricing import PricedLine
 from app.lane import LaneView, Notice
 from app.services.catalogue import ProduceGrid
+from app.services.staff import STORE_DATA_KINDS
 from app.services.staff_port import Bilingual, Elapsed, Said, StaffView
 from app.ui.strings import say
 
@@ -338,13 +339,20 @@ def words(said: Said, language: str, zone: tzinfo, now: datetime) -> str:
 def staff_page(st: StaffView | None, language: str, zone: tzinfo,
                now: datetime) -> dict[str, str]:
     """The staff screen's worded parts: ``staff_title`` and ``staff_text`` (a page in words,
-    or the English-and-Chinese text a page carries, such as a pass verdict) and
-    ``staff_state`` (the lane's state on the menu)."""
+    or the English-and-Chinese text a page carries, such as a pass verdict),
+    ``staff_state`` (the lane's state on the menu), ``staff_message`` (the last outcome:
+    its words when it has them) and ``rollback_<kind>`` (the store data page's buttons,
+    "" for a kind with nothing to roll back to; one per ``STORE_DATA_KINDS``)."""
+    offers = {f"rollback_{kind}": "" for kind in STORE_DATA_KINDS}
     if st is None:
-        return {"staff_title": "", "staff_text": "", "staff_state": ""}
+        return {"staff_title": "", "staff_text": "", "staff_state": ""} | offers
+    for choice, label in st.offers:
+        offers[f"rollback_{choice}"] = words(label, language, zone, now)
     return {
         "staff_title": words(st.heading, language, zone, now) if st.heading else st.title,
         "staff_text": "\n".join(words(line, language, zone, now) for line in st.lines)
         if st.lines else st.text,
         "staff_state": "\n".join(words(line, language, zone, now) for line in st.state),
-    }
+        "staff_message": words(st.notice, language, zone, now) if st.notice else st.message,
+    } | offers
+

@@ -1212,6 +1212,121 @@ def banners_and_boxes(d: Driver) -> Step:
 FLOWS["banners_and_boxes"] = banners_and_boxes
 
 
+def _store_data_versions(lane: Lane) -> None:
+    """On the lane's thread: a real StoreData over the lane's database holding head-office
+    versions signed with a test key (tests/store_versions.py): catalogue 1 and 2 applied
+    (2 changes the milk's price), 3 downloaded and waiting until 2027, a version signed by
+    another key refused; promotions 1 applied. Staff mode is handed it, as the composition
+    root does."""
+    from app.services.store_data import StoreData, StoreDataRefused
+    from app.storage.catalogue_repo import SqliteCatalogue
+    from tests.store_versions import STORE, make_version, new_key, product_row, public_b64
+
+    key = new_key()
+    data = StoreData(lane.p.db, SqliteCatalogue(lane.p.db, lane.p.currency), store_id=STORE,
+                     currency=lane.p.currency, public_key=public_b64(key), keys_file=None,
+                     lane_id=lane.p.lane_id, stale_after_s=4 * 3600, clock=lane.p.clock,
+                     audit=lane.staff.p.audit)
+    now = lane.p.clock.now()
+    rows = [[product_row(MILK, price, "Whole Milk 250ml"), product_row(BEER, 650, "Beer")]
+            for price in (590, 620, 640)]
+    v1 = make_version(key, rows=rows[0], version=1, effective_at="2026-01-01T00:00:00Z")
+    v2 = make_version(key, rows=rows[1], previous=rows[0], version=2,
+                      effective_at="2026-01-02T01:00:00Z")
+    v3 = make_version(key, rows=rows[2], previous=rows[1], version=3,
+                      effective_at="2027-01-01T01:00:00Z")
+    forged = make_version(key, rows=rows[2], previous=rows[1], version=4,
+                          sign_with=new_key())
+    promo = make_version(key, kind="promotions", rows=[], version=1)
+    data.stage(v1.manifest_raw, v1.signature, "full", v1.full)
+    data.apply_due(now)
+    for version in (v2, v3):
+        data.stage(version.manifest_raw, version.signature, "delta", version.payload("delta"))
+    data.stage(promo.manifest_raw, promo.signature, "full", promo.full)
+    try:
+        data.stage(forged.manifest_raw, forged.signature, "delta", forged.payload("delta"))
+    except StoreDataRefused:
+        pass  # what the page shows as the last refusal
+    data.apply_due(now)
+    data.contacted(True)
+    lane.staff.p.store_data = data
+
+
+def light(d: Driver, widget_id: str) -> bool:
+    """The widget's text is drawn light (each of r, g, b at least 0.8, opaque)."""
+    r, g, b, a = d.widget(widget_id).color
+    return min(r, g, b) >= 0.8 and a >= 0.99
+
+
+def store_data_page(d: Driver) -> Step:
+    """Issue 22: a manager opens "Store data" from the staff menu (versions, waiting,
+    the one before, the last refusal, when head office was reached), asks to roll the
+    catalogue back (the question says what shoppers get), says yes, and the page shows
+    the rollback; the menu, the page, the question and the result checked in six looks
+    (layout, line breaks, contrast). Screenshots staff-store-data*, staff-menu-16."""
+    faults: list[str] = []
+    if d.shots is None:  # the contrast check reads the pixels: shots are always taken
+        import tempfile
+        d.shots = Path(tempfile.mkdtemp(prefix="kiosk-shots-"))
+    yield from d.screen_is("attract")
+    yield from d.post(_store_data_versions)
+    yield from d.post(lambda lane: lane.staff.open_pin_pad())
+    yield from d.until(lambda: d.widget("staff_pages").current == "pin", "PIN pad")
+    d.type_keys("staff_keypad", "2580")  # the demo manager
+    d.press("staff_pin_ok")
+    yield from d.until(lambda: d.widget("staff_pages").current == "menu", "the menu")
+    yield from d.frames(3)
+    yield from every_look(d, "staff-menu-store-data", faults)
+    d.press("act_store_data")
+    yield from d.until(lambda: d.widget("staff_pages").current == "data", "store data page")
+    yield from d.frames(3)
+    text = d.text("staff_data_text")
+    check("商品和价格：第 2 版" in text and "上一版：第 1 版" in text, text)
+    check("等待启用：第 3 版" in text and "上次拒收的下载" in text, text)
+    check(d.text("rollback_catalogue") == "商品和价格退回第 1 版", d.text("rollback_catalogue"))
+    check(d.widget("rollback_promotions").width < 1, "promotions 1 has nothing before it")
+    yield from every_look(d, "staff-store-data", faults)
+    # Back in the normal look after a contrast toggle: the page's words are still light on
+    # the staff pages' dark ground (they went dark on dark, from the theme's binding).
+    check(light(d, "staff_data_title") and light(d, "staff_data_text"),
+          (d.widget("staff_data_title").color, d.widget("staff_data_text").color))
+    d.press("rollback_catalogue")
+    yield from d.until(lambda: d.widget("staff_pages").current == "confirm", "the question")
+    yield from d.frames(3)
+    check(d.text("staff_confirm_title") == "把商品和价格退回第 1 版？",
+          d.text("staff_confirm_title"))
+    check("之后的顾客按第 1 版的价格结账" in d.text("staff_confirm_text"),
+          d.text("staff_confirm_text"))
+    check(d.text("staff_reset_confirm") == "确认退回", d.text("staff_reset_confirm"))
+    yield from every_look(d, "staff-store-data-confirm", faults)
+    check(light(d, "staff_confirm_title") and light(d, "staff_confirm_text"),
+          (d.widget("staff_confirm_title").color, d.widget("staff_confirm_text").color))
+    d.app.set_language("en")
+    yield from d.frames(2)
+    check(d.text("staff_confirm_title") == "Roll back the catalogue and prices to version 1?",
+          d.text("staff_confirm_title"))
+    d.app.set_language("zh")
+    d.press("staff_reset_confirm")
+    yield from d.until(lambda: "已从第 2 版退回第 1 版" in d.text("staff_message"),
+                       "rolled back")
+    check(d.widget("staff_pages").current == "data", d.widget("staff_pages").current)
+    check("商品和价格：第 1 版" in d.text("staff_data_text"), d.text("staff_data_text"))
+    check("已撤回、不会再启用：第 2 版" in d.text("staff_data_text"), d.text("staff_data_text"))
+    yield from every_look(d, "staff-store-data-rolled-back", faults)
+    d.app.set_language("en")
+    yield from d.frames(2)
+    check(d.text("staff_message") ==
+          "Rolled back the catalogue and prices from version 2 to version 1.",
+          d.text("staff_message"))
+    d.app.set_language("zh")
+    d.press("staff_sign_out")
+    yield from d.screen_is("attract")
+    check(not faults, "\n".join(faults))
+
+
+FLOWS["store_data_page"] = store_data_page
+
+
 def run_flow(flow: Callable[[Driver], Step], data_dir: Path, *, shots: Path | None = None,
              pay_url: str = "", language: str = "zh", paper_out: bool = False,
              aggregated_qr: bool = False) -> int:

@@ -47,7 +47,7 @@ def drive(flow: str, tmp_path: Path, *extra: str, timeout: float = 150) -> str:
                                   "manual_entry_and_looks", "staff_mode", "pay_by_code",
                                   "wrong_clock", "camera_lost", "nothing_fails_silently",
                                   "looks_reset_between_shoppers", "chinese_line_breaks",
-                                  "banners_and_boxes"])
+                                  "banners_and_boxes", "store_data_page"])
 def test_shopper_flow(flow, tmp_path, display):
     drive(flow, tmp_path)
 
