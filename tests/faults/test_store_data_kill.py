@@ -18,6 +18,7 @@ import hashlib
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -88,7 +89,7 @@ def whole_catalogue(kiosk) -> list[tuple]:
     return out
 
 
-def build_template(base: Path, key, fmt: str) -> Path:
+def build_template(base: Path, key, fmt: str | None) -> Path:
     data = base / f"template-{fmt}"
     clock = FixedClock(utc("2026-11-25T10:00:00+08:00"))
     kiosk = bootstrap.build(load_settings(data_dir=data, environ={}), clock)
@@ -99,9 +100,10 @@ def build_template(base: Path, key, fmt: str) -> Path:
     v1 = make_version(key, rows=v1rows, version=1)
     store.stage(v1.manifest_raw, v1.signature, "full", v1.full)
     assert store.apply_due(utc(LATER)) == [("catalogue", 1)]
-    v2 = make_version(key, rows=v2rows, previous=v1rows, version=2)
-    store.stage(v2.manifest_raw, v2.signature, fmt, v2.payload(fmt))
-    store.tidy()
+    if fmt is not None:
+        v2 = make_version(key, rows=v2rows, previous=v1rows, version=2)
+        store.stage(v2.manifest_raw, v2.signature, fmt, v2.payload(fmt))
+        store.tidy()
     kiosk.close()  # the last connection: the WAL is checkpointed into kiosk.db
     return data
 
@@ -163,3 +165,74 @@ def test_a_lane_killed_mid_apply_is_on_one_whole_version(tmp_path, fmt):
     assert set(seen) <= {"old", "new"}
     if fmt == "delta":
         assert seen[0] == "old"
+
+
+STAGER = """
+import sys
+from pathlib import Path
+from app import bootstrap
+from app.config import load_settings
+from app.services.clock import SystemClock
+from app.services.store_data import StoreData
+from tests.faults.test_store_data_kill import rows_v1, rows_v2
+from tests.store_versions import make_version
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+data_dir = Path(sys.argv[1])
+key = load_pem_private_key(Path(sys.argv[2]).read_bytes(), None)
+kiosk = bootstrap.build(load_settings(data_dir=data_dir, environ={}), SystemClock())
+from tests.store_versions import public_b64
+store = StoreData(kiosk.db, kiosk.catalogue, store_id="store-01", currency="CNY",
+                  public_key=public_b64(key), keys_file=None, lane_id="lane-01",
+                  stale_after_s=60, clock=SystemClock(), audit=None)
+v2 = make_version(key, rows=rows_v2(), previous=rows_v1(), version=2)
+print("ready", flush=True)
+store.stage(v2.manifest_raw, v2.signature, "delta", v2.delta)
+store.stage(v2.manifest_raw, v2.signature, "full", v2.full)  # supersedes the delta
+store.tidy()  # empties the superseded delta's 200,000 staged rows
+print("staged", flush=True)
+"""
+
+
+def test_staging_never_holds_the_write_lock_long(tmp_path):
+    """Staging a 200,000-row delta and a full snapshot, and tidying after, in a process of
+    its own, while this one writes as the lane does with a 0.5 s busy timeout: no write
+    fails, and the live catalogue stays version 1 throughout (issue 16's rule, kept)."""
+    from cryptography.hazmat.primitives import serialization
+
+    key = new_key()
+    data = build_template(tmp_path, key, None)
+    pem = tmp_path / "hq.pem"
+    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                      serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KIVY_NO_ARGS": "1"}
+    child = subprocess.Popen([sys.executable, "-c", STAGER, str(data), str(pem)],
+                             stdout=subprocess.PIPE, env=env, cwd=ROOT)
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == b"ready"
+    conn = sqlite3.connect(data / "kiosk.db", isolation_level=None, timeout=0.5)
+    first, last = "0" + gtin(0), "0" + gtin(BIG - 1)
+    failures: list[str] = []
+    seen = set()
+    writes = 0
+    while child.poll() is None:
+        try:  # one small write, as the lane's session writes are
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO staff_alerts (kind, ref, message, created_at) "
+                         "VALUES ('probe', '', '', '')")
+            conn.execute("COMMIT")
+            writes += 1
+        except sqlite3.OperationalError as exc:
+            failures.append(str(exc))
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        seen.add(conn.execute("SELECT (SELECT price FROM products WHERE code = ?), "
+                              "(SELECT price FROM products WHERE code = ?)",
+                              (first, last)).fetchone())
+        time.sleep(0.01)
+    assert child.communicate(timeout=60)[0].strip().endswith(b"staged")
+    assert child.returncode == 0
+    assert failures == [] and writes > 20
+    assert seen == {(100, 100 + (BIG - 1) % 500)}  # the live catalogue: version 1 all along
+    conn.close()
