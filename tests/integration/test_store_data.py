@@ -410,3 +410,23 @@ def test_manifest_json_is_what_was_signed(kiosk, store, key):
     with pytest.raises(StoreDataRefused, match="signature does not match"):
         store.plan("catalogue", [(loose, v1.signature)])
     assert datetime  # (imported for the helpers' types)
+
+
+def test_two_instances_on_two_connections_agree_on_the_age(kiosk, store, key, clock):
+    """The sync thread and the lane's thread each hold a StoreData on their own connection:
+    a contact reported on one is measured (monotonic clock) on the other."""
+    from app.storage.db import open_database
+
+    other_db = open_database(kiosk.settings.data_dir / "kiosk.db", migrate=False)
+    try:
+        sync_side = StoreData(other_db, SqliteCatalogue(other_db, "CNY"), store_id=STORE,
+                              currency="CNY", public_key=public_b64(key), keys_file=None,
+                              lane_id="lane-01", stale_after_s=3600, clock=clock, audit=None)
+        clock.advance(seconds=10)
+        sync_side.contacted(True)
+        clock.step(seconds=-7200)  # the wall clock is set back: ages stay on the monotonic clock
+        clock.advance(seconds=30)
+        st = store.status()
+        assert st.age_s == pytest.approx(30) and not st.stale
+    finally:
+        other_db.close()
