@@ -312,6 +312,12 @@ class StoreDataRepo:
         with write_transaction(self.db):
             self._conn.execute(f"ALTER TABLE {table} RENAME TO {OLD_TABLE}")
 
+    def drop_old(self) -> None:
+        """Drop ``products_hq_old`` at once (inside the caller's transaction): only when
+        ``tidy`` could not empty it in short transactions first."""
+        with write_transaction(self.db):
+            self._conn.execute(f"DROP TABLE IF EXISTS {OLD_TABLE}")
+
     def has_undo(self, version: int) -> bool:
         return self._conn.execute("SELECT 1 FROM catalogue_undo WHERE version = ? LIMIT 1",
                                   (version,)).fetchone() is not None
