@@ -76,6 +76,10 @@ from app.storage.store_data_repo import (
 )
 
 _UNITS = ("each", "kg")
+# Monotonic time of the last good contact, per database file: the sync thread and the
+# lane's thread each hold a StoreData on their own connection (sqlite3 connections stay
+# on their thread), and both must measure the same age on the monotonic clock.
+_CONTACT_MONO: dict[str, float] = {}
 
 
 class StoreDataRefused(ValueError):
@@ -157,7 +161,7 @@ class StoreData:
                                  "public key") from None
             self._key_id = sd.key_id(raw)
         self._started = self._mono()
-        self._checked_mono: float | None = None
+        self._db_key = self.repo.path() or f"memory:{id(db)}"
         if keys_file is not None and self.repo.lane_keys():
             self._write_keys_file()  # a lane killed between commit and file: catch up
 
@@ -386,21 +390,25 @@ class StoreData:
         keeps the prices it was scanned with, so versions change only between shoppers).
         Audited (``store_data_applied``). Staged versions that can never apply (their base
         was replaced) are marked superseded with the reason."""
-        chains = {kind: self._due_chain(kind, now) for kind in sd.KINDS}
-        for kind, (_chain, dead) in chains.items():
-            for r in dead:
-                self.repo.set_state(kind, r.version, "superseded",
-                                    reason="its base is no longer this lane's version")
-        if not any(chain for chain, _ in chains.values()):
-            return []
-        cat_chain = chains["catalogue"][0]
-        full_switch = any(r.format == "full" for r in cat_chain)
-        if full_switch and self.repo.has_table(OLD_TABLE):
-            self.repo.clear_table(OLD_TABLE)  # tidy did not run since the last switch
+        if self.repo.has_table(OLD_TABLE) and any(
+                r.format == "full" for r in self._due_chain("catalogue", now)[0]):
+            self.repo.clear_table(OLD_TABLE)  # tidy has not run since the last switch
         done: list[tuple[str, int]] = []
         at = now.isoformat()
         keys_changed = False
         with write_transaction(self.db):
+            # What is due is read inside the transaction: the sync thread stages on its own
+            # connection, and a staged version's row is written only once its rows are
+            # complete (and an older staged full catalogue is superseded before its side
+            # table is rebuilt), so what is read here is whole.
+            chains = {kind: self._due_chain(kind, now) for kind in sd.KINDS}
+            for kind, (_chain, dead) in chains.items():
+                for r in dead:
+                    self.repo.set_state(kind, r.version, "superseded",
+                                        reason="its base is no longer this lane's version")
+            if any(r.format == "full" for r in chains["catalogue"][0]) \
+                    and self.repo.has_table(OLD_TABLE):
+                self.repo.drop_old()  # raced with a switch: rare, correct, slower
             for kind in sd.KINDS:
                 chain = chains[kind][0]
                 if not chain:
@@ -420,6 +428,8 @@ class StoreData:
                     self.catalogue.set_meta({"source": hq_source(kind, chain[-1].version),
                                              "currency": self.currency})
                 keys_changed |= kind == "lane-keys"
+            if not done:
+                return []
             if self.audit is not None:
                 self.audit.append("store_data_applied", "head office", {
                     "lane": self.lane_id, "applied": [f"{k} {v}" for k, v in done]}, now)
@@ -484,24 +494,30 @@ class StoreData:
         with the reason when there is nothing to roll back to."""
         if kind not in sd.KINDS:
             raise ValueError(f"{kind!r} is not one of {', '.join(sd.KINDS)}")
-        applied = self.repo.applied(kind)
-        if applied is None:
-            raise ValueError(f"no head-office {kind} version is applied on this lane")
-        if self._local(kind):
-            raise ValueError(f"a local import replaced {kind} version {applied.version}; "
-                             "there is no head-office version to roll back")
-        to = self._previous(kind, applied)
-        if to is None:
-            raise ValueError(f"{kind} version {applied.version} has nothing to roll back to "
-                             "(it is the first version this lane applied, or what came "
-                             "before it is no longer kept)")
-        undo = json.loads(applied.undo or "{}")
-        if kind == "catalogue" and applied.format == "full" and self.repo.has_table(OLD_TABLE):
-            self.repo.clear_table(OLD_TABLE)
+        last = self.repo.applied(kind)
+        if kind == "catalogue" and last is not None and last.format == "full" \
+                and self.repo.has_table(OLD_TABLE):
+            self.repo.clear_table(OLD_TABLE)  # in short transactions, before the switch
         now = self.clock.now()
+        # Checked again inside the transaction: another process (`kiosk` CLI) or thread may
+        # have applied or rolled back since.
         with write_transaction(self.db):
+            applied = self.repo.applied(kind)
+            if applied is None:
+                raise ValueError(f"no head-office {kind} version is applied on this lane")
+            if self._local(kind):
+                raise ValueError(f"a local import replaced {kind} version {applied.version}; "
+                                 "there is no head-office version to roll back")
+            to = self._previous(kind, applied)
+            if to is None:
+                raise ValueError(f"{kind} version {applied.version} has nothing to roll back "
+                                 "to (it is the first version this lane applied, or what came "
+                                 "before it is no longer kept)")
+            undo = json.loads(applied.undo or "{}")
             if kind == "catalogue":
                 if applied.format == "full":
+                    if self.repo.has_table(OLD_TABLE):
+                        self.repo.drop_old()  # raced with tidy: rare, correct, slower
                     self.catalogue.switch_in(PREV_TABLE, OLD_TABLE)
                 else:
                     self.catalogue.restore_undo(applied.version)
@@ -525,7 +541,7 @@ class StoreData:
         """The sync thread's report of one contact with head office: ``ok`` for an answer
         (200, 304, 404), else ``error`` (what went wrong)."""
         if ok:
-            self._checked_mono = self._mono()
+            _CONTACT_MONO[self._db_key] = self._mono()
         self.repo.contacted(self._now_text(), None if ok else (error or "no answer"))
 
     def status(self) -> DataStatus:
@@ -548,8 +564,9 @@ class StoreData:
                 local)
         checked_text, error, _error_at = self.repo.contact()
         checked = datetime.fromisoformat(checked_text) if checked_text else None
-        if self._checked_mono is not None:
-            age: float | None = self._mono() - self._checked_mono
+        mono = _CONTACT_MONO.get(self._db_key)
+        if mono is not None:
+            age: float | None = self._mono() - mono
         elif checked is not None:  # contact before this start: the wall clock is all there is
             age = max(0.0, (self.clock.now() - checked).total_seconds())
         else:

@@ -82,6 +82,11 @@ class StoreDataRepo:
         self._released = 0.0
 
     # -- reading ---------------------------------------------------------------------------
+    def path(self) -> str:
+        """The database file's path ('' for an in-memory database)."""
+        return next((str(r[2]) for r in self._conn.execute("PRAGMA database_list")
+                     if r[1] == "main"), "")
+
     def get(self, kind: str, version: int) -> VersionRow | None:
         r = self._conn.execute(f"SELECT {_ROW} FROM store_data_versions WHERE kind = ? "
                                "AND version = ?", (kind, version)).fetchone()
@@ -306,6 +311,12 @@ class StoreDataRepo:
         ``tidy`` to empty later; the caller has made sure no old table is left."""
         with write_transaction(self.db):
             self._conn.execute(f"ALTER TABLE {table} RENAME TO {OLD_TABLE}")
+
+    def drop_old(self) -> None:
+        """Drop ``products_hq_old`` at once (inside the caller's transaction): only when
+        ``tidy`` could not empty it in short transactions first."""
+        with write_transaction(self.db):
+            self._conn.execute(f"DROP TABLE IF EXISTS {OLD_TABLE}")
 
     def has_undo(self, version: int) -> bool:
         return self._conn.execute("SELECT 1 FROM catalogue_undo WHERE version = ? LIMIT 1",
