@@ -117,7 +117,8 @@ def _sortable(key: str, row: Iterable[Any]) -> bytes:
     return key.encode() + b"\0" + _json_line(row)
 
 
-def _line_of(sortable: bytes) -> bytes:
+def line_of(sortable: bytes) -> bytes:
+    """The payload line of one of :func:`payload_lines`' items (the key taken off)."""
     return sortable[sortable.index(b"\0") + 1:]
 
 
@@ -160,8 +161,10 @@ def _lane_key_lines(source: Path) -> list[bytes]:
 
 def payload_lines(kind: str, source: Path, *, currency: str,
                   tax_classes: frozenset[str]) -> list[bytes]:
-    """The full payload's lines (JSON Lines, each ending in a newline) of a ``kind`` file,
-    sorted by key: catalogue rows as the kiosk stores them (``catalogue_file.ProductRow``),
+    """The full payload's lines of a ``kind`` file, sorted by key, each as ``key NUL
+    line`` (:func:`line_of` strips the key: done one line at a time as they are written,
+    so a million lines are never held twice). The lines are JSON Lines (ending in a
+    newline): catalogue rows as the kiosk stores them (``catalogue_file.ProductRow``),
     ``[promo_id, definition]``, ``[lane_id, base64 key]``. :class:`PublishRefused` for a
     bad file; FileNotFoundError for a missing one."""
     if kind == "catalogue":
@@ -173,7 +176,7 @@ def payload_lines(kind: str, source: Path, *, currency: str,
     else:
         raise ValueError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
     lines.sort()
-    return [_line_of(s) for s in lines]
+    return lines
 
 
 def gzip_lines(lines: Iterable[bytes]) -> tuple[bytes, int]:
@@ -190,7 +193,7 @@ def gzip_lines(lines: Iterable[bytes]) -> tuple[bytes, int]:
 
 def _rows(lines: Iterable[bytes]) -> Iterator[tuple[Any, ...]]:
     for line in lines:
-        yield tuple(json.loads(line))
+        yield tuple(json.loads(line_of(line)))
 
 
 # -- publishing ------------------------------------------------------------------------------
@@ -221,7 +224,7 @@ def publish(store: HqStore, key: Ed25519PrivateKey, store_id: str, kind: str, so
     now = now or datetime.now(UTC)
     effective = store_data.instant_text(effective_at or now)
     lines = payload_lines(kind, source, currency=currency, tax_classes=tax_classes)
-    full, full_rows = gzip_lines(lines)
+    full, full_rows = gzip_lines(line_of(line) for line in lines)
     version = (store.latest_version(store_id, kind) or 0) + 1
     delta_bytes: bytes | None = None
     delta: Payload | None = None

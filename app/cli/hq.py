@@ -9,11 +9,16 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 
 @click.group("hq")
@@ -336,3 +341,155 @@ def hq_fleet(store_id: str | None, address: str, as_json: bool, silent_after_s: 
     silent = sum(1 for r in rows if r["silent_s"] > silent_after_s)
     click.echo(f"{len(rows)} lanes of {where}: {behind} behind, {silent} silent "
                f"(no heartbeat for over {silent_after_s:g} s)")
+
+# -- publishing store data (issue 22, docs/store-sync.md) ------------------------------------
+
+def _publish_defaults() -> tuple[str, str]:
+    """The kiosk's default currency and tax classes (``store.*`` settings' defaults)."""
+    from app.config import StoreSettings
+
+    store = StoreSettings()
+    return store.currency, ",".join(store.tax_classes)
+
+
+_DEFAULT_CURRENCY, _DEFAULT_TAX_CLASSES = _publish_defaults()
+
+
+def _load_publishing_key(path: Path) -> Ed25519PrivateKey:
+    from hq.publish import load_key_file
+
+    try:
+        return load_key_file(path)
+    except FileNotFoundError:
+        raise click.ClickException(f"{path} does not exist: make one with "
+                                   f"`kiosk hq keygen --key {path}`") from None
+    except (ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _key_lines(key: Ed25519PrivateKey) -> list[str]:
+    from app.domain.store_data import key_id
+    from hq.publish import public_key_raw, public_key_text
+
+    return [f'sync.hq_public_key = "{public_key_text(key)}"',
+            f"key id {key_id(public_key_raw(key))}"]
+
+
+@hq.command("keygen")
+@click.option("--key", "key_path", type=click.Path(path_type=Path, dir_okay=False),
+              required=True, help="Where to write the new private key (PKCS#8 PEM, 0600).")
+def hq_keygen(key_path: Path) -> None:
+    """Make head office's publishing key; print the public key line lanes pin.
+
+    Refuses to overwrite an existing key file: lanes that pinned its public half
+    would refuse everything signed by a new one.
+    """
+    from hq.publish import create_key_file
+
+    try:
+        key = create_key_file(key_path)
+    except FileExistsError:
+        raise click.ClickException(f"{key_path} exists; a publishing key is never "
+                                   "overwritten (lanes pinned it)") from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {key_path}: {exc}") from None
+    for line in _key_lines(key):
+        click.echo(line)
+    click.echo(f"private key in {key_path} (keep it with the publisher, not on the service)",
+               err=True)
+
+
+@hq.command("key")
+@click.option("--key", "key_path", type=click.Path(path_type=Path, dir_okay=False),
+              required=True, help="The publishing key file.")
+def hq_key(key_path: Path) -> None:
+    """Print the public key line lanes pin (``sync.hq_public_key``) and its key id."""
+    for line in _key_lines(_load_publishing_key(key_path)):
+        click.echo(line)
+
+
+def _effective_at(text: str | None,
+                  zone_name: str | None) -> tuple[datetime | None, ZoneInfo | None]:
+    """``--effective-at`` as an aware datetime (None: now), and the zone to show it in."""
+
+    try:
+        zone = ZoneInfo(zone_name) if zone_name else None
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(f"{zone_name!r} is not an IANA time zone name",
+                                 param_hint="--time-zone") from None
+    if text is None:
+        return None, zone
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an ISO 8601 time like "
+                                 "2026-12-01T09:00+08:00 or 2026-12-01T09:00",
+                                 param_hint="--effective-at") from None
+    if when.tzinfo is None:  # a local time: in --time-zone, else this machine's zone
+        when = when.replace(tzinfo=zone) if zone else when.astimezone()
+    return when, zone
+
+
+@hq.command("publish")
+@click.argument("kind", type=click.Choice(["catalogue", "promotions", "lane-keys"]))
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--store", "store_id", required=True, help="The store id the version is for.")
+@click.option("--key", "key_path", type=click.Path(path_type=Path, dir_okay=False),
+              required=True, help="Head office's publishing key (`kiosk hq keygen`).")
+@click.option("--effective-at", default=None,
+              help="When lanes may apply it: ISO 8601 with an offset "
+              "(2026-12-01T09:00+08:00), or a local time in --time-zone. Default: now.")
+@click.option("--time-zone", "zone_name", default=None,
+              help="IANA zone of a local --effective-at and of the time shown "
+              "(default: this machine's).")
+@click.option("--currency", default=_DEFAULT_CURRENCY, show_default=True,
+              help="ISO 4217 code of the prices (lanes refuse another).")
+@click.option("--tax-classes", default=_DEFAULT_TAX_CLASSES, show_default=True,
+              help="The store's tax class codes, comma-separated (the lanes' "
+              "store.tax_classes).")
+@click.option("--note", default="", help="Free text for people (\"price change, week 49\").")
+@click.option("--keep", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Versions kept per store and kind; older ones are pruned.")
+@click.option("--store-address", "address", default="sqlite:hq.db", show_default=True,
+              help="The head-office store: sqlite:PATH or nats://HOST:PORT[,HOST:PORT...].")
+def hq_publish(kind: str, file: Path, store_id: str, key_path: Path,
+               effective_at: str | None, zone_name: str | None, currency: str,
+               tax_classes: str, note: str, keep: int, address: str) -> None:
+    """Publish a catalogue CSV, promotions TOML or lane-keys TOML as a store's next version.
+
+    Validated with the kiosk's own rules first: a bad row refuses the whole
+    version (exit 1, line and reason; nothing published). Signed with --key.
+    """
+    from hq.publish import PublishRefused, publish
+    from hq.store_address import open_store
+    from hq.stores import StoreUnavailable, VersionTaken
+
+    key = _load_publishing_key(key_path)
+    when, zone = _effective_at(effective_at, zone_name)
+    classes = frozenset(c.strip() for c in tax_classes.split(",") if c.strip())
+    try:
+        store = open_store(address)
+    except (ValueError, StoreUnavailable, OSError) as exc:
+        raise click.ClickException(f"cannot open the store {address}: {exc}") from None
+    try:
+        manifest = publish(store, key, store_id, kind, file, effective_at=when,
+                           currency=currency, tax_classes=classes, note=note, keep=keep)
+    except PublishRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    except (ValueError, VersionTaken, StoreUnavailable, OSError) as exc:
+        raise click.ClickException(f"{kind} not published: {exc}") from None
+    finally:
+        store.close()
+    effective = manifest.effective()
+    local = effective.astimezone(zone) if zone else effective.astimezone()
+    click.echo(f"published {kind} version {manifest.version} for store {store_id} "
+               f"(key id {manifest.key_id})")
+    click.echo(f"full: {manifest.full.rows:,} rows, {manifest.full.size:,} bytes")
+    if manifest.delta is not None:
+        click.echo(f"delta against version {manifest.delta.base}: {manifest.delta.rows:,} "
+                   f"rows, {manifest.delta.size:,} bytes")
+    else:
+        click.echo("delta: none (first version, or the previous one's payload is pruned)")
+    shown_zone = zone.key if zone else (local.tzname() or "local")
+    click.echo(f"effective at {manifest.effective_at} "
+               f"({local.strftime('%Y-%m-%d %H:%M:%S')} {shown_zone})")

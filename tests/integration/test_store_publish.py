@@ -1,0 +1,450 @@
+"""Publishing store data at head office (issue 22, docs/store-sync.md): versions validated
+with the kiosk's own rules, signed, kept in the embedded store with full and delta payloads,
+pruned, and served over real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import base64
+import json
+import stat
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import requests
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from app.bootstrap import PROJECT_ROOT
+from app.domain import store_data
+from app.domain.catalogue_file import COLUMNS
+from app.services.catalogue import CatalogueImportError, import_catalogue
+from hq.publish import PublishRefused, gzip_lines, publish
+from hq.service import HqServer
+from hq.sqlite_store import SqliteStore
+from hq.stores import StoreUnavailable, VersionTaken
+
+HEADER = ",".join(COLUMNS) + "\n"
+TAX = frozenset({"standard", "food", "zero"})
+TOKEN = "t0ken"
+NOW = datetime(2026, 12, 1, 0, 30, tzinfo=UTC)
+ROWS_V1 = (
+    "6900000000014,纯牛奶,Milk,6.50,5.90,each,food,0,,dairy,\n"
+    "6900000000083,酸奶,Yogurt,3.00,,each,food,0,,dairy,\n"
+    "12345670,橙,Orange,2.00,,each,food,0,,fruit,\n"  # UPC-E and EAN-8: two keys
+    "4011,香蕉,Banana,7.98,,kg,food,0,,fruit,\n"
+)
+# v2: the yogurt's price changed, the banana removed, a pear added.
+ROWS_V2 = (
+    "6900000000014,纯牛奶,Milk,6.50,5.90,each,food,0,,dairy,\n"
+    "6900000000083,酸奶,Yogurt,3.20,,each,food,0,,dairy,\n"
+    "12345670,橙,Orange,2.00,,each,food,0,,fruit,\n"
+    "4012,梨,Pear,9.90,,kg,food,0,,fruit,\n"
+)
+BAD = (
+    "6900000000014,纯牛奶,Milk,6.50,5.90,each,food,0,,dairy,\n"
+    "6900000000084,奶,Milk,1.00,,each,food,0,,dairy,\n"  # line 3: wrong check digit
+    "6900000000083,酸奶,Yogurt,abc,,each,food,0,,dairy,\n"  # line 4: not an amount
+    "6900000000014,纯牛奶,Milk,6.50,,each,food,0,,dairy,\n"  # line 5: duplicate
+)
+
+
+def csv_file(folder: Path, body: str, name: str = "c.csv") -> Path:
+    path = folder / name
+    path.write_text(HEADER + body, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def hq_store(tmp_path):
+    store = SqliteStore(tmp_path / "hq.db")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def key():
+    return Ed25519PrivateKey.generate()
+
+
+def rows_of(data: bytes) -> dict:
+    return {row[0]: tuple(row) for row in store_data.decode_lines(data)}
+
+
+def pub(store, key, source, kind="catalogue", **kw):
+    kw.setdefault("tax_classes", TAX)
+    kw.setdefault("now", NOW)
+    return publish(store, key, "store-01", kind, source, **kw)
+
+
+def test_a_version_and_its_delta(tmp_path, hq_store, key):
+    m1 = pub(hq_store, key, csv_file(tmp_path, ROWS_V1, "v1.csv"), note="first")
+    m2 = pub(hq_store, key, csv_file(tmp_path, ROWS_V2, "v2.csv"))
+    assert (m1.version, m1.delta, m2.version) == (1, None, 2)
+    assert m1.note == "first" and m1.effective_at == m1.published_at == "2026-12-01T00:30:00Z"
+    full1 = hq_store.payload("store-01", "catalogue", 1, "full")
+    full2 = hq_store.payload("store-01", "catalogue", 2, "full")
+    delta = hq_store.payload("store-01", "catalogue", 2, "delta")
+    assert hq_store.payload("store-01", "catalogue", 1, "delta") is None
+    ops = [tuple(op) for op in store_data.decode_lines(delta)]
+    assert ops == [
+        ("+", "06900000000083", "酸奶", "Yogurt", 320, None, "each", "food", 0, None,
+         "dairy", ""),
+        ("-", "PLU:4011"),
+        ("+", "PLU:4012", "梨", "Pear", 990, None, "kg", "food", 0, None, "fruit", ""),
+    ]
+    assert store_data.apply_ops(rows_of(full1), ops) == rows_of(full2)
+    # The manifest's signed figures are the bytes' own.
+    for data, payload in ((full2, m2.full), (delta, m2.delta)):
+        store_data.check_payload(data, payload)
+    assert (m2.full.rows, m2.delta.rows, m2.delta.base) == (5, 3, 1)
+    # Sorted by key, and the same bytes store_data's encoder makes of those rows.
+    keys = list(rows_of(full2))
+    assert keys == sorted(keys)
+    assert full2 == store_data.encode_lines(rows_of(full2).values())[0]
+
+
+def test_full_rows_are_the_rows_the_kiosk_stores(tmp_path, hq_store, key, kiosk):
+    source = PROJECT_ROOT / "seeds" / "catalogue.csv"
+    manifest = pub(hq_store, key, source)
+    import_catalogue(kiosk.catalogue, source, tax_classes=TAX, replace=True)
+    stored = kiosk.catalogue._conn.execute(
+        f"SELECT {', '.join(COLUMNS)} FROM products ORDER BY code").fetchall()
+    full = hq_store.payload("store-01", "catalogue", 1, "full")
+    assert [tuple(r) for r in store_data.decode_lines(full)] == [tuple(r) for r in stored]
+    assert manifest.full.rows == len(stored) > 200
+
+
+def test_a_bad_row_refuses_the_whole_version_as_the_kiosk_does(tmp_path, hq_store, key,
+                                                                 kiosk):
+    pub(hq_store, key, csv_file(tmp_path, ROWS_V1, "v1.csv"))
+    bad = csv_file(tmp_path, BAD, "bad.csv")
+    with pytest.raises(PublishRefused) as refused:
+        pub(hq_store, key, bad)
+    with pytest.raises(CatalogueImportError) as imported:
+        import_catalogue(kiosk.catalogue, bad, tax_classes=TAX, replace=True)
+    # One rule: the same lines and reasons as `kiosk catalog import`.
+    assert refused.value.errors == imported.value.errors
+    assert [e.line for e in refused.value.errors] == [3, 4, 5]
+    assert "wrong check digit" in str(refused.value)
+    assert "line 4: price 'abc' is not an amount" in str(refused.value)
+    # Nothing stored: still version 1, and no payload file for a version 2.
+    assert hq_store.latest_version("store-01", "catalogue") == 1
+    assert sorted(p.name for p in (tmp_path / "hq.db.versions/store-01/catalogue").iterdir()) \
+        == ["1.full.jsonl.gz"]
+
+
+def test_the_signature_verifies_with_the_key_and_no_other(tmp_path, hq_store, key):
+    pub(hq_store, key, csv_file(tmp_path, ROWS_V1))
+    [(raw, signature)] = hq_store.versions_after("store-01", "catalogue", None)
+    manifest = store_data.manifest_from_bytes(raw)
+    assert manifest.key_id == store_data.key_id(
+        key.public_key().public_bytes_raw())
+    key.public_key().verify(signature, raw)
+    with pytest.raises(InvalidSignature):
+        Ed25519PrivateKey.generate().public_key().verify(signature, raw)
+    with pytest.raises(InvalidSignature):
+        key.public_key().verify(signature, raw.replace(b'"version":1', b'"version":2'))
+
+
+def test_promotions_and_lane_keys(tmp_path, hq_store, key):
+    promotions = PROJECT_ROOT / "seeds" / "promotions.toml"
+    m = pub(hq_store, key, promotions, kind="promotions")
+    rows = list(store_data.decode_lines(hq_store.payload("store-01", "promotions", 1, "full")))
+    assert m.full.rows == len(rows) >= 3 and [r[0] for r in rows] == sorted(r[0] for r in rows)
+    assert {"promo_id": "YOGURT-3FOR2"}.items() <= dict(rows)["YOGURT-3FOR2"].items()
+
+    lane_a, lane_b = (base64.b64encode(Ed25519PrivateKey.generate().public_key()
+                                       .public_bytes_raw()).decode() for _ in range(2))
+    keys = tmp_path / "lane-keys.toml"
+    keys.write_text(f'lane-02 = "{lane_b}"\nlane-01 = "{lane_a}"\n')
+    pub(hq_store, key, keys, kind="lane-keys")
+    rows = list(store_data.decode_lines(hq_store.payload("store-01", "lane-keys", 1, "full")))
+    assert rows == [["lane-01", lane_a], ["lane-02", lane_b]]
+
+    keys.write_text(f'lane-01 = "{lane_a}"\nlane-03 = "c2hvcnQ="\n')  # 5 bytes
+    with pytest.raises(PublishRefused, match="the key for 'lane-03' is not a base64 Ed25519"):
+        pub(hq_store, key, keys, kind="lane-keys")
+    bad_promo = tmp_path / "p.toml"
+    bad_promo.write_text('[[promotion]]\npromo_id = "X"\nkind = "multi_buy"\ntreshold = 1\n')
+    with pytest.raises(PublishRefused, match="unknown field"):
+        pub(hq_store, key, bad_promo, kind="promotions")
+    assert hq_store.latest_version("store-01", "lane-keys") == 1
+    assert hq_store.latest_version("store-01", "promotions") == 1
+
+
+def test_two_publishers_racing_for_one_version(tmp_path, key):
+    """Two store objects on one database (as two publisher processes would have): the one
+    that stores second gets VersionTaken, and the first one's payloads are untouched."""
+    first, second = SqliteStore(tmp_path / "hq.db"), SqliteStore(tmp_path / "hq.db")
+    v1, v2 = csv_file(tmp_path, ROWS_V1, "v1.csv"), csv_file(tmp_path, ROWS_V2, "v2.csv")
+    pub(first, key, v1)
+    won: list = []
+
+    class Racing:
+        """``second``, but the other publisher stores its version 2 in between."""
+
+        def __getattr__(self, name):
+            return getattr(second, name)
+
+        def publish_version(self, *args):
+            won.append(pub(first, key, v2))
+            return second.publish_version(*args)
+
+    try:
+        with pytest.raises(VersionTaken, match="published by another publisher"):
+            pub(Racing(), key, v1, note="the loser")
+        [(raw, _sig)] = first.versions_after("store-01", "catalogue", 1)
+        assert store_data.manifest_from_bytes(raw) == won[0]
+        for fmt in ("full", "delta"):
+            store_data.check_payload(first.payload("store-01", "catalogue", 2, fmt),
+                                     won[0].payload(fmt))
+        assert second.latest_version("store-01", "catalogue") == 2
+        leftovers = [p.name for p in (tmp_path / "hq.db.versions/store-01/catalogue").iterdir()
+                     if p.name.endswith(".tmp")]
+        assert leftovers == []
+    finally:
+        first.close()
+        second.close()
+
+
+def test_pruning_keeps_the_newest(tmp_path, hq_store, key):
+    for n in range(1, 6):
+        body = ROWS_V1.replace("6.50,5.90", f"6.{n}0,5.90")
+        pub(hq_store, key, csv_file(tmp_path, body), keep=2)
+    kept = [store_data.manifest_from_bytes(raw).version
+            for raw, _ in hq_store.versions_after("store-01", "catalogue", None)]
+    assert kept == [4, 5]
+    assert hq_store.payload("store-01", "catalogue", 3, "full") is None
+    folder = tmp_path / "hq.db.versions/store-01/catalogue"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "4.delta.jsonl.gz", "4.full.jsonl.gz", "5.delta.jsonl.gz", "5.full.jsonl.gz"]
+    assert hq_store.prune_versions("store-01", "catalogue", 1) == 1
+
+
+def test_gzip_lines_is_the_format_encoder():
+    rows = [("a", 1, None, "é"), ("b", [1, 2], {"x": "y"})]
+    lines = [json.dumps(list(r), ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+             for r in rows]
+    assert gzip_lines(lines) == store_data.encode_lines(rows)
+
+
+# -- HTTP ------------------------------------------------------------------------------------
+
+@pytest.fixture
+def served(hq_store):
+    server = HqServer(hq_store, token=TOKEN).start()
+    yield server
+    server.stop()
+
+
+def get(server, path, **headers):
+    return requests.get(server.url + path, timeout=10,
+                        headers={"Authorization": f"Bearer {TOKEN}", **headers})
+
+
+def test_listing_answers_304_200_and_404(tmp_path, hq_store, key, served):
+    assert get(served, "/v1/stores/store-01/data/catalogue").status_code == 404
+    pub(hq_store, key, csv_file(tmp_path, ROWS_V1, "v1.csv"))
+    pub(hq_store, key, csv_file(tmp_path, ROWS_V2, "v2.csv"))
+
+    r = get(served, "/v1/stores/store-01/data/catalogue")
+    assert r.status_code == 200 and r.headers["ETag"] == '"catalogue-2"'
+    body = r.json()
+    assert (body["store_id"], body["kind"], body["latest"]) == ("store-01", "catalogue", 2)
+    assert [v["manifest"]["version"] for v in body["versions"]] == [1, 2]
+    for v in body["versions"]:
+        raw = base64.b64decode(v["manifest_b64"])
+        key.public_key().verify(base64.b64decode(v["signature"]), raw)
+        assert store_data.manifest_from_bytes(raw).as_json() == v["manifest"]
+
+    r = get(served, "/v1/stores/store-01/data/catalogue", **{"If-None-Match": '"catalogue-2"'})
+    assert (r.status_code, r.headers["ETag"], r.content) == (304, '"catalogue-2"', b"")
+    r = get(served, "/v1/stores/store-01/data/catalogue", **{"If-None-Match": '"catalogue-1"'})
+    assert r.status_code == 200 and [v["manifest"]["version"] for v in r.json()["versions"]] \
+        == [2]
+    # A version head office never had (another store's, a wiped one): every kept version.
+    r = get(served, "/v1/stores/store-01/data/catalogue", **{"If-None-Match": '"catalogue-9"'})
+    assert [v["manifest"]["version"] for v in r.json()["versions"]] == [1, 2]
+    # Another kind's tag names nothing for this one.
+    r = get(served, "/v1/stores/store-01/data/catalogue", **{"If-None-Match": '"promotions-2"'})
+    assert r.status_code == 200
+    assert get(served, "/v1/stores/store-02/data/catalogue").status_code == 404
+    assert get(served, "/v1/stores/store-01/data/promotions").status_code == 404
+
+
+def test_payload_downloads(tmp_path, hq_store, key, served):
+    pub(hq_store, key, csv_file(tmp_path, ROWS_V1, "v1.csv"))
+    m2 = pub(hq_store, key, csv_file(tmp_path, ROWS_V2, "v2.csv"))
+    for fmt in ("full", "delta"):
+        r = get(served, f"/v1/stores/store-01/data/catalogue/2/{fmt}")
+        assert r.status_code == 200 and r.headers["Content-Type"] == "application/gzip"
+        assert int(r.headers["Content-Length"]) == len(r.content) == m2.payload(fmt).size
+        assert store_data.digest(r.content) == m2.payload(fmt).sha256
+        assert r.headers["ETag"] == f'"sha256:{m2.payload(fmt).sha256}"'
+    assert get(served, "/v1/stores/store-01/data/catalogue/1/delta").status_code == 404
+    assert get(served, "/v1/stores/store-01/data/catalogue/3/full").status_code == 404
+
+
+@pytest.mark.parametrize(("path", "status", "says"), [
+    ("/v1/stores/bad%20id/data/catalogue", 400, "not a store id"),
+    ("/v1/stores/..%2F..%2Fetc/data/catalogue/1/full", 400, "not a store id"),
+    ("/v1/stores/store-01/data/prices", 404, "no data kind 'prices'"),
+    ("/v1/stores/store-01/data/catalogue/one/full", 400, "not a whole number"),
+    ("/v1/stores/store-01/data/catalogue/0/full", 400, "not a whole number"),
+    ("/v1/stores/store-01/data/catalogue/99999999999999999999/full", 400, "not a whole"),
+    ("/v1/stores/store-01/data/catalogue/1/half", 404, "no payload format 'half'"),
+])
+def test_bad_requests_say_why(tmp_path, hq_store, key, served, path, status, says):
+    pub(hq_store, key, csv_file(tmp_path, ROWS_V1))
+    r = get(served, path)
+    assert r.status_code == status and says in r.json()["error"]
+
+
+def test_a_lane_without_the_token_gets_nothing(tmp_path, hq_store, key, served):
+    pub(hq_store, key, csv_file(tmp_path, ROWS_V1))
+    for path in ("/v1/stores/store-01/data/catalogue", "/v1/stores/store-01/data/catalogue/1/full"):
+        assert requests.get(served.url + path, timeout=10).status_code == 401
+
+
+def test_a_store_that_cannot_answer_gives_503(hq_store):
+    class Down:
+        def __getattr__(self, name):
+            return getattr(hq_store, name)
+
+        def latest_version(self, *_args):
+            raise StoreUnavailable("nats down")
+
+        def payload(self, *_args):
+            raise StoreUnavailable("nats down")
+
+    server = HqServer(Down(), token=TOKEN).start()  # type: ignore[arg-type]
+    try:
+        for path in ("/v1/stores/s/data/catalogue", "/v1/stores/s/data/catalogue/1/full"):
+            r = get(server, path)
+            assert r.status_code == 503 and r.headers["Retry-After"] == "5"
+    finally:
+        server.stop()
+
+
+# -- the command line ------------------------------------------------------------------------
+
+def kiosk(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120,
+                          env={**__import__("os").environ, "KIVY_NO_ARGS": "1",
+                               "PYTHONPATH": str(PROJECT_ROOT)})
+
+
+def test_the_commands_end_to_end(tmp_path):
+    made = kiosk("hq", "keygen", "--key", "hq.pem", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert stat.S_IMODE((tmp_path / "hq.pem").stat().st_mode) == 0o600
+    line = made.stdout.splitlines()[0]
+    assert line.startswith('sync.hq_public_key = "')
+    again = kiosk("hq", "keygen", "--key", "hq.pem", cwd=tmp_path)
+    assert again.returncode == 1 and "never overwritten" in again.stderr
+    shown = kiosk("hq", "key", "--key", "hq.pem", cwd=tmp_path)
+    assert shown.stdout == made.stdout
+
+    csv_file(tmp_path, ROWS_V1, "v1.csv")
+    csv_file(tmp_path, ROWS_V2, "v2.csv")
+    csv_file(tmp_path, BAD, "bad.csv")
+    common = ["--store", "store-01", "--key", "hq.pem", "--store-address", "sqlite:hq.db"]
+    first = kiosk("hq", "publish", "catalogue", "v1.csv", *common, "--effective-at",
+                  "2026-12-01T09:00", "--time-zone", "Asia/Shanghai", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "catalogue version 1 for store store-01" in first.stdout
+    assert "full: 5 rows" in first.stdout
+    assert "effective at 2026-12-01T01:00:00Z (2026-12-01 09:00:00 Asia/Shanghai)" \
+        in first.stdout
+    second = kiosk("hq", "publish", "catalogue", "v2.csv", *common, "--effective-at",
+                   "2026-12-01T09:00+08:00", "--note", "week 49", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "version 2" in second.stdout and "delta against version 1: 3 rows" in second.stdout
+    refused = kiosk("hq", "publish", "catalogue", "bad.csv", *common, cwd=tmp_path)
+    assert refused.returncode == 1
+    assert "line 3: GTIN 6900000000084" in refused.stderr
+    assert "line 5: code 6900000000014 already on line 2" in refused.stderr
+    # The lane's import says the same lines and reasons.
+    lane = kiosk("--data-dir", str(tmp_path / "lane"), "catalog", "import", "bad.csv", cwd=tmp_path)
+    assert lane.returncode != 0
+    reasons = [ln for ln in refused.stderr.splitlines() if ln.startswith("line ")]
+    assert reasons and all(r in lane.stderr + lane.stdout for r in reasons)
+    bad_time = kiosk("hq", "publish", "catalogue", "v1.csv", *common, "--effective-at",
+                     "tomorrow", cwd=tmp_path)
+    assert bad_time.returncode == 2 and "--effective-at" in bad_time.stderr
+
+    store = SqliteStore(tmp_path / "hq.db")
+    try:
+        versions = [store_data.manifest_from_bytes(raw)
+                    for raw, _ in store.versions_after("store-01", "catalogue", None)]
+        assert [(m.version, m.effective_at, m.note) for m in versions] == [
+            (1, "2026-12-01T01:00:00Z", ""), (2, "2026-12-01T01:00:00Z", "week 49")]
+        public = base64.b64decode(line.split('"')[1])
+        assert versions[0].key_id == store_data.key_id(public)
+    finally:
+        store.close()
+
+
+PUBLISHER = """
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from hq.publish import load_key_file, publish
+from hq.sqlite_store import SqliteStore
+from hq.stores import VersionTaken
+store = SqliteStore(Path(sys.argv[1]))
+key = load_key_file(Path(sys.argv[2]))
+published = taken = 0
+for n in range(int(sys.argv[4])):
+    while True:
+        try:
+            publish(store, key, "store-01", "catalogue", Path(sys.argv[3]),
+                    tax_classes=frozenset({"food"}), keep=100)
+            published += 1
+            break
+        except VersionTaken:
+            taken += 1
+store.close()
+print(published, taken)
+"""
+
+
+@pytest.mark.slow
+def test_two_publisher_processes_on_one_database(tmp_path):
+    """Two processes publish at once, each retrying on VersionTaken: the versions are
+    1..N without a gap, and every one's payloads are exactly what its manifest signed
+    (no publisher overwrote another's files)."""
+    made = kiosk("hq", "keygen", "--key", "hq.pem", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    SqliteStore(tmp_path / "hq.db").close()  # the schema exists before both start
+    sources = [csv_file(tmp_path, ROWS_V1, "a.csv"), csv_file(tmp_path, ROWS_V2, "b.csv")]
+    env = {**__import__("os").environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    runs = [subprocess.Popen([sys.executable, "-c", PUBLISHER, str(tmp_path / "hq.db"),
+                              str(tmp_path / "hq.pem"), str(source), "15"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            for source in sources]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    assert sum(int(out.split()[0]) for out, _ in outputs) == 30
+    store = SqliteStore(tmp_path / "hq.db")
+    try:
+        kept = store.versions_after("store-01", "catalogue", None)
+        manifests = [store_data.manifest_from_bytes(raw) for raw, _ in kept]
+        assert [m.version for m in manifests] == list(range(1, 31))
+        previous = None
+        for m in manifests:
+            full = store.payload("store-01", "catalogue", m.version, "full")
+            store_data.check_payload(full, m.full)
+            if previous is not None:  # each delta leads from the version before to this
+                delta = store.payload("store-01", "catalogue", m.version, "delta")
+                store_data.check_payload(delta, m.delta)
+                ops = store_data.decode_lines(delta)
+                assert store_data.apply_ops(rows_of(previous), ops) == rows_of(full)
+            previous = full
+    finally:
+        store.close()
+    assert not [p for p in (tmp_path / "hq.db.versions").rglob("*.tmp")]
