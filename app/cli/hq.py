@@ -341,6 +341,7 @@ def hq_fleet(store_id: str | None, address: str, as_json: bool, silent_after_s: 
     silent = sum(1 for r in rows if r["silent_s"] > silent_after_s)
     click.echo(f"{len(rows)} lanes of {where}: {behind} behind, {silent} silent "
                f"(no heartbeat for over {silent_after_s:g} s)")
+
 # -- publishing store data (issue 22, docs/store-sync.md) ------------------------------------
 
 def _publish_defaults() -> tuple[str, str]:

@@ -147,7 +147,7 @@ def test_status_setup_and_replay(node):
     finally:
         store.close()
     ran = run_kiosk("hq", "setup", "--store", node.urls[0], "--max-age-days", "30",
-                    "--max-gb", "1")
+                    "--max-gb", "1", "--heartbeat-ttl-s", "86400")
     assert ran.returncode == 0, ran.stderr
     assert "30 days" in ran.stdout and "1073741824 bytes" in ran.stdout
     looked = subprocess.run([sys.executable, "-m", "app.cli", "hq", "status", "--store",
@@ -161,6 +161,9 @@ def test_status_setup_and_replay(node):
     try:  # the batch answers are kept as long as the events (the setup says so)
         batches = store._run(store.js.stream_info("KV_hq_batches"))
         assert batches.config.max_age == 30 * 86400
+        # The lanes' heartbeats, hq.heartbeat_ttl_s (store sync), set on the bucket too.
+        beats = store._run(store.js.stream_info("KV_hq_heartbeats"))
+        assert beats.config.max_age == 86400
     finally:
         store.close()
     replay = run_kiosk("hq", "replay", "--store", node.urls[0], "--lane", "lane-02",

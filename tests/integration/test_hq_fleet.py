@@ -317,3 +317,24 @@ def test_kiosk_hq_fleet_reads_the_jetstream_store(nats_node):
     assert ran.returncode == 0, ran.stderr
     (row,) = json.loads(ran.stdout)
     assert row["latest"]["catalogue"] == 1 and row["behind"] == []  # the example: 42
+
+
+def test_heartbeats_and_the_fleet_are_503_with_retry_after_while_nats_is_down(tmp_path):
+    """The store cannot answer: the lane is told to come back (it keeps its heartbeat
+    loop going), not sent a dropped connection or a 500."""
+    cluster = LocalCluster(tmp_path / "nats", size=1)
+    cluster.start()
+    store = NatsStore(cluster.urls, timeout_s=1.0)
+    server = HqServer(store, token=TOKEN).start()
+    try:
+        assert post_beat(server, "s-down", "lane-01", beat("lane-01", "s-down")).ok
+        cluster.stop()
+        down = post_beat(server, "s-down", "lane-01", beat("lane-01", "s-down"))
+        assert down.status_code == 503 and down.headers["Retry-After"] == "5"
+        listing = requests.get(f"{server.url}/v1/stores/s-down/lanes", headers=AUTH,
+                               timeout=30)
+        assert listing.status_code == 503 and listing.headers["Retry-After"] == "5"
+    finally:
+        server.stop()
+        store.close()
+        cluster.stop()
