@@ -9,6 +9,10 @@
   one, audited as NAME (kind, from, to). Refused (exit 1, nothing changed) while a
   shopper's session or payment is open in the database: the check and the rollback
   hold one write transaction (``staff_actions.rollback_between_shoppers``).
+- ``kiosk sync check``: ask head office now (one pass of the sync thread's own
+  ``StoreSync.sync_once``: list, download, verify, stage), then print the status. It
+  stages only: the lane applies a staged version itself, between shoppers, at or after
+  its effective time. Exit 1 when head office could not be reached (nothing changed).
 
 Times are printed in the store's zone (``store.time_zone``) with their offset.
 """
@@ -145,6 +149,35 @@ def sync_rollback(obj: Context, kind: str, staff_name: str) -> None:
         raise click.ClickException(f"not rolled back: {exc}") from None
     click.echo(f"{kind}: rolled back from version {was} to version {now} "
                f"(audited as {staff_name})")
+
+
+@sync.command("check")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def sync_check(obj: Context, as_json: bool) -> None:
+    """Ask head office for newer versions now: download, verify and stage them (the lane
+    applies them between shoppers, at their effective time). Exit 1 when head office
+    could not be reached."""
+    kiosk = obj.kiosk()
+    sync_thread = bootstrap.build_store_sync(kiosk.settings, kiosk.clock)
+    data = bootstrap.build_store_data(kiosk)
+    if sync_thread is None or data is None:
+        raise click.ClickException("store sync is not set up on this lane "
+                                   f"({bootstrap.sync_off_reason(kiosk.settings)})")
+    sync_thread.sync_once(data)  # the thread's own pass, on this connection; never started
+    health = sync_thread.health()
+    d = status_dict(data.status(), obj.settings.store.zone())
+    reached = health.state == "idle"
+    if as_json:
+        click.echo(json.dumps({**d, "reached": reached, "staged_now": health.staged,
+                               "error": health.last_error}, ensure_ascii=False))
+    else:
+        click.echo(f"head office: {'answered' if reached else 'not reached'}; "
+                   f"{health.staged} version(s) staged now"
+                   + (f"; {health.last_error}" if health.last_error else ""))
+        click.echo("\n".join(status_text(d)))
+    if not reached:
+        raise SystemExit(1)
 
 
 __all__ = ["status_dict", "status_text", "sync"]

@@ -276,3 +276,47 @@ def test_kiosk_sync_without_store_sync_set_up(tmp_path):
     assert facts["set_up"] is False and "head office" in facts["why"], facts
     refused = sync_cli(tmp_path / "bare", "rollback", "catalogue", "--staff", "x")
     assert refused.returncode == 1 and "not set up" in refused.stderr
+
+
+@pytest.fixture
+def head_office(tmp_path):  # type: ignore[no-untyped-def]
+    """A real head-office service (hq.service.HqServer, HTTP on 127.0.0.1) over the
+    embedded SQLite store."""
+    import threading
+
+    from hq.service import HqServer
+    from hq.sqlite_store import SqliteStore
+
+    store = SqliteStore(tmp_path / "hq.db")
+    server = HqServer(store, token="lane-token")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server, store
+    server.shutdown()
+    server.server_close()
+
+
+def test_kiosk_sync_check_asks_head_office_now_and_stages(tmp_path, head_office, key):
+    server, store = head_office
+    v1 = make_version(key, rows=V1_ROWS, version=1, effective_at="2027-01-01T01:00:00Z")
+    store.publish_version(v1.manifest_raw, v1.signature, v1.full, None)
+    data_dir = tmp_path / "lane"
+    data_dir.mkdir()
+    config = data_dir / "kiosk.toml"
+    config.write_text(
+        f'[sync]\nhq_public_key = "{public_b64(key)}"\nurl = "{server.url}"\n\n'
+        f'[membership]\nstore_id = "{STORE}"\ntoken = "lane-token"\n', encoding="utf-8")
+    checked = sync_cli(data_dir, "check", "--json")
+    assert checked.returncode == 0, checked.stderr
+    facts = json.loads(checked.stdout)
+    assert facts["reached"] is True and facts["staged_now"] == 1, facts
+    # Staged, not applied: the lane applies it between shoppers, from 2027-01-01.
+    assert facts["kinds"]["catalogue"]["staged"] == [1]
+    assert facts["kinds"]["catalogue"]["applied"] is None
+    assert facts["checked_at"] is not None
+    # Head office gone: exit 1, the reason said, nothing changed.
+    server.shutdown()
+    server.server_close()
+    down = sync_cli(data_dir, "check")
+    assert down.returncode == 1, down.stdout
+    assert "head office: not reached" in down.stdout, down.stdout
+    assert "staged, waiting: 1" in down.stdout
