@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from app import bootstrap
 from app.cli.root import Context
+
+if TYPE_CHECKING:
+    from app.services.store_data import DataStatus
 
 KINDS = ("catalogue", "promotions", "lane-keys")  # docs/store-sync.md
 
@@ -44,11 +47,12 @@ def _local(value: object, zone: tzinfo) -> str | None:
     return when.astimezone(zone).isoformat(timespec="seconds")
 
 
-def status_dict(status: Any, zone: tzinfo) -> dict[str, Any]:
+def status_dict(status: DataStatus, zone: tzinfo) -> dict[str, Any]:
     """``DataStatus`` as ``kiosk sync status --json`` prints it: ``{"set_up": true,
     "checked_at", "age_s", "stale", "last_error", "kinds": {kind: {"applied",
-    "applied_at", "effective_at", "staged": [...], "previous", "rolled_back": [...],
-    "last_refusal"}}}``; times ISO 8601 in the store's zone, ages in seconds."""
+    "applied_at", "effective_at", "staged": [...], "staged_effective": [...], "previous",
+    "rolled_back": [...], "last_refusal"}}}``; times ISO 8601 in the store's zone, ages
+    in seconds."""
     kinds: dict[str, Any] = {}
     for kind in KINDS:
         ks = status.kinds.get(kind)
@@ -57,6 +61,7 @@ def status_dict(status: Any, zone: tzinfo) -> dict[str, Any]:
             "applied_at": _local(ks.applied_at, zone) if ks else None,
             "effective_at": _local(ks.effective_at, zone) if ks else None,
             "staged": list(ks.staged) if ks else [],
+            "staged_effective": [_local(t, zone) for t in ks.staged_effective] if ks else [],
             "previous": ks.previous if ks else None,
             "rolled_back": list(ks.rolled_back) if ks else [],
             "last_refusal": ks.last_refusal if ks else None,
@@ -94,8 +99,8 @@ def status_text(d: dict[str, Any]) -> list[str]:
             if k["effective_at"]:
                 line += f", effective {k['effective_at']}"
             out.append(line)
-        if k["staged"]:
-            out.append(f"{'':11} staged, waiting: {', '.join(map(str, k['staged']))}")
+        for version, when in zip(k["staged"], k["staged_effective"], strict=True):
+            out.append(f"{'':11} staged, waiting: {version} (effective {when})")
         if k["previous"] is not None:
             out.append(f"{'':11} previous: {k['previous']} (kiosk sync rollback {kind})")
         if k["rolled_back"]:

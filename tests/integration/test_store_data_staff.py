@@ -87,7 +87,10 @@ def rollbacks(kiosk):  # type: ignore[no-untyped-def]
         "ORDER BY seq")]
 
 
-def test_the_page_shows_each_kind_in_both_languages(lane, data, clock):
+def test_the_page_shows_each_kind_in_both_languages(lane, data, clock, key):
+    v3 = make_version(key, rows=V1_ROWS, previous=V2_ROWS, version=3,
+                      effective_at="2027-01-01T01:00:00Z")  # 09:00 in Shanghai
+    data.stage(v3.manifest_raw, v3.signature, "delta", v3.payload("delta"))
     clock.advance(minutes=12)
     sign_in(lane, ATTENDANT)
     lane.staff.do("store_data")
@@ -100,6 +103,7 @@ def test_the_page_shows_each_kind_in_both_languages(lane, data, clock):
     # Applied at 10:00 store time; effective 01:30 UTC = 09:30 in Shanghai.
     assert "in use since 2026-11-25 10:00:00 (effective from 2026-11-25 09:30:00)" in text
     assert "before it: version 1" in text
+    assert "downloaded, waiting: version 3, from 2027-01-01 09:00:00" in text, text
     assert "Promotions: no version from head office yet" in text
     assert "Warning" not in text  # reached 12 minutes ago: not stale
     # An attendant is told a manager rolls back.
@@ -109,6 +113,7 @@ def test_the_page_shows_each_kind_in_both_languages(lane, data, clock):
     assert zh["staff_title"].startswith("门店数据"), zh
     assert "上次连上总部：12分0秒前" in zh["staff_text"], zh["staff_text"]
     assert "商品和价格：第 2 版" in zh["staff_text"] and "上一版：第 1 版" in zh["staff_text"]
+    assert "已下载、等待启用：第 3 版，2027-01-01 09:00:00 起" in zh["staff_text"]
     assert zh["rollback_catalogue"] == "商品和价格退回第 1 版（店长）"
     for worded in (en, zh):  # one language at a time: no "English / 中文" lines
         assert " / " not in worded["staff_text"] and "_minor" not in worded["staff_text"]
@@ -311,6 +316,7 @@ def test_kiosk_sync_check_asks_head_office_now_and_stages(tmp_path, head_office,
     assert facts["reached"] is True and facts["staged_now"] == 1, facts
     # Staged, not applied: the lane applies it between shoppers, from 2027-01-01.
     assert facts["kinds"]["catalogue"]["staged"] == [1]
+    assert facts["kinds"]["catalogue"]["staged_effective"] == ["2027-01-01T09:00:00+08:00"]
     assert facts["kinds"]["catalogue"]["applied"] is None
     assert facts["checked_at"] is not None
     # Head office gone: exit 1, the reason said, nothing changed.
