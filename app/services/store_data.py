@@ -76,6 +76,10 @@ from app.storage.store_data_repo import (
 )
 
 _UNITS = ("each", "kg")
+# Monotonic time of the last good contact, per database file: the sync thread and the
+# lane's thread each hold a StoreData on their own connection (sqlite3 connections stay
+# on their thread), and both must measure the same age on the monotonic clock.
+_CONTACT_MONO: dict[str, float] = {}
 
 
 class StoreDataRefused(ValueError):
@@ -160,7 +164,7 @@ class StoreData:
                                  "public key") from None
             self._key_id = sd.key_id(raw)
         self._started = self._mono()
-        self._checked_mono: float | None = None
+        self._db_key = self.repo.path() or f"memory:{id(db)}"
         if keys_file is not None and self.repo.lane_keys():
             self._write_keys_file()  # a lane killed between commit and file: catch up
 
@@ -528,7 +532,7 @@ class StoreData:
         """The sync thread's report of one contact with head office: ``ok`` for an answer
         (200, 304, 404), else ``error`` (what went wrong)."""
         if ok:
-            self._checked_mono = self._mono()
+            _CONTACT_MONO[self._db_key] = self._mono()
         self.repo.contacted(self._now_text(), None if ok else (error or "no answer"))
 
     def status(self) -> DataStatus:
@@ -552,8 +556,9 @@ class StoreData:
                 local, tuple(r.effective_at for r in staged))
         checked_text, error, _error_at = self.repo.contact()
         checked = datetime.fromisoformat(checked_text) if checked_text else None
-        if self._checked_mono is not None:
-            age: float | None = self._mono() - self._checked_mono
+        mono = _CONTACT_MONO.get(self._db_key)
+        if mono is not None:
+            age: float | None = self._mono() - mono
         elif checked is not None:  # contact before this start: the wall clock is all there is
             age = max(0.0, (self.clock.now() - checked).total_seconds())
         else:

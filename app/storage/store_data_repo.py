@@ -82,6 +82,11 @@ class StoreDataRepo:
         self._released = 0.0
 
     # -- reading ---------------------------------------------------------------------------
+    def path(self) -> str:
+        """The database file's path ('' for an in-memory database)."""
+        return next((str(r[2]) for r in self._conn.execute("PRAGMA database_list")
+                     if r[1] == "main"), "")
+
     def get(self, kind: str, version: int) -> VersionRow | None:
         r = self._conn.execute(f"SELECT {_ROW} FROM store_data_versions WHERE kind = ? "
                                "AND version = ?", (kind, version)).fetchone()

@@ -258,3 +258,29 @@ def test_the_simulated_backend_counts_every_event(tmp_path):
                        "('e2', 'k2', 1)")
     assert store.total() == 2
     store.close()
+
+
+# --- store data versions (issue 22) ---------------------------------------------------------------
+def test_store_data_versions_refusals_contact_and_lane_keys(db):
+    from app.storage.store_data_repo import StoreDataRepo, current_versions
+
+    repo = StoreDataRepo(db)
+    assert repo.applied_versions() == {} and repo.contact() == (None, None, None)
+    repo.add_version("promotions", 1, "full", "2026-01-01T00:00:00Z", b"{}", b"sig", "t0")
+    repo.add_version("promotions", 1, "full", "2026-01-01T00:00:00Z", b"{}", b"sig", "t1")
+    assert [(r.version, r.state, r.staged_at) for r in repo.rows("promotions")] == [
+        (1, "staged", "t1")]  # staged again: replaced, not doubled
+    repo.set_state("promotions", 1, "applied", applied_at="t2")
+    assert repo.applied_versions() == {"promotions": 1}
+    # Applied, but the promotions in the catalogue are not head office's: "local".
+    assert current_versions(db) == {"catalogue": None, "promotions": "local",
+                                    "lane-keys": None}
+    repo.refuse("catalogue", 3, "truncated", "t3")
+    repo.refuse("catalogue", 4, "tampered", "t4")
+    assert repo.last_refusal("catalogue") == ("t4", "tampered")
+    assert repo.last_refusal("promotions") is None
+    repo.contacted("t5", None)
+    repo.contacted("t6", "timeout")
+    assert repo.contact() == ("t5", "timeout", "t6")
+    repo.replace_lane_keys({"lane-02": "k2", "lane-01": "k1"}, 1)
+    assert repo.lane_keys() == {"lane-01": "k1", "lane-02": "k2"}

@@ -410,3 +410,65 @@ def test_manifest_json_is_what_was_signed(kiosk, store, key):
     with pytest.raises(StoreDataRefused, match="signature does not match"):
         store.plan("catalogue", [(loose, v1.signature)])
     assert datetime  # (imported for the helpers' types)
+
+
+def test_two_instances_on_two_connections_agree_on_the_age(kiosk, store, key, clock):
+    """The sync thread and the lane's thread each hold a StoreData on their own connection:
+    a contact reported on one is measured (monotonic clock) on the other."""
+    from app.storage.db import open_database
+
+    other_db = open_database(kiosk.settings.data_dir / "kiosk.db", migrate=False)
+    try:
+        sync_side = StoreData(other_db, SqliteCatalogue(other_db, "CNY"), store_id=STORE,
+                              currency="CNY", public_key=public_b64(key), keys_file=None,
+                              lane_id="lane-01", stale_after_s=3600, clock=clock, audit=None)
+        clock.advance(seconds=10)
+        sync_side.contacted(True)
+        clock.step(seconds=-7200)  # the wall clock is set back: ages stay on the monotonic clock
+        clock.advance(seconds=30)
+        st = store.status()
+        assert st.age_s == pytest.approx(30) and not st.stale
+    finally:
+        other_db.close()
+
+
+def test_a_shopper_who_scanned_before_the_change_pays_the_price_scanned(
+        demo_kiosk, sim, clock, key, keys_file):
+    """Effective-dated change (issue 22): a price change for 09:00 is staged at 08:50; a
+    shopper scans at 08:59 and pays at 09:02 the price scanned (the cart keeps its prices:
+    docs/pricing.md, "A session's prices"; the lane applies versions only between
+    shoppers); the sale records version 1; the next shopper gets version 2's price."""
+    from app import bootstrap
+    from devices.payment.gateway import SIMULATOR_SECRET, SimulatorAdapter
+    from tests.helpers import pay_on_the_phone
+
+    kiosk = demo_kiosk
+    store = StoreData(kiosk.db, kiosk.catalogue, store_id=STORE, currency="CNY",
+                      public_key=public_b64(key), keys_file=keys_file, lane_id="lane-01",
+                      stale_after_s=3600, clock=clock, audit=AuditLog(kiosk.db))
+    demo = whole_catalogue(kiosk.catalogue)
+    milk = "06900000000014"
+    stage(store, make_version(key, rows=demo, version=1), "full")
+    assert store.apply_due(clock.now()) == [("catalogue", 1)]
+    nine = clock.now() + timedelta(minutes=10)  # "09:00"
+    changed = [(*r[:3], 999, None, *r[5:]) if r[0] == milk else r for r in demo]
+    stage(store, make_version(key, rows=changed, previous=demo, version=2,
+                              effective_at=nine), "delta")  # "08:50"
+    kiosk.settings.payment.wallets = []
+    provider = SimulatorAdapter(sim.url, "lane-01", SIMULATOR_SECRET, read_timeout=2.0)
+    lane = bootstrap.build_lane(kiosk, provider=provider, receipt_notice=lambda: None)
+    lane.boot()
+    clock.advance(minutes=9)  # "08:59"
+    lane.scan(milk[1:])
+    assert lane.view.priced.total.minor == 650
+    clock.advance(minutes=3)  # "09:02": the version is due, but a shopper is mid-session
+    assert store.due(clock.now())
+    pay_on_the_phone(lane, sim, clock)
+    sales = Sales(kiosk.db)
+    order, sale = sales.recent(1)[0]
+    assert sale.total.minor == 650
+    assert sales.data_versions(order)["catalogue"] == 1
+    # Between shoppers (the attract screen): the lane applies it; the next shopper pays 9.99.
+    assert store.apply_due(clock.now()) == [("catalogue", 2)]
+    lane.scan(milk[1:])
+    assert lane.view.priced.total.minor == 999
