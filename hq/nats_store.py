@@ -544,9 +544,19 @@ class NatsStore:
         ``hq_versions`` with ``create`` (compare-and-set). VersionTaken when the key is
         already there (the loser's payloads are deleted again unless they are the
         winner's very bytes). ValueError when a payload is not the one the manifest
-        describes (size, SHA-256) or a delta is missing or unexpected."""
+        describes (size, SHA-256) or a delta is missing or unexpected, or when the
+        version would leave a gap (it must be the newest + 1, as on the SQLite store)."""
         m = store_data.manifest_from_bytes(manifest)
         payloads = _checked_payloads(m, full, delta)
+        latest = self.latest_version(m.store_id, m.kind) or 0
+        # A version at or below the newest is taken even when it was pruned (its key is
+        # purged, so ``create`` alone would let it be published a second time).
+        if m.version <= latest:
+            raise VersionTaken(f"{m.store_id} {m.kind} version {m.version} is already "
+                               f"published (the newest is {latest})")
+        if m.version != latest + 1:
+            raise ValueError(f"{m.store_id} {m.kind} version {m.version} would leave a gap: "
+                             f"the newest is {latest}")
         self._run(self._publish_version(m, manifest, signature, payloads), timeout=600)
 
     async def _publish_version(self, m: store_data.Manifest, manifest: bytes,

@@ -32,11 +32,11 @@ from hq.stores import HqStore, StoreUnavailable
 RETRY_AFTER_S = 5
 
 _AUDIT_HEAD = re.compile(r"^/v1/kiosks/([^/]+)/audit-head$")
-# -- store data versions (issue 22) --
-_STORE_DATA = re.compile(r"^/v1/stores/([^/]+)/data/([^/]+)(?:/([^/]+)/([^/]+))?$")
 # Store sync: lanes reporting back (docs/store-sync.md).
 _HEARTBEAT = re.compile(r"^/v1/stores/([^/?]+)/lanes/([^/?]+)/heartbeat$")
 _LANES = re.compile(r"^/v1/stores/([^/?]+)/lanes$")
+# -- store data versions (issue 22) --
+_STORE_DATA = re.compile(r"^/v1/stores/([^/]+)/data/([^/]+)(?:/([^/]+)/([^/]+))?$")
 
 
 class HqHandler(BaseHTTPRequestHandler):
@@ -106,10 +106,10 @@ class HqHandler(BaseHTTPRequestHandler):
                 return self.reply(404, {"error": "no audit head from this kiosk yet"})
             return self.reply(200, {"seq": heads[-1][0], "hash": heads[-1][1],
                                     "heads": [{"seq": a, "hash": b} for a, b in heads]})
-        if m := _STORE_DATA.match(path):
-            return self._store_data(*m.groups())
         if m := _LANES.match(path):
             return self._lanes(unquote(m.group(1)))
+        if m := _STORE_DATA.match(path):
+            return self._store_data(*m.groups())
         if path.startswith("/v1/members/"):
             member = store.member(path.rsplit("/", 1)[1])
             if member is None:

@@ -197,6 +197,47 @@ class SqliteStore:
         with self.lock:
             return int(self.conn.execute("SELECT count(*) FROM events").fetchone()[0])
 
+    # -- lane heartbeats (docs/store-sync.md) ------------------------------------------------
+    def _heartbeat_cutoff(self) -> str:
+        """The received_at below which a heartbeat has expired (the same ``...Z`` text the
+        rows hold, so the comparison is SQL's text order)."""
+        oldest = datetime.now(UTC).timestamp() - self.heartbeat_ttl_s
+        return datetime.fromtimestamp(oldest, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def keep_heartbeat(self, store_id: str, lane_id: str, body: dict[str, Any],
+                       received_at: str) -> None:
+        """Keep the lane's latest heartbeat (replacing its previous one) and drop the
+        expired ones of every lane, so the table stays one row per live lane."""
+        with self.lock:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                self.conn.execute("INSERT OR REPLACE INTO lane_heartbeats VALUES (?, ?, ?, ?)",
+                                  [store_id, lane_id, received_at,
+                                   json.dumps(body, ensure_ascii=False)])
+                self.conn.execute("DELETE FROM lane_heartbeats WHERE received_at < ?",
+                                  [self._heartbeat_cutoff()])
+                self.conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:  # locked past the busy timeout: 503
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise StoreUnavailable(str(exc)) from exc
+
+    def heartbeats(self, store_id: str | None) -> list[tuple[str, str, str, dict[str, Any]]]:
+        """Unexpired heartbeats (expiry checked on read: a lane silent past the TTL is
+        gone even before the next heartbeat prunes it)."""
+        sql = ("SELECT store_id, lane_id, received_at, body FROM lane_heartbeats "
+               "WHERE received_at >= ?")
+        args: list[Any] = [self._heartbeat_cutoff()]
+        if store_id is not None:
+            sql += " AND store_id = ?"
+            args.append(store_id)
+        with self.lock:
+            try:
+                rows = self.conn.execute(sql + " ORDER BY store_id, lane_id", args).fetchall()
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(str(exc)) from exc
+        return [(str(a), str(b), str(c), dict(json.loads(d))) for a, b, c, d in rows]
+
     # -- store data versions (issue 22, docs/store-sync.md) ---------------------------------
     # Manifests in the table ``store_versions``; payloads as files beside the database
     # (``<db>.versions/<store>/<kind>/<version>.<format>.jsonl.gz``): a million-product
@@ -355,46 +396,6 @@ class SqliteStore:
         return len(old)
 
     # -- end store data versions ------------------------------------------------------------
-    # -- lane heartbeats (docs/store-sync.md) ------------------------------------------------
-    def _heartbeat_cutoff(self) -> str:
-        """The received_at below which a heartbeat has expired (the same ``...Z`` text the
-        rows hold, so the comparison is SQL's text order)."""
-        oldest = datetime.now(UTC).timestamp() - self.heartbeat_ttl_s
-        return datetime.fromtimestamp(oldest, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-    def keep_heartbeat(self, store_id: str, lane_id: str, body: dict[str, Any],
-                       received_at: str) -> None:
-        """Keep the lane's latest heartbeat (replacing its previous one) and drop the
-        expired ones of every lane, so the table stays one row per live lane."""
-        with self.lock:
-            try:
-                self.conn.execute("BEGIN IMMEDIATE")
-                self.conn.execute("INSERT OR REPLACE INTO lane_heartbeats VALUES (?, ?, ?, ?)",
-                                  [store_id, lane_id, received_at,
-                                   json.dumps(body, ensure_ascii=False)])
-                self.conn.execute("DELETE FROM lane_heartbeats WHERE received_at < ?",
-                                  [self._heartbeat_cutoff()])
-                self.conn.execute("COMMIT")
-            except sqlite3.OperationalError as exc:  # locked past the busy timeout: 503
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
-                raise StoreUnavailable(str(exc)) from exc
-
-    def heartbeats(self, store_id: str | None) -> list[tuple[str, str, str, dict[str, Any]]]:
-        """Unexpired heartbeats (expiry checked on read: a lane silent past the TTL is
-        gone even before the next heartbeat prunes it)."""
-        sql = ("SELECT store_id, lane_id, received_at, body FROM lane_heartbeats "
-               "WHERE received_at >= ?")
-        args: list[Any] = [self._heartbeat_cutoff()]
-        if store_id is not None:
-            sql += " AND store_id = ?"
-            args.append(store_id)
-        with self.lock:
-            try:
-                rows = self.conn.execute(sql + " ORDER BY store_id, lane_id", args).fetchall()
-            except sqlite3.OperationalError as exc:
-                raise StoreUnavailable(str(exc)) from exc
-        return [(str(a), str(b), str(c), dict(json.loads(d))) for a, b, c, d in rows]
 
     def close(self) -> None:
         with self.lock:

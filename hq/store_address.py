@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hq.stores import HqStore
+from hq.stores import HEARTBEAT_TTL_S, HqStore
 
 
 def nats_servers(address: str) -> list[str]:
@@ -15,21 +15,24 @@ def nats_servers(address: str) -> list[str]:
     return [u if u.startswith("nats://") else f"nats://{u}" for u in parts if u]
 
 
-def open_store(address: str) -> HqStore:
+def open_store(address: str, *, heartbeat_ttl_s: float = HEARTBEAT_TTL_S) -> HqStore:
     """The store an address names: ``sqlite:PATH`` (``sqlite::memory:`` for a throwaway
-    one) or ``nats://HOST:PORT[,HOST:PORT...]``. Raises ValueError for any other form."""
+    one) or ``nats://HOST:PORT[,HOST:PORT...]``, keeping lanes' heartbeats for
+    ``heartbeat_ttl_s`` seconds (``hq.heartbeat_ttl_s``). Raises ValueError for any other
+    form."""
     if address.startswith("sqlite:"):
         from hq.sqlite_store import SqliteStore
 
         path = address.removeprefix("sqlite:")
         if not path:
             raise ValueError("sqlite: needs a file path, e.g. sqlite:hq.db")
-        return SqliteStore(Path(path))
+        return SqliteStore(Path(path), heartbeat_ttl_s=heartbeat_ttl_s)
     if address.startswith("nats://"):
         from hq.nats_store import NatsStore
 
         servers = nats_servers(address)
         # R3 needs three servers to place its copies; one server holds R1.
-        return NatsStore(servers, replicas=3 if len(servers) >= 3 else 1)
+        return NatsStore(servers, replicas=3 if len(servers) >= 3 else 1,
+                         heartbeat_ttl_s=heartbeat_ttl_s)
     raise ValueError(f"unknown store address {address!r}: use sqlite:PATH or "
                      "nats://HOST:PORT[,HOST:PORT...]")

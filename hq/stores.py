@@ -57,11 +57,10 @@ class VersionTaken(Exception):
     """(store, kind, version) is already published: another publisher got there first."""
 
 
-# -- end store data versions ----------------------------------------------------------------
-
 #: How long head office keeps a lane's latest heartbeat (``hq.heartbeat_ttl_s``,
 #: docs/store-sync.md): a lane silent longer leaves the fleet view.
 HEARTBEAT_TTL_S = 7 * 86400
+# -- end store data versions ----------------------------------------------------------------
 
 
 class HqStore(Protocol):

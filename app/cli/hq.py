@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
@@ -36,7 +36,11 @@ def hq() -> None:
 @click.option("--token", envvar="KIOSK_HQ_TOKEN", required=True,
               help="The bearer token lanes send (membership.token in their settings); "
               "or the environment variable KIOSK_HQ_TOKEN.")
-def hq_serve(address: str, host: str, port: int, token: str) -> None:
+@click.option("--heartbeat-ttl-s", type=click.FloatRange(min=1), default=7 * 86400.0,
+              show_default=True, envvar="KIOSK_HQ_HEARTBEAT_TTL_S",
+              help="hq.heartbeat_ttl_s: how long a lane's latest heartbeat is kept; a lane "
+              "silent longer leaves the fleet view (docs/store-sync.md).")
+def hq_serve(address: str, host: str, port: int, token: str, heartbeat_ttl_s: float) -> None:
     """Serve the lanes' contract until Ctrl-C or SIGTERM.
 
     Stateless: start as many as you like over one store, behind any HTTP load
@@ -48,7 +52,7 @@ def hq_serve(address: str, host: str, port: int, token: str) -> None:
     from hq.stores import StoreUnavailable
 
     try:
-        store = open_store(address)
+        store = open_store(address, heartbeat_ttl_s=heartbeat_ttl_s)
     except (ValueError, StoreUnavailable, OSError) as exc:
         raise click.ClickException(f"cannot open the store {address}: {exc}") from None
     try:
@@ -135,7 +139,11 @@ def hq_cluster(folder: Path, nodes: str) -> None:
               "(lanes keep them and retry), never old ones dropped.")
 @click.option("--replicas", type=click.IntRange(1, 5), default=None,
               help="Copies of each event (default: 3 when three or more servers are named).")
-def hq_setup(address: str, max_age_days: float, max_gb: float, replicas: int | None) -> None:
+@click.option("--heartbeat-ttl-s", type=click.FloatRange(min=1), default=7 * 86400.0,
+              show_default=True, envvar="KIOSK_HQ_HEARTBEAT_TTL_S",
+              help="hq.heartbeat_ttl_s: the hq_heartbeats bucket's time to live.")
+def hq_setup(address: str, max_age_days: float, max_gb: float, replicas: int | None,
+             heartbeat_ttl_s: float) -> None:
     """Create the stream and key-value buckets, or set their retention if they exist."""
     from hq.nats_store import NatsStore, Retention
     from hq.stores import StoreUnavailable
@@ -145,7 +153,7 @@ def hq_setup(address: str, max_age_days: float, max_gb: float, replicas: int | N
                           max_bytes=int(max_gb * 2**30) if max_gb else -1)
     try:
         store = NatsStore(servers, replicas=replicas or (3 if len(servers) >= 3 else 1),
-                          retention=retention)
+                          retention=retention, heartbeat_ttl_s=heartbeat_ttl_s)
         try:
             config = store.apply_retention()
         finally:
@@ -238,6 +246,101 @@ def hq_replay(address: str, lane: str, from_seq: int) -> None:
         click.echo(json.dumps(event, ensure_ascii=False))
 
 
+# -- the fleet: lanes reporting back (issue 22, docs/store-sync.md) ---------------------------
+def _ago(seconds: int) -> str:
+    """``42 s ago``, ``3 min ago``, ``5 h ago``, ``2 d ago``: how long a lane has been quiet."""
+    if seconds < 60:
+        return f"{seconds} s ago"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} d ago"
+
+
+def _versions_text(versions: dict[str, int | None]) -> str:
+    return ", ".join(f"{kind} {'-' if v is None else v}" for kind, v in versions.items())
+
+
+def _fleet_line(row: dict[str, Any], silent_after_s: float) -> list[str]:
+    """One lane's cells: store, lane, last seen (the operator's local time and how long
+    ago; ``SILENT`` past ``silent_after_s``), versions (and staged ones), behind or up to
+    date, health, outbox backlog, alerts."""
+    from app.domain.store_data import parse_instant
+
+    seen = parse_instant(row["last_seen"]).astimezone()  # the machine's own zone
+    silent = int(row["silent_s"])
+    when = f"{seen:%Y-%m-%d %H:%M:%S} ({_ago(silent)})"
+    if silent > silent_after_s:
+        when = f"SILENT {when}"
+    versions = _versions_text(row["versions"])
+    staged = {k: v for k, v in row["staged"].items() if v is not None}
+    if staged:
+        versions += f" (staged {_versions_text(staged)})"
+    behind, outbox, alerts = row["behind"], row["outbox"], row["alerts"]
+    return [
+        str(row["store_id"]), str(row["lane_id"]), when, versions,
+        ("behind: " + ", ".join(behind)) if behind else "up to date",
+        str(row["health"]["state"]),
+        f"{outbox['pending']} pending, {outbox['dead']} dead",
+        "; ".join(alerts) if alerts else "-",
+    ]
+
+
+@hq.command("fleet")
+@click.option("--store", "store_id", default=None,
+              help="One store's lanes (its membership.store_id); default every store.")
+@click.option("--store-address", "address", default="sqlite:hq.db", show_default=True,
+              envvar="KIOSK_HQ_STORE",
+              help="The head-office store: sqlite:PATH or nats://HOST:PORT[,HOST:PORT...].")
+@click.option("--json", "as_json", is_flag=True, help="The fleet rows as one JSON list.")
+@click.option("--silent-after-s", type=click.FloatRange(min=0), default=300.0,
+              show_default=True, help="Mark a lane SILENT when its last heartbeat is older.")
+@click.option("--heartbeat-ttl-s", type=click.FloatRange(min=1), default=7 * 86400.0,
+              show_default=True, envvar="KIOSK_HQ_HEARTBEAT_TTL_S",
+              help="hq.heartbeat_ttl_s: lanes silent longer are not listed.")
+def hq_fleet(store_id: str | None, address: str, as_json: bool, silent_after_s: float,
+             heartbeat_ttl_s: float) -> None:
+    """The lanes that report to head office: last seen, versions, behind or not, health,
+    outbox backlog and alerts, from each lane's latest heartbeat.
+
+    Exit 0 (also when no lane has reported: it says so); 1 when the store cannot be read.
+    """
+    import json
+    from datetime import UTC, datetime
+
+    from hq.fleet import fleet_rows
+    from hq.store_address import open_store
+    from hq.stores import StoreUnavailable
+
+    try:
+        store = open_store(address, heartbeat_ttl_s=heartbeat_ttl_s)
+    except (ValueError, StoreUnavailable, OSError) as exc:
+        raise click.ClickException(f"cannot open the store {address}: {exc}") from None
+    try:
+        rows = fleet_rows(store, store_id, datetime.now(UTC))
+    except StoreUnavailable as exc:
+        raise click.ClickException(f"the store {address} cannot answer: {exc}") from None
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
+        return
+    where = f"store {store_id}" if store_id else "any store"
+    if not rows:
+        click.echo(f"no lane of {where} has reported to head office in the last "
+                   f"{heartbeat_ttl_s / 86400:g} days (heartbeats kept that long)")
+        return
+    table = [["STORE", "LANE", "LAST SEEN", "VERSIONS", "DATA", "HEALTH", "OUTBOX",
+              "ALERTS"]] + [_fleet_line(r, silent_after_s) for r in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
+    for line in table:
+        click.echo("  ".join([c.ljust(w) for c, w in zip(line, widths, strict=False)]
+                             + [line[-1]]).rstrip())
+    behind = sum(1 for r in rows if r["behind"])
+    silent = sum(1 for r in rows if r["silent_s"] > silent_after_s)
+    click.echo(f"{len(rows)} lanes of {where}: {behind} behind, {silent} silent "
+               f"(no heartbeat for over {silent_after_s:g} s)")
 # -- publishing store data (issue 22, docs/store-sync.md) ------------------------------------
 
 def _publish_defaults() -> tuple[str, str]:

@@ -14,14 +14,17 @@ crash or a failed close left open) runs around it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 
 from app.domain.payment import PaymentState
-from app.lane.core import LaneCore, log
+from app.lane.core import LaneCore
 from app.lane.parts import ATTRACT_NOTICE
 from app.lane.views import IDLE_WATCHED, LaneView, Screen
+
+log = logging.getLogger(__name__)
 
 
 class Timers(LaneCore):

@@ -7,7 +7,8 @@ needs: it can be told to misbehave while running, ``POST /sim/mode`` with any of
     {"status": 503 | 500 | 429 | 200, "retry_after": N, "slow": S,
      "reject_types": ["help_requested"], "token": "..."}
 
-``GET /sim/member-code/<id>`` issues a member QR as the membership app would, and
+The status switch covers the store-data and heartbeat endpoints (``/v1/stores/...``)
+too. ``GET /sim/member-code/<id>`` issues a member QR as the membership app would, and
 ``GET /sim/counts`` counts what each kiosk delivered. Stopped and started again on the
 same file and port, it is "down" (connections refused) in between.
 """

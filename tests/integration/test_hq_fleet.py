@@ -235,3 +235,85 @@ def test_the_nats_heartbeat_answer_says_the_stores_ttl(nats_node):
     finally:
         server.stop()
         store.close()
+
+
+def _fleet_store(path: Path) -> None:
+    """A head-office file with catalogue 1..3 published for store-01 and three lanes:
+    lane-01 current (20 s ago), lane-02 behind and quiet for 42 minutes, store-02's lane
+    three hours ago."""
+    store = SqliteStore(path)
+    try:
+        for v in (1, 2, 3):
+            store.publish_version(*make_version("store-01", "catalogue", v, rows(v),
+                                                rows(v - 1) if v > 1 else None))
+        now = datetime.now(UTC)
+        store.keep_heartbeat("store-01", "lane-01", beat(
+            "lane-01", "store-01", versions={"catalogue": 3}, staged={}, alerts=[]),
+            store_data.instant_text(now - timedelta(seconds=20)))
+        store.keep_heartbeat("store-01", "lane-02", beat(
+            "lane-02", "store-01", versions={"catalogue": 2},
+            outbox={"pending": 340, "dead": 2, "oldest_pending_at": None}),
+            store_data.instant_text(now - timedelta(minutes=42)))
+        store.keep_heartbeat("store-02", "lane-01", beat("lane-01", "store-02"),
+                             store_data.instant_text(now - timedelta(hours=3)))
+    finally:
+        store.close()
+
+
+def test_kiosk_hq_fleet_lists_lanes_marks_silent_and_behind_ones(tmp_path):
+    from tests.helpers import run_kiosk
+
+    _fleet_store(tmp_path / "hq.db")
+    address = f"sqlite:{tmp_path / 'hq.db'}"
+    ran = run_kiosk("hq", "fleet", "--store-address", address)
+    assert ran.returncode == 0, ran.stderr
+    lines = ran.stdout.splitlines()
+    assert lines[0].split()[:3] == ["STORE", "LANE", "LAST"]
+    one, two, other = lines[1:4]
+    assert one.startswith("store-01  lane-01") and "up to date" in one and "SILENT" not in one
+    assert "s ago" in one and "catalogue 3, promotions -, lane-keys -" in one
+    assert "SILENT" in two and "42 min ago" in two and "behind: catalogue" in two
+    assert "340 pending, 2 dead" in two and "printer paper low" in two
+    assert other.startswith("store-02") and "3 h ago" in other
+    assert lines[-1] == ("3 lanes of any store: 1 behind, 2 silent (no heartbeat for over "
+                         "300 s)")
+
+    only = run_kiosk("hq", "fleet", "--store-address", address, "--store", "store-01",
+                     "--json")
+    assert only.returncode == 0
+    fleet_json = json.loads(only.stdout)
+    assert [r["lane_id"] for r in fleet_json] == ["lane-01", "lane-02"]
+    check(API, {"store_id": "store-01", "lanes": fleet_json},
+          response_schema(API, "get", "/v1/stores/{store_id}/lanes", 200))
+    assert fleet_json[1]["behind"] == ["catalogue"] and fleet_json[1]["silent_s"] >= 42 * 60
+
+
+def test_kiosk_hq_fleet_says_when_no_lane_reported_and_fails_plainly_without_a_store(
+        tmp_path):
+    from tests.helpers import run_kiosk
+
+    address = f"sqlite:{tmp_path / 'hq.db'}"
+    empty = run_kiosk("hq", "fleet", "--store-address", address, "--store", "store-09")
+    assert empty.returncode == 0
+    assert empty.stdout.strip() == ("no lane of store store-09 has reported to head office "
+                                    "in the last 7 days (heartbeats kept that long)")
+    assert json.loads(run_kiosk("hq", "fleet", "--store-address", address, "--json")
+                      .stdout) == []
+    bad = run_kiosk("hq", "fleet", "--store-address", "mysql://x")
+    assert bad.returncode == 1 and "sqlite:PATH" in bad.stderr
+
+
+def test_kiosk_hq_fleet_reads_the_jetstream_store(nats_node):
+    from tests.helpers import run_kiosk
+
+    store = NatsStore(nats_node.urls)
+    try:
+        store.keep_heartbeat("cli-nats", "lane-01", beat("lane-01", "cli-nats"), utc_now())
+        store.publish_version(*make_version("cli-nats", "catalogue", 1, rows(2)))
+    finally:
+        store.close()
+    ran = run_kiosk("hq", "fleet", "--store-address", ",".join(nats_node.urls), "--store",
+                    "cli-nats", "--json")
+    assert ran.returncode == 0, ran.stderr
+    (row,) = json.loads(ran.stdout)
+    assert row["latest"]["catalogue"] == 1 and row["behind"] == []  # the example: 42

@@ -130,6 +130,11 @@ def test_pruning_keeps_the_newest_versions_and_drops_the_rest_with_their_payload
     # Nothing is left of a pruned payload: no "deleted" marker per object in the bucket.
     names = [o.name for o in store._run(store.objects.list(ignore_deletes=False))]
     assert not [n for n in names if n.startswith("s-prune/lane-keys/1/")]
+    # A pruned version cannot be published again (its key is gone), nor one past a gap.
+    with pytest.raises(VersionTaken):
+        store.publish_version(*kept[0])
+    with pytest.raises(ValueError, match="gap"):
+        store.publish_version(*make_version("s-prune", "lane-keys", 7, rows(20), previous))
     # The next version is published as usual after a prune.
     store.publish_version(*make_version("s-prune", "lane-keys", 6, rows(20), previous))
     assert store.latest_version("s-prune", "lane-keys") == 6
