@@ -9,6 +9,10 @@
   one, audited as NAME (kind, from, to). Refused (exit 1, nothing changed) while a
   shopper's session or payment is open in the database: the check and the rollback
   hold one write transaction (``staff_actions.rollback_between_shoppers``).
+- ``kiosk sync check``: ask head office now (one pass of the sync thread's own
+  ``StoreSync.sync_once``: list, download, verify, stage), then print the status. It
+  stages only: the lane applies a staged version itself, between shoppers, at or after
+  its effective time. Exit 1 when head office could not be reached (nothing changed).
 
 Times are printed in the store's zone (``store.time_zone``) with their offset.
 """
@@ -17,12 +21,15 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from app import bootstrap
 from app.cli.root import Context
+
+if TYPE_CHECKING:
+    from app.services.store_data import DataStatus
 
 KINDS = ("catalogue", "promotions", "lane-keys")  # docs/store-sync.md
 
@@ -40,11 +47,12 @@ def _local(value: object, zone: tzinfo) -> str | None:
     return when.astimezone(zone).isoformat(timespec="seconds")
 
 
-def status_dict(status: Any, zone: tzinfo) -> dict[str, Any]:
+def status_dict(status: DataStatus, zone: tzinfo) -> dict[str, Any]:
     """``DataStatus`` as ``kiosk sync status --json`` prints it: ``{"set_up": true,
     "checked_at", "age_s", "stale", "last_error", "kinds": {kind: {"applied",
-    "applied_at", "effective_at", "staged": [...], "previous", "rolled_back": [...],
-    "last_refusal"}}}``; times ISO 8601 in the store's zone, ages in seconds."""
+    "applied_at", "effective_at", "staged": [...], "staged_effective": [...], "previous",
+    "rolled_back": [...], "last_refusal"}}}``; times ISO 8601 in the store's zone, ages
+    in seconds."""
     kinds: dict[str, Any] = {}
     for kind in KINDS:
         ks = status.kinds.get(kind)
@@ -53,6 +61,7 @@ def status_dict(status: Any, zone: tzinfo) -> dict[str, Any]:
             "applied_at": _local(ks.applied_at, zone) if ks else None,
             "effective_at": _local(ks.effective_at, zone) if ks else None,
             "staged": list(ks.staged) if ks else [],
+            "staged_effective": [_local(t, zone) for t in ks.staged_effective] if ks else [],
             "previous": ks.previous if ks else None,
             "rolled_back": list(ks.rolled_back) if ks else [],
             "last_refusal": ks.last_refusal if ks else None,
@@ -90,8 +99,8 @@ def status_text(d: dict[str, Any]) -> list[str]:
             if k["effective_at"]:
                 line += f", effective {k['effective_at']}"
             out.append(line)
-        if k["staged"]:
-            out.append(f"{'':11} staged, waiting: {', '.join(map(str, k['staged']))}")
+        for version, when in zip(k["staged"], k["staged_effective"], strict=True):
+            out.append(f"{'':11} staged, waiting: {version} (effective {when})")
         if k["previous"] is not None:
             out.append(f"{'':11} previous: {k['previous']} (kiosk sync rollback {kind})")
         if k["rolled_back"]:
@@ -145,6 +154,35 @@ def sync_rollback(obj: Context, kind: str, staff_name: str) -> None:
         raise click.ClickException(f"not rolled back: {exc}") from None
     click.echo(f"{kind}: rolled back from version {was} to version {now} "
                f"(audited as {staff_name})")
+
+
+@sync.command("check")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def sync_check(obj: Context, as_json: bool) -> None:
+    """Ask head office for newer versions now: download, verify and stage them (the lane
+    applies them between shoppers, at their effective time). Exit 1 when head office
+    could not be reached."""
+    kiosk = obj.kiosk()
+    sync_thread = bootstrap.build_store_sync(kiosk.settings, kiosk.clock)
+    data = bootstrap.build_store_data(kiosk)
+    if sync_thread is None or data is None:
+        raise click.ClickException("store sync is not set up on this lane "
+                                   f"({bootstrap.sync_off_reason(kiosk.settings)})")
+    sync_thread.sync_once(data)  # the thread's own pass, on this connection; never started
+    health = sync_thread.health()
+    d = status_dict(data.status(), obj.settings.store.zone())
+    reached = health.state == "idle"
+    if as_json:
+        click.echo(json.dumps({**d, "reached": reached, "staged_now": health.staged,
+                               "error": health.last_error}, ensure_ascii=False))
+    else:
+        click.echo(f"head office: {'answered' if reached else 'not reached'}; "
+                   f"{health.staged} version(s) staged now"
+                   + (f"; {health.last_error}" if health.last_error else ""))
+        click.echo("\n".join(status_text(d)))
+    if not reached:
+        raise SystemExit(1)
 
 
 __all__ = ["status_dict", "status_text", "sync"]

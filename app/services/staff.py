@@ -596,10 +596,9 @@ def store_data_lines(status: DataStatus) -> tuple[Said, ...]:
                                    effective=_instant(ks.effective_at)))
             elif ks.applied_at:
                 out.append(Said.of("store_data_applied_now", at=_instant(ks.applied_at)))
-        # (version, effective_at) pairs, when StoreData's status carries them.
-        staged_at = dict(getattr(ks, "staged_effective", ()) or ()) if ks else {}
-        for version in (ks.staged if ks else ()):
-            when = staged_at.get(version)
+        staged = ks.staged if ks else ()
+        times = (ks.staged_effective if ks else ()) or (None,) * len(staged)
+        for version, when in zip(staged, times, strict=True):
             out.append(Said.of("store_data_staged_at", version=version, at=_instant(when))
                        if when else Said.of("store_data_staged", version=version))
         if ks is not None and ks.previous is not None:

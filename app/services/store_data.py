@@ -109,6 +109,9 @@ class KindStatus:
     rolled_back: tuple[int, ...]
     last_refusal: str | None
     local: bool = False  # a local import replaced the head-office version
+    # When each staged version may be applied (its manifest's effective_at, ISO), in
+    # ``staged``'s order: staff mode and ``kiosk sync status`` say "waiting, from ...".
+    staged_effective: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -552,16 +555,17 @@ class StoreData:
             applied = self.repo.applied(kind)
             local = versions.get(kind) == "local"
             refusal = self.repo.last_refusal(kind)
+            staged = self.repo.rows(kind, ("staged",))
             kinds[kind] = KindStatus(
                 kind,
                 None if applied is None or local else applied.version,
                 applied.applied_at if applied is not None and not local else None,
                 applied.effective_at if applied is not None and not local else None,
-                tuple(r.version for r in self.repo.rows(kind, ("staged",))),
+                tuple(r.version for r in staged),
                 self._previous(kind, applied),
                 tuple(r.version for r in self.repo.rows(kind, ("rolled_back",))),
                 refusal[1] if refusal else None,
-                local)
+                local, tuple(r.effective_at for r in staged))
         checked_text, error, _error_at = self.repo.contact()
         checked = datetime.fromisoformat(checked_text) if checked_text else None
         mono = _CONTACT_MONO.get(self._db_key)

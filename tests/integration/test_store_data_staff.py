@@ -87,7 +87,10 @@ def rollbacks(kiosk):  # type: ignore[no-untyped-def]
         "ORDER BY seq")]
 
 
-def test_the_page_shows_each_kind_in_both_languages(lane, data, clock):
+def test_the_page_shows_each_kind_in_both_languages(lane, data, clock, key):
+    v3 = make_version(key, rows=V1_ROWS, previous=V2_ROWS, version=3,
+                      effective_at="2027-01-01T01:00:00Z")  # 09:00 in Shanghai
+    data.stage(v3.manifest_raw, v3.signature, "delta", v3.payload("delta"))
     clock.advance(minutes=12)
     sign_in(lane, ATTENDANT)
     lane.staff.do("store_data")
@@ -100,6 +103,7 @@ def test_the_page_shows_each_kind_in_both_languages(lane, data, clock):
     # Applied at 10:00 store time; effective 01:30 UTC = 09:30 in Shanghai.
     assert "in use since 2026-11-25 10:00:00 (effective from 2026-11-25 09:30:00)" in text
     assert "before it: version 1" in text
+    assert "downloaded, waiting: version 3, from 2027-01-01 09:00:00" in text, text
     assert "Promotions: no version from head office yet" in text
     assert "Warning" not in text  # reached 12 minutes ago: not stale
     # An attendant is told a manager rolls back.
@@ -109,6 +113,7 @@ def test_the_page_shows_each_kind_in_both_languages(lane, data, clock):
     assert zh["staff_title"].startswith("门店数据"), zh
     assert "上次连上总部：12分0秒前" in zh["staff_text"], zh["staff_text"]
     assert "商品和价格：第 2 版" in zh["staff_text"] and "上一版：第 1 版" in zh["staff_text"]
+    assert "已下载、等待启用：第 3 版，2027-01-01 09:00:00 起" in zh["staff_text"]
     assert zh["rollback_catalogue"] == "商品和价格退回第 1 版（店长）"
     for worded in (en, zh):  # one language at a time: no "English / 中文" lines
         assert " / " not in worded["staff_text"] and "_minor" not in worded["staff_text"]
@@ -276,3 +281,48 @@ def test_kiosk_sync_without_store_sync_set_up(tmp_path):
     assert facts["set_up"] is False and "head office" in facts["why"], facts
     refused = sync_cli(tmp_path / "bare", "rollback", "catalogue", "--staff", "x")
     assert refused.returncode == 1 and "not set up" in refused.stderr
+
+
+@pytest.fixture
+def head_office(tmp_path):  # type: ignore[no-untyped-def]
+    """A real head-office service (hq.service.HqServer, HTTP on 127.0.0.1) over the
+    embedded SQLite store."""
+    import threading
+
+    from hq.service import HqServer
+    from hq.sqlite_store import SqliteStore
+
+    store = SqliteStore(tmp_path / "hq.db")
+    server = HqServer(store, token="lane-token")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server, store
+    server.shutdown()
+    server.server_close()
+
+
+def test_kiosk_sync_check_asks_head_office_now_and_stages(tmp_path, head_office, key):
+    server, store = head_office
+    v1 = make_version(key, rows=V1_ROWS, version=1, effective_at="2027-01-01T01:00:00Z")
+    store.publish_version(v1.manifest_raw, v1.signature, v1.full, None)
+    data_dir = tmp_path / "lane"
+    data_dir.mkdir()
+    config = data_dir / "kiosk.toml"
+    config.write_text(
+        f'[sync]\nhq_public_key = "{public_b64(key)}"\nurl = "{server.url}"\n\n'
+        f'[membership]\nstore_id = "{STORE}"\ntoken = "lane-token"\n', encoding="utf-8")
+    checked = sync_cli(data_dir, "check", "--json")
+    assert checked.returncode == 0, checked.stderr
+    facts = json.loads(checked.stdout)
+    assert facts["reached"] is True and facts["staged_now"] == 1, facts
+    # Staged, not applied: the lane applies it between shoppers, from 2027-01-01.
+    assert facts["kinds"]["catalogue"]["staged"] == [1]
+    assert facts["kinds"]["catalogue"]["staged_effective"] == ["2027-01-01T09:00:00+08:00"]
+    assert facts["kinds"]["catalogue"]["applied"] is None
+    assert facts["checked_at"] is not None
+    # Head office gone: exit 1, the reason said, nothing changed.
+    server.shutdown()
+    server.server_close()
+    down = sync_cli(data_dir, "check")
+    assert down.returncode == 1, down.stdout
+    assert "head office: not reached" in down.stdout, down.stdout
+    assert "staged, waiting: 1" in down.stdout
