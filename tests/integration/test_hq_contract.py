@@ -14,9 +14,9 @@ from hq.cluster import LocalCluster
 from hq.nats_store import NatsStore
 from hq.service import HqServer
 from hq.sqlite_store import SqliteStore
+from tests.hq_versions import make_version, rows
 from tests.integration.test_hq_fleet import beat
 from tests.openapi import check, operation, resolve, response_schema
-from tests.store_versions import make_version, rows
 
 TOKEN = "hq-test-token"  # noqa: S105 - a test's own token
 API = "membership-api.yaml"
