@@ -457,7 +457,8 @@ def build_store_sync(settings: Settings, clock: Clock,
     """The store-data sync thread (app.services.store_sync) with its HTTP client
     (devices.hq_sync), or None when this lane does not follow head office. The thread
     opens its own connection (``build``) and store data over it; its heartbeats carry
-    the ``runtime()``'s device health (None: the devices are not known)."""
+    the ``runtime()``'s device health (None: the devices are not known). A refused token
+    is a staff alert (``staff_alerts``, kind ``store-data``) unless ``on_alert`` is given."""
     from app.services.store_sync import StoreSync, SyncSide
     from devices.hq_sync import StoreDataClient
 
@@ -472,12 +473,16 @@ def build_store_sync(settings: Settings, clock: Clock,
         data = build_store_data(kiosk)
         assert data is not None
         outbox = build_outbox(kiosk)
+        if sync.on_alert is None:  # a refused token: a staff alert, as the uploader's
+            sync.on_alert = lambda message: outbox.alert("store-data", message,
+                                                         kiosk.clock.now())
         return SyncSide(data, lambda: lane_heartbeat(kiosk, data, outbox, runtime()),
                         kiosk.close)
 
-    return StoreSync(client, open_side, clock, store_id=m.store_id, poll_s=s.poll_s,
+    sync = StoreSync(client, open_side, clock, store_id=m.store_id, poll_s=s.poll_s,
                      heartbeat_s=s.heartbeat_s, on_alert=on_alert,
                      monotonic=getattr(clock, "monotonic", time.monotonic))
+    return sync
 
 
 def lane_heartbeat(kiosk: Kiosk, data: StoreData, outbox: Outbox,

@@ -223,6 +223,8 @@ def test_unauthorized_and_503_change_nothing_and_back_off(rig):
     clock.advance(minutes=5)
     assert r.look() == r.sync.pause_s  # the token refused: paused, staff alerted
     assert r.status().staged() == {} and r.sync.health().state == "paused"
+    alerts = bootstrap.open_alerts(r.kiosk)
+    assert alerts and alerts[0][0] == "store-data" and "token" in alerts[0][1]
     requests.post(f"{r.hq.url}/sim/mode", json={"token": DEFAULT_TOKEN}, timeout=5)
     assert r.look() == r.sync.poll_s
     assert r.status().staged() == {"catalogue": 2}
