@@ -175,7 +175,16 @@ class StoreSync:
 
     # -- the loop ----------------------------------------------------------------------------
     def _run(self) -> None:
-        side = self.open_side()
+        side: SyncSide | None = None
+        while side is None and not self._stop.is_set():
+            try:
+                side = self.open_side()
+            except Exception as exc:  # a locked or busy database at start-up: wait, retry
+                log.exception("store sync: opening the lane's store data")
+                self._wake.wait(self._back_off(f"local error: {exc}"))
+                self._wake.clear()
+        if side is None:
+            return
         try:
             self._next_sync = self._next_beat = self.monotonic()
             while not self._stop.is_set():
@@ -220,6 +229,9 @@ class StoreSync:
             return outcome.wait
         self._backoff.reset()
         data.contacted(True, "; ".join(outcome.errors) or None)
+        tidy = getattr(data, "tidy", None)
+        if tidy is not None:  # what applies left (a replaced table): short transactions
+            tidy()
         self._health = replace(self._health, state="idle", next_try_in_s=self.poll_s,
                                last_error="; ".join(outcome.errors))
         return self.poll_s

@@ -13,6 +13,7 @@ from app.domain.store_data import Manifest, Payload, manifest_bytes
 from app.domain.sync_reply import Answer, AnswerKind, DownloadFailed
 from app.services.backoff import MAX_RETRY_AFTER_S, Backoff
 from app.services.store_sync import StoreSync, SyncSide, health_summary, heartbeat_body
+from tests.helpers import wait_for
 
 T0 = datetime(2026, 12, 1, 0, 50, tzinfo=UTC)
 
@@ -55,6 +56,10 @@ class FakeData:
         self.contacts: list[tuple[bool, str | None]] = []
         self.refuse_stage: str | None = None
         self.refuse_plan: str | None = None
+        self.tidied = 0
+
+    def tidy(self) -> None:
+        self.tidied += 1
 
     def have(self, kind: str) -> int | None:
         return self.held[kind]
@@ -101,6 +106,7 @@ def test_a_steady_lane_asks_with_what_it_has_and_waits_the_poll_interval():
     assert hq.listings == [("catalogue", 1), ("promotions", None), ("lane-keys", None)]
     assert hq.downloads == [] and data.staged == []
     assert data.contacts == [(True, None)]
+    assert data.tidied == 1  # what an apply left is tidied on the sync thread
 
 
 def test_newer_versions_are_downloaded_and_staged_in_order_with_their_signatures():
@@ -230,3 +236,23 @@ def test_the_heartbeat_body_is_the_contracts():
         "alerts": ["printer paper low"]}
     assert health_summary([("camera", "ok")], out_of_order=False) == ("ok", "all devices ok")
     assert health_summary([("camera", "lost")], out_of_order=True)[0] == "out_of_order"
+
+
+def test_a_database_busy_at_start_up_is_retried_not_the_end_of_the_thread():
+    hq, opened = FakeHq(), []
+
+    def open_side() -> SyncSide:
+        opened.append(1)
+        if len(opened) == 1:
+            raise OSError("database is locked")
+        return SyncSide(FakeData())
+
+    s = StoreSync(hq, open_side, FixedClock(T0), store_id="store-01", poll_s=30,
+                  backoff_base=0.01, backoff_cap=0.02, rng=random.Random(1))
+    s.start()
+    try:
+        assert wait_for(lambda: len(hq.listings) >= 3)
+        assert s.alive()
+    finally:
+        s.stop()
+    assert len(opened) == 2
