@@ -58,19 +58,17 @@ def _wrap_paragraph(text: str, width: float, measure: Callable[[str], float]) ->
     line = ""
     for unit in line_break_units(text):
         candidate = line + unit
-        if not line or measure(candidate.rstrip()) <= width:
+        if line and measure(candidate.rstrip()) <= width:
             line = candidate
             continue
-        lines.append(line.rstrip())
+        if line:
+            lines.append(line.rstrip())
         line = unit
-        if measure(line.rstrip()) > width:  # one unit wider than the line: cut it
+        # One unit wider than the line (the first one too): cut it.
+        if measure(line.rstrip()) > width:
             cut = _cut(line, width, measure)
             lines.extend(cut[:-1])
             line = cut[-1]
-    if not lines and measure(line.rstrip()) > width:
-        cut = _cut(line, width, measure)
-        lines.extend(cut[:-1])
-        line = cut[-1]
     lines.append(line.rstrip())
     return lines
 
@@ -78,13 +76,17 @@ def _wrap_paragraph(text: str, width: float, measure: Callable[[str], float]) ->
 def _cut(unit: str, width: float, measure: Callable[[str], float]) -> list[str]:
     """An unbreakable run wider than the line, cut between characters (at least one a line).
     Even then no piece starts with closing punctuation: it hangs at the end of the line
-    before, past the width (JIS X 4051 burasage)."""
+    before, past the width (JIS X 4051 burasage); and none ends with an opening bracket or
+    quote: it goes down to the next line with what it opens (clreq 3.1.7)."""
     pieces: list[str] = []
     piece = ""
     for char in unit:
         if piece and char not in NO_LINE_START and measure((piece + char).rstrip()) > width:
-            pieces.append(piece)
-            piece = char
+            head = piece.rstrip("".join(NO_LINE_END))
+            if not head:  # nothing but openers so far: no break would keep the rule
+                head = piece
+            pieces.append(head)
+            piece = piece[len(head):] + char
         else:
             piece += char
     pieces.append(piece)

@@ -87,6 +87,14 @@ def test_any_run_of_words_and_punctuation_breaks_only_where_allowed(words, width
     assert all(measure(line.rstrip("".join(NO_LINE_START))) <= width for line in lines), lines
 
 
+def test_a_cut_run_never_ends_a_line_with_an_opening_quote():
+    # Found by the property test below: "‘价’‘价’" has no break opportunity (quotes are
+    # ambiguous in UAX #14), and the cut left "‘" at the end of the first line.
+    assert wrap_lines("‘价’‘价’", 8, measure) == ["‘价’", "‘价’"]
+    # ... and a first run wider than the line is cut too, not only the ones after a break.
+    assert wrap_lines("‘价’‘价价’", 8, measure) == ["‘价’", "‘价价’"]
+
+
 def test_breaks_rules_names_the_bad_lines():
     assert breaks_rules(["请重新扫描", "、手动输入"]) == ["、手动输入"]
     assert breaks_rules(["或点击“", "开始购物”"]) == ["或点击“"]
