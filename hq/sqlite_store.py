@@ -388,6 +388,9 @@ class SqliteStore:
             except sqlite3.OperationalError as exc:
                 self.conn.execute("ROLLBACK")
                 raise StoreUnavailable(str(exc)) from exc
+            except BaseException:
+                self.conn.execute("ROLLBACK")  # never leave the write lock held
+                raise
         # Rows first, files after: a reader may still find a pruned row's file for a
         # moment, never a row without its file.
         for version in old:
