@@ -194,7 +194,13 @@ def publish_all(address: str, key: Path, tmp: Path) -> dict[str, int]:
     subprocess.run([sys.executable, "-m", "app.cli", "hq", "keygen", "--key", str(key)],
                    check=True, env=env, capture_output=True)
     lane_keys = tmp / "lane-keys.toml"
-    lane_keys.write_text('[lanes]\nlane-0001 = "' + "A" * 43 + '="\n')
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from hq.publish import public_key_text
+
+    lane_keys.write_text(
+        "[lanes]\n" + "".join(f'lane-{i:04d} = "{public_key_text(Ed25519PrivateKey.generate())}"\n'
+                               for i in range(20)))
     files = {"catalogue": ROOT / "seeds" / "catalogue.csv",
              "promotions": ROOT / "seeds" / "promotions.toml", "lane-keys": lane_keys}
     for kind, path in files.items():
