@@ -117,7 +117,38 @@ def table(r: dict[str, dict[str, Any]]) -> str:
         rows.append(f"| catch-up, {b['lanes']:,} lanes' backlog ({b['events']:,} events), 2 "
                     f"service processes | drained {b['drain_s']:.1f} s, consumer done "
                     f"{b['consumer_done_s']:.1f} s | | | |")
-    for name in ("scanning", "catalogue", "events", "ui", "session", "hq"):
+    y = r.get("sync")
+    if y:
+        d = y["delta_sync"]
+        rows.append(f"| store sync, {y['rows']:,} products with {y['changed']:,} prices "
+                    f"changed: delta size | {y['delta_bytes'] / 1e3:,.0f} kB | full snapshot "
+                    f"{y['full_bytes'] / 1e6:.1f} MB | "
+                    f"{y['delta_bytes'] / y['full_bytes']:.2%} | |")
+        rows.append(f"| store sync: the lane downloads, verifies, stages and applies the delta "
+                    f"| {d['lane_total_s']:.2f} s (apply {d['apply_s'] * 1000:.0f} ms) | "
+                    f"`catalog import --replace` {y['import_replace_s']:.1f} s | "
+                    f"{ratio(d['lane_total_s'], y['import_replace_s'])} | |")
+        sm = y["scan_ms"]
+        rows.append(f"| scan to cart line (lookup, line, event) p95 while the lane syncs | "
+                    f"{sm['during_delta_sync']['p95']} ms (delta), "
+                    f"{sm['during_full_sync']['p95']} ms (full) | idle {sm['idle']['p95']} ms "
+                    f"| {ratio(sm['during_full_sync']['p95'], sm['idle']['p95'])} | "
+                    f"within the 100 ms scan budget |")
+    p = r.get("poll")
+    if p:
+        for store in ("sqlite", "jetstream"):
+            f = p[store]["flat_out"]
+            rows.append(f"| head office answering lanes' polls (mostly 304) and heartbeats, "
+                        f"{store} | {f['per_s']:,.0f} requests/s | bare HTTP stack "
+                        f"{p['floor']['per_s']:,.0f}/s | {ratio(f['per_s'], p['floor']['per_s'])}"
+                        f" | >= {p['needed_per_s']:.0f}/s ({p['lanes']:,} lanes) |")
+    g = r.get("produce", {}).get("produce_grid")
+    if g:
+        k, b = g["kiosk"], g["baseline"]
+        rows.append(f"| Find produce grid, p99 | {k['p99_ms']:.2f} ms | full scan "
+                    f"{b['p99_ms']:.1f} ms | {ratio(k['p99_ms'], b['p99_ms'])} | |")
+    for name in ("scanning", "catalogue", "events", "ui", "session", "hq", "sync", "poll",
+                 "produce"):
         if name in r and not r[name]:
             rows.append(f"| bench.{name} | FAILED or skipped: see its output above | | | |")
     return "\n".join(rows)
@@ -127,7 +158,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
     parser.add_argument("--only", nargs="*", help="run only these (scanning catalogue "
-                        "events ui session hq)")
+                        "events ui session hq sync poll produce)")
     args = parser.parse_args()
     q = args.quick
     plan = {
@@ -140,6 +171,9 @@ def main() -> None:
         "session": (["--scans", "2000" if q else "10000"], False),
         "hq": (["--events", "20000" if q else "100000", "--lanes", "100" if q else "1000"],
                False),
+        "sync": (["--rows", "100000" if q else "1000000"], False),
+        "poll": (["--seconds", "5" if q else "20"], False),
+        "produce": (["--rows", "100000" if q else "1000000"], False),
     }
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -148,7 +182,9 @@ def main() -> None:
                 continue
             module = {"scanning": "scanning_bench", "catalogue": "catalogue_bench",
                       "events": "events_bench", "ui": "ui_bench",
-                      "session": "session_bench", "hq": "hq_bench"}[name]
+                      "session": "session_bench", "hq": "hq_bench",
+                      "sync": "store_sync_bench", "poll": "sync_poll_bench",
+                      "produce": "produce_bench"}[name]
             results[name] = bench(module, bench_args, Path(tmp) / f"{name}.json", display)
     from bench.scanning_bench import machine
 
