@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
-from app.config import Settings, SettingsError
+from app.config import Settings, SettingsError, resolve_seed
 from app.domain.barcodes import BarcodeRules
 from app.domain.clock import Clock
 from app.domain.exit_audit import ExitAuditRules
@@ -538,16 +538,6 @@ def build_member_codes(settings: Settings) -> MemberCodes | None:
         return MemberCodes.from_base64(key)
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
-
-
-def resolve_seed(path: str) -> Path | None:
-    """A seed path from settings: absolute, relative to the working directory, or to the project."""
-    if not path:
-        return None
-    candidate = Path(path)
-    if candidate.is_absolute() or candidate.exists():
-        return candidate
-    return PROJECT_ROOT / candidate
 
 
 def seed_demo_store(kiosk: Kiosk) -> list[str]:

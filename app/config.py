@@ -943,3 +943,14 @@ def settings_markdown() -> str:
         shown = _toml_value(default).replace("|", "\\|")
         out.append(f"| `{section}.{name}` | `{env}` | `{shown}` | {doc.replace('|', '/')} |")
     return "\n".join(out) + "\n"
+
+
+def resolve_seed(path: str) -> Path | None:
+    """A seed file named in settings (``catalogue.seed_csv``, a camera folder...): absolute,
+    relative to the working directory, or else to the project; None for ''."""
+    if not path:
+        return None
+    candidate = Path(path)
+    if candidate.is_absolute() or candidate.exists():
+        return candidate
+    return Path(__file__).resolve().parent.parent / candidate

@@ -31,7 +31,7 @@ from typing import Any
 
 import requests
 
-from app.config import Settings
+from app.config import Settings, resolve_seed
 from devices.camera import FrameSource, GeneratedSource
 from devices.sim.frames import PHONE, render_barcode
 from devices.sim.membership_backend import DEFAULT_TOKEN, BackendServer
@@ -163,7 +163,7 @@ class SimStore:
         done = []
         for kind, seed in (("catalogue", settings.catalogue.seed_csv),
                            ("promotions", settings.catalogue.seed_promotions)):
-            source = _seed_path(seed)
+            source = resolve_seed(seed)
             if source is None or store.latest_version(store_id, kind) is not None:
                 continue
             m = hq_publish.publish(store, key, store_id, kind, source,
@@ -282,17 +282,6 @@ class SimStore:
             self.backend.store.close()
         if self.printer is not None:
             self.printer.close()
-
-
-def _seed_path(path: str) -> Path | None:
-    """A seed file named in settings: absolute, relative to the working directory, or to
-    the project (as app.bootstrap.resolve_seed); None for ''."""
-    if not path:
-        return None
-    candidate = Path(path)
-    if candidate.is_absolute() or candidate.exists():
-        return candidate
-    return PROJECT_ROOT / candidate
 
 
 __all__ = ["BACKEND_DB", "HQ_KEY_FILE", "PausableSource", "SimStore", "demo_members"]
