@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -338,3 +339,53 @@ def test_heartbeats_and_the_fleet_are_503_with_retry_after_while_nats_is_down(tm
         server.stop()
         store.close()
         cluster.stop()
+
+
+# -- hostile bodies (review of issue 22) ---------------------------------------------------
+
+def _raw_post(server: HqServer, path: str, head_length: int, body: bytes = b"") -> bytes:
+    """POST with a Content-Length of our choosing over a raw socket; the status line."""
+    host, port = server.server_address[0], server.server_address[1]
+    with socket.create_connection((str(host), int(port)), timeout=10) as s:
+        s.sendall(f"POST {path} HTTP/1.1\r\nHost: hq\r\nAuthorization: Bearer {TOKEN}\r\n"
+                  f"Content-Length: {head_length}\r\n\r\n".encode() + body)
+        answer = b""
+        while b"\r\n" not in answer:
+            got = s.recv(4096)
+            if not got:
+                break
+            answer += got
+    return answer.split(b"\r\n", 1)[0]
+
+
+@pytest.fixture
+def sqlite_service(tmp_path):
+    store = SqliteStore(tmp_path / "hq.db")
+    server = HqServer(store, token=TOKEN).start()
+    yield server, store
+    server.stop()
+    store.close()
+
+
+@pytest.mark.parametrize("path", ["/v1/stores/store-01/lanes/lane-01/heartbeat",
+                                  "/v1/events"])
+def test_a_huge_content_length_is_refused_before_the_body_is_read(sqlite_service, path):
+    # Before: the service read (allocated) the declared length first: 10**12 bytes was a
+    # MemoryError and a dropped connection; a few GB would be held while it waited.
+    server, _ = sqlite_service
+    assert b" 413 " in _raw_post(server, path, 10 ** 12)
+    assert requests.get(f"{server.url}/v1/stores/store-01/lanes", headers=AUTH,
+                        timeout=10).status_code == 200  # still serving
+
+
+def test_a_body_nested_too_deep_is_400_not_a_dropped_connection(sqlite_service):
+    # Before: json.loads raised RecursionError (not a ValueError): no answer at all.
+    server, _ = sqlite_service
+    nested = b"[" * 50_000
+    beat_answer = requests.post(
+        f"{server.url}/v1/stores/store-01/lanes/lane-01/heartbeat", data=nested,
+        headers=AUTH, timeout=10)
+    assert beat_answer.status_code == 400 and "nested" in beat_answer.json()["error"]
+    events = requests.post(f"{server.url}/v1/events", data=b'{"events": ' + nested,
+                           headers={**AUTH, "Idempotency-Key": "k1"}, timeout=10)
+    assert events.status_code == 400
