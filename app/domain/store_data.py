@@ -40,9 +40,9 @@ KINDS = ("catalogue", "promotions", "lane-keys")
 FORMATS = ("full", "delta")
 #: Manifest format; a lane refuses a manifest of a format it does not know.
 MANIFEST_FORMAT = 1
-_STORE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_ETAG = re.compile(r'^(?:W/)?"([a-z-]+)-([0-9]{1,18})"$')
+_STORE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")  # \Z: "$" takes a final newline
+_SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
+_ETAG = re.compile(r'^(?:W/)?"([a-z-]+)-([0-9]{1,18})"\Z')
 
 Row = tuple[Any, ...]  # (key, field, ...): a payload line
 Op = tuple[Any, ...]  # ("+", key, field, ...) or ("-", key)

@@ -448,3 +448,35 @@ def test_two_publisher_processes_on_one_database(tmp_path):
     finally:
         store.close()
     assert not [p for p in (tmp_path / "hq.db.versions").rglob("*.tmp")]
+
+
+# -- hostile store ids (review of issue 22) --------------------------------------------------
+
+@pytest.mark.parametrize("store_id", ["store-01\n", "../x", "..", "a/b", "%2e%2e", "店-01",
+                                      "s" * 65, ""])
+def test_a_store_id_that_is_not_one_is_refused_and_nothing_is_written(tmp_path, hq_store,
+                                                                        key, store_id):
+    # Before: "store-01\n" passed (a regex "$" matches before a final newline): a payload
+    # folder named with a newline beside the database, and a NATS key with one in it.
+    source = csv_file(tmp_path, "".join(ROWS_V1))
+    with pytest.raises(ValueError, match="not a store id"):
+        publish(hq_store, key, store_id, "catalogue", source, tax_classes=TAX, now=NOW)
+    assert not hq_store.versions_dir.exists() or list(hq_store.versions_dir.iterdir()) == []
+
+
+def test_a_manifest_naming_a_store_id_with_a_newline_is_not_a_manifest():
+    full = store_data.Payload("full", "0" * 64, 20, 0)
+    fine = store_data.Manifest("store-01", "catalogue", 1, "2026-12-01T01:00:00Z",
+                               "2026-12-01T00:30:00Z", "CNY", full, None, "0" * 16)
+    assert store_data.manifest_from_bytes(store_data.manifest_bytes(fine)) == fine
+    bad = store_data.manifest_bytes(fine).replace(b'"store-01"', b'"store-01\\n"')
+    with pytest.raises(store_data.StoreDataError, match="store_id"):
+        store_data.manifest_from_bytes(bad)
+
+
+def test_a_nats_token_never_carries_a_newline():
+    from hq.nats_store import token, untoken
+    assert token("store-01") == "store-01"
+    encoded = token("store-01\n")
+    assert "\n" not in encoded and encoded.startswith("=")
+    assert untoken(encoded) == "store-01\n"
