@@ -247,6 +247,13 @@ class HqHandler(BaseHTTPRequestHandler):
         heartbeat; 400 with the reason for a body that is not one (hq.fleet)."""
         if not self.authorised():
             return self.reply(401, {"error": "bad or missing bearer token"})
+        try:  # the contract's StoreId pattern for both: they are keys and NATS tokens
+            store_data.check_store_id(store_id)
+            if not store_data.is_lane_id(lane_id):
+                raise ValueError(f"{lane_id[:80]!r} is not a lane id (1-64 printable "
+                                 "characters, no '/')")
+        except ValueError as exc:
+            return self.reply(400, {"error": str(exc)})
         if len(raw) > fleet.MAX_BODY_BYTES:
             return self.reply(400, {"error": f"a heartbeat is at most "
                                              f"{fleet.MAX_BODY_BYTES} bytes"})
@@ -266,7 +273,12 @@ class HqHandler(BaseHTTPRequestHandler):
         return self.reply(200, {"kept": True, "expires_in_s": int(store.heartbeat_ttl_s)})
 
     def _lanes(self, store_id: str) -> None:
-        """``GET /v1/stores/{store_id}/lanes``: the store's fleet rows (hq.fleet)."""
+        """``GET /v1/stores/{store_id}/lanes``: the store's fleet rows (hq.fleet); 400 for
+        a malformed store id."""
+        try:
+            store_data.check_store_id(store_id)
+        except ValueError as exc:
+            return self.reply(400, {"error": str(exc)})
         rows = fleet.fleet_rows(self.server.store, store_id, datetime.now(UTC))
         return self.reply(200, {"store_id": store_id, "lanes": rows})
 

@@ -226,6 +226,13 @@ def check_store_id(store_id: str) -> str:
     return store_id
 
 
+def is_lane_id(lane_id: str) -> bool:
+    """Whether ``lane_id`` may name a lane at head office: 1-64 printable characters, no
+    ``/`` (a lane's own setting, ``kiosk.lane_id``, is stricter: 1-32 of
+    ``[A-Za-z0-9_-]``; head office also keeps ids with spaces or other scripts)."""
+    return 0 < len(lane_id) <= 64 and lane_id.isprintable() and "/" not in lane_id
+
+
 # -- payload encoding ----------------------------------------------------------------------
 
 def _line(row: Iterable[Any]) -> bytes:

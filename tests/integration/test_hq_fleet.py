@@ -9,6 +9,7 @@ import re
 import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import unquote
 
 import jsonschema
 import pytest
@@ -389,3 +390,29 @@ def test_a_body_nested_too_deep_is_400_not_a_dropped_connection(sqlite_service):
     events = requests.post(f"{server.url}/v1/events", data=b'{"events": ' + nested,
                            headers={**AUTH, "Idempotency-Key": "k1"}, timeout=10)
     assert events.status_code == 400
+
+
+@pytest.mark.parametrize(("store_id", "lane_id", "says"), [
+    ("store%0A", "lane-01", "not a store id"),       # "store\n" once unquoted
+    ("%2e%2e", "lane-01", "not a store id"),
+    ("store-01", "l" * 65, "not a lane id"),
+    ("store-01", "lane%2F01", "not a lane id"),      # "lane/01"
+    ("store-01", "lane%0A01", "not a lane id"),      # a newline in it
+    ("store-01", "%E5%BA%97" * 65, "not a lane id"),
+])
+def test_heartbeat_and_fleet_paths_take_only_the_contracts_ids(sqlite_service, store_id,
+                                                                lane_id, says):
+    # Before: any text the path unquoted to was kept as a lane of a store no data can be
+    # published for (the body only had to repeat it).
+    server, store = sqlite_service
+    body = beat(unquote(lane_id), unquote(store_id))
+    answer = requests.post(f"{server.url}/v1/stores/{store_id}/lanes/{lane_id}/heartbeat",
+                           data=json.dumps(body), headers=AUTH, timeout=10)
+    assert answer.status_code == 400 and says in answer.json()["error"]
+    assert store.heartbeats(None) == []
+    if says == "not a store id":
+        listed = requests.get(f"{server.url}/v1/stores/{store_id}/lanes", headers=AUTH,
+                              timeout=10)
+        assert listed.status_code == 400 and says in listed.json()["error"]
+        check(API, listed.json(), response_schema(API, "get", "/v1/stores/{store_id}/lanes",
+                                                  400))
