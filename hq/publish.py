@@ -45,6 +45,14 @@ from hq.stores import HqStore, VersionTaken
 
 #: Versions kept per store and kind unless told otherwise (docs/store-sync.md).
 DEFAULT_KEEP = 10
+#: Kinds whose empty version would stop every lane of the store, and why (refused
+#: unless ``allow_empty``).
+EMPTY_REFUSED = {
+    "catalogue": "no products: applied, it would empty every lane's catalogue (if that is "
+                 "meant, publish with --allow-empty)",
+    "lane-keys": "no lane keys: applied, every lane would refuse every exit pass (if that "
+                 "is meant, publish with --allow-empty)",
+}
 
 
 class PublishRefused(ValueError):
@@ -201,14 +209,19 @@ def _rows(lines: Iterable[bytes]) -> Iterator[tuple[Any, ...]]:
 def publish(store: HqStore, key: Ed25519PrivateKey, store_id: str, kind: str, source: Path,
             *, effective_at: datetime | None = None, currency: str = "CNY",
             tax_classes: frozenset[str] = frozenset(), note: str = "",
-            keep: int = DEFAULT_KEEP, now: datetime | None = None) -> Manifest:
+            keep: int = DEFAULT_KEEP, now: datetime | None = None,
+            allow_empty: bool = False) -> Manifest:
     """Publish ``source`` as the next version of ``kind`` for ``store_id``; its manifest.
 
     ``effective_at``: an aware datetime from which lanes may apply it (None: ``now``);
     ``currency``: ISO 4217 code the prices are in (lanes refuse another);
     ``tax_classes``: the store's tax class codes a catalogue row may name (the lanes'
     ``store.tax_classes`` keys); ``keep``: versions kept afterwards (older ones pruned);
-    ``now``: the wall clock (UTC aware; None: the system's), shown as ``published_at``.
+    ``now``: the wall clock (UTC aware; None: the system's), shown as ``published_at``;
+    ``allow_empty``: publish a catalogue with no products or lane keys with no lane (every
+    lane would empty its catalogue, or refuse every exit pass, when it applies it);
+    refused (:class:`PublishRefused`) unless set: a header-only or truncated file is far
+    likelier than a store that sells nothing. Promotions may always be empty (it ends them).
 
     Raises :class:`PublishRefused` (a bad file: line and reason), ValueError (a bad
     store id, kind, currency or time), :class:`VersionTaken` (another publisher took the
@@ -224,6 +237,8 @@ def publish(store: HqStore, key: Ed25519PrivateKey, store_id: str, kind: str, so
     now = now or datetime.now(UTC)
     effective = store_data.instant_text(effective_at or now)
     lines = payload_lines(kind, source, currency=currency, tax_classes=tax_classes)
+    if not lines and kind in EMPTY_REFUSED and not allow_empty:
+        raise PublishRefused(kind, [RowError(0, f"{source}: {EMPTY_REFUSED[kind]}")], 1)
     full, full_rows = gzip_lines(line_of(line) for line in lines)
     version = (store.latest_version(store_id, kind) or 0) + 1
     delta_bytes: bytes | None = None

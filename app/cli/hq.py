@@ -452,9 +452,13 @@ def _effective_at(text: str | None,
               help="Versions kept per store and kind; older ones are pruned.")
 @click.option("--store-address", "address", default="sqlite:hq.db", show_default=True,
               help="The head-office store: sqlite:PATH or nats://HOST:PORT[,HOST:PORT...].")
+@click.option("--allow-empty", is_flag=True,
+              help="Publish a catalogue with no products or lane keys with no lane "
+              "(refused otherwise: every lane would apply it).")
 def hq_publish(kind: str, file: Path, store_id: str, key_path: Path,
                effective_at: str | None, zone_name: str | None, currency: str,
-               tax_classes: str, note: str, keep: int, address: str) -> None:
+               tax_classes: str, note: str, keep: int, address: str,
+               allow_empty: bool) -> None:
     """Publish a catalogue CSV, promotions TOML or lane-keys TOML as a store's next version.
 
     Validated with the kiosk's own rules first: a bad row refuses the whole
@@ -473,7 +477,8 @@ def hq_publish(kind: str, file: Path, store_id: str, key_path: Path,
         raise click.ClickException(f"cannot open the store {address}: {exc}") from None
     try:
         manifest = publish(store, key, store_id, kind, file, effective_at=when,
-                           currency=currency, tax_classes=classes, note=note, keep=keep)
+                           currency=currency, tax_classes=classes, note=note, keep=keep,
+                           allow_empty=allow_empty)
     except PublishRefused as exc:
         raise click.ClickException(str(exc)) from None
     except (ValueError, VersionTaken, StoreUnavailable, OSError) as exc:

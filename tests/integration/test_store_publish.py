@@ -480,3 +480,31 @@ def test_a_nats_token_never_carries_a_newline():
     encoded = token("store-01\n")
     assert "\n" not in encoded and encoded.startswith("=")
     assert untoken(encoded) == "store-01\n"
+
+
+# -- empty versions (review of issue 22) -----------------------------------------------------
+
+def test_an_empty_catalogue_or_lane_keys_file_is_refused_unless_allowed(tmp_path, hq_store,
+                                                                         key):
+    # Before: a header-only catalogue was published as a version deleting every product of
+    # every lane of the store (its delta: one "-" per product), and an empty lane-keys
+    # file one that makes every lane refuse every exit pass.
+    pub(hq_store, key, csv_file(tmp_path, "".join(ROWS_V1)))
+    header_only = csv_file(tmp_path, "", name="header-only.csv")
+    with pytest.raises(PublishRefused, match="no products.*--allow-empty"):
+        pub(hq_store, key, header_only)
+    no_keys = tmp_path / "keys.toml"
+    no_keys.write_text("# every lane's key goes here\n")
+    with pytest.raises(PublishRefused, match="no lane keys"):
+        pub(hq_store, key, no_keys, kind="lane-keys")
+    assert hq_store.latest_version("store-01", "catalogue") == 1
+    assert hq_store.latest_version("store-01", "lane-keys") is None
+    assert sorted(p.name for p in (hq_store.versions_dir / "store-01" / "catalogue")
+                  .iterdir()) == ["1.full.jsonl.gz"]
+    # Meant: said so.
+    emptied = pub(hq_store, key, header_only, allow_empty=True)
+    assert emptied.version == 2 and emptied.full.rows == 0
+    assert emptied.delta is not None and emptied.delta.rows == 5  # 4 products, 5 keys
+    no_promotions = tmp_path / "none.toml"
+    no_promotions.write_text("")
+    assert pub(hq_store, key, no_promotions, kind="promotions").full.rows == 0  # ends them
