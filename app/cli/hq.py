@@ -9,7 +9,7 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -426,8 +426,33 @@ def _effective_at(text: str | None,
                                  "2026-12-01T09:00+08:00 or 2026-12-01T09:00",
                                  param_hint="--effective-at") from None
     if when.tzinfo is None:  # a local time: in --time-zone, else this machine's zone
-        when = when.replace(tzinfo=zone) if zone else when.astimezone()
+        when = _local_instant(when, zone)
     return when, zone
+
+
+def _local_instant(naive: datetime, zone: ZoneInfo | None) -> datetime:
+    """``naive`` as a wall-clock time in ``zone`` (None: this machine's), as an aware
+    datetime. BadParameter for a time the clocks skip (spring forward: 02:30 would silently
+    be 03:30) or show twice (fall back: which 01:30?): a price change must not start an
+    hour off by a guess, so ask for the offset."""
+    def at(fold: int) -> datetime:
+        local = naive.replace(fold=fold)
+        return local.replace(tzinfo=zone) if zone else local.astimezone()
+
+    first, second = at(0), at(1)
+    where = zone.key if zone else "this machine's time zone"
+    utc = first.astimezone(UTC)  # through UTC: astimezone to its own zone is a no-op
+    back = utc.astimezone(zone) if zone else utc.astimezone()
+    if back.replace(tzinfo=None) != naive:
+        raise click.BadParameter(f"{naive:%Y-%m-%d %H:%M} does not exist in {where} (the "
+                                 "clocks skip it); give the time with its offset",
+                                 param_hint="--effective-at")
+    if first.utcoffset() != second.utcoffset():
+        raise click.BadParameter(f"{naive:%Y-%m-%d %H:%M} happens twice in {where} (the "
+                                 "clocks go back); give the time with its offset, e.g. "
+                                 f"{first.isoformat(timespec='minutes')}",
+                                 param_hint="--effective-at")
+    return first
 
 
 @hq.command("publish")

@@ -508,3 +508,22 @@ def test_an_empty_catalogue_or_lane_keys_file_is_refused_unless_allowed(tmp_path
     no_promotions = tmp_path / "none.toml"
     no_promotions.write_text("")
     assert pub(hq_store, key, no_promotions, kind="promotions").full.rows == 0  # ends them
+
+
+def test_a_local_effective_time_the_clocks_skip_or_repeat_is_refused_not_guessed():
+    # Before: 02:30 on the spring-forward night was published as 03:30, and 01:30 on the
+    # fall-back night as the first of the two, both silently.
+    import click
+
+    from app.cli.hq import _effective_at
+    ny = "America/New_York"
+    with pytest.raises(click.BadParameter, match="does not exist"):
+        _effective_at("2026-03-08T02:30", ny)
+    with pytest.raises(click.BadParameter, match="happens twice"):
+        _effective_at("2026-11-01T01:30", ny)
+    when, _ = _effective_at("2026-11-01T01:30-04:00", ny)  # the offset says which
+    assert store_data.instant_text(when) == "2026-11-01T05:30:00Z"
+    when, _ = _effective_at("2026-12-01T09:00", "Asia/Shanghai")
+    assert store_data.instant_text(when) == "2026-12-01T01:00:00Z"
+    when, _ = _effective_at("2026-03-08T03:30", ny)
+    assert store_data.instant_text(when) == "2026-03-08T07:30:00Z"
