@@ -527,3 +527,48 @@ def test_a_local_effective_time_the_clocks_skip_or_repeat_is_refused_not_guessed
     assert store_data.instant_text(when) == "2026-12-01T01:00:00Z"
     when, _ = _effective_at("2026-03-08T03:30", ny)
     assert store_data.instant_text(when) == "2026-03-08T07:30:00Z"
+
+
+@pytest.mark.slow
+def test_a_publisher_killed_before_claiming_leaves_nothing_the_next_publish_keeps(tmp_path):
+    # A real process killed (SIGKILL) after writing its temporary payloads, before the
+    # version's row: nothing published, the next publish works, and the orphan it left
+    # (before: there forever, tens of MB for a big catalogue) is swept once it is old.
+    import os
+    import time
+
+    source = csv_file(tmp_path, "".join(ROWS_V1))
+    key_path = tmp_path / "k.pem"
+    from hq.publish import create_key_file
+    create_key_file(key_path)
+    script = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from hq.sqlite_store import SqliteStore\n"
+        "from hq import publish as p\n"
+        "store = SqliteStore(Path(sys.argv[1]))\n"
+        "store._claim_version = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "p.publish(store, p.load_key_file(Path(sys.argv[2])), 'store-01', 'catalogue',\n"
+        f"          Path(sys.argv[3]), tax_classes=frozenset({sorted(TAX)!r}))\n")
+    killed = subprocess.run([sys.executable, "-c", script, str(tmp_path / "hq.db"),
+                             str(key_path), str(source)], cwd=PROJECT_ROOT, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+    assert killed.returncode == -9
+    folder = tmp_path / "hq.db.versions" / "store-01" / "catalogue"
+    orphans = list(folder.glob(".*.tmp"))
+    assert len(orphans) == 1
+    store = SqliteStore(tmp_path / "hq.db")
+    try:
+        assert store.latest_version("store-01", "catalogue") is None
+        from hq.publish import load_key_file
+        key = load_key_file(key_path)
+        assert pub(store, key, source).version == 1
+        assert orphans[0].exists()  # young: it could be a live publisher's
+        an_hour_ago = time.time() - 3700
+        os.utime(orphans[0], (an_hour_ago, an_hour_ago))
+        assert pub(store, key, csv_file(tmp_path, "".join(ROWS_V2), "v2.csv")).version == 2
+        assert not orphans[0].exists()
+        assert sorted(p.name for p in folder.iterdir()) == [
+            "1.full.jsonl.gz", "2.delta.jsonl.gz", "2.full.jsonl.gz"]
+    finally:
+        store.close()
