@@ -26,6 +26,7 @@ import gzip
 import io
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +44,8 @@ from app.domain.promotions_file import parse_promotions
 from app.domain.store_data import KINDS, Manifest, Payload
 from hq.stores import HqStore, VersionTaken
 
+#: A lane id as a lane's own setting allows it (``kiosk.lane_id``, app/config.py).
+_LANE_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}\Z")
 #: Versions kept per store and kind unless told otherwise (docs/store-sync.md).
 DEFAULT_KEEP = 10
 #: Kinds whose empty version would stop every lane of the store, and why (refused
@@ -163,6 +166,12 @@ def _lane_key_lines(source: Path) -> list[bytes]:
         keys = parse_lane_keys(_read_text("lane-keys", source))
     except ValueError as exc:
         raise PublishRefused("lane-keys", [RowError(0, f"{source}: {exc}")], 1) from None
+    bad = [lane for lane in keys if not _LANE_ID.match(lane)]
+    if bad:  # every lane rewrites its key file with these ids: one odd id spoils it
+        raise PublishRefused("lane-keys", [RowError(0, f"{source}: {lane[:80]!r} is not a "
+                                                       "lane id (kiosk.lane_id: 1-32 ASCII "
+                                                       "letters, digits, '-' or '_')")
+                                           for lane in bad[:MAX_REPORTED_ERRORS]], len(bad))
     return [_sortable(lane, (lane, base64.b64encode(raw).decode("ascii")))
             for lane, raw in keys.items()]
 

@@ -572,3 +572,17 @@ def test_a_publisher_killed_before_claiming_leaves_nothing_the_next_publish_keep
             "1.full.jsonl.gz", "2.delta.jsonl.gz", "2.full.jsonl.gz"]
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("lane", ['"lane\\"07"', '"lane 07"', '"lane\\n07"', '"店01"',
+                                  "l" * 33])
+def test_lane_keys_naming_a_lane_no_lane_can_be_are_refused(tmp_path, hq_store, key, lane):
+    # Before: published as is; every lane rewrites its exit-pass key file with these ids
+    # ('"lane"07" = ...' is not TOML: each lane then refused every exit pass).
+    good = base64.b64encode(Ed25519PrivateKey.generate().public_key()
+                            .public_bytes_raw()).decode()
+    keys = tmp_path / "keys.toml"
+    keys.write_text(f'lane-01 = "{good}"\n{lane} = "{good}"\n', encoding="utf-8")
+    with pytest.raises(PublishRefused, match="is not a lane id"):
+        pub(hq_store, key, keys, kind="lane-keys")
+    assert hq_store.latest_version("store-01", "lane-keys") is None
