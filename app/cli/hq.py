@@ -278,13 +278,22 @@ def _fleet_line(row: dict[str, Any], silent_after_s: float) -> list[str]:
     if staged:
         versions += f" (staged {_versions_text(staged)})"
     behind, outbox, alerts = row["behind"], row["outbox"], row["alerts"]
-    return [
+    return [_printable(cell) for cell in (
         str(row["store_id"]), str(row["lane_id"]), when, versions,
         ("behind: " + ", ".join(behind)) if behind else "up to date",
         str(row["health"]["state"]),
         f"{outbox['pending']} pending, {outbox['dead']} dead",
         "; ".join(alerts) if alerts else "-",
-    ]
+    )]
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters shown escaped (``\\x1b``, ``\\n``): alert texts
+    come from lanes, and an escape sequence or a newline in one would redraw the
+    operator's terminal or break the table."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 @hq.command("fleet")

@@ -416,3 +416,20 @@ def test_heartbeat_and_fleet_paths_take_only_the_contracts_ids(sqlite_service, s
         assert listed.status_code == 400 and says in listed.json()["error"]
         check(API, listed.json(), response_schema(API, "get", "/v1/stores/{store_id}/lanes",
                                                   400))
+
+
+def test_kiosk_hq_fleet_shows_a_lanes_control_characters_escaped(tmp_path):
+    # Before: an alert text holding an escape sequence or a newline went to the operator's
+    # terminal as is (clearing it, or breaking the table into extra lines).
+    from tests.helpers import run_kiosk
+
+    store = SqliteStore(tmp_path / "hq.db")
+    try:
+        store.keep_heartbeat("store-01", "lane-01", beat(
+            "lane-01", "store-01", alerts=["\x1b[2Jpaper\nlow"]), utc_now())
+    finally:
+        store.close()
+    ran = run_kiosk("hq", "fleet", "--store-address", f"sqlite:{tmp_path / 'hq.db'}")
+    assert ran.returncode == 0, ran.stderr
+    assert "\x1b" not in ran.stdout and len(ran.stdout.splitlines()) == 3
+    assert "\\x1b[2Jpaper\\nlow" in ran.stdout.splitlines()[1]
