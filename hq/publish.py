@@ -27,6 +27,7 @@ import io
 import json
 import os
 import re
+import tomllib
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -162,10 +163,19 @@ def _promotion_lines(source: Path, currency: str) -> list[bytes]:
 
 
 def _lane_key_lines(source: Path) -> list[bytes]:
+    text = _read_text("lane-keys", source)
     try:
-        keys = parse_lane_keys(_read_text("lane-keys", source))
+        keys = parse_lane_keys(text)
     except ValueError as exc:
         raise PublishRefused("lane-keys", [RowError(0, f"{source}: {exc}")], 1) from None
+    top = tomllib.loads(text)
+    if isinstance(top.get("lanes"), dict) and len(top) > 1:
+        # parse_lane_keys reads the [lanes] table alone: lines above it would be dropped
+        # without a word, and those lanes' exit passes refused at every other lane.
+        others = ", ".join(repr(k) for k in top if k != "lanes")
+        raise PublishRefused("lane-keys", [RowError(0, f"{source}: lane keys both above "
+                                                       f"and in [lanes] ({others} above "
+                                                       "it): put them all in one place")], 1)
     bad = [lane for lane in keys if not _LANE_ID.match(lane)]
     if bad:  # every lane rewrites its key file with these ids: one odd id spoils it
         raise PublishRefused("lane-keys", [RowError(0, f"{source}: {lane[:80]!r} is not a "

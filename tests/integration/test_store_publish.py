@@ -586,3 +586,18 @@ def test_lane_keys_naming_a_lane_no_lane_can_be_are_refused(tmp_path, hq_store, 
     with pytest.raises(PublishRefused, match="is not a lane id"):
         pub(hq_store, key, keys, kind="lane-keys")
     assert hq_store.latest_version("store-01", "lane-keys") is None
+
+
+def test_lane_keys_both_above_and_in_a_lanes_table_are_refused_not_half_published(
+        tmp_path, hq_store, key):
+    # Before: only the [lanes] table was published; lane-01 above it silently left out
+    # (every other lane would refuse its exit passes).
+    a, b = (base64.b64encode(Ed25519PrivateKey.generate().public_key().public_bytes_raw())
+            .decode() for _ in range(2))
+    keys = tmp_path / "keys.toml"
+    keys.write_text(f'lane-01 = "{a}"\n[lanes]\nlane-02 = "{b}"\n', encoding="utf-8")
+    with pytest.raises(PublishRefused, match="both above and in \\[lanes\\].*'lane-01'"):
+        pub(hq_store, key, keys, kind="lane-keys")
+    assert hq_store.latest_version("store-01", "lane-keys") is None
+    keys.write_text(f'[lanes]\nlane-01 = "{a}"\nlane-02 = "{b}"\n', encoding="utf-8")
+    assert pub(hq_store, key, keys, kind="lane-keys").full.rows == 2
