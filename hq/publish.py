@@ -25,6 +25,7 @@ import base64
 import gzip
 import io
 import json
+import logging
 import os
 import re
 import tomllib
@@ -43,7 +44,9 @@ from app.domain.money import exponent_of
 from app.domain.promotions import promotion_to_dict
 from app.domain.promotions_file import parse_promotions
 from app.domain.store_data import KINDS, Manifest, Payload
-from hq.stores import HqStore, VersionTaken
+from hq.stores import HqStore, StoreUnavailable, VersionTaken
+
+log = logging.getLogger(__name__)
 
 #: A lane id as a lane's own setting allows it (``kiosk.lane_id``, app/config.py).
 _LANE_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}\Z")
@@ -245,7 +248,7 @@ def publish(store: HqStore, key: Ed25519PrivateKey, store_id: str, kind: str, so
     Raises :class:`PublishRefused` (a bad file: line and reason), ValueError (a bad
     store id, kind, currency or time), :class:`VersionTaken` (another publisher took the
     version meanwhile; publish again), ``StoreUnavailable``. Nothing is stored unless it
-    returns.
+    returns (a failed pruning afterwards is logged, not raised: the version is kept).
     """
     store_data.check_store_id(store_id)
     if kind not in KINDS:
@@ -282,5 +285,11 @@ def publish(store: HqStore, key: Ed25519PrivateKey, store_id: str, kind: str, so
         raise VersionTaken(f"{kind} version {version} of store {store_id} was published by "
                            f"another publisher meanwhile ({exc}); nothing was stored from "
                            "this one: publish again") from None
-    store.prune_versions(store_id, kind, keep)
+    try:
+        store.prune_versions(store_id, kind, keep)
+    except (StoreUnavailable, OSError) as exc:
+        # The version is kept: raising now would tell the publisher "not published" and
+        # have it published again. Older versions stay until the next publish prunes.
+        log.warning("%s version %d of store %s is published; pruning older versions "
+                    "failed (the next publish tries again): %s", kind, version, store_id, exc)
     return manifest

@@ -601,3 +601,17 @@ def test_lane_keys_both_above_and_in_a_lanes_table_are_refused_not_half_publishe
     assert hq_store.latest_version("store-01", "lane-keys") is None
     keys.write_text(f'[lanes]\nlane-01 = "{a}"\nlane-02 = "{b}"\n', encoding="utf-8")
     assert pub(hq_store, key, keys, kind="lane-keys").full.rows == 2
+
+
+def test_a_pruning_that_fails_after_the_version_is_kept_does_not_say_not_published(
+        tmp_path, hq_store, key, monkeypatch, caplog):
+    # Before: publish raised StoreUnavailable from the pruning after the version was
+    # stored, so `kiosk hq publish` said "not published" and the publisher published it
+    # again (a second, needless version for every lane).
+    def locked(*args, **kwargs):
+        raise StoreUnavailable("database is locked")
+
+    monkeypatch.setattr(hq_store, "prune_versions", locked)
+    m = pub(hq_store, key, csv_file(tmp_path, "".join(ROWS_V1)))
+    assert hq_store.latest_version("store-01", "catalogue") == m.version == 1
+    assert "pruning older versions failed" in caplog.text
