@@ -433,3 +433,22 @@ def test_kiosk_hq_fleet_shows_a_lanes_control_characters_escaped(tmp_path):
     assert ran.returncode == 0, ran.stderr
     assert "\x1b" not in ran.stdout and len(ran.stdout.splitlines()) == 3
     assert "\\x1b[2Jpaper\\nlow" in ran.stdout.splitlines()[1]
+
+
+@pytest.mark.parametrize("command", [["fleet"], ["publish", "catalogue", "{dir}/c.csv",
+                                                 "--store", "store-01", "--key",
+                                                 "{dir}/k.pem"]])
+@pytest.mark.parametrize("where", ["no-such-folder/hq.db", "not-a-db.txt"])
+def test_a_sqlite_store_that_cannot_be_opened_is_a_plain_error(tmp_path, command, where):
+    # Before: sqlite3's OperationalError / DatabaseError came out as a traceback.
+    from hq.publish import create_key_file
+    from tests.helpers import run_kiosk
+
+    (tmp_path / "not-a-db.txt").write_text("x" * 4096)
+    (tmp_path / "c.csv").write_text("code,name_zh,name_en,price\n4011,香蕉,Banana,7.98\n",
+                                    encoding="utf-8")
+    create_key_file(tmp_path / "k.pem")
+    ran = run_kiosk("hq", *(c.format(dir=tmp_path) for c in command), "--store-address",
+                    f"sqlite:{tmp_path / where}")
+    assert ran.returncode == 1 and "cannot open the store" in ran.stderr, ran.stderr
+    assert "Traceback" not in ran.stderr
