@@ -158,8 +158,9 @@ def _read_text(kind: str, source: Path) -> str:
 
 
 def _promotion_lines(source: Path, currency: str) -> list[bytes]:
+    text = _read_text("promotions", source)  # its own PublishRefused, not wrapped twice
     try:
-        promotions = parse_promotions(_read_text("promotions", source), currency)
+        promotions = parse_promotions(text, currency)
     except ValueError as exc:
         raise PublishRefused("promotions", [RowError(0, f"{source}: {exc}")], 1) from None
     return [_sortable(p.promo_id, (p.promo_id, promotion_to_dict(p))) for p in promotions]

@@ -615,3 +615,15 @@ def test_a_pruning_that_fails_after_the_version_is_kept_does_not_say_not_publish
     m = pub(hq_store, key, csv_file(tmp_path, "".join(ROWS_V1)))
     assert hq_store.latest_version("store-01", "catalogue") == m.version == 1
     assert "pruning older versions failed" in caplog.text
+
+
+@pytest.mark.parametrize("kind", ["promotions", "lane-keys"])
+def test_a_toml_file_that_is_not_utf8_says_so_once(tmp_path, hq_store, key, kind):
+    # Before (promotions): "p.toml: promotions not published: 1 problem(s); nothing was
+    # stored\np.toml is not UTF-8" inside the same message again.
+    source = tmp_path / "p.toml"
+    source.write_bytes('[[promotion]]\nname_zh = "酸奶"\n'.encode("gbk"))
+    with pytest.raises(PublishRefused) as refused:
+        pub(hq_store, key, source, kind=kind)
+    assert str(refused.value).count("not published") == 1
+    assert refused.value.errors[0].reason == f"{source} is not UTF-8"
