@@ -270,7 +270,7 @@ def _fleet_line(row: dict[str, Any], silent_after_s: float) -> list[str]:
 
     seen = parse_instant(row["last_seen"]).astimezone()  # the machine's own zone
     silent = int(row["silent_s"])
-    when = f"{seen:%Y-%m-%d %H:%M:%S} ({_ago(silent)})"
+    when = f"{seen:%Y-%m-%d %H:%M:%S %Z} ({_ago(silent)})"
     if silent > silent_after_s:
         when = f"SILENT {when}"
     versions = _versions_text(row["versions"])
@@ -278,9 +278,16 @@ def _fleet_line(row: dict[str, Any], silent_after_s: float) -> list[str]:
     if staged:
         versions += f" (staged {_versions_text(staged)})"
     behind, outbox, alerts = row["behind"], row["outbox"], row["alerts"]
+    # A lane on a version head office never published (a store restored from an older
+    # backup, a lane pointed at another head office) is not "up to date" either.
+    ahead = [k for k, v in row["versions"].items()
+             if v is not None and row["latest"].get(k) is not None and v > row["latest"][k]]
+    data = "; ".join(part for part in (
+        ("behind: " + ", ".join(behind)) if behind else "",
+        ("AHEAD of head office: " + ", ".join(ahead)) if ahead else "") if part)
     return [_printable(cell) for cell in (
         str(row["store_id"]), str(row["lane_id"]), when, versions,
-        ("behind: " + ", ".join(behind)) if behind else "up to date",
+        data or "up to date",
         str(row["health"]["state"]),
         f"{outbox['pending']} pending, {outbox['dead']} dead",
         "; ".join(alerts) if alerts else "-",

@@ -452,3 +452,23 @@ def test_a_sqlite_store_that_cannot_be_opened_is_a_plain_error(tmp_path, command
                     f"sqlite:{tmp_path / where}")
     assert ran.returncode == 1 and "cannot open the store" in ran.stderr, ran.stderr
     assert "Traceback" not in ran.stderr
+
+
+def test_kiosk_hq_fleet_flags_a_lane_ahead_of_head_office(tmp_path):
+    # Before: a lane on catalogue 7 of a head office whose newest is 3 (restored from an
+    # older backup, or another head office) was listed "up to date".
+    from tests.helpers import run_kiosk
+
+    store = SqliteStore(tmp_path / "hq.db")
+    try:
+        for v in (1, 2, 3):
+            store.publish_version(*make_version("store-01", "catalogue", v, rows(v),
+                                                rows(v - 1) if v > 1 else None))
+        store.keep_heartbeat("store-01", "lane-01", beat(
+            "lane-01", "store-01", versions={"catalogue": 7}), utc_now())
+    finally:
+        store.close()
+    ran = run_kiosk("hq", "fleet", "--store-address", f"sqlite:{tmp_path / 'hq.db'}")
+    line = ran.stdout.splitlines()[1]
+    assert "AHEAD of head office: catalogue" in line and "up to date" not in line
+    assert f" {datetime.now().astimezone():%Z} (" in line  # LAST SEEN says its zone
