@@ -90,7 +90,8 @@ class StoreDataClient:
             versions = tuple((base64.b64decode(v["manifest_b64"], validate=True),
                               base64.b64decode(v["signature"], validate=True))
                              for v in data["versions"])
-        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error,
+                RecursionError):  # RecursionError: JSON nested past the parser's depth
             return Answer(AnswerKind.TRANSIENT, 200,
                           error=f"head office's answer to {what} is not the contract's JSON")
         return Answer(AnswerKind.ANSWERED, 200, versions=versions, etag=tag)

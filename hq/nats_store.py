@@ -73,7 +73,7 @@ VERSIONS_BUCKET = "hq_versions"
 PAYLOADS_BUCKET = "hq_payloads"
 HEARTBEATS_BUCKET = "hq_heartbeats"
 #: NATS subject tokens (and key-value keys) a lane or store id may use.
-TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")  # \Z: "$" would take a final newline
 #: JetStream's "store failed" error code. It answers both "maximum messages per subject
 #: exceeded" (the event is already stored: a duplicate) and "maximum bytes exceeded" (the
 #: stream is full: NOT stored), so only the description tells them apart.

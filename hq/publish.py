@@ -25,7 +25,10 @@ import base64
 import gzip
 import io
 import json
+import logging
 import os
+import re
+import tomllib
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,10 +44,22 @@ from app.domain.money import exponent_of
 from app.domain.promotions import promotion_to_dict
 from app.domain.promotions_file import parse_promotions
 from app.domain.store_data import KINDS, Manifest, Payload
-from hq.stores import HqStore, VersionTaken
+from hq.stores import HqStore, StoreUnavailable, VersionTaken
 
+log = logging.getLogger(__name__)
+
+#: A lane id as a lane's own setting allows it (``kiosk.lane_id``, app/config.py).
+_LANE_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}\Z")
 #: Versions kept per store and kind unless told otherwise (docs/store-sync.md).
 DEFAULT_KEEP = 10
+#: Kinds whose empty version would stop every lane of the store, and why (refused
+#: unless ``allow_empty``).
+EMPTY_REFUSED = {
+    "catalogue": "no products: applied, it would empty every lane's catalogue (if that is "
+                 "meant, publish with --allow-empty)",
+    "lane-keys": "no lane keys: applied, every lane would refuse every exit pass (if that "
+                 "is meant, publish with --allow-empty)",
+}
 
 
 class PublishRefused(ValueError):
@@ -143,18 +158,34 @@ def _read_text(kind: str, source: Path) -> str:
 
 
 def _promotion_lines(source: Path, currency: str) -> list[bytes]:
+    text = _read_text("promotions", source)  # its own PublishRefused, not wrapped twice
     try:
-        promotions = parse_promotions(_read_text("promotions", source), currency)
+        promotions = parse_promotions(text, currency)
     except ValueError as exc:
         raise PublishRefused("promotions", [RowError(0, f"{source}: {exc}")], 1) from None
     return [_sortable(p.promo_id, (p.promo_id, promotion_to_dict(p))) for p in promotions]
 
 
 def _lane_key_lines(source: Path) -> list[bytes]:
+    text = _read_text("lane-keys", source)
     try:
-        keys = parse_lane_keys(_read_text("lane-keys", source))
+        keys = parse_lane_keys(text)
     except ValueError as exc:
         raise PublishRefused("lane-keys", [RowError(0, f"{source}: {exc}")], 1) from None
+    top = tomllib.loads(text)
+    if isinstance(top.get("lanes"), dict) and len(top) > 1:
+        # parse_lane_keys reads the [lanes] table alone: lines above it would be dropped
+        # without a word, and those lanes' exit passes refused at every other lane.
+        others = ", ".join(repr(k) for k in top if k != "lanes")
+        raise PublishRefused("lane-keys", [RowError(0, f"{source}: lane keys both above "
+                                                       f"and in [lanes] ({others} above "
+                                                       "it): put them all in one place")], 1)
+    bad = [lane for lane in keys if not _LANE_ID.match(lane)]
+    if bad:  # every lane rewrites its key file with these ids: one odd id spoils it
+        raise PublishRefused("lane-keys", [RowError(0, f"{source}: {lane[:80]!r} is not a "
+                                                       "lane id (kiosk.lane_id: 1-32 ASCII "
+                                                       "letters, digits, '-' or '_')")
+                                           for lane in bad[:MAX_REPORTED_ERRORS]], len(bad))
     return [_sortable(lane, (lane, base64.b64encode(raw).decode("ascii")))
             for lane, raw in keys.items()]
 
@@ -201,19 +232,24 @@ def _rows(lines: Iterable[bytes]) -> Iterator[tuple[Any, ...]]:
 def publish(store: HqStore, key: Ed25519PrivateKey, store_id: str, kind: str, source: Path,
             *, effective_at: datetime | None = None, currency: str = "CNY",
             tax_classes: frozenset[str] = frozenset(), note: str = "",
-            keep: int = DEFAULT_KEEP, now: datetime | None = None) -> Manifest:
+            keep: int = DEFAULT_KEEP, now: datetime | None = None,
+            allow_empty: bool = False) -> Manifest:
     """Publish ``source`` as the next version of ``kind`` for ``store_id``; its manifest.
 
     ``effective_at``: an aware datetime from which lanes may apply it (None: ``now``);
     ``currency``: ISO 4217 code the prices are in (lanes refuse another);
     ``tax_classes``: the store's tax class codes a catalogue row may name (the lanes'
     ``store.tax_classes`` keys); ``keep``: versions kept afterwards (older ones pruned);
-    ``now``: the wall clock (UTC aware; None: the system's), shown as ``published_at``.
+    ``now``: the wall clock (UTC aware; None: the system's), shown as ``published_at``;
+    ``allow_empty``: publish a catalogue with no products or lane keys with no lane (every
+    lane would empty its catalogue, or refuse every exit pass, when it applies it);
+    refused (:class:`PublishRefused`) unless set: a header-only or truncated file is far
+    likelier than a store that sells nothing. Promotions may always be empty (it ends them).
 
     Raises :class:`PublishRefused` (a bad file: line and reason), ValueError (a bad
     store id, kind, currency or time), :class:`VersionTaken` (another publisher took the
     version meanwhile; publish again), ``StoreUnavailable``. Nothing is stored unless it
-    returns.
+    returns (a failed pruning afterwards is logged, not raised: the version is kept).
     """
     store_data.check_store_id(store_id)
     if kind not in KINDS:
@@ -224,6 +260,8 @@ def publish(store: HqStore, key: Ed25519PrivateKey, store_id: str, kind: str, so
     now = now or datetime.now(UTC)
     effective = store_data.instant_text(effective_at or now)
     lines = payload_lines(kind, source, currency=currency, tax_classes=tax_classes)
+    if not lines and kind in EMPTY_REFUSED and not allow_empty:
+        raise PublishRefused(kind, [RowError(0, f"{source}: {EMPTY_REFUSED[kind]}")], 1)
     full, full_rows = gzip_lines(line_of(line) for line in lines)
     version = (store.latest_version(store_id, kind) or 0) + 1
     delta_bytes: bytes | None = None
@@ -248,5 +286,11 @@ def publish(store: HqStore, key: Ed25519PrivateKey, store_id: str, kind: str, so
         raise VersionTaken(f"{kind} version {version} of store {store_id} was published by "
                            f"another publisher meanwhile ({exc}); nothing was stored from "
                            "this one: publish again") from None
-    store.prune_versions(store_id, kind, keep)
+    try:
+        store.prune_versions(store_id, kind, keep)
+    except (StoreUnavailable, OSError) as exc:
+        # The version is kept: raising now would tell the publisher "not published" and
+        # have it published again. Older versions stay until the next publish prunes.
+        log.warning("%s version %d of store %s is published; pruning older versions "
+                    "failed (the next publish tries again): %s", kind, version, store_id, exc)
     return manifest

@@ -30,6 +30,11 @@ from hq.stores import HqStore, StoreUnavailable
 
 #: Seconds a lane is asked to wait when the store is unavailable.
 RETRY_AFTER_S = 5
+#: The largest request body read at all (bytes): a lane's event batch is at most 256 KiB
+#: (``EventUploader.max_bytes``) and one oversized event; past this the answer is 413
+#: before a byte is read (the uploader halves a refused batch), so a client naming a
+#: huge ``Content-Length`` (before any token check) cannot make the service allocate it.
+MAX_BODY_BYTES = 16 * 1024 * 1024
 
 _AUDIT_HEAD = re.compile(r"^/v1/kiosks/([^/]+)/audit-head$")
 # Store sync: lanes reporting back (docs/store-sync.md).
@@ -75,12 +80,31 @@ class HqHandler(BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
             return self.reply(400, {"error": "Content-Length must be a number"})
+        if length < 0:
+            return self.reply(400, {"error": "Content-Length must be a number"})
+        # Checked before reading: a body past the bound is never read, let alone held.
+        if length > MAX_BODY_BYTES:
+            self.close_connection = True  # the unread body must not be taken as a request
+            return self.reply(413, {"error": f"a request body is at most {MAX_BODY_BYTES} "
+                                             "bytes"})
+        if _HEARTBEAT.match(self.path) and length > fleet.MAX_BODY_BYTES:
+            self._discard(length)  # read past, never held: the client gets its answer
+            return self.reply(400, {"error": f"a heartbeat is at most "
+                                             f"{fleet.MAX_BODY_BYTES} bytes"})
         raw = self.rfile.read(length) if length > 0 else b""
         try:
             self._post(raw)
         except StoreUnavailable as exc:
             self.reply(503, {"error": f"store unavailable: {exc}"},
                        {"Retry-After": str(RETRY_AFTER_S)})
+
+    def _discard(self, length: int) -> None:
+        """Read ``length`` body bytes in 64 KiB pieces and drop them."""
+        while length > 0:
+            got = self.rfile.read(min(length, 65536))
+            if not got:
+                return
+            length -= len(got)
 
     def _get(self) -> None:
         store = self.server.store
@@ -202,7 +226,7 @@ class HqHandler(BaseHTTPRequestHandler):
             body = json.loads(raw)
             kiosk_id, store_id = str(body["kiosk_id"]), str(body["store_id"])
             events = list(body["events"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):  # nested too deep: 400
             return self.reply(400, {"error": "body must be the events envelope"})
         if not key:
             return self.reply(400, {"error": "Idempotency-Key header required"})
@@ -223,6 +247,13 @@ class HqHandler(BaseHTTPRequestHandler):
         heartbeat; 400 with the reason for a body that is not one (hq.fleet)."""
         if not self.authorised():
             return self.reply(401, {"error": "bad or missing bearer token"})
+        try:  # the contract's StoreId pattern for both: they are keys and NATS tokens
+            store_data.check_store_id(store_id)
+            if not store_data.is_lane_id(lane_id):
+                raise ValueError(f"{lane_id[:80]!r} is not a lane id (1-64 printable "
+                                 "characters, no '/')")
+        except ValueError as exc:
+            return self.reply(400, {"error": str(exc)})
         if len(raw) > fleet.MAX_BODY_BYTES:
             return self.reply(400, {"error": f"a heartbeat is at most "
                                              f"{fleet.MAX_BODY_BYTES} bytes"})
@@ -230,6 +261,9 @@ class HqHandler(BaseHTTPRequestHandler):
             body = json.loads(raw)
         except ValueError:
             return self.reply(400, {"error": "the body is not JSON"})
+        except RecursionError:  # arrays in arrays thousands deep: not a heartbeat either
+            return self.reply(400, {"error": "the body is nested too deeply to be a "
+                                             "heartbeat"})
         problem = fleet.heartbeat_problem(body, store_id, lane_id)
         if problem:
             return self.reply(400, {"error": f"not a heartbeat: {problem}"})
@@ -239,7 +273,12 @@ class HqHandler(BaseHTTPRequestHandler):
         return self.reply(200, {"kept": True, "expires_in_s": int(store.heartbeat_ttl_s)})
 
     def _lanes(self, store_id: str) -> None:
-        """``GET /v1/stores/{store_id}/lanes``: the store's fleet rows (hq.fleet)."""
+        """``GET /v1/stores/{store_id}/lanes``: the store's fleet rows (hq.fleet); 400 for
+        a malformed store id."""
+        try:
+            store_data.check_store_id(store_id)
+        except ValueError as exc:
+            return self.reply(400, {"error": str(exc)})
         rows = fleet.fleet_rows(self.server.store, store_id, datetime.now(UTC))
         return self.reply(200, {"store_id": store_id, "lanes": rows})
 

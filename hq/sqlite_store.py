@@ -14,6 +14,7 @@ import shutil
 import sqlite3
 import tempfile
 import threading
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +27,10 @@ from app.domain.store_data import FORMATS, check_store_id, manifest_from_bytes
 from hq.stores import HEARTBEAT_TTL_S, BatchAnswer, Member, StoreUnavailable, VersionTaken
 
 #: The demo's members, enrolled in every new store (docs/members.md).
+#: Seconds after which a temporary payload file is an orphan (a killed publisher's): a
+#: live publisher renames its own within the busy timeout of claiming its version.
+ORPHAN_AGE_S = 3600.0
+
 DEMO_MEMBERS = (("M000001", "王小明", "gold", 1200, "13800138000"),
                 ("M000002", "Alice Chen", "silver", 300, "13900139000"))
 
@@ -396,7 +401,20 @@ class SqliteStore:
         for version in old:
             for fmt in FORMATS:
                 self._payload_path(store_id, kind, version, fmt).unlink(missing_ok=True)
+        self._sweep_orphans(self.versions_dir / store_id / kind)
         return len(old)
+
+    def _sweep_orphans(self, folder: Path) -> None:
+        """Remove temporary payload files older than :data:`ORPHAN_AGE_S`: a publisher
+        killed between writing its payloads and claiming the version leaves them, and no
+        row ever names them (a live publisher's are seconds old)."""
+        cutoff = time.time() - ORPHAN_AGE_S
+        for tmp in folder.glob(".*.tmp"):
+            try:
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+            except FileNotFoundError:  # its publisher renamed or removed it meanwhile
+                pass
 
     # -- end store data versions ------------------------------------------------------------
 

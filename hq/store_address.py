@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hq.stores import HEARTBEAT_TTL_S, HqStore
+from hq.stores import HEARTBEAT_TTL_S, HqStore, StoreUnavailable
 
 
 def nats_servers(address: str) -> list[str]:
@@ -19,14 +19,20 @@ def open_store(address: str, *, heartbeat_ttl_s: float = HEARTBEAT_TTL_S) -> HqS
     """The store an address names: ``sqlite:PATH`` (``sqlite::memory:`` for a throwaway
     one) or ``nats://HOST:PORT[,HOST:PORT...]``, keeping lanes' heartbeats for
     ``heartbeat_ttl_s`` seconds (``hq.heartbeat_ttl_s``). Raises ValueError for any other
-    form."""
+    form; StoreUnavailable for a SQLite file that cannot be opened (no such folder, not a
+    database, no permission) or a JetStream that cannot be reached."""
     if address.startswith("sqlite:"):
+        import sqlite3
+
         from hq.sqlite_store import SqliteStore
 
         path = address.removeprefix("sqlite:")
         if not path:
             raise ValueError("sqlite: needs a file path, e.g. sqlite:hq.db")
-        return SqliteStore(Path(path), heartbeat_ttl_s=heartbeat_ttl_s)
+        try:
+            return SqliteStore(Path(path), heartbeat_ttl_s=heartbeat_ttl_s)
+        except sqlite3.Error as exc:  # the commands say "cannot open", not a traceback
+            raise StoreUnavailable(f"{path}: {exc}") from None
     if address.startswith("nats://"):
         from hq.nats_store import NatsStore
 

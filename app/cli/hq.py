@@ -9,7 +9,7 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -270,7 +270,7 @@ def _fleet_line(row: dict[str, Any], silent_after_s: float) -> list[str]:
 
     seen = parse_instant(row["last_seen"]).astimezone()  # the machine's own zone
     silent = int(row["silent_s"])
-    when = f"{seen:%Y-%m-%d %H:%M:%S} ({_ago(silent)})"
+    when = f"{seen:%Y-%m-%d %H:%M:%S %Z} ({_ago(silent)})"
     if silent > silent_after_s:
         when = f"SILENT {when}"
     versions = _versions_text(row["versions"])
@@ -278,13 +278,29 @@ def _fleet_line(row: dict[str, Any], silent_after_s: float) -> list[str]:
     if staged:
         versions += f" (staged {_versions_text(staged)})"
     behind, outbox, alerts = row["behind"], row["outbox"], row["alerts"]
-    return [
+    # A lane on a version head office never published (a store restored from an older
+    # backup, a lane pointed at another head office) is not "up to date" either.
+    ahead = [k for k, v in row["versions"].items()
+             if v is not None and row["latest"].get(k) is not None and v > row["latest"][k]]
+    data = "; ".join(part for part in (
+        ("behind: " + ", ".join(behind)) if behind else "",
+        ("AHEAD of head office: " + ", ".join(ahead)) if ahead else "") if part)
+    return [_printable(cell) for cell in (
         str(row["store_id"]), str(row["lane_id"]), when, versions,
-        ("behind: " + ", ".join(behind)) if behind else "up to date",
+        data or "up to date",
         str(row["health"]["state"]),
         f"{outbox['pending']} pending, {outbox['dead']} dead",
         "; ".join(alerts) if alerts else "-",
-    ]
+    )]
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters shown escaped (``\\x1b``, ``\\n``): alert texts
+    come from lanes, and an escape sequence or a newline in one would redraw the
+    operator's terminal or break the table."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 @hq.command("fleet")
@@ -426,8 +442,33 @@ def _effective_at(text: str | None,
                                  "2026-12-01T09:00+08:00 or 2026-12-01T09:00",
                                  param_hint="--effective-at") from None
     if when.tzinfo is None:  # a local time: in --time-zone, else this machine's zone
-        when = when.replace(tzinfo=zone) if zone else when.astimezone()
+        when = _local_instant(when, zone)
     return when, zone
+
+
+def _local_instant(naive: datetime, zone: ZoneInfo | None) -> datetime:
+    """``naive`` as a wall-clock time in ``zone`` (None: this machine's), as an aware
+    datetime. BadParameter for a time the clocks skip (spring forward: 02:30 would silently
+    be 03:30) or show twice (fall back: which 01:30?): a price change must not start an
+    hour off by a guess, so ask for the offset."""
+    def at(fold: int) -> datetime:
+        local = naive.replace(fold=fold)
+        return local.replace(tzinfo=zone) if zone else local.astimezone()
+
+    first, second = at(0), at(1)
+    where = zone.key if zone else "this machine's time zone"
+    utc = first.astimezone(UTC)  # through UTC: astimezone to its own zone is a no-op
+    back = utc.astimezone(zone) if zone else utc.astimezone()
+    if back.replace(tzinfo=None) != naive:
+        raise click.BadParameter(f"{naive:%Y-%m-%d %H:%M} does not exist in {where} (the "
+                                 "clocks skip it); give the time with its offset",
+                                 param_hint="--effective-at")
+    if first.utcoffset() != second.utcoffset():
+        raise click.BadParameter(f"{naive:%Y-%m-%d %H:%M} happens twice in {where} (the "
+                                 "clocks go back); give the time with its offset, e.g. "
+                                 f"{first.isoformat(timespec='minutes')}",
+                                 param_hint="--effective-at")
+    return first
 
 
 @hq.command("publish")
@@ -452,9 +493,13 @@ def _effective_at(text: str | None,
               help="Versions kept per store and kind; older ones are pruned.")
 @click.option("--store-address", "address", default="sqlite:hq.db", show_default=True,
               help="The head-office store: sqlite:PATH or nats://HOST:PORT[,HOST:PORT...].")
+@click.option("--allow-empty", is_flag=True,
+              help="Publish a catalogue with no products or lane keys with no lane "
+              "(refused otherwise: every lane would apply it).")
 def hq_publish(kind: str, file: Path, store_id: str, key_path: Path,
                effective_at: str | None, zone_name: str | None, currency: str,
-               tax_classes: str, note: str, keep: int, address: str) -> None:
+               tax_classes: str, note: str, keep: int, address: str,
+               allow_empty: bool) -> None:
     """Publish a catalogue CSV, promotions TOML or lane-keys TOML as a store's next version.
 
     Validated with the kiosk's own rules first: a bad row refuses the whole
@@ -473,7 +518,8 @@ def hq_publish(kind: str, file: Path, store_id: str, key_path: Path,
         raise click.ClickException(f"cannot open the store {address}: {exc}") from None
     try:
         manifest = publish(store, key, store_id, kind, file, effective_at=when,
-                           currency=currency, tax_classes=classes, note=note, keep=keep)
+                           currency=currency, tax_classes=classes, note=note, keep=keep,
+                           allow_empty=allow_empty)
     except PublishRefused as exc:
         raise click.ClickException(str(exc)) from None
     except (ValueError, VersionTaken, StoreUnavailable, OSError) as exc:

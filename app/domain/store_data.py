@@ -40,9 +40,9 @@ KINDS = ("catalogue", "promotions", "lane-keys")
 FORMATS = ("full", "delta")
 #: Manifest format; a lane refuses a manifest of a format it does not know.
 MANIFEST_FORMAT = 1
-_STORE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_ETAG = re.compile(r'^(?:W/)?"([a-z-]+)-([0-9]{1,18})"$')
+_STORE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")  # \Z: "$" takes a final newline
+_SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
+_ETAG = re.compile(r'^(?:W/)?"([a-z-]+)-([0-9]{1,18})"\Z')
 
 Row = tuple[Any, ...]  # (key, field, ...): a payload line
 Op = tuple[Any, ...]  # ("+", key, field, ...) or ("-", key)
@@ -224,6 +224,13 @@ def check_store_id(store_id: str) -> str:
     if not _STORE_ID.match(store_id):
         raise ValueError(f"{store_id!r} is not a store id (letters, digits, '.', '_', '-')")
     return store_id
+
+
+def is_lane_id(lane_id: str) -> bool:
+    """Whether ``lane_id`` may name a lane at head office: 1-64 printable characters, no
+    ``/`` (a lane's own setting, ``kiosk.lane_id``, is stricter: 1-32 of
+    ``[A-Za-z0-9_-]``; head office also keeps ids with spaces or other scripts)."""
+    return 0 < len(lane_id) <= 64 and lane_id.isprintable() and "/" not in lane_id
 
 
 # -- payload encoding ----------------------------------------------------------------------

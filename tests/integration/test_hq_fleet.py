@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import unquote
 
 import jsonschema
 import pytest
@@ -338,3 +340,135 @@ def test_heartbeats_and_the_fleet_are_503_with_retry_after_while_nats_is_down(tm
         server.stop()
         store.close()
         cluster.stop()
+
+
+# -- hostile bodies (review of issue 22) ---------------------------------------------------
+
+def _raw_post(server: HqServer, path: str, head_length: int, body: bytes = b"") -> bytes:
+    """POST with a Content-Length of our choosing over a raw socket; the status line."""
+    host, port = server.server_address[0], server.server_address[1]
+    with socket.create_connection((str(host), int(port)), timeout=10) as s:
+        s.sendall(f"POST {path} HTTP/1.1\r\nHost: hq\r\nAuthorization: Bearer {TOKEN}\r\n"
+                  f"Content-Length: {head_length}\r\n\r\n".encode() + body)
+        answer = b""
+        while b"\r\n" not in answer:
+            got = s.recv(4096)
+            if not got:
+                break
+            answer += got
+    return answer.split(b"\r\n", 1)[0]
+
+
+@pytest.fixture
+def sqlite_service(tmp_path):
+    store = SqliteStore(tmp_path / "hq.db")
+    server = HqServer(store, token=TOKEN).start()
+    yield server, store
+    server.stop()
+    store.close()
+
+
+@pytest.mark.parametrize("path", ["/v1/stores/store-01/lanes/lane-01/heartbeat",
+                                  "/v1/events"])
+def test_a_huge_content_length_is_refused_before_the_body_is_read(sqlite_service, path):
+    # Before: the service read (allocated) the declared length first: 10**12 bytes was a
+    # MemoryError and a dropped connection; a few GB would be held while it waited.
+    server, _ = sqlite_service
+    assert b" 413 " in _raw_post(server, path, 10 ** 12)
+    assert requests.get(f"{server.url}/v1/stores/store-01/lanes", headers=AUTH,
+                        timeout=10).status_code == 200  # still serving
+
+
+def test_a_body_nested_too_deep_is_400_not_a_dropped_connection(sqlite_service):
+    # Before: json.loads raised RecursionError (not a ValueError): no answer at all.
+    server, _ = sqlite_service
+    nested = b"[" * 50_000
+    beat_answer = requests.post(
+        f"{server.url}/v1/stores/store-01/lanes/lane-01/heartbeat", data=nested,
+        headers=AUTH, timeout=10)
+    assert beat_answer.status_code == 400 and "nested" in beat_answer.json()["error"]
+    events = requests.post(f"{server.url}/v1/events", data=b'{"events": ' + nested,
+                           headers={**AUTH, "Idempotency-Key": "k1"}, timeout=10)
+    assert events.status_code == 400
+
+
+@pytest.mark.parametrize(("store_id", "lane_id", "says"), [
+    ("store%0A", "lane-01", "not a store id"),       # "store\n" once unquoted
+    ("%2e%2e", "lane-01", "not a store id"),
+    ("store-01", "l" * 65, "not a lane id"),
+    ("store-01", "lane%2F01", "not a lane id"),      # "lane/01"
+    ("store-01", "lane%0A01", "not a lane id"),      # a newline in it
+    ("store-01", "%E5%BA%97" * 65, "not a lane id"),
+])
+def test_heartbeat_and_fleet_paths_take_only_the_contracts_ids(sqlite_service, store_id,
+                                                                lane_id, says):
+    # Before: any text the path unquoted to was kept as a lane of a store no data can be
+    # published for (the body only had to repeat it).
+    server, store = sqlite_service
+    body = beat(unquote(lane_id), unquote(store_id))
+    answer = requests.post(f"{server.url}/v1/stores/{store_id}/lanes/{lane_id}/heartbeat",
+                           data=json.dumps(body), headers=AUTH, timeout=10)
+    assert answer.status_code == 400 and says in answer.json()["error"]
+    assert store.heartbeats(None) == []
+    if says == "not a store id":
+        listed = requests.get(f"{server.url}/v1/stores/{store_id}/lanes", headers=AUTH,
+                              timeout=10)
+        assert listed.status_code == 400 and says in listed.json()["error"]
+        check(API, listed.json(), response_schema(API, "get", "/v1/stores/{store_id}/lanes",
+                                                  400))
+
+
+def test_kiosk_hq_fleet_shows_a_lanes_control_characters_escaped(tmp_path):
+    # Before: an alert text holding an escape sequence or a newline went to the operator's
+    # terminal as is (clearing it, or breaking the table into extra lines).
+    from tests.helpers import run_kiosk
+
+    store = SqliteStore(tmp_path / "hq.db")
+    try:
+        store.keep_heartbeat("store-01", "lane-01", beat(
+            "lane-01", "store-01", alerts=["\x1b[2Jpaper\nlow"]), utc_now())
+    finally:
+        store.close()
+    ran = run_kiosk("hq", "fleet", "--store-address", f"sqlite:{tmp_path / 'hq.db'}")
+    assert ran.returncode == 0, ran.stderr
+    assert "\x1b" not in ran.stdout and len(ran.stdout.splitlines()) == 3
+    assert "\\x1b[2Jpaper\\nlow" in ran.stdout.splitlines()[1]
+
+
+@pytest.mark.parametrize("command", [["fleet"], ["publish", "catalogue", "{dir}/c.csv",
+                                                 "--store", "store-01", "--key",
+                                                 "{dir}/k.pem"]])
+@pytest.mark.parametrize("where", ["no-such-folder/hq.db", "not-a-db.txt"])
+def test_a_sqlite_store_that_cannot_be_opened_is_a_plain_error(tmp_path, command, where):
+    # Before: sqlite3's OperationalError / DatabaseError came out as a traceback.
+    from hq.publish import create_key_file
+    from tests.helpers import run_kiosk
+
+    (tmp_path / "not-a-db.txt").write_text("x" * 4096)
+    (tmp_path / "c.csv").write_text("code,name_zh,name_en,price\n4011,香蕉,Banana,7.98\n",
+                                    encoding="utf-8")
+    create_key_file(tmp_path / "k.pem")
+    ran = run_kiosk("hq", *(c.format(dir=tmp_path) for c in command), "--store-address",
+                    f"sqlite:{tmp_path / where}")
+    assert ran.returncode == 1 and "cannot open the store" in ran.stderr, ran.stderr
+    assert "Traceback" not in ran.stderr
+
+
+def test_kiosk_hq_fleet_flags_a_lane_ahead_of_head_office(tmp_path):
+    # Before: a lane on catalogue 7 of a head office whose newest is 3 (restored from an
+    # older backup, or another head office) was listed "up to date".
+    from tests.helpers import run_kiosk
+
+    store = SqliteStore(tmp_path / "hq.db")
+    try:
+        for v in (1, 2, 3):
+            store.publish_version(*make_version("store-01", "catalogue", v, rows(v),
+                                                rows(v - 1) if v > 1 else None))
+        store.keep_heartbeat("store-01", "lane-01", beat(
+            "lane-01", "store-01", versions={"catalogue": 7}), utc_now())
+    finally:
+        store.close()
+    ran = run_kiosk("hq", "fleet", "--store-address", f"sqlite:{tmp_path / 'hq.db'}")
+    line = ran.stdout.splitlines()[1]
+    assert "AHEAD of head office: catalogue" in line and "up to date" not in line
+    assert f" {datetime.now().astimezone():%Z} (" in line  # LAST SEEN says its zone

@@ -113,6 +113,9 @@ def test_listing_reads_the_signed_bytes_from_manifest_b64(server):
                           "versions": []}).encode(), AnswerKind.TRANSIENT, None),
     (200, {}, json.dumps({"store_id": "store-01", "kind": "catalogue", "versions": [
         {"manifest_b64": "%%%", "signature": ""}]}).encode(), AnswerKind.TRANSIENT, None),
+    # JSON nested past the parser's depth: RecursionError, not a ValueError (it escaped
+    # listing, which must never raise for what head office sent)
+    (200, {}, b"[" * 100_000, AnswerKind.TRANSIENT, None),
 ])
 def test_listing_answers(server, status, headers, body, kind, retry):
     url, script = server

@@ -448,3 +448,182 @@ def test_two_publisher_processes_on_one_database(tmp_path):
     finally:
         store.close()
     assert not [p for p in (tmp_path / "hq.db.versions").rglob("*.tmp")]
+
+
+# -- hostile store ids (review of issue 22) --------------------------------------------------
+
+@pytest.mark.parametrize("store_id", ["store-01\n", "../x", "..", "a/b", "%2e%2e", "店-01",
+                                      "s" * 65, ""])
+def test_a_store_id_that_is_not_one_is_refused_and_nothing_is_written(tmp_path, hq_store,
+                                                                        key, store_id):
+    # Before: "store-01\n" passed (a regex "$" matches before a final newline): a payload
+    # folder named with a newline beside the database, and a NATS key with one in it.
+    source = csv_file(tmp_path, "".join(ROWS_V1))
+    with pytest.raises(ValueError, match="not a store id"):
+        publish(hq_store, key, store_id, "catalogue", source, tax_classes=TAX, now=NOW)
+    assert not hq_store.versions_dir.exists() or list(hq_store.versions_dir.iterdir()) == []
+
+
+def test_a_manifest_naming_a_store_id_with_a_newline_is_not_a_manifest():
+    full = store_data.Payload("full", "0" * 64, 20, 0)
+    fine = store_data.Manifest("store-01", "catalogue", 1, "2026-12-01T01:00:00Z",
+                               "2026-12-01T00:30:00Z", "CNY", full, None, "0" * 16)
+    assert store_data.manifest_from_bytes(store_data.manifest_bytes(fine)) == fine
+    bad = store_data.manifest_bytes(fine).replace(b'"store-01"', b'"store-01\\n"')
+    with pytest.raises(store_data.StoreDataError, match="store_id"):
+        store_data.manifest_from_bytes(bad)
+
+
+def test_a_nats_token_never_carries_a_newline():
+    from hq.nats_store import token, untoken
+    assert token("store-01") == "store-01"
+    encoded = token("store-01\n")
+    assert "\n" not in encoded and encoded.startswith("=")
+    assert untoken(encoded) == "store-01\n"
+
+
+# -- empty versions (review of issue 22) -----------------------------------------------------
+
+def test_an_empty_catalogue_or_lane_keys_file_is_refused_unless_allowed(tmp_path, hq_store,
+                                                                         key):
+    # Before: a header-only catalogue was published as a version deleting every product of
+    # every lane of the store (its delta: one "-" per product), and an empty lane-keys
+    # file one that makes every lane refuse every exit pass.
+    pub(hq_store, key, csv_file(tmp_path, "".join(ROWS_V1)))
+    header_only = csv_file(tmp_path, "", name="header-only.csv")
+    with pytest.raises(PublishRefused, match="no products.*--allow-empty"):
+        pub(hq_store, key, header_only)
+    no_keys = tmp_path / "keys.toml"
+    no_keys.write_text("# every lane's key goes here\n")
+    with pytest.raises(PublishRefused, match="no lane keys"):
+        pub(hq_store, key, no_keys, kind="lane-keys")
+    assert hq_store.latest_version("store-01", "catalogue") == 1
+    assert hq_store.latest_version("store-01", "lane-keys") is None
+    assert sorted(p.name for p in (hq_store.versions_dir / "store-01" / "catalogue")
+                  .iterdir()) == ["1.full.jsonl.gz"]
+    # Meant: said so.
+    emptied = pub(hq_store, key, header_only, allow_empty=True)
+    assert emptied.version == 2 and emptied.full.rows == 0
+    assert emptied.delta is not None and emptied.delta.rows == 5  # 4 products, 5 keys
+    no_promotions = tmp_path / "none.toml"
+    no_promotions.write_text("")
+    assert pub(hq_store, key, no_promotions, kind="promotions").full.rows == 0  # ends them
+
+
+def test_a_local_effective_time_the_clocks_skip_or_repeat_is_refused_not_guessed():
+    # Before: 02:30 on the spring-forward night was published as 03:30, and 01:30 on the
+    # fall-back night as the first of the two, both silently.
+    import click
+
+    from app.cli.hq import _effective_at
+    ny = "America/New_York"
+    with pytest.raises(click.BadParameter, match="does not exist"):
+        _effective_at("2026-03-08T02:30", ny)
+    with pytest.raises(click.BadParameter, match="happens twice"):
+        _effective_at("2026-11-01T01:30", ny)
+    when, _ = _effective_at("2026-11-01T01:30-04:00", ny)  # the offset says which
+    assert store_data.instant_text(when) == "2026-11-01T05:30:00Z"
+    when, _ = _effective_at("2026-12-01T09:00", "Asia/Shanghai")
+    assert store_data.instant_text(when) == "2026-12-01T01:00:00Z"
+    when, _ = _effective_at("2026-03-08T03:30", ny)
+    assert store_data.instant_text(when) == "2026-03-08T07:30:00Z"
+
+
+@pytest.mark.slow
+def test_a_publisher_killed_before_claiming_leaves_nothing_the_next_publish_keeps(tmp_path):
+    # A real process killed (SIGKILL) after writing its temporary payloads, before the
+    # version's row: nothing published, the next publish works, and the orphan it left
+    # (before: there forever, tens of MB for a big catalogue) is swept once it is old.
+    import os
+    import time
+
+    source = csv_file(tmp_path, "".join(ROWS_V1))
+    key_path = tmp_path / "k.pem"
+    from hq.publish import create_key_file
+    create_key_file(key_path)
+    script = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from hq.sqlite_store import SqliteStore\n"
+        "from hq import publish as p\n"
+        "store = SqliteStore(Path(sys.argv[1]))\n"
+        "store._claim_version = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "p.publish(store, p.load_key_file(Path(sys.argv[2])), 'store-01', 'catalogue',\n"
+        f"          Path(sys.argv[3]), tax_classes=frozenset({sorted(TAX)!r}))\n")
+    killed = subprocess.run([sys.executable, "-c", script, str(tmp_path / "hq.db"),
+                             str(key_path), str(source)], cwd=PROJECT_ROOT, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+    assert killed.returncode == -9
+    folder = tmp_path / "hq.db.versions" / "store-01" / "catalogue"
+    orphans = list(folder.glob(".*.tmp"))
+    assert len(orphans) == 1
+    store = SqliteStore(tmp_path / "hq.db")
+    try:
+        assert store.latest_version("store-01", "catalogue") is None
+        from hq.publish import load_key_file
+        key = load_key_file(key_path)
+        assert pub(store, key, source).version == 1
+        assert orphans[0].exists()  # young: it could be a live publisher's
+        an_hour_ago = time.time() - 3700
+        os.utime(orphans[0], (an_hour_ago, an_hour_ago))
+        assert pub(store, key, csv_file(tmp_path, "".join(ROWS_V2), "v2.csv")).version == 2
+        assert not orphans[0].exists()
+        assert sorted(p.name for p in folder.iterdir()) == [
+            "1.full.jsonl.gz", "2.delta.jsonl.gz", "2.full.jsonl.gz"]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("lane", ['"lane\\"07"', '"lane 07"', '"lane\\n07"', '"店01"',
+                                  "l" * 33])
+def test_lane_keys_naming_a_lane_no_lane_can_be_are_refused(tmp_path, hq_store, key, lane):
+    # Before: published as is; every lane rewrites its exit-pass key file with these ids
+    # ('"lane"07" = ...' is not TOML: each lane then refused every exit pass).
+    good = base64.b64encode(Ed25519PrivateKey.generate().public_key()
+                            .public_bytes_raw()).decode()
+    keys = tmp_path / "keys.toml"
+    keys.write_text(f'lane-01 = "{good}"\n{lane} = "{good}"\n', encoding="utf-8")
+    with pytest.raises(PublishRefused, match="is not a lane id"):
+        pub(hq_store, key, keys, kind="lane-keys")
+    assert hq_store.latest_version("store-01", "lane-keys") is None
+
+
+def test_lane_keys_both_above_and_in_a_lanes_table_are_refused_not_half_published(
+        tmp_path, hq_store, key):
+    # Before: only the [lanes] table was published; lane-01 above it silently left out
+    # (every other lane would refuse its exit passes).
+    a, b = (base64.b64encode(Ed25519PrivateKey.generate().public_key().public_bytes_raw())
+            .decode() for _ in range(2))
+    keys = tmp_path / "keys.toml"
+    keys.write_text(f'lane-01 = "{a}"\n[lanes]\nlane-02 = "{b}"\n', encoding="utf-8")
+    with pytest.raises(PublishRefused, match="both above and in \\[lanes\\].*'lane-01'"):
+        pub(hq_store, key, keys, kind="lane-keys")
+    assert hq_store.latest_version("store-01", "lane-keys") is None
+    keys.write_text(f'[lanes]\nlane-01 = "{a}"\nlane-02 = "{b}"\n', encoding="utf-8")
+    assert pub(hq_store, key, keys, kind="lane-keys").full.rows == 2
+
+
+def test_a_pruning_that_fails_after_the_version_is_kept_does_not_say_not_published(
+        tmp_path, hq_store, key, monkeypatch, caplog):
+    # Before: publish raised StoreUnavailable from the pruning after the version was
+    # stored, so `kiosk hq publish` said "not published" and the publisher published it
+    # again (a second, needless version for every lane).
+    def locked(*args, **kwargs):
+        raise StoreUnavailable("database is locked")
+
+    monkeypatch.setattr(hq_store, "prune_versions", locked)
+    m = pub(hq_store, key, csv_file(tmp_path, "".join(ROWS_V1)))
+    assert hq_store.latest_version("store-01", "catalogue") == m.version == 1
+    assert "pruning older versions failed" in caplog.text
+
+
+@pytest.mark.parametrize("kind", ["promotions", "lane-keys"])
+def test_a_toml_file_that_is_not_utf8_says_so_once(tmp_path, hq_store, key, kind):
+    # Before (promotions): "p.toml: promotions not published: 1 problem(s); nothing was
+    # stored\np.toml is not UTF-8" inside the same message again.
+    source = tmp_path / "p.toml"
+    source.write_bytes('[[promotion]]\nname_zh = "酸奶"\n'.encode("gbk"))
+    with pytest.raises(PublishRefused) as refused:
+        pub(hq_store, key, source, kind=kind)
+    assert str(refused.value).count("not published") == 1
+    assert refused.value.errors[0].reason == f"{source} is not UTF-8"

@@ -257,3 +257,26 @@ def test_the_thread_follows_head_office_and_sends_heartbeats(rig):
     assert lane_id == r.kiosk.settings.kiosk.lane_id
     assert body["versions"]["catalogue"] == 1 and body["staged"] == {"catalogue": 2}
     assert body["outbox"]["pending"] >= 0 and body["health"]["state"] in ("ok", "degraded")
+
+
+def test_a_lane_whose_version_head_office_pruned_gets_a_full_snapshot_not_a_404_loop(rig):
+    # Review of issue 22 (head-office side): the lane holds version 1; head office
+    # publishes 2, 3 and 4 keeping one version, so 1, 2 and 3 (the base of 4's delta) are
+    # gone. One look must stage 4 as a full snapshot; nothing asks for a pruned payload.
+    r, lane = rig, rig.lane
+    classes = frozenset(r.kiosk.settings.store.tax_classes)
+    for source in (PRICE_CHANGE, CATALOGUE, PRICE_CHANGE):
+        hq_publish.publish(r.hq.store, r.key, STORE, "catalogue", source, keep=1,
+                           now=r.clock.now(), tax_classes=classes)
+    assert r.hq.store.versions_after(STORE, "catalogue", None)[0][0].find(b'"version":4') > 0
+    before = len(r.hq.answers)  # type: ignore[attr-defined]
+    r.clock.advance(seconds=30)
+    r.look()
+    fetched = [(path, code) for method, path, code
+               in r.hq.answers[before:]  # type: ignore[attr-defined]
+               if method == "GET" and "/data/catalogue/" in path]
+    assert fetched == [(f"/v1/stores/{STORE}/data/catalogue/4/full", 200)]
+    assert r.status().staged() == {"catalogue": 4}
+    lane.tick()
+    assert r.status().versions()["catalogue"] == 4
+    assert r.milk() == Money(720, "CNY")
