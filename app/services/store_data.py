@@ -369,9 +369,13 @@ class StoreData:
         cur = applied.version if applied is not None and not local else None
         chain: list[VersionRow] = []
         dead: list[VersionRow] = []
-        for r in self.repo.rows(kind, ("staged",)):
-            if sd.parse_instant(r.effective_at) > now:
-                break
+        staged = self.repo.rows(kind, ("staged",))
+        # Up to the newest version effective at ``now``: one that is not yet effective but
+        # comes before it goes with it (the newer version is what head office wants in
+        # effect now; as plan() says, the older one would never be in effect), so a version
+        # published for a date far ahead never holds back a later one effective now.
+        due = [i for i, r in enumerate(staged) if sd.parse_instant(r.effective_at) <= now]
+        for r in staged[:due[-1] + 1] if due else []:
             if cur is not None and r.version <= cur:
                 dead.append(r)
                 continue

@@ -472,3 +472,30 @@ def test_a_shopper_who_scanned_before_the_change_pays_the_price_scanned(
     assert store.apply_due(clock.now()) == [("catalogue", 2)]
     lane.scan(milk[1:])
     assert lane.view.priced.total.minor == 999
+
+
+def test_a_newer_version_effective_now_is_not_held_back_by_an_older_future_one(
+        kiosk, store, key):
+    """Head office publishes version 2 for a date far ahead (Christmas prices), then
+    version 3 effective now (an urgent fix). Version 3 is the newest version in effect, so
+    the lane applies it at the next attract screen, not at Christmas: versions are applied
+    in order, 2 and 3 together (3's delta is against 2; 3's snapshot is the whole
+    catalogue head office wants from now), as plan() already assumes ("older ones would
+    never be in effect")."""
+    stage(store, make_version(key, rows=V1, version=1), "full")
+    store.apply_due(LATER)
+    now = utc("2026-12-01T09:00:00+08:00")
+    r2 = v2_rows()
+    r3 = [*r2, product_row(gtin13(12), 7, "Item 12")]
+    v2 = make_version(key, rows=r2, previous=V1, version=2,
+                      effective_at="2026-12-25T00:00:00Z")
+    v3 = make_version(key, rows=r3, previous=r2, version=3,
+                      effective_at="2026-11-30T00:00:00Z")
+    plan = store.plan("catalogue", listing(v2, v3))
+    assert [(m.version, f) for m, f in plan] == [(2, "delta"), (3, "delta")]
+    stage(store, v2, "delta")
+    stage(store, v3, "delta")
+    assert store.due(now)
+    assert store.apply_due(now) == [("catalogue", 2), ("catalogue", 3)]
+    assert whole_catalogue(kiosk.catalogue) == as_rows(r3)
+    assert not store.due(LATER)  # version 2 went with it: nothing left waiting
