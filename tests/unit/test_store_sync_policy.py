@@ -238,6 +238,25 @@ def test_the_heartbeat_body_is_the_contracts():
     assert health_summary([("camera", "lost")], out_of_order=True)[0] == "out_of_order"
 
 
+def test_a_heartbeat_with_long_texts_is_still_one_head_office_keeps():
+    """Head office refuses a heartbeat with an alert or summary past the contract's 500
+    characters (hq/fleet.py, docs/membership-api.yaml ``Heartbeat``): a lane with a long
+    staff alert (a failed backup names the database path twice) would drop out of the
+    fleet view just when it has something to say. The lane clips its texts to fit."""
+    from hq.fleet import heartbeat_problem
+
+    long_alert = "the nightly backup of /srv/kiosk/" + "x" * 600 + " failed"
+    many = [(f"device-{i}-" + "y" * 40, "lost") for i in range(20)]
+    body = heartbeat_body(
+        lane_id="lane-01", store_id="store-01", now=T0, versions={}, staged={},
+        checked_at=None, health=health_summary(many, out_of_order=False),
+        outbox=(0, 0, None), alerts=[long_alert] * 150)
+    assert heartbeat_problem(body, "store-01", "lane-01") is None
+    assert body["alerts"][0].startswith("the nightly backup of /srv/kiosk/xxx")
+    assert body["alerts"][0].endswith("…") and len(body["alerts"]) == 100
+    assert body["health"]["summary"].startswith("device-0-yyy")
+
+
 def test_a_database_busy_at_start_up_is_retried_not_the_end_of_the_thread():
     hq, opened = FakeHq(), []
 
