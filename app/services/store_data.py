@@ -237,13 +237,17 @@ class StoreData:
         signature), in order: ``(manifest, "delta")`` when the lane holds the delta's base
         (applied or staged), else ``(manifest, "full")`` of the newest listed version
         already effective (the oldest listed if none is yet), then deltas of later ones.
-        Versions held, older than the applied one, or rolled back are left out.
+        Versions held, the applied one and older (even when a local import replaced it),
+        or rolled back are left out.
         ``StoreDataRefused`` (recorded) if any manifest is refused."""
         manifests = sorted((self.verify(raw, sig, kind) for raw, sig in listing),
                            key=lambda m: m.version)
         held = self._held(kind)
         applied = self.repo.applied(kind)
-        floor = applied.version if applied is not None and not self._local(kind) else 0
+        # Even when a local import replaced it, the applied version and older ones are not
+        # fetched again: the stage would refuse them ("already applied") on every poll. The
+        # next newer version comes in full (the lane names no version, so none is held).
+        floor = applied.version if applied is not None else 0
         skip = {r.version for r in self.repo.rows(kind, ("rolled_back",))}
         todo = [m for m in manifests
                 if m.version > floor and m.version not in held and m.version not in skip]

@@ -499,3 +499,25 @@ def test_a_newer_version_effective_now_is_not_held_back_by_an_older_future_one(
     assert store.apply_due(now) == [("catalogue", 2), ("catalogue", 3)]
     assert whole_catalogue(kiosk.catalogue) == as_rows(r3)
     assert not store.due(LATER)  # version 2 went with it: nothing left waiting
+
+
+def test_after_a_local_import_the_version_it_replaced_is_not_fetched_again(
+        kiosk, store, key, tmp_path):
+    """A local import replaced catalogue version 1; head office has published nothing
+    newer. Its listing (the lane names no version, so all kept ones) holds only version 1,
+    which this lane already applied: nothing to download, and no refusal ("already
+    applied") recorded on every poll, which staff would read as a failing download."""
+    from app.services.catalogue import import_catalogue
+
+    v1 = make_version(key, rows=V1)
+    stage(store, v1, "full")
+    store.apply_due(LATER)
+    csv = tmp_path / "local.csv"
+    csv.write_text("code,name_zh,name_en,price,member_price,unit,tax_class,min_age,"
+                   "quantity_limit,department,image\n6900000000014,牛奶,Milk,6.50,,each,food,"
+                   "0,,dairy,\n", encoding="utf-8")
+    import_catalogue(kiosk.catalogue, csv, replace=True, tax_classes=frozenset({"food"}),
+                     parallel=False)
+    assert store.have("catalogue") is None
+    assert store.plan("catalogue", listing(v1)) == []
+    assert store.status().kinds["catalogue"].last_refusal is None
