@@ -46,6 +46,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import os
 import time
 import tomllib
@@ -63,7 +64,7 @@ from app.domain import store_data as sd
 from app.domain.clock import Clock
 from app.domain.promotions import promotion_from_dict, promotion_to_dict
 from app.storage.audit import AuditLog
-from app.storage.catalogue_repo import SqliteCatalogue
+from app.storage.catalogue_repo import ImportRunning, SqliteCatalogue
 from app.storage.db import write_transaction
 from app.storage.store_data_repo import (
     OLD_TABLE,
@@ -75,6 +76,7 @@ from app.storage.store_data_repo import (
     hq_source,
 )
 
+log = logging.getLogger(__name__)
 _UNITS = ("each", "kg")
 # Monotonic time of the last good contact, per database file: the sync thread and the
 # lane's thread each hold a StoreData on their own connection (sqlite3 connections stay
@@ -400,7 +402,17 @@ class StoreData:
         no session or payment is open (docs/pricing.md, "A session's prices": an open cart
         keeps the prices it was scanned with, so versions change only between shoppers).
         Audited (``store_data_applied``). Staged versions that can never apply (their base
-        was replaced) are marked superseded with the reason."""
+        was replaced) are marked superseded with the reason. While a ``kiosk catalog
+        import`` runs, nothing is applied (returns []): the import copies the live
+        catalogue in batches, and a version applied between two would leave a mix."""
+        try:
+            with self.catalogue.import_lock():
+                return self._apply_due(now)
+        except ImportRunning:
+            log.debug("store data: a catalogue import is running; applying after it")
+            return []
+
+    def _apply_due(self, now: datetime) -> list[tuple[str, int]]:
         if self.repo.has_table(OLD_TABLE) and any(
                 r.format == "full" for r in self._due_chain("catalogue", now)[0]):
             self.repo.clear_table(OLD_TABLE)  # tidy has not run since the last switch

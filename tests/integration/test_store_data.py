@@ -521,3 +521,20 @@ def test_after_a_local_import_the_version_it_replaced_is_not_fetched_again(
     assert store.have("catalogue") is None
     assert store.plan("catalogue", listing(v1)) == []
     assert store.status().kinds["catalogue"].last_refusal is None
+
+
+def test_no_version_is_applied_while_a_catalogue_import_runs(kiosk, store, key):
+    """`kiosk catalog import` (without --replace) copies the live catalogue into its side
+    table batch by batch, then switches: a head-office version applied between two of its
+    batches would leave a catalogue half of one version and half of the other. While an
+    import holds its lock (``<db>.import-lock``, as another process would), the lane
+    applies nothing and keeps the version waiting; once the import ends, it applies."""
+    stage(store, make_version(key, rows=V1), "full")
+    store.apply_due(LATER)
+    stage(store, make_version(key, rows=v2_rows(), previous=V1, version=2), "delta")
+    with kiosk.catalogue.import_lock():  # an import in progress
+        assert store.apply_due(LATER) == []
+        assert whole_catalogue(kiosk.catalogue) == as_rows(V1)
+        assert store.status().kinds["catalogue"].staged == (2,)
+    assert store.apply_due(LATER) == [("catalogue", 2)]
+    assert whole_catalogue(kiosk.catalogue) == as_rows(v2_rows())
