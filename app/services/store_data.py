@@ -514,9 +514,20 @@ class StoreData:
         """Go back from the applied version of ``kind`` to the one before it, in one
         transaction, audited (``store_data_rolled_back``, by ``staff``); returns (from,
         to). The rolled-back version is never applied again; newer ones are. ValueError
-        with the reason when there is nothing to roll back to."""
+        with the reason when there is nothing to roll back to, or (catalogue) while a
+        catalogue import runs."""
         if kind not in sd.KINDS:
             raise ValueError(f"{kind!r} is not one of {', '.join(sd.KINDS)}")
+        if kind != "catalogue":
+            return self._rollback(kind, staff)
+        try:  # as apply_due: never between an import's batches
+            with self.catalogue.import_lock():
+                return self._rollback(kind, staff)
+        except ImportRunning:
+            raise ValueError("a catalogue import is running on this lane; nothing changed. "
+                             "Roll back when it has finished") from None
+
+    def _rollback(self, kind: str, staff: str) -> tuple[int, int]:
         last = self.repo.applied(kind)
         if kind == "catalogue" and last is not None and last.format == "full" \
                 and self.repo.has_table(OLD_TABLE):

@@ -538,3 +538,18 @@ def test_no_version_is_applied_while_a_catalogue_import_runs(kiosk, store, key):
         assert store.status().kinds["catalogue"].staged == (2,)
     assert store.apply_due(LATER) == [("catalogue", 2)]
     assert whole_catalogue(kiosk.catalogue) == as_rows(v2_rows())
+
+
+def test_no_rollback_while_a_catalogue_import_runs(kiosk, store, key):
+    """The same rule for a rollback (it restores before-images or switches tables): while
+    an import holds its lock it is refused with the reason, nothing changed."""
+    stage(store, make_version(key, rows=V1), "full")
+    store.apply_due(LATER)
+    stage(store, make_version(key, rows=v2_rows(), previous=V1, version=2), "delta")
+    store.apply_due(LATER)
+    with kiosk.catalogue.import_lock():
+        with pytest.raises(ValueError, match="import is running"):
+            store.rollback("catalogue", "Manager")
+        assert whole_catalogue(kiosk.catalogue) == as_rows(v2_rows())
+    assert store.rollback("catalogue", "Manager") == (2, 1)
+    assert whole_catalogue(kiosk.catalogue) == as_rows(V1)
