@@ -553,3 +553,29 @@ def test_no_rollback_while_a_catalogue_import_runs(kiosk, store, key):
         assert whole_catalogue(kiosk.catalogue) == as_rows(v2_rows())
     assert store.rollback("catalogue", "Manager") == (2, 1)
     assert whole_catalogue(kiosk.catalogue) == as_rows(V1)
+
+
+def test_a_payload_that_inflates_to_one_huge_line_is_refused_without_reading_it_whole(
+        kiosk, store, key):
+    """A payload is signed, so only head office's key can make one; still, a gzip that
+    inflates to one 64 MiB line (no newline) must not be read into memory whole to find
+    that it is not a row: lines past ``MAX_LINE_BYTES`` are refused as they are read."""
+    import gzip
+    import tracemalloc
+    from dataclasses import replace
+
+    from app.domain import store_data as sd
+
+    v1 = make_version(key, rows=V1)
+    bomb = gzip.compress(b"x" * (64 * 1024 * 1024), compresslevel=9)
+    forged = resigned(key, v1, full=sd.Payload("full", sd.digest(bomb), len(bomb), 5))
+    forged = replace(forged, full=bomb)
+    tracemalloc.start()
+    try:
+        with pytest.raises(StoreDataRefused, match="longer than"):
+            stage(store, forged, "full")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 1024 * 1024, peak
+    assert store.status().staged() == {}
