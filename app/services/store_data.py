@@ -508,6 +508,11 @@ class StoreData:
                 return None
             if applied.format == "delta" and not self.repo.has_undo(applied.version):
                 return None
+        prev = self.repo.get(kind, int(before))
+        if prev is not None and sd.parse_instant(prev.effective_at) > self.clock.now():
+            # Taken along by a newer version effective sooner (apply_due): it was never in
+            # effect, and going back to it would put its prices in force early.
+            return None
         return int(before)
 
     def rollback(self, kind: str, staff: str) -> tuple[int, int]:
@@ -545,8 +550,8 @@ class StoreData:
             to = self._previous(kind, applied)
             if to is None:
                 raise ValueError(f"{kind} version {applied.version} has nothing to roll back "
-                                 "to (it is the first version this lane applied, or what came "
-                                 "before it is no longer kept)")
+                                 "to (it is the first version this lane applied, what came "
+                                 "before it is no longer kept, or is not in effect yet)")
             undo = json.loads(applied.undo or "{}")
             if kind == "catalogue":
                 if applied.format == "full":

@@ -499,6 +499,11 @@ def test_a_newer_version_effective_now_is_not_held_back_by_an_older_future_one(
     assert store.apply_due(now) == [("catalogue", 2), ("catalogue", 3)]
     assert whole_catalogue(kiosk.catalogue) == as_rows(r3)
     assert not store.due(LATER)  # version 2 went with it: nothing left waiting
+    # Version 2 was never in effect: a rollback must not put its prices in force early.
+    assert store.status().kinds["catalogue"].previous is None
+    with pytest.raises(ValueError, match="not in effect yet"):
+        store.rollback("catalogue", "Manager")
+    assert whole_catalogue(kiosk.catalogue) == as_rows(r3)
 
 
 def test_after_a_local_import_the_version_it_replaced_is_not_fetched_again(
