@@ -529,8 +529,9 @@ class StoreData:
             with self.catalogue.import_lock():
                 return self._rollback(kind, staff)
         except ImportRunning:
-            raise ValueError("a catalogue import is running on this lane; nothing changed. "
-                             "Roll back when it has finished") from None
+            raise ValueError("a catalogue import is running on this lane (or the lane is "
+                             "applying a version); nothing changed. Roll back when it has "
+                             "finished") from None
 
     def _rollback(self, kind: str, staff: str) -> tuple[int, int]:
         last = self.repo.applied(kind)

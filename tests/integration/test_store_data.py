@@ -553,7 +553,7 @@ def test_no_rollback_while_a_catalogue_import_runs(kiosk, store, key):
     stage(store, make_version(key, rows=v2_rows(), previous=V1, version=2), "delta")
     store.apply_due(LATER)
     with kiosk.catalogue.import_lock():
-        with pytest.raises(ValueError, match="import is running"):
+        with pytest.raises(ValueError, match="catalogue import is running"):
             store.rollback("catalogue", "Manager")
         assert whole_catalogue(kiosk.catalogue) == as_rows(v2_rows())
     assert store.rollback("catalogue", "Manager") == (2, 1)
