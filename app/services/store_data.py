@@ -182,8 +182,30 @@ class StoreData:
     def _local(self, kind: str) -> bool:
         return current_versions(self.db).get(kind) == "local"
 
+    def _live_staged(self, kind: str) -> list[VersionRow]:
+        """The staged versions of ``kind`` that can still apply, oldest first: newer than the
+        applied version, each delta on the one before it (the applied version or a live
+        staged one). A delta whose base a local import replaced is left out (``apply_due``
+        marks it superseded): naming it to head office would get 304s for ever, and every
+        later delta would be on a base the lane cannot use."""
+        applied = self.repo.applied(kind)
+        cur = applied.version if applied is not None and not self._local(kind) else None
+        live: list[VersionRow] = []
+        chain = {cur}
+        for r in self.repo.rows(kind, ("staged",)):
+            if cur is not None and r.version <= cur:
+                continue
+            if r.format == "delta" and r.version - 1 not in chain:
+                continue
+            if r.format == "full" and kind == "catalogue" \
+                    and not self.repo.has_table(STAGED_FULL):
+                continue
+            live.append(r)
+            chain.add(r.version)
+        return live
+
     def _held(self, kind: str) -> set[int]:
-        held = {r.version for r in self.repo.rows(kind, ("staged",))}
+        held = {r.version for r in self._live_staged(kind)}
         applied = self.repo.applied(kind)
         if applied is not None and not self._local(kind):
             held.add(applied.version)
@@ -592,7 +614,7 @@ class StoreData:
             applied = self.repo.applied(kind)
             local = versions.get(kind) == "local"
             refusal = self.repo.last_refusal(kind)
-            staged = self.repo.rows(kind, ("staged",))
+            staged = self._live_staged(kind)
             kinds[kind] = KindStatus(
                 kind,
                 None if applied is None or local else applied.version,

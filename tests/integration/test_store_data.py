@@ -584,3 +584,34 @@ def test_a_payload_that_inflates_to_one_huge_line_is_refused_without_reading_it_
         tracemalloc.stop()
     assert peak < 16 * 1024 * 1024, peak
     assert store.status().staged() == {}
+
+
+def test_a_local_import_over_a_staged_delta_does_not_strand_the_lane(kiosk, store, key,
+                                                                     tmp_path):
+    """Version 2 is staged as a delta on version 1 (waiting for 09:00) when staff import a
+    catalogue file: the delta can never apply (its base is gone). The lane must not go on
+    naming version 2 to head office (which then answers 304 forever, and every later delta
+    is on a base the lane cannot use): it asks again as a lane with no version, gets
+    version 2 in full, and applies it at 09:00."""
+    from app.services.catalogue import import_catalogue
+
+    v1 = make_version(key, rows=V1)
+    stage(store, v1, "full")
+    store.apply_due(LATER)
+    nine = utc("2026-12-01T09:00:00+08:00")
+    r2 = v2_rows()
+    v2 = make_version(key, rows=r2, previous=V1, version=2, effective_at=nine)
+    stage(store, v2, "delta")
+    csv = tmp_path / "local.csv"
+    csv.write_text("code,name_zh,name_en,price,member_price,unit,tax_class,min_age,"
+                   "quantity_limit,department,image\n6900000000014,牛奶,Milk,6.50,,each,food,"
+                   "0,,dairy,\n", encoding="utf-8")
+    import_catalogue(kiosk.catalogue, csv, replace=True, tax_classes=frozenset({"food"}),
+                     parallel=False)
+    assert store.have("catalogue") is None
+    assert store.status().kinds["catalogue"].staged == ()
+    plan = store.plan("catalogue", listing(v1, v2))
+    assert [(m.version, f) for m, f in plan] == [(2, "full")]
+    stage(store, v2, "full")
+    assert store.apply_due(nine) == [("catalogue", 2)]
+    assert whole_catalogue(kiosk.catalogue) == as_rows(r2)
