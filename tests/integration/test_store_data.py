@@ -615,3 +615,27 @@ def test_a_local_import_over_a_staged_delta_does_not_strand_the_lane(kiosk, stor
     stage(store, v2, "full")
     assert store.apply_due(nine) == [("catalogue", 2)]
     assert whole_catalogue(kiosk.catalogue) == as_rows(r2)
+
+
+def test_a_rollback_under_a_staged_delta_does_not_strand_the_lane(kiosk, store, key):
+    """The same with a rollback: version 3 is staged as a delta on 2 (for later) when a
+    manager rolls 2 back to 1. The delta can never apply; the lane names 1 to head office,
+    not 3, and gets version 3 in full."""
+    r2 = v2_rows()
+    r3 = [*r2, product_row(gtin13(12), 7, "Item 12")]
+    v1 = make_version(key, rows=V1)
+    v2 = make_version(key, rows=r2, previous=V1, version=2)
+    v3 = make_version(key, rows=r3, previous=r2, version=3, effective_at=LATER)
+    stage(store, v1, "full")
+    store.apply_due(LATER - timedelta(days=1))
+    stage(store, v2, "delta")
+    store.apply_due(LATER - timedelta(days=1))
+    stage(store, v3, "delta")
+    assert store.rollback("catalogue", "Manager") == (2, 1)
+    assert store.have("catalogue") == 1
+    assert store.status().kinds["catalogue"].staged == ()
+    assert [(m.version, f) for m, f in store.plan("catalogue", listing(v2, v3))] == [
+        (3, "full")]
+    stage(store, v3, "full")
+    assert store.apply_due(LATER) == [("catalogue", 3)]
+    assert whole_catalogue(kiosk.catalogue) == as_rows(r3)
