@@ -275,3 +275,25 @@ def test_a_database_busy_at_start_up_is_retried_not_the_end_of_the_thread():
     finally:
         s.stop()
     assert len(opened) == 2
+
+
+def test_a_sync_thread_that_dies_says_so_on_the_health_page():
+    """Every Exception is caught in the loop; something that is not one (SystemExit from a
+    library, say) ends the thread. Staff's health line then says "dead", not the last
+    state it had (which would read as a lane still following head office)."""
+    from pathlib import Path
+
+    from app.bootstrap import store_sync_health
+    from app.config import load_settings
+
+    class Dying(FakeData):
+        def have(self, kind: str) -> int | None:
+            raise SystemExit("a library gave up")
+
+    s = StoreSync(FakeHq(), lambda: SyncSide(Dying()), FixedClock(T0), store_id="store-01",
+                  poll_s=30)
+    s.start()
+    assert wait_for(lambda: not s.alive())
+    settings = load_settings(data_dir=Path("/nonexistent-rev1"), environ={})
+    (line,) = store_sync_health(settings, s)
+    assert line.state == "dead" and ": dead" in line.line
