@@ -8,6 +8,8 @@ import random
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from app.domain.clock import FixedClock
 from app.domain.store_data import Manifest, Payload, manifest_bytes
 from app.domain.sync_reply import Answer, AnswerKind, DownloadFailed
@@ -277,6 +279,7 @@ def test_a_database_busy_at_start_up_is_retried_not_the_end_of_the_thread():
     assert len(opened) == 2
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # meant
 def test_a_sync_thread_that_dies_says_so_on_the_health_page():
     """Every Exception is caught in the loop; something that is not one (SystemExit from a
     library, say) ends the thread. Staff's health line then says "dead", not the last
