@@ -24,6 +24,9 @@ from app.domain.sync_reply import Answer, AnswerKind, DownloadFailed
 from devices.membership import retry_after_seconds
 
 CHUNK = 64 * 1024
+# The largest listing read (manifests and signatures, ~2 KB a version: thousands of
+# versions); a bigger body is not read into memory whole.
+LISTING_MAX_BYTES = 16 * 1024 * 1024
 
 
 def _transient(response: requests.Response, what: str) -> Answer:
@@ -61,18 +64,24 @@ class StoreDataClient:
         NOT_MODIFIED (304), ANSWERED with ``versions`` [(manifest bytes from
         ``manifest_b64``, signature bytes)] oldest first, NOTHING (404: nothing
         published), UNAUTHORIZED (401/403) or TRANSIENT (no answer, a timeout, 429/5xx,
-        or a body that is not the contract's). Never raises for what the network or head
+        a body that is not the contract's or over ``LISTING_MAX_BYTES``, streamed so it
+        is never read whole). Never raises for what the network or head
         office did."""
         what = f"the {kind} listing"
         headers = self._headers(Accept="application/json")
         if have is not None:
             headers["If-None-Match"] = etag(kind, have)
         try:
-            r = self.http.get(f"{self.base_url}/v1/stores/{self.store_id}/data/{kind}",
-                              headers=headers, timeout=self.timeout)
+            with self.http.get(f"{self.base_url}/v1/stores/{self.store_id}/data/{kind}",
+                               headers=headers, timeout=self.timeout, stream=True) as r:
+                body = self._read_capped(r, LISTING_MAX_BYTES) \
+                    if r.status_code == 200 else b""
         except requests.RequestException as exc:
             return Answer(AnswerKind.TRANSIENT,
                           error=f"head office unreachable: {exc.__class__.__name__}")
+        if body is None:
+            return Answer(AnswerKind.TRANSIENT, 200, error=f"head office's answer to {what} "
+                          f"is over {LISTING_MAX_BYTES} bytes")
         tag = r.headers.get("ETag")
         if r.status_code == 304:
             return Answer(AnswerKind.NOT_MODIFIED, 304, etag=tag)
@@ -84,7 +93,7 @@ class StoreDataClient:
         if r.status_code != 200:
             return _transient(r, what)
         try:
-            data = r.json()
+            data = json.loads(body)
             if data.get("kind") != kind or data.get("store_id") != self.store_id:
                 raise ValueError("another store or kind")
             versions = tuple((base64.b64decode(v["manifest_b64"], validate=True),
@@ -131,6 +140,21 @@ class StoreDataClient:
             raise DownloadFailed(Answer(
                 AnswerKind.TRANSIENT,
                 error=f"the download of {what} failed: {exc.__class__.__name__}")) from None
+
+    @staticmethod
+    def _read_capped(r: requests.Response, cap: int) -> bytes | None:
+        """The body of a streamed response, or None past ``cap`` bytes (declared or read)."""
+        declared = r.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > cap:
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in r.iter_content(CHUNK):
+            size += len(chunk)
+            if size > cap:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _too_big(self, what: str) -> Answer:
         return Answer(AnswerKind.TRANSIENT, 200,

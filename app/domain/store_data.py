@@ -42,6 +42,9 @@ FORMATS = ("full", "delta")
 MANIFEST_FORMAT = 1
 _STORE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")  # \Z: "$" takes a final newline
 _SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
+#: The longest payload line read (a product row is a few hundred bytes, a promotion a few
+#: kilobytes).
+MAX_LINE_BYTES = 1024 * 1024
 _ETAG = re.compile(r'^(?:W/)?"([a-z-]+)-([0-9]{1,18})"\Z')
 
 Row = tuple[Any, ...]  # (key, field, ...): a payload line
@@ -270,12 +273,19 @@ def check_payload(data: bytes, expected: Payload) -> None:
                              "signed manifest (tampered or damaged)")
 
 
-def decode_lines(data: bytes) -> Iterator[list[Any]]:
+def decode_lines(data: bytes, max_line: int = MAX_LINE_BYTES) -> Iterator[list[Any]]:
     """The rows of a gzip JSON Lines payload. :class:`StoreDataError` for bytes that are
-    not gzip, not UTF-8 JSON arrays, or end mid-line."""
+    not gzip, not UTF-8 JSON arrays, end mid-line, or hold a line longer than
+    ``max_line`` bytes (refused as it is read: a payload that inflates to one huge line
+    is never held whole)."""
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb") as gz:
-            for number, raw in enumerate(gz, start=1):
+            number = 0
+            while raw := gz.readline(max_line + 1):
+                number += 1
+                if len(raw) > max_line:
+                    raise StoreDataError(f"payload line {number} is longer than {max_line} "
+                                         "bytes")
                 if not raw.endswith(b"\n"):
                     raise StoreDataError(f"payload line {number} is cut short")
                 try:

@@ -46,6 +46,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import os
 import time
 import tomllib
@@ -63,7 +64,7 @@ from app.domain import store_data as sd
 from app.domain.clock import Clock
 from app.domain.promotions import promotion_from_dict, promotion_to_dict
 from app.storage.audit import AuditLog
-from app.storage.catalogue_repo import SqliteCatalogue
+from app.storage.catalogue_repo import ImportRunning, SqliteCatalogue
 from app.storage.db import write_transaction
 from app.storage.store_data_repo import (
     OLD_TABLE,
@@ -75,6 +76,7 @@ from app.storage.store_data_repo import (
     hq_source,
 )
 
+log = logging.getLogger(__name__)
 _UNITS = ("each", "kg")
 # Monotonic time of the last good contact, per database file: the sync thread and the
 # lane's thread each hold a StoreData on their own connection (sqlite3 connections stay
@@ -180,8 +182,30 @@ class StoreData:
     def _local(self, kind: str) -> bool:
         return current_versions(self.db).get(kind) == "local"
 
+    def _live_staged(self, kind: str) -> list[VersionRow]:
+        """The staged versions of ``kind`` that can still apply, oldest first: newer than the
+        applied version, each delta on the one before it (the applied version or a live
+        staged one). A delta whose base a local import replaced is left out (``apply_due``
+        marks it superseded): naming it to head office would get 304s for ever, and every
+        later delta would be on a base the lane cannot use."""
+        applied = self.repo.applied(kind)
+        cur = applied.version if applied is not None and not self._local(kind) else None
+        live: list[VersionRow] = []
+        chain = {cur}
+        for r in self.repo.rows(kind, ("staged",)):
+            if cur is not None and r.version <= cur:
+                continue
+            if r.format == "delta" and r.version - 1 not in chain:
+                continue
+            if r.format == "full" and kind == "catalogue" \
+                    and not self.repo.has_table(STAGED_FULL):
+                continue
+            live.append(r)
+            chain.add(r.version)
+        return live
+
     def _held(self, kind: str) -> set[int]:
-        held = {r.version for r in self.repo.rows(kind, ("staged",))}
+        held = {r.version for r in self._live_staged(kind)}
         applied = self.repo.applied(kind)
         if applied is not None and not self._local(kind):
             held.add(applied.version)
@@ -237,13 +261,17 @@ class StoreData:
         signature), in order: ``(manifest, "delta")`` when the lane holds the delta's base
         (applied or staged), else ``(manifest, "full")`` of the newest listed version
         already effective (the oldest listed if none is yet), then deltas of later ones.
-        Versions held, older than the applied one, or rolled back are left out.
+        Versions held, the applied one and older (even when a local import replaced it),
+        or rolled back are left out.
         ``StoreDataRefused`` (recorded) if any manifest is refused."""
         manifests = sorted((self.verify(raw, sig, kind) for raw, sig in listing),
                            key=lambda m: m.version)
         held = self._held(kind)
         applied = self.repo.applied(kind)
-        floor = applied.version if applied is not None and not self._local(kind) else 0
+        # Even when a local import replaced it, the applied version and older ones are not
+        # fetched again: the stage would refuse them ("already applied") on every poll. The
+        # next newer version comes in full (the lane names no version, so none is held).
+        floor = applied.version if applied is not None else 0
         skip = {r.version for r in self.repo.rows(kind, ("rolled_back",))}
         todo = [m for m in manifests
                 if m.version > floor and m.version not in held and m.version not in skip]
@@ -369,9 +397,13 @@ class StoreData:
         cur = applied.version if applied is not None and not local else None
         chain: list[VersionRow] = []
         dead: list[VersionRow] = []
-        for r in self.repo.rows(kind, ("staged",)):
-            if sd.parse_instant(r.effective_at) > now:
-                break
+        staged = self.repo.rows(kind, ("staged",))
+        # Up to the newest version effective at ``now``: one that is not yet effective but
+        # comes before it goes with it (the newer version is what head office wants in
+        # effect now; as plan() says, the older one would never be in effect), so a version
+        # published for a date far ahead never holds back a later one effective now.
+        due = [i for i, r in enumerate(staged) if sd.parse_instant(r.effective_at) <= now]
+        for r in staged[:due[-1] + 1] if due else []:
             if cur is not None and r.version <= cur:
                 dead.append(r)
                 continue
@@ -392,7 +424,17 @@ class StoreData:
         no session or payment is open (docs/pricing.md, "A session's prices": an open cart
         keeps the prices it was scanned with, so versions change only between shoppers).
         Audited (``store_data_applied``). Staged versions that can never apply (their base
-        was replaced) are marked superseded with the reason."""
+        was replaced) are marked superseded with the reason. While a ``kiosk catalog
+        import`` runs, nothing is applied (returns []): the import copies the live
+        catalogue in batches, and a version applied between two would leave a mix."""
+        try:
+            with self.catalogue.import_lock():
+                return self._apply_due(now)
+        except ImportRunning:
+            log.debug("store data: a catalogue import is running; applying after it")
+            return []
+
+    def _apply_due(self, now: datetime) -> list[tuple[str, int]]:
         if self.repo.has_table(OLD_TABLE) and any(
                 r.format == "full" for r in self._due_chain("catalogue", now)[0]):
             self.repo.clear_table(OLD_TABLE)  # tidy has not run since the last switch
@@ -488,15 +530,32 @@ class StoreData:
                 return None
             if applied.format == "delta" and not self.repo.has_undo(applied.version):
                 return None
+        prev = self.repo.get(kind, int(before))
+        if prev is not None and sd.parse_instant(prev.effective_at) > self.clock.now():
+            # Taken along by a newer version effective sooner (apply_due): it was never in
+            # effect, and going back to it would put its prices in force early.
+            return None
         return int(before)
 
     def rollback(self, kind: str, staff: str) -> tuple[int, int]:
         """Go back from the applied version of ``kind`` to the one before it, in one
         transaction, audited (``store_data_rolled_back``, by ``staff``); returns (from,
         to). The rolled-back version is never applied again; newer ones are. ValueError
-        with the reason when there is nothing to roll back to."""
+        with the reason when there is nothing to roll back to, or (catalogue) while a
+        catalogue import runs."""
         if kind not in sd.KINDS:
             raise ValueError(f"{kind!r} is not one of {', '.join(sd.KINDS)}")
+        if kind != "catalogue":
+            return self._rollback(kind, staff)
+        try:  # as apply_due: never between an import's batches
+            with self.catalogue.import_lock():
+                return self._rollback(kind, staff)
+        except ImportRunning:
+            raise ValueError("a catalogue import is running on this lane (or the lane is "
+                             "applying a version); nothing changed. Roll back when it has "
+                             "finished") from None
+
+    def _rollback(self, kind: str, staff: str) -> tuple[int, int]:
         last = self.repo.applied(kind)
         if kind == "catalogue" and last is not None and last.format == "full" \
                 and self.repo.has_table(OLD_TABLE):
@@ -514,8 +573,8 @@ class StoreData:
             to = self._previous(kind, applied)
             if to is None:
                 raise ValueError(f"{kind} version {applied.version} has nothing to roll back "
-                                 "to (it is the first version this lane applied, or what came "
-                                 "before it is no longer kept)")
+                                 "to (it is the first version this lane applied, what came "
+                                 "before it is no longer kept, or is not in effect yet)")
             undo = json.loads(applied.undo or "{}")
             if kind == "catalogue":
                 if applied.format == "full":
@@ -555,7 +614,7 @@ class StoreData:
             applied = self.repo.applied(kind)
             local = versions.get(kind) == "local"
             refusal = self.repo.last_refusal(kind)
-            staged = self.repo.rows(kind, ("staged",))
+            staged = self._live_staged(kind)
             kinds[kind] = KindStatus(
                 kind,
                 None if applied is None or local else applied.version,

@@ -341,6 +341,16 @@ def _instant(value: Any) -> str | None:
         return str(value)
 
 
+# The contract's bounds on a heartbeat's texts (docs/membership-api.yaml ``Heartbeat``;
+# head office refuses a body past them with 400, so the lane would drop out of the fleet).
+HEARTBEAT_MAX_TEXT = 500
+HEARTBEAT_MAX_ALERTS = 100
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= HEARTBEAT_MAX_TEXT else text[:HEARTBEAT_MAX_TEXT - 1] + "…"
+
+
 def heartbeat_body(*, lane_id: str, store_id: str, now: datetime,
                    versions: Mapping[str, int | None], staged: Mapping[str, int],
                    checked_at: Any, health: tuple[str, str],
@@ -349,7 +359,8 @@ def heartbeat_body(*, lane_id: str, store_id: str, now: datetime,
     per kind (None: never applied), ``staged`` (downloaded, not yet applied),
     ``checked_at`` (when head office last answered; datetime or ISO text), ``health``
     (state ``ok``/``degraded``/``out_of_order``, summary), ``outbox`` (pending, dead,
-    oldest pending time), ``alerts`` (open staff alerts, in words). Times in UTC."""
+    oldest pending time), ``alerts`` (open staff alerts, in words). Times in UTC. Texts
+    are clipped to the contract's 500 characters (with "…") and alerts to 100."""
     state, summary = health
     if state not in ("ok", "degraded", "out_of_order"):
         raise ValueError(f"health state {state!r} is not ok, degraded or out_of_order")
@@ -358,10 +369,10 @@ def heartbeat_body(*, lane_id: str, store_id: str, now: datetime,
             "versions": {k: versions.get(k) for k in KINDS},
             "staged": {k: v for k, v in staged.items() if v is not None},
             "data_checked_at": _instant(checked_at),
-            "health": {"state": state, "summary": summary},
+            "health": {"state": state, "summary": _clip(summary)},
             "outbox": {"pending": pending, "dead": dead,
                        "oldest_pending_at": _instant(oldest)},
-            "alerts": list(alerts)}
+            "alerts": [_clip(a) for a in alerts[:HEARTBEAT_MAX_ALERTS]]}
 
 
 def health_summary(states: Sequence[tuple[str, str]], *, out_of_order: bool,

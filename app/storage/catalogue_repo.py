@@ -22,7 +22,7 @@ import json
 import os
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from itertools import islice
 from typing import Any
 
@@ -270,6 +270,12 @@ class SqliteCatalogue:
                 yield
         finally:
             self._released = time.monotonic()
+
+    def import_lock(self) -> AbstractContextManager[None]:
+        """The import lock (``<database>.import-lock``, see ``_import_lock``), for whoever
+        else changes the whole catalogue (store data's apply, docs/store-sync.md): held,
+        no import is running or can start. ``ImportRunning`` at once if one is."""
+        return self._import_lock()
 
     @contextmanager
     def _import_lock(self) -> Iterator[None]:

@@ -185,3 +185,18 @@ def test_heartbeat_posts_the_body_to_the_lanes_path(server):
     assert json.loads(body) == {"lane_id": "lane-01"}
     script.reply = (400, {}, b'{"error": "not a heartbeat"}')
     assert _client(url).post_heartbeat({}).kind is AnswerKind.REFUSED
+
+
+def test_a_listing_over_its_cap_is_refused_before_it_is_read_whole(server):
+    """A listing is a few kilobytes (manifests, not payloads); a body past
+    ``LISTING_MAX_BYTES`` (a broken proxy, a hostile network) is not read into memory
+    whole: transient, nothing changes, the lane tries again later."""
+    from devices.hq_sync import LISTING_MAX_BYTES
+
+    url, script = server
+    body = json.dumps({"store_id": "store-01", "kind": "catalogue", "latest": 1,
+                       "versions": [], "pad": "x" * (LISTING_MAX_BYTES + 1)}).encode()
+    script.reply = (200, {"Content-Type": "application/json"}, body)
+    answer = _client(url).listing("catalogue", None)
+    assert answer.kind is AnswerKind.TRANSIENT
+    assert "over" in (answer.error or "")

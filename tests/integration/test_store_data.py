@@ -472,3 +472,170 @@ def test_a_shopper_who_scanned_before_the_change_pays_the_price_scanned(
     assert store.apply_due(clock.now()) == [("catalogue", 2)]
     lane.scan(milk[1:])
     assert lane.view.priced.total.minor == 999
+
+
+def test_a_newer_version_effective_now_is_not_held_back_by_an_older_future_one(
+        kiosk, store, key):
+    """Head office publishes version 2 for a date far ahead (Christmas prices), then
+    version 3 effective now (an urgent fix). Version 3 is the newest version in effect, so
+    the lane applies it at the next attract screen, not at Christmas: versions are applied
+    in order, 2 and 3 together (3's delta is against 2; 3's snapshot is the whole
+    catalogue head office wants from now), as plan() already assumes ("older ones would
+    never be in effect")."""
+    stage(store, make_version(key, rows=V1, version=1), "full")
+    store.apply_due(LATER)
+    now = utc("2026-12-01T09:00:00+08:00")
+    r2 = v2_rows()
+    r3 = [*r2, product_row(gtin13(12), 7, "Item 12")]
+    v2 = make_version(key, rows=r2, previous=V1, version=2,
+                      effective_at="2026-12-25T00:00:00Z")
+    v3 = make_version(key, rows=r3, previous=r2, version=3,
+                      effective_at="2026-11-30T00:00:00Z")
+    plan = store.plan("catalogue", listing(v2, v3))
+    assert [(m.version, f) for m, f in plan] == [(2, "delta"), (3, "delta")]
+    stage(store, v2, "delta")
+    stage(store, v3, "delta")
+    assert store.due(now)
+    assert store.apply_due(now) == [("catalogue", 2), ("catalogue", 3)]
+    assert whole_catalogue(kiosk.catalogue) == as_rows(r3)
+    assert not store.due(LATER)  # version 2 went with it: nothing left waiting
+    # Version 2 was never in effect: a rollback must not put its prices in force early.
+    assert store.status().kinds["catalogue"].previous is None
+    with pytest.raises(ValueError, match="not in effect yet"):
+        store.rollback("catalogue", "Manager")
+    assert whole_catalogue(kiosk.catalogue) == as_rows(r3)
+
+
+def test_after_a_local_import_the_version_it_replaced_is_not_fetched_again(
+        kiosk, store, key, tmp_path):
+    """A local import replaced catalogue version 1; head office has published nothing
+    newer. Its listing (the lane names no version, so all kept ones) holds only version 1,
+    which this lane already applied: nothing to download, and no refusal ("already
+    applied") recorded on every poll, which staff would read as a failing download."""
+    from app.services.catalogue import import_catalogue
+
+    v1 = make_version(key, rows=V1)
+    stage(store, v1, "full")
+    store.apply_due(LATER)
+    csv = tmp_path / "local.csv"
+    csv.write_text("code,name_zh,name_en,price,member_price,unit,tax_class,min_age,"
+                   "quantity_limit,department,image\n6900000000014,牛奶,Milk,6.50,,each,food,"
+                   "0,,dairy,\n", encoding="utf-8")
+    import_catalogue(kiosk.catalogue, csv, replace=True, tax_classes=frozenset({"food"}),
+                     parallel=False)
+    assert store.have("catalogue") is None
+    assert store.plan("catalogue", listing(v1)) == []
+    assert store.status().kinds["catalogue"].last_refusal is None
+
+
+def test_no_version_is_applied_while_a_catalogue_import_runs(kiosk, store, key):
+    """`kiosk catalog import` (without --replace) copies the live catalogue into its side
+    table batch by batch, then switches: a head-office version applied between two of its
+    batches would leave a catalogue half of one version and half of the other. While an
+    import holds its lock (``<db>.import-lock``, as another process would), the lane
+    applies nothing and keeps the version waiting; once the import ends, it applies."""
+    stage(store, make_version(key, rows=V1), "full")
+    store.apply_due(LATER)
+    stage(store, make_version(key, rows=v2_rows(), previous=V1, version=2), "delta")
+    with kiosk.catalogue.import_lock():  # an import in progress
+        assert store.apply_due(LATER) == []
+        assert whole_catalogue(kiosk.catalogue) == as_rows(V1)
+        assert store.status().kinds["catalogue"].staged == (2,)
+    assert store.apply_due(LATER) == [("catalogue", 2)]
+    assert whole_catalogue(kiosk.catalogue) == as_rows(v2_rows())
+
+
+def test_no_rollback_while_a_catalogue_import_runs(kiosk, store, key):
+    """The same rule for a rollback (it restores before-images or switches tables): while
+    an import holds its lock it is refused with the reason, nothing changed."""
+    stage(store, make_version(key, rows=V1), "full")
+    store.apply_due(LATER)
+    stage(store, make_version(key, rows=v2_rows(), previous=V1, version=2), "delta")
+    store.apply_due(LATER)
+    with kiosk.catalogue.import_lock():
+        with pytest.raises(ValueError, match="catalogue import is running"):
+            store.rollback("catalogue", "Manager")
+        assert whole_catalogue(kiosk.catalogue) == as_rows(v2_rows())
+    assert store.rollback("catalogue", "Manager") == (2, 1)
+    assert whole_catalogue(kiosk.catalogue) == as_rows(V1)
+
+
+def test_a_payload_that_inflates_to_one_huge_line_is_refused_without_reading_it_whole(
+        kiosk, store, key):
+    """A payload is signed, so only head office's key can make one; still, a gzip that
+    inflates to one 64 MiB line (no newline) must not be read into memory whole to find
+    that it is not a row: lines past ``MAX_LINE_BYTES`` are refused as they are read."""
+    import gzip
+    import tracemalloc
+    from dataclasses import replace
+
+    from app.domain import store_data as sd
+
+    v1 = make_version(key, rows=V1)
+    bomb = gzip.compress(b"x" * (64 * 1024 * 1024), compresslevel=9)
+    forged = resigned(key, v1, full=sd.Payload("full", sd.digest(bomb), len(bomb), 5))
+    forged = replace(forged, full=bomb)
+    tracemalloc.start()
+    try:
+        with pytest.raises(StoreDataRefused, match="longer than"):
+            stage(store, forged, "full")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 1024 * 1024, peak
+    assert store.status().staged() == {}
+
+
+def test_a_local_import_over_a_staged_delta_does_not_strand_the_lane(kiosk, store, key,
+                                                                     tmp_path):
+    """Version 2 is staged as a delta on version 1 (waiting for 09:00) when staff import a
+    catalogue file: the delta can never apply (its base is gone). The lane must not go on
+    naming version 2 to head office (which then answers 304 forever, and every later delta
+    is on a base the lane cannot use): it asks again as a lane with no version, gets
+    version 2 in full, and applies it at 09:00."""
+    from app.services.catalogue import import_catalogue
+
+    v1 = make_version(key, rows=V1)
+    stage(store, v1, "full")
+    store.apply_due(LATER)
+    nine = utc("2026-12-01T09:00:00+08:00")
+    r2 = v2_rows()
+    v2 = make_version(key, rows=r2, previous=V1, version=2, effective_at=nine)
+    stage(store, v2, "delta")
+    csv = tmp_path / "local.csv"
+    csv.write_text("code,name_zh,name_en,price,member_price,unit,tax_class,min_age,"
+                   "quantity_limit,department,image\n6900000000014,牛奶,Milk,6.50,,each,food,"
+                   "0,,dairy,\n", encoding="utf-8")
+    import_catalogue(kiosk.catalogue, csv, replace=True, tax_classes=frozenset({"food"}),
+                     parallel=False)
+    assert store.have("catalogue") is None
+    assert store.status().kinds["catalogue"].staged == ()
+    plan = store.plan("catalogue", listing(v1, v2))
+    assert [(m.version, f) for m, f in plan] == [(2, "full")]
+    stage(store, v2, "full")
+    assert store.apply_due(nine) == [("catalogue", 2)]
+    assert whole_catalogue(kiosk.catalogue) == as_rows(r2)
+
+
+def test_a_rollback_under_a_staged_delta_does_not_strand_the_lane(kiosk, store, key):
+    """The same with a rollback: version 3 is staged as a delta on 2 (for later) when a
+    manager rolls 2 back to 1. The delta can never apply; the lane names 1 to head office,
+    not 3, and gets version 3 in full."""
+    r2 = v2_rows()
+    r3 = [*r2, product_row(gtin13(12), 7, "Item 12")]
+    v1 = make_version(key, rows=V1)
+    v2 = make_version(key, rows=r2, previous=V1, version=2)
+    v3 = make_version(key, rows=r3, previous=r2, version=3, effective_at=LATER)
+    stage(store, v1, "full")
+    store.apply_due(LATER - timedelta(days=1))
+    stage(store, v2, "delta")
+    store.apply_due(LATER - timedelta(days=1))
+    stage(store, v3, "delta")
+    assert store.rollback("catalogue", "Manager") == (2, 1)
+    assert store.have("catalogue") == 1
+    assert store.status().kinds["catalogue"].staged == ()
+    assert [(m.version, f) for m, f in store.plan("catalogue", listing(v2, v3))] == [
+        (3, "full")]
+    stage(store, v3, "full")
+    assert store.apply_due(LATER) == [("catalogue", 3)]
+    assert whole_catalogue(kiosk.catalogue) == as_rows(r3)

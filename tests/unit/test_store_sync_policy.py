@@ -8,6 +8,8 @@ import random
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from app.domain.clock import FixedClock
 from app.domain.store_data import Manifest, Payload, manifest_bytes
 from app.domain.sync_reply import Answer, AnswerKind, DownloadFailed
@@ -238,6 +240,25 @@ def test_the_heartbeat_body_is_the_contracts():
     assert health_summary([("camera", "lost")], out_of_order=True)[0] == "out_of_order"
 
 
+def test_a_heartbeat_with_long_texts_is_still_one_head_office_keeps():
+    """Head office refuses a heartbeat with an alert or summary past the contract's 500
+    characters (hq/fleet.py, docs/membership-api.yaml ``Heartbeat``): a lane with a long
+    staff alert (a failed backup names the database path twice) would drop out of the
+    fleet view just when it has something to say. The lane clips its texts to fit."""
+    from hq.fleet import heartbeat_problem
+
+    long_alert = "the nightly backup of /srv/kiosk/" + "x" * 600 + " failed"
+    many = [(f"device-{i}-" + "y" * 40, "lost") for i in range(20)]
+    body = heartbeat_body(
+        lane_id="lane-01", store_id="store-01", now=T0, versions={}, staged={},
+        checked_at=None, health=health_summary(many, out_of_order=False),
+        outbox=(0, 0, None), alerts=[long_alert] * 150)
+    assert heartbeat_problem(body, "store-01", "lane-01") is None
+    assert body["alerts"][0].startswith("the nightly backup of /srv/kiosk/xxx")
+    assert body["alerts"][0].endswith("…") and len(body["alerts"]) == 100
+    assert body["health"]["summary"].startswith("device-0-yyy")
+
+
 def test_a_database_busy_at_start_up_is_retried_not_the_end_of_the_thread():
     hq, opened = FakeHq(), []
 
@@ -256,3 +277,26 @@ def test_a_database_busy_at_start_up_is_retried_not_the_end_of_the_thread():
     finally:
         s.stop()
     assert len(opened) == 2
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # meant
+def test_a_sync_thread_that_dies_says_so_on_the_health_page():
+    """Every Exception is caught in the loop; something that is not one (SystemExit from a
+    library, say) ends the thread. Staff's health line then says "dead", not the last
+    state it had (which would read as a lane still following head office)."""
+    from pathlib import Path
+
+    from app.bootstrap import store_sync_health
+    from app.config import load_settings
+
+    class Dying(FakeData):
+        def have(self, kind: str) -> int | None:
+            raise SystemExit("a library gave up")
+
+    s = StoreSync(FakeHq(), lambda: SyncSide(Dying()), FixedClock(T0), store_id="store-01",
+                  poll_s=30)
+    s.start()
+    assert wait_for(lambda: not s.alive())
+    settings = load_settings(data_dir=Path("/nonexistent-rev1"), environ={})
+    (line,) = store_sync_health(settings, s)
+    assert line.state == "dead" and ": dead" in line.line
