@@ -273,7 +273,8 @@ def test_rejected_events_become_dead_letters_for_staff(rig, outbox):
     rig.uploader.start()
     assert wait_for(lambda: outbox.status().dead == 1 and outbox.status().delivered == 1)
     assert outbox.dead_letters()[0][2:] == ("help_requested", "type not accepted")
-    assert any("rejected" in a for a in rig.alerts)
+    # The alert follows the settle's commit on the uploader's thread: wait for it too.
+    assert wait_for(lambda: any("rejected" in a for a in rig.alerts))
     rig.mode(reject_types=[])
     assert outbox.retry_dead() == 1
     rig.uploader.wake()
