@@ -102,23 +102,41 @@ def latest_versions(store: HqStore, store_id: str) -> dict[str, int | None]:
     return {kind: store.latest_version(store_id, kind) for kind in store_data.KINDS}
 
 
+def due_versions(store: HqStore, store_id: str, now: datetime) -> dict[str, int | None]:
+    """The newest version of each kind already in effect at ``now`` (its ``effective_at``
+    passed; None: none is). A lane waiting for a version published for a later date is
+    on time, not behind: it applies that version at its effective time
+    (docs/store-sync.md)."""
+    due: dict[str, int | None] = {}
+    for kind in store_data.KINDS:
+        due[kind] = None
+        for raw, _signature in store.versions_after(store_id, kind, None):
+            manifest = store_data.manifest_from_bytes(raw)
+            if manifest.effective() <= now:
+                due[kind] = max(due[kind] or 0, manifest.version)
+    return due
+
+
 def fleet_rows(store: HqStore, store_id: str | None, now: datetime) -> list[dict[str, Any]]:
     """The fleet view: one row per lane with an unexpired heartbeat, of one store or of
     every store (None), sorted by store and lane. Row shape (docs/store-sync.md "Fleet
     row"): ``store_id, lane_id, last_seen`` (when head office received the heartbeat,
     ``...Z``), ``silent_s`` (whole seconds from then to ``now``, an aware datetime),
-    ``versions, latest, behind`` (kinds whose applied version is below the newest
-    published, a lane without one counting as below), ``staged, health, outbox,
+    ``versions, latest, behind`` (kinds whose applied version is below the newest one
+    already in effect (``due_versions``), a lane without one counting as below; a version
+    published for a later date makes no lane behind before that date), ``staged, health, outbox,
     alerts``. Raises StoreUnavailable as the store does."""
     latest: dict[str, dict[str, int | None]] = {}
+    due: dict[str, dict[str, int | None]] = {}
     rows = []
     for sid, lane_id, received_at, body in store.heartbeats(store_id):
         if sid not in latest:
             latest[sid] = latest_versions(store, sid)
-        newest = latest[sid]
+            due[sid] = due_versions(store, sid, now)
+        newest, in_effect = latest[sid], due[sid]
         versions = {kind: body.get("versions", {}).get(kind) for kind in store_data.KINDS}
-        behind = [kind for kind in store_data.KINDS if newest[kind] is not None
-                  and (versions[kind] is None or versions[kind] < newest[kind])]
+        behind = [kind for kind in store_data.KINDS if in_effect[kind] is not None
+                  and (versions[kind] is None or versions[kind] < in_effect[kind])]
         seen = store_data.parse_instant(received_at)
         rows.append({
             "store_id": sid, "lane_id": lane_id, "last_seen": received_at,

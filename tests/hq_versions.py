@@ -14,7 +14,8 @@ Version = tuple[bytes, bytes, bytes, bytes | None]  # manifest, signature, full,
 
 
 def make_version(store_id: str, kind: str, version: int, rows: list[tuple[Any, ...]],
-                 previous: list[tuple[Any, ...]] | None = None, note: str = "") -> Version:
+                 previous: list[tuple[Any, ...]] | None = None, note: str = "",
+                 effective_at: str = "2026-11-01T01:00:00Z") -> Version:
     """A version's (manifest bytes, signature, full payload, delta payload or None): the
     delta against ``previous`` rows when given (then ``version`` must be 2 or more)."""
     full, n = store_data.encode_lines(rows)
@@ -24,7 +25,7 @@ def make_version(store_id: str, kind: str, version: int, rows: list[tuple[Any, .
         delta, d = store_data.encode_lines(store_data.diff(previous, rows))
         delta_payload = store_data.Payload("delta", store_data.digest(delta), len(delta), d,
                                            version - 1)
-    m = store_data.Manifest(store_id, kind, version, "2026-12-01T01:00:00Z",
+    m = store_data.Manifest(store_id, kind, version, effective_at,
                             "2026-11-30T12:00:00Z", "CNY",
                             store_data.Payload("full", store_data.digest(full), len(full), n),
                             delta_payload, KEY_ID, note)

@@ -130,6 +130,28 @@ def test_heartbeats_are_kept_per_lane_latest_wins_and_the_fleet_shows_who_is_beh
     assert lanes(server, f"{sid}-none") == []
 
 
+def test_a_lane_waiting_for_a_version_published_for_later_is_not_behind(tmp_path):
+    """Found in review: a version published for a later date made every lane 'behind'
+    at once, though each applies it only at its effective time."""
+    store = SqliteStore(tmp_path / "hq.db")
+    server = HqServer(store, token=TOKEN).start()
+    try:
+        store.publish_version(*make_version("s-later", "catalogue", 1, rows(3)))
+        later = store_data.instant_text(datetime.now(UTC) + timedelta(days=30))
+        store.publish_version(*make_version("s-later", "catalogue", 2, rows(4), rows(3),
+                                            effective_at=later))
+        post_beat(server, "s-later", "lane-01", beat("lane-01", "s-later", versions={
+            "catalogue": 1, "promotions": None, "lane-keys": None}, staged={"catalogue": 2}))
+        post_beat(server, "s-later", "lane-02", beat("lane-02", "s-later", versions={
+            "catalogue": None, "promotions": None, "lane-keys": None}))
+        row1, row2 = lanes(server, "s-later")
+        assert row1["latest"]["catalogue"] == 2 and row1["behind"] == []
+        assert row2["behind"] == ["catalogue"]  # it lacks version 1, in effect now
+    finally:
+        server.stop()
+        store.close()
+
+
 @pytest.mark.parametrize(("change", "reason"), [
     ({"lane_id": "lane-99"}, "lane_id"),
     ({"store_id": "elsewhere"}, "store_id"),
